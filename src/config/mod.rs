@@ -1,0 +1,1 @@
+//! MetalLB legacy ConfigMap schema, parsing and validation (pure).

@@ -1,0 +1,1 @@
+//! Kubernetes edge of the allocator: reconcile, status, events, leader lease.

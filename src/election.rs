@@ -1,0 +1,1 @@
+//! Per-IP owner ranking (pure).

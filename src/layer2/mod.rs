@@ -1,0 +1,1 @@
+//! ARP and NDP codecs (pure), AF_PACKET socket I/O and the announce schedule.

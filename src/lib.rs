@@ -1,0 +1,25 @@
+//! ferrolb: a bare-metal LoadBalancer for Kubernetes, a drop-in replacement for MetalLB's layer-2
+//! mode. See `DESIGN.md` in the steering repository for the architecture.
+//!
+//! Everything that decides (config, allocator, election, packet codecs, announce schedule) is pure
+//! and synchronous; everything that talks to the world is a thin edge around it.
+
+// Only `layer2`'s OS module may hold `unsafe` (and each block there says why it is sound); every
+// other module forbids it outright.
+#![deny(unsafe_code)]
+
+#[forbid(unsafe_code)]
+pub mod config;
+#[forbid(unsafe_code)]
+pub mod controller;
+#[forbid(unsafe_code)]
+pub mod election;
+#[forbid(unsafe_code)]
+pub mod ipam;
+pub mod layer2;
+#[forbid(unsafe_code)]
+pub mod membership;
+#[forbid(unsafe_code)]
+pub mod speaker;
+#[forbid(unsafe_code)]
+pub mod telemetry;

@@ -1,0 +1,1 @@
+//! Gossip liveness of speakers (SWIM), authenticated.

@@ -1,0 +1,1 @@
+//! Kubernetes/static edge of the speaker: cluster view, ownership changes.

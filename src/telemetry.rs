@@ -1,0 +1,1 @@
+//! tracing setup, Prometheus registry, and the /metrics /healthz /readyz server.
