@@ -1,1 +1,3 @@
 //! Kubernetes edge of the allocator: reconcile, status, events, leader lease.
+
+pub mod service;
