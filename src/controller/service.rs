@@ -221,7 +221,7 @@ pub fn request_for(svc: &Service) -> Result<Request, ServiceError> {
 
     let traffic = match spec.external_traffic_policy.as_deref() {
         Some("Local") => TrafficPolicy::Local {
-            selector: spec.selector.clone().unwrap_or_else(BTreeMap::new),
+            selector: spec.selector.clone().unwrap_or_default(),
         },
         _ => TrafficPolicy::Cluster,
     };

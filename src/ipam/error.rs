@@ -24,7 +24,9 @@ pub enum AllocError {
     #[error("{ip} ends in .0 or .255 and pool {pool:?} avoids buggy IPs")]
     BuggyIp { ip: IpAddr, pool: String },
 
-    #[error("{first} (pool {first_pool:?}) and {second} (pool {second_pool:?}) are in different pools; a service's addresses must come from one pool")]
+    #[error(
+        "{first} (pool {first_pool:?}) and {second} (pool {second_pool:?}) are in different pools; a service's addresses must come from one pool"
+    )]
     DifferentPools {
         first: IpAddr,
         first_pool: String,

@@ -123,7 +123,9 @@ impl fmt::Display for Port {
 pub enum TrafficPolicy {
     #[default]
     Cluster,
-    Local { selector: BTreeMap<String, String> },
+    Local {
+        selector: BTreeMap<String, String>,
+    },
 }
 
 /// What a Service asks of the allocator.
