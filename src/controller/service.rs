@@ -5,7 +5,6 @@
 //! `metallb.io/` one, so an unchanged MetalLB user keeps working; the same annotation under both
 //! prefixes with different values is an error rather than a silent pick.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;

@@ -1,4 +1,5 @@
 use super::*;
+use std::collections::BTreeMap;
 use serde_json::json;
 
 fn svc(value: serde_json::Value) -> Service {
