@@ -60,11 +60,8 @@ pub enum AllocError {
     #[error("no free {family} address in pool {pool:?}")]
     PoolExhausted { pool: String, family: Family },
 
-    #[error("pool {pool:?} has no free IPv4 and IPv6 address pair for a dual-stack service")]
-    PoolExhaustedDualStack { pool: String },
-
-    #[error("no auto-assign pool has a free {}", describe_families(.families))]
-    NoFreeAddress { families: Vec<Family> },
+    #[error("no auto-assign pool has {}", describe_wanted(.policy))]
+    NoFreeAddress { policy: FamilyPolicy },
 
     #[error("{ip} is already used by {holder}: {reason}")]
     Conflict {
@@ -74,10 +71,13 @@ pub enum AllocError {
     },
 }
 
-fn describe_families(families: &[Family]) -> String {
-    match families {
-        [f] => format!("{f} address"),
-        _ => "IPv4 and IPv6 address pair".to_owned(),
+fn describe_wanted(policy: &FamilyPolicy) -> String {
+    match policy {
+        FamilyPolicy::Single(f) => format!("a free {f} address"),
+        FamilyPolicy::PreferDualStack { .. } => "a free IPv4 or IPv6 address".to_owned(),
+        FamilyPolicy::RequireDualStack { .. } => {
+            "a free IPv4 and IPv6 address pair in one pool".to_owned()
+        }
     }
 }
 
