@@ -1,6 +1,6 @@
 use super::*;
-use std::collections::BTreeMap;
 use serde_json::json;
+use std::collections::BTreeMap;
 
 fn svc(value: serde_json::Value) -> Service {
     let mut value = value;
