@@ -48,14 +48,12 @@ struct Row {
     ports: String,
 }
 
-/// The service table (up to the blank line), keyed by namespace/name, and the event lines.
-fn parse(
-    stdout: &str,
-) -> (
-    Vec<String>,
-    BTreeMap<String, Row>,
-    Vec<(String, String, String)>,
-) {
+/// (service, reason, message) of one event line.
+type EventLine = (String, String, String);
+
+/// The service table (up to the blank line) in order and keyed by namespace/name, and the
+/// event lines.
+fn parse(stdout: &str) -> (Vec<String>, BTreeMap<String, Row>, Vec<EventLine>) {
     let (table, events) = stdout
         .split_once("\n\n")
         .expect("table, blank line, events");
