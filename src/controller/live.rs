@@ -348,3 +348,7 @@ pub fn error_policy(svc: Arc<Service>, err: &ReconcileError, ctx: Arc<Context>) 
     tracing::warn!(service = %key, error = %err, retry_in = ?delay, "reconcile failed; retrying");
     Action::requeue(delay)
 }
+
+#[cfg(test)]
+#[path = "live_tests.rs"]
+mod tests;
