@@ -171,12 +171,7 @@ async fn run(
             joined |= event == MembershipEvent::Joined;
             log_event(&event);
         }
-        members.send_if_modified(|current| {
-            let live = core.live_members();
-            let changed = *current != live;
-            *current = live;
-            changed
-        });
+        // Stats first: whoever wakes on a membership change then reads matching counts.
         let snapshot = MembershipStats {
             members: core.member_counts(),
             drops: core.drops(),
@@ -186,6 +181,12 @@ async fn run(
         stats.send_if_modified(|current| {
             let changed = *current != snapshot;
             *current = snapshot;
+            changed
+        });
+        members.send_if_modified(|current| {
+            let live = core.live_members();
+            let changed = *current != live;
+            *current = live;
             changed
         });
         if let Some(done) = reply {
