@@ -176,3 +176,17 @@ async fn bad_configuration_is_refused_before_binding() {
     let err = Membership::start(bad).await.err().unwrap();
     assert!(err.to_string().contains("--host-ip"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_given_seeds_later_joins() {
+    let members = cluster(patient()).await;
+    let late = Membership::start(config("d", KEY, vec![], patient()))
+        .await
+        .unwrap();
+    assert_eq!(*late.members().borrow(), set(&["d"]));
+    late.set_seeds(vec![late.local_addr(), members[1].local_addr()])
+        .await;
+    for member in members.iter().chain([&late]) {
+        wait_for_members(member, &["a", "b", "c", "d"]).await;
+    }
+}

@@ -215,6 +215,25 @@ impl MembershipCore {
         self.deadlines.clear();
     }
 
+    /// Replaces the seed list (e.g. when the speaker learns of new speaker pods) and announces to
+    /// the seeds not in the previous list at once, even when not alone: two groups that formed
+    /// separately merge this way.
+    pub fn set_seeds(&mut self, seeds: &[SocketAddr], now: Instant) {
+        if self.left {
+            return;
+        }
+        let own = self.swim.identity().addr;
+        let seeds: Vec<SocketAddr> = seeds.iter().copied().filter(|s| *s != own).collect();
+        let fresh: Vec<SocketAddr> = seeds
+            .iter()
+            .copied()
+            .filter(|s| !self.seeds.contains(s))
+            .collect();
+        self.seeds = seeds;
+        self.announce_to(&fresh);
+        self.drain(now);
+    }
+
     /// When [`Self::handle_timeout`] next needs calling.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadlines.keys().next().map(|(at, _)| *at)
@@ -270,7 +289,11 @@ impl MembershipCore {
     }
 
     fn announce_to_seeds(&mut self) {
-        for seed in self.seeds.clone() {
+        self.announce_to(&self.seeds.clone());
+    }
+
+    fn announce_to(&mut self, seeds: &[SocketAddr]) {
+        for &seed in seeds {
             if let Err(error) = self.swim.announce(NodeId::seed(seed), &mut self.outbox) {
                 tracing::debug!(%seed, %error, "gossip: announce");
             }

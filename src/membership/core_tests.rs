@@ -38,6 +38,10 @@ impl Sim {
 
     /// Starts node `i` (seeded with node 0's address), or restarts it with generation `epoch`.
     fn add(&mut self, i: usize, secret: &[u8], epoch: u64) {
+        self.add_with_seeds(i, secret, epoch, &[addr(0)]);
+    }
+
+    fn add_with_seeds(&mut self, i: usize, secret: &[u8], epoch: u64, seeds: &[SocketAddr]) {
         let identity = NodeId {
             name: name(i),
             addr: addr(i),
@@ -47,7 +51,7 @@ impl Sim {
             identity,
             epoch,
             &key(secret),
-            &[addr(0)],
+            seeds,
             &SwimTiming::default(),
             i as u64 + epoch,
             self.now,
@@ -280,4 +284,34 @@ fn seeds_are_retried_while_alone() {
         s.members_of(0).len() == 2 && s.members_of(1).len() == 2
     })
     .expect("node 1 retried its seed and joined");
+}
+
+#[test]
+fn seeds_learned_later_are_announced_to_at_once() {
+    let mut sim = Sim::new(1);
+    sim.add_with_seeds(1, b"0123456789abcdef", 1000, &[]);
+    sim.add_with_seeds(2, b"0123456789abcdef", 1000, &[addr(1)]);
+    // Two groups form: {0} alone and {1, 2}.
+    sim.run_until(Duration::from_secs(3), |s| s.members_of(1).len() == 2)
+        .expect("1 and 2 joined");
+    for _ in 0..100 {
+        sim.step();
+    }
+    assert_eq!(sim.members_of(0), names(&[0]));
+    // Node 1 learns of node 0 (say, a new speaker pod) and is not alone, yet announces at once.
+    let now = sim.now;
+    sim.nodes[1]
+        .as_mut()
+        .unwrap()
+        .set_seeds(&[addr(0), addr(1)], now);
+    sim.flush();
+    assert!(
+        sim.members_of(0).contains(&name(1)),
+        "{:?}",
+        sim.members_of(0)
+    );
+    sim.run_until(Duration::from_secs(3), |s| {
+        (0..3).all(|i| s.members_of(i).len() == 3)
+    })
+    .expect("the groups merged");
 }

@@ -24,6 +24,7 @@ pub struct MembershipStats {
 
 enum Command {
     Leave(oneshot::Sender<()>),
+    SetSeeds(Vec<SocketAddr>),
 }
 
 /// Entry point; see [`Membership::start`].
@@ -130,6 +131,13 @@ impl MembershipHandle {
         }
     }
 
+    /// Replaces the seed list (e.g. speaker pods found through the API); new seeds are announced
+    /// to at once. Ignored after leave.
+    pub async fn set_seeds(&self, seeds: Vec<SocketAddr>) {
+        // An error means the member stopped; there is nobody left to seed.
+        let _ = self.commands.send(Command::SetSeeds(seeds)).await;
+    }
+
     /// Stops at once without telling anyone, as a crash would (tests, and a last resort).
     pub fn abort(&self) {
         self.task.abort();
@@ -149,13 +157,15 @@ async fn run(
         let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
         let mut reply = None;
         tokio::select! {
-            command = commands.recv() => {
-                // A dropped handle leaves too: nobody can tell us to stop any other way.
-                if let Some(Command::Leave(done)) = command {
+            command = commands.recv() => match command {
+                Some(Command::SetSeeds(seeds)) => core.set_seeds(&seeds, Instant::now()),
+                Some(Command::Leave(done)) => {
                     reply = Some(done);
+                    core.leave(Instant::now());
                 }
-                core.leave(Instant::now());
-            }
+                // A dropped handle leaves too: nobody can tell us to stop any other way.
+                None => core.leave(Instant::now()),
+            },
             received = socket.recv_from(&mut buf) => match received {
                 Ok((len, _from)) => core.handle_datagram(&buf[..len], Instant::now()),
                 Err(error) => tracing::debug!(%error, "gossip: receive"),
