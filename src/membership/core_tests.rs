@@ -315,3 +315,32 @@ fn seeds_learned_later_are_announced_to_at_once() {
     })
     .expect("the groups merged");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Arbitrary bytes, raw or sealed with the right key (a buggy or hostile key holder), never
+    /// panic the core, and every unauthenticated one is counted.
+    #[test]
+    fn arbitrary_datagrams_never_panic(
+        packets in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), 1..20),
+    ) {
+        let mut sim = Sim::new(2);
+        sim.run_until(Duration::from_secs(5), |s| s.members_of(0).len() == 2).expect("converged");
+        let before = sim.node(0).drops();
+        for packet in &packets {
+            sim.deliver(addr(0), packet);
+        }
+        let after = sim.node(0).drops();
+        proptest::prop_assert_eq!(
+            (after.auth + after.decode) - (before.auth + before.decode),
+            packets.len() as u64
+        );
+        let mut rogue = Sealer::new(PacketKey::derive(&key(b"0123456789abcdef")), "rogue", 1);
+        for packet in &packets {
+            let sealed = rogue.seal(packet);
+            sim.deliver(addr(0), &sealed);
+        }
+        sim.step();
+    }
+}
