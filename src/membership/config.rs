@@ -113,8 +113,6 @@ pub enum MembershipError {
         #[source]
         source: std::io::Error,
     },
-    #[error("gossip: the membership task has stopped")]
-    Stopped,
 }
 
 impl SwimTiming {
