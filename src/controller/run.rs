@@ -206,7 +206,12 @@ pub async fn run(
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             tokio::select! {
-                ready = reader.wait_until_ready() => if ready.is_err() { return },
+                ready = reader.wait_until_ready() => {
+                    if ready.is_err() {
+                        return;
+                    }
+                    tracing::debug!("Service cache synced");
+                }
                 _ = stop.wait_for(|s| *s) => return,
             }
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
@@ -224,36 +229,68 @@ pub async fn run(
         });
     }
 
-    let lease_result = lead(client, &options, ctx.clone(), lease_known, stop_rx.clone()).await;
-    // Stop: no more writes, then wait for the controller's in-flight reconciles.
-    let mut stop = stop_rx;
-    let _ = stop.wait_for(|s| *s).await;
+    let lease = match lead_until_stop(client, &options, ctx.clone(), lease_known, stop_rx).await {
+        Ok(lease) => lease,
+        Err(e) => {
+            health.set_ready(false);
+            return Err(e);
+        }
+    };
+    // Stop in order: no new writes (done above), in-flight reconciles finish, and only then the
+    // Lease is released, so the next leader never overlaps with a write of ours.
     health.set_ready(false);
     let _ = controller.await;
     let _ = config_task.await;
-    lease_result
+    match lease {
+        Some(lease) => lease.release().await,
+        None => Ok(()),
+    }
 }
 
-/// Leader election: sets the context's leading flag from the Lease until shutdown, then
-/// releases the Lease. Without `--leader-elect` this replica always leads.
-async fn lead(
+/// A held Lease watch: dropping the channel makes the lease task release the Lease.
+struct LeaseWatch {
+    namespace: String,
+    channel: watch::Receiver<bool>,
+    task: tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
+}
+
+impl LeaseWatch {
+    async fn release(self) -> Result<(), RunError> {
+        drop(self.channel);
+        match self.task.await {
+            Ok(Ok(_)) => {
+                tracing::info!("lease released");
+                Ok(())
+            }
+            Ok(Err(source)) => Err(RunError::Lease {
+                namespace: self.namespace,
+                source,
+            }),
+            Err(join) => {
+                tracing::error!(error = %join, "lease task failed");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Leader election: sets the context's leading flag from the Lease until shutdown, then stops
+/// this replica's writes and hands back the Lease watch for release. Without
+/// `--leader-elect` this replica leads from the start.
+async fn lead_until_stop(
     client: Client,
     options: &Options,
     ctx: Arc<Context>,
     lease_known: Arc<AtomicBool>,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), RunError> {
+) -> Result<Option<LeaseWatch>, RunError> {
     if !options.leader_elect {
         lease_known.store(true, Ordering::Release);
         ctx.set_leading(true);
         let _ = stop.wait_for(|s| *s).await;
         ctx.set_leading(false);
-        return Ok(());
+        return Ok(None);
     }
-    let lease_err = |source| RunError::Lease {
-        namespace: options.namespace.clone(),
-        source,
-    };
     let duration = options.lease_duration.max(2);
     let grace = (duration / 3).max(1);
     let manager = LeaseManagerBuilder::new(client, LEASE_NAME)
@@ -261,35 +298,32 @@ async fn lead(
         .with_parameters(LeaseParams::new(options.identity.clone(), duration, grace))
         .build()
         .await
-        .map_err(lease_err)?;
+        .map_err(|source| RunError::Lease {
+            namespace: options.namespace.clone(),
+            source,
+        })?;
     lease_known.store(true, Ordering::Release);
-    let (mut leading, task) = manager.watch().await;
+    let (mut channel, task) = manager.watch().await;
     loop {
         tokio::select! {
-            changed = leading.changed() => {
+            changed = channel.changed() => {
                 if changed.is_err() {
+                    tracing::error!("lease task ended; this replica stops writing");
                     break;
                 }
-                let now = *leading.borrow_and_update();
+                let now = *channel.borrow_and_update();
                 ctx.set_leading(now);
             }
             _ = stop.wait_for(|s| *s) => break,
         }
     }
     ctx.set_leading(false);
-    // Closing the channel makes the lease task release the Lease and exit.
-    drop(leading);
-    match task.await {
-        Ok(Ok(_)) => {
-            tracing::info!("lease released");
-            Ok(())
-        }
-        Ok(Err(source)) => Err(lease_err(source)),
-        Err(join) => {
-            tracing::error!(error = %join, "lease task failed");
-            Ok(())
-        }
-    }
+    let _ = stop.wait_for(|s| *s).await;
+    Ok(Some(LeaseWatch {
+        namespace: options.namespace.clone(),
+        channel,
+        task,
+    }))
 }
 
 /// Watches the config ConfigMap and loads every version of it into the context.
@@ -324,6 +358,7 @@ async fn watch_config(
                         "config ConfigMap not found; no addresses are allocated until it exists");
                     ctx.load_config(None);
                 }
+                tracing::debug!("config state known");
                 known.store(true, Ordering::Release);
             }
             Ok(watcher::Event::Delete(_)) => {
