@@ -76,7 +76,10 @@ impl Allocator {
             if held.params != params {
                 self.refresh_params(service, params);
             }
-            return Ok(self.services[service].assignment.clone());
+            if let Some(held) = self.services.get_mut(service) {
+                put_primary_first(held, request.families.primary());
+                return Ok(held.assignment.clone());
+            }
         }
         let previous = self.uninstall(service);
         match self.fresh(service, request, &requested) {
@@ -130,7 +133,7 @@ impl Allocator {
         self.services.iter().map(|(k, held)| (k, &held.assignment))
     }
 
-    /// The services holding `ip` (more than one only for a shared address).
+    /// The services holding `ip`, sorted (more than one only for a shared address).
     pub fn holders(&self, ip: IpAddr) -> &[ServiceKey] {
         self.holders
             .get(&Addr::from_ip(ip))
@@ -449,7 +452,11 @@ impl Allocator {
                     self.shared.entry(key.clone()).or_default().insert(addr);
                 }
             }
-            holders.push(service.clone());
+            // Sorted, so which holder an error names does not depend on arrival order (a
+            // rebuilt allocator must answer exactly as the one it replaces).
+            if let Err(at) = holders.binary_search(service) {
+                holders.insert(at, service.clone());
+            }
         }
         self.services.insert(service.clone(), held);
     }
@@ -478,6 +485,15 @@ impl Allocator {
             }
         }
         Some(held)
+    }
+}
+
+/// A kept dual-stack assignment lists the request's primary family first, as a fresh one (and
+/// `assign`) would, so the order never depends on history.
+fn put_primary_first(held: &mut Held, primary: Family) {
+    if held.addrs.len() == 2 && held.addrs[0].1.family != primary {
+        held.addrs.swap(0, 1);
+        held.assignment.ips.swap(0, 1);
     }
 }
 
