@@ -118,7 +118,9 @@ fn sequential(c: &mut Criterion, label: &str, pool: (&str, &str), family: Family
     let request = Request::single(family);
     let services = keys(n);
     let mut group = c.benchmark_group(format!("allocate {n} from {label}"));
-    group.sample_size(10).warm_up_time(Duration::from_millis(500));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(3));
     group.bench_function("ferrolb", |b| {
         b.iter_batched(
@@ -171,7 +173,9 @@ fn rebuild(c: &mut Criterion) {
         .map(|(i, s)| (s.clone(), address(Family::V4, base + 2 * i as u128)))
         .collect();
     let mut group = c.benchmark_group("rebuild 100000 assignments in a /12");
-    group.sample_size(10).warm_up_time(Duration::from_millis(500));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(3));
     group.bench_function("ferrolb", |b| {
         b.iter(|| {
@@ -202,7 +206,9 @@ fn steady_state(c: &mut Criterion, label: &str, pool: (&str, &str), family: Fami
     let services = keys(in_use);
     let probe = ServiceKey::new("bench", "probe");
     let mut group = c.benchmark_group(format!("allocate+release with {in_use} in use in {label}"));
-    group.sample_size(10).warm_up_time(Duration::from_millis(300));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300));
     group.measurement_time(Duration::from_secs(2));
     let mut alloc = allocator_with(&ranges);
     let mut reference = Reference::new(&ranges);

@@ -8,6 +8,7 @@
 mod addr;
 mod allocator;
 mod error;
+mod pick;
 mod pool;
 mod rangeset;
 mod reload;
