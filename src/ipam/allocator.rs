@@ -6,11 +6,13 @@
 //! Free space lives in the pools' range sets; an address leaves its free set when its first holder
 //! arrives and returns when its last holder leaves.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use super::addr::Addr;
 use super::error::{AllocError, PoolSpecError};
+use super::holders::Holders;
 use super::pool::{PoolTable, Slot};
 use super::sharing::SharingParams;
 use super::types::{
@@ -34,7 +36,7 @@ pub(crate) struct Held {
 pub struct Allocator {
     pub(crate) pools: PoolTable,
     pub(crate) services: HashMap<ServiceKey, Held>,
-    pub(crate) holders: HashMap<Addr, Vec<ServiceKey>>,
+    pub(crate) holders: HashMap<Addr, Holders>,
     pub(crate) shared: HashMap<String, BTreeSet<Addr>>,
 }
 
@@ -81,7 +83,11 @@ impl Allocator {
                 return Ok(held.assignment.clone());
             }
         }
-        let previous = self.uninstall(service);
+        let previous = if self.services.contains_key(service) {
+            self.uninstall(service)
+        } else {
+            None
+        };
         match self.fresh(service, request, &requested) {
             Ok(assignment) => Ok(assignment),
             Err(err) => {
@@ -137,7 +143,7 @@ impl Allocator {
     pub fn holders(&self, ip: IpAddr) -> &[ServiceKey] {
         self.holders
             .get(&Addr::from_ip(ip))
-            .map_or(&[], Vec::as_slice)
+            .map_or(&[][..], Holders::as_slice)
     }
 
     /// Per pool, in config order: addresses it can hand out and distinct addresses in use.
@@ -264,7 +270,7 @@ impl Allocator {
         addr: Addr,
         params: &SharingParams,
     ) -> Result<(), AllocError> {
-        for holder in self.holders.get(&addr).into_iter().flatten() {
+        for holder in self.holders.get(&addr).map_or(&[][..], Holders::as_slice) {
             if holder == service {
                 continue;
             }
@@ -308,18 +314,16 @@ impl Allocator {
     /// the caller), and `service` must hold nothing.
     pub(crate) fn install(&mut self, service: &ServiceKey, held: Held) {
         for &(slot, addr) in &held.addrs {
-            let holders = self.holders.entry(addr).or_default();
-            if holders.is_empty() {
-                let taken = self.pools.take(slot, addr.value);
-                debug_assert!(taken, "{addr:?} was held by nobody yet not free");
-                if let Some(key) = &held.params.key {
-                    self.shared.entry(key.clone()).or_default().insert(addr);
+            match self.holders.entry(addr) {
+                Entry::Occupied(mut holders) => holders.get_mut().add(service),
+                Entry::Vacant(slot_entry) => {
+                    slot_entry.insert(Holders::One(service.clone()));
+                    let taken = self.pools.take(slot, addr.value);
+                    debug_assert!(taken, "{addr:?} was held by nobody yet not free");
+                    if let Some(key) = &held.params.key {
+                        self.shared.entry(key.clone()).or_default().insert(addr);
+                    }
                 }
-            }
-            // Sorted, so which holder an error names does not depend on arrival order (a
-            // rebuilt allocator must answer exactly as the one it replaces).
-            if let Err(at) = holders.binary_search(service) {
-                holders.insert(at, service.clone());
             }
         }
         self.services.insert(service.clone(), held);
@@ -332,8 +336,7 @@ impl Allocator {
             let Some(holders) = self.holders.get_mut(&addr) else {
                 continue;
             };
-            holders.retain(|h| h != service);
-            if holders.is_empty() {
+            if holders.remove(service) {
                 self.holders.remove(&addr);
                 self.pools.put(slot, addr.value);
                 // Every holder of an address carries the same key, so this one's key is the

@@ -5,6 +5,7 @@
 use super::addr::Addr;
 use super::allocator::{Allocator, Pick};
 use super::error::AllocError;
+use super::holders::Holders;
 use super::pool::Slot;
 use super::sharing::SharingParams;
 use super::types::{Family, FamilyPolicy, ServiceKey};
@@ -126,9 +127,13 @@ impl Allocator {
                     value: range.end,
                 };
                 set.range(lo..=hi).find(|addr| {
-                    holders.get(addr).into_iter().flatten().all(|h| {
-                        h == service || params.compatible_with(&services[h].params).is_ok()
-                    })
+                    holders
+                        .get(addr)
+                        .map_or(&[][..], Holders::as_slice)
+                        .iter()
+                        .all(|h| {
+                            h == service || params.compatible_with(&services[h].params).is_ok()
+                        })
                 })
             });
             let best = match (free, shareable) {
