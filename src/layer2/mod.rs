@@ -2,6 +2,7 @@
 //! announce schedule (pure, time passed in), and the AF_PACKET socket edge.
 
 pub mod arp;
+pub mod ndp;
 pub mod wire;
 
 pub use wire::{BufferTooSmall, Layer, Mac, MacParseError, ParseError};
