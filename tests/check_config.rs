@@ -144,3 +144,11 @@ fn non_utf8_and_oversized_files_exit_one() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn shipped_example_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-config.yaml");
+    let out = check_config(&path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("NAME"), "{}", text(&out.stdout));
+}
