@@ -235,7 +235,7 @@ fn steady_state<M: Measurement>(
     // reference gets the same addresses by `assign` (filling it by walking would be quadratic).
     let mut alloc = None::<Allocator>;
     let mut reference = None::<Reference>;
-    let mut fill = || {
+    let fill = || {
         let mut alloc = allocator_with(&ranges);
         let mut reference = Reference::new(&ranges);
         for s in &services {
