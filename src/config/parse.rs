@@ -60,6 +60,22 @@ fn decode<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
                 location.column()
             ));
         }
+        if let serde_saphyr::Error::ExternalMessage {
+            source, location, ..
+        } = innermost(&e)
+            && let serde_saphyr::ExternalMessageSource::Parser(scan) = source.as_ref()
+            && matches!(
+                scan.kind(),
+                serde_saphyr::granit_parser::ErrorKind::RecursionLimitExceeded
+            )
+        {
+            // The parser's own nesting guard can fire before the budget sees the depth.
+            return ConfigError::Budget(format!(
+                "nesting deeper than {MAX_DEPTH} levels (at line {} column {})",
+                location.line(),
+                location.column()
+            ));
+        }
         let msg = e.to_string();
         // The binary adds its own "error:" prefix; do not say it twice.
         ConfigError::Syntax(msg.strip_prefix("error: ").unwrap_or(&msg).to_owned())
@@ -122,7 +138,12 @@ pub(crate) fn read_raw(text: &str) -> Result<RawConfig, ConfigError> {
     };
     if top.contains_key("kind") || top.contains_key("apiVersion") {
         let inner = config_text_of(decode(text)?)?;
-        return read_bare(&inner);
+        // Line numbers in these errors count from the start of the `data.config` text.
+        return read_bare(&inner).map_err(|e| match e {
+            ConfigError::Syntax(m) => ConfigError::Syntax(format!("in data.config: {m}")),
+            ConfigError::Budget(m) => ConfigError::Budget(format!("in data.config: {m}")),
+            other => other,
+        });
     }
     read_bare(text)
 }

@@ -133,6 +133,14 @@ fn manifest_without_data_config_is_rejected() {
 }
 
 #[test]
+fn manifest_config_syntax_errors_say_they_are_in_data_config() {
+    let err = parse("kind: ConfigMap\ndata:\n  config: |\n    pools: []\n").unwrap_err();
+    let shown = err.to_string();
+    assert!(shown.contains("in data.config"), "{shown}");
+    assert!(shown.contains("unknown field `pools`"), "{shown}");
+}
+
+#[test]
 fn manifest_config_errors_are_validation_errors() {
     let err = parse(
         "kind: ConfigMap\ndata:\n  config: |\n    address-pools:\n    - {name: a, protocol: bgp}\n",
@@ -216,7 +224,20 @@ fn deep_nesting_is_rejected_by_the_budget() {
 #[test]
 fn deep_flow_nesting_is_rejected() {
     let text = format!("peers: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
-    assert!(parse(&text).is_err());
+    let err = parse(&text).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Budget(m) if m.contains("nesting")),
+        "{err}"
+    );
+    // Block nesting far past the limit, one space per level.
+    let text: String = (0..MAX_DEPTH * 10)
+        .map(|d| format!("{}x:\n", " ".repeat(d)))
+        .collect();
+    let err = parse(&text).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Budget(m) if m.contains("nesting")),
+        "{err}"
+    );
 }
 
 #[test]
