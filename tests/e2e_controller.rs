@@ -124,7 +124,12 @@ async fn services_get_external_ips_that_kubectl_shows() {
     // Deleting a Service frees its IP: the next Service gets it (the lowest free address again).
     delete_service(&services, "web").await;
     wait_for("web to be gone", PATIENCE, || async {
-        services.get_opt("web").await.unwrap().is_none().then_some(())
+        services
+            .get_opt("web")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
     })
     .await;
     create_service(&services, &lb_service("late", json!({}))).await;
@@ -133,7 +138,11 @@ async fn services_get_external_ips_that_kubectl_shows() {
     // Leaving type LoadBalancer clears the status.
     let to_cluster_ip = json!({ "spec": { "type": "ClusterIP" } });
     services
-        .patch("shop", &PatchParams::default(), &Patch::Merge(to_cluster_ip))
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(to_cluster_ip),
+        )
         .await
         .unwrap();
     wait_for("shop's EXTERNAL-IP to be cleared", PATIENCE, || async {
@@ -165,10 +174,14 @@ fn assert_unique(ips: &BTreeMap<String, Vec<String>>) {
 }
 
 async fn wait_all_assigned(services: &Api<Service>) -> BTreeMap<String, Vec<String>> {
-    wait_for("every LoadBalancer Service to have an EXTERNAL-IP", PATIENCE, || async {
-        let ips = api::external_ips(services).await;
-        ips.values().all(|v| !v.is_empty()).then_some(ips)
-    })
+    wait_for(
+        "every LoadBalancer Service to have an EXTERNAL-IP",
+        PATIENCE,
+        || async {
+            let ips = api::external_ips(services).await;
+            ips.values().all(|v| !v.is_empty()).then_some(ips)
+        },
+    )
     .await
 }
 
@@ -359,7 +372,10 @@ async fn two_controllers_only_the_lease_holder_writes_and_the_other_takes_over()
             );
         }
     }
-    assert_eq!(lease_holder(&client).await.as_deref(), Some(holder.as_str()));
+    assert_eq!(
+        lease_holder(&client).await.as_deref(),
+        Some(holder.as_str())
+    );
 
     // Crash the holder. Until the standby holds the Lease, nobody may write: a Service created
     // now stays pending while the Lease still names the dead holder.
@@ -397,9 +413,7 @@ async fn two_controllers_only_the_lease_holder_writes_and_the_other_takes_over()
     let mut a = Controller::start_ready(&plane, &first).await;
     b.terminate();
     wait_for("ctrl-a to hold the Lease again", PATIENCE, || async {
-        lease_holder(&client)
-            .await
-            .filter(|h| h.contains("ctrl-a"))
+        lease_holder(&client).await.filter(|h| h.contains("ctrl-a"))
     })
     .await;
     create_service(&services, &lb_service("five", json!({}))).await;

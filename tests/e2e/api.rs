@@ -105,11 +105,15 @@ pub fn annotation<'a>(service: &'a Service, key: &str) -> Option<&'a str> {
 
 /// Waits until the Service has at least one EXTERNAL-IP, and returns it.
 pub async fn wait_for_ips(services: &Api<Service>, name: &str) -> Vec<String> {
-    wait_for(&format!("Service {name} to get an EXTERNAL-IP"), PATIENCE, || async move {
-        let service = services.get(name).await.ok()?;
-        let ips = ingress_ips(&service);
-        (!ips.is_empty()).then_some(ips)
-    })
+    wait_for(
+        &format!("Service {name} to get an EXTERNAL-IP"),
+        PATIENCE,
+        || async move {
+            let service = services.get(name).await.ok()?;
+            let ips = ingress_ips(&service);
+            (!ips.is_empty()).then_some(ips)
+        },
+    )
     .await
 }
 

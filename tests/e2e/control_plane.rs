@@ -69,7 +69,11 @@ impl ControlPlane {
         eprintln!(
             "{test}: control plane and logs in {}{}",
             temp.path().display(),
-            if keep { " (kept: FERROLB_E2E_KEEP)" } else { "" }
+            if keep {
+                " (kept: FERROLB_E2E_KEEP)"
+            } else {
+                ""
+            }
         );
         let (dir, cleanup) = if keep {
             (temp.keep(), None)
@@ -106,16 +110,16 @@ impl ControlPlane {
             .arg("--authorization-mode=RBAC")
             .arg(format!("--service-account-issuer={server}"))
             .arg(arg("service-account-key-file", &pki.service_account_key))
-            .arg(arg("service-account-signing-key-file", &pki.service_account_key))
+            .arg(arg(
+                "service-account-signing-key-file",
+                &pki.service_account_key,
+            ))
             .arg(format!("--service-cluster-ip-range={SERVICE_CIDRS}"))
             // No pods run here, so nothing needs service-account tokens mounted.
             .arg("--disable-admission-plugins=ServiceAccount")
             .arg("--allow-privileged=true");
-        let apiserver = ChildGuard::spawn(
-            "kube-apiserver",
-            apiserver,
-            &dir.join("kube-apiserver.log"),
-        );
+        let apiserver =
+            ChildGuard::spawn("kube-apiserver", apiserver, &dir.join("kube-apiserver.log"));
 
         let kubeconfig = dir.join("kubeconfig");
         std::fs::write(&kubeconfig, kubeconfig_yaml(&server, &pki)).expect("write kubeconfig");
@@ -138,7 +142,9 @@ impl ControlPlane {
         loop {
             self.etcd.assert_running();
             self.apiserver.assert_running();
-            let request = http::Request::get("/readyz").body(Vec::new()).expect("request");
+            let request = http::Request::get("/readyz")
+                .body(Vec::new())
+                .expect("request");
             let last = match client.request_text(request).await {
                 Ok(body) if body.trim() == "ok" => return,
                 Ok(body) => body,
@@ -157,9 +163,10 @@ impl ControlPlane {
     /// An admin client, through the same kubeconfig a user (and the controller) reads.
     pub async fn client(&self) -> Client {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .expect("kubeconfig to client config");
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .expect("kubeconfig to client config");
         Client::try_from(config).expect("client")
     }
 

@@ -50,13 +50,21 @@ pub struct Controller {
     options: ControllerOptions,
 }
 
+/// The `ferrolb` binary under test: the one cargo built for this test run, or `FERROLB_E2E_BIN`
+/// (measurements point it at a release build while the harness itself stays a debug build).
+pub fn binary() -> std::path::PathBuf {
+    std::env::var_os("FERROLB_E2E_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_ferrolb").into())
+}
+
 static STARTS: AtomicUsize = AtomicUsize::new(0);
 
 impl Controller {
     /// Starts `ferrolb controller` (it need not be ready yet: see [`Controller::wait_ready`]).
     pub fn start(plane: &ControlPlane, options: &ControllerOptions) -> Controller {
         let metrics_port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ferrolb"));
+        let mut command = Command::new(binary());
         command
             .arg("controller")
             .arg(format!("--kubeconfig={}", plane.kubeconfig().display()))
@@ -166,12 +174,10 @@ impl Drop for Controller {
 
 /// Finds `series` (name plus exact label set) in Prometheus text exposition format.
 pub fn metric_value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().ok()).flatten()
-        })
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok()).flatten()
+    })
 }
 
 /// A bare HTTP/1.0 GET on 127.0.0.1 (no chunked encoding to decode): status code and body.

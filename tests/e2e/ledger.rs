@@ -28,10 +28,8 @@ struct State {
 
 impl State {
     fn upsert(&mut self, service: &Service) {
-        let (Some(uid), Some(name)) = (
-            service.metadata.uid.clone(),
-            service.metadata.name.clone(),
-        ) else {
+        let (Some(uid), Some(name)) = (service.metadata.uid.clone(), service.metadata.name.clone())
+        else {
             return;
         };
         if let Some(seen) = self.relisting.as_mut() {
@@ -54,9 +52,8 @@ impl State {
             for ip in &ips {
                 for (other_uid, (other, other_ips)) in &self.live {
                     if *other_uid != uid && other_ips.contains(ip) {
-                        self.violations.push(format!(
-                            "{ip} held by both {other} and {name} at once"
-                        ));
+                        self.violations
+                            .push(format!("{ip} held by both {other} and {name} at once"));
                     }
                 }
             }

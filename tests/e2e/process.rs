@@ -43,7 +43,9 @@ impl ChildGuard {
 
     /// `None` while running, the exit status once it ended.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Fails the test with the log's tail when the process has died.
