@@ -16,8 +16,9 @@ pub struct Pki {
     pub serving_key: PathBuf,
     pub admin_cert: PathBuf,
     pub admin_key: PathBuf,
-    /// PKCS#8 private key; kube-apiserver derives the public half from it for verification too.
+    /// PKCS#8 private key that signs service-account tokens, and its public half to verify them.
     pub service_account_key: PathBuf,
+    pub service_account_pub: PathBuf,
 }
 
 impl Pki {
@@ -77,6 +78,7 @@ impl Pki {
             admin_cert: write("admin.crt", admin_cert.pem()),
             admin_key: write("admin.key", admin_key.serialize_pem()),
             service_account_key: write("sa.key", sa_key.serialize_pem()),
+            service_account_pub: write("sa.pub", sa_key.public_key_pem()),
         }
     }
 }

@@ -109,7 +109,7 @@ impl ControlPlane {
             .arg(arg("client-ca-file", &pki.ca_cert))
             .arg("--authorization-mode=RBAC")
             .arg(format!("--service-account-issuer={server}"))
-            .arg(arg("service-account-key-file", &pki.service_account_key))
+            .arg(arg("service-account-key-file", &pki.service_account_pub))
             .arg(arg(
                 "service-account-signing-key-file",
                 &pki.service_account_key,
