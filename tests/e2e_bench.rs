@@ -166,7 +166,8 @@ async fn bench_controller_rss_holding_10k_services() {
     controller.kill();
     let restarted = Instant::now();
     let mut controller =
-        Controller::start_ready(&plane, &ControllerOptions::new(NAMESPACE, "ctrl-bench")).await;
+        Controller::start(&plane, &ControllerOptions::new(NAMESPACE, "ctrl-bench"));
+    controller.wait_ready_within(Duration::from_secs(900)).await;
     eprintln!(
         "restarted controller ready after {:.1?}",
         restarted.elapsed()

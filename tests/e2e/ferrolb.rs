@@ -100,10 +100,16 @@ impl Controller {
     }
 
     pub async fn wait_ready(&mut self) {
+        self.wait_ready_within(PATIENCE).await;
+    }
+
+    /// [`Controller::wait_ready`] with a deadline of its own (a restart over 10k Services
+    /// re-registers every one of them before it is ready).
+    pub async fn wait_ready_within(&mut self, patience: Duration) {
         let port = self.metrics_port;
         let what = format!("{} to answer /readyz with 200", self.options.identity);
         let process = &mut self.process;
-        wait_for(&what, PATIENCE, || {
+        wait_for(&what, patience, || {
             process.assert_running();
             async move { matches!(http_get(port, "/readyz").await, Some((200, _))).then_some(()) }
         })
