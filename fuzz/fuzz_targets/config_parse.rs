@@ -12,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(config) = ferrolb::config::parse(text) {
         let mut names = HashSet::new();
         for pool in &config.address_pools {
-            assert!(names.insert(pool.name.as_str()), "duplicate pool {}", pool.name);
+            assert!(
+                names.insert(pool.name.as_str()),
+                "duplicate pool {}",
+                pool.name
+            );
         }
     }
 });

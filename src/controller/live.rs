@@ -321,20 +321,29 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, R
         return Ok(Action::await_change());
     };
     let key = decision.key.clone();
-    // Events first: they explain what the writes below do, and a failed write is retried
-    // without repeating them (the core only reports a change once).
-    if ctx.events_are_new(&key, &decision.events) {
-        writes::publish_service_events(&ctx.client, &ctx.reporter, &svc, &decision.events).await;
-    }
-    if let Outcome::Apply(desired) = &decision.outcome
-        && !desired.is_shown_by(&svc)
-    {
-        writes::write_service(&ctx.client, &svc, desired).await?;
-        tracing::info!(service = %key, ips = ?desired.ips, pool = ?desired.pool, "Service updated");
-        if others_waiting {
-            // Addresses may have been freed: let Services that found none try again.
-            ctx.trigger_all();
+    // Events and writes go out together (one round trip of latency instead of several); a
+    // failed write is retried without repeating the events, since the core reports a change
+    // only once.
+    let publish = async {
+        if ctx.events_are_new(&key, &decision.events) {
+            writes::publish_service_events(&ctx.client, &ctx.reporter, &svc, &decision.events)
+                .await;
         }
+    };
+    let write = async {
+        match &decision.outcome {
+            Outcome::Apply(desired) if !desired.is_shown_by(&svc) => {
+                writes::write_service(&ctx.client, &svc, desired).await?;
+                tracing::info!(service = %key, ips = ?desired.ips, pool = ?desired.pool, "Service updated");
+                Ok::<bool, WriteError>(true)
+            }
+            _ => Ok(false),
+        }
+    };
+    let ((), written) = futures::join!(publish, write);
+    if written? && others_waiting {
+        // Addresses may have been freed: let Services that found none try again.
+        ctx.trigger_all();
     }
     ctx.succeeded(&key);
     Ok(Action::await_change())

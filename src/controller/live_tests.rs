@@ -401,8 +401,9 @@ async fn config_change_moves_services_whose_address_left_the_pools() {
         note.contains("192.0.2.1") && note.contains("no longer in any address pool"),
         "{note}"
     );
-    h.expect_event("IPAllocated").await;
+    // The status patch went out with the first event; the second event follows it.
     h.expect_status("web", json!([{"ip": "192.0.2.2"}])).await;
+    h.expect_event("IPAllocated").await;
     // Same pool name: the annotation is already right, no patch.
     done(task).await.unwrap();
 }

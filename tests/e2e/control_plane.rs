@@ -1,0 +1,231 @@
+//! A real Kubernetes control plane for one test: etcd and kube-apiserver from `KUBEBUILDER_ASSETS`
+//! (the envtest convention), on loopback ports of their own, with a generated PKI, a kubeconfig for
+//! an admin user, and everything in a temporary folder removed when the test ends.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use super::certs::Pki;
+use super::process::{ChildGuard, free_port};
+
+/// Environment variable naming the folder that holds `kube-apiserver` and `etcd`.
+pub const ASSETS_ENV: &str = "KUBEBUILDER_ASSETS";
+
+/// Service cluster-IP ranges: dual-stack, so tests can create IPv6 Services (the large pools of
+/// the benchmarks live in 2001:db8::/32). Cluster IPs are only bookkeeping here: no traffic.
+const SERVICE_CIDRS: &str = "10.0.0.0/16,fd00:10::/108";
+
+pub struct ControlPlane {
+    // Field order is drop order: the API server stops before etcd, the folder goes last.
+    apiserver: ChildGuard,
+    etcd: ChildGuard,
+    kubeconfig: PathBuf,
+    server: String,
+    dir: PathBuf,
+    /// Removes `dir` on drop; `None` when `FERROLB_E2E_KEEP` asks to keep the logs.
+    _cleanup: Option<tempfile::TempDir>,
+}
+
+/// The assets folder, or `None` (after printing why the test is skipped) when it is not configured.
+pub fn assets_dir(test: &str) -> Option<PathBuf> {
+    match std::env::var_os(ASSETS_ENV) {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            for bin in ["kube-apiserver", "etcd"] {
+                assert!(
+                    dir.join(bin).is_file(),
+                    "{ASSETS_ENV}={} has no `{bin}` binary",
+                    dir.display()
+                );
+            }
+            Some(dir)
+        }
+        _ => {
+            eprintln!(
+                "SKIPPED {test}: {ASSETS_ENV} is not set. The Kubernetes end-to-end suite needs a \
+                 folder with `kube-apiserver` and `etcd` binaries (the envtest convention); no \
+                 package registry ships them, see tests/e2e/README.md."
+            );
+            None
+        }
+    }
+}
+
+impl ControlPlane {
+    /// Starts etcd and kube-apiserver and waits until the API server is ready. `None` when
+    /// `KUBEBUILDER_ASSETS` is unset (the test should return early: it is skipped).
+    pub async fn start(test: &str) -> Option<ControlPlane> {
+        let assets = assets_dir(test)?;
+        let temp = tempfile::Builder::new()
+            .prefix("ferrolb-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        let keep = std::env::var_os("FERROLB_E2E_KEEP").is_some();
+        eprintln!(
+            "{test}: control plane and logs in {}{}",
+            temp.path().display(),
+            if keep {
+                " (kept: FERROLB_E2E_KEEP)"
+            } else {
+                ""
+            }
+        );
+        let (dir, cleanup) = if keep {
+            (temp.keep(), None)
+        } else {
+            (temp.path().to_path_buf(), Some(temp))
+        };
+        let dir = dir.as_path();
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let pki = Pki::generate(dir, &[loopback]);
+
+        let etcd_client = format!("http://127.0.0.1:{}", free_port());
+        let etcd_peer = format!("http://127.0.0.1:{}", free_port());
+        let mut etcd = Command::new(assets.join("etcd"));
+        etcd.arg(format!("--data-dir={}", dir.join("etcd").display()))
+            .arg(format!("--listen-client-urls={etcd_client}"))
+            .arg(format!("--advertise-client-urls={etcd_client}"))
+            .arg(format!("--listen-peer-urls={etcd_peer}"))
+            .arg("--unsafe-no-fsync=true");
+        let etcd = ChildGuard::spawn("etcd", etcd, &dir.join("etcd.log"));
+
+        let port = free_port();
+        let server = format!("https://127.0.0.1:{port}");
+        let arg = |name: &str, path: &Path| format!("--{name}={}", path.display());
+        let mut apiserver = Command::new(assets.join("kube-apiserver"));
+        apiserver
+            .arg(format!("--etcd-servers={etcd_client}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg("--advertise-address=127.0.0.1")
+            .arg(format!("--secure-port={port}"))
+            .arg(arg("cert-dir", &dir.join("apiserver-certs")))
+            .arg(arg("tls-cert-file", &pki.serving_cert))
+            .arg(arg("tls-private-key-file", &pki.serving_key))
+            .arg(arg("client-ca-file", &pki.ca_cert))
+            .arg("--authorization-mode=RBAC")
+            .arg(format!("--service-account-issuer={server}"))
+            .arg(arg("service-account-key-file", &pki.service_account_pub))
+            .arg(arg(
+                "service-account-signing-key-file",
+                &pki.service_account_key,
+            ))
+            .arg(format!("--service-cluster-ip-range={SERVICE_CIDRS}"))
+            // No pods run here, so nothing needs service-account tokens mounted.
+            .arg("--disable-admission-plugins=ServiceAccount")
+            .arg("--allow-privileged=true");
+        let apiserver =
+            ChildGuard::spawn("kube-apiserver", apiserver, &dir.join("kube-apiserver.log"));
+
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(&kubeconfig, kubeconfig_yaml(&server, &pki)).expect("write kubeconfig");
+
+        let mut plane = ControlPlane {
+            apiserver,
+            etcd,
+            kubeconfig,
+            server,
+            dir: dir.to_path_buf(),
+            _cleanup: cleanup,
+        };
+        plane.wait_ready().await;
+        Some(plane)
+    }
+
+    async fn wait_ready(&mut self) {
+        let client = self.client().await;
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            self.etcd.assert_running();
+            self.apiserver.assert_running();
+            let request = http::Request::get("/readyz")
+                .body(Vec::new())
+                .expect("request");
+            let last = match client.request_text(request).await {
+                Ok(body) if body.trim() == "ok" => return,
+                Ok(body) => body,
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                Instant::now() < deadline,
+                "kube-apiserver never became ready (last answer: {last}); log tail:\n{}\netcd log tail:\n{}",
+                self.apiserver.log_tail(30),
+                self.etcd.log_tail(10)
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// An admin client, through the same kubeconfig a user (and the controller) reads.
+    pub async fn client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .expect("kubeconfig to client config");
+        Client::try_from(config).expect("client")
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The test's temporary folder (logs of every process started for it live here).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs `kubectl` against this control plane; panics with its stderr when it fails.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let output = Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .args(args)
+            .output()
+            .expect("kubectl is installed (scripts/install-test-tools.sh)");
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    pub fn apiserver_pid(&self) -> u32 {
+        self.apiserver.pid()
+    }
+}
+
+fn kubeconfig_yaml(server: &str, pki: &Pki) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster:
+    server: {server}
+    certificate-authority: {ca}
+users:
+- name: admin
+  user:
+    client-certificate: {cert}
+    client-key: {key}
+contexts:
+- name: e2e
+  context:
+    cluster: e2e
+    user: admin
+current-context: e2e
+",
+        ca = pki.ca_cert.display(),
+        cert = pki.admin_cert.display(),
+        key = pki.admin_key.display(),
+    )
+}

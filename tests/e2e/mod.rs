@@ -1,0 +1,15 @@
+//! Support for the Kubernetes end-to-end tests: a real etcd + kube-apiserver found through
+//! `KUBEBUILDER_ASSETS`, the `ferrolb` binaries run against it, and the API driven as a user would.
+//! Each test binary uses a different subset, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+pub mod api;
+pub mod certs;
+pub mod control_plane;
+pub mod ferrolb;
+pub mod ledger;
+pub mod process;
+pub mod wait;
+
+pub use control_plane::ControlPlane;
+pub use ferrolb::{Controller, ControllerOptions};
