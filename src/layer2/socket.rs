@@ -1,0 +1,295 @@
+//! AF_PACKET I/O for the responder: one non-promiscuous raw socket per interface, filtered in
+//! the kernel down to ARP and ICMPv6 neighbor solicitations, and the solicited-node multicast
+//! memberships that make the NIC deliver solicitations for owned IPv6 addresses.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::net::{Ipv6Addr, UdpSocket};
+
+use socket2::{Domain, Protocol, SockFilter, Socket, Type};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use super::sys;
+
+/// `ETH_P_ALL`: the only protocol value that delivers both ARP and IPv6 to one socket.
+const ETH_P_ALL: u16 = 0x0003;
+
+/// Largest frame read; ARP and neighbor solicitations are far smaller, and anything longer than
+/// a standard Ethernet frame is truncated, which the codecs reject.
+pub const MAX_FRAME: usize = 1514;
+
+// Classic BPF opcodes (<linux/filter.h>).
+const LD_W_ABS: u16 = 0x20;
+const LD_H_ABS: u16 = 0x28;
+const LD_B_ABS: u16 = 0x30;
+const JEQ_K: u16 = 0x15;
+const RET_K: u16 = 0x06;
+/// `SKF_AD_OFF + SKF_AD_PKTTYPE`: ancillary load of the packet type.
+const AD_PKTTYPE: u32 = 0xffff_f000 + 4;
+/// `PACKET_OUTGOING`: frames this host sends, which an ETH_P_ALL socket also sees.
+const PACKET_OUTGOING: u32 = 4;
+
+/// The kernel filter: accept incoming ARP, and incoming IPv6 whose next header is ICMPv6 and
+/// whose ICMPv6 type is 135 (neighbor solicitation); drop everything else, including our own
+/// transmissions. Solicitations carry no extension headers (RFC 4861 receivers may ignore ones
+/// that do), so the fixed offsets are sufficient.
+pub fn neighbor_filter() -> [SockFilter; 11] {
+    [
+        /* 0 */ SockFilter::new(LD_W_ABS, 0, 0, AD_PKTTYPE),
+        /* 1 */ SockFilter::new(JEQ_K, 8, 0, PACKET_OUTGOING), // -> 10 drop
+        /* 2 */ SockFilter::new(LD_H_ABS, 0, 0, 12), // EtherType
+        /* 3 */ SockFilter::new(JEQ_K, 5, 0, 0x0806), // ARP -> 9 accept
+        /* 4 */ SockFilter::new(JEQ_K, 0, 5, 0x86dd), // not IPv6 -> 10 drop
+        /* 5 */ SockFilter::new(LD_B_ABS, 0, 0, 14 + 6), // IPv6 next header
+        /* 6 */ SockFilter::new(JEQ_K, 0, 3, 58), // not ICMPv6 -> 10 drop
+        /* 7 */ SockFilter::new(LD_B_ABS, 0, 0, 14 + 40), // ICMPv6 type
+        /* 8 */ SockFilter::new(JEQ_K, 0, 1, 135), // not NS -> 10 drop
+        /* 9 */ SockFilter::new(RET_K, 0, 0, MAX_FRAME as u32),
+        /* 10 */ SockFilter::new(RET_K, 0, 0, 0),
+    ]
+}
+
+/// A raw Ethernet socket bound to one interface.
+#[derive(Debug)]
+pub struct PacketSocket {
+    fd: AsyncFd<Socket>,
+    ifindex: u32,
+}
+
+impl PacketSocket {
+    /// Opens the socket on interface `ifindex`. Needs CAP_NET_RAW. The filter is attached before
+    /// binding so no unfiltered frame is ever queued.
+    pub fn open(ifindex: u32) -> io::Result<Self> {
+        let socket = Socket::new(
+            Domain::PACKET,
+            Type::RAW.cloexec(),
+            Some(Protocol::from(i32::from(ETH_P_ALL.to_be()))),
+        )?;
+        socket.attach_filter(&neighbor_filter())?;
+        sys::bind_packet(&socket, ifindex, ETH_P_ALL)?;
+        socket.set_nonblocking(true)?;
+        Ok(Self {
+            fd: AsyncFd::new(socket)?,
+            ifindex,
+        })
+    }
+
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Waits for the next frame and copies it into `buf`, returning its length.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd
+            .async_io(Interest::READABLE, |mut s: &Socket| s.read(buf))
+            .await
+    }
+
+    /// Sends one complete Ethernet frame, waiting if the socket buffer is full.
+    pub async fn send(&self, frame: &[u8]) -> io::Result<()> {
+        let sent = self
+            .fd
+            .async_io(Interest::WRITABLE, |s: &Socket| s.send(frame))
+            .await?;
+        if sent == frame.len() {
+            Ok(())
+        } else {
+            Err(io::Error::new(io::ErrorKind::WriteZero, "short frame send"))
+        }
+    }
+}
+
+/// The solicited-node multicast group of `ip` (RFC 4291 §2.7.1): ff02::1:ffXX:XXXX.
+pub fn solicited_node(ip: Ipv6Addr) -> Ipv6Addr {
+    let o = ip.octets();
+    Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    )
+}
+
+/// Reference-counted solicited-node group memberships, per interface. Several owned addresses
+/// can share a group (same low 24 bits); the group is left only when the last one goes.
+///
+/// The join goes through an ordinary UDP/IPv6 socket (`IPV6_ADD_MEMBERSHIP`), which programs the
+/// NIC's multicast MAC filter and sends the MLD report switches need to forward the group; the
+/// AF_PACKET socket then sees the solicitations without being promiscuous.
+#[derive(Debug)]
+pub struct MulticastGroups {
+    socket: Option<UdpSocket>,
+    counts: HashMap<(u32, Ipv6Addr), usize>,
+}
+
+impl MulticastGroups {
+    /// Creates the membership socket. On a host without IPv6 the groups are not available; joins
+    /// then fail with that error and IPv4 keeps working.
+    pub fn new() -> Self {
+        Self {
+            socket: UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)).ok(),
+            counts: HashMap::new(),
+        }
+    }
+
+    /// Adds one reference to the solicited-node group of `ip` on `ifindex`.
+    pub fn join(&mut self, ifindex: u32, ip: Ipv6Addr) -> io::Result<()> {
+        let group = solicited_node(ip);
+        let key = (ifindex, group);
+        if !self.counts.contains_key(&key) {
+            let socket = self.socket.as_ref().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::Unsupported, "IPv6 is not available")
+            })?;
+            socket.join_multicast_v6(&group, ifindex)?;
+        }
+        *self.counts.entry(key).or_insert(0) += 1;
+        Ok(())
+    }
+
+    /// Drops one reference; leaves the group when it was the last.
+    pub fn leave(&mut self, ifindex: u32, ip: Ipv6Addr) -> io::Result<()> {
+        let group = solicited_node(ip);
+        let Some(count) = self.counts.get_mut(&(ifindex, group)) else {
+            return Ok(());
+        };
+        *count -= 1;
+        if *count > 0 {
+            return Ok(());
+        }
+        self.counts.remove(&(ifindex, group));
+        match &self.socket {
+            Some(socket) => socket.leave_multicast_v6(&group, ifindex),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets every membership on an interface that disappeared (the kernel already dropped
+    /// them with the device).
+    pub fn forget_interface(&mut self, ifindex: u32) {
+        self.counts.retain(|(i, _), _| *i != ifindex);
+    }
+
+    /// Number of distinct groups joined on `ifindex`.
+    pub fn joined(&self, ifindex: u32) -> usize {
+        self.counts.keys().filter(|(i, _)| *i == ifindex).count()
+    }
+}
+
+impl Default for MulticastGroups {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn solicited_node_address() {
+        let ip: Ipv6Addr = "2001:db8::1:2bcd:ef01".parse().unwrap();
+        assert_eq!(solicited_node(ip), "ff02::1:ffcd:ef01".parse::<Ipv6Addr>().unwrap());
+    }
+
+    /// Runs the classic BPF program over a frame, as the kernel would (without ancillary data
+    /// other than the packet type).
+    fn run_filter(frame: &[u8], pkttype: u32) -> u32 {
+        let prog = neighbor_filter();
+        let mut a: u32 = 0;
+        let mut pc = 0usize;
+        loop {
+            // SockFilter's fields are private; re-derive them from the same constants.
+            let (code, jt, jf, k) = FILTER_SPEC[pc];
+            let _ = &prog;
+            match code {
+                LD_W_ABS if k == AD_PKTTYPE => a = pkttype,
+                LD_H_ABS => {
+                    let k = k as usize;
+                    let Some(b) = frame.get(k..k + 2) else { return 0 };
+                    a = u32::from(u16::from_be_bytes([b[0], b[1]]));
+                }
+                LD_B_ABS => {
+                    let Some(&b) = frame.get(k as usize) else { return 0 };
+                    a = u32::from(b);
+                }
+                JEQ_K => {
+                    pc += usize::from(if a == k { jt } else { jf });
+                }
+                RET_K => return k,
+                _ => panic!("unexpected opcode"),
+            }
+            pc += 1;
+        }
+    }
+
+    /// The program in plain tuples, checked against `neighbor_filter()` by comparing debug output.
+    const FILTER_SPEC: [(u16, u8, u8, u32); 11] = [
+        (LD_W_ABS, 0, 0, AD_PKTTYPE),
+        (JEQ_K, 8, 0, PACKET_OUTGOING),
+        (LD_H_ABS, 0, 0, 12),
+        (JEQ_K, 5, 0, 0x0806),
+        (JEQ_K, 0, 5, 0x86dd),
+        (LD_B_ABS, 0, 0, 20),
+        (JEQ_K, 0, 3, 58),
+        (LD_B_ABS, 0, 0, 54),
+        (JEQ_K, 0, 1, 135),
+        (RET_K, 0, 0, MAX_FRAME as u32),
+        (RET_K, 0, 0, 0),
+    ];
+
+    #[test]
+    fn spec_matches_program() {
+        let built: Vec<String> = neighbor_filter().iter().map(|f| format!("{f:?}")).collect();
+        let spec: Vec<String> = FILTER_SPEC
+            .iter()
+            .map(|&(c, t, f, k)| format!("{:?}", SockFilter::new(c, t, f, k)))
+            .collect();
+        assert_eq!(built, spec);
+    }
+
+    fn ipv6_frame(next: u8, icmp_type: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 40 + 24];
+        f[12] = 0x86;
+        f[13] = 0xdd;
+        f[20] = next;
+        f[54] = icmp_type;
+        f
+    }
+
+    #[test]
+    fn filter_passes_only_incoming_arp_and_neighbor_solicitations() {
+        let mut arp = vec![0u8; 42];
+        arp[12] = 0x08;
+        arp[13] = 0x06;
+        assert_eq!(run_filter(&arp, 0), MAX_FRAME as u32);
+        assert_eq!(run_filter(&arp, 1), MAX_FRAME as u32, "broadcast");
+        assert_eq!(run_filter(&arp, PACKET_OUTGOING), 0, "own transmission");
+        assert_eq!(run_filter(&ipv6_frame(58, 135), 2), MAX_FRAME as u32);
+        assert_eq!(run_filter(&ipv6_frame(58, 136), 0), 0, "advertisement");
+        assert_eq!(run_filter(&ipv6_frame(58, 128), 0), 0, "echo");
+        assert_eq!(run_filter(&ipv6_frame(6, 135), 0), 0, "tcp");
+        let mut ipv4 = arp.clone();
+        ipv4[13] = 0x00;
+        assert_eq!(run_filter(&ipv4, 0), 0, "ipv4");
+        assert_eq!(run_filter(&[0u8; 10], 0), 0, "runt");
+    }
+
+    #[test]
+    fn multicast_refcount_without_ipv6_socket() {
+        // Exercise the bookkeeping with a socket-less instance: the first join fails cleanly and
+        // leaves no stale count behind.
+        let mut groups = MulticastGroups {
+            socket: None,
+            counts: HashMap::new(),
+        };
+        let ip: Ipv6Addr = "2001:db8::10".parse().unwrap();
+        assert!(groups.join(1, ip).is_err());
+        assert_eq!(groups.joined(1), 0);
+        assert!(groups.leave(1, ip).is_ok());
+    }
+}
