@@ -1,5 +1,13 @@
-//! ARP and NDP codecs (pure), AF_PACKET socket I/O and the announce schedule.
+//! Layer-2 announcement: ARP and NDP codecs (pure), the responder that decides replies (pure), the
+//! announce schedule (pure, time passed in), and the AF_PACKET socket edge.
 
+pub mod arp;
+pub mod ndp;
+pub mod wire;
+
+pub use wire::{BufferTooSmall, Layer, Mac, MacParseError, ParseError};
+
+// OS edge: interface discovery and AF_PACKET sockets (the crate's only `unsafe` is in `sys`).
 pub mod iface;
 pub mod socket;
 mod sys;
