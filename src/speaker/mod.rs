@@ -1,1 +1,9 @@
 //! Kubernetes/static edge of the speaker: cluster view, ownership changes.
+
+pub mod announcer;
+pub mod cli;
+pub mod election_gate;
+pub mod metrics;
+pub mod ownership;
+pub mod static_config;
+pub mod static_mode;
