@@ -3,6 +3,7 @@
 
 pub mod arp;
 pub mod ndp;
+pub mod responder;
 pub mod wire;
 
 pub use wire::{BufferTooSmall, Layer, Mac, MacParseError, ParseError};
