@@ -70,7 +70,7 @@ impl PacketSocket {
         sys::bind_packet(&socket, ifindex, ETH_P_ALL)?;
         socket.set_nonblocking(true)?;
         Ok(Self {
-            fd: AsyncFd::new(socket)?,
+            fd: sys::register(socket)?,
             ifindex,
         })
     }

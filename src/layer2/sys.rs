@@ -1,12 +1,15 @@
 //! The one place in ferrolb that needs `unsafe`: building a `sockaddr_ll` so an AF_PACKET socket
-//! can be bound to a single interface. socket2 has safe constructors for IP and Unix addresses
-//! only; packet addresses must be written into its raw storage by hand.
+//! can be bound to a single interface (socket2 has safe constructors for IP and Unix addresses
+//! only; packet addresses must be written into its raw storage by hand), and registering the
+//! socket with tokio's reactor (`AsyncFd::register` is `unsafe` since tokio 1.54 because it cannot
+//! check that the descriptor stays open).
 #![allow(unsafe_code)]
 
 use std::io;
 use std::mem::size_of;
 
 use socket2::{SockAddr, SockAddrStorage, Socket, socklen_t};
+use tokio::io::unix::AsyncFd;
 
 /// `AF_PACKET` from `<sys/socket.h>`, identical on every Linux architecture.
 const AF_PACKET: u16 = 17;
@@ -48,6 +51,15 @@ pub(crate) fn bind_packet(socket: &Socket, ifindex: u32, protocol: u16) -> io::R
     // `sockaddr_ll` initialised in `storage`, which is what `SockAddr::new` requires.
     let addr = unsafe { SockAddr::new(storage, size_of::<SockaddrLl>() as socklen_t) };
     socket.bind(&addr)
+}
+
+/// Registers an owned socket with the tokio reactor. Must be called within a tokio runtime.
+pub(crate) fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
+    // SAFETY: `Socket` owns its descriptor: `as_raw_fd` returns the same open descriptor for the
+    // socket's whole life, and it is closed only when the `Socket` is dropped, which happens
+    // when (and after) the `AsyncFd` owning it is dropped or unwrapped. Nothing else holds or
+    // closes the descriptor.
+    unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)
 }
 
 #[cfg(test)]

@@ -80,14 +80,14 @@ pub async fn run(
                     for link in links.values() {
                         join_group(&mut groups, link, *ip);
                     }
-                    schedule.acquire(*ip, now);
+                    schedule.on_owned(*ip, now);
                 }
                 for ip in current.difference(&next) {
                     info!(%ip, "lost ownership: no longer answering");
                     for link in links.values() {
                         leave_group(&mut groups, link, *ip);
                     }
-                    schedule.release(*ip);
+                    schedule.on_lost(*ip);
                     metrics.forget(*ip);
                 }
                 current = next;
@@ -101,7 +101,7 @@ pub async fn run(
             }
             _ = sleep_until_deadline(deadline) => {
                 let now = Instant::now().into_std();
-                for ip in schedule.due(now) {
+                for ip in schedule.poll(now) {
                     for link in links.values() {
                         announce(link, ip, &metrics).await;
                     }
