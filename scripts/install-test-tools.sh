@@ -15,6 +15,7 @@ need_apt arping iputils-arping
 need_apt ndisc6 ndisc6
 need_apt ping iputils-ping
 need_apt tcpdump tcpdump
+need_apt python3 python3
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     echo "installing Debian packages: ${apt_missing[*]}"
