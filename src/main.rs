@@ -15,15 +15,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check a MetalLB-format config file (ConfigMap manifest or bare config): print a summary of
+    /// its pools and exit 0, or print every error found and exit 1.
+    CheckConfig(ferrolb::config::check::CheckConfigArgs),
     /// Answer ARP/NDP for the LoadBalancer IPs this node is elected to announce.
     Speaker(ferrolb::speaker::cli::SpeakerArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Speaker(args) => speaker_main::run(args),
-    };
+    match cli.command {
+        Command::CheckConfig(args) => {
+            match ferrolb::config::check::run(&args, &mut std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Speaker(args) => report(speaker_main::run(args)),
+    }
+}
+
+/// Prints an `anyhow` error chain and turns it into exit status 1.
+fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
