@@ -10,6 +10,7 @@ use socket2::{Domain, Protocol, SockFilter, Socket, Type};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
+use super::ndp::solicited_node;
 use super::sys;
 
 /// `ETH_P_ALL`: the only protocol value that delivers both ARP and IPv6 to one socket.
@@ -100,21 +101,6 @@ impl PacketSocket {
     }
 }
 
-/// The solicited-node multicast group of `ip` (RFC 4291 §2.7.1): ff02::1:ffXX:XXXX.
-pub fn solicited_node(ip: Ipv6Addr) -> Ipv6Addr {
-    let o = ip.octets();
-    Ipv6Addr::new(
-        0xff02,
-        0,
-        0,
-        0,
-        0,
-        1,
-        0xff00 | u16::from(o[13]),
-        u16::from_be_bytes([o[14], o[15]]),
-    )
-}
-
 /// Reference-counted solicited-node group memberships, per interface. Several owned addresses
 /// can share a group (same low 24 bits); the group is left only when the last one goes.
 ///
@@ -123,47 +109,74 @@ pub fn solicited_node(ip: Ipv6Addr) -> Ipv6Addr {
 /// AF_PACKET socket then sees the solicitations without being promiscuous.
 #[derive(Debug)]
 pub struct MulticastGroups {
-    socket: Option<UdpSocket>,
-    counts: HashMap<(u32, Ipv6Addr), usize>,
+    /// Membership sockets: the kernel charges each membership to its socket's option memory
+    /// (`net.core.optmem_max`), which caps one socket at a few thousand groups, so another
+    /// socket is opened whenever the last one is full.
+    sockets: Vec<UdpSocket>,
+    open_socket: fn() -> io::Result<UdpSocket>,
+    /// (interface, group) -> (index into `sockets`, references).
+    members: HashMap<(u32, Ipv6Addr), (usize, usize)>,
+}
+
+fn open_ipv6_socket() -> io::Result<UdpSocket> {
+    UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0))
+}
+
+/// ENOBUFS / ENOMEM: this socket's option memory is used up.
+fn socket_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(105 | 12))
 }
 
 impl MulticastGroups {
-    /// Creates the membership socket. On a host without IPv6 the groups are not available; joins
-    /// then fail with that error and IPv4 keeps working.
+    /// No socket is opened until the first join, so a host without IPv6 only fails IPv6 joins.
     pub fn new() -> Self {
         Self {
-            socket: UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)).ok(),
-            counts: HashMap::new(),
+            sockets: Vec::new(),
+            open_socket: open_ipv6_socket,
+            members: HashMap::new(),
         }
     }
 
     /// Adds one reference to the solicited-node group of `ip` on `ifindex`.
     pub fn join(&mut self, ifindex: u32, ip: Ipv6Addr) -> io::Result<()> {
-        let group = solicited_node(ip);
-        let key = (ifindex, group);
-        if !self.counts.contains_key(&key) {
-            let socket = self.socket.as_ref().ok_or_else(|| {
-                io::Error::new(io::ErrorKind::Unsupported, "IPv6 is not available")
-            })?;
-            socket.join_multicast_v6(&group, ifindex)?;
+        let key = (ifindex, solicited_node(ip));
+        if let Some((_, refs)) = self.members.get_mut(&key) {
+            *refs += 1;
+            return Ok(());
         }
-        *self.counts.entry(key).or_insert(0) += 1;
+        let index = self.join_somewhere(key.0, &key.1)?;
+        self.members.insert(key, (index, 1));
         Ok(())
+    }
+
+    fn join_somewhere(&mut self, ifindex: u32, group: &Ipv6Addr) -> io::Result<usize> {
+        if let Some(last) = self.sockets.last() {
+            match last.join_multicast_v6(group, ifindex) {
+                Ok(()) => return Ok(self.sockets.len() - 1),
+                Err(e) if socket_full(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let socket = (self.open_socket)()?;
+        socket.join_multicast_v6(group, ifindex)?;
+        self.sockets.push(socket);
+        Ok(self.sockets.len() - 1)
     }
 
     /// Drops one reference; leaves the group when it was the last.
     pub fn leave(&mut self, ifindex: u32, ip: Ipv6Addr) -> io::Result<()> {
-        let group = solicited_node(ip);
-        let Some(count) = self.counts.get_mut(&(ifindex, group)) else {
+        let key = (ifindex, solicited_node(ip));
+        let Some((index, refs)) = self.members.get_mut(&key) else {
             return Ok(());
         };
-        *count -= 1;
-        if *count > 0 {
+        *refs -= 1;
+        if *refs > 0 {
             return Ok(());
         }
-        self.counts.remove(&(ifindex, group));
-        match &self.socket {
-            Some(socket) => socket.leave_multicast_v6(&group, ifindex),
+        let index = *index;
+        self.members.remove(&key);
+        match self.sockets.get(index) {
+            Some(socket) => socket.leave_multicast_v6(&key.1, ifindex),
             None => Ok(()),
         }
     }
@@ -171,12 +184,12 @@ impl MulticastGroups {
     /// Forgets every membership on an interface that disappeared (the kernel already dropped
     /// them with the device).
     pub fn forget_interface(&mut self, ifindex: u32) {
-        self.counts.retain(|(i, _), _| *i != ifindex);
+        self.members.retain(|(i, _), _| *i != ifindex);
     }
 
     /// Number of distinct groups joined on `ifindex`.
     pub fn joined(&self, ifindex: u32) -> usize {
-        self.counts.keys().filter(|(i, _)| *i == ifindex).count()
+        self.members.keys().filter(|(i, _)| *i == ifindex).count()
     }
 }
 
@@ -189,12 +202,6 @@ impl Default for MulticastGroups {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn solicited_node_address() {
-        let ip: Ipv6Addr = "2001:db8::1:2bcd:ef01".parse().unwrap();
-        assert_eq!(solicited_node(ip), "ff02::1:ffcd:ef01".parse::<Ipv6Addr>().unwrap());
-    }
 
     /// Runs the classic BPF program over a frame, as the kernel would (without ancillary data
     /// other than the packet type).
@@ -280,16 +287,47 @@ mod tests {
     }
 
     #[test]
-    fn multicast_refcount_without_ipv6_socket() {
-        // Exercise the bookkeeping with a socket-less instance: the first join fails cleanly and
-        // leaves no stale count behind.
+    fn a_failed_join_leaves_no_reference_behind() {
         let mut groups = MulticastGroups {
-            socket: None,
-            counts: HashMap::new(),
+            sockets: Vec::new(),
+            open_socket: || Err(io::Error::new(io::ErrorKind::Unsupported, "no IPv6")),
+            members: HashMap::new(),
         };
         let ip: Ipv6Addr = "2001:db8::10".parse().unwrap();
         assert!(groups.join(1, ip).is_err());
         assert_eq!(groups.joined(1), 0);
         assert!(groups.leave(1, ip).is_ok());
+    }
+
+    /// Needs IPv6 on loopback (any Linux host, no privileges): reference counting per group,
+    /// addresses sharing a group, and thousands of groups spread over several sockets.
+    #[test]
+    fn memberships_are_reference_counted_and_scale_past_one_socket() {
+        let Ok(probe) = open_ipv6_socket() else {
+            eprintln!("SKIPPED: no IPv6 on this host");
+            return;
+        };
+        drop(probe);
+        let mut groups = MulticastGroups::new();
+        let lo = 1;
+        let a: Ipv6Addr = "2001:db8::1:10".parse().unwrap();
+        let same_group: Ipv6Addr = "2001:db8:ffff::1:10".parse().unwrap();
+        groups.join(lo, a).unwrap();
+        groups.join(lo, same_group).unwrap();
+        assert_eq!(groups.joined(lo), 1, "same low 24 bits, same group");
+        groups.leave(lo, a).unwrap();
+        assert_eq!(groups.joined(lo), 1, "still referenced");
+        groups.leave(lo, same_group).unwrap();
+        assert_eq!(groups.joined(lo), 0);
+        for i in 0..6000u32 {
+            let ip = Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | u128::from(i));
+            groups.join(lo, ip).unwrap();
+        }
+        assert_eq!(groups.joined(lo), 6000);
+        for i in 0..6000u32 {
+            let ip = Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | u128::from(i));
+            groups.leave(lo, ip).unwrap();
+        }
+        assert_eq!(groups.joined(lo), 0);
     }
 }
