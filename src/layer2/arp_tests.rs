@@ -92,7 +92,11 @@ fn every_truncation_is_a_truncated_error() {
         } else {
             len
         };
-        assert_eq!(err, ParseError::Truncated { layer, needed, got }, "len {len}");
+        assert_eq!(
+            err,
+            ParseError::Truncated { layer, needed, got },
+            "len {len}"
+        );
     }
 }
 
@@ -169,19 +173,21 @@ fn repr() -> impl Strategy<Value = ArpRepr> {
         mac(),
         any::<u32>(),
     )
-        .prop_map(|(eth_dst, eth_src, request, sender_mac, sip, target_mac, tip)| ArpRepr {
-            eth_dst,
-            eth_src,
-            operation: if request {
-                ArpOperation::Request
-            } else {
-                ArpOperation::Reply
+        .prop_map(
+            |(eth_dst, eth_src, request, sender_mac, sip, target_mac, tip)| ArpRepr {
+                eth_dst,
+                eth_src,
+                operation: if request {
+                    ArpOperation::Request
+                } else {
+                    ArpOperation::Reply
+                },
+                sender_mac,
+                sender_ip: Ipv4Addr::from(sip),
+                target_mac,
+                target_ip: Ipv4Addr::from(tip),
             },
-            sender_mac,
-            sender_ip: Ipv4Addr::from(sip),
-            target_mac,
-            target_ip: Ipv4Addr::from(tip),
-        })
+        )
 }
 
 proptest! {

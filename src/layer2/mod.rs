@@ -4,8 +4,13 @@
 pub mod arp;
 pub mod ndp;
 pub mod responder;
+pub mod schedule;
 pub mod wire;
 
+pub use arp::ArpRepr;
+pub use ndp::NdpRepr;
+pub use responder::{Decision, Ignored, Interface, OwnedIps, Reply, decide};
+pub use schedule::AnnounceSchedule;
 pub use wire::{BufferTooSmall, Layer, Mac, MacParseError, ParseError};
 
 // OS edge: interface discovery and AF_PACKET sockets (the crate's only `unsafe` is in `sys`).

@@ -61,7 +61,9 @@ impl NaFlags {
     }
 
     fn to_byte(self) -> u8 {
-        (u8::from(self.router) << 7) | (u8::from(self.solicited) << 6) | (u8::from(self.overrides) << 5)
+        (u8::from(self.router) << 7)
+            | (u8::from(self.solicited) << 6)
+            | (u8::from(self.overrides) << 5)
     }
 }
 
@@ -83,9 +85,8 @@ impl NdpMessage {
     /// The address being solicited or advertised.
     pub fn target(&self) -> Ipv6Addr {
         match *self {
-            NdpMessage::NeighborSolicit { target, .. } | NdpMessage::NeighborAdvert { target, .. } => {
-                target
-            }
+            NdpMessage::NeighborSolicit { target, .. }
+            | NdpMessage::NeighborAdvert { target, .. } => target,
         }
     }
 }
@@ -208,7 +209,9 @@ impl NdpRepr {
     pub fn frame_len(&self) -> usize {
         let option = match self.message {
             NdpMessage::NeighborSolicit { source_ll: ll, .. }
-            | NdpMessage::NeighborAdvert { target_ll: ll, .. } => ll.map_or(0, |_| LINK_LAYER_OPTION_LEN),
+            | NdpMessage::NeighborAdvert { target_ll: ll, .. } => {
+                ll.map_or(0, |_| LINK_LAYER_OPTION_LEN)
+            }
         };
         ETHERNET_HEADER_LEN + IPV6_HEADER_LEN + NDP_MESSAGE_LEN + option
     }
@@ -279,7 +282,11 @@ impl NdpRepr {
 }
 
 /// Validates the ICMPv6 message (exactly the IPv6 payload) per RFC 4861 §7.1.
-fn parse_message(icmp: &[u8], src_ip: Ipv6Addr, dst_ip: Ipv6Addr) -> Result<NdpMessage, ParseError> {
+fn parse_message(
+    icmp: &[u8],
+    src_ip: Ipv6Addr,
+    dst_ip: Ipv6Addr,
+) -> Result<NdpMessage, ParseError> {
     let truncated = ParseError::Truncated {
         layer: Layer::Icmpv6,
         needed: NDP_MESSAGE_LEN,
@@ -299,7 +306,15 @@ fn parse_message(icmp: &[u8], src_ip: Ipv6Addr, dst_ip: Ipv6Addr) -> Result<NdpM
     }
     // Summing every word, the checksum field included, yields zero exactly when the checksum is
     // right; this also accepts 0xffff for a computed 0x0000, as Linux does.
-    if ipv6_checksum(icmp, usize::MAX, &[], &src_ip, &dst_ip, IpNextHeaderProtocols::Icmpv6) != 0 {
+    if ipv6_checksum(
+        icmp,
+        usize::MAX,
+        &[],
+        &src_ip,
+        &dst_ip,
+        IpNextHeaderProtocols::Icmpv6,
+    ) != 0
+    {
         return Err(ParseError::Checksum {
             found: u16::from_be_bytes([icmp[2], icmp[3]]),
             computed: icmpv6_checksum(src_ip, dst_ip, icmp),

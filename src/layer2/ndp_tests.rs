@@ -110,8 +110,14 @@ fn builders_match_advert_fixtures() {
 #[test]
 fn solicited_node_and_multicast_mac() {
     let ip: Ipv6Addr = "2001:db8::1234:5678".parse().unwrap();
-    assert_eq!(solicited_node(ip), "ff02::1:ff34:5678".parse::<Ipv6Addr>().unwrap());
-    assert_eq!(multicast_mac(solicited_node(ip)), Mac([0x33, 0x33, 0xff, 0x34, 0x56, 0x78]));
+    assert_eq!(
+        solicited_node(ip),
+        "ff02::1:ff34:5678".parse::<Ipv6Addr>().unwrap()
+    );
+    assert_eq!(
+        multicast_mac(solicited_node(ip)),
+        Mac([0x33, 0x33, 0xff, 0x34, 0x56, 0x78])
+    );
     assert_eq!(multicast_mac(ALL_NODES), Mac([0x33, 0x33, 0, 0, 0, 1]));
 }
 
@@ -294,7 +300,10 @@ fn link_layer_option_must_be_one_unit_and_unique() {
     frame.extend_from_slice(&[0; 8]);
     frame[18..20].copy_from_slice(&40u16.to_be_bytes());
     fix_checksum(&mut frame);
-    assert_eq!(NdpRepr::parse(&frame), Err(ParseError::LinkLayerOptionLength(2)));
+    assert_eq!(
+        NdpRepr::parse(&frame),
+        Err(ParseError::LinkLayerOptionLength(2))
+    );
 
     let mut frame = hex(NS_MULTICAST);
     frame.extend_from_slice(&hex("0101525400123456"));
@@ -309,7 +318,10 @@ fn rfc4861_validity_rules() {
     let mut frame = hex(NS_MULTICAST);
     frame[22..38].fill(0);
     fix_checksum(&mut frame);
-    assert_eq!(NdpRepr::parse(&frame), Err(ParseError::DadWithSourceLinkLayer));
+    assert_eq!(
+        NdpRepr::parse(&frame),
+        Err(ParseError::DadWithSourceLinkLayer)
+    );
     // A solicited advertisement cannot go to a multicast group.
     assert_eq!(
         NdpRepr::parse(&patched(NA_UNSOLICITED, 58, &[0x60])),
@@ -351,19 +363,27 @@ fn repr() -> impl Strategy<Value = NdpRepr> {
     let message = prop_oneof![
         (unicast_v6(), proptest::option::of(mac()))
             .prop_map(|(target, source_ll)| NdpMessage::NeighborSolicit { target, source_ll }),
-        (any::<[bool; 3]>(), unicast_v6(), proptest::option::of(mac())).prop_map(
-            |([router, solicited, overrides], target, target_ll)| NdpMessage::NeighborAdvert {
-                flags: NaFlags {
-                    router,
-                    solicited,
-                    overrides
-                },
-                target,
-                target_ll
-            }
-        ),
+        (
+            any::<[bool; 3]>(),
+            unicast_v6(),
+            proptest::option::of(mac())
+        )
+            .prop_map(|([router, solicited, overrides], target, target_ll)| {
+                NdpMessage::NeighborAdvert {
+                    flags: NaFlags {
+                        router,
+                        solicited,
+                        overrides,
+                    },
+                    target,
+                    target_ll,
+                }
+            }),
     ];
-    let dst = prop_oneof![unicast_v6(), any::<u128>().prop_map(|x| Ipv6Addr::from(x | (0xff << 120)))];
+    let dst = prop_oneof![
+        unicast_v6(),
+        any::<u128>().prop_map(|x| Ipv6Addr::from(x | (0xff << 120)))
+    ];
     (mac(), mac(), unicast_v6(), dst, any::<u8>(), message).prop_map(
         |(eth_dst, eth_src, src_ip, dst_ip, hop_limit, mut message)| {
             match &mut message {

@@ -8,9 +8,7 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use super::arp::{ArpOperation, ArpRepr};
 use super::ndp::{self, NDP_HOP_LIMIT, NdpMessage, NdpRepr};
-use super::wire::{
-    BufferTooSmall, ETHERTYPE_ARP, ETHERTYPE_IPV6, EthernetHeader, Mac, ParseError,
-};
+use super::wire::{BufferTooSmall, ETHERTYPE_ARP, ETHERTYPE_IPV6, EthernetHeader, Mac, ParseError};
 
 /// The interface a frame arrived on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -119,7 +117,10 @@ impl fmt::Display for Ignored {
             Ignored::BadSenderMac(mac) => write!(f, "requester MAC {mac} is not unicast"),
             Ignored::HopLimit(hops) => write!(f, "NDP hop limit {hops}, must be 255"),
             Ignored::WrongDestination(dst) => {
-                write!(f, "solicitation sent to {dst}, not its target or solicited-node group")
+                write!(
+                    f,
+                    "solicitation sent to {dst}, not its target or solicited-node group"
+                )
             }
             Ignored::NotOwned(ip) => write!(f, "{ip} is not owned by this node"),
         }
@@ -130,7 +131,10 @@ impl fmt::Display for Ignored {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Send `reply`, which vouches for the owned address `ip`.
-    Reply { ip: IpAddr, reply: Reply },
+    Reply {
+        ip: IpAddr,
+        reply: Reply,
+    },
     Ignore(Ignored),
 }
 

@@ -45,7 +45,12 @@ fn arp_request(sender_ip: Ipv4Addr, target_ip: Ipv4Addr) -> ArpRepr {
     }
 }
 
-fn solicitation(src_ip: Ipv6Addr, dst_ip: Ipv6Addr, target: Ipv6Addr, source_ll: Option<Mac>) -> NdpRepr {
+fn solicitation(
+    src_ip: Ipv6Addr,
+    dst_ip: Ipv6Addr,
+    target: Ipv6Addr,
+    source_ll: Option<Mac>,
+) -> NdpRepr {
     NdpRepr {
         eth_dst: if dst_ip.is_multicast() {
             multicast_mac(dst_ip)
@@ -108,10 +113,16 @@ fn arp_non_requests_and_own_frames_are_ignored() {
     let reply_frame = arp_request(CLIENT4, VIP4).reply_from(CLIENT).to_vec();
     assert_eq!(ignored(&reply_frame), Ignored::NotARequest);
     // Our own gratuitous ARP, seen again by the socket.
-    assert_eq!(ignored(&arp::gratuitous_request(OWNER, VIP4).to_vec()), Ignored::FromSelf);
+    assert_eq!(
+        ignored(&arp::gratuitous_request(OWNER, VIP4).to_vec()),
+        Ignored::FromSelf
+    );
     let mut broadcast_sender = arp_request(CLIENT4, VIP4);
     broadcast_sender.sender_mac = Mac::BROADCAST;
-    assert_eq!(ignored(&broadcast_sender.to_vec()), Ignored::BadSenderMac(Mac::BROADCAST));
+    assert_eq!(
+        ignored(&broadcast_sender.to_vec()),
+        Ignored::BadSenderMac(Mac::BROADCAST)
+    );
 }
 
 #[test]
@@ -126,10 +137,16 @@ fn garbage_is_malformed_with_the_parser_reason() {
     );
     let mut ipv4 = hex(ARP_REQUEST);
     ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
-    assert_eq!(ignored(&ipv4), Ignored::Malformed(ParseError::EtherType(0x0800)));
+    assert_eq!(
+        ignored(&ipv4),
+        Ignored::Malformed(ParseError::EtherType(0x0800))
+    );
     let mut lying = hex(ARP_REQUEST);
     lying[18] = 16;
-    assert!(matches!(ignored(&lying), Ignored::Malformed(ParseError::ArpAddressLengths { .. })));
+    assert!(matches!(
+        ignored(&lying),
+        Ignored::Malformed(ParseError::ArpAddressLengths { .. })
+    ));
 }
 
 fn advert(reply: Reply) -> NdpRepr {
@@ -171,7 +188,14 @@ fn unicast_nud_without_source_option_is_answered_to_frame_source() {
     assert_eq!(na.dst_ip, CLIENT6);
     assert!(matches!(
         na.message,
-        NdpMessage::NeighborAdvert { flags: NaFlags { solicited: true, overrides: true, .. }, .. }
+        NdpMessage::NeighborAdvert {
+            flags: NaFlags {
+                solicited: true,
+                overrides: true,
+                ..
+            },
+            ..
+        }
     ));
 }
 
@@ -179,7 +203,10 @@ fn unicast_nud_without_source_option_is_answered_to_frame_source() {
 fn dad_solicitation_gets_all_nodes_advert_without_solicited() {
     let frame = solicitation(Ipv6Addr::UNSPECIFIED, solicited_node(VIP6), VIP6, None).to_vec();
     let na = advert(replied(&frame).1);
-    assert_eq!((na.dst_ip, na.eth_dst), (ALL_NODES, multicast_mac(ALL_NODES)));
+    assert_eq!(
+        (na.dst_ip, na.eth_dst),
+        (ALL_NODES, multicast_mac(ALL_NODES))
+    );
     assert_eq!(
         na.message,
         NdpMessage::NeighborAdvert {
@@ -201,16 +228,28 @@ fn ndp_drop_rules() {
     assert_eq!(ignored(&forwarded.to_vec()), Ignored::HopLimit(254));
 
     let other = solicitation(CLIENT6, solicited_node(OTHER6), OTHER6, Some(CLIENT));
-    assert_eq!(ignored(&other.to_vec()), Ignored::NotOwned(IpAddr::V6(OTHER6)));
+    assert_eq!(
+        ignored(&other.to_vec()),
+        Ignored::NotOwned(IpAddr::V6(OTHER6))
+    );
 
     let to_all_nodes = solicitation(CLIENT6, ALL_NODES, VIP6, Some(CLIENT));
-    assert_eq!(ignored(&to_all_nodes.to_vec()), Ignored::WrongDestination(ALL_NODES));
+    assert_eq!(
+        ignored(&to_all_nodes.to_vec()),
+        Ignored::WrongDestination(ALL_NODES)
+    );
 
     let dad_unicast = solicitation(Ipv6Addr::UNSPECIFIED, VIP6, VIP6, None);
-    assert_eq!(ignored(&dad_unicast.to_vec()), Ignored::WrongDestination(VIP6));
+    assert_eq!(
+        ignored(&dad_unicast.to_vec()),
+        Ignored::WrongDestination(VIP6)
+    );
 
     let multicast_ll = solicitation(CLIENT6, solicited_node(VIP6), VIP6, Some(Mac::BROADCAST));
-    assert_eq!(ignored(&multicast_ll.to_vec()), Ignored::BadSenderMac(Mac::BROADCAST));
+    assert_eq!(
+        ignored(&multicast_ll.to_vec()),
+        Ignored::BadSenderMac(Mac::BROADCAST)
+    );
 
     let own_advert = ndp::unsolicited_advert(OWNER, VIP6);
     assert_eq!(ignored(&own_advert.to_vec()), Ignored::FromSelf);
@@ -220,18 +259,30 @@ fn ndp_drop_rules() {
 
     let mut bad_checksum = solicitation(CLIENT6, solicited_node(VIP6), VIP6, None).to_vec();
     bad_checksum[56] ^= 0xff;
-    assert!(matches!(ignored(&bad_checksum), Ignored::Malformed(ParseError::Checksum { .. })));
+    assert!(matches!(
+        ignored(&bad_checksum),
+        Ignored::Malformed(ParseError::Checksum { .. })
+    ));
 }
 
 #[test]
 fn any_lookup_shape_works() {
     let frame = arp_request(CLIENT4, VIP4).to_vec();
     let tree: BTreeSet<IpAddr> = owned().into_iter().collect();
-    assert!(matches!(decide(&frame, &iface(), &tree), Decision::Reply { .. }));
+    assert!(matches!(
+        decide(&frame, &iface(), &tree),
+        Decision::Reply { .. }
+    ));
     let nothing = |_: IpAddr| false;
-    assert!(matches!(decide(&frame, &iface(), &nothing), Decision::Ignore(Ignored::NotOwned(_))));
+    assert!(matches!(
+        decide(&frame, &iface(), &nothing),
+        Decision::Ignore(Ignored::NotOwned(_))
+    ));
     let dyn_lookup: &dyn OwnedIps = &tree;
-    assert!(matches!(decide(&frame, &iface(), dyn_lookup), Decision::Reply { .. }));
+    assert!(matches!(
+        decide(&frame, &iface(), dyn_lookup),
+        Decision::Reply { .. }
+    ));
 }
 
 /// The address a reply vouches for, read back from its wire bytes, and the MAC it vouches with.
@@ -243,7 +294,9 @@ fn vouched(reply: &Reply) -> (IpAddr, Mac) {
             (IpAddr::V4(arp.sender_ip), arp.sender_mac)
         }
         Reply::Ndp(_) => match NdpRepr::parse(&bytes).unwrap().message {
-            NdpMessage::NeighborAdvert { target, target_ll, .. } => (IpAddr::V6(target), target_ll.unwrap()),
+            NdpMessage::NeighborAdvert {
+                target, target_ll, ..
+            } => (IpAddr::V6(target), target_ll.unwrap()),
             other => panic!("reply is a solicitation: {other:?}"),
         },
     }

@@ -223,6 +223,27 @@ pub(crate) fn check_room(buf: &[u8], needed: usize) -> Result<(), BufferTooSmall
     Ok(())
 }
 
+/// Decodes a hex fixture; whitespace and `|` separators are ignored so fixtures can be laid out
+/// by header.
+#[cfg(test)]
+pub(crate) fn hex(text: &str) -> Vec<u8> {
+    let digits: Vec<u8> = text
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace() && *b != b'|')
+        .collect();
+    assert!(
+        digits.len().is_multiple_of(2),
+        "odd number of hex digits in fixture"
+    );
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let text = std::str::from_utf8(pair).unwrap();
+            u8::from_str_radix(text, 16).unwrap()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,7 +253,13 @@ mod tests {
         let mac: Mac = "02:00:5e:10:00:0a".parse().unwrap();
         assert_eq!(mac, Mac([0x02, 0x00, 0x5e, 0x10, 0x00, 0x0a]));
         assert_eq!(mac.to_string(), "02:00:5e:10:00:0a");
-        for bad in ["", "02:00:5e:10:00", "02:00:5e:10:00:0a:01", "02:00:5e:10:00:zz", "2:::::"] {
+        for bad in [
+            "",
+            "02:00:5e:10:00",
+            "02:00:5e:10:00:0a:01",
+            "02:00:5e:10:00:zz",
+            "2:::::",
+        ] {
             assert!(bad.parse::<Mac>().is_err(), "{bad:?} parsed");
         }
     }
@@ -259,22 +286,4 @@ mod tests {
         assert_eq!(header.ethertype, 0xffff);
         assert_eq!(rest.len(), 2);
     }
-}
-
-/// Decodes a hex fixture; whitespace and `|` separators are ignored so fixtures can be laid out
-/// by header.
-#[cfg(test)]
-pub(crate) fn hex(text: &str) -> Vec<u8> {
-    let digits: Vec<u8> = text
-        .bytes()
-        .filter(|b| !b.is_ascii_whitespace() && *b != b'|')
-        .collect();
-    assert!(digits.len() % 2 == 0, "odd number of hex digits in fixture");
-    digits
-        .chunks(2)
-        .map(|pair| {
-            let text = std::str::from_utf8(pair).unwrap();
-            u8::from_str_radix(text, 16).unwrap()
-        })
-        .collect()
 }
