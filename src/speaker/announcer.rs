@@ -239,6 +239,7 @@ async fn answer_loop(
     let mut out = vec![0u8; MAX_FRAME];
     // Per-IP counter handles, so the hot path does not format label strings.
     let mut counters: HashMap<IpAddr, (IntCounter, IntCounter)> = HashMap::new();
+    let mut counters_for: OwnedSet = owned.borrow().clone();
     loop {
         let len = match socket.recv(&mut buf).await {
             Ok(len) => len,
@@ -250,6 +251,12 @@ async fn answer_loop(
         };
         let decision = {
             let set = owned.borrow();
+            if !Arc::ptr_eq(&set, &counters_for) {
+                // Ownership changed: series of released IPs were removed from the registry, so
+                // cached handles to them must not be reused if the IP comes back.
+                counters.clear();
+                counters_for = set.clone();
+            }
             responder::decide(&buf[..len], &responder_iface, &**set)
         };
         let Decision::Reply { ip, reply } = decision else {
@@ -265,10 +272,6 @@ async fn answer_loop(
         match socket.send(&out[..n]).await {
             Ok(()) => responses.inc(),
             Err(e) => debug!(interface = %iface.name, %ip, error = %e, "reply send failed"),
-        }
-        if counters.len() > 4 * owned.borrow().len() + 64 {
-            // IPs come and go; keep the cache from holding handles to forgotten series forever.
-            counters.clear();
         }
     }
 }
