@@ -18,6 +18,9 @@ enum Command {
     /// Check a MetalLB-format config file (ConfigMap manifest or bare config): print a summary of
     /// its pools and exit 0, or print every error found and exit 1.
     CheckConfig(ferrolb::config::check::CheckConfigArgs),
+    /// Offline: run the controller's allocation over a config and Service manifests, and print
+    /// the EXTERNAL-IP each Service would get and the events the controller would record.
+    Plan(ferrolb::controller::cli::PlanArgs),
     /// Answer ARP/NDP for the LoadBalancer IPs this node is elected to announce.
     Speaker(ferrolb::speaker::cli::SpeakerArgs),
 }
@@ -30,6 +33,20 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Plan(args) => {
+            let result = ferrolb::controller::cli::run_plan(
+                &args,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            );
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {:#}", anyhow::Error::from(e));
                     ExitCode::from(1)
                 }
             }
