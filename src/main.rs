@@ -71,21 +71,22 @@ mod speaker_main {
     use ferrolb::membership::SwimTiming;
     use ferrolb::speaker::cli::SpeakerArgs;
     use ferrolb::speaker::static_mode::{self, StaticOptions};
+    use ferrolb::telemetry::{self, Health};
     use tokio::signal::unix::{SignalKind, signal};
 
     pub fn run(args: SpeakerArgs) -> anyhow::Result<()> {
-        init_tracing(&args.log_format);
+        telemetry::init_tracing(args.log_format).context("setting up logging")?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .context("starting the async runtime")?;
         runtime.block_on(async move {
-            let Some(file) = args.static_file.clone() else {
-                bail!("the Kubernetes mode of the speaker is not available in this build; use --static FILE");
-            };
             let registry = prometheus::Registry::new();
-            let (ready_tx, _ready_rx) = tokio::sync::watch::channel(false);
+            let health = Health::new();
+            let server = telemetry::serve(args.metrics_addr, registry.clone(), health.clone())
+                .await
+                .context("starting the metrics server")?;
             let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
             let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
             let shutdown = async move {
@@ -94,26 +95,22 @@ mod speaker_main {
                     _ = int.recv() => {}
                 }
             };
-            let options = StaticOptions {
-                file,
-                key_file: args.memberlist_key_file.clone(),
-                announcer: args.announcer_options(),
-                timing: SwimTiming::default(),
+            let result = match args.static_file.clone() {
+                Some(file) => {
+                    let options = StaticOptions {
+                        file,
+                        key_file: args.memberlist_key_file.clone(),
+                        announcer: args.announcer_options(),
+                        timing: SwimTiming::default(),
+                    };
+                    static_mode::run(options, &registry, health, shutdown)
+                        .await
+                        .context("static speaker")
+                }
+                None => bail!("the Kubernetes mode of the speaker is not available in this build; use --static FILE"),
             };
-            static_mode::run(options, &registry, ready_tx, shutdown)
-                .await
-                .context("static speaker")
+            let _ = server.shutdown().await;
+            result
         })
-    }
-
-    fn init_tracing(format: &str) {
-        use tracing_subscriber::EnvFilter;
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-        if format == "json" {
-            builder.json().init();
-        } else {
-            builder.init();
-        }
     }
 }

@@ -69,6 +69,22 @@ fn v4_owner_answers_alone_and_client_kernel_resolves_to_it() {
     lan.client_touch(ip);
     let entry = wait_for(SETTLE, || lan.neigh(ip)).expect("client neighbour entry");
     assert_eq!(entry.0, lan.nodes[owner].mac, "client kernel resolved {ip}");
+    // Every speaker is ready (sockets open, gossip joined); only the owner counts answers.
+    for i in 0..3 {
+        let ready = wait_for(SETTLE, || (lan.http_get(i, "/readyz").0 == 200).then_some(()));
+        assert!(ready.is_some(), "{} not ready", lan.nodes[i].name);
+    }
+    let responses = format!("ferrolb_layer2_responses_sent{{ip=\"{ip}\"}}");
+    let answered = lan.metric(owner, &responses).unwrap_or(0.0);
+    assert!(answered >= 4.0, "owner counted {answered} responses");
+    let announced = format!(
+        "ferrolb_speaker_announced{{ip=\"{ip}\",node=\"{}\",service=\"default/web\"}}",
+        lan.nodes[owner].name
+    );
+    assert_eq!(lan.metric(owner, &announced), Some(1.0));
+    for other in (0..3).filter(|&i| i != owner) {
+        assert_eq!(lan.metric(other, &responses), None, "non-owner has a series");
+    }
 }
 
 /// Waits until ndisc6 for `ip` is answered by `owner` alone.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::layer2::iface::{DEFAULT_EXCLUDES, ExcludePatterns};
+use crate::telemetry::LogFormat;
 
 use super::announcer::AnnouncerOptions;
 
@@ -35,8 +36,8 @@ pub struct SpeakerArgs {
     #[arg(long, default_value = "0.0.0.0:7473")]
     pub metrics_addr: SocketAddr,
     /// Log format.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Use SWIM gossip for liveness; with false, a node is alive when its Node is Ready.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub gossip: bool,

@@ -16,6 +16,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::telemetry::Health;
 use crate::membership::{
     KeyError, MemberlistKey, Membership, MembershipConfig, MembershipError, SwimTiming,
 };
@@ -85,12 +86,12 @@ fn services(config: &StaticConfig) -> Vec<AnnouncedService> {
 }
 
 /// Runs the static speaker until `shutdown` completes, then stops answering, leaves the gossip
-/// cluster (so the others take over at once) and returns. `ready` turns true once sockets are
+/// cluster (so the others take over at once) and returns. `health` turns ready once sockets are
 /// open and gossip has joined.
 pub async fn run(
     options: StaticOptions,
     registry: &Registry,
-    ready: watch::Sender<bool>,
+    health: Health,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StaticSpeakerError> {
     let (mut text, mut config) = load(&options.file)?;
@@ -107,6 +108,7 @@ pub async fn run(
         timing: options.timing.clone(),
     })
     .await?;
+    crate::membership::register_metrics(registry, &membership)?;
     let mut members = membership.members();
     let mut stats = membership.stats_watch();
 
@@ -144,7 +146,7 @@ pub async fn run(
             apply(&owned_tx, &announced, &me, &owned_now, &next, &live);
             owned_now = next;
         }
-        ready.send_replace(*sockets_rx.borrow() && (gate.joined() || !others_seeded));
+        health.set_ready(*sockets_rx.borrow() && (gate.joined() || !others_seeded));
 
         let wake = gate.next_check(now).map(tokio::time::Instant::from_std);
         tokio::select! {
@@ -162,7 +164,7 @@ pub async fn run(
     info!("shutting down: releasing every IP and leaving the gossip cluster");
     let live = members.borrow().clone();
     apply(&owned_tx, &announced, &me, &owned_now, &BTreeMap::new(), &live);
-    ready.send_replace(false);
+    health.set_ready(false);
     membership.leave().await;
     drop(owned_tx);
     let _ = announcer.await;

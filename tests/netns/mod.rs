@@ -462,3 +462,33 @@ impl Lan {
         stdout(&out).trim().parse().unwrap_or(0)
     }
 }
+
+impl Lan {
+    /// GET http://<node ip4>:7473<path> from the client; (status, body), status 0 if unreachable.
+    pub fn http_get(&self, node: usize, path: &str) -> (u16, String) {
+        const GET: &str = r#"
+import sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen(sys.argv[1], timeout=2)
+    print(r.status); print(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code)
+except Exception:
+    print(0)
+"#;
+        let url = format!("http://{}:7473{path}", self.nodes[node].ip4);
+        let out = in_ns(&self.client_ns, &["python3", "-c", GET, &url]);
+        let text = stdout(&out);
+        let mut lines = text.splitn(2, '\n');
+        let status = lines.next().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+        (status, lines.next().unwrap_or("").to_string())
+    }
+
+    /// The value of a Prometheus sample (`name{labels}`), read from node `node`'s /metrics.
+    pub fn metric(&self, node: usize, sample: &str) -> Option<f64> {
+        let (_, body) = self.http_get(node, "/metrics");
+        body.lines()
+            .find(|l| l.starts_with(sample) && l[sample.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+}
