@@ -2,6 +2,7 @@
 
 pub mod announcer;
 pub mod cli;
+pub mod cluster;
 pub mod election_gate;
 pub mod metrics;
 pub mod ownership;
