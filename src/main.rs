@@ -70,6 +70,8 @@ mod speaker_main {
     use anyhow::{Context, bail};
     use ferrolb::membership::SwimTiming;
     use ferrolb::speaker::cli::SpeakerArgs;
+    use ferrolb::speaker::cluster::ViewOptions;
+    use ferrolb::speaker::kubernetes::{self, GossipOptions, KubeOptions};
     use ferrolb::speaker::static_mode::{self, StaticOptions};
     use ferrolb::telemetry::{self, Health};
     use tokio::signal::unix::{SignalKind, signal};
@@ -107,10 +109,66 @@ mod speaker_main {
                         .await
                         .context("static speaker")
                 }
-                None => bail!("the Kubernetes mode of the speaker is not available in this build; use --static FILE"),
+                None => kubernetes_mode(&args, &registry, health, shutdown).await,
             };
             let _ = server.shutdown().await;
             result
         })
+    }
+
+    async fn kubernetes_mode(
+        args: &SpeakerArgs,
+        registry: &prometheus::Registry,
+        health: Health,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let Some(node_name) = args.node_name.clone() else {
+            bail!("--node-name (or NODE_NAME) is required outside --static mode");
+        };
+        let gossip = if args.gossip {
+            let Some(host_ip) = args.host_ip else {
+                bail!("--host-ip (or HOST_IP) is required with gossip: it is the address other speakers reach this one at");
+            };
+            Some(GossipOptions {
+                port: args.gossip_port,
+                host_ip,
+                key_file: args.memberlist_key_file.clone(),
+                timing: SwimTiming::default(),
+            })
+        } else {
+            None
+        };
+        let client = client(args.kubeconfig.as_deref()).await?;
+        let options = KubeOptions {
+            node_name,
+            namespace: args.namespace.clone(),
+            config_name: args.config_name.clone(),
+            view: ViewOptions {
+                lb_class: args.lb_class.clone(),
+                ignore_exclude_lb: args.ignore_exclude_lb,
+            },
+            gossip,
+            announcer: args.announcer_options(),
+        };
+        kubernetes::run(client, options, registry, health, shutdown)
+            .await
+            .context("speaker")
+    }
+
+    /// A client from `--kubeconfig`, else KUBECONFIG / ~/.kube/config, else in-cluster.
+    async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+        let config = match kubeconfig {
+            Some(path) => {
+                let file = kube::config::Kubeconfig::read_from(path)
+                    .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+                kube::Config::from_custom_kubeconfig(file, &Default::default())
+                    .await
+                    .with_context(|| format!("using kubeconfig {}", path.display()))?
+            }
+            None => kube::Config::infer()
+                .await
+                .context("no kubeconfig found and not running in a cluster")?,
+        };
+        kube::Client::try_from(config).context("building the Kubernetes client")
     }
 }

@@ -14,8 +14,8 @@ use super::announcer::AnnouncerOptions;
 /// Flags of `ferrolb speaker`.
 #[derive(Debug, Clone, Args)]
 pub struct SpeakerArgs {
-    /// Kubeconfig file (default: $KUBECONFIG, then the in-cluster service account).
-    #[arg(long, env = "KUBECONFIG")]
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config, then the in-cluster account).
+    #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// Namespace holding the ConfigMap.
     #[arg(long, env = "POD_NAMESPACE", default_value = "ferrolb-system")]

@@ -4,6 +4,7 @@ pub mod announcer;
 pub mod cli;
 pub mod cluster;
 pub mod election_gate;
+pub mod kubernetes;
 pub mod metrics;
 pub mod ownership;
 pub mod static_config;
