@@ -59,7 +59,15 @@ struct Trial {
 
 fn trial(lan: &mut Lan, vip: &str, owner: usize, next: usize, signal: &str) -> Option<Trial> {
     let mut prober = Command::new("ip")
-        .args(["netns", "exec", &lan.client_ns, "python3", "-c", PROBER, vip])
+        .args([
+            "netns",
+            "exec",
+            &lan.client_ns,
+            "python3",
+            "-c",
+            PROBER,
+            vip,
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .ok()?;
@@ -125,10 +133,15 @@ fn main() {
     if !netns::environment_ready("failover measurement") {
         std::process::exit(2);
     }
-    let binary = std::env::var_os("FERROLB_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        let exe = std::env::current_exe().expect("current exe");
-        exe.parent().and_then(|p| p.parent()).expect("target dir").join("ferrolb")
-    });
+    let binary = std::env::var_os("FERROLB_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("current exe");
+            exe.parent()
+                .and_then(|p| p.parent())
+                .expect("target dir")
+                .join("ferrolb")
+        });
     let signals: Vec<&str> = match which.as_str() {
         "KILL" => vec!["KILL"],
         "TERM" => vec!["TERM"],
@@ -169,7 +182,9 @@ fn main() {
                     replies.push(t.first_reply);
                     garps.extend(t.first_garp);
                 }
-                None => println!("SIG{signal} trial {n:2}: no reply from the new owner within 10 s"),
+                None => {
+                    println!("SIG{signal} trial {n:2}: no reply from the new owner within 10 s")
+                }
             }
             lan.start(owner);
         }

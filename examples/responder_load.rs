@@ -65,20 +65,31 @@ fn main() {
     if !netns::environment_ready("responder load") {
         std::process::exit(2);
     }
-    let binary = std::env::var_os("FERROLB_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        let exe = std::env::current_exe().expect("exe");
-        exe.parent().and_then(|p| p.parent()).expect("dir").join("ferrolb")
-    });
+    let binary = std::env::var_os("FERROLB_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("exe");
+            exe.parent()
+                .and_then(|p| p.parent())
+                .expect("dir")
+                .join("ferrolb")
+        });
     let lan = Lan::new(1, &binary);
     let v4 = v4_vips();
     let mut vips: Vec<Vip> = v4
         .iter()
-        .map(|ip| Vip { service: format!("load/{ip}"), ips: vec![ip.to_string()] })
+        .map(|ip| Vip {
+            service: format!("load/{ip}"),
+            ips: vec![ip.to_string()],
+        })
         .collect();
     let v6_count = 10_000 - vips.len();
     for i in 0..v6_count {
         let ip = Ipv6Addr::from(0x2001_0db8_0100_0000_0000_0000_0000_0000u128 + 1 + i as u128);
-        vips.push(Vip { service: format!("load/{ip}"), ips: vec![ip.to_string()] });
+        vips.push(Vip {
+            service: format!("load/{ip}"),
+            ips: vec![ip.to_string()],
+        });
     }
     lan.write_config(0, &vips, &lan.key_file());
     let mut speaker = Command::new("ip")
@@ -95,14 +106,25 @@ fn main() {
     let owner_mac = lan.nodes[0].mac.clone();
     let probe = v4[v4.len() - 1].to_string();
     let answered = wait_for(Duration::from_secs(60), || {
-        lan.arping(&probe, 1).first().filter(|m| **m == owner_mac).map(|_| ())
+        lan.arping(&probe, 1)
+            .first()
+            .filter(|m| **m == owner_mac)
+            .map(|_| ())
     });
     assert!(answered.is_some(), "speaker never answered for {probe}");
     // Let the announcement backoff (4 s) finish before measuring memory at rest.
     std::thread::sleep(Duration::from_secs(6));
     let rss_idle = vm_rss_kib(pid);
-    println!("owned IPs: {} ({} IPv4, {} IPv6)", vips.len(), v4.len(), v6_count);
-    println!("speaker RSS with 10k owned IPs, idle: {:.1} MiB", rss_idle as f64 / 1024.0);
+    println!(
+        "owned IPs: {} ({} IPv4, {} IPv6)",
+        vips.len(),
+        v4.len(),
+        v6_count
+    );
+    println!(
+        "speaker RSS with 10k owned IPs, idle: {:.1} MiB",
+        rss_idle as f64 / 1024.0
+    );
     let me = std::env::current_exe().expect("exe");
     for (mode, label) in [("flood", "max rate, 3 s"), ("10000", "10k req/s, 3 s")] {
         let out = Command::new("ip")
@@ -111,14 +133,22 @@ fn main() {
             .args(["blast", mode, &owner_mac])
             .output()
             .expect("blast");
-        println!("--- {label}\n{}", String::from_utf8_lossy(&out.stdout).trim_end());
+        println!(
+            "--- {label}\n{}",
+            String::from_utf8_lossy(&out.stdout).trim_end()
+        );
         if !out.status.success() {
             eprintln!("{}", String::from_utf8_lossy(&out.stderr));
         }
     }
     let rss_after = vm_rss_kib(pid);
-    println!("speaker RSS after load: {:.1} MiB", rss_after as f64 / 1024.0);
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    println!(
+        "speaker RSS after load: {:.1} MiB",
+        rss_after as f64 / 1024.0
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let _ = speaker.wait();
 }
 
@@ -150,19 +180,31 @@ async fn blast(mode: &str, owner: &str) {
         })
         .collect();
     let index: HashMap<Ipv4Addr, usize> = vips.iter().enumerate().map(|(i, ip)| (*ip, i)).collect();
-    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..vips.len()).map(|_| AtomicU64::new(0)).collect());
+    let sent_at: Arc<Vec<AtomicU64>> =
+        Arc::new((0..vips.len()).map(|_| AtomicU64::new(0)).collect());
     let epoch = Instant::now();
     let received = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
     let rx = {
-        let (socket, received, latencies, sent_at) =
-            (socket.clone(), received.clone(), latencies.clone(), sent_at.clone());
+        let (socket, received, latencies, sent_at) = (
+            socket.clone(),
+            received.clone(),
+            latencies.clone(),
+            sent_at.clone(),
+        );
         tokio::spawn(async move {
             let mut buf = vec![0u8; 1514];
             loop {
-                let Ok(n) = socket.recv(&mut buf).await else { return };
-                let Ok(reply) = ArpRepr::parse(&buf[..n]) else { continue };
-                if reply.operation != ArpOperation::Reply || reply.eth_src != owner || reply.target_ip != me {
+                let Ok(n) = socket.recv(&mut buf).await else {
+                    return;
+                };
+                let Ok(reply) = ArpRepr::parse(&buf[..n]) else {
+                    continue;
+                };
+                if reply.operation != ArpOperation::Reply
+                    || reply.eth_src != owner
+                    || reply.target_ip != me
+                {
                     continue;
                 }
                 received.fetch_add(1, Ordering::Relaxed);

@@ -127,7 +127,9 @@ mod speaker_main {
         };
         let gossip = if args.gossip {
             let Some(host_ip) = args.host_ip else {
-                bail!("--host-ip (or HOST_IP) is required with gossip: it is the address other speakers reach this one at");
+                bail!(
+                    "--host-ip (or HOST_IP) is required with gossip: it is the address other speakers reach this one at"
+                );
             };
             Some(GossipOptions {
                 port: args.gossip_port,

@@ -71,7 +71,9 @@ fn v4_owner_answers_alone_and_client_kernel_resolves_to_it() {
     assert_eq!(entry.0, lan.nodes[owner].mac, "client kernel resolved {ip}");
     // Every speaker is ready (sockets open, gossip joined); only the owner counts answers.
     for i in 0..3 {
-        let ready = wait_for(SETTLE, || (lan.http_get(i, "/readyz").0 == 200).then_some(()));
+        let ready = wait_for(SETTLE, || {
+            (lan.http_get(i, "/readyz").0 == 200).then_some(())
+        });
         assert!(ready.is_some(), "{} not ready", lan.nodes[i].name);
     }
     let responses = format!("ferrolb_layer2_responses_sent{{ip=\"{ip}\"}}");
@@ -83,7 +85,11 @@ fn v4_owner_answers_alone_and_client_kernel_resolves_to_it() {
     );
     assert_eq!(lan.metric(owner, &announced), Some(1.0));
     for other in (0..3).filter(|&i| i != owner) {
-        assert_eq!(lan.metric(other, &responses), None, "non-owner has a series");
+        assert_eq!(
+            lan.metric(other, &responses),
+            None,
+            "non-owner has a series"
+        );
     }
 }
 
@@ -136,15 +142,31 @@ fn v6_owner_answers_solicitations_and_unicast_nud() {
     // through a solicited advertisement, i.e. only if the owner answers the unicast probe.
     netns::run(
         "ip",
-        &["-n", &lan.client_ns, "-6", "neigh", "replace", ip, "lladdr", &lan.nodes[owner].mac,
-          "dev", "eth0", "nud", "stale"],
+        &[
+            "-n",
+            &lan.client_ns,
+            "-6",
+            "neigh",
+            "replace",
+            ip,
+            "lladdr",
+            &lan.nodes[owner].mac,
+            "dev",
+            "eth0",
+            "nud",
+            "stale",
+        ],
     );
     assert_eq!(lan.neigh(ip).map(|e| e.1), Some("STALE".to_string()));
     let reachable = wait_for(SETTLE, || {
         lan.client_touch(ip);
         lan.neigh(ip).filter(|(_, state)| state == "REACHABLE")
     });
-    assert!(reachable.is_some(), "unicast NUD unanswered: {:?}", lan.neigh(ip));
+    assert!(
+        reachable.is_some(),
+        "unicast NUD unanswered: {:?}",
+        lan.neigh(ip)
+    );
 }
 
 #[test]
@@ -155,10 +177,16 @@ fn non_owners_never_answer() {
     let mut lan = Lan::new(3, binary());
     let v4: Vec<String> = (201..207).map(|i| format!("192.0.2.{i}")).collect();
     let v6: Vec<String> = (201..204).map(|i| format!("2001:db8::{i}")).collect();
-    let mut vips: Vec<Vip> = v4.iter().map(|ip| vip(&format!("ns/v4-{ip}"), &[ip])).collect();
+    let mut vips: Vec<Vip> = v4
+        .iter()
+        .map(|ip| vip(&format!("ns/v4-{ip}"), &[ip]))
+        .collect();
     vips.extend(v6.iter().map(|ip| vip(&format!("ns/v6-{ip}"), &[ip])));
     lan.start_all(&vips);
-    let owners: Vec<usize> = v4.iter().map(|ip| expected_owner(&lan, ip, &[0, 1, 2])).collect();
+    let owners: Vec<usize> = v4
+        .iter()
+        .map(|ip| expected_owner(&lan, ip, &[0, 1, 2]))
+        .collect();
     assert!(
         distinct(&owners.iter().map(|o| o.to_string()).collect::<Vec<_>>()).len() >= 2,
         "the VIPs should spread over several nodes"
@@ -240,7 +268,10 @@ fn sigterm_releases_leaves_and_exits_cleanly() {
     let mut child = lan.nodes[owner].child.take().unwrap();
     netns::run("kill", &["-TERM", &child.id().to_string()]);
     let status = child.wait().unwrap();
-    assert!(status.success(), "speaker exit status after SIGTERM: {status}");
+    assert!(
+        status.success(),
+        "speaker exit status after SIGTERM: {status}"
+    );
     let log = lan.log(owner);
     assert!(log.contains("leaving the gossip cluster"), "{log}");
     wait_single_answerer(&lan, ip, 1 - owner);
@@ -275,7 +306,10 @@ fn partitioned_node_heals_to_a_single_answerer() {
     }
     let mut lan = Lan::new(3, binary());
     let ips = ["192.0.2.230", "192.0.2.231", "192.0.2.232", "192.0.2.233"];
-    let vips: Vec<Vip> = ips.iter().map(|ip| vip(&format!("p/{ip}"), &[ip])).collect();
+    let vips: Vec<Vip> = ips
+        .iter()
+        .map(|ip| vip(&format!("p/{ip}"), &[ip]))
+        .collect();
     lan.start_all(&vips);
     let owner = expected_owner(&lan, ips[0], &[0, 1, 2]);
     wait_single_answerer(&lan, ips[0], owner);
@@ -301,7 +335,10 @@ fn wrong_gossip_key_neither_joins_nor_takes_an_ip() {
         .take(2)
         .collect();
     assert!(!wanted.is_empty());
-    let vips: Vec<Vip> = wanted.iter().map(|ip| vip(&format!("k/{ip}"), &[ip])).collect();
+    let vips: Vec<Vip> = wanted
+        .iter()
+        .map(|ip| vip(&format!("k/{ip}"), &[ip]))
+        .collect();
     let bad_key = lan.dir.path().join("bad-key");
     std::fs::write(&bad_key, "a-completely-different-key-987654").unwrap();
     lan.write_config(0, &vips, &lan.key_file());
@@ -318,7 +355,10 @@ fn wrong_gossip_key_neither_joins_nor_takes_an_ip() {
         let macs = lan.arping(ip, 2);
         assert!(!macs.contains(&lan.nodes[2].mac), "intruder answered {ip}");
     }
-    assert!(lan.running(2), "the intruder keeps running, it is just not admitted");
+    assert!(
+        lan.running(2),
+        "the intruder keeps running, it is just not admitted"
+    );
     let intruder = lan.log(2);
     assert!(!intruder.contains("joined the cluster"), "{intruder}");
     assert!(!intruder.contains("taking ownership"), "{intruder}");
@@ -344,7 +384,12 @@ fn malformed_frames_do_not_crash_or_change_answers() {
         assert!(sent > 1000, "junk frames sent: {sent}");
     }
     for i in 0..3 {
-        assert!(lan.running(i), "{} died:\n{}", lan.nodes[i].name, lan.log(i));
+        assert!(
+            lan.running(i),
+            "{} died:\n{}",
+            lan.nodes[i].name,
+            lan.log(i)
+        );
     }
     let macs = lan.arping(ip4, 3);
     assert_eq!(macs.len(), 3, "{macs:?}");

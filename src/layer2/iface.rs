@@ -106,7 +106,9 @@ impl ExcludePatterns {
     }
 
     pub fn matches(&self, name: &str) -> bool {
-        self.0.iter().any(|p| glob_match(p.as_bytes(), name.as_bytes()))
+        self.0
+            .iter()
+            .any(|p| glob_match(p.as_bytes(), name.as_bytes()))
     }
 }
 
@@ -220,10 +222,24 @@ mod tests {
     #[test]
     fn each_rule_excludes() {
         let none = ExcludePatterns::default();
-        assert!(link("eth0", UP_BCAST & !IFF_UP).eligible(&none).is_none(), "down");
-        assert!(link("eth0", IFF_UP).eligible(&none).is_none(), "no broadcast");
-        assert!(link("eth0", UP_BCAST | IFF_NOARP).eligible(&none).is_none(), "NOARP");
-        assert!(link("bond0s", UP_BCAST | IFF_SLAVE).eligible(&none).is_none(), "bond slave");
+        assert!(
+            link("eth0", UP_BCAST & !IFF_UP).eligible(&none).is_none(),
+            "down"
+        );
+        assert!(
+            link("eth0", IFF_UP).eligible(&none).is_none(),
+            "no broadcast"
+        );
+        assert!(
+            link("eth0", UP_BCAST | IFF_NOARP).eligible(&none).is_none(),
+            "NOARP"
+        );
+        assert!(
+            link("bond0s", UP_BCAST | IFF_SLAVE)
+                .eligible(&none)
+                .is_none(),
+            "bond slave"
+        );
         assert!(link("lo", 0x9).eligible(&none).is_none(), "loopback");
         let mut enslaved = link("eth1", UP_BCAST);
         enslaved.has_master = true;
@@ -235,8 +251,14 @@ mod tests {
         nomac.mac = Some([0; 6]);
         assert!(nomac.eligible(&none).is_none(), "zero mac");
         let ex = ExcludePatterns::parse_list("veth*, docker0");
-        assert!(link("veth12ab", UP_BCAST).eligible(&ex).is_none(), "excluded");
-        assert!(link("docker0", UP_BCAST).eligible(&ex).is_none(), "excluded");
+        assert!(
+            link("veth12ab", UP_BCAST).eligible(&ex).is_none(),
+            "excluded"
+        );
+        assert!(
+            link("docker0", UP_BCAST).eligible(&ex).is_none(),
+            "excluded"
+        );
         assert!(link("eth0", UP_BCAST).eligible(&ex).is_some());
     }
 
@@ -255,7 +277,10 @@ mod tests {
 
     #[test]
     fn mac_and_number_parsing() {
-        assert_eq!(parse_mac("02:0a:FF:00:10:01\n"), Some([2, 10, 255, 0, 16, 1]));
+        assert_eq!(
+            parse_mac("02:0a:FF:00:10:01\n"),
+            Some([2, 10, 255, 0, 16, 1])
+        );
         assert_eq!(parse_mac("02:0a:ff:00:10"), None);
         assert_eq!(parse_mac("02:0a:ff:00:10:01:02"), None);
         assert_eq!(parse_mac("zz:0a:ff:00:10:01"), None);

@@ -217,11 +217,15 @@ mod tests {
                 LD_W_ABS if k == AD_PKTTYPE => a = pkttype,
                 LD_H_ABS => {
                     let k = k as usize;
-                    let Some(b) = frame.get(k..k + 2) else { return 0 };
+                    let Some(b) = frame.get(k..k + 2) else {
+                        return 0;
+                    };
                     a = u32::from(u16::from_be_bytes([b[0], b[1]]));
                 }
                 LD_B_ABS => {
-                    let Some(&b) = frame.get(k as usize) else { return 0 };
+                    let Some(&b) = frame.get(k as usize) else {
+                        return 0;
+                    };
                     a = u32::from(b);
                 }
                 JEQ_K => {

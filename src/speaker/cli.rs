@@ -101,13 +101,15 @@ mod tests {
 
     #[test]
     fn flags_parse_with_defaults_and_overrides() {
-        let w = Wrap::try_parse_from(["x", "--static", "/f.yaml", "--garp-interval", "2.5"]).unwrap();
+        let w =
+            Wrap::try_parse_from(["x", "--static", "/f.yaml", "--garp-interval", "2.5"]).unwrap();
         assert_eq!(w.args.static_file, Some(PathBuf::from("/f.yaml")));
         assert_eq!(w.args.garp_interval, Some(Duration::from_millis(2500)));
         assert!(w.args.gossip);
         assert_eq!(w.args.gossip_port, 7946);
         assert!(w.args.excludes().matches("veth1234"));
-        let w = Wrap::try_parse_from(["x", "--exclude-interfaces", "", "--gossip", "false"]).unwrap();
+        let w =
+            Wrap::try_parse_from(["x", "--exclude-interfaces", "", "--gossip", "false"]).unwrap();
         assert!(!w.args.excludes().matches("veth1234"));
         assert!(!w.args.gossip);
         assert!(Wrap::try_parse_from(["x", "--garp-interval", "0"]).is_err());

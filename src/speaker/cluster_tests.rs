@@ -72,14 +72,30 @@ fn nodes() -> Vec<Node> {
 fn cluster_policy_follows_the_ranking_of_the_first_ip() {
     let svc = service("web", &["192.0.2.10", "2001:db8::10"], "Cluster", None);
     let all = live(&["node-a", "node-b", "node-c"]);
-    let (ann, skipped) =
-        announcements(&config(), &[svc], &[], &nodes(), Some(&all), &ViewOptions::default());
+    let (ann, skipped) = announcements(
+        &config(),
+        &[svc],
+        &[],
+        &nodes(),
+        Some(&all),
+        &ViewOptions::default(),
+    );
     assert_eq!(skipped, Unannounced::default());
-    let expected = election::rank("192.0.2.10".parse().unwrap(), ["node-a", "node-b", "node-c"])[0];
+    let expected = election::rank(
+        "192.0.2.10".parse().unwrap(),
+        ["node-a", "node-b", "node-c"],
+    )[0];
     assert_eq!(ann[0].node.as_deref(), Some(expected));
     assert_eq!(ann[0].ips.len(), 2);
-    assert_eq!(owned_by(expected, &ann).len(), 2, "both families move together");
-    assert_eq!(node_address(&nodes()[0]), Some("192.0.2.5".parse().unwrap()));
+    assert_eq!(
+        owned_by(expected, &ann).len(),
+        2,
+        "both families move together"
+    );
+    assert_eq!(
+        node_address(&nodes()[0]),
+        Some("192.0.2.5".parse().unwrap())
+    );
 }
 
 #[test]
@@ -87,10 +103,23 @@ fn local_policy_needs_a_ready_endpoint_on_the_node() {
     let svc = service("web", &["192.0.2.11"], "Local", None);
     let slices = [slice("web", &[("node-c", true), ("node-a", false)])];
     let all = live(&["node-a", "node-b", "node-c"]);
-    let (ann, _) =
-        announcements(&config(), &[svc.clone()], &slices, &nodes(), Some(&all), &ViewOptions::default());
+    let (ann, _) = announcements(
+        &config(),
+        &[svc.clone()],
+        &slices,
+        &nodes(),
+        Some(&all),
+        &ViewOptions::default(),
+    );
     assert_eq!(ann[0].node.as_deref(), Some("node-c"));
-    let (ann, _) = announcements(&config(), &[svc], &[], &nodes(), Some(&all), &ViewOptions::default());
+    let (ann, _) = announcements(
+        &config(),
+        &[svc],
+        &[],
+        &nodes(),
+        Some(&all),
+        &ViewOptions::default(),
+    );
     assert_eq!(ann[0].node, None, "no endpoint anywhere: nobody announces");
 }
 
@@ -103,12 +132,29 @@ fn dead_unavailable_and_excluded_nodes_are_skipped() {
         node("node-c", true, false, false),
     ];
     let all = live(&["node-a", "node-b", "node-c"]);
-    let (ann, _) = announcements(&config(), &[svc.clone()], &[], &ns, Some(&all), &ViewOptions::default());
+    let (ann, _) = announcements(
+        &config(),
+        &[svc.clone()],
+        &[],
+        &ns,
+        Some(&all),
+        &ViewOptions::default(),
+    );
     assert_eq!(ann[0].node.as_deref(), Some("node-c"));
     let only_ab = live(&["node-a", "node-b"]);
-    let (ann, _) = announcements(&config(), &[svc.clone()], &[], &ns, Some(&only_ab), &ViewOptions::default());
+    let (ann, _) = announcements(
+        &config(),
+        &[svc.clone()],
+        &[],
+        &ns,
+        Some(&only_ab),
+        &ViewOptions::default(),
+    );
     assert_eq!(ann[0].node, None, "node-c is not alive in gossip");
-    let ignore = ViewOptions { ignore_exclude_lb: true, ..ViewOptions::default() };
+    let ignore = ViewOptions {
+        ignore_exclude_lb: true,
+        ..ViewOptions::default()
+    };
     let (ann, _) = announcements(&config(), &[svc], &[], &ns, Some(&only_ab), &ignore);
     assert_eq!(ann[0].node.as_deref(), Some("node-b"));
 }
@@ -116,7 +162,10 @@ fn dead_unavailable_and_excluded_nodes_are_skipped() {
 #[test]
 fn without_gossip_node_ready_decides() {
     let svc = service("web", &["192.0.2.13"], "Cluster", None);
-    let ns = vec![node("node-a", false, false, false), node("node-b", true, false, false)];
+    let ns = vec![
+        node("node-a", false, false, false),
+        node("node-b", true, false, false),
+    ];
     let (ann, _) = announcements(&config(), &[svc], &[], &ns, None, &ViewOptions::default());
     assert_eq!(ann[0].node.as_deref(), Some("node-b"));
 }
@@ -126,15 +175,32 @@ fn bgp_foreign_and_other_class_services_are_not_announced() {
     let services = [
         service("bgp", &["198.51.100.7"], "Cluster", None),
         service("stray", &["203.0.113.9"], "Cluster", None),
-        service("other", &["192.0.2.14"], "Cluster", Some("example.com/other")),
+        service(
+            "other",
+            &["192.0.2.14"],
+            "Cluster",
+            Some("example.com/other"),
+        ),
     ];
     let all = live(&["node-a"]);
-    let (ann, skipped) =
-        announcements(&config(), &services, &[], &nodes(), Some(&all), &ViewOptions::default());
+    let (ann, skipped) = announcements(
+        &config(),
+        &services,
+        &[],
+        &nodes(),
+        Some(&all),
+        &ViewOptions::default(),
+    );
     assert!(ann.is_empty(), "{ann:?}");
     assert_eq!(skipped.bgp, BTreeSet::from(["default/bgp".to_string()]));
-    assert_eq!(skipped.outside_pools, BTreeSet::from(["default/stray".to_string()]));
-    let ours = ViewOptions { lb_class: Some("example.com/other".into()), ..ViewOptions::default() };
+    assert_eq!(
+        skipped.outside_pools,
+        BTreeSet::from(["default/stray".to_string()])
+    );
+    let ours = ViewOptions {
+        lb_class: Some("example.com/other".into()),
+        ..ViewOptions::default()
+    };
     let (ann, _) = announcements(&config(), &services, &[], &nodes(), Some(&all), &ours);
     assert_eq!(ann.len(), 1);
     assert_eq!(ann[0].service, "default/other");

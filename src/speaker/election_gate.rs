@@ -66,7 +66,10 @@ mod tests {
     fn seeded_waits_for_join_then_settles() {
         let t = Instant::now();
         let mut gate = ElectionGate::new(true);
-        assert!(!gate.may_elect(t + Duration::from_secs(60)), "never without joining");
+        assert!(
+            !gate.may_elect(t + Duration::from_secs(60)),
+            "never without joining"
+        );
         gate.observe(false, t + Duration::from_secs(1));
         assert!(!gate.joined());
         let joined = t + Duration::from_secs(2);

@@ -109,9 +109,24 @@ pub async fn run(
     let l2_metrics = Layer2Metrics::new(registry)?;
     let announced = AnnouncedMetric::new(registry)?;
     let (dirty_tx, mut dirty) = mpsc::channel::<()>(1);
-    let services = watch_kind(Api::<Service>::all(client.clone()), watcher::Config::default(), dirty_tx.clone(), "Service");
-    let slices = watch_kind(Api::<EndpointSlice>::all(client.clone()), watcher::Config::default(), dirty_tx.clone(), "EndpointSlice");
-    let nodes = watch_kind(Api::<Node>::all(client.clone()), watcher::Config::default(), dirty_tx.clone(), "Node");
+    let services = watch_kind(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+        dirty_tx.clone(),
+        "Service",
+    );
+    let slices = watch_kind(
+        Api::<EndpointSlice>::all(client.clone()),
+        watcher::Config::default(),
+        dirty_tx.clone(),
+        "EndpointSlice",
+    );
+    let nodes = watch_kind(
+        Api::<Node>::all(client.clone()),
+        watcher::Config::default(),
+        dirty_tx.clone(),
+        "Node",
+    );
     let configmaps = watch_kind(
         Api::<ConfigMap>::namespaced(client.clone(), &options.namespace),
         watcher::Config::default().fields(&format!("metadata.name={}", options.config_name)),
@@ -119,10 +134,22 @@ pub async fn run(
         "ConfigMap",
     );
     drop(dirty_tx);
-    services.wait_until_ready().await.map_err(|_| KubeSpeakerError::Watch("Service"))?;
-    slices.wait_until_ready().await.map_err(|_| KubeSpeakerError::Watch("EndpointSlice"))?;
-    nodes.wait_until_ready().await.map_err(|_| KubeSpeakerError::Watch("Node"))?;
-    configmaps.wait_until_ready().await.map_err(|_| KubeSpeakerError::Watch("ConfigMap"))?;
+    services
+        .wait_until_ready()
+        .await
+        .map_err(|_| KubeSpeakerError::Watch("Service"))?;
+    slices
+        .wait_until_ready()
+        .await
+        .map_err(|_| KubeSpeakerError::Watch("EndpointSlice"))?;
+    nodes
+        .wait_until_ready()
+        .await
+        .map_err(|_| KubeSpeakerError::Watch("Node"))?;
+    configmaps
+        .wait_until_ready()
+        .await
+        .map_err(|_| KubeSpeakerError::Watch("ConfigMap"))?;
     info!("caches synced");
 
     let membership = match &options.gossip {
@@ -147,7 +174,12 @@ pub async fn run(
 
     let (owned_tx, owned_rx) = watch::channel::<OwnedSet>(Arc::new(HashSet::new()));
     let (sockets_tx, mut sockets_rx) = watch::channel(false);
-    let announcer_task = tokio::spawn(announcer::run(options.announcer.clone(), owned_rx, l2_metrics, sockets_tx));
+    let announcer_task = tokio::spawn(announcer::run(
+        options.announcer.clone(),
+        owned_rx,
+        l2_metrics,
+        sockets_tx,
+    ));
 
     let reporter = Reporter {
         controller: "ferrolb-speaker".into(),
@@ -174,7 +206,12 @@ pub async fn run(
         }
         let (announcements, skipped) = match &state.config {
             Some(config) => cluster::announcements(
-                config, &all(&services), &all(&slices), &node_list, live.as_ref(), &options.view,
+                config,
+                &all(&services),
+                &all(&slices),
+                &node_list,
+                live.as_ref(),
+                &options.view,
             ),
             None => (Vec::new(), Default::default()),
         };
@@ -182,12 +219,18 @@ pub async fn run(
             warn!(service = %svc, "service IP is in a BGP pool; BGP announcement is not implemented, so it is not announced");
         }
         state.warned_bgp.extend(skipped.bgp);
-        let next = if gate.may_elect(now) { cluster::owned_by(&me, &announcements) } else { BTreeMap::new() };
+        let next = if gate.may_elect(now) {
+            cluster::owned_by(&me, &announcements)
+        } else {
+            BTreeMap::new()
+        };
         if next != state.owned {
             apply(&owned_tx, &announced, &me, &state.owned, &next);
             state.owned = next;
         }
-        state.record_assignments(&client, &reporter, &services, &announcements, &me).await;
+        state
+            .record_assignments(&client, &reporter, &services, &announcements, &me)
+            .await;
         let joined = membership.is_none() || gate.joined() || nodes.state().len() <= 1;
         health.set_ready(*sockets_rx.borrow() && joined);
 
@@ -212,7 +255,9 @@ pub async fn run(
     Ok(())
 }
 
-async fn changed<T>(rx: &mut Option<watch::Receiver<T>>) -> Option<Result<(), watch::error::RecvError>> {
+async fn changed<T>(
+    rx: &mut Option<watch::Receiver<T>>,
+) -> Option<Result<(), watch::error::RecvError>> {
     match rx {
         Some(rx) => Some(rx.changed().await),
         None => std::future::pending().await,
@@ -302,16 +347,21 @@ impl State {
         }
         let recorder = Recorder::new(client.clone(), reporter.clone());
         for key in new {
-            let Some((ns, name)) = key.split_once('/') else { continue };
+            let Some((ns, name)) = key.split_once('/') else {
+                continue;
+            };
             let Some(svc) = services.state().into_iter().find(|s| {
-                s.metadata.namespace.as_deref() == Some(ns) && s.metadata.name.as_deref() == Some(name)
+                s.metadata.namespace.as_deref() == Some(ns)
+                    && s.metadata.name.as_deref() == Some(name)
             }) else {
                 continue;
             };
             let event = Event {
                 type_: EventType::Normal,
                 reason: "nodeAssigned".into(),
-                note: Some(format!("announcing from node {me:?} with protocol \"layer2\"")),
+                note: Some(format!(
+                    "announcing from node {me:?} with protocol \"layer2\""
+                )),
                 action: "Announce".into(),
                 secondary: None,
             };

@@ -78,7 +78,10 @@ mod tests {
         let rest = live(&["node-a", "node-c"]);
         let a = owned_by("node-a", &services, &rest);
         let c = owned_by("node-c", &services, &rest);
-        assert_eq!(a.keys().map(|i| i.to_string()).collect::<Vec<_>>(), ["10.0.0.1"]);
+        assert_eq!(
+            a.keys().map(|i| i.to_string()).collect::<Vec<_>>(),
+            ["10.0.0.1"]
+        );
         assert_eq!(c.len(), 2);
         assert_eq!(c.values().next().map(String::as_str), Some("b"));
     }

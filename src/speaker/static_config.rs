@@ -167,7 +167,10 @@ addresses:
         assert!(matches!(err, StaticConfigError::SharedIp { .. }), "{err}");
         assert!(err.to_string().contains("default/db"));
         let empty = GOOD.replace("ips: [192.0.2.101]", "ips: []");
-        assert!(matches!(parse(&empty), Err(StaticConfigError::NoIps { .. })));
+        assert!(matches!(
+            parse(&empty),
+            Err(StaticConfigError::NoIps { .. })
+        ));
         let two_v4 = GOOD.replace("2001:db8::100", "192.0.2.102");
         assert!(matches!(
             parse(&two_v4),

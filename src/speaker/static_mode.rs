@@ -16,10 +16,10 @@ use thiserror::Error;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::telemetry::Health;
 use crate::membership::{
     KeyError, MemberlistKey, Membership, MembershipConfig, MembershipError, SwimTiming,
 };
+use crate::telemetry::Health;
 
 use super::announcer::{self, AnnouncerOptions, OwnedSet};
 use super::election_gate::ElectionGate;
@@ -163,7 +163,14 @@ pub async fn run(
     // answers, which clients ride out, whereas the other order would briefly give two answerers.
     info!("shutting down: releasing every IP and leaving the gossip cluster");
     let live = members.borrow().clone();
-    apply(&owned_tx, &announced, &me, &owned_now, &BTreeMap::new(), &live);
+    apply(
+        &owned_tx,
+        &announced,
+        &me,
+        &owned_now,
+        &BTreeMap::new(),
+        &live,
+    );
     health.set_ready(false);
     membership.leave().await;
     drop(owned_tx);
@@ -215,9 +222,14 @@ fn reload(path: &PathBuf, text: &mut String, config: &mut StaticConfig) {
             if new.node != config.node || new.gossip != config.gossip {
                 warn!("static speaker file: `node` and `gossip` changes take effect on restart");
             }
-            info!(services = new.addresses.len(), "static speaker file reloaded");
+            info!(
+                services = new.addresses.len(),
+                "static speaker file reloaded"
+            );
             config.addresses = new.addresses;
         }
-        Err(e) => error!(path = %path.display(), error = %e, "static speaker file rejected; keeping the last good one"),
+        Err(e) => {
+            error!(path = %path.display(), error = %e, "static speaker file rejected; keeping the last good one")
+        }
     }
 }

@@ -59,9 +59,8 @@ fn is_root() -> bool {
 }
 
 fn tool_exists(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
 }
 
 /// Runs a command, panicking with its output when it fails.
@@ -162,7 +161,20 @@ impl Lan {
         let br = lan.bridge_ns.clone();
         run("ip", &["-n", &br, "link", "add", "br0", "type", "bridge"]);
         // Forward at once (no STP listening delay) so a healed link carries traffic immediately.
-        run("ip", &["-n", &br, "link", "set", "br0", "type", "bridge", "forward_delay", "0"]);
+        run(
+            "ip",
+            &[
+                "-n",
+                &br,
+                "link",
+                "set",
+                "br0",
+                "type",
+                "bridge",
+                "forward_delay",
+                "0",
+            ],
+        );
         run("ip", &["-n", &br, "link", "set", "br0", "up"]);
         let names = ["node-a", "node-b", "node-c", "node-d", "node-e"];
         for i in 0..count {
@@ -184,7 +196,14 @@ impl Lan {
         let cl = lan.client_ns.clone();
         lan.client_mac = lan.attach(&cl, "v9", "192.0.2.100", "2001:db8::100");
         // The client probes a stale neighbour after 1 s instead of 5 s (unicast NUD test).
-        in_ns(&cl, &["sysctl", "-qw", "net.ipv6.neigh.eth0.delay_first_probe_time=1"]);
+        in_ns(
+            &cl,
+            &[
+                "sysctl",
+                "-qw",
+                "net.ipv6.neigh.eth0.delay_first_probe_time=1",
+            ],
+        );
         std::fs::write(lan.dir.path().join("key"), KEY).expect("write key");
         lan
     }
@@ -201,11 +220,31 @@ impl Lan {
         let br = self.bridge_ns.clone();
         run(
             "ip",
-            &["-n", &br, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns],
+            &[
+                "-n", &br, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns,
+            ],
         );
-        run("ip", &["-n", &br, "link", "set", port, "master", "br0", "up"]);
-        run("ip", &["-n", ns, "addr", "add", &format!("{ip4}/24"), "dev", "eth0"]);
-        run("ip", &["-n", ns, "addr", "add", &format!("{ip6}/64"), "dev", "eth0", "nodad"]);
+        run(
+            "ip",
+            &["-n", &br, "link", "set", port, "master", "br0", "up"],
+        );
+        run(
+            "ip",
+            &["-n", ns, "addr", "add", &format!("{ip4}/24"), "dev", "eth0"],
+        );
+        run(
+            "ip",
+            &[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{ip6}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ],
+        );
         run("ip", &["-n", ns, "link", "set", "eth0", "up"]);
         let out = stdout(&run("ip", &["-n", ns, "-br", "link", "show", "eth0"]));
         out.split_whitespace()
@@ -341,7 +380,10 @@ impl Lan {
     /// The client kernel's neighbour entry for `ip`: (MAC, state), if it has one with an address.
     pub fn neigh(&self, ip: &str) -> Option<(String, String)> {
         let family = if ip.contains(':') { "-6" } else { "-4" };
-        let out = in_ns(&self.client_ns, &["ip", family, "neigh", "show", ip, "dev", "eth0"]);
+        let out = in_ns(
+            &self.client_ns,
+            &["ip", family, "neigh", "show", ip, "dev", "eth0"],
+        );
         let text = stdout(&out);
         let words: Vec<&str> = text.split_whitespace().collect();
         let mac = words
@@ -360,7 +402,10 @@ impl Lan {
     /// Takes node `i`'s link down (partition) or up (heal).
     pub fn set_link(&self, i: usize, up: bool) {
         let state = if up { "up" } else { "down" };
-        run("ip", &["-n", &self.nodes[i].ns, "link", "set", "eth0", state]);
+        run(
+            "ip",
+            &["-n", &self.nodes[i].ns, "link", "set", "eth0", state],
+        );
     }
 }
 
@@ -452,7 +497,15 @@ impl Lan {
     pub fn send_junk(&self, vip4: &str, vip6: &str, dst_mac: &str, count: u32) -> u32 {
         let out = in_ns(
             &self.client_ns,
-            &["python3", "-c", JUNK_SENDER, vip4, vip6, dst_mac, &count.to_string()],
+            &[
+                "python3",
+                "-c",
+                JUNK_SENDER,
+                vip4,
+                vip6,
+                dst_mac,
+                &count.to_string(),
+            ],
         );
         assert!(
             out.status.success(),
@@ -480,7 +533,10 @@ except Exception:
         let out = in_ns(&self.client_ns, &["python3", "-c", GET, &url]);
         let text = stdout(&out);
         let mut lines = text.splitn(2, '\n');
-        let status = lines.next().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+        let status = lines
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0);
         (status, lines.next().unwrap_or("").to_string())
     }
 
