@@ -234,7 +234,7 @@ async fn blast(mode: &str, owner: &str) {
         if socket.send(&frames[i]).await.is_ok() {
             sent += 1;
         }
-        if rate.is_none() && sent % 64 == 0 {
+        if rate.is_none() && sent.is_multiple_of(64) {
             tokio::task::yield_now().await;
         }
     }

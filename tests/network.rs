@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use netns::{Lan, Vip, distinct, environment_ready, ranking, wait_for};
 
-const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 const SETTLE: Duration = Duration::from_secs(20);
 
 fn binary() -> &'static Path {

@@ -105,7 +105,7 @@ fn local_policy_needs_a_ready_endpoint_on_the_node() {
     let all = live(&["node-a", "node-b", "node-c"]);
     let (ann, _) = announcements(
         &config(),
-        &[svc.clone()],
+        std::slice::from_ref(&svc),
         &slices,
         &nodes(),
         Some(&all),
@@ -134,7 +134,7 @@ fn dead_unavailable_and_excluded_nodes_are_skipped() {
     let all = live(&["node-a", "node-b", "node-c"]);
     let (ann, _) = announcements(
         &config(),
-        &[svc.clone()],
+        std::slice::from_ref(&svc),
         &[],
         &ns,
         Some(&all),
@@ -144,7 +144,7 @@ fn dead_unavailable_and_excluded_nodes_are_skipped() {
     let only_ab = live(&["node-a", "node-b"]);
     let (ann, _) = announcements(
         &config(),
-        &[svc.clone()],
+        std::slice::from_ref(&svc),
         &[],
         &ns,
         Some(&only_ab),

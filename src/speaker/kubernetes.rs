@@ -90,9 +90,9 @@ where
     reader
 }
 
-fn all<K: Clone>(store: &Store<K>) -> Vec<K>
+fn all<K>(store: &Store<K>) -> Vec<K>
 where
-    K: Resource + 'static,
+    K: Resource + Clone + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
     store.state().iter().map(|o| (**o).clone()).collect()

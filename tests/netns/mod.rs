@@ -177,13 +177,14 @@ impl Lan {
         );
         run("ip", &["-n", &br, "link", "set", "br0", "up"]);
         let names = ["node-a", "node-b", "node-c", "node-d", "node-e"];
-        for i in 0..count {
+        assert!(count <= names.len(), "at most {} nodes", names.len());
+        for (i, name) in names.iter().enumerate().take(count) {
             let ns = format!("{prefix}-n{}", i + 1);
             let ip4 = format!("192.0.2.{}", 11 + i);
             let ip6 = format!("2001:db8::{}", 11 + i);
             let mac = lan.attach(&ns, &format!("v{}", i + 1), &ip4, &ip6);
             lan.nodes.push(Node {
-                name: names[i].to_string(),
+                name: name.to_string(),
                 ns,
                 ip4,
                 ip6,
