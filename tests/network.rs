@@ -395,3 +395,38 @@ fn malformed_frames_do_not_crash_or_change_answers() {
     assert!(macs.iter().all(|m| *m == lan.nodes[owner4].mac), "{macs:?}");
     wait_single_ndp_answerer(&lan, ip6, owner6);
 }
+
+#[test]
+fn static_file_changes_apply_and_broken_files_are_ignored() {
+    if !environment_ready("static_file_reload") {
+        return;
+    }
+    let mut lan = Lan::new(2, binary());
+    let (a, b) = ("192.0.2.221", "192.0.2.222");
+    lan.start_all(&[vip("r/a", &[a])]);
+    wait_single_answerer(&lan, a, expected_owner(&lan, a, &[0, 1]));
+    assert!(lan.arping(b, 1).is_empty(), "{b} is not configured yet");
+    // Added while running: answered by its owner.
+    for i in 0..2 {
+        lan.write_config(i, &[vip("r/a", &[a]), vip("r/b", &[b])], &lan.key_file());
+    }
+    wait_single_answerer(&lan, b, expected_owner(&lan, b, &[0, 1]));
+    // A broken file is refused and the last good one stays in force.
+    for i in 0..2 {
+        std::fs::write(&lan.nodes[i].config, "node: [unclosed\n").unwrap();
+    }
+    let refused = wait_for(SETTLE, || {
+        (0..2)
+            .all(|i| lan.log(i).contains("static speaker file rejected"))
+            .then_some(())
+    });
+    assert!(refused.is_some(), "{}", logs(&lan));
+    wait_single_answerer(&lan, a, expected_owner(&lan, a, &[0, 1]));
+    wait_single_answerer(&lan, b, expected_owner(&lan, b, &[0, 1]));
+    // Removed: nobody answers any more.
+    for i in 0..2 {
+        lan.write_config(i, &[vip("r/b", &[b])], &lan.key_file());
+    }
+    let silent = wait_for(SETTLE, || lan.arping(a, 1).is_empty().then_some(()));
+    assert!(silent.is_some(), "{a} still answered after removal");
+}
