@@ -154,6 +154,13 @@ addresses:
     }
 
     #[test]
+    fn the_shipped_example_is_valid() {
+        let text = include_str!("../../config/example-static-speaker.yaml");
+        let c = parse(text).unwrap();
+        assert_eq!(c.addresses.len(), 2);
+    }
+
+    #[test]
     fn rejects_bad_files_with_the_offending_item() {
         let unknown = GOOD.replace("key-file", "keyfile");
         assert!(matches!(parse(&unknown), Err(StaticConfigError::Syntax(_))));
