@@ -181,10 +181,21 @@ impl MulticastGroups {
         }
     }
 
-    /// Forgets every membership on an interface that disappeared (the kernel already dropped
-    /// them with the device).
-    pub fn forget_interface(&mut self, ifindex: u32) {
-        self.members.retain(|(i, _), _| *i != ifindex);
+    /// Drops every membership on an interface the speaker stops using (gone, down or no longer
+    /// eligible). A device that went down keeps socket memberships in the kernel, so they are
+    /// left explicitly, or re-joining after it comes back would fail as already joined; for a
+    /// device that is gone the kernel has dropped them and the errors are ignored.
+    pub fn leave_interface(&mut self, ifindex: u32) {
+        let sockets = &self.sockets;
+        self.members.retain(|(i, group), (index, _)| {
+            if *i != ifindex {
+                return true;
+            }
+            if let Some(socket) = sockets.get(*index) {
+                let _ = socket.leave_multicast_v6(group, ifindex);
+            }
+            false
+        });
     }
 
     /// Number of distinct groups joined on `ifindex`.
@@ -323,6 +334,12 @@ mod tests {
         assert_eq!(groups.joined(lo), 1, "still referenced");
         groups.leave(lo, same_group).unwrap();
         assert_eq!(groups.joined(lo), 0);
+        // Leaving a whole interface really leaves: joining again is not "already a member".
+        groups.join(lo, a).unwrap();
+        groups.leave_interface(lo);
+        assert_eq!(groups.joined(lo), 0);
+        groups.join(lo, a).unwrap();
+        groups.leave(lo, a).unwrap();
         for i in 0..6000u32 {
             let ip = Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | u128::from(i));
             groups.join(lo, ip).unwrap();

@@ -145,7 +145,7 @@ fn rescan_links(
         let keep = wanted.get(index).is_some_and(|i| **i == link.iface);
         if !keep {
             info!(interface = %link.iface.name, "interface gone or changed; closing its socket");
-            groups.forget_interface(*index);
+            groups.leave_interface(*index);
         }
         keep
     });
