@@ -21,6 +21,9 @@ enum Command {
     /// Offline: run the controller's allocation over a config and Service manifests, and print
     /// the EXTERNAL-IP each Service would get and the events the controller would record.
     Plan(ferrolb::controller::cli::PlanArgs),
+    /// Run the controller: assign IPs from the ConfigMap's pools to LoadBalancer Services and
+    /// write them to their status (one active replica, leader-elected).
+    Controller(ferrolb::controller::cli::ControllerArgs),
     /// Answer ARP/NDP for the LoadBalancer IPs this node is elected to announce.
     Speaker(ferrolb::speaker::cli::SpeakerArgs),
 }
@@ -37,6 +40,14 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Controller(args) => match run_controller(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
         Command::Plan(args) => {
             let result = ferrolb::controller::cli::run_plan(
                 &args,
@@ -53,6 +64,15 @@ fn main() -> ExitCode {
         }
         Command::Speaker(args) => report(speaker_main::run(args)),
     }
+}
+
+fn run_controller(args: ferrolb::controller::cli::ControllerArgs) -> anyhow::Result<()> {
+    ferrolb::telemetry::init_tracing(args.log_format)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(ferrolb::controller::run::main(args))?;
+    Ok(())
 }
 
 /// Prints an `anyhow` error chain and turns it into exit status 1.

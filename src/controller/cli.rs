@@ -33,7 +33,8 @@ pub struct ControllerArgs {
     pub log_format: LogFormat,
     /// Run leader election on the Lease `ferrolb-controller` in --namespace, so that only one of
     /// several replicas writes (`--leader-elect=false` for a single replica).
-    #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true")]
     pub leader_elect: bool,
     /// Seconds a leader's lease stays valid without renewal: how long a crashed leader blocks
     /// the takeover (a leader that exits cleanly releases it at once).

@@ -147,6 +147,11 @@ impl Desired {
 
     /// Whether `svc` already shows this (status addresses in order, and the pool annotation).
     pub fn is_shown_by(&self, svc: &Service) -> bool {
+        self.status_shown_by(svc) && self.pool_shown_by(svc)
+    }
+
+    /// Whether `status.loadBalancer.ingress` is exactly these addresses, in order.
+    pub fn status_shown_by(&self, svc: &Service) -> bool {
         // Entries other than our addresses (a hostname, say) also make the status differ.
         let entries = svc
             .status
@@ -154,9 +159,12 @@ impl Desired {
             .and_then(|s| s.load_balancer.as_ref())
             .and_then(|lb| lb.ingress.as_ref())
             .map_or(0, Vec::len);
-        entries == self.ips.len()
-            && status_ips(svc) == self.ips
-            && allocated_pool(svc) == self.pool.as_deref()
+        entries == self.ips.len() && status_ips(svc) == self.ips
+    }
+
+    /// Whether the pool annotation is this pool (or absent when there is none).
+    pub fn pool_shown_by(&self, svc: &Service) -> bool {
+        allocated_pool(svc) == self.pool.as_deref()
     }
 }
 
@@ -265,6 +273,11 @@ impl Core {
 
     pub fn assignment(&self, key: &ServiceKey) -> Option<&Assignment> {
         self.allocator.assignment(key)
+    }
+
+    /// Services holding addresses.
+    pub fn assigned(&self) -> impl Iterator<Item = &ServiceKey> {
+        self.allocator.assignments().map(|(k, _)| k)
     }
 
     pub fn pool_stats(&self) -> Vec<PoolStats> {
