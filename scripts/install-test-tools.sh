@@ -10,6 +10,12 @@ export PATH="$FERROLB_TOOLS/bin:$PATH"
 apt_missing=()
 need_apt() { command -v "$1" >/dev/null 2>&1 || apt_missing+=("$2"); }
 need_apt ip iproute2
+# Network tests (speaker): client-side ARP/NDP probes, traffic to trigger resolution, captures.
+need_apt arping iputils-arping
+need_apt ndisc6 ndisc6
+need_apt ping iputils-ping
+need_apt tcpdump tcpdump
+need_apt python3 python3
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     echo "installing Debian packages: ${apt_missing[*]}"

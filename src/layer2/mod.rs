@@ -12,3 +12,8 @@ pub use ndp::NdpRepr;
 pub use responder::{Decision, Ignored, Interface, OwnedIps, Reply, decide};
 pub use schedule::AnnounceSchedule;
 pub use wire::{BufferTooSmall, Layer, Mac, MacParseError, ParseError};
+
+// OS edge: interface discovery and AF_PACKET sockets (the crate's only `unsafe` is in `sys`).
+pub mod iface;
+pub mod socket;
+mod sys;

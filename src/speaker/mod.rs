@@ -1,1 +1,11 @@
 //! Kubernetes/static edge of the speaker: cluster view, ownership changes.
+
+pub mod announcer;
+pub mod cli;
+pub mod cluster;
+pub mod election_gate;
+pub mod kubernetes;
+pub mod metrics;
+pub mod ownership;
+pub mod static_config;
+pub mod static_mode;

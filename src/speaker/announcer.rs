@@ -1,0 +1,277 @@
+//! The layer-2 edge of the speaker: opens a packet socket on every eligible interface, answers
+//! ARP/NDP for the IPs this node owns through the pure responder, and sends the gratuitous
+//! announcements the pure schedule asks for.
+//!
+//! Ownership arrives through a `watch` channel. Receive tasks read the current set for every
+//! frame, so an IP that is lost stops being answered with the very next frame, without waiting
+//! for this task's loop.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::IntCounter;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+use tracing::{debug, info, warn};
+
+use crate::layer2::arp;
+use crate::layer2::iface::{self, ExcludePatterns, Interface, RESCAN_PERIOD};
+use crate::layer2::ndp;
+use crate::layer2::responder::{self, Decision};
+use crate::layer2::schedule::AnnounceSchedule;
+use crate::layer2::socket::{MAX_FRAME, MulticastGroups, PacketSocket};
+use crate::layer2::wire::Mac;
+
+use super::metrics::Layer2Metrics;
+
+/// The IPs this node answers for. Shared by pointer so a receive task's read is a cheap borrow.
+pub type OwnedSet = Arc<std::collections::HashSet<IpAddr>>;
+
+#[derive(Debug, Clone, Default)]
+pub struct AnnouncerOptions {
+    pub excludes: ExcludePatterns,
+    /// `--garp-interval`: keep re-announcing every owned IP at this period, forever.
+    pub garp_interval: Option<Duration>,
+}
+
+/// An open interface: its socket and the task answering on it.
+struct Link {
+    iface: Interface,
+    socket: Arc<PacketSocket>,
+    receiver: JoinHandle<()>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.receiver.abort();
+    }
+}
+
+/// Runs until `owned` is closed (the speaker is shutting down). `ready` becomes true once at
+/// least one interface has an open socket.
+pub async fn run(
+    options: AnnouncerOptions,
+    mut owned: watch::Receiver<OwnedSet>,
+    metrics: Layer2Metrics,
+    ready: watch::Sender<bool>,
+) {
+    let mut links: BTreeMap<u32, Link> = BTreeMap::new();
+    let mut groups = MulticastGroups::new();
+    let mut schedule = AnnounceSchedule::new(options.garp_interval);
+    let mut current: BTreeSet<IpAddr> = BTreeSet::new();
+    let mut rescan = tokio::time::interval(RESCAN_PERIOD);
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    loop {
+        let deadline = schedule.next_deadline();
+        tokio::select! {
+            changed = owned.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let next: BTreeSet<IpAddr> = owned.borrow_and_update().iter().copied().collect();
+                let now = Instant::now().into_std();
+                for ip in next.difference(&current) {
+                    info!(%ip, "taking ownership: answering and announcing");
+                    for link in links.values() {
+                        join_group(&mut groups, link, *ip);
+                    }
+                    schedule.on_owned(*ip, now);
+                }
+                for ip in current.difference(&next) {
+                    info!(%ip, "lost ownership: no longer answering");
+                    for link in links.values() {
+                        leave_group(&mut groups, link, *ip);
+                    }
+                    schedule.on_lost(*ip);
+                    metrics.forget(*ip);
+                }
+                current = next;
+            }
+            _ = rescan.tick() => {
+                rescan_links(&options, &mut links, &mut groups, &current, &owned, &metrics);
+                ready.send_if_modified(|r| {
+                    let open = !links.is_empty();
+                    std::mem::replace(r, open) != open
+                });
+            }
+            _ = sleep_until_deadline(deadline) => {
+                let now = Instant::now().into_std();
+                for ip in schedule.poll(now) {
+                    for link in links.values() {
+                        announce(link, ip, &metrics).await;
+                    }
+                }
+            }
+        }
+    }
+    for link in links.values() {
+        for ip in &current {
+            leave_group(&mut groups, link, *ip);
+        }
+    }
+}
+
+async fn sleep_until_deadline(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => sleep_until(Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Opens sockets on new interfaces, closes those that went away or changed, and announces every
+/// owned IP on an interface that just appeared (its LAN may never have heard of us).
+fn rescan_links(
+    options: &AnnouncerOptions,
+    links: &mut BTreeMap<u32, Link>,
+    groups: &mut MulticastGroups,
+    owned_now: &BTreeSet<IpAddr>,
+    owned: &watch::Receiver<OwnedSet>,
+    metrics: &Layer2Metrics,
+) {
+    let found = match iface::discover(&options.excludes) {
+        Ok(found) => found,
+        Err(e) => {
+            warn!(error = %e, "cannot list network interfaces; keeping the current ones");
+            return;
+        }
+    };
+    let wanted: HashMap<u32, &Interface> = found.iter().map(|i| (i.index, i)).collect();
+    links.retain(|index, link| {
+        let keep = wanted.get(index).is_some_and(|i| **i == link.iface);
+        if !keep {
+            info!(interface = %link.iface.name, "interface gone or changed; closing its socket");
+            groups.leave_interface(*index);
+        }
+        keep
+    });
+    for iface in found {
+        if links.contains_key(&iface.index) {
+            continue;
+        }
+        let socket = match PacketSocket::open(iface.index) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                warn!(interface = %iface.name, error = %e, "cannot open packet socket (needs CAP_NET_RAW)");
+                continue;
+            }
+        };
+        info!(interface = %iface.name, mac = %Mac(iface.mac), "answering ARP/NDP on interface");
+        let receiver = tokio::spawn(answer_loop(
+            iface.clone(),
+            socket.clone(),
+            owned.clone(),
+            metrics.clone(),
+        ));
+        let link = Link {
+            iface,
+            socket,
+            receiver,
+        };
+        for ip in owned_now {
+            join_group(groups, &link, *ip);
+        }
+        let burst: Vec<IpAddr> = owned_now.iter().copied().collect();
+        let (socket, mac, metrics) = (link.socket.clone(), link.iface.mac, metrics.clone());
+        tokio::spawn(async move {
+            for ip in burst {
+                send_announcement(&socket, Mac(mac), ip, &metrics).await;
+            }
+        });
+        links.insert(link.iface.index, link);
+    }
+}
+
+fn join_group(groups: &mut MulticastGroups, link: &Link, ip: IpAddr) {
+    if let IpAddr::V6(v6) = ip
+        && let Err(e) = groups.join(link.iface.index, v6)
+    {
+        warn!(interface = %link.iface.name, %ip, error = %e, "cannot join solicited-node group");
+    }
+}
+
+fn leave_group(groups: &mut MulticastGroups, link: &Link, ip: IpAddr) {
+    if let IpAddr::V6(v6) = ip
+        && let Err(e) = groups.leave(link.iface.index, v6)
+    {
+        debug!(interface = %link.iface.name, %ip, error = %e, "cannot leave solicited-node group");
+    }
+}
+
+async fn announce(link: &Link, ip: IpAddr, metrics: &Layer2Metrics) {
+    send_announcement(&link.socket, Mac(link.iface.mac), ip, metrics).await;
+}
+
+/// Gratuitous ARP (request and reply forms) for IPv4, unsolicited NA with Override for IPv6.
+async fn send_announcement(socket: &PacketSocket, mac: Mac, ip: IpAddr, metrics: &Layer2Metrics) {
+    let frames: Vec<Vec<u8>> = match ip {
+        IpAddr::V4(v4) => vec![
+            arp::gratuitous_request(mac, v4).to_vec(),
+            arp::gratuitous_reply(mac, v4).to_vec(),
+        ],
+        IpAddr::V6(v6) => vec![ndp::unsolicited_advert(mac, v6).to_vec()],
+    };
+    for frame in frames {
+        match socket.send(&frame).await {
+            Ok(()) => metrics.gratuitous(ip).inc(),
+            Err(e) => debug!(%ip, error = %e, "gratuitous send failed"),
+        }
+    }
+}
+
+/// Answers frames on one interface for as long as the socket lives.
+async fn answer_loop(
+    iface: Interface,
+    socket: Arc<PacketSocket>,
+    owned: watch::Receiver<OwnedSet>,
+    metrics: Layer2Metrics,
+) {
+    let responder_iface = responder::Interface {
+        name: iface.name.clone(),
+        index: iface.index,
+        mac: Mac(iface.mac),
+    };
+    let mut buf = vec![0u8; MAX_FRAME];
+    let mut out = vec![0u8; MAX_FRAME];
+    // Per-IP counter handles, so the hot path does not format label strings.
+    let mut counters: HashMap<IpAddr, (IntCounter, IntCounter)> = HashMap::new();
+    let mut counters_for: OwnedSet = owned.borrow().clone();
+    loop {
+        let len = match socket.recv(&mut buf).await {
+            Ok(len) => len,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                warn!(interface = %iface.name, error = %e, "receive failed; the next rescan reopens the socket");
+                return;
+            }
+        };
+        let decision = {
+            let set = owned.borrow();
+            if !Arc::ptr_eq(&set, &counters_for) {
+                // Ownership changed: series of released IPs were removed from the registry, so
+                // cached handles to them must not be reused if the IP comes back.
+                counters.clear();
+                counters_for = set.clone();
+            }
+            responder::decide(&buf[..len], &responder_iface, &**set)
+        };
+        let Decision::Reply { ip, reply } = decision else {
+            continue;
+        };
+        let (requests, responses) = counters
+            .entry(ip)
+            .or_insert_with(|| (metrics.request(ip), metrics.response(ip)));
+        requests.inc();
+        let Ok(n) = reply.emit(&mut out) else {
+            continue;
+        };
+        match socket.send(&out[..n]).await {
+            Ok(()) => responses.inc(),
+            Err(e) => debug!(interface = %iface.name, %ip, error = %e, "reply send failed"),
+        }
+    }
+}

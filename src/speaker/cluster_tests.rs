@@ -1,0 +1,207 @@
+use super::*;
+
+use serde_json::json;
+
+fn config() -> Config {
+    crate::config::parse(
+        "address-pools:\n- name: l2\n  protocol: layer2\n  addresses: [192.0.2.0/24, 2001:db8::/120]\n\
+         - name: bgp\n  protocol: bgp\n  addresses: [198.51.100.0/24]\n",
+    )
+    .unwrap()
+}
+
+fn service(name: &str, ips: &[&str], policy: &str, class: Option<&str>) -> Service {
+    let ingress: Vec<_> = ips.iter().map(|ip| json!({ "ip": ip })).collect();
+    serde_json::from_value(json!({
+        "metadata": { "name": name, "namespace": "default" },
+        "spec": { "type": "LoadBalancer", "externalTrafficPolicy": policy,
+                  "loadBalancerClass": class },
+        "status": { "loadBalancer": { "ingress": ingress } }
+    }))
+    .unwrap()
+}
+
+fn node(name: &str, ready: bool, unavailable: bool, excluded: bool) -> Node {
+    let labels = if excluded {
+        json!({ EXCLUDE_LB_LABEL: "" })
+    } else {
+        json!({})
+    };
+    serde_json::from_value(json!({
+        "metadata": { "name": name, "labels": labels },
+        "status": {
+            "conditions": [
+                { "type": "Ready", "status": if ready { "True" } else { "False" } },
+                { "type": "NetworkUnavailable", "status": if unavailable { "True" } else { "False" } }
+            ],
+            "addresses": [ { "type": "Hostname", "address": name },
+                           { "type": "InternalIP", "address": "192.0.2.5" } ]
+        }
+    }))
+    .unwrap()
+}
+
+fn slice(service: &str, endpoints: &[(&str, bool)]) -> EndpointSlice {
+    let eps: Vec<_> = endpoints
+        .iter()
+        .map(|(node, ready)| {
+            json!({ "addresses": ["10.0.0.1"], "nodeName": node, "conditions": { "ready": ready } })
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "metadata": { "name": format!("{service}-x"), "namespace": "default",
+                      "labels": { SERVICE_NAME_LABEL: service } },
+        "addressType": "IPv4",
+        "endpoints": eps
+    }))
+    .unwrap()
+}
+
+fn live(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+fn nodes() -> Vec<Node> {
+    ["node-a", "node-b", "node-c"]
+        .iter()
+        .map(|n| node(n, true, false, false))
+        .collect()
+}
+
+#[test]
+fn cluster_policy_follows_the_ranking_of_the_first_ip() {
+    let svc = service("web", &["192.0.2.10", "2001:db8::10"], "Cluster", None);
+    let all = live(&["node-a", "node-b", "node-c"]);
+    let (ann, skipped) = announcements(
+        &config(),
+        &[svc],
+        &[],
+        &nodes(),
+        Some(&all),
+        &ViewOptions::default(),
+    );
+    assert_eq!(skipped, Unannounced::default());
+    let expected = election::rank(
+        "192.0.2.10".parse().unwrap(),
+        ["node-a", "node-b", "node-c"],
+    )[0];
+    assert_eq!(ann[0].node.as_deref(), Some(expected));
+    assert_eq!(ann[0].ips.len(), 2);
+    assert_eq!(
+        owned_by(expected, &ann).len(),
+        2,
+        "both families move together"
+    );
+    assert_eq!(
+        node_address(&nodes()[0]),
+        Some("192.0.2.5".parse().unwrap())
+    );
+}
+
+#[test]
+fn local_policy_needs_a_ready_endpoint_on_the_node() {
+    let svc = service("web", &["192.0.2.11"], "Local", None);
+    let slices = [slice("web", &[("node-c", true), ("node-a", false)])];
+    let all = live(&["node-a", "node-b", "node-c"]);
+    let (ann, _) = announcements(
+        &config(),
+        std::slice::from_ref(&svc),
+        &slices,
+        &nodes(),
+        Some(&all),
+        &ViewOptions::default(),
+    );
+    assert_eq!(ann[0].node.as_deref(), Some("node-c"));
+    let (ann, _) = announcements(
+        &config(),
+        &[svc],
+        &[],
+        &nodes(),
+        Some(&all),
+        &ViewOptions::default(),
+    );
+    assert_eq!(ann[0].node, None, "no endpoint anywhere: nobody announces");
+}
+
+#[test]
+fn dead_unavailable_and_excluded_nodes_are_skipped() {
+    let svc = service("web", &["192.0.2.12"], "Cluster", None);
+    let ns = vec![
+        node("node-a", true, true, false),
+        node("node-b", true, false, true),
+        node("node-c", true, false, false),
+    ];
+    let all = live(&["node-a", "node-b", "node-c"]);
+    let (ann, _) = announcements(
+        &config(),
+        std::slice::from_ref(&svc),
+        &[],
+        &ns,
+        Some(&all),
+        &ViewOptions::default(),
+    );
+    assert_eq!(ann[0].node.as_deref(), Some("node-c"));
+    let only_ab = live(&["node-a", "node-b"]);
+    let (ann, _) = announcements(
+        &config(),
+        std::slice::from_ref(&svc),
+        &[],
+        &ns,
+        Some(&only_ab),
+        &ViewOptions::default(),
+    );
+    assert_eq!(ann[0].node, None, "node-c is not alive in gossip");
+    let ignore = ViewOptions {
+        ignore_exclude_lb: true,
+        ..ViewOptions::default()
+    };
+    let (ann, _) = announcements(&config(), &[svc], &[], &ns, Some(&only_ab), &ignore);
+    assert_eq!(ann[0].node.as_deref(), Some("node-b"));
+}
+
+#[test]
+fn without_gossip_node_ready_decides() {
+    let svc = service("web", &["192.0.2.13"], "Cluster", None);
+    let ns = vec![
+        node("node-a", false, false, false),
+        node("node-b", true, false, false),
+    ];
+    let (ann, _) = announcements(&config(), &[svc], &[], &ns, None, &ViewOptions::default());
+    assert_eq!(ann[0].node.as_deref(), Some("node-b"));
+}
+
+#[test]
+fn bgp_foreign_and_other_class_services_are_not_announced() {
+    let services = [
+        service("bgp", &["198.51.100.7"], "Cluster", None),
+        service("stray", &["203.0.113.9"], "Cluster", None),
+        service(
+            "other",
+            &["192.0.2.14"],
+            "Cluster",
+            Some("example.com/other"),
+        ),
+    ];
+    let all = live(&["node-a"]);
+    let (ann, skipped) = announcements(
+        &config(),
+        &services,
+        &[],
+        &nodes(),
+        Some(&all),
+        &ViewOptions::default(),
+    );
+    assert!(ann.is_empty(), "{ann:?}");
+    assert_eq!(skipped.bgp, BTreeSet::from(["default/bgp".to_string()]));
+    assert_eq!(
+        skipped.outside_pools,
+        BTreeSet::from(["default/stray".to_string()])
+    );
+    let ours = ViewOptions {
+        lb_class: Some("example.com/other".into()),
+        ..ViewOptions::default()
+    };
+    let (ann, _) = announcements(&config(), &services, &[], &nodes(), Some(&all), &ours);
+    assert_eq!(ann.len(), 1);
+    assert_eq!(ann[0].service, "default/other");
+}

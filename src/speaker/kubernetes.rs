@@ -1,0 +1,373 @@
+//! `ferrolb speaker` in Kubernetes: watches Services, EndpointSlices, Nodes and the ConfigMap,
+//! runs gossip with the other speakers (seeded with the Nodes' InternalIPs, since speakers run
+//! on the host network), elects per Service and drives the announcer.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+use crate::config::{self, Config};
+use crate::membership::{
+    KeyError, MemberlistKey, Membership, MembershipConfig, MembershipError, MembershipHandle,
+    SwimTiming,
+};
+use crate::telemetry::Health;
+
+use super::announcer::{self, AnnouncerOptions, OwnedSet};
+use super::cluster::{self, Announcement, ViewOptions};
+use super::election_gate::ElectionGate;
+use super::metrics::{AnnouncedMetric, Layer2Metrics};
+
+#[derive(Debug, Clone)]
+pub struct KubeOptions {
+    pub node_name: String,
+    pub namespace: String,
+    pub config_name: String,
+    pub view: ViewOptions,
+    /// `None` = `--gossip=false`: liveness from the Node Ready condition.
+    pub gossip: Option<GossipOptions>,
+    pub announcer: AnnouncerOptions,
+}
+
+#[derive(Debug, Clone)]
+pub struct GossipOptions {
+    pub port: u16,
+    /// `--host-ip`: the address the other speakers reach this one at.
+    pub host_ip: IpAddr,
+    pub key_file: Option<PathBuf>,
+    pub timing: SwimTiming,
+}
+
+#[derive(Debug, Error)]
+pub enum KubeSpeakerError {
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+    #[error("registering metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("the {0} watch stopped before its first list completed")]
+    Watch(&'static str),
+}
+
+/// Starts a reflector for `api` that pokes `dirty` on every change.
+fn watch_kind<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    dirty: mpsc::Sender<()>,
+    what: &'static str,
+) -> Store<K>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            if let Err(e) = event {
+                warn!(kind = what, error = %e, "watch error; retrying with backoff");
+                continue;
+            }
+            // A full channel already holds a pending poke, which is all we need.
+            let _ = dirty.try_send(());
+        }
+    });
+    reader
+}
+
+fn all<K>(store: &Store<K>) -> Vec<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store.state().iter().map(|o| (**o).clone()).collect()
+}
+
+/// Runs until `shutdown`, then releases every IP, leaves gossip and returns.
+pub async fn run(
+    client: Client,
+    options: KubeOptions,
+    registry: &prometheus::Registry,
+    health: Health,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), KubeSpeakerError> {
+    let l2_metrics = Layer2Metrics::new(registry)?;
+    let announced = AnnouncedMetric::new(registry)?;
+    let (dirty_tx, mut dirty) = mpsc::channel::<()>(1);
+    let services = watch_kind(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+        dirty_tx.clone(),
+        "Service",
+    );
+    let slices = watch_kind(
+        Api::<EndpointSlice>::all(client.clone()),
+        watcher::Config::default(),
+        dirty_tx.clone(),
+        "EndpointSlice",
+    );
+    let nodes = watch_kind(
+        Api::<Node>::all(client.clone()),
+        watcher::Config::default(),
+        dirty_tx.clone(),
+        "Node",
+    );
+    let configmaps = watch_kind(
+        Api::<ConfigMap>::namespaced(client.clone(), &options.namespace),
+        watcher::Config::default().fields(&format!("metadata.name={}", options.config_name)),
+        dirty_tx.clone(),
+        "ConfigMap",
+    );
+    drop(dirty_tx);
+    services
+        .wait_until_ready()
+        .await
+        .map_err(|_| KubeSpeakerError::Watch("Service"))?;
+    slices
+        .wait_until_ready()
+        .await
+        .map_err(|_| KubeSpeakerError::Watch("EndpointSlice"))?;
+    nodes
+        .wait_until_ready()
+        .await
+        .map_err(|_| KubeSpeakerError::Watch("Node"))?;
+    configmaps
+        .wait_until_ready()
+        .await
+        .map_err(|_| KubeSpeakerError::Watch("ConfigMap"))?;
+    info!("caches synced");
+
+    let membership = match &options.gossip {
+        Some(g) => {
+            let key = MemberlistKey::load(g.key_file.as_deref())?;
+            let handle = Membership::start(MembershipConfig {
+                node_name: options.node_name.clone(),
+                bind_addr: SocketAddr::new(g.host_ip, g.port),
+                advertise_addr: None,
+                seeds: seeds(&all(&nodes), g.port),
+                key,
+                timing: g.timing.clone(),
+            })
+            .await?;
+            crate::membership::register_metrics(registry, &handle)?;
+            Some(handle)
+        }
+        None => None,
+    };
+    let mut members = membership.as_ref().map(MembershipHandle::members);
+    let mut stats = membership.as_ref().map(MembershipHandle::stats_watch);
+
+    let (owned_tx, owned_rx) = watch::channel::<OwnedSet>(Arc::new(HashSet::new()));
+    let (sockets_tx, mut sockets_rx) = watch::channel(false);
+    let announcer_task = tokio::spawn(announcer::run(
+        options.announcer.clone(),
+        owned_rx,
+        l2_metrics,
+        sockets_tx,
+    ));
+
+    let reporter = Reporter {
+        controller: "ferrolb-speaker".into(),
+        instance: Some(options.node_name.clone()),
+    };
+    let me = options.node_name.clone();
+    let mut state = State::default();
+    let mut gate = ElectionGate::new(membership.is_some() && nodes.state().len() > 1);
+    tokio::pin!(shutdown);
+    loop {
+        let now = std::time::Instant::now();
+        if let Some(stats) = &stats {
+            gate.observe(stats.borrow().joined, now);
+        }
+        state.reload_config(&configmaps);
+        let live = members.as_ref().map(|m| m.borrow().clone());
+        let node_list = all(&nodes);
+        if let (Some(m), Some(g)) = (&membership, &options.gossip) {
+            let wanted = seeds(&node_list, g.port);
+            if wanted != state.seeds {
+                state.seeds = wanted.clone();
+                m.set_seeds(wanted).await;
+            }
+        }
+        let (announcements, skipped) = match &state.config {
+            Some(config) => cluster::announcements(
+                config,
+                &all(&services),
+                &all(&slices),
+                &node_list,
+                live.as_ref(),
+                &options.view,
+            ),
+            None => (Vec::new(), Default::default()),
+        };
+        for svc in skipped.bgp.difference(&state.warned_bgp) {
+            warn!(service = %svc, "service IP is in a BGP pool; BGP announcement is not implemented, so it is not announced");
+        }
+        state.warned_bgp.extend(skipped.bgp);
+        let next = if gate.may_elect(now) {
+            cluster::owned_by(&me, &announcements)
+        } else {
+            BTreeMap::new()
+        };
+        if next != state.owned {
+            apply(&owned_tx, &announced, &me, &state.owned, &next);
+            state.owned = next;
+        }
+        state
+            .record_assignments(&client, &reporter, &services, &announcements, &me)
+            .await;
+        let joined = membership.is_none() || gate.joined() || nodes.state().len() <= 1;
+        health.set_ready(*sockets_rx.borrow() && joined);
+
+        let wake = gate.next_check(now).map(tokio::time::Instant::from_std);
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(()) = dirty.recv() => {}
+            Some(r) = changed(&mut members) => if r.is_err() { warn!("gossip stopped"); break },
+            Some(r) = changed(&mut stats) => if r.is_err() { warn!("gossip stopped"); break },
+            _ = sockets_rx.changed() => {}
+            _ = async { match wake { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {}
+        }
+    }
+    info!("shutting down: releasing every IP and leaving the gossip cluster");
+    apply(&owned_tx, &announced, &me, &state.owned, &BTreeMap::new());
+    health.set_ready(false);
+    if let Some(m) = &membership {
+        m.leave().await;
+    }
+    drop(owned_tx);
+    let _ = announcer_task.await;
+    Ok(())
+}
+
+async fn changed<T>(
+    rx: &mut Option<watch::Receiver<T>>,
+) -> Option<Result<(), watch::error::RecvError>> {
+    match rx {
+        Some(rx) => Some(rx.changed().await),
+        None => std::future::pending().await,
+    }
+}
+
+fn seeds(nodes: &[Node], port: u16) -> Vec<SocketAddr> {
+    let mut s: Vec<SocketAddr> = nodes
+        .iter()
+        .filter_map(cluster::node_address)
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect();
+    s.sort();
+    s
+}
+
+fn apply(
+    owned_tx: &watch::Sender<OwnedSet>,
+    announced: &AnnouncedMetric,
+    me: &str,
+    before: &BTreeMap<IpAddr, String>,
+    after: &BTreeMap<IpAddr, String>,
+) {
+    info!(owned = after.len(), "ownership changed");
+    for (ip, service) in before {
+        if after.get(ip) != Some(service) {
+            announced.set(service, me, *ip, false);
+        }
+    }
+    for (ip, service) in after {
+        announced.set(service, me, *ip, true);
+    }
+    owned_tx.send_replace(Arc::new(after.keys().copied().collect()));
+}
+
+#[derive(Default)]
+struct State {
+    config: Option<Config>,
+    config_text: Option<String>,
+    owned: BTreeMap<IpAddr, String>,
+    seeds: Vec<SocketAddr>,
+    warned_bgp: BTreeSet<String>,
+    /// Services this node has recorded `nodeAssigned` for and still announces.
+    assigned: BTreeSet<String>,
+}
+
+impl State {
+    /// Applies a changed, valid ConfigMap; an invalid one is logged and the last good one kept.
+    fn reload_config(&mut self, configmaps: &Store<ConfigMap>) {
+        let text = configmaps
+            .state()
+            .first()
+            .and_then(|cm| cm.data.as_ref()?.get("config").cloned())
+            .unwrap_or_default();
+        if self.config_text.as_ref() == Some(&text) {
+            return;
+        }
+        self.config_text = Some(text.clone());
+        match config::parse(&text) {
+            Ok(c) => {
+                info!(pools = c.address_pools.len(), "config loaded");
+                self.config = Some(c);
+            }
+            Err(e) => error!(error = %e, "config rejected; keeping the last good one"),
+        }
+    }
+
+    /// Records `nodeAssigned` on each Service this node has just started announcing (only the
+    /// new announcer records it, and only when the announcing node changes to it).
+    async fn record_assignments(
+        &mut self,
+        client: &Client,
+        reporter: &Reporter,
+        services: &Store<Service>,
+        announcements: &[Announcement],
+        me: &str,
+    ) {
+        let mine: BTreeSet<String> = announcements
+            .iter()
+            .filter(|a| a.node.as_deref() == Some(me))
+            .map(|a| a.service.clone())
+            .collect();
+        let new: Vec<String> = mine.difference(&self.assigned).cloned().collect();
+        self.assigned = mine;
+        if new.is_empty() {
+            return;
+        }
+        let recorder = Recorder::new(client.clone(), reporter.clone());
+        for key in new {
+            let Some((ns, name)) = key.split_once('/') else {
+                continue;
+            };
+            let Some(svc) = services.state().into_iter().find(|s| {
+                s.metadata.namespace.as_deref() == Some(ns)
+                    && s.metadata.name.as_deref() == Some(name)
+            }) else {
+                continue;
+            };
+            let event = Event {
+                type_: EventType::Normal,
+                reason: "nodeAssigned".into(),
+                note: Some(format!(
+                    "announcing from node {me:?} with protocol \"layer2\""
+                )),
+                action: "Announce".into(),
+                secondary: None,
+            };
+            if let Err(e) = recorder.publish(&event, &svc.object_ref(&())).await {
+                warn!(service = %key, error = %e, "cannot record nodeAssigned event");
+            }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! `ferrolb speaker --static FILE`: the speaker fed by a YAML file instead of the Kubernetes API.
+//!
+//! The file is polled once a second and re-applied when its contents change. Polling (rather
+//! than inotify) needs no extra dependency, survives the file being replaced by rename (how
+//! editors and ConfigMap mounts update files), and costs one small read a second.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::Registry;
+use thiserror::Error;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::membership::{
+    KeyError, MemberlistKey, Membership, MembershipConfig, MembershipError, SwimTiming,
+};
+use crate::telemetry::Health;
+
+use super::announcer::{self, AnnouncerOptions, OwnedSet};
+use super::election_gate::ElectionGate;
+use super::metrics::{AnnouncedMetric, Layer2Metrics};
+use super::ownership::{AnnouncedService, owned_by};
+use super::static_config::{self, StaticConfig, StaticConfigError};
+
+/// How often the static file is checked for changes.
+pub const FILE_POLL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct StaticOptions {
+    pub file: PathBuf,
+    /// `--memberlist-key-file`; the file's own `gossip.key-file` wins when both are given.
+    pub key_file: Option<PathBuf>,
+    pub announcer: AnnouncerOptions,
+    pub timing: SwimTiming,
+}
+
+#[derive(Debug, Error)]
+pub enum StaticSpeakerError {
+    #[error("cannot read static speaker file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("static speaker file {path}: {source}")]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: StaticConfigError,
+    },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+    #[error("registering metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+fn load(path: &PathBuf) -> Result<(String, StaticConfig), StaticSpeakerError> {
+    let text = std::fs::read_to_string(path).map_err(|source| StaticSpeakerError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let config = static_config::parse(&text).map_err(|source| StaticSpeakerError::Invalid {
+        path: path.clone(),
+        source,
+    })?;
+    Ok((text, config))
+}
+
+fn services(config: &StaticConfig) -> Vec<AnnouncedService> {
+    config
+        .addresses
+        .iter()
+        .map(|s| AnnouncedService {
+            service: s.service.clone(),
+            ips: s.ips.clone(),
+            allowed: s.nodes.clone(),
+        })
+        .collect()
+}
+
+/// Runs the static speaker until `shutdown` completes, then stops answering, leaves the gossip
+/// cluster (so the others take over at once) and returns. `health` turns ready once sockets are
+/// open and gossip has joined.
+pub async fn run(
+    options: StaticOptions,
+    registry: &Registry,
+    health: Health,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StaticSpeakerError> {
+    let (mut text, mut config) = load(&options.file)?;
+    let key_file = config.gossip.key_file.clone().or(options.key_file.clone());
+    let key = MemberlistKey::load(key_file.as_deref())?;
+    let l2_metrics = Layer2Metrics::new(registry)?;
+    let announced = AnnouncedMetric::new(registry)?;
+    let membership = Membership::start(MembershipConfig {
+        node_name: config.node.clone(),
+        bind_addr: config.gossip.bind,
+        advertise_addr: None,
+        seeds: config.gossip.seeds.clone(),
+        key,
+        timing: options.timing.clone(),
+    })
+    .await?;
+    crate::membership::register_metrics(registry, &membership)?;
+    let mut members = membership.members();
+    let mut stats = membership.stats_watch();
+
+    let (owned_tx, owned_rx) = watch::channel::<OwnedSet>(Arc::new(HashSet::new()));
+    let (sockets_tx, mut sockets_rx) = watch::channel(false);
+    let announcer = tokio::spawn(announcer::run(
+        options.announcer.clone(),
+        owned_rx,
+        l2_metrics,
+        sockets_tx,
+    ));
+
+    let me = config.node.clone();
+    let others_seeded = config
+        .gossip
+        .seeds
+        .iter()
+        .any(|s| *s != membership.local_addr());
+    let mut gate = ElectionGate::new(others_seeded);
+    let mut owned_now: BTreeMap<IpAddr, String> = BTreeMap::new();
+    let mut poll = tokio::time::interval(FILE_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+
+    loop {
+        let now = std::time::Instant::now();
+        gate.observe(stats.borrow().joined, now);
+        let live = members.borrow().clone();
+        let next = if gate.may_elect(now) {
+            owned_by(&me, &services(&config), &live)
+        } else {
+            BTreeMap::new()
+        };
+        if next != owned_now {
+            apply(&owned_tx, &announced, &me, &owned_now, &next, &live);
+            owned_now = next;
+        }
+        health.set_ready(*sockets_rx.borrow() && (gate.joined() || !others_seeded));
+
+        let wake = gate.next_check(now).map(tokio::time::Instant::from_std);
+        tokio::select! {
+            _ = &mut shutdown => break,
+            r = members.changed() => if r.is_err() { warn!("gossip stopped"); break },
+            r = stats.changed() => if r.is_err() { warn!("gossip stopped"); break },
+            _ = sockets_rx.changed() => {}
+            _ = poll.tick() => reload(&options.file, &mut text, &mut config),
+            _ = sleep_until(wake) => {}
+        }
+    }
+
+    // Stop answering first, then tell the others: for the few milliseconds in between nobody
+    // answers, which clients ride out, whereas the other order would briefly give two answerers.
+    info!("shutting down: releasing every IP and leaving the gossip cluster");
+    let live = members.borrow().clone();
+    apply(
+        &owned_tx,
+        &announced,
+        &me,
+        &owned_now,
+        &BTreeMap::new(),
+        &live,
+    );
+    health.set_ready(false);
+    membership.leave().await;
+    drop(owned_tx);
+    let _ = announcer.await;
+    Ok(())
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn apply(
+    owned_tx: &watch::Sender<OwnedSet>,
+    announced: &AnnouncedMetric,
+    me: &str,
+    before: &BTreeMap<IpAddr, String>,
+    after: &BTreeMap<IpAddr, String>,
+    live: &BTreeSet<String>,
+) {
+    info!(owned = after.len(), live = ?live, "ownership changed");
+    for (ip, service) in before {
+        if after.get(ip) != Some(service) {
+            announced.set(service, me, *ip, false);
+        }
+    }
+    for (ip, service) in after {
+        announced.set(service, me, *ip, true);
+    }
+    owned_tx.send_replace(Arc::new(after.keys().copied().collect()));
+}
+
+/// Re-reads the file; a changed, valid file replaces the addresses. Node name and gossip
+/// settings need a restart (they identify this member), so changes to them are reported, not
+/// applied. An invalid file is reported and the last good one stays in force.
+fn reload(path: &PathBuf, text: &mut String, config: &mut StaticConfig) {
+    let Ok(new_text) = std::fs::read_to_string(path) else {
+        warn!(path = %path.display(), "cannot read static speaker file; keeping the last good one");
+        return;
+    };
+    if new_text == *text {
+        return;
+    }
+    *text = new_text;
+    match static_config::parse(text) {
+        Ok(new) => {
+            if new.node != config.node || new.gossip != config.gossip {
+                warn!("static speaker file: `node` and `gossip` changes take effect on restart");
+            }
+            info!(
+                services = new.addresses.len(),
+                "static speaker file reloaded"
+            );
+            config.addresses = new.addresses;
+        }
+        Err(e) => {
+            error!(path = %path.display(), error = %e, "static speaker file rejected; keeping the last good one")
+        }
+    }
+}

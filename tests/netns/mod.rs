@@ -1,0 +1,551 @@
+//! A LAN of network namespaces on a bridge, for the network tests and the failover measurement.
+//!
+//! Layout (everything inside namespaces created here; the host's own namespace is never touched):
+//!
+//! ```text
+//!   <p>-br: bridge br0 ── v1 ── eth0 <p>-n1  node-a 192.0.2.11  2001:db8::11
+//!                      ── v2 ── eth0 <p>-n2  node-b 192.0.2.12  2001:db8::12
+//!                      ── v3 ── eth0 <p>-n3  node-c 192.0.2.13  2001:db8::13
+//!                      ── v9 ── eth0 <p>-cl  client 192.0.2.100 2001:db8::100
+//! ```
+//!
+//! Each node runs the real `ferrolb speaker --static FILE`. Dropping the [`Lan`] kills the
+//! speakers and deletes every namespace, whether the test passed or panicked.
+#![allow(dead_code)] // each user (tests, example) uses a different part
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const KEY: &str = "ferrolb-network-test-key-0123456789";
+
+/// True when the environment can run namespace tests. Without `CI`, a missing prerequisite
+/// prints why and returns false (the test then skips); with `CI` set it panics, so CI never
+/// silently skips the network tier.
+pub fn environment_ready(test: &str) -> bool {
+    let mut missing = Vec::new();
+    if !is_root() {
+        missing.push("root (CAP_NET_ADMIN/CAP_NET_RAW)".to_string());
+    }
+    for tool in ["ip", "arping", "ndisc6", "ping", "python3"] {
+        if !tool_exists(tool) {
+            missing.push(format!("`{tool}` (run scripts/install-test-tools.sh)"));
+        }
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let message = format!("network test {test} needs: {}", missing.join(", "));
+    if std::env::var_os("CI").is_some() {
+        panic!("{message} (CI is set, so this is a failure, not a skip)");
+    }
+    eprintln!("SKIPPED: {message}");
+    false
+}
+
+fn is_root() -> bool {
+    // /proc/self/status "Uid:" real effective saved fs
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn tool_exists(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn run(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a command inside namespace `ns`, returning its output whatever the exit status.
+pub fn in_ns(ns: &str, args: &[&str]) -> Output {
+    let mut full = vec!["netns", "exec", ns];
+    full.extend_from_slice(args);
+    Command::new("ip")
+        .args(&full)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ip {full:?}: {e}"))
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or gives up after `timeout`.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[derive(Debug)]
+pub struct Node {
+    pub name: String,
+    pub ns: String,
+    pub ip4: String,
+    pub ip6: String,
+    pub mac: String,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    pub child: Option<Child>,
+}
+
+/// One VIP group as written into every node's static file.
+#[derive(Debug, Clone)]
+pub struct Vip {
+    pub service: String,
+    pub ips: Vec<String>,
+}
+
+pub struct Lan {
+    pub prefix: String,
+    pub bridge_ns: String,
+    pub client_ns: String,
+    pub client_mac: String,
+    pub nodes: Vec<Node>,
+    pub dir: tempfile::TempDir,
+    pub binary: PathBuf,
+    namespaces: Vec<String>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Lan {
+    /// Builds the LAN with `count` speaker nodes (not started yet).
+    pub fn new(count: usize, binary: &Path) -> Lan {
+        let prefix = format!(
+            "flt{}x{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut lan = Lan {
+            bridge_ns: format!("{prefix}-br"),
+            client_ns: format!("{prefix}-cl"),
+            client_mac: String::new(),
+            prefix: prefix.clone(),
+            nodes: Vec::new(),
+            dir,
+            binary: binary.to_path_buf(),
+            namespaces: Vec::new(),
+        };
+        lan.add_ns(&lan.bridge_ns.clone());
+        let br = lan.bridge_ns.clone();
+        run("ip", &["-n", &br, "link", "add", "br0", "type", "bridge"]);
+        // Forward at once (no STP listening delay) so a healed link carries traffic immediately.
+        run(
+            "ip",
+            &[
+                "-n",
+                &br,
+                "link",
+                "set",
+                "br0",
+                "type",
+                "bridge",
+                "forward_delay",
+                "0",
+            ],
+        );
+        run("ip", &["-n", &br, "link", "set", "br0", "up"]);
+        let names = ["node-a", "node-b", "node-c", "node-d", "node-e"];
+        assert!(count <= names.len(), "at most {} nodes", names.len());
+        for (i, name) in names.iter().enumerate().take(count) {
+            let ns = format!("{prefix}-n{}", i + 1);
+            let ip4 = format!("192.0.2.{}", 11 + i);
+            let ip6 = format!("2001:db8::{}", 11 + i);
+            let mac = lan.attach(&ns, &format!("v{}", i + 1), &ip4, &ip6);
+            lan.nodes.push(Node {
+                name: name.to_string(),
+                ns,
+                ip4,
+                ip6,
+                mac,
+                config: lan.dir.path().join(format!("node{}.yaml", i + 1)),
+                log: lan.dir.path().join(format!("node{}.log", i + 1)),
+                child: None,
+            });
+        }
+        let cl = lan.client_ns.clone();
+        lan.client_mac = lan.attach(&cl, "v9", "192.0.2.100", "2001:db8::100");
+        // The client probes a stale neighbour after 1 s instead of 5 s (unicast NUD test).
+        in_ns(
+            &cl,
+            &[
+                "sysctl",
+                "-qw",
+                "net.ipv6.neigh.eth0.delay_first_probe_time=1",
+            ],
+        );
+        std::fs::write(lan.dir.path().join("key"), KEY).expect("write key");
+        lan
+    }
+
+    fn add_ns(&mut self, ns: &str) {
+        run("ip", &["netns", "add", ns]);
+        self.namespaces.push(ns.to_string());
+        run("ip", &["-n", ns, "link", "set", "lo", "up"]);
+    }
+
+    /// Creates namespace `ns` with `eth0` plugged into the bridge; returns eth0's MAC.
+    fn attach(&mut self, ns: &str, port: &str, ip4: &str, ip6: &str) -> String {
+        self.add_ns(ns);
+        let br = self.bridge_ns.clone();
+        run(
+            "ip",
+            &[
+                "-n", &br, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns,
+            ],
+        );
+        run(
+            "ip",
+            &["-n", &br, "link", "set", port, "master", "br0", "up"],
+        );
+        run(
+            "ip",
+            &["-n", ns, "addr", "add", &format!("{ip4}/24"), "dev", "eth0"],
+        );
+        run(
+            "ip",
+            &[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{ip6}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ],
+        );
+        run("ip", &["-n", ns, "link", "set", "eth0", "up"]);
+        let out = stdout(&run("ip", &["-n", ns, "-br", "link", "show", "eth0"]));
+        out.split_whitespace()
+            .nth(2)
+            .expect("mac in `ip -br link` output")
+            .to_string()
+    }
+
+    /// Writes node `i`'s static file: every node seeds every other, same key, same VIPs.
+    pub fn write_config(&self, i: usize, vips: &[Vip], key_file: &Path) {
+        let node = &self.nodes[i];
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("{}:7946", n.ip4))
+            .collect();
+        let mut text = format!(
+            "node: {}\ngossip:\n  bind: {}:7946\n  seeds: [{}]\n  key-file: {}\naddresses:\n",
+            node.name,
+            node.ip4,
+            seeds.join(", "),
+            key_file.display()
+        );
+        for vip in vips {
+            text.push_str(&format!(
+                "- service: {}\n  ips: [{}]\n",
+                vip.service,
+                vip.ips.join(", ")
+            ));
+        }
+        // Write then rename, so a running speaker never reads half a file.
+        let tmp = node.config.with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write static file");
+        std::fs::rename(&tmp, &node.config).expect("rename static file");
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.path().join("key")
+    }
+
+    /// Writes every node's file and starts every speaker.
+    pub fn start_all(&mut self, vips: &[Vip]) {
+        for i in 0..self.nodes.len() {
+            self.write_config(i, vips, &self.key_file());
+            self.start(i);
+        }
+    }
+
+    /// Starts node `i`'s speaker (its file must exist).
+    pub fn start(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &node.ns])
+            .arg(&self.binary)
+            .args(["speaker", "--static"])
+            .arg(&node.config)
+            .args(["--exclude-interfaces", "", "--metrics-addr"])
+            .arg(format!("{}:7473", node.ip4))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn speaker");
+        node.child = Some(child);
+    }
+
+    /// Sends `signal` (e.g. "KILL", "TERM") to node `i`'s speaker and reaps it.
+    pub fn signal(&mut self, i: usize, signal: &str) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            // `ip netns exec` execs the binary, so the child pid is the speaker itself.
+            let _ = Command::new("kill")
+                .args([&format!("-{signal}"), &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether node `i`'s speaker is still running.
+    pub fn running(&mut self, i: usize) -> bool {
+        match self.nodes[i].child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default()
+    }
+
+    /// Index of the node with this MAC.
+    pub fn node_by_mac(&self, mac: &str) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.mac.eq_ignore_ascii_case(mac))
+    }
+
+    /// Sends `count` broadcast ARP requests for `ip` from the client and returns the MAC of
+    /// every reply (one entry per reply, so two answerers show up twice per request).
+    pub fn arping(&self, ip: &str, count: u32) -> Vec<String> {
+        let out = in_ns(
+            &self.client_ns,
+            &["arping", "-b", "-c", &count.to_string(), "-I", "eth0", ip],
+        );
+        stdout(&out)
+            .lines()
+            .filter(|l| l.contains("reply from"))
+            .filter_map(|l| {
+                let start = l.find('[')?;
+                let end = l.find(']')?;
+                Some(l[start + 1..end].to_ascii_lowercase())
+            })
+            .collect()
+    }
+
+    /// Multicast neighbor solicitations for `ip` from the client; the MAC of every advert.
+    pub fn ndisc6(&self, ip: &str) -> Vec<String> {
+        let out = in_ns(
+            &self.client_ns,
+            &["ndisc6", "-m", "-n", "-r", "2", "-w", "700", ip, "eth0"],
+        );
+        stdout(&out)
+            .lines()
+            .filter(|l| l.contains("link-layer address"))
+            .filter_map(|l| l.split_whitespace().last().map(str::to_ascii_lowercase))
+            .collect()
+    }
+
+    /// The client kernel's neighbour entry for `ip`: (MAC, state), if it has one with an address.
+    pub fn neigh(&self, ip: &str) -> Option<(String, String)> {
+        let family = if ip.contains(':') { "-6" } else { "-4" };
+        let out = in_ns(
+            &self.client_ns,
+            &["ip", family, "neigh", "show", ip, "dev", "eth0"],
+        );
+        let text = stdout(&out);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let mac = words
+            .iter()
+            .position(|w| *w == "lladdr")
+            .and_then(|p| words.get(p + 1))?;
+        Some((mac.to_ascii_lowercase(), words.last()?.to_string()))
+    }
+
+    /// Makes the client's kernel resolve `ip` by sending it one packet.
+    pub fn client_touch(&self, ip: &str) {
+        let ping = if ip.contains(':') { "-6" } else { "-4" };
+        let _ = in_ns(&self.client_ns, &["ping", ping, "-c", "1", "-W", "1", ip]);
+    }
+
+    /// Takes node `i`'s link down (partition) or up (heal).
+    pub fn set_link(&self, i: usize, up: bool) {
+        let state = if up { "up" } else { "down" };
+        run(
+            "ip",
+            &["-n", &self.nodes[i].ns, "link", "set", "eth0", state],
+        );
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.signal(i, "KILL");
+        }
+        for ns in self.namespaces.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// The election's ranking of node names for `ip`, first = owner.
+pub fn ranking(ip: &str, nodes: &[&str]) -> Vec<String> {
+    let ip: IpAddr = ip.parse().expect("ip");
+    ferrolb::election::rank(ip, nodes.iter().copied())
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+pub fn distinct(macs: &[String]) -> BTreeSet<String> {
+    macs.iter().cloned().collect()
+}
+
+/// Python (stdlib only) that floods malformed ARP/NDP frames out of the client's eth0:
+/// truncated and lying-length packets, bad operations, wrong hop limits, broken NDP options and
+/// random garbage under both EtherTypes. Args: VIP4 VIP6 DST_MAC COUNT.
+const JUNK_SENDER: &str = r#"
+import random, socket, struct, sys
+vip4, vip6, dst, count = sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3].replace(':', '')), int(sys.argv[4])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(('eth0', 0))
+src = s.getsockname()[4]
+bcast = b'\xff' * 6
+ip4 = socket.inet_aton(vip4)
+ip6 = socket.inet_pton(socket.AF_INET6, vip6)
+me4 = socket.inet_aton('192.0.2.100')
+me6 = socket.inet_pton(socket.AF_INET6, '2001:db8::100')
+def eth(d, t): return d + src + struct.pack('!H', t)
+def arp(hl=6, pl=4, op=1, sha=None, tip=ip4):
+    return struct.pack('!HHBBH', 1, 0x0800, hl, pl, op) + (sha or src) + me4 + b'\0' * 6 + tip
+def ns(hop=255, plen=None, opts=b'', target=ip6, icmp_type=135):
+    body = struct.pack('!BBHI', icmp_type, 0, 0, 0) + target + opts
+    grp = bytes.fromhex('ff0200000000000000000001ff') + target[13:]
+    hdr = struct.pack('!IHBB', 0x60000000, len(body) if plen is None else plen, 58, hop) + me6 + grp
+    return hdr + body
+frames = [
+    eth(bcast, 0x0806) + arp()[:10],
+    eth(bcast, 0x0806) + arp(hl=8),
+    eth(bcast, 0x0806) + arp(pl=16),
+    eth(bcast, 0x0806) + arp(op=3),
+    eth(bcast, 0x0806) + arp(op=0),
+    eth(bcast, 0x0806) + arp(sha=bcast),
+    eth(bcast, 0x0806) + arp(sha=b'\0' * 6),
+    eth(dst, 0x0806) + arp()[:27],
+    eth(bcast, 0x86dd) + ns(hop=64),
+    eth(bcast, 0x86dd) + ns(plen=400),
+    eth(bcast, 0x86dd) + ns(plen=3),
+    eth(bcast, 0x86dd) + ns(opts=b'\x01\x00' + b'\0' * 6),
+    eth(bcast, 0x86dd) + ns(opts=b'\x01\xff' + b'\0' * 6),
+    eth(bcast, 0x86dd) + ns(opts=b'\x01\x01' + b'\xff' * 6),
+    eth(bcast, 0x86dd) + ns()[:50],
+    eth(dst, 0x86dd) + ns(icmp_type=135)[:61],
+    eth(bcast, 0x86dd),
+    eth(bcast, 0x0806),
+]
+rnd = random.Random(7)
+sent = 0
+for i in range(count):
+    if i % 3 == 0:
+        f = frames[i % len(frames)]
+    else:
+        f = eth(rnd.choice([bcast, dst]), rnd.choice([0x0806, 0x86dd])) + bytes(rnd.getrandbits(8) for _ in range(rnd.randrange(0, 120)))
+        if len(f) > 20 and f[12:14] == b'\x86\xdd' and rnd.random() < 0.5:
+            f = f[:20] + b'\x3a' + f[21:54] + b'\x87' + f[55:] if len(f) > 55 else f
+    try:
+        s.send(f[:1514])
+        sent += 1
+    except OSError:
+        pass
+print(sent)
+"#;
+
+impl Lan {
+    /// Sends `count` malformed frames from the client (see `JUNK_SENDER`); returns how many left.
+    pub fn send_junk(&self, vip4: &str, vip6: &str, dst_mac: &str, count: u32) -> u32 {
+        let out = in_ns(
+            &self.client_ns,
+            &[
+                "python3",
+                "-c",
+                JUNK_SENDER,
+                vip4,
+                vip6,
+                dst_mac,
+                &count.to_string(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "junk sender failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout(&out).trim().parse().unwrap_or(0)
+    }
+}
+
+impl Lan {
+    /// GET http://<node ip4>:7473<path> from the client; (status, body), status 0 if unreachable.
+    pub fn http_get(&self, node: usize, path: &str) -> (u16, String) {
+        const GET: &str = r#"
+import sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen(sys.argv[1], timeout=2)
+    print(r.status); print(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code)
+except Exception:
+    print(0)
+"#;
+        let url = format!("http://{}:7473{path}", self.nodes[node].ip4);
+        let out = in_ns(&self.client_ns, &["python3", "-c", GET, &url]);
+        let text = stdout(&out);
+        let mut lines = text.splitn(2, '\n');
+        let status = lines
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0);
+        (status, lines.next().unwrap_or("").to_string())
+    }
+
+    /// The value of a Prometheus sample (`name{labels}`), read from node `node`'s /metrics.
+    pub fn metric(&self, node: usize, sample: &str) -> Option<f64> {
+        let (_, body) = self.http_get(node, "/metrics");
+        body.lines()
+            .find(|l| l.starts_with(sample) && l[sample.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+}
