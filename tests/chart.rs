@@ -7,6 +7,8 @@
 //! helm, kubernetes-validate and hadolint come from `scripts/install-test-tools.sh`; without them
 //! these tests print why they skip, and with `CI` set they fail instead.
 
+#[path = "chart/docs.rs"]
+mod docs;
 #[path = "chart/examples.rs"]
 mod examples;
 #[path = "chart/image.rs"]
