@@ -107,3 +107,35 @@ fn notes_tell_what_to_apply_next_with_an_example_the_binary_accepts() {
         "{class}"
     );
 }
+
+/// Relative links in the user guide, the chart README and the top README point at real files.
+#[test]
+fn documentation_links_resolve() {
+    for doc in [
+        "README.md",
+        "docs/user-guide.md",
+        "charts/ferrolb/README.md",
+    ] {
+        let path = repo_root().join(doc);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let base = path.parent().unwrap();
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("](") {
+            rest = &rest[i + 2..];
+            let target = &rest[..rest.find(')').unwrap()];
+            if target.starts_with("http") || target.starts_with('#') {
+                continue;
+            }
+            let file = target.split('#').next().unwrap();
+            assert!(
+                base.join(file).exists(),
+                "{doc}: link to {target} is broken"
+            );
+        }
+    }
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    assert!(
+        readme.contains("(docs/user-guide.md)"),
+        "README.md links the user guide"
+    );
+}
