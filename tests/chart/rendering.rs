@@ -224,10 +224,15 @@ fn inline_config_renders_the_metallb_configmap_the_binary_accepts() {
     ] {
         assert_eq!(flag(w, "--config-name").as_deref(), Some("config"));
     }
-    // The rendered ConfigMap manifest is what `ferrolb check-config` accepts.
+    // The rendered ConfigMap manifest, as `kubectl apply` would get it, passes check-config.
+    let manifest = m
+        .text
+        .split("\n---")
+        .find(|doc| doc.contains("\nkind: ConfigMap\n"))
+        .expect("ConfigMap document in helm output");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("configmap.yaml");
-    std::fs::write(&path, serde_json::to_string_pretty(cm).unwrap()).unwrap();
+    std::fs::write(&path, manifest).unwrap();
     let out = run(Command::new(FERROLB).arg("check-config").arg(&path));
     assert!(
         out.status.success(),
