@@ -295,12 +295,19 @@ fn gossip_key_secret_is_generated_once_and_mounted() {
 }
 
 #[test]
-fn gossip_off_drops_the_key_and_the_control_plane_tolerations() {
+fn gossip_off_drops_the_key_and_the_control_plane_tolerations_name_override_renames() {
     let Some(helm) = require_tool("helm") else {
         return;
     };
     let m = render(&helm, Some(&values_file("gossip-off.yaml")));
     let speaker = m.workload("speaker").unwrap();
+    // nameOverride renames every object and the name label (selectors included).
+    assert_eq!(speaker["metadata"]["name"], "lb-balancer-speaker");
+    assert_eq!(
+        speaker["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
+        "balancer"
+    );
+    assert!(m.find("Deployment", "lb-balancer-controller").is_some());
     assert_eq!(flag(speaker, "--gossip").as_deref(), Some("false"));
     assert_eq!(flag(speaker, "--memberlist-key-file"), None);
     assert!(m.of_kind("Secret").next().is_none());
