@@ -14,9 +14,23 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Check a MetalLB-format config file (ConfigMap manifest or bare config): print a summary of
+    /// its pools and exit 0, or print every error found and exit 1.
+    CheckConfig(ferrolb::config::check::CheckConfigArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::CheckConfig(args) => {
+            match ferrolb::config::check::run(&args, &mut std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
 }

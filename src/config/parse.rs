@@ -1,0 +1,118 @@
+//! YAML to raw config: size and structure budget, manifest-or-bare detection, strict decoding.
+//!
+//! The ConfigMap comes from the Kubernetes API, which anyone with edit rights on one ConfigMap can
+//! fill. The budget keeps a hostile document (deep nesting, alias bombs, huge scalar counts) from
+//! costing more than a real config would before it is rejected.
+
+use std::collections::BTreeMap;
+
+use serde::de::{DeserializeOwned, IgnoredAny};
+
+use super::error::ConfigError;
+use super::raw::{RawConfig, RawManifest};
+
+/// Largest accepted input in bytes. Kubernetes caps a ConfigMap at 1 MiB; a manifest file adds
+/// metadata around it, so allow twice that.
+pub const MAX_INPUT_BYTES: usize = 2 * 1024 * 1024;
+
+/// Deepest nesting a real config or manifest needs is about 10 (peer > node-selectors >
+/// match-expressions > values; `managedFields` in a fetched manifest); 32 leaves room.
+pub const MAX_DEPTH: usize = 32;
+
+/// Real configs use few or no anchors; this cap still allows hand-written reuse.
+pub const MAX_ALIASES: usize = 256;
+
+/// Nodes (scalars + collections): a config with thousands of pools stays far below this.
+pub const MAX_NODES: usize = 100_000;
+
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: MAX_DEPTH,
+            flow_nesting_limit: MAX_DEPTH,
+            max_aliases: MAX_ALIASES,
+            max_anchors: MAX_ALIASES,
+            max_nodes: MAX_NODES,
+            max_events: 2 * MAX_NODES,
+            max_documents: 1,
+            max_total_scalar_bytes: MAX_INPUT_BYTES,
+            max_merge_keys: MAX_ALIASES,
+            max_reader_input_bytes: Some(MAX_INPUT_BYTES),
+        },
+    }
+}
+
+fn decode<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    serde_saphyr::from_str_with_options(text, options()).map_err(|e| {
+        let msg = e.to_string();
+        // The binary adds its own "error:" prefix; do not say it twice.
+        ConfigError::Syntax(msg.strip_prefix("error: ").unwrap_or(&msg).to_owned())
+    })
+}
+
+/// Text without any YAML content (empty, blanks, comments) is an empty config, as in MetalLB.
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---" || l == "..."
+    })
+}
+
+/// Reads the ConfigMap manifest or the bare `config` text into the raw schema.
+pub(crate) fn read_raw(text: &str) -> Result<RawConfig, ConfigError> {
+    if text.len() > MAX_INPUT_BYTES {
+        return Err(ConfigError::TooLarge {
+            size: text.len(),
+            limit: MAX_INPUT_BYTES,
+        });
+    }
+    if is_blank(text) {
+        return Ok(RawConfig::default());
+    }
+    // A first, schema-free pass tells the two forms apart by their top-level keys, so the strict
+    // pass can report unknown keys against the right schema.
+    let top: Option<BTreeMap<String, IgnoredAny>> = decode(text)?;
+    let Some(top) = top else {
+        return Ok(RawConfig::default());
+    };
+    if top.contains_key("kind") || top.contains_key("apiVersion") {
+        let inner = config_text_of(decode(text)?)?;
+        return read_bare(&inner);
+    }
+    read_bare(text)
+}
+
+fn read_bare(text: &str) -> Result<RawConfig, ConfigError> {
+    if is_blank(text) {
+        return Ok(RawConfig::default());
+    }
+    let raw: Option<RawConfig> = decode(text)?;
+    Ok(raw.unwrap_or_default())
+}
+
+fn config_text_of(manifest: RawManifest) -> Result<String, ConfigError> {
+    match manifest.kind.as_deref() {
+        Some("ConfigMap") => {}
+        Some(other) => {
+            return Err(ConfigError::Manifest(format!(
+                "kind is {other:?}, expected \"ConfigMap\""
+            )));
+        }
+        None => return Err(ConfigError::Manifest("kind is missing".into())),
+    }
+    if let Some(version) = manifest.api_version.as_deref()
+        && version != "v1"
+    {
+        return Err(ConfigError::Manifest(format!(
+            "apiVersion is {version:?}, expected \"v1\""
+        )));
+    }
+    match manifest.data.and_then(|mut d| d.remove("config")) {
+        Some(Some(text)) => Ok(text),
+        // `config: ""` or `config: null` both mean an empty config, as an empty key does.
+        Some(None) => Ok(String::new()),
+        None => Err(ConfigError::Manifest(
+            "data.config is missing (MetalLB reads its config from the key \"config\")".into(),
+        )),
+    }
+}

@@ -1,0 +1,274 @@
+//! The validated configuration: what the rest of ferrolb consumes.
+//!
+//! These types only exist in a valid state (built by [`super::parse`]), so consumers never
+//! re-check MetalLB's rules: ranges are single-family with `start <= end`, pools do not overlap,
+//! names are unique, peers reference existing BFD profiles.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// A parsed and validated MetalLB legacy (v0.9–v0.12) configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Pools in the order they were written.
+    pub address_pools: Vec<AddressPool>,
+    /// BGP peers, validated for compatibility (ferrolb does not speak BGP).
+    pub peers: Vec<Peer>,
+    /// `bgp-communities`: alias -> community text as written (validated).
+    pub bgp_communities: BTreeMap<String, String>,
+    /// BFD profiles with unique names.
+    pub bfd_profiles: Vec<BfdProfile>,
+}
+
+impl Config {
+    /// The pool with this name.
+    pub fn pool(&self, name: &str) -> Option<&AddressPool> {
+        self.address_pools.iter().find(|p| p.name == name)
+    }
+}
+
+/// How a pool's addresses are announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// ARP / NDP answered by one elected node.
+    Layer2,
+    /// Announced over BGP (allocation only in ferrolb; announcing is not implemented).
+    Bgp,
+}
+
+impl Protocol {
+    /// The spelling used in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Layer2 => "layer2",
+            Protocol::Bgp => "bgp",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of `address-pools`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressPool {
+    pub name: String,
+    pub protocol: Protocol,
+    /// One range per `addresses` entry, in the order written (a CIDR becomes its first..last).
+    pub addresses: Vec<AddressRange>,
+    /// `auto-assign` (default true): false means only by explicit request.
+    pub auto_assign: bool,
+    /// `avoid-buggy-ips` (default false): true means never hand out IPv4 `*.0` and `*.255`.
+    pub avoid_buggy_ips: bool,
+    /// Only for BGP pools; a BGP pool without any gets MetalLB's default (/32, /128, no
+    /// communities), so this is never empty for a BGP pool.
+    pub bgp_advertisements: Vec<BgpAdvertisement>,
+}
+
+impl AddressPool {
+    /// The ranges as `(first, last)` pairs, the shape `ipam::PoolSpec` takes.
+    pub fn ranges(&self) -> Vec<(IpAddr, IpAddr)> {
+        self.addresses.iter().map(|r| (r.start, r.end)).collect()
+    }
+
+    /// Whether the pool holds IPv4 and/or IPv6 addresses.
+    pub fn families(&self) -> Families {
+        Families {
+            ipv4: self.addresses.iter().any(|r| r.start.is_ipv4()),
+            ipv6: self.addresses.iter().any(|r| r.start.is_ipv6()),
+        }
+    }
+
+    /// Number of addresses in the pool (saturating: `::/0` holds 2^128, one more than u128 max).
+    pub fn address_count(&self) -> u128 {
+        self.addresses
+            .iter()
+            .fold(0u128, |acc, r| acc.saturating_add(r.len()))
+    }
+
+    /// Whether `ip` is one of the pool's addresses.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.addresses.iter().any(|r| r.contains(ip))
+    }
+}
+
+/// The address families present in a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Families {
+    pub ipv4: bool,
+    pub ipv6: bool,
+}
+
+impl fmt::Display for Families {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match (self.ipv4, self.ipv6) {
+            (true, true) => "IPv4,IPv6",
+            (true, false) => "IPv4",
+            (false, true) => "IPv6",
+            (false, false) => "-",
+        })
+    }
+}
+
+/// An inclusive range of addresses of one family, `start <= end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AddressRange {
+    pub start: IpAddr,
+    pub end: IpAddr,
+}
+
+impl AddressRange {
+    /// Number of addresses, saturating at `u128::MAX` for the whole IPv6 space.
+    pub fn len(&self) -> u128 {
+        (ip_to_u128(self.end) - ip_to_u128(self.start)).saturating_add(1)
+    }
+
+    /// Always false: a valid range holds at least its start address.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Whether `ip` lies in the range (same family, between start and end).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        ip.is_ipv4() == self.start.is_ipv4()
+            && ip_to_u128(self.start) <= ip_to_u128(ip)
+            && ip_to_u128(ip) <= ip_to_u128(self.end)
+    }
+}
+
+impl fmt::Display for AddressRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.start, self.end)
+    }
+}
+
+/// The address as an integer within its own family (IPv4 in the low 32 bits).
+pub(crate) fn ip_to_u128(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// One entry of a BGP pool's `bgp-advertisements`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpAdvertisement {
+    /// `aggregation-length` (default 32).
+    pub aggregation_length: u8,
+    /// `aggregation-length-v6` (default 128).
+    pub aggregation_length_v6: u8,
+    /// `localpref`, when set.
+    pub local_pref: Option<u32>,
+    /// Communities, aliases resolved, in the order written.
+    pub communities: Vec<Community>,
+}
+
+/// A BGP community value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Community {
+    /// RFC 1997 `AA:NN`, as `AA << 16 | NN`.
+    Standard(u32),
+    /// RFC 8092 `large:GA:LD1:LD2`.
+    Large {
+        global_admin: u32,
+        local_data1: u32,
+        local_data2: u32,
+    },
+}
+
+impl fmt::Display for Community {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Community::Standard(v) => write!(f, "{}:{}", v >> 16, v & 0xffff),
+            Community::Large {
+                global_admin,
+                local_data1,
+                local_data2,
+            } => write!(f, "large:{global_admin}:{local_data1}:{local_data2}"),
+        }
+    }
+}
+
+/// One entry of `peers`, with MetalLB's defaults applied.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub my_asn: u32,
+    pub peer_asn: u32,
+    pub peer_address: IpAddr,
+    /// `peer-port` (default 179).
+    pub peer_port: u16,
+    pub source_address: Option<IpAddr>,
+    /// `hold-time` rounded down to whole seconds (default 90s); zero or at least 3s.
+    pub hold_time: Duration,
+    /// `keepalive-time` rounded down to whole seconds (default a third of hold time).
+    pub keepalive_time: Duration,
+    pub router_id: Option<IpAddr>,
+    /// `password` for TCP MD5; kept out of `Debug` output.
+    pub password: Option<String>,
+    /// Empty means every node.
+    pub node_selectors: Vec<NodeSelector>,
+    pub bfd_profile: Option<String>,
+    pub ebgp_multihop: bool,
+}
+
+impl fmt::Debug for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Secrets end up in logs through Debug; show only whether one is set.
+        f.debug_struct("Peer")
+            .field("my_asn", &self.my_asn)
+            .field("peer_asn", &self.peer_asn)
+            .field("peer_address", &self.peer_address)
+            .field("peer_port", &self.peer_port)
+            .field("source_address", &self.source_address)
+            .field("hold_time", &self.hold_time)
+            .field("keepalive_time", &self.keepalive_time)
+            .field("router_id", &self.router_id)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("node_selectors", &self.node_selectors)
+            .field("bfd_profile", &self.bfd_profile)
+            .field("ebgp_multihop", &self.ebgp_multihop)
+            .finish()
+    }
+}
+
+/// A Kubernetes-style label selector over nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeSelector {
+    pub match_labels: BTreeMap<String, String>,
+    pub match_expressions: Vec<SelectorRequirement>,
+}
+
+/// One `match-expressions` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectorRequirement {
+    pub key: String,
+    pub operator: SelectorOperator,
+    pub values: Vec<String>,
+}
+
+/// The operators Kubernetes label selectors allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectorOperator {
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
+}
+
+/// One entry of `bfd-profiles`; unset values mean the BFD daemon's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BfdProfile {
+    pub name: String,
+    pub receive_interval: Option<u32>,
+    pub transmit_interval: Option<u32>,
+    pub detect_multiplier: Option<u32>,
+    pub echo_interval: Option<u32>,
+    pub echo_mode: bool,
+    pub passive_mode: bool,
+    pub minimum_ttl: Option<u32>,
+}
