@@ -1,7 +1,9 @@
 //! The example configs in config/: every config passes `ferrolb check-config`, and every
-//! `services-<name>.yaml` is planned against `<name>.yaml` by `ferrolb plan` with the addresses the
-//! allocation rules (DESIGN.md) promise.
+//! `services-<name>.yaml` is planned against `<name>.yaml` by `ferrolb plan` with the pools and
+//! addresses the allocation rules (DESIGN.md) promise.
 
+use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,30 +13,46 @@ use crate::support::{repo_root, run, stderr, stdout};
 
 const FERROLB: &str = env!("CARGO_BIN_EXE_ferrolb");
 
-/// Addresses each plan must show, whatever order the Services are handled in: requested ones,
-/// pool-pinned ones (lowest of the pool) and the lowest free ones of the auto-assign pools.
-const EXPECTED_IPS: &[(&str, &[&str])] = &[
-    ("single-ipv4.yaml", &["192.0.2.240", "192.0.2.250"]),
+/// What `ferrolb plan` must decide for each example Service: (config, service, pool, addresses).
+/// The addresses follow from DESIGN.md's rules: requested ones, the lowest free of the named pool,
+/// or the lowest free of the auto-assign pools (Services handled in file order).
+const EXPECTED: &[(&str, &str, &str, &[&str])] = &[
+    ("single-ipv4.yaml", "web", "default", &["192.0.2.240"]),
+    ("single-ipv4.yaml", "dns", "default", &["192.0.2.250"]),
     (
         "dual-stack.yaml",
-        &[
-            "198.51.100.16",
-            "198.51.100.17",
-            "2001:db8:10::",
-            "2001:db8:10::1",
-            "2001:db8:20::10",
-        ],
+        "frontend",
+        "dual",
+        &["198.51.100.16", "2001:db8:10::"],
+    ),
+    (
+        "dual-stack.yaml",
+        "api",
+        "dual",
+        &["198.51.100.17", "2001:db8:10::1"],
+    ),
+    (
+        "dual-stack.yaml",
+        "metrics-v6",
+        "v6-only",
+        &["2001:db8:20::10"],
+    ),
+    ("multi-pool.yaml", "app", "general", &["203.0.113.1"]),
+    (
+        "multi-pool.yaml",
+        "billing",
+        "reserved",
+        &["198.51.100.200"],
     ),
     (
         "multi-pool.yaml",
-        &[
-            "203.0.113.1",
-            "203.0.113.2",
-            "198.51.100.200",
-            "198.51.100.210",
-            "203.0.113.53",
-        ],
+        "ingress",
+        "reserved",
+        &["198.51.100.210"],
     ),
+    ("multi-pool.yaml", "dns-tcp", "general", &["203.0.113.53"]),
+    ("multi-pool.yaml", "dns-udp", "general", &["203.0.113.53"]),
+    ("multi-pool.yaml", "local-web", "general", &["203.0.113.2"]),
 ];
 
 /// The examples this suite owns: config/<name>.yaml with a config/services-<name>.yaml beside it.
@@ -66,14 +84,15 @@ fn service_names(file: &Path) -> Vec<String> {
 #[test]
 fn every_example_pairs_a_config_with_services() {
     let pairs = example_pairs();
-    let names: Vec<_> = pairs
-        .iter()
-        .map(|(c, _)| c.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
-    for (config, _) in EXPECTED_IPS {
+    for (config, service, _, _) in EXPECTED {
+        let (_, services) = pairs
+            .iter()
+            .find(|(c, _)| c.ends_with(config))
+            .unwrap_or_else(|| panic!("config/{config} has no services file"));
         assert!(
-            names.iter().any(|n| n == config),
-            "config/{config} has no services file"
+            service_names(services).iter().any(|n| n == service),
+            "{service} not in {}",
+            services.display()
         );
     }
     for (config, services) in &pairs {
@@ -83,11 +102,18 @@ fn every_example_pairs_a_config_with_services() {
             services.display(),
             config.display()
         );
-        assert!(
-            !service_names(services).is_empty(),
-            "{} holds no Service",
-            services.display()
-        );
+        let names = service_names(services);
+        assert!(!names.is_empty(), "{} holds no Service", services.display());
+        let config_name = config.file_name().unwrap().to_string_lossy();
+        for name in names {
+            assert!(
+                EXPECTED
+                    .iter()
+                    .any(|(c, s, _, _)| *c == config_name && *s == name),
+                "{name} in {} has no expected plan in EXPECTED",
+                services.display()
+            );
+        }
     }
 }
 
@@ -105,40 +131,63 @@ fn example_configs_pass_check_config() {
     }
 }
 
+fn plan(config: &Path, services: &Path, format: &str) -> String {
+    let out = run(Command::new(FERROLB)
+        .arg("plan")
+        .arg("--config")
+        .arg(config)
+        .arg("--services")
+        .arg(services)
+        .args(["-o", format]));
+    assert!(
+        out.status.success(),
+        "ferrolb plan --config {} --services {} -o {format} failed:\n{}{}",
+        config.display(),
+        services.display(),
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
 #[test]
 fn example_services_plan_to_the_documented_addresses() {
     for (config, services) in example_pairs() {
-        let out = run(Command::new(FERROLB)
-            .arg("plan")
-            .arg("--config")
-            .arg(&config)
-            .arg("--services")
-            .arg(&services));
-        let text = stdout(&out);
-        assert!(
-            out.status.success(),
-            "ferrolb plan --config {} --services {} failed:\n{text}{}",
-            config.display(),
-            services.display(),
-            stderr(&out)
-        );
-        for name in service_names(&services) {
-            assert!(
-                text.contains(&name),
-                "plan for {} does not mention {name}:\n{text}",
-                services.display()
-            );
-        }
         let config_name = config.file_name().unwrap().to_string_lossy().into_owned();
-        let expected = EXPECTED_IPS
+        // -o yaml: the Services as the controller would write them (status + pool annotation).
+        let text = plan(&config, &services, "yaml");
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+        let planned: Vec<&Value> = docs
             .iter()
-            .find(|(c, _)| *c == config_name)
-            .map(|(_, ips)| *ips);
-        for ip in expected.unwrap_or_default() {
-            assert!(
-                text.contains(ip),
-                "plan for {config_name} does not assign {ip}:\n{text}"
+            .flat_map(|d| match d["items"].as_array() {
+                Some(items) => items.iter().collect(),
+                None => vec![d],
+            })
+            .filter(|d| d["kind"] == "Service")
+            .collect();
+        for (_, name, pool, ips) in EXPECTED.iter().filter(|(c, ..)| *c == config_name) {
+            let svc = planned
+                .iter()
+                .find(|s| s["metadata"]["name"] == *name)
+                .unwrap_or_else(|| panic!("plan for {config_name} lacks {name}:\n{text}"));
+            assert_eq!(
+                svc["metadata"]["annotations"]["metallb.io/ip-allocated-from-pool"], *pool,
+                "{config_name}: pool of {name}"
             );
+            let got: BTreeSet<IpAddr> = svc["status"]["loadBalancer"]["ingress"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name} has no ingress:\n{text}"))
+                .iter()
+                .map(|i| i["ip"].as_str().unwrap().parse().unwrap())
+                .collect();
+            let want: BTreeSet<IpAddr> = ips.iter().map(|ip| ip.parse().unwrap()).collect();
+            assert_eq!(got, want, "{config_name}: addresses of {name}");
+        }
+        // The default table names every Service too.
+        let table = plan(&config, &services, "table");
+        for name in service_names(&services) {
+            assert!(table.contains(&name), "table plan lacks {name}:\n{table}");
         }
     }
 }
