@@ -8,7 +8,9 @@ mod state_machine;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::{Allocator, Family, FamilyPolicy, PoolSpec, Port, Protocol, Request, ServiceKey, TrafficPolicy};
+use super::{
+    Allocator, Family, FamilyPolicy, PoolSpec, Port, Protocol, Request, ServiceKey, TrafficPolicy,
+};
 
 pub(crate) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()

@@ -18,7 +18,10 @@ fn lowest_free_address_of_the_first_auto_assign_pool() {
             ips: vec![ip("198.51.100.10")]
         }
     );
-    assert_eq!(alloc.allocate(&svc("b"), &v4()).unwrap().ips, [ip("198.51.100.11")]);
+    assert_eq!(
+        alloc.allocate(&svc("b"), &v4()).unwrap().ips,
+        [ip("198.51.100.11")]
+    );
     // First pool full: the next pool in config order, never the auto-assign: false one.
     assert_eq!(
         alloc.allocate(&svc("c"), &v4()).unwrap(),
@@ -29,7 +32,10 @@ fn lowest_free_address_of_the_first_auto_assign_pool() {
     );
     // A released address is the lowest free again.
     alloc.release(&svc("a"));
-    assert_eq!(alloc.allocate(&svc("d"), &v4()).unwrap().ips, [ip("198.51.100.10")]);
+    assert_eq!(
+        alloc.allocate(&svc("d"), &v4()).unwrap().ips,
+        [ip("198.51.100.10")]
+    );
 }
 
 #[test]
@@ -37,13 +43,24 @@ fn ranges_are_walked_in_config_order() {
     // MetalLB walks a pool's CIDRs in the order the config lists them, not numerically.
     let mut alloc = allocator(vec![pool(
         "p",
-        &[("198.51.100.7", "198.51.100.7"), ("198.51.100.1", "198.51.100.3")],
+        &[
+            ("198.51.100.7", "198.51.100.7"),
+            ("198.51.100.1", "198.51.100.3"),
+        ],
     )]);
     let order: Vec<String> = ["a", "b", "c", "d"]
         .iter()
         .map(|n| alloc.allocate(&svc(n), &v4()).unwrap().ips[0].to_string())
         .collect();
-    assert_eq!(order, ["198.51.100.7", "198.51.100.1", "198.51.100.2", "198.51.100.3"]);
+    assert_eq!(
+        order,
+        [
+            "198.51.100.7",
+            "198.51.100.1",
+            "198.51.100.2",
+            "198.51.100.3"
+        ]
+    );
     assert_eq!(
         alloc.allocate(&svc("e"), &v4()),
         Err(AllocError::NoFreeAddress {
@@ -59,7 +76,9 @@ fn requested_ip_comes_from_any_pool_including_manual_ones() {
         manual(pool("reserved", &[("198.51.100.0", "198.51.100.255")])),
     ]);
     assert_eq!(
-        alloc.allocate(&svc("a"), &requesting(&["198.51.100.42"])).unwrap(),
+        alloc
+            .allocate(&svc("a"), &requesting(&["198.51.100.42"]))
+            .unwrap(),
         Assignment {
             pool: "reserved".into(),
             ips: vec![ip("198.51.100.42")]
@@ -67,10 +86,14 @@ fn requested_ip_comes_from_any_pool_including_manual_ones() {
     );
     assert_eq!(
         alloc.allocate(&svc("b"), &requesting(&["203.0.113.1"])),
-        Err(AllocError::NotInAnyPool { ip: ip("203.0.113.1") })
+        Err(AllocError::NotInAnyPool {
+            ip: ip("203.0.113.1")
+        })
     );
     // Taken by a service that does not share: the error names the holder.
-    let err = alloc.allocate(&svc("c"), &requesting(&["198.51.100.42"])).unwrap_err();
+    let err = alloc
+        .allocate(&svc("c"), &requesting(&["198.51.100.42"]))
+        .unwrap_err();
     assert!(
         matches!(&err, AllocError::Conflict { ip: i, holder, .. }
             if *i == ip("198.51.100.42") && *holder == svc("a")),
@@ -98,7 +121,10 @@ fn pool_annotation_uses_only_that_pool() {
     ]);
     let mut gold = v4();
     gold.pool = Some("gold".into());
-    assert_eq!(alloc.allocate(&svc("a"), &gold).unwrap().ips, [ip("198.51.100.5")]);
+    assert_eq!(
+        alloc.allocate(&svc("a"), &gold).unwrap().ips,
+        [ip("198.51.100.5")]
+    );
     assert_eq!(
         alloc.allocate(&svc("b"), &gold),
         Err(AllocError::PoolExhausted {
@@ -128,10 +154,19 @@ fn pool_annotation_uses_only_that_pool() {
 
 #[test]
 fn avoid_buggy_ips_never_hands_out_dot_zero_or_dot_255() {
-    let mut spec = pool("p", &[("192.0.2.254", "192.0.3.1"), ("2001:db8::ff", "2001:db8::100")]);
+    let mut spec = pool(
+        "p",
+        &[
+            ("192.0.2.254", "192.0.3.1"),
+            ("2001:db8::ff", "2001:db8::100"),
+        ],
+    );
     spec.avoid_buggy_ips = true;
     let mut alloc = allocator(vec![spec]);
-    assert_eq!(alloc.allocate(&svc("a"), &v4()).unwrap().ips, [ip("192.0.2.254")]);
+    assert_eq!(
+        alloc.allocate(&svc("a"), &v4()).unwrap().ips,
+        [ip("192.0.2.254")]
+    );
     assert_eq!(
         alloc.allocate(&svc("b"), &v4()).unwrap().ips,
         [ip("192.0.3.1")],
@@ -146,7 +181,10 @@ fn avoid_buggy_ips_never_hands_out_dot_zero_or_dot_255() {
         })
     );
     // IPv6 addresses ending in ff/00 are fine.
-    assert_eq!(alloc.allocate(&svc("f"), &v6()).unwrap().ips, [ip("2001:db8::ff")]);
+    assert_eq!(
+        alloc.allocate(&svc("f"), &v6()).unwrap().ips,
+        [ip("2001:db8::ff")]
+    );
     // Totals honour the rule: 192.0.2.254, 192.0.3.1 and the two IPv6 addresses.
     assert_eq!(alloc.pool_stats()[0].total, 4);
 }
@@ -155,7 +193,13 @@ fn avoid_buggy_ips_never_hands_out_dot_zero_or_dot_255() {
 fn require_dual_stack_takes_both_families_from_one_pool() {
     let mut alloc = allocator(vec![
         pool("v4only", &[("192.0.2.1", "192.0.2.9")]),
-        pool("dual", &[("2001:db8::1", "2001:db8::9"), ("198.51.100.1", "198.51.100.9")]),
+        pool(
+            "dual",
+            &[
+                ("2001:db8::1", "2001:db8::9"),
+                ("198.51.100.1", "198.51.100.9"),
+            ],
+        ),
     ]);
     assert_eq!(
         alloc.allocate(&svc("a"), &dual(true)).unwrap(),
@@ -212,7 +256,13 @@ fn require_dual_stack_takes_both_families_from_one_pool() {
 fn prefer_dual_stack_takes_both_when_a_pool_has_both() {
     let mut alloc = allocator(vec![
         pool("v4only", &[("192.0.2.1", "192.0.2.1")]),
-        pool("dual", &[("198.51.100.1", "198.51.100.1"), ("2001:db8::1", "2001:db8::2")]),
+        pool(
+            "dual",
+            &[
+                ("198.51.100.1", "198.51.100.1"),
+                ("2001:db8::1", "2001:db8::2"),
+            ],
+        ),
     ]);
     assert_eq!(
         alloc.allocate(&svc("a"), &dual(false)).unwrap(),
@@ -230,7 +280,10 @@ fn prefer_dual_stack_takes_both_when_a_pool_has_both() {
         }
     );
     // No IPv4 left at all: the secondary family.
-    assert_eq!(alloc.allocate(&svc("c"), &dual(false)).unwrap().ips, [ip("2001:db8::2")]);
+    assert_eq!(
+        alloc.allocate(&svc("c"), &dual(false)).unwrap().ips,
+        [ip("2001:db8::2")]
+    );
     assert_eq!(
         alloc.allocate(&svc("d"), &dual(false)),
         Err(AllocError::NoFreeAddress {
@@ -241,7 +294,10 @@ fn prefer_dual_stack_takes_both_when_a_pool_has_both() {
     );
     // The single-family result is kept on the next reconcile (stable addresses).
     assert_eq!(ips_of(&alloc, "b"), ["192.0.2.1"]);
-    assert_eq!(alloc.allocate(&svc("b"), &dual(false)).unwrap().ips, [ip("192.0.2.1")]);
+    assert_eq!(
+        alloc.allocate(&svc("b"), &dual(false)).unwrap().ips,
+        [ip("192.0.2.1")]
+    );
 }
 
 #[test]
@@ -272,7 +328,10 @@ fn requested_families_must_match_the_policy() {
         alloc.allocate(&svc("a"), &both).unwrap().ips,
         [ip("192.0.2.7"), ip("2001:db8::7")]
     );
-    assert!(alloc.assignments().all(|(k, _)| *k == svc("a")), "failures hold nothing");
+    assert!(
+        alloc.assignments().all(|(k, _)| *k == svc("a")),
+        "failures hold nothing"
+    );
 }
 
 #[test]
@@ -292,16 +351,26 @@ fn allocate_keeps_a_valid_assignment_and_replaces_an_invalid_one() {
     // The request now names another pool: the service moves there.
     let mut to_b = v4();
     to_b.pool = Some("b".into());
-    assert_eq!(alloc.allocate(&svc("x"), &to_b).unwrap().ips, [ip("198.51.100.1")]);
+    assert_eq!(
+        alloc.allocate(&svc("x"), &to_b).unwrap().ips,
+        [ip("198.51.100.1")]
+    );
     assert_eq!(alloc.pool_stats()[0].in_use, 0, "the old address was freed");
     // A requested address that cannot be had: error, and the old assignment stays.
-    alloc.allocate(&svc("z"), &requesting(&["192.0.2.5"])).unwrap();
-    let err = alloc.allocate(&svc("x"), &requesting(&["192.0.2.5"])).unwrap_err();
+    alloc
+        .allocate(&svc("z"), &requesting(&["192.0.2.5"]))
+        .unwrap();
+    let err = alloc
+        .allocate(&svc("x"), &requesting(&["192.0.2.5"]))
+        .unwrap_err();
     assert!(matches!(err, AllocError::Conflict { ref holder, .. } if *holder == svc("z")));
     assert_eq!(ips_of(&alloc, "x"), ["198.51.100.1"]);
     // Requesting exactly what it holds is kept.
     assert_eq!(
-        alloc.allocate(&svc("x"), &requesting(&["198.51.100.1"])).unwrap().ips,
+        alloc
+            .allocate(&svc("x"), &requesting(&["198.51.100.1"]))
+            .unwrap()
+            .ips,
         [ip("198.51.100.1")]
     );
 }
@@ -319,27 +388,48 @@ fn assign_rebuilds_state_and_refuses_double_assignment() {
             ips: vec![ip("192.0.2.3")]
         }
     );
-    let err = alloc.assign(&svc("y"), &v4(), &[ip("192.0.2.3")]).unwrap_err();
+    let err = alloc
+        .assign(&svc("y"), &v4(), &[ip("192.0.2.3")])
+        .unwrap_err();
     assert!(
         matches!(&err, AllocError::Conflict { holder, .. } if *holder == svc("x")),
         "{err}"
     );
-    assert!(err.to_string().contains("default/x"), "names the holder: {err}");
-    assert_eq!(alloc.assign(&svc("y"), &v4(), &[]), Err(AllocError::NoAddresses));
+    assert!(
+        err.to_string().contains("default/x"),
+        "names the holder: {err}"
+    );
+    assert_eq!(
+        alloc.assign(&svc("y"), &v4(), &[]),
+        Err(AllocError::NoAddresses)
+    );
     assert_eq!(
         alloc.assign(&svc("y"), &v4(), &[ip("203.0.113.1")]),
-        Err(AllocError::NotInAnyPool { ip: ip("203.0.113.1") })
+        Err(AllocError::NotInAnyPool {
+            ip: ip("203.0.113.1")
+        })
     );
     // Re-registered addresses are not handed out again.
-    assert_eq!(alloc.allocate(&svc("z"), &v4()).unwrap().ips, [ip("192.0.2.1")]);
+    assert_eq!(
+        alloc.allocate(&svc("z"), &v4()).unwrap().ips,
+        [ip("192.0.2.1")]
+    );
     // A status address from a non-auto pool is re-registered even without a request for it;
     // the next allocate decides whether it still fits (here it does: no pool/IP requested).
-    alloc.assign(&svc("m"), &v4(), &[ip("198.51.100.4")]).unwrap();
-    assert_eq!(alloc.allocate(&svc("m"), &v4()).unwrap().ips, [ip("198.51.100.4")]);
+    alloc
+        .assign(&svc("m"), &v4(), &[ip("198.51.100.4")])
+        .unwrap();
+    assert_eq!(
+        alloc.allocate(&svc("m"), &v4()).unwrap().ips,
+        [ip("198.51.100.4")]
+    );
     // Re-assigning a service replaces what it held.
     alloc.assign(&svc("x"), &v4(), &[ip("192.0.2.9")]).unwrap();
     assert_eq!(alloc.holders(ip("192.0.2.3")), &[] as &[ServiceKey]);
-    assert_eq!(alloc.allocate(&svc("w"), &v4()).unwrap().ips, [ip("192.0.2.2")]);
+    assert_eq!(
+        alloc.allocate(&svc("w"), &v4()).unwrap().ips,
+        [ip("192.0.2.2")]
+    );
 }
 
 #[test]
@@ -350,8 +440,12 @@ fn pool_stats_count_usable_and_distinct_in_use_addresses() {
         big,
         pool("v6", &[("2001:db8::", "2001:db8::ffff:ffff:ffff:ffff")]),
     ]);
-    alloc.allocate(&svc("a"), &shared("k", &[(Protocol::Tcp, 80)])).unwrap();
-    alloc.allocate(&svc("b"), &shared("k", &[(Protocol::Tcp, 443)])).unwrap();
+    alloc
+        .allocate(&svc("a"), &shared("k", &[(Protocol::Tcp, 80)]))
+        .unwrap();
+    alloc
+        .allocate(&svc("b"), &shared("k", &[(Protocol::Tcp, 443)]))
+        .unwrap();
     alloc.allocate(&svc("c"), &v6()).unwrap();
     assert_eq!(
         alloc.pool_stats(),
@@ -383,9 +477,16 @@ fn huge_pools_stay_a_handful_of_intervals() {
     assert_eq!(ips_of(&alloc, "s1999"), ["10.0.7.207"]);
     assert_eq!(ips_of(&alloc, "t1999"), ["2001:db8::7cf"]);
     for p in &alloc.pools.pools {
-        assert_eq!(p.ranges[0].free.interval_count(), 1, "sequential use leaves one interval");
+        assert_eq!(
+            p.ranges[0].free.interval_count(),
+            1,
+            "sequential use leaves one interval"
+        );
     }
     alloc.release(&svc("s7"));
     assert_eq!(alloc.pools.pools[0].ranges[0].free.interval_count(), 2);
-    assert_eq!(alloc.allocate(&svc("again"), &v4()).unwrap().ips, [ip("10.0.0.7")]);
+    assert_eq!(
+        alloc.allocate(&svc("again"), &v4()).unwrap().ips,
+        [ip("10.0.0.7")]
+    );
 }

@@ -1,0 +1,334 @@
+//! The sans-io membership state machine: foca plus authentication, replay protection, timers and
+//! seed handling. Fed datagrams and `now`, it yields datagrams to send and the next deadline
+//! (quinn-proto style); it never reads the clock or touches a socket.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use foca::{Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, Runtime, State, Timer};
+use rand_foca::SeedableRng;
+use rand_foca::rngs::SmallRng;
+
+use super::config::SwimTiming;
+use super::envelope::{self, PacketKey, Rejected, ReplayGuard, Sealer};
+use super::identity::NodeId;
+use super::key::MemberlistKey;
+
+/// Datagrams dropped before reaching SWIM, by reason (for `ferrolb_gossip_dropped_total`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    /// Wrong key or tampered.
+    pub auth: u64,
+    /// Not an envelope of ours, or authentic but not a valid SWIM message.
+    pub decode: u64,
+    /// Authentic but already seen.
+    pub replay: u64,
+}
+
+/// Members by SWIM state (for `ferrolb_members{state}`); this speaker counts as alive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemberCounts {
+    pub alive: u64,
+    pub suspect: u64,
+    pub down: u64,
+}
+
+/// Something worth logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipEvent {
+    Up(NodeId),
+    Down(NodeId),
+    Renamed {
+        from: NodeId,
+        to: NodeId,
+    },
+    /// Known by at least one other member.
+    Joined,
+    /// No other member is alive.
+    Alone,
+    /// We were declared down and rejoined under a new generation.
+    Rejoined(NodeId),
+}
+
+enum Deadline {
+    Swim(Timer<NodeId>),
+    SeedRetry,
+}
+
+/// foca's runtime: collects what foca asks for, so the core can seal and schedule it afterwards.
+#[derive(Default)]
+struct Outbox {
+    sends: Vec<(SocketAddr, Vec<u8>)>,
+    timers: Vec<(Duration, Timer<NodeId>)>,
+    notifications: Vec<OwnedNotification<NodeId>>,
+}
+
+impl Runtime<NodeId> for Outbox {
+    fn notify(&mut self, notification: foca::Notification<'_, NodeId>) {
+        self.notifications.push(notification.to_owned());
+    }
+
+    fn send_to(&mut self, to: NodeId, data: &[u8]) {
+        self.sends.push((to.addr, data.to_vec()));
+    }
+
+    fn submit_after(&mut self, event: Timer<NodeId>, after: Duration) {
+        self.timers.push((after, event));
+    }
+}
+
+type Swim = Foca<NodeId, PostcardCodec, SmallRng, NoCustomBroadcast>;
+
+pub struct MembershipCore {
+    swim: Swim,
+    outbox: Outbox,
+    key: PacketKey,
+    sealer: Sealer,
+    replay: ReplayGuard,
+    deadlines: BTreeMap<(Instant, u64), Deadline>,
+    next_deadline_id: u64,
+    transmits: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<MembershipEvent>,
+    seeds: Vec<SocketAddr>,
+    seed_retry_interval: Duration,
+    drops: DropCounts,
+    left: bool,
+}
+
+impl MembershipCore {
+    /// `epoch` must grow across restarts of this speaker (its start time in ms is the natural
+    /// choice); `rng_seed` drives SWIM's random member choices.
+    pub fn new(
+        identity: NodeId,
+        epoch: u64,
+        key: &MemberlistKey,
+        seeds: &[SocketAddr],
+        timing: &SwimTiming,
+        rng_seed: u64,
+        now: Instant,
+    ) -> Self {
+        let packet_key = PacketKey::derive(key);
+        let sealer = Sealer::new(packet_key.clone(), &identity.name, epoch);
+        let seeds = seeds
+            .iter()
+            .copied()
+            .filter(|seed| *seed != identity.addr)
+            .collect();
+        let swim = Foca::new(
+            identity,
+            timing.foca_config(),
+            SmallRng::seed_from_u64(rng_seed),
+            PostcardCodec,
+        );
+        let mut core = Self {
+            swim,
+            outbox: Outbox::default(),
+            key: packet_key,
+            sealer,
+            replay: ReplayGuard::default(),
+            deadlines: BTreeMap::new(),
+            next_deadline_id: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            seeds,
+            seed_retry_interval: timing.seed_retry_interval,
+            drops: DropCounts::default(),
+            left: false,
+        };
+        core.schedule(now, Deadline::SeedRetry);
+        core
+    }
+
+    /// A datagram arrived. Anything not authentic, not fresh or not valid SWIM is counted and
+    /// dropped; only authenticated payloads reach foca.
+    pub fn handle_datagram(&mut self, packet: &[u8], now: Instant) {
+        if self.left {
+            return;
+        }
+        let opened = match envelope::open(&self.key, packet) {
+            Ok(opened) => opened,
+            Err(Rejected::BadTag) => {
+                self.drops.auth += 1;
+                return;
+            }
+            Err(_) => {
+                self.drops.decode += 1;
+                return;
+            }
+        };
+        if !self.replay.accept(opened.sender, opened.epoch, opened.seq) {
+            self.drops.replay += 1;
+            return;
+        }
+        if let Err(error) = self.swim.handle_data(opened.payload, &mut self.outbox) {
+            tracing::debug!(sender = opened.sender, %error, "gossip: dropped SWIM message");
+            self.drops.decode += 1;
+        }
+        self.drain(now);
+    }
+
+    /// Fires every deadline due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(entry) = self.deadlines.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let deadline = entry.remove();
+            if self.left {
+                continue;
+            }
+            match deadline {
+                Deadline::Swim(timer) => {
+                    if let Err(error) = self.swim.handle_timer(timer, &mut self.outbox) {
+                        tracing::debug!(%error, "gossip: timer");
+                    }
+                }
+                Deadline::SeedRetry => {
+                    if self.swim.num_members() == 0 {
+                        self.announce_to_seeds();
+                    }
+                    self.schedule(now + self.seed_retry_interval, Deadline::SeedRetry);
+                }
+            }
+            self.drain(now);
+        }
+    }
+
+    /// Announces our departure, so the others mark us down at once instead of by failure
+    /// detection. The leave update goes out in three gossip rounds to random members, so one lost
+    /// datagram does not turn a graceful stop into a timeout. Afterwards the core is inert.
+    pub fn leave(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        if let Err(error) = self.swim.leave_cluster(&mut self.outbox) {
+            tracing::debug!(%error, "gossip: leave");
+        }
+        for _ in 0..2 {
+            if let Err(error) = self.swim.gossip(&mut self.outbox) {
+                tracing::debug!(%error, "gossip: leave");
+            }
+        }
+        self.drain(now);
+        self.left = true;
+        self.deadlines.clear();
+    }
+
+    /// Replaces the seed list (e.g. when the speaker learns of new speaker pods) and announces to
+    /// the seeds not in the previous list at once, even when not alone: two groups that formed
+    /// separately merge this way.
+    pub fn set_seeds(&mut self, seeds: &[SocketAddr], now: Instant) {
+        if self.left {
+            return;
+        }
+        let own = self.swim.identity().addr;
+        let seeds: Vec<SocketAddr> = seeds.iter().copied().filter(|s| *s != own).collect();
+        let fresh: Vec<SocketAddr> = seeds
+            .iter()
+            .copied()
+            .filter(|s| !self.seeds.contains(s))
+            .collect();
+        self.seeds = seeds;
+        self.announce_to(&fresh);
+        self.drain(now);
+    }
+
+    /// When [`Self::handle_timeout`] next needs calling.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.keys().next().map(|(at, _)| *at)
+    }
+
+    /// Next sealed datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<MembershipEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn identity(&self) -> &NodeId {
+        self.swim.identity()
+    }
+
+    pub fn has_left(&self) -> bool {
+        self.left
+    }
+
+    /// Names of live members (alive or suspect), this speaker included until it leaves.
+    pub fn live_members(&self) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = self
+            .swim
+            .iter_members()
+            .map(|m| m.id().name.clone())
+            .collect();
+        if !self.left {
+            names.insert(self.swim.identity().name.clone());
+        }
+        names
+    }
+
+    pub fn member_counts(&self) -> MemberCounts {
+        let mut counts = MemberCounts {
+            alive: u64::from(!self.left),
+            ..MemberCounts::default()
+        };
+        for member in self.swim.iter_membership_state() {
+            match member.state() {
+                State::Alive => counts.alive += 1,
+                State::Suspect => counts.suspect += 1,
+                State::Down => counts.down += 1,
+            }
+        }
+        counts
+    }
+
+    pub fn drops(&self) -> DropCounts {
+        self.drops
+    }
+
+    fn announce_to_seeds(&mut self) {
+        self.announce_to(&self.seeds.clone());
+    }
+
+    fn announce_to(&mut self, seeds: &[SocketAddr]) {
+        for &seed in seeds {
+            if let Err(error) = self.swim.announce(NodeId::seed(seed), &mut self.outbox) {
+                tracing::debug!(%seed, %error, "gossip: announce");
+            }
+        }
+    }
+
+    fn schedule(&mut self, at: Instant, deadline: Deadline) {
+        self.next_deadline_id += 1;
+        self.deadlines.insert((at, self.next_deadline_id), deadline);
+    }
+
+    /// Seals what foca sent, turns its timer requests into deadlines, records its notifications.
+    fn drain(&mut self, now: Instant) {
+        for (to, payload) in std::mem::take(&mut self.outbox.sends) {
+            self.transmits.push_back((to, self.sealer.seal(&payload)));
+        }
+        for (after, timer) in std::mem::take(&mut self.outbox.timers) {
+            self.schedule(now + after, Deadline::Swim(timer));
+        }
+        for notification in std::mem::take(&mut self.outbox.notifications) {
+            let event = match notification {
+                OwnedNotification::MemberUp(id) => MembershipEvent::Up(id),
+                OwnedNotification::MemberDown(id) => MembershipEvent::Down(id),
+                OwnedNotification::Rename(from, to) => MembershipEvent::Renamed { from, to },
+                OwnedNotification::Active => MembershipEvent::Joined,
+                OwnedNotification::Idle => MembershipEvent::Alone,
+                OwnedNotification::Rejoin(id) => MembershipEvent::Rejoined(id),
+                // Only after our own leave (identities renew instead of going defunct).
+                OwnedNotification::Defunct => continue,
+            };
+            self.events.push_back(event);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

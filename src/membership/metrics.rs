@@ -1,0 +1,157 @@
+//! Prometheus view of a member: `ferrolb_members{state}` and
+//! `ferrolb_gossip_packets_dropped_total{reason}`, read from the member's stats at scrape time.
+
+use prometheus::core::{Collector, Desc};
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry, proto};
+use tokio::sync::watch;
+
+use super::udp::{MembershipHandle, MembershipStats};
+
+/// Collector registered with [`register`].
+pub struct MembershipCollector {
+    stats: watch::Receiver<MembershipStats>,
+    members: IntGaugeVec,
+    dropped: IntCounterVec,
+}
+
+impl MembershipCollector {
+    pub fn new(stats: watch::Receiver<MembershipStats>) -> Result<Self, prometheus::Error> {
+        let members = IntGaugeVec::new(
+            Opts::new(
+                "ferrolb_members",
+                "Gossip members by SWIM state (this speaker included)",
+            ),
+            &["state"],
+        )?;
+        let dropped = IntCounterVec::new(
+            Opts::new(
+                "ferrolb_gossip_packets_dropped_total",
+                "Gossip datagrams dropped before reaching SWIM: auth (wrong key or tampered), \
+                 decode (malformed), replay (already seen)",
+            ),
+            &["reason"],
+        )?;
+        Ok(Self {
+            stats,
+            members,
+            dropped,
+        })
+    }
+
+    fn refresh(&self) {
+        let stats = *self.stats.borrow();
+        let counts = stats.members;
+        for (state, value) in [
+            ("alive", counts.alive),
+            ("suspect", counts.suspect),
+            ("down", counts.down),
+        ] {
+            self.members
+                .with_label_values(&[state])
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
+        }
+        let drops = stats.drops;
+        for (reason, total) in [
+            ("auth", drops.auth),
+            ("decode", drops.decode),
+            ("replay", drops.replay),
+        ] {
+            // The member owns the running totals; the counter catches up to them.
+            let counter = self.dropped.with_label_values(&[reason]);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+    }
+}
+
+impl Collector for MembershipCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        let mut descs = self.members.desc();
+        descs.extend(self.dropped.desc());
+        descs
+    }
+
+    fn collect(&self) -> Vec<proto::MetricFamily> {
+        self.refresh();
+        let mut families = self.members.collect();
+        families.extend(self.dropped.collect());
+        families
+    }
+}
+
+/// Registers the member's metrics with `registry`.
+pub fn register(registry: &Registry, handle: &MembershipHandle) -> Result<(), prometheus::Error> {
+    registry.register(Box::new(MembershipCollector::new(handle.stats_watch())?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::{DropCounts, MemberCounts};
+    use prometheus::Encoder;
+
+    #[test]
+    fn scrape_reflects_the_latest_stats() {
+        let (tx, rx) = watch::channel(MembershipStats::default());
+        let registry = Registry::new();
+        registry
+            .register(Box::new(MembershipCollector::new(rx).unwrap()))
+            .unwrap();
+        let scrape = || {
+            let mut out = Vec::new();
+            prometheus::TextEncoder::new()
+                .encode(&registry.gather(), &mut out)
+                .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        tx.send_replace(MembershipStats {
+            members: MemberCounts {
+                alive: 3,
+                suspect: 1,
+                down: 2,
+            },
+            drops: DropCounts {
+                auth: 5,
+                decode: 1,
+                replay: 0,
+            },
+            ..MembershipStats::default()
+        });
+        let text = scrape();
+        assert!(
+            text.contains("ferrolb_members{state=\"alive\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("ferrolb_members{state=\"down\"} 2"), "{text}");
+        assert!(
+            text.contains("ferrolb_gossip_packets_dropped_total{reason=\"auth\"} 5"),
+            "{text}"
+        );
+
+        tx.send_replace(MembershipStats {
+            members: MemberCounts {
+                alive: 2,
+                suspect: 0,
+                down: 3,
+            },
+            drops: DropCounts {
+                auth: 7,
+                decode: 1,
+                replay: 0,
+            },
+            ..MembershipStats::default()
+        });
+        let text = scrape();
+        assert!(
+            text.contains("ferrolb_members{state=\"alive\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ferrolb_gossip_packets_dropped_total{reason=\"auth\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ferrolb_gossip_packets_dropped_total{reason=\"decode\"} 1"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! The tokio edge: one UDP socket and one task driving [`MembershipCore`].
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::config::{MembershipConfig, MembershipError};
+use super::core::{DropCounts, MemberCounts, MembershipCore, MembershipEvent};
+use super::identity::NodeId;
+
+/// A snapshot for metrics and readiness.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MembershipStats {
+    pub members: MemberCounts,
+    pub drops: DropCounts,
+    /// At least one other member has acknowledged us at some point (for `/readyz`).
+    pub joined: bool,
+    pub left: bool,
+}
+
+enum Command {
+    Leave(oneshot::Sender<()>),
+    SetSeeds(Vec<SocketAddr>),
+}
+
+/// Entry point; see [`Membership::start`].
+pub struct Membership;
+
+/// A running member. Dropping it leaves the cluster gracefully (in the background); use
+/// [`MembershipHandle::leave`] to wait for the announcement to be sent.
+pub struct MembershipHandle {
+    members: watch::Receiver<BTreeSet<String>>,
+    stats: watch::Receiver<MembershipStats>,
+    commands: mpsc::Sender<Command>,
+    task: JoinHandle<()>,
+    local_addr: SocketAddr,
+    identity: NodeId,
+}
+
+impl Membership {
+    /// Binds the gossip socket, announces to the seeds and runs SWIM until left or aborted.
+    /// Must be called within a tokio runtime.
+    pub async fn start(config: MembershipConfig) -> Result<MembershipHandle, MembershipError> {
+        // Check what needs no socket first, so a bad config does not hold the port.
+        config.validate()?;
+        let bind_error = |source| MembershipError::Bind {
+            addr: config.bind_addr,
+            source,
+        };
+        let socket = UdpSocket::bind(config.bind_addr)
+            .await
+            .map_err(bind_error)?;
+        let local_addr = socket.local_addr().map_err(bind_error)?;
+        let advertise = config.advertise_addr_for(local_addr)?;
+
+        // The start time orders this process after any earlier run of the same speaker, both as
+        // the replay epoch and as the SWIM generation (see `NodeId`).
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+            .max(1);
+        let identity = NodeId {
+            name: config.node_name.clone(),
+            addr: advertise,
+            generation: epoch,
+        };
+        let core = MembershipCore::new(
+            identity.clone(),
+            epoch,
+            &config.key,
+            &config.seeds,
+            &config.timing,
+            rand::random(),
+            Instant::now(),
+        );
+        let (members_tx, members) = watch::channel(core.live_members());
+        let (stats_tx, stats) = watch::channel(MembershipStats {
+            members: core.member_counts(),
+            ..MembershipStats::default()
+        });
+        let (commands, command_rx) = mpsc::channel(4);
+        let task = tokio::spawn(run(socket, core, command_rx, members_tx, stats_tx));
+        tracing::info!(node = %identity.name, addr = %advertise, seeds = ?config.seeds, "gossip started");
+        Ok(MembershipHandle {
+            members,
+            stats,
+            commands,
+            task,
+            local_addr,
+            identity,
+        })
+    }
+}
+
+impl MembershipHandle {
+    /// Live member names (alive or suspect), this speaker included.
+    pub fn members(&self) -> watch::Receiver<BTreeSet<String>> {
+        self.members.clone()
+    }
+
+    pub fn stats(&self) -> MembershipStats {
+        *self.stats.borrow()
+    }
+
+    /// Watch of [`MembershipStats`], e.g. for a metrics collector.
+    pub fn stats_watch(&self) -> watch::Receiver<MembershipStats> {
+        self.stats.clone()
+    }
+
+    /// The bound socket (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn identity(&self) -> &NodeId {
+        &self.identity
+    }
+
+    /// Announces our departure and waits until it is handed to the socket (on SIGTERM). The other
+    /// members drop us at once. Afterwards the member is stopped; calling again is a no-op.
+    pub async fn leave(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.commands.send(Command::Leave(done)).await.is_ok() {
+            // An error means the task already stopped, which is what we want anyway.
+            let _ = wait.await;
+        }
+    }
+
+    /// Replaces the seed list (e.g. speaker pods found through the API); new seeds are announced
+    /// to at once. Ignored after leave.
+    pub async fn set_seeds(&self, seeds: Vec<SocketAddr>) {
+        // An error means the member stopped; there is nobody left to seed.
+        let _ = self.commands.send(Command::SetSeeds(seeds)).await;
+    }
+
+    /// Stops at once without telling anyone, as a crash would (tests, and a last resort).
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+async fn run(
+    socket: UdpSocket,
+    mut core: MembershipCore,
+    mut commands: mpsc::Receiver<Command>,
+    members: watch::Sender<BTreeSet<String>>,
+    stats: watch::Sender<MembershipStats>,
+) {
+    let mut buf = vec![0u8; 65_536];
+    let mut joined = false;
+    loop {
+        let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
+        let mut reply = None;
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(Command::SetSeeds(seeds)) => core.set_seeds(&seeds, Instant::now()),
+                Some(Command::Leave(done)) => {
+                    reply = Some(done);
+                    core.leave(Instant::now());
+                }
+                // A dropped handle leaves too: nobody can tell us to stop any other way.
+                None => core.leave(Instant::now()),
+            },
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((len, _from)) => core.handle_datagram(&buf[..len], Instant::now()),
+                Err(error) => tracing::debug!(%error, "gossip: receive"),
+            },
+            () = sleep_until(deadline), if deadline.is_some() => core.handle_timeout(Instant::now()),
+        }
+        while let Some((to, packet)) = core.poll_transmit() {
+            if let Err(error) = socket.send_to(&packet, to).await {
+                tracing::debug!(%to, %error, "gossip: send");
+            }
+        }
+        while let Some(event) = core.poll_event() {
+            joined |= event == MembershipEvent::Joined;
+            log_event(&event);
+        }
+        // Stats first: whoever wakes on a membership change then reads matching counts.
+        let snapshot = MembershipStats {
+            members: core.member_counts(),
+            drops: core.drops(),
+            joined,
+            left: core.has_left(),
+        };
+        stats.send_if_modified(|current| {
+            let changed = *current != snapshot;
+            *current = snapshot;
+            changed
+        });
+        members.send_if_modified(|current| {
+            let live = core.live_members();
+            let changed = *current != live;
+            *current = live;
+            changed
+        });
+        if let Some(done) = reply {
+            let _ = done.send(());
+        }
+        if core.has_left() {
+            tracing::info!("gossip: left the cluster");
+            return;
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn log_event(event: &MembershipEvent) {
+    match event {
+        MembershipEvent::Up(id) => {
+            tracing::info!(member = %id.name, addr = %id.addr, "gossip: member up")
+        }
+        MembershipEvent::Down(id) => {
+            tracing::warn!(member = %id.name, addr = %id.addr, "gossip: member down")
+        }
+        MembershipEvent::Renamed { from, to } => tracing::info!(
+            member = %to.name, addr = %to.addr, from = %from.name, "gossip: member restarted or renamed"
+        ),
+        MembershipEvent::Joined => tracing::info!("gossip: joined the cluster"),
+        MembershipEvent::Alone => tracing::warn!("gossip: no other member is alive"),
+        MembershipEvent::Rejoined(id) => tracing::warn!(
+            generation = id.generation,
+            "gossip: we were declared down; rejoined under a new generation"
+        ),
+    }
+}
