@@ -1,8 +1,9 @@
 //! `ferrolb check-config FILE`: validate a config file before applying it.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
+use super::MAX_INPUT_BYTES;
 use super::error::ConfigError;
 use super::summary;
 
@@ -37,10 +38,30 @@ pub enum CheckError {
 /// Reads and validates the file; on success writes the summary to `out`.
 pub fn run(args: &CheckConfigArgs, out: &mut impl Write) -> Result<(), CheckError> {
     let path = &args.file;
-    let bytes = std::fs::read(path).map_err(|source| CheckError::Read {
+    let read_error = |source| CheckError::Read {
         path: path.clone(),
         source,
-    })?;
+    };
+    // Read at most one byte past the limit, so a huge (or endless) file costs no more than that.
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() > MAX_INPUT_BYTES {
+        let size = std::fs::metadata(path)
+            .ok()
+            .and_then(|m| usize::try_from(m.len()).ok())
+            .filter(|s| *s > MAX_INPUT_BYTES)
+            .unwrap_or(bytes.len());
+        return Err(CheckError::Invalid {
+            path: path.clone(),
+            source: ConfigError::TooLarge {
+                size,
+                limit: MAX_INPUT_BYTES,
+            },
+        });
+    }
     let text = String::from_utf8(bytes).map_err(|e| CheckError::Read {
         path: path.clone(),
         source: io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()),

@@ -20,6 +20,10 @@ pub enum ConfigError {
     /// document that exceeds the parser's budget (depth, nodes, aliases).
     #[error("could not parse config: {0}")]
     Syntax(String),
+    /// The document is larger or more complex than a real config could be (too deep, too many
+    /// nodes, an alias bomb, several documents): rejected before it costs more.
+    #[error("config rejected by the parser budget: {0}")]
+    Budget(String),
     /// The document is a Kubernetes manifest, but not a ConfigMap carrying `data.config`.
     #[error("not a usable ConfigMap: {0}")]
     Manifest(String),

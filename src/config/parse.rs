@@ -25,10 +25,15 @@ pub const MAX_ALIASES: usize = 256;
 /// Nodes (scalars + collections): a config with thousands of pools stays far below this.
 pub const MAX_NODES: usize = 100_000;
 
+/// Events replayed through aliases: bounds alias bombs (nested anchors each repeated many times),
+/// which stay under the alias count but expand exponentially.
+pub const MAX_REPLAYED_EVENTS: usize = 10_000;
+
 fn options() -> serde_saphyr::Options {
-    serde_saphyr::options! {
+    let mut options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_depth: MAX_DEPTH,
+            // The parser rejects deeper flow collections (`[[[...]]]`) on its own.
             flow_nesting_limit: MAX_DEPTH,
             max_aliases: MAX_ALIASES,
             max_anchors: MAX_ALIASES,
@@ -38,16 +43,56 @@ fn options() -> serde_saphyr::Options {
             max_total_scalar_bytes: MAX_INPUT_BYTES,
             max_merge_keys: MAX_ALIASES,
             max_reader_input_bytes: Some(MAX_INPUT_BYTES),
+            max_recorded_anchor_events: MAX_REPLAYED_EVENTS,
         },
-    }
+    };
+    options.alias_limits.max_total_replayed_events = MAX_REPLAYED_EVENTS;
+    options
 }
 
 fn decode<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
     serde_saphyr::from_str_with_options(text, options()).map_err(|e| {
+        if let serde_saphyr::Error::Budget { breach, location } = innermost(&e) {
+            return ConfigError::Budget(format!(
+                "{} (at line {} column {})",
+                describe_breach(breach),
+                location.line(),
+                location.column()
+            ));
+        }
         let msg = e.to_string();
         // The binary adds its own "error:" prefix; do not say it twice.
         ConfigError::Syntax(msg.strip_prefix("error: ").unwrap_or(&msg).to_owned())
     })
+}
+
+/// The error under the snippet and alias wrappers serde-saphyr adds for rendering.
+fn innermost(mut e: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    while let serde_saphyr::Error::WithSnippet { error, .. }
+    | serde_saphyr::Error::AliasError { error, .. } = e
+    {
+        e = error;
+    }
+    e
+}
+
+fn describe_breach(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    match breach {
+        B::Depth { depth } => format!("nesting depth {depth} exceeds the limit of {MAX_DEPTH}"),
+        B::Documents { .. } => "more than one YAML document; a config is a single document".into(),
+        B::Nodes { .. } | B::Events { .. } => {
+            format!("more than {MAX_NODES} YAML nodes (after alias expansion)")
+        }
+        B::Aliases { .. } | B::Anchors { .. } => {
+            format!("more than {MAX_ALIASES} YAML aliases or anchors")
+        }
+        B::RecordedAnchorEvents { .. } => {
+            format!("aliases expand to more than {MAX_REPLAYED_EVENTS} YAML events")
+        }
+        B::ScalarBytes { .. } => format!("more than {MAX_INPUT_BYTES} bytes of text"),
+        other => format!("{other:?}"),
+    }
 }
 
 /// Text without any YAML content (empty, blanks, comments) is an empty config, as in MetalLB.

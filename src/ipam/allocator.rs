@@ -6,11 +6,13 @@
 //! Free space lives in the pools' range sets; an address leaves its free set when its first holder
 //! arrives and returns when its last holder leaves.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use super::addr::Addr;
 use super::error::{AllocError, PoolSpecError};
+use super::holders::Holders;
 use super::pool::{PoolTable, Slot};
 use super::sharing::SharingParams;
 use super::types::{
@@ -34,7 +36,7 @@ pub(crate) struct Held {
 pub struct Allocator {
     pub(crate) pools: PoolTable,
     pub(crate) services: HashMap<ServiceKey, Held>,
-    pub(crate) holders: HashMap<Addr, Vec<ServiceKey>>,
+    pub(crate) holders: HashMap<Addr, Holders>,
     pub(crate) shared: HashMap<String, BTreeSet<Addr>>,
 }
 
@@ -76,9 +78,16 @@ impl Allocator {
             if held.params != params {
                 self.refresh_params(service, params);
             }
-            return Ok(self.services[service].assignment.clone());
+            if let Some(held) = self.services.get_mut(service) {
+                put_primary_first(held, request.families.primary());
+                return Ok(held.assignment.clone());
+            }
         }
-        let previous = self.uninstall(service);
+        let previous = if self.services.contains_key(service) {
+            self.uninstall(service)
+        } else {
+            None
+        };
         match self.fresh(service, request, &requested) {
             Ok(assignment) => Ok(assignment),
             Err(err) => {
@@ -130,11 +139,11 @@ impl Allocator {
         self.services.iter().map(|(k, held)| (k, &held.assignment))
     }
 
-    /// The services holding `ip` (more than one only for a shared address).
+    /// The services holding `ip`, sorted (more than one only for a shared address).
     pub fn holders(&self, ip: IpAddr) -> &[ServiceKey] {
         self.holders
             .get(&Addr::from_ip(ip))
-            .map_or(&[], Vec::as_slice)
+            .map_or(&[][..], Holders::as_slice)
     }
 
     /// Per pool, in config order: addresses it can hand out and distinct addresses in use.
@@ -261,7 +270,7 @@ impl Allocator {
         addr: Addr,
         params: &SharingParams,
     ) -> Result<(), AllocError> {
-        for holder in self.holders.get(&addr).into_iter().flatten() {
+        for holder in self.holders.get(&addr).map_or(&[][..], Holders::as_slice) {
             if holder == service {
                 continue;
             }
@@ -274,142 +283,6 @@ impl Allocator {
                 })?;
         }
         Ok(())
-    }
-
-    fn pick_in_pool(
-        &mut self,
-        service: &ServiceKey,
-        idx: usize,
-        policy: FamilyPolicy,
-        params: &SharingParams,
-    ) -> Result<Vec<Pick>, AllocError> {
-        let name = || self.pools.pools[idx].name.clone();
-        let primary = policy.primary();
-        let lacks = |family| AllocError::PoolLacksFamily {
-            pool: name(),
-            family,
-        };
-        let has_primary = self.pools.pools[idx].has_family(primary);
-        let has_secondary = self.pools.pools[idx].has_family(primary.other());
-        match policy {
-            FamilyPolicy::Single(_) if !has_primary => return Err(lacks(primary)),
-            FamilyPolicy::RequireDualStack { .. } if !has_primary => return Err(lacks(primary)),
-            FamilyPolicy::RequireDualStack { .. } if !has_secondary => {
-                return Err(lacks(primary.other()));
-            }
-            _ => {}
-        }
-        let first = self.candidate(service, idx, primary, params);
-        let second = match policy {
-            FamilyPolicy::Single(_) => None,
-            _ => self.candidate(service, idx, primary.other(), params),
-        };
-        let exhausted = |family| AllocError::PoolExhausted {
-            pool: self.pools.pools[idx].name.clone(),
-            family,
-        };
-        match (policy, first, second) {
-            (FamilyPolicy::Single(_), Some(a), _) => Ok(vec![a]),
-            (FamilyPolicy::RequireDualStack { .. }, Some(a), Some(b)) => Ok(vec![a, b]),
-            (FamilyPolicy::RequireDualStack { .. }, Some(_), None) => {
-                Err(exhausted(primary.other()))
-            }
-            (FamilyPolicy::PreferDualStack { .. }, Some(a), Some(b)) => Ok(vec![a, b]),
-            (FamilyPolicy::PreferDualStack { .. }, Some(a), None)
-            | (FamilyPolicy::PreferDualStack { .. }, None, Some(a)) => Ok(vec![a]),
-            (FamilyPolicy::PreferDualStack { .. }, None, None) if !has_primary => {
-                Err(exhausted(primary.other()))
-            }
-            _ => Err(exhausted(primary)),
-        }
-    }
-
-    fn pick_auto(
-        &mut self,
-        service: &ServiceKey,
-        policy: FamilyPolicy,
-        params: &SharingParams,
-    ) -> Result<Vec<Pick>, AllocError> {
-        let primary = policy.primary();
-        let auto: Vec<usize> = (0..self.pools.pools.len())
-            .filter(|&i| self.pools.pools[i].auto_assign)
-            .collect();
-        let first_with = |this: &mut Allocator, family: Family| {
-            auto.iter()
-                .find_map(|&idx| this.candidate(service, idx, family, params))
-        };
-        let picks = match policy {
-            FamilyPolicy::Single(f) => first_with(self, f).map(|a| vec![a]),
-            FamilyPolicy::RequireDualStack { .. } | FamilyPolicy::PreferDualStack { .. } => {
-                let pair = auto.iter().find_map(|&idx| {
-                    let a = self.candidate(service, idx, primary, params)?;
-                    let b = self.candidate(service, idx, primary.other(), params)?;
-                    Some(vec![a, b])
-                });
-                match (pair, policy) {
-                    (Some(pair), _) => Some(pair),
-                    (None, FamilyPolicy::PreferDualStack { .. }) => first_with(self, primary)
-                        .or_else(|| first_with(self, primary.other()))
-                        .map(|a| vec![a]),
-                    (None, _) => None,
-                }
-            }
-        };
-        picks.ok_or(AllocError::NoFreeAddress { policy })
-    }
-
-    /// The first usable address of `family` in pool `idx`: ranges in config order; within a
-    /// range the lower of its lowest free address and its lowest address shareable under the
-    /// request's sharing key.
-    fn candidate(
-        &mut self,
-        service: &ServiceKey,
-        idx: usize,
-        family: Family,
-        params: &SharingParams,
-    ) -> Option<Pick> {
-        let Allocator {
-            pools,
-            services,
-            holders,
-            shared,
-        } = self;
-        let shared_under_key = params.key.as_ref().and_then(|k| shared.get(k));
-        for (range_idx, range) in pools.pools[idx].ranges.iter_mut().enumerate() {
-            if range.family != family {
-                continue;
-            }
-            let free = range.free.lowest();
-            // Addresses already shared under this key, ascending; the first whose holders all
-            // accept this service. Bounded by the size of the sharing group, not the pool.
-            let shareable = shared_under_key.and_then(|set| {
-                let lo = Addr {
-                    family,
-                    value: range.start,
-                };
-                let hi = Addr {
-                    family,
-                    value: range.end,
-                };
-                set.range(lo..=hi).find(|addr| {
-                    holders.get(addr).into_iter().flatten().all(|h| {
-                        h == service || params.compatible_with(&services[h].params).is_ok()
-                    })
-                })
-            });
-            let best = match (free, shareable) {
-                (Some(f), Some(s)) => Some(f.min(s.value)),
-                (f, s) => f.or(s.map(|a| a.value)),
-            };
-            if let Some(value) = best {
-                let slot = Slot {
-                    pool: idx,
-                    range: range_idx,
-                };
-                return Some((slot, Addr { family, value }));
-            }
-        }
-        None
     }
 
     fn install_picks(
@@ -441,15 +314,17 @@ impl Allocator {
     /// the caller), and `service` must hold nothing.
     pub(crate) fn install(&mut self, service: &ServiceKey, held: Held) {
         for &(slot, addr) in &held.addrs {
-            let holders = self.holders.entry(addr).or_default();
-            if holders.is_empty() {
-                let taken = self.pools.take(slot, addr.value);
-                debug_assert!(taken, "{addr:?} was held by nobody yet not free");
-                if let Some(key) = &held.params.key {
-                    self.shared.entry(key.clone()).or_default().insert(addr);
+            match self.holders.entry(addr) {
+                Entry::Occupied(mut holders) => holders.get_mut().add(service),
+                Entry::Vacant(slot_entry) => {
+                    slot_entry.insert(Holders::One(service.clone()));
+                    let taken = self.pools.take(slot, addr.value);
+                    debug_assert!(taken, "{addr:?} was held by nobody yet not free");
+                    if let Some(key) = &held.params.key {
+                        self.shared.entry(key.clone()).or_default().insert(addr);
+                    }
                 }
             }
-            holders.push(service.clone());
         }
         self.services.insert(service.clone(), held);
     }
@@ -461,8 +336,7 @@ impl Allocator {
             let Some(holders) = self.holders.get_mut(&addr) else {
                 continue;
             };
-            holders.retain(|h| h != service);
-            if holders.is_empty() {
+            if holders.remove(service) {
                 self.holders.remove(&addr);
                 self.pools.put(slot, addr.value);
                 // Every holder of an address carries the same key, so this one's key is the
@@ -478,6 +352,15 @@ impl Allocator {
             }
         }
         Some(held)
+    }
+}
+
+/// A kept dual-stack assignment lists the request's primary family first, as a fresh one (and
+/// `assign`) would, so the order never depends on history.
+fn put_primary_first(held: &mut Held, primary: Family) {
+    if held.addrs.len() == 2 && held.addrs[0].1.family != primary {
+        held.addrs.swap(0, 1);
+        held.assignment.ips.swap(0, 1);
     }
 }
 

@@ -4,10 +4,35 @@
 //! [`Allocator`] decides which addresses each Service gets, following DESIGN.md "Allocation
 //! rules". Free space is kept as ordered intervals (`rangeset.rs`), so every operation is
 //! O(log n) in pool size and in the number of addresses in use.
+//!
+//! ```
+//! use ferrolb::ipam::{Allocator, Family, PoolSpec, Request, ServiceKey};
+//!
+//! let pools = vec![PoolSpec {
+//!     name: "default".into(),
+//!     ranges: vec![("192.0.2.10".parse().unwrap(), "192.0.2.20".parse().unwrap())],
+//!     auto_assign: true,
+//!     avoid_buggy_ips: false,
+//! }];
+//! let mut alloc = Allocator::new();
+//! alloc.set_pools(pools.clone()).unwrap();
+//! let web = ServiceKey::new("shop", "web");
+//! let got = alloc.allocate(&web, &Request::single(Family::V4)).unwrap();
+//! assert_eq!(got.pool, "default");
+//! assert_eq!(got.ips, ["192.0.2.10".parse::<std::net::IpAddr>().unwrap()]);
+//!
+//! // A restarted controller re-registers what the Services' status says, then carries on.
+//! let mut restarted = Allocator::new();
+//! restarted.set_pools(pools).unwrap();
+//! restarted.assign(&web, &Request::single(Family::V4), &got.ips).unwrap();
+//! assert_eq!(restarted.assignment(&web), Some(&got));
+//! ```
 
 mod addr;
 mod allocator;
 mod error;
+mod holders;
+mod pick;
 mod pool;
 mod rangeset;
 mod reload;

@@ -47,7 +47,7 @@ pub enum FamilyPolicy {
     /// `SingleStack` with the given family.
     Single(Family),
     /// `PreferDualStack`: both families when one pool can give both, otherwise the primary
-    /// family alone (or the secondary when no pool has the primary).
+    /// family alone (or the secondary when no pool has a free primary-family address).
     PreferDualStack { primary: Family },
     /// `RequireDualStack`: one address of each family, both from the same pool, or nothing.
     RequireDualStack { primary: Family },

@@ -1,1 +1,14 @@
-//! ARP and NDP codecs (pure), AF_PACKET socket I/O and the announce schedule.
+//! Layer-2 announcement: ARP and NDP codecs (pure), the responder that decides replies (pure), the
+//! announce schedule (pure, time passed in), and the AF_PACKET socket edge.
+
+pub mod arp;
+pub mod ndp;
+pub mod responder;
+pub mod schedule;
+pub mod wire;
+
+pub use arp::ArpRepr;
+pub use ndp::NdpRepr;
+pub use responder::{Decision, Ignored, Interface, OwnedIps, Reply, decide};
+pub use schedule::AnnounceSchedule;
+pub use wire::{BufferTooSmall, Layer, Mac, MacParseError, ParseError};

@@ -20,7 +20,11 @@ fn services_with_the_same_key_and_disjoint_ports_share_the_lowest_address() {
         [ip("192.0.2.1")],
         "auto allocation joins the compatible sharer, as MetalLB does"
     );
-    assert_eq!(alloc.holders(ip("192.0.2.1")), [svc("udp"), svc("tcp")]);
+    assert_eq!(
+        alloc.holders(ip("192.0.2.1")),
+        [svc("tcp"), svc("udp")],
+        "sorted"
+    );
     // Same key but an overlapping port: the next free address.
     assert_eq!(
         alloc.allocate(&svc("udp2"), &dns_udp).unwrap().ips,

@@ -1,1 +1,442 @@
+//! Property test: random sequences of allocate / assign / release / set_pools / restart over small
+//! pools (with `.0`/`.255` edges, manual pools, renames, splits), checked against a brute-force
+//! model that walks every address.
+//!
+//! After every step: no address is held by two services unless the sharing rules allow it, every
+//! address is admitted by the pool it is attributed to, and the pool counters match a recount.
+//! Fresh automatic allocations must equal the model's "first usable address" walk. A reload must
+//! keep exactly the services whose addresses all stay in one pool. And an allocator rebuilt with
+//! `assign` from the live one's assignments (a controller restart) must answer every later
+//! operation exactly as the never-restarted one does.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::ipam::addr::{Addr, is_buggy};
+use crate::ipam::{Assignment, PoolStats, Reload};
+
+const SERVICES: usize = 6;
+
+fn configs() -> Vec<Vec<PoolSpec>> {
+    let avoid = |mut p: PoolSpec| {
+        p.avoid_buggy_ips = true;
+        p
+    };
+    let a = || {
+        pool(
+            "a",
+            &[("10.0.0.253", "10.0.1.1"), ("2001:db8::1", "2001:db8::3")],
+        )
+    };
+    let b = || manual(pool("b", &[("10.0.2.0", "10.0.2.2")]));
+    let c = || {
+        avoid(pool(
+            "c",
+            &[
+                ("10.0.3.254", "10.0.4.1"),
+                ("2001:db8:1::1", "2001:db8:1::2"),
+            ],
+        ))
+    };
+    vec![
+        vec![a(), b(), c()],
+        // a renamed to a2; c stops avoiding buggy IPs.
+        vec![
+            pool(
+                "a2",
+                &[("10.0.0.253", "10.0.1.1"), ("2001:db8::1", "2001:db8::3")],
+            ),
+            b(),
+            pool(
+                "c",
+                &[
+                    ("10.0.3.254", "10.0.4.1"),
+                    ("2001:db8:1::1", "2001:db8:1::2"),
+                ],
+            ),
+        ],
+        // a shrinks and loses its IPv6 range to b (dual-stack holders of a get split); c first.
+        vec![
+            c(),
+            pool("a", &[("10.0.0.254", "10.0.1.0")]),
+            manual(pool(
+                "b",
+                &[("10.0.2.0", "10.0.2.2"), ("2001:db8::1", "2001:db8::3")],
+            )),
+        ],
+        // a's ranges listed in another order.
+        vec![
+            pool(
+                "a",
+                &[
+                    ("2001:db8::1", "2001:db8::3"),
+                    ("10.0.1.0", "10.0.1.1"),
+                    ("10.0.0.253", "10.0.0.255"),
+                ],
+            ),
+            b(),
+            c(),
+        ],
+    ]
+}
+
+const CANDIDATES: &[&str] = &[
+    "10.0.0.253",
+    "10.0.0.255",
+    "10.0.1.0",
+    "10.0.2.1",
+    "10.0.3.255",
+    "10.0.4.1",
+    "10.9.9.9",
+    "2001:db8::1",
+    "2001:db8::3",
+    "2001:db8:1::2",
+    "2001:db8:9::1",
+];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Allocate(usize, Request),
+    Assign(usize, Request, Vec<IpAddr>),
+    Release(usize),
+    SetPools(usize),
+    Restart,
+}
+
+fn family() -> impl Strategy<Value = Family> {
+    prop_oneof![Just(Family::V4), Just(Family::V6)]
+}
+
+fn request() -> impl Strategy<Value = Request> {
+    let policy = prop_oneof![
+        3 => family().prop_map(FamilyPolicy::Single),
+        1 => family().prop_map(|primary| FamilyPolicy::PreferDualStack { primary }),
+        1 => family().prop_map(|primary| FamilyPolicy::RequireDualStack { primary }),
+    ];
+    let requested = prop_oneof![
+        4 => Just(Vec::new()),
+        1 => proptest::sample::subsequence(CANDIDATES.to_vec(), 1..=2)
+            .prop_map(|v| v.iter().map(|s| ip(s)).collect()),
+    ];
+    let pool_name = prop_oneof![
+        4 => Just(None),
+        1 => proptest::sample::select(vec!["a", "a2", "b", "c", "gone"]).prop_map(|s| Some(s.to_owned())),
+    ];
+    let key = prop_oneof![
+        1 => Just(None),
+        3 => Just(Some("k".to_owned())),
+        1 => Just(Some("j".to_owned())),
+        1 => Just(Some(String::new())),
+    ];
+    let ports = proptest::sample::subsequence(
+        vec![
+            (Protocol::Tcp, 80),
+            (Protocol::Tcp, 443),
+            (Protocol::Udp, 53),
+        ],
+        0..=2,
+    )
+    .prop_map(|v| {
+        v.into_iter()
+            .map(|(protocol, port)| Port { protocol, port })
+            .collect()
+    });
+    let traffic = prop_oneof![
+        3 => Just(TrafficPolicy::Cluster),
+        1 => Just(local("x")),
+        1 => Just(local("y")),
+    ];
+    (policy, requested, pool_name, key, ports, traffic).prop_map(
+        |(families, requested, pool, sharing_key, ports, traffic)| Request {
+            families,
+            requested,
+            pool,
+            sharing_key,
+            ports,
+            traffic,
+        },
+    )
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let service = 0..SERVICES;
+    prop_oneof![
+        8 => (service.clone(), request()).prop_map(|(s, r)| Op::Allocate(s, r)),
+        2 => (service.clone(), request(), proptest::sample::subsequence(CANDIDATES.to_vec(), 1..=2))
+            .prop_map(|(s, r, ips)| Op::Assign(s, r, ips.iter().map(|i| ip(i)).collect())),
+        3 => service.prop_map(Op::Release),
+        1 => (0..4usize).prop_map(Op::SetPools),
+        1 => Just(Op::Restart),
+    ]
+}
+
+/// The sharing rules, restated independently of `sharing.rs`.
+fn may_share(a: &Request, b: &Request) -> bool {
+    let key = |r: &Request| r.sharing_key.clone().filter(|k| !k.is_empty());
+    key(a).is_some()
+        && key(a) == key(b)
+        && a.ports.iter().all(|p| !b.ports.contains(p))
+        && a.traffic == b.traffic
+}
+
+/// The model's view of a pool: every address it can hand out, in walk order, per range.
+fn usable(spec: &PoolSpec, family: Family) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    for &(start, end) in &spec.ranges {
+        let (s, e) = (Addr::from_ip(start), Addr::from_ip(end));
+        if s.family != family {
+            continue;
+        }
+        for value in s.value..=e.value {
+            if !(spec.avoid_buggy_ips && is_buggy(family, value)) {
+                out.push(Addr { family, value }.to_ip());
+            }
+        }
+    }
+    out
+}
+
+struct Model {
+    config: Vec<PoolSpec>,
+    /// The request each holding service's current assignment was made (or kept) under.
+    requests: BTreeMap<ServiceKey, Request>,
+}
+
+impl Model {
+    fn first_usable(
+        &self,
+        live: &Allocator,
+        spec: &PoolSpec,
+        family: Family,
+        req: &Request,
+    ) -> Option<IpAddr> {
+        usable(spec, family).into_iter().find(|&candidate| {
+            live.holders(candidate)
+                .iter()
+                .all(|h| may_share(req, &self.requests[h]))
+        })
+    }
+
+    /// What a fresh allocation without requested addresses must return.
+    fn expect_auto(&self, live: &Allocator, req: &Request) -> Option<Assignment> {
+        let pools: Vec<&PoolSpec> = match &req.pool {
+            Some(name) => self.config.iter().filter(|p| p.name == *name).collect(),
+            None => self.config.iter().filter(|p| p.auto_assign).collect(),
+        };
+        let primary = req.families.primary();
+        let pair = |p: &PoolSpec| {
+            Some(vec![
+                self.first_usable(live, p, primary, req)?,
+                self.first_usable(live, p, primary.other(), req)?,
+            ])
+        };
+        let one = |p: &PoolSpec, f| self.first_usable(live, p, f, req).map(|ip| vec![ip]);
+        let found = match req.families {
+            FamilyPolicy::Single(f) => pools.iter().find_map(|p| Some((*p, one(p, f)?))),
+            FamilyPolicy::RequireDualStack { .. } => {
+                pools.iter().find_map(|p| Some((*p, pair(p)?)))
+            }
+            FamilyPolicy::PreferDualStack { .. } => pools
+                .iter()
+                .find_map(|p| Some((*p, pair(p)?)))
+                .or_else(|| pools.iter().find_map(|p| Some((*p, one(p, primary)?))))
+                .or_else(|| {
+                    pools
+                        .iter()
+                        .find_map(|p| Some((*p, one(p, primary.other())?)))
+                }),
+        };
+        found.map(|(p, ips)| Assignment {
+            pool: p.name.clone(),
+            ips,
+        })
+    }
+
+    fn admitting_pool(&self, ip: IpAddr) -> Option<&PoolSpec> {
+        self.config
+            .iter()
+            .find(|p| usable(p, Family::of(&ip)).contains(&ip))
+    }
+
+    fn check_invariants(&self, live: &Allocator) {
+        let all: BTreeMap<ServiceKey, Assignment> = live
+            .assignments()
+            .map(|(k, a)| (k.clone(), a.clone()))
+            .collect();
+        assert_eq!(
+            all.keys().collect::<BTreeSet<_>>(),
+            self.requests.keys().collect::<BTreeSet<_>>()
+        );
+        let mut by_ip: BTreeMap<IpAddr, Vec<&ServiceKey>> = BTreeMap::new();
+        for (service, assignment) in &all {
+            for &addr in &assignment.ips {
+                let pool = self
+                    .admitting_pool(addr)
+                    .unwrap_or_else(|| panic!("{addr} of {service} in no pool"));
+                assert_eq!(pool.name, assignment.pool, "{addr} of {service}");
+                by_ip.entry(addr).or_default().push(service);
+            }
+        }
+        for (addr, holders) in &by_ip {
+            let holders_sorted: Vec<ServiceKey> = holders.iter().map(|k| (*k).clone()).collect();
+            assert_eq!(live.holders(*addr), holders_sorted.as_slice());
+            for (i, a) in holders.iter().enumerate() {
+                for b in &holders[i + 1..] {
+                    assert!(
+                        may_share(&self.requests[*a], &self.requests[*b]),
+                        "{addr} held by {a} and {b} which may not share"
+                    );
+                }
+            }
+        }
+        let stats: Vec<PoolStats> = self
+            .config
+            .iter()
+            .map(|p| PoolStats {
+                pool: p.name.clone(),
+                total: (usable(p, Family::V4).len() + usable(p, Family::V6).len()) as u128,
+                in_use: by_ip
+                    .keys()
+                    .filter(|ip| self.admitting_pool(**ip).map(|q| &q.name) == Some(&p.name))
+                    .count() as u128,
+            })
+            .collect();
+        assert_eq!(live.pool_stats(), stats);
+    }
+
+    fn check_reload(
+        &self,
+        before: &BTreeMap<ServiceKey, Assignment>,
+        report: &Reload,
+        live: &Allocator,
+    ) {
+        for (service, old) in before {
+            let homes: BTreeSet<Option<&str>> = old
+                .ips
+                .iter()
+                .map(|ip| self.admitting_pool(*ip).map(|p| p.name.as_str()))
+                .collect();
+            let stays = homes.len() == 1 && !homes.contains(&None);
+            let now = live.assignment(service);
+            let evicted = report
+                .evicted
+                .iter()
+                .any(|e| e.service == *service && e.previous == *old);
+            let kept = report.kept.contains(service);
+            let moved = report
+                .moved
+                .iter()
+                .any(|m| m.service == *service && m.from == old.pool);
+            if stays {
+                let now = now.unwrap_or_else(|| panic!("{service} lost {old:?}"));
+                assert_eq!(now.ips, old.ips);
+                assert_eq!(kept, now.pool == old.pool);
+                assert_eq!(moved, now.pool != old.pool);
+                assert!(!evicted);
+            } else {
+                assert_eq!(now, None);
+                assert!(
+                    evicted && !kept && !moved,
+                    "{service} must be reported evicted"
+                );
+            }
+        }
+    }
+}
+
+fn rebuild(live: &Allocator, model: &Model) -> Allocator {
+    let mut fresh = Allocator::new();
+    fresh.set_pools(model.config.clone()).unwrap();
+    let mut all: Vec<(ServiceKey, Assignment)> = live
+        .assignments()
+        .map(|(k, a)| (k.clone(), a.clone()))
+        .collect();
+    // The controller re-registers services holding more addresses first.
+    all.sort_by(|a, b| b.1.ips.len().cmp(&a.1.ips.len()).then(a.0.cmp(&b.0)));
+    for (service, assignment) in all {
+        let got = fresh.assign(&service, &model.requests[&service], &assignment.ips);
+        assert_eq!(got, Ok(assignment), "re-registering {service}");
+    }
+    fresh
+}
+
+fn run(ops: Vec<Op>) {
+    let configs = configs();
+    let mut model = Model {
+        config: configs[0].clone(),
+        requests: BTreeMap::new(),
+    };
+    let mut live = allocator(model.config.clone());
+    let mut restarted = live.clone();
+    for op in ops {
+        match op {
+            Op::Allocate(n, req) => {
+                let service = svc(&format!("s{n}"));
+                let expected = (live.assignment(&service).is_none() && req.requested.is_empty())
+                    .then(|| model.expect_auto(&live, &req));
+                let got = live.allocate(&service, &req);
+                assert_eq!(
+                    restarted.allocate(&service, &req),
+                    got,
+                    "restarted allocator differs"
+                );
+                if let Some(expected) = expected {
+                    assert_eq!(
+                        got.as_ref().ok(),
+                        expected.as_ref(),
+                        "first usable address for {req:?}"
+                    );
+                }
+                if got.is_ok() {
+                    model.requests.insert(service, req);
+                }
+            }
+            Op::Assign(n, req, ips) => {
+                let service = svc(&format!("s{n}"));
+                let got = live.assign(&service, &req, &ips);
+                assert_eq!(restarted.assign(&service, &req, &ips), got);
+                if got.is_ok() {
+                    model.requests.insert(service, req);
+                }
+            }
+            Op::Release(n) => {
+                let service = svc(&format!("s{n}"));
+                assert_eq!(live.release(&service), restarted.release(&service));
+                model.requests.remove(&service);
+            }
+            Op::SetPools(i) => {
+                let before: BTreeMap<ServiceKey, Assignment> = live
+                    .assignments()
+                    .map(|(k, a)| (k.clone(), a.clone()))
+                    .collect();
+                model.config = configs[i].clone();
+                let report = live.set_pools(model.config.clone()).unwrap();
+                assert_eq!(restarted.set_pools(model.config.clone()).unwrap(), report);
+                for eviction in &report.evicted {
+                    model.requests.remove(&eviction.service);
+                }
+                model.check_reload(&before, &report, &live);
+            }
+            Op::Restart => restarted = rebuild(&live, &model),
+        }
+        model.check_invariants(&live);
+        let sorted = |a: &Allocator| -> BTreeMap<ServiceKey, Assignment> {
+            a.assignments()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        assert_eq!(sorted(&live), sorted(&restarted));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn allocator_state_machine(ops in proptest::collection::vec(op(), 1..60)) {
+        run(ops);
+    }
+}

@@ -1,0 +1,146 @@
+//! `ferrolb check-config FILE`: exit codes and output, run as a user would run it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/config")
+        .join(name)
+}
+
+fn check_config(path: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferrolb"))
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .expect("run ferrolb")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The table cells of the row starting with `name`, split on runs of spaces.
+fn row(stdout: &str, name: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no row {name} in:\n{stdout}"))
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn valid_config_exits_zero_with_a_pool_summary() {
+    let out = check_config(&fixture("full.yaml"));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["NAME", "PROTOCOL", "FAMILIES", "ADDRESSES", "AUTO-ASSIGN"]),
+        "{stdout}"
+    );
+    assert_eq!(
+        row(&stdout, "default"),
+        ["default", "layer2", "IPv4,IPv6", "330", "true"]
+    );
+    assert_eq!(
+        row(&stdout, "reserved"),
+        ["reserved", "layer2", "IPv4,IPv6", "144", "false"]
+    );
+    // 256 IPv4 + 2^64 IPv6 addresses: counted exactly, no overflow.
+    let bgp = row(&stdout, "bgp-pool");
+    assert_eq!(bgp[..3], ["bgp-pool", "bgp", "IPv4,IPv6"]);
+    assert_eq!(bgp[3], (256u128 + (1u128 << 64)).to_string());
+    assert!(stdout.contains("peers: 2"), "{stdout}");
+}
+
+#[test]
+fn configmap_manifest_is_accepted() {
+    let out = check_config(&fixture("configmap.yaml"));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        row(&stdout, "default"),
+        ["default", "layer2", "IPv4,IPv6", "24", "true"]
+    );
+    assert_eq!(
+        row(&stdout, "manual"),
+        ["manual", "layer2", "IPv4", "3", "false"]
+    );
+    assert!(stdout.contains("peers: 0"), "{stdout}");
+}
+
+#[test]
+fn invalid_config_exits_one_listing_every_error() {
+    let out = check_config(&fixture("invalid.yaml"));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert!(stderr.contains("6 validation errors"), "{stderr}");
+    for expected in [
+        "peer #1 (192.0.2.1), field hold-time: invalid hold time \"1s\": must be 0 or >=3s",
+        "address pool \"default\" (#1), field addresses: invalid CIDR \"192.0.2.300/32\"",
+        "address pool \"second\" (#2), field protocol: unknown protocol \"arp\"",
+        "address pool \"default\" (#3), field addresses: invalid IP range \"198.51.100.9-198.51.100.1\"",
+        "address pool \"default\" (#3), field name: duplicate definition of pool \"default\"",
+        "address pool \"second\" (#2), field addresses: CIDR \"192.0.2.128-192.0.2.200\" overlaps with already defined CIDR \"192.0.2.0/24\" in address pool \"default\" (#1)",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn unknown_key_exits_one_naming_the_key_and_line() {
+    let out = check_config(&fixture("unknown-key.yaml"));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unknown field `auto-asign`"), "{stderr}");
+    assert!(stderr.contains("line 6"), "{stderr}");
+}
+
+#[test]
+fn missing_file_exits_one_with_a_clear_error() {
+    let path = fixture("does-not-exist.yaml");
+    let out = check_config(&path);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot read {}", path.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn non_utf8_and_oversized_files_exit_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("binary.yaml");
+    std::fs::write(&binary, [0xff, 0xfe, b'a', b':']).unwrap();
+    let out = check_config(&binary);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot read"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let big = dir.path().join("big.yaml");
+    let mut body = String::from("# padding\n");
+    body.push_str(&"#".repeat(ferrolb::config::MAX_INPUT_BYTES));
+    std::fs::write(&big, body).unwrap();
+    let out = check_config(&big);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("larger than"),
+        "{}",
+        text(&out.stderr)
+    );
+}
