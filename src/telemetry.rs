@@ -1,1 +1,335 @@
 //! tracing setup, Prometheus registry, and the /metrics /healthz /readyz server.
+//!
+//! Every component (controller, speaker) builds one [`Registry`], registers its own metrics in it,
+//! and hands it to [`serve`] together with a [`Health`] handle it flips to ready once its own
+//! readiness condition holds.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+pub use prometheus::Registry;
+use prometheus::{Encoder, TextEncoder};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+impl FromStr for LogFormat {
+    type Err = TelemetryError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(TelemetryError::UnknownLogFormat(other.to_owned())),
+        }
+    }
+}
+
+/// Errors of the telemetry edge.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("unknown log format {0:?} (expected \"text\" or \"json\")")]
+    UnknownLogFormat(String),
+    #[error("invalid RUST_LOG filter: {0}")]
+    Filter(String),
+    #[error("a global tracing subscriber is already installed: {0}")]
+    AlreadyInitialised(String),
+    #[error("cannot listen for metrics/health on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("metrics/health server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Installs the global tracing subscriber writing to stderr in `format`, with the level taken from
+/// `RUST_LOG` (default `info`). A malformed `RUST_LOG` is an error rather than silently ignored,
+/// so a typo does not hide the logs someone asked for.
+pub fn init_tracing(format: LogFormat) -> Result<(), TelemetryError> {
+    use tracing_subscriber::EnvFilter;
+
+    let filter = match std::env::var(EnvFilter::DEFAULT_ENV) {
+        Ok(spec) if !spec.trim().is_empty() => {
+            EnvFilter::try_new(&spec).map_err(|e| TelemetryError::Filter(e.to_string()))?
+        }
+        _ => EnvFilter::new("info"),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    result.map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))
+}
+
+/// Cheap, clonable readiness flag shared between a component and its `/readyz` endpoint.
+/// Starts not ready.
+#[derive(Clone, Debug, Default)]
+pub struct Health {
+    ready: Arc<AtomicBool>,
+}
+
+impl Health {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    registry: Registry,
+    health: Health,
+}
+
+/// A running metrics/health server. Dropping it does not stop the server; call
+/// [`Server::shutdown`] for that.
+pub struct Server {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), TelemetryError>>,
+}
+
+impl Server {
+    /// The address actually bound (useful when listening on port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, and waits for the server.
+    pub async fn shutdown(mut self) -> Result<(), TelemetryError> {
+        if let Some(stop) = self.stop.take() {
+            // The server may have already exited on its own; then there is nobody to tell.
+            let _ = stop.send(());
+        }
+        match self.task.await {
+            Ok(result) => result,
+            Err(join) => Err(TelemetryError::Serve(std::io::Error::other(
+                join.to_string(),
+            ))),
+        }
+    }
+}
+
+/// Binds `addr` and serves `/metrics` (Prometheus text format of `registry`), `/healthz` (200 while
+/// the process runs) and `/readyz` (200 once `health` is ready, 503 before) on a spawned task.
+/// Binding happens before this returns, so a port already in use is reported to the caller.
+pub async fn serve(
+    addr: SocketAddr,
+    registry: Registry,
+    health: Health,
+) -> Result<Server, TelemetryError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| TelemetryError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| TelemetryError::Bind { addr, source })?;
+    let app = router(AppState { registry, health });
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .map_err(TelemetryError::Serve)
+    });
+    tracing::info!(%local_addr, "serving /metrics, /healthz and /readyz");
+    Ok(Server {
+        local_addr,
+        stop: Some(stop),
+        task,
+    })
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let encoder = TextEncoder::new();
+    let mut body = Vec::new();
+    match encoder.encode(&state.registry.gather(), &mut body) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode metrics");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot encode metrics: {e}\n"),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.health.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Minimal HTTP/1.1 GET over a raw socket, so the test exercises the real listener.
+    async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).await.unwrap();
+        let status: u16 = raw
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {raw:?}"));
+        let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        (status, body.to_owned())
+    }
+
+    fn loopback() -> SocketAddr {
+        "127.0.0.1:0".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn readyz_follows_health_and_healthz_is_always_ok() {
+        let health = Health::new();
+        let server = serve(loopback(), Registry::new(), health.clone())
+            .await
+            .unwrap();
+        let addr = server.local_addr();
+        assert_ne!(addr.port(), 0);
+
+        assert_eq!(get(addr, "/healthz").await.0, 200);
+        assert_eq!(get(addr, "/readyz").await.0, 503);
+        health.set_ready(true);
+        assert_eq!(get(addr, "/readyz").await.0, 200);
+        assert_eq!(get(addr, "/healthz").await.0, 200);
+        health.set_ready(false);
+        assert_eq!(get(addr, "/readyz").await.0, 503);
+        assert_eq!(get(addr, "/nope").await.0, 404);
+
+        server.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn metrics_exposes_registered_metrics_in_text_format() {
+        let registry = Registry::new();
+        let gauge = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new("ferrolb_test_in_use", "addresses in use"),
+            &["pool"],
+        )
+        .unwrap();
+        registry.register(Box::new(gauge.clone())).unwrap();
+        gauge.with_label_values(&["default"]).set(7);
+
+        let server = serve(loopback(), registry, Health::new()).await.unwrap();
+        let (status, body) = get(server.local_addr(), "/metrics").await;
+        assert_eq!(status, 200);
+        assert!(
+            body.contains("# TYPE ferrolb_test_in_use gauge"),
+            "body: {body}"
+        );
+        assert!(
+            body.contains("ferrolb_test_in_use{pool=\"default\"} 7"),
+            "body: {body}"
+        );
+        // Later changes are visible: the registry is read per request, not snapshotted.
+        gauge.with_label_values(&["default"]).set(9);
+        let (_, body) = get(server.local_addr(), "/metrics").await;
+        assert!(
+            body.contains("ferrolb_test_in_use{pool=\"default\"} 9"),
+            "body: {body}"
+        );
+        server.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn binding_a_used_port_is_reported() {
+        let first = serve(loopback(), Registry::new(), Health::new())
+            .await
+            .unwrap();
+        let err = serve(first.local_addr(), Registry::new(), Health::new())
+            .await
+            .err()
+            .expect("second bind on the same port must fail");
+        assert!(matches!(err, TelemetryError::Bind { .. }), "{err}");
+        assert!(err.to_string().contains(&first.local_addr().to_string()));
+        first.shutdown().await.unwrap();
+    }
+
+    #[test]
+    fn tracing_installs_once_and_reports_a_second_install() {
+        // nextest runs each test in its own process, so this is the first install here.
+        init_tracing(LogFormat::Json).unwrap();
+        let err = init_tracing(LogFormat::Text).unwrap_err();
+        assert!(
+            matches!(err, TelemetryError::AlreadyInitialised(_)),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn log_format_parses_and_rejects() {
+        assert_eq!("json".parse::<LogFormat>().unwrap(), LogFormat::Json);
+        assert_eq!("text".parse::<LogFormat>().unwrap(), LogFormat::Text);
+        let err = "xml".parse::<LogFormat>().unwrap_err();
+        assert!(err.to_string().contains("xml"));
+        assert_eq!(LogFormat::Json.to_string(), "json");
+    }
+}

@@ -1,1 +1,10 @@
 //! Kubernetes edge of the allocator: reconcile, status, events, leader lease.
+
+pub mod cli;
+pub mod live;
+pub mod metrics;
+pub mod plan;
+pub mod reconcile;
+pub mod run;
+pub mod service;
+pub mod writes;

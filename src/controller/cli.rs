@@ -1,0 +1,128 @@
+//! Command-line arguments of `ferrolb controller` and `ferrolb plan`, and the `plan` command.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::plan::{PlanError, parse_services, plan};
+use crate::telemetry::LogFormat;
+
+/// Arguments of `ferrolb controller`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ControllerArgs {
+    /// Kubeconfig file to reach the API server. Without it: the KUBECONFIG environment variable
+    /// (or ~/.kube/config), then the in-cluster service account.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace holding the config ConfigMap and the leader-election Lease (default: the
+    /// POD_NAMESPACE environment variable, then the kubeconfig's namespace).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Name of the MetalLB-format ConfigMap (key `config`) in --namespace.
+    #[arg(long, default_value = "config")]
+    pub config_name: String,
+    /// Also handle LoadBalancer Services whose spec.loadBalancerClass is this class (Services
+    /// without a class are always handled; other classes never).
+    #[arg(long)]
+    pub lb_class: Option<String>,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:7472")]
+    pub metrics_addr: SocketAddr,
+    /// Log line format (level from RUST_LOG, default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Run leader election on the Lease `ferrolb-controller` in --namespace, so that only one of
+    /// several replicas writes (`--leader-elect=false` for a single replica).
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true")]
+    pub leader_elect: bool,
+    /// Seconds a leader's lease stays valid without renewal: how long a crashed leader blocks
+    /// the takeover (a leader that exits cleanly releases it at once).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub lease_duration: u64,
+}
+
+/// Output format of `ferrolb plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// A `kubectl get svc`-style table, then the events the controller would record.
+    Table,
+    /// The Services with status and pool annotation filled in (events go to stderr).
+    Yaml,
+}
+
+/// Arguments of `ferrolb plan`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlanArgs {
+    /// MetalLB-format config: a ConfigMap manifest or the bare config text.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Service manifests: multi-document YAML and/or Lists, as `kubectl get svc -A -o yaml`
+    /// prints. Several files may follow one flag, or the flag may repeat.
+    #[arg(long, required = true, num_args = 1..)]
+    pub services: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = PlanFormat::Table)]
+    pub output: PlanFormat,
+    /// Plan as a controller started with this --lb-class.
+    #[arg(long)]
+    pub lb_class: Option<String>,
+}
+
+/// Why `ferrolb plan` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanCommandError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Config {
+        path: PathBuf,
+        source: crate::config::ConfigError,
+    },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("cannot write output: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+fn read(path: &PathBuf) -> Result<String, PlanCommandError> {
+    std::fs::read_to_string(path).map_err(|source| PlanCommandError::Read {
+        path: path.clone(),
+        source,
+    })
+}
+
+/// Runs `ferrolb plan`: the table (or YAML) to `out`, events to `err` in YAML mode.
+pub fn run_plan(
+    args: &PlanArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), PlanCommandError> {
+    let config =
+        crate::config::parse(&read(&args.config)?).map_err(|source| PlanCommandError::Config {
+            path: args.config.clone(),
+            source,
+        })?;
+    let mut services = Vec::new();
+    for path in &args.services {
+        services.extend(parse_services(&read(path)?, &path.display().to_string())?);
+    }
+    let plan = plan(&config, services, args.lb_class.as_deref())?;
+    match args.output {
+        PlanFormat::Table => out.write_all(plan.table().as_bytes())?,
+        PlanFormat::Yaml => {
+            out.write_all(plan.to_yaml()?.as_bytes())?;
+            for e in &plan.events {
+                writeln!(
+                    err,
+                    "event {} {} {}: {}",
+                    e.key, e.event_type, e.reason, e.message
+                )?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,576 @@
+//! The pure reconcile core shared by `ferrolb plan` and the live controller: given the config and
+//! a Service, decide its status addresses, its pool annotation and the events to record.
+//!
+//! The core owns the allocator. It never talks to Kubernetes and never reads the clock; the edge
+//! feeds it Services and config and carries its decisions out (status patch, annotation patch,
+//! events). The status it asks for always mirrors what the allocator holds, so a failed write is
+//! simply retried: nothing is ever dropped from the allocator because the API said no.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::Service;
+
+use super::service::{
+    ALLOCATED_FROM_POOL, allocated_pool, has_ingress, is_load_balancer, is_our_class, request_for,
+    service_key, status_ips,
+};
+use crate::config::Config;
+use crate::ipam::{
+    AllocError, Allocator, Assignment, Family, FamilyPolicy, PoolSpec, PoolSpecError, PoolStats,
+    Reload, Request, ServiceKey, TrafficPolicy,
+};
+
+/// Severity of an event, as in `kubectl describe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        })
+    }
+}
+
+/// The event reasons the controller records (MetalLB's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The Service got (new) addresses.
+    IpAllocated,
+    /// No addresses could be found for the Service.
+    AllocationFailed,
+    /// Addresses the Service held were taken away (config change, type change, request change).
+    ClearAssignment,
+    /// The Service itself is invalid (conflicting annotations, unparsable address...).
+    LoadBalancerFailed,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::IpAllocated => "IPAllocated",
+            Reason::AllocationFailed => "AllocationFailed",
+            Reason::ClearAssignment => "ClearAssignment",
+            Reason::LoadBalancerFailed => "LoadBalancerFailed",
+        }
+    }
+
+    pub fn event_type(self) -> EventType {
+        match self {
+            Reason::IpAllocated | Reason::ClearAssignment => EventType::Normal,
+            Reason::AllocationFailed | Reason::LoadBalancerFailed => EventType::Warning,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event the edge should record on the Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedEvent {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl PlannedEvent {
+    fn new(reason: Reason, message: String) -> Self {
+        Self { reason, message }
+    }
+
+    pub fn event_type(&self) -> EventType {
+        self.reason.event_type()
+    }
+}
+
+/// What the Service's status and pool annotation should be.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Desired {
+    /// `status.loadBalancer.ingress[].ip`, primary family first; empty clears the status.
+    pub ips: Vec<IpAddr>,
+    /// `metallb.io/ip-allocated-from-pool`; `None` removes the annotation.
+    pub pool: Option<String>,
+}
+
+impl Desired {
+    fn from_assignment(a: &Assignment) -> Self {
+        Self {
+            ips: a.ips.clone(),
+            pool: Some(a.pool.clone()),
+        }
+    }
+
+    /// Writes this into `svc` as the controller's patches would (what `plan -o yaml` prints).
+    pub fn apply_to(&self, svc: &mut Service) {
+        use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, ServiceStatus};
+        let status = svc.status.get_or_insert_with(ServiceStatus::default);
+        status.load_balancer = if self.ips.is_empty() {
+            Some(LoadBalancerStatus::default())
+        } else {
+            Some(LoadBalancerStatus {
+                ingress: Some(
+                    self.ips
+                        .iter()
+                        .map(|ip| LoadBalancerIngress {
+                            ip: Some(ip.to_string()),
+                            ..LoadBalancerIngress::default()
+                        })
+                        .collect(),
+                ),
+            })
+        };
+        let annotations = svc
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default);
+        match &self.pool {
+            Some(pool) => {
+                annotations.insert(ALLOCATED_FROM_POOL.to_owned(), pool.clone());
+            }
+            None => {
+                annotations.remove(ALLOCATED_FROM_POOL);
+            }
+        }
+        if annotations.is_empty() {
+            svc.metadata.annotations = None;
+        }
+    }
+
+    /// Whether `svc` already shows this (status addresses in order, and the pool annotation).
+    pub fn is_shown_by(&self, svc: &Service) -> bool {
+        self.status_shown_by(svc) && self.pool_shown_by(svc)
+    }
+
+    /// Whether `status.loadBalancer.ingress` is exactly these addresses, in order.
+    pub fn status_shown_by(&self, svc: &Service) -> bool {
+        // Entries other than our addresses (a hostname, say) also make the status differ.
+        let entries = svc
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .map_or(0, Vec::len);
+        entries == self.ips.len() && status_ips(svc) == self.ips
+    }
+
+    /// Whether the pool annotation is this pool (or absent when there is none).
+    pub fn pool_shown_by(&self, svc: &Service) -> bool {
+        allocated_pool(svc) == self.pool.as_deref()
+    }
+}
+
+/// Why the core is not deciding a Service's addresses yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitReason {
+    /// No valid config has been loaded, so there are no pools.
+    NoConfig,
+    /// The startup gate is closed: existing status addresses are not all re-registered yet.
+    NotSynced,
+}
+
+impl fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitReason::NoConfig => "no valid config loaded yet",
+            WaitReason::NotSynced => "existing assignments are not re-registered yet",
+        })
+    }
+}
+
+/// The decision for one Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not a Service of ours (another load-balancer class, or never was a LoadBalancer): touch
+    /// nothing.
+    NotOurs,
+    /// The Service is invalid and holds no addresses; nothing to write (the event says why).
+    Invalid,
+    /// Allocation has to wait; nothing to write.
+    Waiting(WaitReason),
+    /// Make the Service show this.
+    Apply(Desired),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub key: ServiceKey,
+    pub outcome: Outcome,
+    pub events: Vec<PlannedEvent>,
+}
+
+/// What a config load did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigChange {
+    pub reload: Reload,
+}
+
+/// A status address that could not be re-registered during the startup rebuild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildIssue {
+    pub key: ServiceKey,
+    pub ips: Vec<IpAddr>,
+    pub error: AllocError,
+}
+
+/// The config pools in the shape the allocator takes (BGP pools allocate too; see DESIGN.md).
+pub fn pool_specs(config: &Config) -> Vec<PoolSpec> {
+    config
+        .address_pools
+        .iter()
+        .map(|p| PoolSpec {
+            name: p.name.clone(),
+            ranges: p.ranges(),
+            auto_assign: p.auto_assign,
+            avoid_buggy_ips: p.avoid_buggy_ips,
+        })
+        .collect()
+}
+
+fn show_ips(ips: &[IpAddr]) -> String {
+    let parts: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
+    parts.join(", ")
+}
+
+/// The reconcile core. See the module documentation.
+#[derive(Debug, Clone, Default)]
+pub struct Core {
+    allocator: Allocator,
+    lb_class: Option<String>,
+    has_config: bool,
+    synced: bool,
+    /// Why a Service lost its addresses in a reload, reported on its next reconcile.
+    evicted: HashMap<ServiceKey, String>,
+    /// Services whose last allocation failed: worth retrying when addresses free up.
+    failed: BTreeSet<ServiceKey>,
+}
+
+impl Core {
+    /// A core handling Services without a load-balancer class and, if given, those of `lb_class`.
+    pub fn new(lb_class: Option<String>) -> Self {
+        Self {
+            lb_class,
+            ..Self::default()
+        }
+    }
+
+    pub fn has_config(&self) -> bool {
+        self.has_config
+    }
+
+    /// Whether the startup gate is open (see [`Core::rebuild`]).
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    pub fn assignment(&self, key: &ServiceKey) -> Option<&Assignment> {
+        self.allocator.assignment(key)
+    }
+
+    /// Services holding addresses.
+    pub fn assigned(&self) -> impl Iterator<Item = &ServiceKey> {
+        self.allocator.assignments().map(|(k, _)| k)
+    }
+
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        self.allocator.pool_stats()
+    }
+
+    /// Services whose last allocation failed.
+    pub fn failed(&self) -> &BTreeSet<ServiceKey> {
+        &self.failed
+    }
+
+    /// Loads a (validated) config. Services whose addresses left every pool are remembered, so
+    /// their next reconcile says why they changed.
+    pub fn set_config(&mut self, config: &Config) -> Result<ConfigChange, PoolSpecError> {
+        let reload = self.allocator.set_pools(pool_specs(config))?;
+        self.has_config = true;
+        for eviction in &reload.evicted {
+            self.evicted.insert(
+                eviction.service.clone(),
+                format!(
+                    "{} (pool {:?}) taken away after a config change: {}",
+                    show_ips(&eviction.previous.ips),
+                    eviction.previous.pool,
+                    eviction.reason
+                ),
+            );
+        }
+        Ok(ConfigChange { reload })
+    }
+
+    /// The startup gate: re-registers the status addresses of every handled Service, those
+    /// holding more addresses first (they are the hardest to fit, so they must not lose to a
+    /// single-address Service sharing one of them), then opens the gate. Needs a config.
+    ///
+    /// Addresses that cannot be re-registered are returned; those Services get a new allocation
+    /// (and a ClearAssignment event) on their next reconcile.
+    pub fn rebuild<'a>(
+        &mut self,
+        services: impl IntoIterator<Item = &'a Service>,
+    ) -> Result<Vec<RebuildIssue>, WaitReason> {
+        if !self.has_config {
+            return Err(WaitReason::NoConfig);
+        }
+        let mut holding: Vec<(ServiceKey, Vec<IpAddr>, &Service)> = services
+            .into_iter()
+            .filter(|svc| self.handles(svc))
+            .map(|svc| (service_key(svc), status_ips(svc), svc))
+            .filter(|(_, ips, _)| !ips.is_empty())
+            .collect();
+        holding.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+        let mut issues = Vec::new();
+        for (key, ips, svc) in holding {
+            if let Err(error) = self.reregister(&key, svc, &ips) {
+                self.evicted.insert(
+                    key.clone(),
+                    format!("{} can no longer be used: {error}", show_ips(&ips)),
+                );
+                issues.push(RebuildIssue { key, ips, error });
+            }
+        }
+        self.synced = true;
+        Ok(issues)
+    }
+
+    /// Re-registers `ips` for `svc`. A Service whose request is invalid still keeps its
+    /// addresses, reserved exclusively (no sharing key), so a bad annotation never lets its
+    /// addresses go to someone else.
+    fn reregister(
+        &mut self,
+        key: &ServiceKey,
+        svc: &Service,
+        ips: &[IpAddr],
+    ) -> Result<Assignment, AllocError> {
+        let request = request_for(svc).unwrap_or_else(|_| reservation(ips));
+        self.allocator.assign(key, &request, ips)
+    }
+
+    fn handles(&self, svc: &Service) -> bool {
+        is_load_balancer(svc) && is_our_class(svc, self.lb_class.as_deref())
+    }
+
+    /// A Service is gone: free what it held. Returns what was released.
+    pub fn delete(&mut self, key: &ServiceKey) -> Option<Assignment> {
+        self.evicted.remove(key);
+        self.failed.remove(key);
+        self.allocator.release(key)
+    }
+
+    /// Decides what `svc` should show. See [`Outcome`].
+    pub fn reconcile(&mut self, svc: &Service) -> Decision {
+        let key = service_key(svc);
+        let mut events = Vec::new();
+        let outcome = self.decide(&key, svc, &mut events);
+        if events.iter().any(|e| e.reason == Reason::AllocationFailed) {
+            self.failed.insert(key.clone());
+        } else {
+            self.failed.remove(&key);
+        }
+        Decision {
+            key,
+            outcome,
+            events,
+        }
+    }
+
+    fn decide(
+        &mut self,
+        key: &ServiceKey,
+        svc: &Service,
+        events: &mut Vec<PlannedEvent>,
+    ) -> Outcome {
+        if !is_load_balancer(svc) {
+            return self.clear_non_load_balancer(key, svc, events);
+        }
+        if !is_our_class(svc, self.lb_class.as_deref()) {
+            // The class is immutable while the type is LoadBalancer, so we can only hold
+            // something here through a bug; free it rather than leak it.
+            self.allocator.release(key);
+            return Outcome::NotOurs;
+        }
+        if !self.has_config {
+            return Outcome::Waiting(WaitReason::NoConfig);
+        }
+        let status = status_ips(svc);
+        let request = match request_for(svc) {
+            Ok(request) => request,
+            Err(e) => {
+                events.push(PlannedEvent::new(
+                    Reason::LoadBalancerFailed,
+                    format!("Service {key} is invalid: {e}"),
+                ));
+                if self.allocator.assignment(key).is_none() && !status.is_empty() {
+                    // Keep what it shows reserved; losing it would be worse than the bad spec.
+                    let _ = self.allocator.assign(key, &reservation(&status), &status);
+                }
+                return match self.allocator.assignment(key) {
+                    Some(a) => Outcome::Apply(Desired::from_assignment(a)),
+                    None => Outcome::Invalid,
+                };
+            }
+        };
+
+        let mut cleared = self.evicted.remove(key);
+        if self.allocator.assignment(key).is_none()
+            && !status.is_empty()
+            && let Err(e) = self.allocator.assign(key, &request, &status)
+        {
+            cleared
+                .get_or_insert_with(|| format!("{} can no longer be used: {e}", show_ips(&status)));
+        }
+        let before = self.allocator.assignment(key).cloned();
+        if !self.synced {
+            // Only re-registration before the gate opens; a fresh allocation could hand out an
+            // address some not-yet-seen Service still shows.
+            if let Some(reason) = cleared {
+                self.evicted.insert(key.clone(), reason);
+            }
+            return match before {
+                Some(a) => Outcome::Apply(Desired::from_assignment(&a)),
+                None => Outcome::Waiting(WaitReason::NotSynced),
+            };
+        }
+
+        match self.allocator.allocate(key, &request) {
+            Ok(assignment) => {
+                if before.as_ref() != Some(&assignment) {
+                    match (&before, cleared) {
+                        (Some(prev), _) if prev.ips != assignment.ips => {
+                            events.push(PlannedEvent::new(
+                                Reason::ClearAssignment,
+                                format!(
+                                    "{} (pool {:?}) no longer fit Service {key}: {}; reassigning",
+                                    show_ips(&prev.ips),
+                                    prev.pool,
+                                    misfit(prev, &request)
+                                ),
+                            ));
+                        }
+                        (None, Some(reason)) => events.push(PlannedEvent::new(
+                            Reason::ClearAssignment,
+                            format!("Service {key}: {reason}; reassigning"),
+                        )),
+                        _ => {}
+                    }
+                    if before.as_ref().map(|b| &b.ips) != Some(&assignment.ips) {
+                        events.push(PlannedEvent::new(
+                            Reason::IpAllocated,
+                            format!(
+                                "Assigned IP {} from pool {:?} to Service {key}",
+                                show_ips(&assignment.ips),
+                                assignment.pool
+                            ),
+                        ));
+                    }
+                }
+                Outcome::Apply(Desired::from_assignment(&assignment))
+            }
+            Err(e) => {
+                if let Some(reason) = cleared {
+                    events.push(PlannedEvent::new(
+                        Reason::ClearAssignment,
+                        format!("Service {key}: {reason}"),
+                    ));
+                }
+                events.push(PlannedEvent::new(
+                    Reason::AllocationFailed,
+                    format!("Failed to allocate IP for Service {key}: {e}"),
+                ));
+                // The allocator keeps a previous assignment when a new request cannot be met.
+                match self.allocator.assignment(key) {
+                    Some(kept) => Outcome::Apply(Desired::from_assignment(kept)),
+                    None => Outcome::Apply(Desired::default()),
+                }
+            }
+        }
+    }
+
+    fn clear_non_load_balancer(
+        &mut self,
+        key: &ServiceKey,
+        svc: &Service,
+        events: &mut Vec<PlannedEvent>,
+    ) -> Outcome {
+        self.evicted.remove(key);
+        let released = self.allocator.release(key);
+        let shown = status_ips(svc);
+        let ips = match &released {
+            Some(a) => a.ips.clone(),
+            None => shown,
+        };
+        if released.is_none() && !has_ingress(svc) && allocated_pool(svc).is_none() {
+            return Outcome::NotOurs;
+        }
+        if !ips.is_empty() {
+            events.push(PlannedEvent::new(
+                Reason::ClearAssignment,
+                format!(
+                    "Service {key} is no longer of type LoadBalancer; released {}",
+                    show_ips(&ips)
+                ),
+            ));
+        }
+        Outcome::Apply(Desired::default())
+    }
+}
+
+/// A request that holds `ips` exclusively: used to keep the addresses of a Service whose own
+/// request cannot be understood.
+fn reservation(ips: &[IpAddr]) -> Request {
+    let families = match ips {
+        [first, second, ..] if Family::of(first) != Family::of(second) => {
+            FamilyPolicy::RequireDualStack {
+                primary: Family::of(first),
+            }
+        }
+        [first, ..] => FamilyPolicy::Single(Family::of(first)),
+        [] => FamilyPolicy::Single(Family::V4),
+    };
+    Request {
+        families,
+        requested: Vec::new(),
+        pool: None,
+        sharing_key: None,
+        ports: Vec::new(),
+        traffic: TrafficPolicy::Cluster,
+    }
+}
+
+/// Why a held assignment no longer fits the request, for the ClearAssignment message.
+fn misfit(prev: &Assignment, request: &Request) -> String {
+    if let Some(pool) = request.pool.as_deref()
+        && pool != prev.pool
+    {
+        return format!("the address-pool annotation now asks for pool {pool:?}");
+    }
+    if !request.requested.is_empty() {
+        let mut want = request.requested.clone();
+        let mut have = prev.ips.clone();
+        want.sort();
+        have.sort();
+        if want != have {
+            return format!("the Service now requests {}", show_ips(&request.requested));
+        }
+    }
+    let families: Vec<Family> = prev.ips.iter().map(Family::of).collect();
+    if families.iter().any(|f| !request.families.allows(*f))
+        || (matches!(request.families, FamilyPolicy::RequireDualStack { .. }) && families.len() < 2)
+    {
+        return format!("its IP family policy is now {}", request.families);
+    }
+    "sharing its address with the other holders is no longer allowed".to_owned()
+}
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;

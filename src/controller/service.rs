@@ -1,0 +1,310 @@
+//! What a Kubernetes Service asks of the allocator: the translation from `Service` to
+//! [`ipam::Request`], and which Services ferrolb handles at all.
+//!
+//! Annotations are read under MetalLB's legacy `metallb.universe.tf/` prefix and the newer
+//! `metallb.io/` one, so an unchanged MetalLB user keeps working; the same annotation under both
+//! prefixes with different values is an error rather than a silent pick.
+
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::Service;
+
+use crate::ipam::{Family, FamilyPolicy, Port, Protocol, Request, ServiceKey, TrafficPolicy};
+
+/// The two annotation prefixes MetalLB has used, legacy first.
+pub const ANNOTATION_PREFIXES: [&str; 2] = ["metallb.universe.tf/", "metallb.io/"];
+/// Annotation (without prefix) asking for a specific pool.
+pub const ADDRESS_POOL: &str = "address-pool";
+/// Annotation (without prefix) listing requested addresses, comma-separated.
+pub const LOAD_BALANCER_IPS: &str = "loadBalancerIPs";
+/// Annotation (without prefix) holding the IP sharing key.
+pub const ALLOW_SHARED_IP: &str = "allow-shared-ip";
+/// Annotation the controller writes: the pool the Service's addresses come from.
+pub const ALLOCATED_FROM_POOL: &str = "metallb.io/ip-allocated-from-pool";
+
+/// Why a Service's spec or annotations cannot be turned into a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    #[error(
+        "both spec.loadBalancerIP ({spec}) and the {annotation} annotation ({value}) request addresses; use only one"
+    )]
+    RequestedTwice {
+        spec: String,
+        annotation: String,
+        value: String,
+    },
+    #[error(
+        "annotations {first} ({first_value:?}) and {second} ({second_value:?}) disagree; set only one"
+    )]
+    ConflictingAnnotations {
+        first: String,
+        first_value: String,
+        second: String,
+        second_value: String,
+    },
+    #[error("{field} holds {value:?}, which is not an IP address")]
+    InvalidIp { field: String, value: String },
+    #[error("spec.ipFamilies holds {value:?}; expected IPv4 or IPv6")]
+    UnknownFamily { value: String },
+    #[error(
+        "spec.ipFamilyPolicy holds {value:?}; expected SingleStack, PreferDualStack or RequireDualStack"
+    )]
+    UnknownFamilyPolicy { value: String },
+    #[error("spec.ports[{index}] has protocol {value:?}; expected TCP, UDP or SCTP")]
+    UnknownProtocol { index: usize, value: String },
+    #[error("spec.ports[{index}] has port {value}, outside 1-65535")]
+    InvalidPort { index: usize, value: i32 },
+}
+
+/// `namespace/name` of a Service (namespace `default` when the manifest leaves it out, as
+/// `kubectl apply` would).
+pub fn service_key(svc: &Service) -> ServiceKey {
+    ServiceKey::new(
+        svc.metadata.namespace.as_deref().unwrap_or("default"),
+        svc.metadata.name.as_deref().unwrap_or(""),
+    )
+}
+
+/// Whether the Service is `type: LoadBalancer`.
+pub fn is_load_balancer(svc: &Service) -> bool {
+    svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
+}
+
+/// Whether the Service's `spec.loadBalancerClass` is ours: none at all, or the class given with
+/// `--lb-class`. Services of another class belong to another implementation and are never
+/// touched, not even their status.
+pub fn is_our_class(svc: &Service, lb_class: Option<&str>) -> bool {
+    match svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.load_balancer_class.as_deref())
+    {
+        None => true,
+        Some(class) => Some(class) == lb_class,
+    }
+}
+
+/// Whether ferrolb gives this Service addresses: a LoadBalancer of our class.
+pub fn is_handled(svc: &Service, lb_class: Option<&str>) -> bool {
+    is_load_balancer(svc) && is_our_class(svc, lb_class)
+}
+
+/// The IP addresses in `status.loadBalancer.ingress` (hostname-only entries are skipped;
+/// unparsable ones too, since they cannot be ours).
+pub fn status_ips(svc: &Service) -> Vec<IpAddr> {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .map(|ingress| {
+            ingress
+                .iter()
+                .filter_map(|i| i.ip.as_deref())
+                .filter_map(|ip| ip.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `status.loadBalancer.ingress` has any entry at all.
+pub fn has_ingress(svc: &Service) -> bool {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .is_some_and(|i| !i.is_empty())
+}
+
+/// The value of the `metallb.io/ip-allocated-from-pool` annotation.
+pub fn allocated_pool(svc: &Service) -> Option<&str> {
+    svc.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ALLOCATED_FROM_POOL))
+        .map(String::as_str)
+}
+
+/// An annotation read under both prefixes. Empty values count as absent (MetalLB ignores them
+/// too); two different non-empty values are an error naming both annotations.
+fn annotation(svc: &Service, name: &str) -> Result<Option<(String, String)>, ServiceError> {
+    let Some(annotations) = svc.metadata.annotations.as_ref() else {
+        return Ok(None);
+    };
+    let mut found: Option<(String, String)> = None;
+    for prefix in ANNOTATION_PREFIXES {
+        let key = format!("{prefix}{name}");
+        let Some(value) = annotations.get(&key).map(|v| v.trim()) else {
+            continue;
+        };
+        if value.is_empty() {
+            continue;
+        }
+        match &found {
+            Some((first, first_value)) if first_value != value => {
+                return Err(ServiceError::ConflictingAnnotations {
+                    first: first.clone(),
+                    first_value: first_value.clone(),
+                    second: key,
+                    second_value: value.to_owned(),
+                });
+            }
+            Some(_) => {}
+            None => found = Some((key, value.to_owned())),
+        }
+    }
+    Ok(found)
+}
+
+fn parse_ip(field: &str, value: &str) -> Result<IpAddr, ServiceError> {
+    value.trim().parse().map_err(|_| ServiceError::InvalidIp {
+        field: field.to_owned(),
+        value: value.to_owned(),
+    })
+}
+
+/// Translates a Service into the request the allocator serves.
+pub fn request_for(svc: &Service) -> Result<Request, ServiceError> {
+    let spec = svc.spec.clone().unwrap_or_default();
+
+    let spec_ip = spec
+        .load_balancer_ip
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let annotated_ips = annotation(svc, LOAD_BALANCER_IPS)?;
+    let requested = match (spec_ip, annotated_ips) {
+        (Some(spec_ip), Some((annotation, value))) => {
+            return Err(ServiceError::RequestedTwice {
+                spec: spec_ip.to_owned(),
+                annotation,
+                value,
+            });
+        }
+        (Some(ip), None) => vec![parse_ip("spec.loadBalancerIP", ip)?],
+        (None, Some((annotation, value))) => value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|ip| parse_ip(&format!("annotation {annotation}"), ip))
+            .collect::<Result<Vec<_>, _>>()?,
+        (None, None) => Vec::new(),
+    };
+
+    let families = family_policy(&spec, &requested)?;
+    let pool = annotation(svc, ADDRESS_POOL)?.map(|(_, v)| v);
+    let sharing_key = annotation(svc, ALLOW_SHARED_IP)?.map(|(_, v)| v);
+
+    let mut ports = Vec::new();
+    for (index, p) in spec.ports.iter().flatten().enumerate() {
+        let protocol = match p.protocol.as_deref().unwrap_or("TCP") {
+            "TCP" => Protocol::Tcp,
+            "UDP" => Protocol::Udp,
+            "SCTP" => Protocol::Sctp,
+            other => {
+                return Err(ServiceError::UnknownProtocol {
+                    index,
+                    value: other.to_owned(),
+                });
+            }
+        };
+        let port =
+            u16::try_from(p.port)
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or(ServiceError::InvalidPort {
+                    index,
+                    value: p.port,
+                })?;
+        ports.push(Port { protocol, port });
+    }
+
+    let traffic = match spec.external_traffic_policy.as_deref() {
+        Some("Local") => TrafficPolicy::Local {
+            selector: spec.selector.clone().unwrap_or_default(),
+        },
+        _ => TrafficPolicy::Cluster,
+    };
+
+    Ok(Request {
+        families,
+        requested,
+        pool,
+        sharing_key,
+        ports,
+        traffic,
+    })
+}
+
+fn parse_family(value: &str) -> Result<Family, ServiceError> {
+    match value {
+        "IPv4" => Ok(Family::V4),
+        "IPv6" => Ok(Family::V6),
+        other => Err(ServiceError::UnknownFamily {
+            value: other.to_owned(),
+        }),
+    }
+}
+
+/// The Service's families, in order: `spec.ipFamilies`, else the families of `spec.clusterIPs`
+/// (or `spec.clusterIP`). Empty when neither says (a hand-written manifest the API server has not
+/// defaulted yet).
+fn known_families(
+    spec: &k8s_openapi::api::core::v1::ServiceSpec,
+) -> Result<Vec<Family>, ServiceError> {
+    if let Some(families) = spec.ip_families.as_ref().filter(|f| !f.is_empty()) {
+        return families.iter().map(|f| parse_family(f)).collect();
+    }
+    let cluster_ips: Vec<&str> = match spec.cluster_ips.as_ref().filter(|c| !c.is_empty()) {
+        Some(ips) => ips.iter().map(String::as_str).collect(),
+        None => spec.cluster_ip.as_deref().into_iter().collect(),
+    };
+    let mut families = Vec::new();
+    for ip in cluster_ips {
+        // "None" (headless) and "" carry no family.
+        if let Ok(ip) = ip.parse::<IpAddr>() {
+            let family = Family::of(&ip);
+            if !families.contains(&family) {
+                families.push(family);
+            }
+        }
+    }
+    Ok(families)
+}
+
+/// `spec.ipFamilyPolicy` and the known families turned into the allocator's policy.
+///
+/// Mirrors the API server's defaulting: no policy with two families means RequireDualStack, and a
+/// PreferDualStack Service that the cluster gave only one family is single-stack (MetalLB, too,
+/// goes by the families the Service actually has). When no family is known at all, the first
+/// requested address decides, else IPv4 (the API server's default on an IPv4 cluster).
+fn family_policy(
+    spec: &k8s_openapi::api::core::v1::ServiceSpec,
+    requested: &[IpAddr],
+) -> Result<FamilyPolicy, ServiceError> {
+    let families = known_families(spec)?;
+    let primary = families
+        .first()
+        .copied()
+        .or_else(|| requested.first().map(Family::of))
+        .unwrap_or(Family::V4);
+    let both_known = families.len() >= 2;
+    let unknown = families.is_empty();
+    Ok(match spec.ip_family_policy.as_deref() {
+        None if both_known => FamilyPolicy::RequireDualStack { primary },
+        None | Some("SingleStack") => FamilyPolicy::Single(primary),
+        Some("PreferDualStack") if both_known || unknown => {
+            FamilyPolicy::PreferDualStack { primary }
+        }
+        Some("PreferDualStack") => FamilyPolicy::Single(primary),
+        Some("RequireDualStack") => FamilyPolicy::RequireDualStack { primary },
+        Some(other) => {
+            return Err(ServiceError::UnknownFamilyPolicy {
+                value: other.to_owned(),
+            });
+        }
+    })
+}
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

@@ -1,0 +1,172 @@
+//! The controller's writes to the API: Service status (status subresource), the pool
+//! annotation, and events.k8s.io/v1 events.
+//!
+//! Status and annotation are JSON merge patches carrying only the fields ferrolb owns, with
+//! field manager `ferrolb-controller`: a merge patch replaces the ingress list as a whole and
+//! `null` removes a field, which is exactly "make it show this", whoever wrote it before (a
+//! server-side apply could not remove entries another manager, such as MetalLB, once wrote).
+
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
+use kube::{Client, Resource};
+use serde_json::json;
+
+use super::live::{FIELD_MANAGER, INVALID_CONFIG_REASON};
+use super::reconcile::{Desired, EventType, PlannedEvent, Reason};
+use super::service::ALLOCATED_FROM_POOL;
+
+/// A write the API refused; the reconcile is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("Service {namespace}/{name}: cannot write status: {source}")]
+    Status {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("Service {namespace}/{name}: cannot write annotation {ALLOCATED_FROM_POOL}: {source}")]
+    Annotation {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+}
+
+fn params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    }
+}
+
+/// The status patch for `desired`.
+pub fn status_patch(desired: &Desired) -> serde_json::Value {
+    let ingress = if desired.ips.is_empty() {
+        serde_json::Value::Null
+    } else {
+        desired
+            .ips
+            .iter()
+            .map(|ip| json!({"ip": ip.to_string()}))
+            .collect()
+    };
+    json!({"status": {"loadBalancer": {"ingress": ingress}}})
+}
+
+/// The annotation patch for `desired`.
+pub fn annotation_patch(desired: &Desired) -> serde_json::Value {
+    json!({"metadata": {"annotations": {ALLOCATED_FROM_POOL: desired.pool}}})
+}
+
+/// Makes `svc` show `desired`: status first (what users and the speakers act on), then the
+/// annotation; each only when it differs.
+pub async fn write_service(
+    client: &Client,
+    svc: &Service,
+    desired: &Desired,
+) -> Result<(), WriteError> {
+    let namespace = svc.metadata.namespace.clone().unwrap_or_default();
+    let name = svc.metadata.name.clone().unwrap_or_default();
+    let api: Api<Service> = Api::namespaced(client.clone(), &namespace);
+    let status_differs = !desired.status_shown_by(svc);
+    if status_differs {
+        api.patch_status(&name, &params(), &Patch::Merge(status_patch(desired)))
+            .await
+            .map_err(|source| WriteError::Status {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                source,
+            })?;
+    }
+    if !desired.pool_shown_by(svc) {
+        api.patch(&name, &params(), &Patch::Merge(annotation_patch(desired)))
+            .await
+            .map_err(|source| WriteError::Annotation {
+                namespace,
+                name,
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// The API refuses event notes over 1 kB; a long config error list is cut, with a marker, rather
+/// than losing the whole event.
+pub fn bounded_note(message: &str) -> String {
+    const LIMIT: usize = 1024;
+    const MARKER: &str = " [...]";
+    if message.len() <= LIMIT {
+        return message.to_owned();
+    }
+    let mut end = LIMIT - MARKER.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARKER}", &message[..end])
+}
+
+fn kube_type(t: EventType) -> KubeEventType {
+    match t {
+        EventType::Normal => KubeEventType::Normal,
+        EventType::Warning => KubeEventType::Warning,
+    }
+}
+
+fn action(reason: Reason) -> &'static str {
+    match reason {
+        Reason::IpAllocated | Reason::AllocationFailed => "AllocateIP",
+        Reason::ClearAssignment => "ClearAssignment",
+        Reason::LoadBalancerFailed => "ValidateService",
+    }
+}
+
+/// Records `events` on `svc`. Events are informational: a refused event is logged, not retried.
+pub async fn publish_service_events(
+    client: &Client,
+    reporter: &Reporter,
+    svc: &Service,
+    events: &[PlannedEvent],
+) {
+    if events.is_empty() {
+        return;
+    }
+    // A fresh recorder per batch: kube's recorder folds events with the same reason into one
+    // series keeping the first message, which would hide which address was assigned.
+    let recorder = Recorder::new(client.clone(), reporter.clone());
+    let reference = svc.object_ref(&());
+    for e in events {
+        let event = Event {
+            type_: kube_type(e.event_type()),
+            reason: e.reason.as_str().to_owned(),
+            note: Some(bounded_note(&e.message)),
+            action: action(e.reason).to_owned(),
+            secondary: None,
+        };
+        if let Err(err) = recorder.publish(&event, &reference).await {
+            tracing::warn!(reason = %e.reason, error = %err, "cannot record event");
+        }
+    }
+}
+
+/// Records a Warning event on the ConfigMap whose config was refused.
+pub async fn publish_config_warning(
+    client: &Client,
+    reporter: &Reporter,
+    cm: &ConfigMap,
+    message: &str,
+) {
+    let recorder = Recorder::new(client.clone(), reporter.clone());
+    let event = Event {
+        type_: KubeEventType::Warning,
+        reason: INVALID_CONFIG_REASON.to_owned(),
+        note: Some(bounded_note(&format!(
+            "invalid config, the last good config stays in force: {message}"
+        ))),
+        action: "LoadConfig".to_owned(),
+        secondary: None,
+    };
+    if let Err(err) = recorder.publish(&event, &cm.object_ref(&())).await {
+        tracing::warn!(error = %err, "cannot record the invalid-config event");
+    }
+}
