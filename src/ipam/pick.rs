@@ -66,17 +66,21 @@ impl Allocator {
         params: &SharingParams,
     ) -> Result<Vec<Pick>, AllocError> {
         let primary = policy.primary();
-        let auto: Vec<usize> = (0..self.pools.pools.len())
-            .filter(|&i| self.pools.pools[i].auto_assign)
-            .collect();
+        // Indices rather than a collected list: this is the hot path of every allocation.
+        let pool_count = self.pools.pools.len();
         let first_with = |this: &mut Allocator, family: Family| {
-            auto.iter()
-                .find_map(|&idx| this.candidate(service, idx, family, params))
+            (0..pool_count).find_map(|idx| {
+                let auto = this.pools.pools[idx].auto_assign;
+                auto.then(|| this.candidate(service, idx, family, params))?
+            })
         };
         let picks = match policy {
             FamilyPolicy::Single(f) => first_with(self, f).map(|a| vec![a]),
             FamilyPolicy::RequireDualStack { .. } | FamilyPolicy::PreferDualStack { .. } => {
-                let pair = auto.iter().find_map(|&idx| {
+                let pair = (0..pool_count).find_map(|idx| {
+                    if !self.pools.pools[idx].auto_assign {
+                        return None;
+                    }
                     let a = self.candidate(service, idx, primary, params)?;
                     let b = self.candidate(service, idx, primary.other(), params)?;
                     Some(vec![a, b])
