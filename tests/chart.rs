@@ -1,0 +1,439 @@
+//! The Helm chart and the image, checked without a cluster: `helm lint`, `helm template` with the
+//! default values and every values file under tests/chart/, every rendered manifest validated
+//! against the Kubernetes 1.33 schemas (the crate's k8s-openapi feature), bad values rejected by
+//! the schema, safety properties of the pods, the exact RBAC rules, the flags the chart passes
+//! accepted by the binary, `hadolint Dockerfile`, and the example configs in config/.
+//!
+//! helm, kubernetes-validate and hadolint come from `scripts/install-test-tools.sh`; without them
+//! these tests print why they skip, and with `CI` set they fail instead.
+
+#[path = "chart/docs.rs"]
+mod docs;
+#[path = "chart/examples.rs"]
+mod examples;
+#[path = "chart/image.rs"]
+mod image;
+#[path = "chart/rendering.rs"]
+mod rendering;
+#[path = "chart/support.rs"]
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use serde_json::Value;
+use support::*;
+
+/// Kubernetes version of the crate's k8s-openapi feature (`v1_33`), for kubernetes-validate.
+const KUBERNETES_VERSION: &str = "1.33.0";
+
+#[test]
+fn chart_version_and_app_version_track_the_crate() {
+    let text = std::fs::read_to_string(chart_dir().join("Chart.yaml")).unwrap();
+    let chart: Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(chart["apiVersion"], "v2");
+    assert_eq!(
+        chart["appVersion"],
+        env!("CARGO_PKG_VERSION"),
+        "Chart.yaml appVersion"
+    );
+    assert_eq!(
+        chart["version"],
+        env!("CARGO_PKG_VERSION"),
+        "Chart.yaml version"
+    );
+}
+
+#[test]
+fn helm_lint_passes_for_every_scenario() {
+    let Some(helm) = require_tool("helm") else {
+        return;
+    };
+    for values in scenarios() {
+        let mut cmd = Command::new(&helm);
+        cmd.args(["lint", "--strict", "--namespace", NAMESPACE])
+            .arg(chart_dir());
+        if let Some(v) = &values {
+            cmd.arg("--values").arg(v);
+        }
+        let out = run(&mut cmd);
+        assert!(
+            out.status.success(),
+            "helm lint with {} failed:\n{}{}",
+            scenario_name(&values),
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn every_rendered_manifest_passes_kubernetes_schema_validation() {
+    let Some(helm) = require_tool("helm") else {
+        return;
+    };
+    let Some(validate) = require_tool("kubernetes-validate") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for values in scenarios() {
+        let rendered = render(&helm, values.as_deref());
+        // kubernetes-validate knows only built-in kinds; the Prometheus Operator objects are
+        // checked field by field in `monitoring_objects_select_the_metrics_endpoints`.
+        for doc in &rendered.docs {
+            let api = doc["apiVersion"].as_str().unwrap_or_default();
+            let group = api.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+            assert!(
+                [
+                    "",
+                    "apps",
+                    "rbac.authorization.k8s.io",
+                    "monitoring.coreos.com"
+                ]
+                .contains(&group),
+                "unexpected API group of {api} in {}",
+                scenario_name(&values)
+            );
+        }
+        let file = dir.path().join("rendered.yaml");
+        std::fs::write(&file, &rendered.text).unwrap();
+        let out = run(Command::new(&validate)
+            .args([
+                "--strict",
+                "--quiet",
+                "--kubernetes-version",
+                KUBERNETES_VERSION,
+            ])
+            .arg(&file));
+        assert!(
+            out.status.success(),
+            "manifests rendered with {} do not validate:\n{}{}",
+            scenario_name(&values),
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
+
+/// Guards the check above against a validator that passes everything.
+#[test]
+fn kubernetes_validate_rejects_a_broken_manifest() {
+    let Some(helm) = require_tool("helm") else {
+        return;
+    };
+    let Some(validate) = require_tool("kubernetes-validate") else {
+        return;
+    };
+    let rendered = render(&helm, None);
+    let broken = rendered
+        .text
+        .replacen("hostNetwork: true", "hostNetwork: \"yes\"", 1);
+    assert_ne!(broken, rendered.text, "the speaker sets hostNetwork");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.yaml");
+    std::fs::write(&file, broken).unwrap();
+    let out = run(Command::new(&validate)
+        .args([
+            "--strict",
+            "--quiet",
+            "--kubernetes-version",
+            KUBERNETES_VERSION,
+        ])
+        .arg(&file));
+    assert!(
+        !out.status.success(),
+        "a string hostNetwork must not validate"
+    );
+    assert!(stdout(&out).contains("hostNetwork") || stderr(&out).contains("hostNetwork"));
+}
+
+#[test]
+fn values_schema_rejects_misspelled_and_mistyped_values() {
+    let Some(helm) = require_tool("helm") else {
+        return;
+    };
+    let mut bad: Vec<_> = std::fs::read_dir(values_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("bad-"))
+        .collect();
+    bad.sort();
+    assert!(
+        bad.len() >= 10,
+        "expected the set of bad values files, found {bad:?}"
+    );
+    for file in bad {
+        let expected = expected_error(&file);
+        match helm_template(&helm, Some(&file)) {
+            Ok(_) => panic!("{} was accepted", file.display()),
+            Err(e) => assert!(
+                e.contains(&expected),
+                "{}: error does not mention `{expected}`:\n{e}",
+                file.display()
+            ),
+        }
+    }
+}
+
+#[test]
+fn speaker_is_not_privileged_and_adds_only_net_raw() {
+    let Some(helm) = require_tool("helm") else {
+        return;
+    };
+    for values in scenarios() {
+        let m = render(&helm, values.as_deref());
+        let speaker = m.workload("speaker").expect("speaker DaemonSet");
+        let name = scenario_name(&values);
+        assert_eq!(speaker["kind"], "DaemonSet");
+        let pod = pod_spec(speaker);
+        assert_eq!(pod["hostNetwork"], true, "{name}");
+        for field in ["hostPID", "hostIPC"] {
+            assert_ne!(pod[field], true, "{name}: {field}");
+        }
+        let sc = &container(speaker)["securityContext"];
+        assert_eq!(sc["privileged"], false, "{name}");
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "{name}");
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "{name}");
+        assert_eq!(
+            sc["capabilities"]["drop"],
+            serde_json::json!(["ALL"]),
+            "{name}"
+        );
+        assert_eq!(
+            sc["capabilities"]["add"],
+            serde_json::json!(["NET_RAW"]),
+            "{name}"
+        );
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        // Only the memberlist key Secret may be mounted; no hostPath anywhere.
+        for volume in pod["volumes"].as_array().into_iter().flatten() {
+            assert!(
+                volume.get("hostPath").is_none(),
+                "{name}: hostPath volume {volume}"
+            );
+        }
+    }
+}
+
+#[test]
+fn controller_runs_as_non_root_with_read_only_root_filesystem() {
+    let Some(helm) = require_tool("helm") else {
+        return;
+    };
+    for values in scenarios() {
+        let m = render(&helm, values.as_deref());
+        let controller = m.workload("controller").expect("controller Deployment");
+        let name = scenario_name(&values);
+        assert_eq!(controller["kind"], "Deployment");
+        let pod = pod_spec(controller);
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}");
+        assert_eq!(pod["securityContext"]["runAsUser"], 65534, "{name}");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        assert_ne!(pod["hostNetwork"], true, "{name}");
+        let sc = &container(controller)["securityContext"];
+        assert_eq!(sc["runAsNonRoot"], true, "{name}");
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "{name}");
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "{name}");
+        assert_eq!(sc["privileged"], false, "{name}");
+        assert_eq!(
+            sc["capabilities"]["drop"],
+            serde_json::json!(["ALL"]),
+            "{name}"
+        );
+        assert!(
+            sc["capabilities"].get("add").is_none(),
+            "{name}: controller adds no capability"
+        );
+        assert!(
+            flag(controller, "--leader-elect").as_deref() == Some("true"),
+            "{name}"
+        );
+        let replicas = controller["spec"]["replicas"].as_u64().unwrap();
+        assert!(replicas >= 2, "{name}: a standby controller replica");
+    }
+}
+
+/// (kind, component, apiGroup, resource, verbs): everything the binaries call, nothing else.
+/// Widening the chart's RBAC fails this test until the table (and the review) agree.
+const EXPECTED_RBAC: &[(&str, &str, &str, &str, &[&str])] = &[
+    (
+        "ClusterRole",
+        "controller",
+        "",
+        "services",
+        &["get", "list", "watch", "patch"],
+    ),
+    (
+        "ClusterRole",
+        "controller",
+        "",
+        "services/status",
+        &["update", "patch"],
+    ),
+    (
+        "ClusterRole",
+        "controller",
+        "events.k8s.io",
+        "events",
+        &["create", "patch"],
+    ),
+    (
+        "Role",
+        "controller",
+        "",
+        "configmaps",
+        &["get", "list", "watch"],
+    ),
+    (
+        "Role",
+        "controller",
+        "coordination.k8s.io",
+        "leases",
+        &["get", "create", "patch"],
+    ),
+    (
+        "ClusterRole",
+        "speaker",
+        "",
+        "services",
+        &["get", "list", "watch"],
+    ),
+    (
+        "ClusterRole",
+        "speaker",
+        "",
+        "nodes",
+        &["get", "list", "watch"],
+    ),
+    (
+        "ClusterRole",
+        "speaker",
+        "discovery.k8s.io",
+        "endpointslices",
+        &["get", "list", "watch"],
+    ),
+    (
+        "ClusterRole",
+        "speaker",
+        "events.k8s.io",
+        "events",
+        &["create", "patch"],
+    ),
+    (
+        "Role",
+        "speaker",
+        "",
+        "configmaps",
+        &["get", "list", "watch"],
+    ),
+];
+
+type Grant = (String, String, String, String, String);
+
+fn component_of(name: &str) -> String {
+    name.rsplit('-').next().unwrap().to_string()
+}
+
+fn rendered_grants(m: &Manifests) -> BTreeSet<Grant> {
+    let mut grants = BTreeSet::new();
+    for kind in ["ClusterRole", "Role"] {
+        for role in m.of_kind(kind) {
+            let name = role["metadata"]["name"].as_str().unwrap();
+            if kind == "Role" {
+                assert_eq!(role["metadata"]["namespace"], NAMESPACE, "Role {name}");
+            }
+            for rule in role["rules"].as_array().unwrap() {
+                for key in rule.as_object().unwrap().keys() {
+                    assert!(
+                        ["apiGroups", "resources", "verbs"].contains(&key.as_str()),
+                        "{kind} {name}: unexpected rule field {key} in {rule}"
+                    );
+                }
+                let list = |k: &str| -> Vec<String> {
+                    rule[k]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_str().unwrap().into())
+                        .collect()
+                };
+                for group in list("apiGroups") {
+                    for resource in list("resources") {
+                        for verb in list("verbs") {
+                            let c = component_of(name);
+                            grants.insert((kind.into(), c, group.clone(), resource.clone(), verb));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    grants
+}
+
+#[test]
+fn rbac_grants_exactly_the_expected_rules() {
+    let Some(helm) = require_tool("helm") else {
+        return;
+    };
+    let expected: BTreeSet<Grant> = EXPECTED_RBAC
+        .iter()
+        .flat_map(|(kind, comp, group, res, verbs)| {
+            verbs.iter().map(move |v| {
+                (
+                    kind.to_string(),
+                    comp.to_string(),
+                    group.to_string(),
+                    res.to_string(),
+                    v.to_string(),
+                )
+            })
+        })
+        .collect();
+    for values in scenarios() {
+        let m = render(&helm, values.as_deref());
+        let name = scenario_name(&values);
+        let grants = rendered_grants(&m);
+        let extra: Vec<_> = grants.difference(&expected).collect();
+        let missing: Vec<_> = expected.difference(&grants).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "{name}: extra {extra:?}, missing {missing:?}"
+        );
+        assert!(
+            !m.text.contains("secrets"),
+            "{name}: no Secret access at all"
+        );
+
+        // Each binding ties its role to the matching component's ServiceAccount in the release
+        // namespace, and that is the account the component's pods run as.
+        for kind in ["ClusterRoleBinding", "RoleBinding"] {
+            let bindings: Vec<_> = m.of_kind(kind).collect();
+            assert_eq!(bindings.len(), 2, "{name}: {kind}s");
+            for b in bindings {
+                let comp = component_of(b["metadata"]["name"].as_str().unwrap());
+                assert_eq!(b["roleRef"]["kind"], kind.trim_end_matches("Binding"));
+                assert_eq!(comp, component_of(b["roleRef"]["name"].as_str().unwrap()));
+                let subjects = b["subjects"].as_array().unwrap();
+                assert_eq!(subjects.len(), 1, "{name}: {kind} subjects");
+                assert_eq!(subjects[0]["kind"], "ServiceAccount");
+                assert_eq!(subjects[0]["namespace"], NAMESPACE);
+                let workload = m.workload(&comp).unwrap();
+                assert_eq!(
+                    subjects[0]["name"],
+                    pod_spec(workload)["serviceAccountName"]
+                );
+                assert!(
+                    m.find("ServiceAccount", subjects[0]["name"].as_str().unwrap())
+                        .is_some()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! What the chart tells people: the README lists every value, and NOTES.txt says what to apply
+//! next, with an example the binary accepts.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// Leaf paths of values.yaml. Maps are walked into, except free-form ones whose keys are the
+/// user's (resources, alert labels), which the README documents as a whole.
+fn value_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    for (key, child) in value.as_object().unwrap() {
+        let path = format!("{prefix}{key}");
+        match child.as_object() {
+            Some(map) if !map.is_empty() && key != "resources" && key != "labels" => {
+                value_paths(child, &format!("{path}."), out)
+            }
+            _ => out.push(path),
+        }
+    }
+}
+
+#[test]
+fn chart_readme_lists_every_value() {
+    let values: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap())
+            .unwrap();
+    let readme = std::fs::read_to_string(chart_dir().join("README.md")).unwrap();
+    let mut paths = Vec::new();
+    value_paths(&values, "", &mut paths);
+    assert!(paths.len() > 50, "values.yaml walked: {paths:?}");
+    let missing: Vec<_> = paths
+        .iter()
+        .filter(|p| !readme.contains(&format!("| `{p}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "charts/ferrolb/README.md lacks rows for {missing:?}"
+    );
+}
+
+fn notes(helm: &std::path::Path, values: Option<&str>) -> String {
+    let mut cmd = Command::new(helm);
+    cmd.args(["install", RELEASE]).arg(chart_dir()).args([
+        "--dry-run=client",
+        "--namespace",
+        NAMESPACE,
+    ]);
+    if let Some(v) = values {
+        cmd.arg("--values").arg(values_dir().join(v));
+    }
+    let out = run(&mut cmd);
+    assert!(
+        out.status.success(),
+        "helm install --dry-run=client: {}",
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    text.split_once("NOTES:")
+        .expect("helm prints NOTES")
+        .1
+        .to_string()
+}
+
+#[test]
+fn notes_tell_what_to_apply_next_with_an_example_the_binary_accepts() {
+    let Some(helm) = require_tool("helm") else {
+        return;
+    };
+    let default = notes(&helm, None);
+    assert!(default.contains("NEXT STEP"), "{default}");
+    assert!(default.contains("strictARP"), "{default}");
+    // The example ConfigMap in the notes, as the user would paste it.
+    let example: String = default
+        .lines()
+        .skip_while(|l| !l.contains("<<'YAML'"))
+        .skip(1)
+        .take_while(|l| l.trim() != "YAML")
+        .map(|l| format!("{}\n", l.strip_prefix("  ").unwrap_or(l)))
+        .collect();
+    let cm: Value = serde_saphyr::from_str(&example).unwrap_or_else(|e| panic!("{e}:\n{example}"));
+    assert_eq!(cm["metadata"]["name"], "config");
+    assert_eq!(cm["metadata"]["namespace"], NAMESPACE);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notes-example.yaml");
+    std::fs::write(&file, &example).unwrap();
+    let out = run(Command::new(env!("CARGO_BIN_EXE_ferrolb"))
+        .arg("check-config")
+        .arg(&file));
+    assert!(
+        out.status.success(),
+        "check-config rejects the NOTES example:\n{}",
+        stderr(&out)
+    );
+
+    let existing = notes(&helm, Some("existing-configmap.yaml"));
+    assert!(existing.contains("\"my-lb-config\""), "{existing}");
+    let inline = notes(&helm, Some("inline-config.yaml"));
+    assert!(
+        !inline.contains("NEXT STEP"),
+        "configInline needs no further step:\n{inline}"
+    );
+    let class = notes(&helm, Some("custom-class.yaml"));
+    assert!(
+        class.contains("spec.loadBalancerClass: ferrolb.io/layer2"),
+        "{class}"
+    );
+}
+
+/// Relative links in the user guide, the chart README and the top README point at real files.
+#[test]
+fn documentation_links_resolve() {
+    for doc in [
+        "README.md",
+        "docs/user-guide.md",
+        "charts/ferrolb/README.md",
+    ] {
+        let path = repo_root().join(doc);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let base = path.parent().unwrap();
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("](") {
+            rest = &rest[i + 2..];
+            let target = &rest[..rest.find(')').unwrap()];
+            if target.starts_with("http") || target.starts_with('#') {
+                continue;
+            }
+            let file = target.split('#').next().unwrap();
+            assert!(
+                base.join(file).exists(),
+                "{doc}: link to {target} is broken"
+            );
+        }
+    }
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    assert!(
+        readme.contains("(docs/user-guide.md)"),
+        "README.md links the user guide"
+    );
+}
