@@ -163,6 +163,9 @@ pub async fn run(
 
     // Services in all namespaces: the store feeds the core, deletes free addresses.
     let tap = ctx.clone();
+    // Set on the first complete list.
+    let readiness = Arc::new(Readiness::new(health.clone()));
+    let synced = readiness.clone();
     let watch = watcher(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
@@ -172,7 +175,10 @@ pub async fn run(
     let services = reflector(writer, watch)
         .inspect_ok(move |event| match event {
             watcher::Event::Delete(svc) => tap.service_deleted(svc),
-            watcher::Event::InitDone => tap.sweep_deleted(),
+            watcher::Event::InitDone => {
+                tap.sweep_deleted();
+                synced.mark(Readiness::SERVICES);
+            }
             _ => {}
         })
         .touched_objects();
@@ -188,47 +194,18 @@ pub async fn run(
         });
     let controller = tokio::spawn(controller);
 
-    let config_known = Arc::new(AtomicBool::new(false));
     let config_task = tokio::spawn(watch_config(
         client.clone(),
         options.clone(),
         ctx.clone(),
-        config_known.clone(),
+        readiness.clone(),
         stop_rx.clone(),
     ));
 
-    // Readiness: Service cache synced, config state known, lease state known.
-    let lease_known = Arc::new(AtomicBool::new(false));
-    {
-        let (reader, health) = (reader.clone(), health.clone());
-        let (config_known, lease_known) = (config_known.clone(), lease_known.clone());
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                ready = reader.wait_until_ready() => {
-                    if ready.is_err() {
-                        return;
-                    }
-                    tracing::debug!("Service cache synced");
-                }
-                _ = stop.wait_for(|s| *s) => return,
-            }
-            let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-                if config_known.load(Ordering::Acquire) && lease_known.load(Ordering::Acquire) {
-                    tracing::info!("caches synced and lease state known: ready");
-                    health.set_ready(true);
-                    return;
-                }
-            }
-        });
-    }
+    // Readiness (Service cache synced, config state known, lease state known) is set by
+    // whichever of the three arrives last; see `Readiness::mark`.
 
-    let lease = match lead_until_stop(client, &options, ctx.clone(), lease_known, stop_rx).await {
+    let lease = match lead_until_stop(client, &options, ctx.clone(), readiness, stop_rx).await {
         Ok(lease) => lease,
         Err(e) => {
             health.set_ready(false);
@@ -273,6 +250,37 @@ impl LeaseWatch {
     }
 }
 
+/// `/readyz` turns ready once the Service cache is synced, the config state is known and the
+/// lease state is known, whichever comes last. (Not `Store::wait_until_ready`: kube-runtime
+/// wakes only one of several waiters there, and the Controller already waits on it.)
+pub struct Readiness {
+    health: Health,
+    seen: [AtomicBool; 3],
+}
+
+impl Readiness {
+    pub const SERVICES: usize = 0;
+    pub const CONFIG: usize = 1;
+    pub const LEASE: usize = 2;
+
+    pub fn new(health: Health) -> Self {
+        Self {
+            health,
+            seen: Default::default(),
+        }
+    }
+
+    pub fn mark(&self, which: usize) {
+        if let Some(flag) = self.seen.get(which) {
+            flag.store(true, Ordering::Release);
+        }
+        if self.seen.iter().all(|f| f.load(Ordering::Acquire)) && !self.health.is_ready() {
+            tracing::info!("caches synced and lease state known: ready");
+            self.health.set_ready(true);
+        }
+    }
+}
+
 /// Drops what the controller never reads from cached Services (managed fields, the
 /// last-applied-configuration copy of the whole object): most of a Service's size, so a cache of
 /// 10k Services stays small.
@@ -290,11 +298,11 @@ async fn lead_until_stop(
     client: Client,
     options: &Options,
     ctx: Arc<Context>,
-    lease_known: Arc<AtomicBool>,
+    readiness: Arc<Readiness>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Option<LeaseWatch>, RunError> {
     if !options.leader_elect {
-        lease_known.store(true, Ordering::Release);
+        readiness.mark(Readiness::LEASE);
         ctx.set_leading(true);
         let _ = stop.wait_for(|s| *s).await;
         ctx.set_leading(false);
@@ -311,7 +319,7 @@ async fn lead_until_stop(
             namespace: options.namespace.clone(),
             source,
         })?;
-    lease_known.store(true, Ordering::Release);
+    readiness.mark(Readiness::LEASE);
     let (mut channel, task) = manager.watch().await;
     loop {
         tokio::select! {
@@ -340,7 +348,7 @@ async fn watch_config(
     client: Client,
     options: Options,
     ctx: Arc<Context>,
-    known: Arc<AtomicBool>,
+    readiness: Arc<Readiness>,
     mut stop: watch::Receiver<bool>,
 ) {
     let api: Api<ConfigMap> = Api::namespaced(client, &options.namespace);
@@ -367,8 +375,7 @@ async fn watch_config(
                         "config ConfigMap not found; no addresses are allocated until it exists");
                     ctx.load_config(None);
                 }
-                tracing::debug!("config state known");
-                known.store(true, Ordering::Release);
+                readiness.mark(Readiness::CONFIG);
             }
             Ok(watcher::Event::Delete(_)) => {
                 ctx.load_config(None);
