@@ -90,6 +90,18 @@ where
     reader
 }
 
+/// Waits for a store's first complete list; the error names the kind whose watch stopped.
+async fn synced<K>(store: &Store<K>, what: &'static str) -> Result<(), KubeSpeakerError>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store
+        .wait_until_ready()
+        .await
+        .map_err(|_| KubeSpeakerError::Watch(what))
+}
+
 fn all<K>(store: &Store<K>) -> Vec<K>
 where
     K: Resource + Clone + 'static,
@@ -134,22 +146,10 @@ pub async fn run(
         "ConfigMap",
     );
     drop(dirty_tx);
-    services
-        .wait_until_ready()
-        .await
-        .map_err(|_| KubeSpeakerError::Watch("Service"))?;
-    slices
-        .wait_until_ready()
-        .await
-        .map_err(|_| KubeSpeakerError::Watch("EndpointSlice"))?;
-    nodes
-        .wait_until_ready()
-        .await
-        .map_err(|_| KubeSpeakerError::Watch("Node"))?;
-    configmaps
-        .wait_until_ready()
-        .await
-        .map_err(|_| KubeSpeakerError::Watch("ConfigMap"))?;
+    synced(&services, "Service").await?;
+    synced(&slices, "EndpointSlice").await?;
+    synced(&nodes, "Node").await?;
+    synced(&configmaps, "ConfigMap").await?;
     info!("caches synced");
 
     let membership = match &options.gossip {
