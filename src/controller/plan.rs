@@ -80,26 +80,18 @@ struct Doc {
     metadata: ObjectMeta,
     spec: Option<ServiceSpec>,
     status: Option<ServiceStatus>,
-    items: Option<Vec<Item>>,
+    /// A list's items are read as documents of their own (an item's own `items` is unused).
+    items: Option<Vec<Doc>>,
 }
 
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Item {
-    kind: Option<String>,
-    api_version: Option<String>,
-    #[serde(default)]
-    metadata: ObjectMeta,
-    spec: Option<ServiceSpec>,
-    status: Option<ServiceStatus>,
-}
-
-fn service_from(
-    api_version: Option<String>,
-    metadata: ObjectMeta,
-    spec: Option<ServiceSpec>,
-    status: Option<ServiceStatus>,
-) -> Result<Service, String> {
+fn service_from(doc: Doc) -> Result<Service, String> {
+    let Doc {
+        api_version,
+        metadata,
+        spec,
+        status,
+        ..
+    } = doc;
     if let Some(v) = api_version.as_deref()
         && v != "v1"
     {
@@ -131,12 +123,9 @@ pub fn parse_services(text: &str, source_name: &str) -> Result<Vec<Service>, Pla
             document,
             message,
         };
-        let Some(doc) = doc else { continue };
-        match doc.kind.as_deref() {
-            Some("Service") => services.push(
-                service_from(doc.api_version, doc.metadata, doc.spec, doc.status)
-                    .map_err(doc_err)?,
-            ),
+        let Some(mut doc) = doc else { continue };
+        match doc.kind.take().as_deref() {
+            Some("Service") => services.push(service_from(doc).map_err(doc_err)?),
             Some("List") | Some("ServiceList") => {
                 for (i, item) in doc.items.unwrap_or_default().into_iter().enumerate() {
                     // API lists omit each item's kind; kubectl's List keeps it.
@@ -146,8 +135,8 @@ pub fn parse_services(text: &str, source_name: &str) -> Result<Vec<Service>, Pla
                             return Err(doc_err(format!("items[{i}] is a {other}, not a Service")));
                         }
                     }
-                    let svc = service_from(item.api_version, item.metadata, item.spec, item.status)
-                        .map_err(|m| doc_err(format!("items[{i}]: {m}")))?;
+                    let svc =
+                        service_from(item).map_err(|m| doc_err(format!("items[{i}]: {m}")))?;
                     services.push(svc);
                 }
             }

@@ -2,11 +2,10 @@
 //! runs gossip with the other speakers (seeded with the Nodes' InternalIPs, since speakers run
 //! on the host network), elects per Service and drives the announcer.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
@@ -26,10 +25,11 @@ use crate::membership::{
 };
 use crate::telemetry::Health;
 
-use super::announcer::{self, AnnouncerOptions, OwnedSet};
+use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::cluster::{self, Announcement, ViewOptions};
 use super::election_gate::ElectionGate;
 use super::metrics::{AnnouncedMetric, Layer2Metrics};
+use super::publish::{publish, spawn_announcer};
 
 #[derive(Debug, Clone)]
 pub struct KubeOptions {
@@ -90,6 +90,18 @@ where
     reader
 }
 
+/// Waits for a store's first complete list; the error names the kind whose watch stopped.
+async fn synced<K>(store: &Store<K>, what: &'static str) -> Result<(), KubeSpeakerError>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store
+        .wait_until_ready()
+        .await
+        .map_err(|_| KubeSpeakerError::Watch(what))
+}
+
 fn all<K>(store: &Store<K>) -> Vec<K>
 where
     K: Resource + Clone + 'static,
@@ -134,22 +146,10 @@ pub async fn run(
         "ConfigMap",
     );
     drop(dirty_tx);
-    services
-        .wait_until_ready()
-        .await
-        .map_err(|_| KubeSpeakerError::Watch("Service"))?;
-    slices
-        .wait_until_ready()
-        .await
-        .map_err(|_| KubeSpeakerError::Watch("EndpointSlice"))?;
-    nodes
-        .wait_until_ready()
-        .await
-        .map_err(|_| KubeSpeakerError::Watch("Node"))?;
-    configmaps
-        .wait_until_ready()
-        .await
-        .map_err(|_| KubeSpeakerError::Watch("ConfigMap"))?;
+    synced(&services, "Service").await?;
+    synced(&slices, "EndpointSlice").await?;
+    synced(&nodes, "Node").await?;
+    synced(&configmaps, "ConfigMap").await?;
     info!("caches synced");
 
     let membership = match &options.gossip {
@@ -172,14 +172,8 @@ pub async fn run(
     let mut members = membership.as_ref().map(MembershipHandle::members);
     let mut stats = membership.as_ref().map(MembershipHandle::stats_watch);
 
-    let (owned_tx, owned_rx) = watch::channel::<OwnedSet>(Arc::new(HashSet::new()));
-    let (sockets_tx, mut sockets_rx) = watch::channel(false);
-    let announcer_task = tokio::spawn(announcer::run(
-        options.announcer.clone(),
-        owned_rx,
-        l2_metrics,
-        sockets_tx,
-    ));
+    let (owned_tx, mut sockets_rx, announcer_task) =
+        spawn_announcer(options.announcer.clone(), l2_metrics);
 
     let reporter = Reporter {
         controller: "ferrolb-speaker".into(),
@@ -282,15 +276,7 @@ fn apply(
     after: &BTreeMap<IpAddr, String>,
 ) {
     info!(owned = after.len(), "ownership changed");
-    for (ip, service) in before {
-        if after.get(ip) != Some(service) {
-            announced.set(service, me, *ip, false);
-        }
-    }
-    for (ip, service) in after {
-        announced.set(service, me, *ip, true);
-    }
-    owned_tx.send_replace(Arc::new(after.keys().copied().collect()));
+    publish(owned_tx, announced, me, before, after);
 }
 
 #[derive(Default)]

@@ -7,5 +7,6 @@ pub mod election_gate;
 pub mod kubernetes;
 pub mod metrics;
 pub mod ownership;
+pub mod publish;
 pub mod static_config;
 pub mod static_mode;

@@ -4,11 +4,10 @@
 //! than inotify) needs no extra dependency, survives the file being replaced by rename (how
 //! editors and ConfigMap mounts update files), and costs one small read a second.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::Registry;
@@ -21,10 +20,11 @@ use crate::membership::{
 };
 use crate::telemetry::Health;
 
-use super::announcer::{self, AnnouncerOptions, OwnedSet};
+use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::election_gate::ElectionGate;
 use super::metrics::{AnnouncedMetric, Layer2Metrics};
 use super::ownership::{AnnouncedService, owned_by};
+use super::publish::{publish, spawn_announcer};
 use super::static_config::{self, StaticConfig, StaticConfigError};
 
 /// How often the static file is checked for changes.
@@ -112,14 +112,8 @@ pub async fn run(
     let mut members = membership.members();
     let mut stats = membership.stats_watch();
 
-    let (owned_tx, owned_rx) = watch::channel::<OwnedSet>(Arc::new(HashSet::new()));
-    let (sockets_tx, mut sockets_rx) = watch::channel(false);
-    let announcer = tokio::spawn(announcer::run(
-        options.announcer.clone(),
-        owned_rx,
-        l2_metrics,
-        sockets_tx,
-    ));
+    let (owned_tx, mut sockets_rx, announcer) =
+        spawn_announcer(options.announcer.clone(), l2_metrics);
 
     let me = config.node.clone();
     let others_seeded = config
@@ -194,15 +188,7 @@ fn apply(
     live: &BTreeSet<String>,
 ) {
     info!(owned = after.len(), live = ?live, "ownership changed");
-    for (ip, service) in before {
-        if after.get(ip) != Some(service) {
-            announced.set(service, me, *ip, false);
-        }
-    }
-    for (ip, service) in after {
-        announced.set(service, me, *ip, true);
-    }
-    owned_tx.send_replace(Arc::new(after.keys().copied().collect()));
+    publish(owned_tx, announced, me, before, after);
 }
 
 /// Re-reads the file; a changed, valid file replaces the addresses. Node name and gossip

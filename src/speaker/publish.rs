@@ -1,0 +1,50 @@
+//! The one path from "the IPs this node owns" to the announcer task and the
+//! `ferrolb_speaker_announced` metric, shared by the Kubernetes and static speaker modes so the
+//! two cannot drift apart in what they publish.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::announcer::{self, AnnouncerOptions, OwnedSet};
+use super::metrics::{AnnouncedMetric, Layer2Metrics};
+
+/// Starts the announcer task with nothing owned. Returns the sender of the owned set, a
+/// receiver that turns `true` once the announcer's sockets are open, and the task.
+pub fn spawn_announcer(
+    options: AnnouncerOptions,
+    metrics: Layer2Metrics,
+) -> (
+    watch::Sender<OwnedSet>,
+    watch::Receiver<bool>,
+    JoinHandle<()>,
+) {
+    let (owned_tx, owned_rx) = watch::channel::<OwnedSet>(Arc::new(HashSet::new()));
+    let (sockets_tx, sockets_rx) = watch::channel(false);
+    let task = tokio::spawn(announcer::run(options, owned_rx, metrics, sockets_tx));
+    (owned_tx, sockets_rx, task)
+}
+
+/// Moves `me` from owning `before` to owning `after`: clears the metric for every IP dropped
+/// (or now belonging to another service), sets it for every IP owned, and hands the new set to
+/// the announcer.
+pub fn publish(
+    owned_tx: &watch::Sender<OwnedSet>,
+    announced: &AnnouncedMetric,
+    me: &str,
+    before: &BTreeMap<IpAddr, String>,
+    after: &BTreeMap<IpAddr, String>,
+) {
+    for (ip, service) in before {
+        if after.get(ip) != Some(service) {
+            announced.set(service, me, *ip, false);
+        }
+    }
+    for (ip, service) in after {
+        announced.set(service, me, *ip, true);
+    }
+    owned_tx.send_replace(Arc::new(after.keys().copied().collect()));
+}
