@@ -56,13 +56,9 @@ fn helm_lint_passes_for_every_scenario() {
         if let Some(v) = &values {
             cmd.arg("--values").arg(v);
         }
-        let out = run(&mut cmd);
-        assert!(
-            out.status.success(),
-            "helm lint with {} failed:\n{}{}",
-            scenario_name(&values),
-            stdout(&out),
-            stderr(&out)
+        run_ok(
+            &mut cmd,
+            format!("helm lint with {}", scenario_name(&values)),
         );
     }
 }
@@ -97,20 +93,19 @@ fn every_rendered_manifest_passes_kubernetes_schema_validation() {
         }
         let file = dir.path().join("rendered.yaml");
         std::fs::write(&file, &rendered.text).unwrap();
-        let out = run(Command::new(&validate)
-            .args([
-                "--strict",
-                "--quiet",
-                "--kubernetes-version",
-                KUBERNETES_VERSION,
-            ])
-            .arg(&file));
-        assert!(
-            out.status.success(),
-            "manifests rendered with {} do not validate:\n{}{}",
-            scenario_name(&values),
-            stdout(&out),
-            stderr(&out)
+        run_ok(
+            Command::new(&validate)
+                .args([
+                    "--strict",
+                    "--quiet",
+                    "--kubernetes-version",
+                    KUBERNETES_VERSION,
+                ])
+                .arg(&file),
+            format!(
+                "validating the manifests rendered with {}",
+                scenario_name(&values)
+            ),
         );
     }
 }

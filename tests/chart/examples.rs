@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{repo_root, run, stderr, stdout};
+use crate::support::{repo_root, run, run_ok, stderr, stdout};
 
 const FERROLB: &str = env!("CARGO_BIN_EXE_ferrolb");
 
@@ -120,13 +120,9 @@ fn every_example_pairs_a_config_with_services() {
 #[test]
 fn example_configs_pass_check_config() {
     for (config, _) in example_pairs() {
-        let out = run(Command::new(FERROLB).arg("check-config").arg(&config));
-        assert!(
-            out.status.success(),
-            "ferrolb check-config {} failed:\n{}{}",
-            config.display(),
-            stdout(&out),
-            stderr(&out)
+        run_ok(
+            Command::new(FERROLB).arg("check-config").arg(&config),
+            format!("ferrolb check-config {}", config.display()),
         );
     }
 }

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::support::{repo_root, require_tool, run, stderr, stdout};
+use crate::support::{repo_root, require_tool, run_ok};
 
 fn dockerfile() -> String {
     std::fs::read_to_string(repo_root().join("Dockerfile")).unwrap()
@@ -14,12 +14,9 @@ fn hadolint_finds_nothing_in_the_dockerfile() {
     let Some(hadolint) = require_tool("hadolint") else {
         return;
     };
-    let out = run(Command::new(hadolint).arg(repo_root().join("Dockerfile")));
-    assert!(
-        out.status.success(),
-        "hadolint:\n{}{}",
-        stdout(&out),
-        stderr(&out)
+    run_ok(
+        Command::new(hadolint).arg(repo_root().join("Dockerfile")),
+        "hadolint Dockerfile",
     );
 }
 

@@ -54,6 +54,18 @@ pub fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"))
 }
 
+/// Runs `cmd` and fails the test, showing both output streams, unless it exits 0.
+pub fn run_ok(cmd: &mut Command, what: impl std::fmt::Display) -> Output {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
