@@ -1,13 +1,17 @@
 //! Any frame: the responder never panics and only ever answers for an owned IP, with a frame
 //! that vouches for exactly that IP at the interface's MAC. Ownership is "last byte even", so
 //! inputs reach both owned and unowned addresses. The first input byte chooses whether an
-//! ICMPv6 checksum is repaired first (see ndp_parse).
+//! ICMPv6 checksum is repaired first (see checksum.rs).
 #![no_main]
 
-use ferrolb::layer2::ndp::{NdpMessage, icmpv6_checksum};
+#[path = "checksum.rs"]
+mod checksum;
+
+use checksum::repair_checksum;
+use ferrolb::layer2::ndp::NdpMessage;
 use ferrolb::layer2::{ArpRepr, Decision, Interface, Mac, NdpRepr, Reply, decide};
 use libfuzzer_sys::fuzz_target;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 const OWN_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0x0a]);
 
@@ -50,20 +54,3 @@ fuzz_target!(|data: &[u8]| {
     };
     assert_eq!((vouched_ip, vouched_mac), (ip, Some(OWN_MAC)));
 });
-
-fn repair_checksum(frame: &mut [u8]) {
-    if frame.len() < 58 || frame[12..14] != [0x86, 0xdd] {
-        return;
-    }
-    let claimed = usize::from(u16::from_be_bytes([frame[18], frame[19]]));
-    let Some(message) = frame.get(54..54 + claimed) else {
-        return;
-    };
-    if message.len() < 4 {
-        return;
-    }
-    let src = Ipv6Addr::from(<[u8; 16]>::try_from(&frame[22..38]).unwrap());
-    let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&frame[38..54]).unwrap());
-    let checksum = icmpv6_checksum(src, dst, message);
-    frame[56..58].copy_from_slice(&checksum.to_be_bytes());
-}
