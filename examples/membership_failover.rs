@@ -21,8 +21,8 @@ async fn start(name: &str, seeds: Vec<std::net::SocketAddr>) -> MembershipHandle
     Membership::start(config).await.expect("loopback bind")
 }
 
-/// Time from stopping member "c" (crash or leave) until both others no longer list it.
-async fn trial(graceful: bool) -> Duration {
+/// Starts members "a", "b" and "c" (b and c seeded with a) and waits until all three see all three.
+async fn converged_trio() -> [MembershipHandle; 3] {
     let a = start("a", vec![]).await;
     let b = start("b", vec![a.local_addr()]).await;
     let c = start("c", vec![a.local_addr()]).await;
@@ -33,6 +33,12 @@ async fn trial(graceful: bool) -> Duration {
             .await
             .expect("member task alive");
     }
+    [a, b, c]
+}
+
+/// Time from stopping member "c" (crash or leave) until both others no longer list it.
+async fn trial(graceful: bool) -> Duration {
+    let [a, b, c] = converged_trio().await;
     // Let the cluster settle into steady probing, as in production.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let start = Instant::now();
@@ -54,16 +60,7 @@ async fn trial(graceful: bool) -> Duration {
 /// Runs an idle three-member cluster for `duration` and counts how often anyone was suspected or
 /// declared down (false positives: nobody failed).
 async fn idle(duration: Duration) -> (u64, u64) {
-    let a = start("a", vec![]).await;
-    let b = start("b", vec![a.local_addr()]).await;
-    let c = start("c", vec![a.local_addr()]).await;
-    for member in [&a, &b, &c] {
-        let mut watch = member.members();
-        watch
-            .wait_for(|live| live.len() == 3)
-            .await
-            .expect("member task alive");
-    }
+    let [a, b, c] = converged_trio().await;
     let (mut suspected, mut downs) = (0, 0);
     let end = Instant::now() + duration;
     while Instant::now() < end {
