@@ -4,9 +4,20 @@
 use ferrolb::layer2::ndp::icmpv6_checksum;
 use std::net::Ipv6Addr;
 
+/// The frame a fuzz input stands for: the first byte is flags (bit 0: repair the ICMPv6
+/// checksum), the rest is the frame. `None` for an empty input.
+pub fn frame_from_input(data: &[u8]) -> Option<Vec<u8>> {
+    let (&flags, frame) = data.split_first()?;
+    let mut frame = frame.to_vec();
+    if flags & 1 == 1 {
+        repair_checksum(&mut frame);
+    }
+    Some(frame)
+}
+
 /// Rewrites the checksum of the ICMPv6 message the IPv6 header claims, when the frame is IPv6
 /// and holds that whole message.
-pub fn repair_checksum(frame: &mut [u8]) {
+fn repair_checksum(frame: &mut [u8]) {
     if frame.len() < 58 || frame[12..14] != [0x86, 0xdd] {
         return;
     }

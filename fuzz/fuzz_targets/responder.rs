@@ -7,7 +7,7 @@
 #[path = "checksum.rs"]
 mod checksum;
 
-use checksum::repair_checksum;
+use checksum::frame_from_input;
 use ferrolb::layer2::ndp::NdpMessage;
 use ferrolb::layer2::{ArpRepr, Decision, Interface, Mac, NdpRepr, Reply, decide};
 use libfuzzer_sys::fuzz_target;
@@ -23,13 +23,9 @@ fn owned(ip: IpAddr) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, frame)) = data.split_first() else {
+    let Some(frame) = frame_from_input(data) else {
         return;
     };
-    let mut frame = frame.to_vec();
-    if flags & 1 == 1 {
-        repair_checksum(&mut frame);
-    }
     let iface = Interface {
         name: "eth0".into(),
         index: 2,
