@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::Reporter;
@@ -15,6 +15,7 @@ use kube::{Client, Config as KubeConfig};
 use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
 use tokio::sync::watch;
 
+use super::cached::CachedService;
 use super::cli::ControllerArgs;
 use super::live::{ConfigOutcome, Context, FIELD_MANAGER, error_policy, reconcile};
 use super::metrics::ControllerMetrics;
@@ -138,7 +139,7 @@ pub async fn run(
     tracing::info!(namespace = %options.namespace, config = %options.config_name,
         lb_class = ?options.lb_class, identity = %options.identity, "starting controller");
     let metrics = ControllerMetrics::register(registry)?;
-    let (reader, writer) = reflector::store::<Service>();
+    let (reader, writer) = reflector::store::<CachedService>();
     let (trigger_all, all_requests) = futures::channel::mpsc::unbounded::<()>();
     let reporter = Reporter {
         controller: FIELD_MANAGER.to_owned(),
@@ -166,12 +167,12 @@ pub async fn run(
     // Set on the first complete list.
     let readiness = Arc::new(Readiness::new(health.clone()));
     let synced = readiness.clone();
+    // Decoded straight into the compact cached form: the cache is most of the controller's memory.
     let watch = watcher(
-        Api::<Service>::all(client.clone()),
+        Api::<CachedService>::all(client.clone()),
         watcher::Config::default(),
     )
-    .default_backoff()
-    .modify(slim);
+    .default_backoff();
     let services = reflector(writer, watch)
         .inspect_ok(move |event| match event {
             watcher::Event::Delete(svc) => tap.service_deleted(svc),
@@ -281,16 +282,6 @@ impl Readiness {
     }
 }
 
-/// Drops what the controller never reads from cached Services (managed fields, the
-/// last-applied-configuration copy of the whole object): most of a Service's size, so a cache of
-/// 10k Services stays small.
-fn slim(svc: &mut Service) {
-    svc.metadata.managed_fields = None;
-    if let Some(annotations) = svc.metadata.annotations.as_mut() {
-        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
-}
-
 /// Leader election: sets the context's leading flag from the Lease until shutdown, then stops
 /// this replica's writes and hands back the Lease watch for release. Without
 /// `--leader-elect` this replica leads from the start.
@@ -394,32 +385,6 @@ async fn load(ctx: &Context, cm: &ConfigMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slim_keeps_what_the_controller_reads() {
-        let mut svc: Service = serde_json::from_value(serde_json::json!({
-            "metadata": {
-                "name": "web", "namespace": "shop",
-                "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
-                "annotations": {
-                    "kubectl.kubernetes.io/last-applied-configuration": "{\"huge\": true}",
-                    "metallb.io/ip-allocated-from-pool": "default",
-                    "metallb.universe.tf/allow-shared-ip": "k",
-                },
-            },
-            "spec": {"type": "LoadBalancer"},
-            "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}},
-        }))
-        .unwrap();
-        let before = svc.clone();
-        slim(&mut svc);
-        assert_eq!(svc.metadata.managed_fields, None);
-        let annotations = svc.metadata.annotations.as_ref().unwrap();
-        assert_eq!(annotations.len(), 2);
-        assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
-        assert_eq!(svc.spec, before.spec);
-        assert_eq!(svc.status, before.status);
-    }
 
     #[test]
     fn identities_differ_between_processes_on_one_host() {
