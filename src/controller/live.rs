@@ -7,6 +7,7 @@
 //! shows, not from a stale memory of its own.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -46,9 +47,10 @@ struct State {
     core: Option<Core>,
     /// Consecutive failed reconciles per Service, for the retry backoff.
     retries: HashMap<ServiceKey, u32>,
-    /// The events last recorded per Service: the same batch again (a Service still failing,
-    /// re-reconciled after a config change) is not recorded twice in a row.
-    last_events: HashMap<ServiceKey, Vec<PlannedEvent>>,
+    /// A digest of the events last recorded per Service: the same batch again (a Service still
+    /// failing, re-reconciled after a config change) is not recorded twice in a row. A digest,
+    /// not the events, since one is kept for every Service in the cluster.
+    last_events: HashMap<ServiceKey, u64>,
     /// The last refused config message, reported once.
     last_invalid: Option<String>,
 }
@@ -290,11 +292,12 @@ impl Context {
             state.last_events.remove(key);
             return false;
         }
-        if state.last_events.get(key).map(Vec::as_slice) == Some(events) {
-            return false;
-        }
-        state.last_events.insert(key.clone(), events.to_vec());
-        true
+        let digest = {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            events.hash(&mut hasher);
+            hasher.finish()
+        };
+        state.last_events.insert(key.clone(), digest) != Some(digest)
     }
 
     fn succeeded(&self, key: &ServiceKey) {

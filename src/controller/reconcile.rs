@@ -77,7 +77,7 @@ impl fmt::Display for Reason {
 }
 
 /// An event the edge should record on the Service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PlannedEvent {
     pub reason: Reason,
     pub message: String,

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::Reporter;
-use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::runtime::{Controller, WatchStreamExt, controller, reflector, watcher};
 use kube::{Client, Config as KubeConfig};
 use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
 use tokio::sync::watch;
@@ -20,6 +20,12 @@ use super::cli::ControllerArgs;
 use super::live::{ConfigOutcome, Context, FIELD_MANAGER, error_policy, reconcile};
 use super::metrics::ControllerMetrics;
 use crate::telemetry::{self, Health, Registry};
+
+/// How many Services are reconciled at once. kube-runtime's default is unbounded: on gaining the
+/// lease with 10k Services cached, 10k reconcile futures (each holding its pending API calls)
+/// would exist at the same time, and the heap they grew stays with the process. 32 in flight
+/// keeps a burst of new Services well under a second each while bounding that peak.
+pub const RECONCILE_CONCURRENCY: u16 = 32;
 
 /// Name of the leader-election Lease in the controller's namespace.
 pub const LEASE_NAME: &str = "ferrolb-controller";
@@ -184,6 +190,7 @@ pub async fn run(
         })
         .touched_objects();
     let controller = Controller::for_stream(services, reader.clone())
+        .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
         .reconcile_all_on(all_requests)
         .graceful_shutdown_on(controller_stop_rx.map(|_| ()))
         .run(reconcile, error_policy, ctx.clone())
