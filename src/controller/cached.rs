@@ -33,7 +33,9 @@ type Pairs = Box<[(Text, Text)]>;
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(from = "Service")]
 pub struct CachedService {
-    /// Name, namespace, uid and resourceVersion only (what events and the cache's keys need).
+    /// Name, namespace, uid and resourceVersion only: the cache's keys and the events'
+    /// `regarding` need the first three, and the watch resumes from each object's
+    /// resourceVersion (kube-runtime's watcher fails an event without one).
     metadata: ObjectMeta,
     /// The `metallb.universe.tf/` and `metallb.io/` annotations; others are never read.
     annotations: Option<Pairs>,
