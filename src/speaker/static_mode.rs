@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use crate::membership::{
     KeyError, MemberlistKey, Membership, MembershipConfig, MembershipError, SwimTiming,
 };
-use crate::telemetry::Health;
+use crate::telemetry::{Health, TextRegistry};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::election_gate::ElectionGate;
@@ -87,18 +87,19 @@ fn services(config: &StaticConfig) -> Vec<AnnouncedService> {
 
 /// Runs the static speaker until `shutdown` completes, then stops answering, leaves the gossip
 /// cluster (so the others take over at once) and returns. `health` turns ready once sockets are
-/// open and gossip has joined.
+/// open and gossip has joined. The per-IP metrics go to `text_metrics`, the others to `registry`.
 pub async fn run(
     options: StaticOptions,
     registry: &Registry,
+    text_metrics: &TextRegistry,
     health: Health,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StaticSpeakerError> {
     let (mut text, mut config) = load(&options.file)?;
     let key_file = config.gossip.key_file.clone().or(options.key_file.clone());
     let key = MemberlistKey::load(key_file.as_deref())?;
-    let l2_metrics = Layer2Metrics::new(registry)?;
-    let announced = AnnouncedMetric::new(registry)?;
+    let l2_metrics = Layer2Metrics::new(text_metrics);
+    let announced = AnnouncedMetric::new(text_metrics);
     let membership = Membership::start(MembershipConfig {
         node_name: config.node.clone(),
         bind_addr: config.gossip.bind,
@@ -123,6 +124,11 @@ pub async fn run(
         .any(|s| *s != membership.local_addr());
     let mut gate = ElectionGate::new(others_seeded);
     let mut owned_now: BTreeMap<IpAddr, String> = BTreeMap::new();
+    // What the last election was run on. The loop wakes for many reasons (the file poll every
+    // second, gossip counters), and with thousands of services an election is milliseconds of
+    // hashing and cloning, so it only runs again when one of its inputs changed.
+    let mut elected_on: Option<ElectionInputs> = None;
+    let mut addresses_version = 0u64;
     let mut poll = tokio::time::interval(FILE_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -130,15 +136,22 @@ pub async fn run(
     loop {
         let now = std::time::Instant::now();
         gate.observe(stats.borrow().joined, now);
-        let live = members.borrow().clone();
-        let next = if gate.may_elect(now) {
-            owned_by(&me, &services(&config), &live)
-        } else {
-            BTreeMap::new()
+        let inputs = ElectionInputs {
+            addresses_version,
+            may_elect: gate.may_elect(now),
+            live: members.borrow().clone(),
         };
-        if next != owned_now {
-            apply(&owned_tx, &announced, &me, &owned_now, &next, &live);
-            owned_now = next;
+        if elected_on.as_ref() != Some(&inputs) {
+            let next = if inputs.may_elect {
+                owned_by(&me, &services(&config), &inputs.live)
+            } else {
+                BTreeMap::new()
+            };
+            if next != owned_now {
+                apply(&owned_tx, &announced, &me, &owned_now, &next, &inputs.live);
+                owned_now = next;
+            }
+            elected_on = Some(inputs);
         }
         health.set_ready(*sockets_rx.borrow() && (gate.joined() || !others_seeded));
 
@@ -148,7 +161,11 @@ pub async fn run(
             r = members.changed() => if r.is_err() { warn!("gossip stopped"); break },
             r = stats.changed() => if r.is_err() { warn!("gossip stopped"); break },
             _ = sockets_rx.changed() => {}
-            _ = poll.tick() => reload(&options.file, &mut text, &mut config),
+            _ = poll.tick() => {
+                if reload(&options.file, &mut text, &mut config) {
+                    addresses_version += 1;
+                }
+            }
             _ = sleep_until(wake) => {}
         }
     }
@@ -191,16 +208,26 @@ fn apply(
     publish(owned_tx, announced, me, before, after);
 }
 
-/// Re-reads the file; a changed, valid file replaces the addresses. Node name and gossip
-/// settings need a restart (they identify this member), so changes to them are reported, not
-/// applied. An invalid file is reported and the last good one stays in force.
-fn reload(path: &PathBuf, text: &mut String, config: &mut StaticConfig) {
+/// Everything the election depends on besides the fixed node name.
+#[derive(Debug, PartialEq, Eq)]
+struct ElectionInputs {
+    /// Bumped whenever a reload replaces the addresses.
+    addresses_version: u64,
+    may_elect: bool,
+    live: BTreeSet<String>,
+}
+
+/// Re-reads the file; a changed, valid file replaces the addresses (and `true` is returned).
+/// Node name and gossip settings need a restart (they identify this member), so changes to
+/// them are reported, not applied. An invalid file is reported and the last good one stays in
+/// force.
+fn reload(path: &PathBuf, text: &mut String, config: &mut StaticConfig) -> bool {
     let Ok(new_text) = std::fs::read_to_string(path) else {
         warn!(path = %path.display(), "cannot read static speaker file; keeping the last good one");
-        return;
+        return false;
     };
     if new_text == *text {
-        return;
+        return false;
     }
     *text = new_text;
     match static_config::parse(text) {
@@ -212,10 +239,13 @@ fn reload(path: &PathBuf, text: &mut String, config: &mut StaticConfig) {
                 services = new.addresses.len(),
                 "static speaker file reloaded"
             );
+            let changed = config.addresses != new.addresses;
             config.addresses = new.addresses;
+            changed
         }
         Err(e) => {
-            error!(path = %path.display(), error = %e, "static speaker file rejected; keeping the last good one")
+            error!(path = %path.display(), error = %e, "static speaker file rejected; keeping the last good one");
+            false
         }
     }
 }
