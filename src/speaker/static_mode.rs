@@ -61,7 +61,33 @@ pub enum StaticSpeakerError {
     Metrics(#[from] prometheus::Error),
 }
 
-fn load(path: &PathBuf) -> Result<(String, StaticConfig), StaticSpeakerError> {
+/// One version of the file, told apart without reading it: a replaced file (editors, ConfigMap
+/// volumes and `mv` all swap in a new inode) or one rewritten in place (new mtime or length)
+/// gets a new stamp. Polling the stamp instead of the contents keeps the once-a-second check
+/// from reading (and the speaker from keeping a copy of) a file that lists thousands of IPs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+fn file_stamp(path: &PathBuf) -> std::io::Result<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    Ok(FileStamp {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        len: meta.len(),
+        modified: meta.modified().ok(),
+    })
+}
+
+/// Reads and parses the file, with the stamp it had before reading (so a write racing the read
+/// shows up as a new stamp at the next poll).
+fn load(path: &PathBuf) -> Result<(Option<FileStamp>, StaticConfig), StaticSpeakerError> {
+    let stamp = file_stamp(path).ok();
     let text = std::fs::read_to_string(path).map_err(|source| StaticSpeakerError::Read {
         path: path.clone(),
         source,
@@ -70,7 +96,7 @@ fn load(path: &PathBuf) -> Result<(String, StaticConfig), StaticSpeakerError> {
         path: path.clone(),
         source,
     })?;
-    Ok((text, config))
+    Ok((stamp, config))
 }
 
 fn services(config: &StaticConfig) -> Vec<AnnouncedService> {
@@ -95,7 +121,7 @@ pub async fn run(
     health: Health,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StaticSpeakerError> {
-    let (mut text, mut config) = load(&options.file)?;
+    let (mut stamp, mut config) = load(&options.file)?;
     let key_file = config.gossip.key_file.clone().or(options.key_file.clone());
     let key = MemberlistKey::load(key_file.as_deref())?;
     let l2_metrics = Layer2Metrics::new(text_metrics);
@@ -162,7 +188,7 @@ pub async fn run(
             r = stats.changed() => if r.is_err() { warn!("gossip stopped"); break },
             _ = sockets_rx.changed() => {}
             _ = poll.tick() => {
-                if reload(&options.file, &mut text, &mut config) {
+                if reload(&options.file, &mut stamp, &mut config) {
                     addresses_version += 1;
                 }
             }
@@ -217,20 +243,24 @@ struct ElectionInputs {
     live: BTreeSet<String>,
 }
 
-/// Re-reads the file; a changed, valid file replaces the addresses (and `true` is returned).
-/// Node name and gossip settings need a restart (they identify this member), so changes to
-/// them are reported, not applied. An invalid file is reported and the last good one stays in
-/// force.
-fn reload(path: &PathBuf, text: &mut String, config: &mut StaticConfig) -> bool {
-    let Ok(new_text) = std::fs::read_to_string(path) else {
+/// Re-reads the file when its stamp changed; a valid file with other addresses replaces them
+/// (and `true` is returned). Node name and gossip settings need a restart (they identify this
+/// member), so changes to them are reported, not applied. An invalid file is reported once and
+/// the last good one stays in force.
+fn reload(path: &PathBuf, stamp: &mut Option<FileStamp>, config: &mut StaticConfig) -> bool {
+    let Ok(now) = file_stamp(path) else {
         warn!(path = %path.display(), "cannot read static speaker file; keeping the last good one");
         return false;
     };
-    if new_text == *text {
+    if *stamp == Some(now) {
         return false;
     }
-    *text = new_text;
-    match static_config::parse(text) {
+    *stamp = Some(now);
+    let Ok(text) = std::fs::read_to_string(path) else {
+        warn!(path = %path.display(), "cannot read static speaker file; keeping the last good one");
+        return false;
+    };
+    match static_config::parse(&text) {
         Ok(new) => {
             if new.node != config.node || new.gossip != config.gossip {
                 warn!("static speaker file: `node` and `gossip` changes take effect on restart");
@@ -247,5 +277,58 @@ fn reload(path: &PathBuf, text: &mut String, config: &mut StaticConfig) -> bool 
             error!(path = %path.display(), error = %e, "static speaker file rejected; keeping the last good one");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "node: node-a\ngossip:\n  bind: 192.0.2.11:7946\naddresses:\n";
+
+    fn write(path: &PathBuf, body: &str) {
+        // Write then rename, as editors and ConfigMap volumes do: a new inode every time.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{HEAD}{body}")).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    }
+
+    #[test]
+    fn reload_reports_only_address_changes_and_keeps_the_last_good_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("static.yaml");
+        write(&path, "- service: a\n  ips: [192.0.2.1]\n");
+        let (mut stamp, mut config) = load(&path).unwrap();
+        assert!(!reload(&path, &mut stamp, &mut config), "untouched file");
+
+        write(&path, "- service: a\n  ips: [192.0.2.2]\n");
+        assert!(reload(&path, &mut stamp, &mut config));
+        assert_eq!(config.addresses[0].ips, [ip("192.0.2.2")]);
+        assert!(!reload(&path, &mut stamp, &mut config), "already applied");
+
+        // Rewritten with the same addresses (a comment added): nothing to re-elect.
+        write(&path, "# same\n- service: a\n  ips: [192.0.2.2]\n");
+        assert!(!reload(&path, &mut stamp, &mut config));
+
+        // Rewritten in place (same inode) with other addresses: still seen.
+        std::fs::write(&path, format!("{HEAD}- service: a\n  ips: [192.0.2.33]\n")).unwrap();
+        assert!(reload(&path, &mut stamp, &mut config));
+        assert_eq!(config.addresses[0].ips, [ip("192.0.2.33")]);
+
+        // Broken, then missing: the last good addresses stay.
+        write(&path, "- service: [unclosed\n");
+        assert!(!reload(&path, &mut stamp, &mut config));
+        std::fs::remove_file(&path).unwrap();
+        assert!(!reload(&path, &mut stamp, &mut config));
+        assert_eq!(config.addresses[0].ips, [ip("192.0.2.33")]);
+
+        // Back with new addresses.
+        write(&path, "- service: b\n  ips: [192.0.2.4]\n");
+        assert!(reload(&path, &mut stamp, &mut config));
+        assert_eq!(config.addresses[0].service, "b");
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
     }
 }
