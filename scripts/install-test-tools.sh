@@ -16,6 +16,8 @@ need_apt ndisc6 ndisc6
 need_apt ping iputils-ping
 need_apt tcpdump tcpdump
 need_apt python3 python3
+# Kubernetes end-to-end speaker test: the way from the host into the API server's namespace.
+need_apt socat socat
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     echo "installing Debian packages: ${apt_missing[*]}"

@@ -138,7 +138,7 @@ async fn bench_controller_rss_holding_10k_services() {
 
     let start = Instant::now();
     stream::iter(0..COUNT)
-        .for_each_concurrent(16, |i| {
+        .for_each_concurrent(64, |i| {
             let services = services.clone();
             async move {
                 create_service(&services, &bench_service(&format!("svc-{i}"))).await;

@@ -7,6 +7,7 @@
 //! shows, not from a stale memory of its own.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -17,9 +18,9 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 
+use super::cached::CachedService;
 use super::metrics::ControllerMetrics;
 use super::reconcile::{Core, Decision, Outcome, PlannedEvent};
-use super::service::service_key;
 use super::writes::{self, WriteError};
 use crate::config::Config;
 use crate::ipam::ServiceKey;
@@ -46,9 +47,10 @@ struct State {
     core: Option<Core>,
     /// Consecutive failed reconciles per Service, for the retry backoff.
     retries: HashMap<ServiceKey, u32>,
-    /// The events last recorded per Service: the same batch again (a Service still failing,
-    /// re-reconciled after a config change) is not recorded twice in a row.
-    last_events: HashMap<ServiceKey, Vec<PlannedEvent>>,
+    /// A digest of the events last recorded per Service: the same batch again (a Service still
+    /// failing, re-reconciled after a config change) is not recorded twice in a row. A digest,
+    /// not the events, since one is kept for every Service in the cluster.
+    last_events: HashMap<ServiceKey, u64>,
     /// The last refused config message, reported once.
     last_invalid: Option<String>,
 }
@@ -58,7 +60,7 @@ pub struct Context {
     client: Client,
     reporter: Reporter,
     lb_class: Option<String>,
-    services: Store<Service>,
+    services: Store<CachedService>,
     metrics: ControllerMetrics,
     reconcile_all: UnboundedSender<()>,
     state: Mutex<State>,
@@ -82,7 +84,7 @@ impl Context {
         client: Client,
         reporter: Reporter,
         lb_class: Option<String>,
-        services: Store<Service>,
+        services: Store<CachedService>,
         metrics: ControllerMetrics,
         reconcile_all: UnboundedSender<()>,
     ) -> Self {
@@ -146,7 +148,7 @@ impl Context {
                 return None;
             }
             let services = self.services.state();
-            match core.rebuild(services.iter().map(|s| s.as_ref())) {
+            match core.rebuild(services.iter().map(|s| s.to_service())) {
                 Ok(issues) => {
                     for issue in issues {
                         tracing::warn!(service = %issue.key, error = %issue.error,
@@ -230,8 +232,8 @@ impl Context {
     }
 
     /// A Service disappeared: free what it held, and retry Services waiting for addresses.
-    pub fn service_deleted(&self, svc: &Service) {
-        let key = service_key(svc);
+    pub fn service_deleted(&self, svc: &CachedService) {
+        let key = svc.key();
         let mut state = self.lock();
         state.retries.remove(&key);
         state.last_events.remove(&key);
@@ -251,12 +253,8 @@ impl Context {
     /// After a watch re-list, Services deleted while the watch was down never produce a delete
     /// event: release whatever the core holds for Services the store no longer has.
     pub fn sweep_deleted(&self) {
-        let present: std::collections::HashSet<ServiceKey> = self
-            .services
-            .state()
-            .iter()
-            .map(|s| service_key(s))
-            .collect();
+        let present: std::collections::HashSet<ServiceKey> =
+            self.services.state().iter().map(|s| s.key()).collect();
         let mut state = self.lock();
         let Some(core) = state.core.as_mut() else {
             return;
@@ -294,11 +292,12 @@ impl Context {
             state.last_events.remove(key);
             return false;
         }
-        if state.last_events.get(key).map(Vec::as_slice) == Some(events) {
-            return false;
-        }
-        state.last_events.insert(key.clone(), events.to_vec());
-        true
+        let digest = {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            events.hash(&mut hasher);
+            hasher.finish()
+        };
+        state.last_events.insert(key.clone(), digest) != Some(digest)
     }
 
     fn succeeded(&self, key: &ServiceKey) {
@@ -316,7 +315,11 @@ impl Context {
 }
 
 /// One reconcile of one Service (the kube-runtime `Controller` calls this).
-pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+pub async fn reconcile(
+    cached: Arc<CachedService>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let svc = cached.to_service();
     let Some((decision, others_waiting)) = ctx.decide(&svc) else {
         return Ok(Action::await_change());
     };
@@ -351,8 +354,8 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, R
 
 /// Retry policy: exponential backoff per Service. The allocation stays in the core meanwhile,
 /// so nothing is lost while the API refuses the write.
-pub fn error_policy(svc: Arc<Service>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
-    let key = service_key(&svc);
+pub fn error_policy(svc: Arc<CachedService>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
+    let key = svc.key();
     let delay = ctx.retry_delay(&key);
     tracing::warn!(service = %key, error = %err, retry_in = ?delay, "reconcile failed; retrying");
     Action::requeue(delay)

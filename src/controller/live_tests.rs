@@ -34,7 +34,7 @@ address-pools:
 struct Harness {
     ctx: Arc<Context>,
     api: Mock,
-    store: Writer<Service>,
+    store: Writer<CachedService>,
     reconcile_all: UnboundedReceiver<()>,
     metrics: ControllerMetrics,
 }
@@ -42,7 +42,7 @@ struct Harness {
 fn harness() -> Harness {
     let (mock, api) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(mock, "default");
-    let (reader, store) = reflector::store::<Service>();
+    let (reader, store) = reflector::store::<CachedService>();
     let (tx, reconcile_all) = futures::channel::mpsc::unbounded();
     let metrics = ControllerMetrics::register(&Registry::new()).unwrap();
     let reporter = Reporter {
@@ -102,7 +102,7 @@ impl Harness {
         let mut h = harness();
         for svc in existing {
             h.store
-                .apply_watcher_event(&watcher::Event::Apply(svc.clone()));
+                .apply_watcher_event(&watcher::Event::Apply(svc.clone().into()));
         }
         assert_eq!(
             h.ctx.load_config(Some(&configmap(CONFIG))),
@@ -113,7 +113,7 @@ impl Harness {
     }
 
     fn spawn(&self, svc: &Service) -> tokio::task::JoinHandle<Result<Action, ReconcileError>> {
-        tokio::spawn(reconcile(Arc::new(svc.clone()), self.ctx.clone()))
+        tokio::spawn(reconcile(Arc::new(svc.clone().into()), self.ctx.clone()))
     }
 
     /// The next request: asserts method and path, returns query, body and the responder.
@@ -359,8 +359,8 @@ async fn deletion_frees_the_address_and_retries_waiting_services() {
     done(task).await.unwrap();
 
     h.store
-        .apply_watcher_event(&watcher::Event::Delete(holders[1].clone()));
-    h.ctx.service_deleted(&holders[1]);
+        .apply_watcher_event(&watcher::Event::Delete(holders[1].clone().into()));
+    h.ctx.service_deleted(&holders[1].clone().into());
     assert_eq!(h.in_use("default"), 2);
     assert_eq!(
         h.reconcile_all.next().await,
@@ -516,7 +516,7 @@ async fn a_follower_writes_nothing_and_a_new_leader_rebuilds() {
     let mut h = harness();
     for svc in [&old, &new] {
         h.store
-            .apply_watcher_event(&watcher::Event::Apply(svc.clone()));
+            .apply_watcher_event(&watcher::Event::Apply(svc.clone().into()));
     }
     h.ctx.load_config(Some(&configmap(CONFIG)));
     assert!(!h.ctx.is_leading());

@@ -1,5 +1,6 @@
 //! Kubernetes edge of the allocator: reconcile, status, events, leader lease.
 
+pub mod cached;
 pub mod cli;
 pub mod live;
 pub mod metrics;

@@ -6,6 +6,7 @@
 //! events). The status it asks for always mirrors what the allocator holds, so a failed write is
 //! simply retried: nothing is ever dropped from the allocator because the API said no.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::net::IpAddr;
@@ -76,7 +77,7 @@ impl fmt::Display for Reason {
 }
 
 /// An event the edge should record on the Service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PlannedEvent {
     pub reason: Reason,
     pub message: String,
@@ -314,23 +315,37 @@ impl Core {
     ///
     /// Addresses that cannot be re-registered are returned; those Services get a new allocation
     /// (and a ClearAssignment event) on their next reconcile.
-    pub fn rebuild<'a>(
+    pub fn rebuild<S: Borrow<Service>>(
         &mut self,
-        services: impl IntoIterator<Item = &'a Service>,
+        services: impl IntoIterator<Item = S>,
     ) -> Result<Vec<RebuildIssue>, WaitReason> {
         if !self.has_config {
             return Err(WaitReason::NoConfig);
         }
-        let mut holding: Vec<(ServiceKey, Vec<IpAddr>, &Service)> = services
+        // Only the requests are kept, not the Services: the live controller hands over
+        // Services restored one at a time from its compact cache.
+        let mut holding: Vec<(ServiceKey, Vec<IpAddr>, Request)> = services
             .into_iter()
-            .filter(|svc| self.handles(svc))
-            .map(|svc| (service_key(svc), status_ips(svc), svc))
-            .filter(|(_, ips, _)| !ips.is_empty())
+            .filter_map(|svc| {
+                let svc = svc.borrow();
+                if !self.handles(svc) {
+                    return None;
+                }
+                let ips = status_ips(svc);
+                if ips.is_empty() {
+                    return None;
+                }
+                // A Service whose request is invalid still keeps its addresses, reserved
+                // exclusively (no sharing key), so a bad annotation never lets its addresses
+                // go to someone else.
+                let request = request_for(svc).unwrap_or_else(|_| reservation(&ips));
+                Some((service_key(svc), ips, request))
+            })
             .collect();
         holding.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
         let mut issues = Vec::new();
-        for (key, ips, svc) in holding {
-            if let Err(error) = self.reregister(&key, svc, &ips) {
+        for (key, ips, request) in holding {
+            if let Err(error) = self.allocator.assign(&key, &request, &ips) {
                 self.evicted.insert(
                     key.clone(),
                     format!("{} can no longer be used: {error}", show_ips(&ips)),
@@ -340,19 +355,6 @@ impl Core {
         }
         self.synced = true;
         Ok(issues)
-    }
-
-    /// Re-registers `ips` for `svc`. A Service whose request is invalid still keeps its
-    /// addresses, reserved exclusively (no sharing key), so a bad annotation never lets its
-    /// addresses go to someone else.
-    fn reregister(
-        &mut self,
-        key: &ServiceKey,
-        svc: &Service,
-        ips: &[IpAddr],
-    ) -> Result<Assignment, AllocError> {
-        let request = request_for(svc).unwrap_or_else(|_| reservation(ips));
-        self.allocator.assign(key, &request, ips)
     }
 
     fn handles(&self, svc: &Service) -> bool {

@@ -25,7 +25,7 @@ fn config(text: &str) -> Config {
 fn ready_core() -> Core {
     let mut core = Core::new(None);
     core.set_config(&config(CONFIG)).unwrap();
-    core.rebuild(std::iter::empty()).unwrap();
+    core.rebuild(std::iter::empty::<&Service>()).unwrap();
     core
 }
 
@@ -247,7 +247,7 @@ fn foreign_class_is_never_touched() {
 
     let mut classed = Core::new(Some("example.com/other".into()));
     classed.set_config(&config(CONFIG)).unwrap();
-    classed.rebuild(std::iter::empty()).unwrap();
+    classed.rebuild(std::iter::empty::<&Service>()).unwrap();
     let d = classed.reconcile(&service(
         "c",
         json!({"spec": {"loadBalancerClass": "example.com/other"}}),
@@ -262,7 +262,10 @@ fn nothing_is_allocated_without_config_or_before_the_gate_opens() {
         core.reconcile(&service("a", json!({}))).outcome,
         Outcome::Waiting(WaitReason::NoConfig)
     );
-    assert_eq!(core.rebuild(std::iter::empty()), Err(WaitReason::NoConfig));
+    assert_eq!(
+        core.rebuild(std::iter::empty::<&Service>()),
+        Err(WaitReason::NoConfig)
+    );
     core.set_config(&config(CONFIG)).unwrap();
     assert_eq!(
         core.reconcile(&service("a", json!({}))).outcome,

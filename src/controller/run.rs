@@ -6,19 +6,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::Reporter;
-use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::runtime::{Controller, WatchStreamExt, controller, reflector, watcher};
 use kube::{Client, Config as KubeConfig};
 use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
 use tokio::sync::watch;
 
+use super::cached::CachedService;
 use super::cli::ControllerArgs;
 use super::live::{ConfigOutcome, Context, FIELD_MANAGER, error_policy, reconcile};
 use super::metrics::ControllerMetrics;
 use crate::telemetry::{self, Health, Registry};
+
+/// How many Services are reconciled at once. kube-runtime's default is unbounded: on gaining the
+/// lease with 10k Services cached, 10k reconcile futures (each holding its pending API calls)
+/// would exist at the same time, and the heap they grew stays with the process. 32 in flight
+/// keeps a burst of new Services well under a second each while bounding that peak.
+pub const RECONCILE_CONCURRENCY: u16 = 32;
 
 /// Name of the leader-election Lease in the controller's namespace.
 pub const LEASE_NAME: &str = "ferrolb-controller";
@@ -138,7 +145,7 @@ pub async fn run(
     tracing::info!(namespace = %options.namespace, config = %options.config_name,
         lb_class = ?options.lb_class, identity = %options.identity, "starting controller");
     let metrics = ControllerMetrics::register(registry)?;
-    let (reader, writer) = reflector::store::<Service>();
+    let (reader, writer) = reflector::store::<CachedService>();
     let (trigger_all, all_requests) = futures::channel::mpsc::unbounded::<()>();
     let reporter = Reporter {
         controller: FIELD_MANAGER.to_owned(),
@@ -166,12 +173,12 @@ pub async fn run(
     // Set on the first complete list.
     let readiness = Arc::new(Readiness::new(health.clone()));
     let synced = readiness.clone();
+    // Decoded straight into the compact cached form: the cache is most of the controller's memory.
     let watch = watcher(
-        Api::<Service>::all(client.clone()),
+        Api::<CachedService>::all(client.clone()),
         watcher::Config::default(),
     )
-    .default_backoff()
-    .modify(slim);
+    .default_backoff();
     let services = reflector(writer, watch)
         .inspect_ok(move |event| match event {
             watcher::Event::Delete(svc) => tap.service_deleted(svc),
@@ -183,6 +190,7 @@ pub async fn run(
         })
         .touched_objects();
     let controller = Controller::for_stream(services, reader.clone())
+        .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
         .reconcile_all_on(all_requests)
         .graceful_shutdown_on(controller_stop_rx.map(|_| ()))
         .run(reconcile, error_policy, ctx.clone())
@@ -278,16 +286,6 @@ impl Readiness {
             tracing::info!("caches synced and lease state known: ready");
             self.health.set_ready(true);
         }
-    }
-}
-
-/// Drops what the controller never reads from cached Services (managed fields, the
-/// last-applied-configuration copy of the whole object): most of a Service's size, so a cache of
-/// 10k Services stays small.
-fn slim(svc: &mut Service) {
-    svc.metadata.managed_fields = None;
-    if let Some(annotations) = svc.metadata.annotations.as_mut() {
-        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
 }
 
@@ -394,32 +392,6 @@ async fn load(ctx: &Context, cm: &ConfigMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slim_keeps_what_the_controller_reads() {
-        let mut svc: Service = serde_json::from_value(serde_json::json!({
-            "metadata": {
-                "name": "web", "namespace": "shop",
-                "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
-                "annotations": {
-                    "kubectl.kubernetes.io/last-applied-configuration": "{\"huge\": true}",
-                    "metallb.io/ip-allocated-from-pool": "default",
-                    "metallb.universe.tf/allow-shared-ip": "k",
-                },
-            },
-            "spec": {"type": "LoadBalancer"},
-            "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}},
-        }))
-        .unwrap();
-        let before = svc.clone();
-        slim(&mut svc);
-        assert_eq!(svc.metadata.managed_fields, None);
-        let annotations = svc.metadata.annotations.as_ref().unwrap();
-        assert_eq!(annotations.len(), 2);
-        assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
-        assert_eq!(svc.spec, before.spec);
-        assert_eq!(svc.status, before.status);
-    }
 
     #[test]
     fn identities_differ_between_processes_on_one_host() {

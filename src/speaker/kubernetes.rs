@@ -2,7 +2,7 @@
 //! runs gossip with the other speakers (seeded with the Nodes' InternalIPs, since speakers run
 //! on the host network), elects per Service and drives the announcer.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -10,15 +10,13 @@ use std::path::PathBuf;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
-use crate::config::{self, Config};
 use crate::membership::{
     KeyError, MemberlistKey, Membership, MembershipConfig, MembershipError, MembershipHandle,
     SwimTiming,
@@ -26,10 +24,11 @@ use crate::membership::{
 use crate::telemetry::{Health, TextRegistry};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
-use super::cluster::{self, Announcement, ViewOptions};
+use super::cluster::{self, ViewOptions};
 use super::election_gate::ElectionGate;
 use super::metrics::{AnnouncedMetric, Layer2Metrics};
 use super::publish::{publish, spawn_announcer};
+use super::reconcile::{EventWriter, Reconciler, Stores, ready};
 
 #[derive(Debug, Clone)]
 pub struct KubeOptions {
@@ -102,14 +101,6 @@ where
         .map_err(|_| KubeSpeakerError::Watch(what))
 }
 
-fn all<K>(store: &Store<K>) -> Vec<K>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    store.state().iter().map(|o| (**o).clone()).collect()
-}
-
 /// Runs until `shutdown`, then releases every IP, leaves gossip and returns.
 pub async fn run(
     client: Client,
@@ -152,6 +143,12 @@ pub async fn run(
     synced(&nodes, "Node").await?;
     synced(&configmaps, "ConfigMap").await?;
     info!("caches synced");
+    let stores = Stores {
+        services,
+        slices,
+        nodes,
+        configmaps,
+    };
 
     let membership = match &options.gossip {
         Some(g) => {
@@ -160,7 +157,7 @@ pub async fn run(
                 node_name: options.node_name.clone(),
                 bind_addr: SocketAddr::new(g.host_ip, g.port),
                 advertise_addr: None,
-                seeds: seeds(&all(&nodes), g.port),
+                seeds: seeds(&stores.nodes(), g.port),
                 key,
                 timing: g.timing.clone(),
             })
@@ -176,58 +173,37 @@ pub async fn run(
     let (owned_tx, mut sockets_rx, announcer_task) =
         spawn_announcer(options.announcer.clone(), l2_metrics);
 
-    let reporter = Reporter {
-        controller: "ferrolb-speaker".into(),
-        instance: Some(options.node_name.clone()),
-    };
     let me = options.node_name.clone();
-    let mut state = State::default();
-    let mut gate = ElectionGate::new(membership.is_some() && nodes.state().len() > 1);
+    let events = EventWriter::new(client.clone(), me.clone()).spawn();
+    let mut reconciler = Reconciler::new(me.clone(), options.view.clone(), stores);
+    let mut gossip_seeds = Vec::new();
+    let mut gate =
+        ElectionGate::new(membership.is_some() && reconciler.stores().nodes.state().len() > 1);
     tokio::pin!(shutdown);
     loop {
         let now = std::time::Instant::now();
         if let Some(stats) = &stats {
             gate.observe(stats.borrow().joined, now);
         }
-        state.reload_config(&configmaps);
-        let live = members.as_ref().map(|m| m.borrow().clone());
-        let node_list = all(&nodes);
         if let (Some(m), Some(g)) = (&membership, &options.gossip) {
-            let wanted = seeds(&node_list, g.port);
-            if wanted != state.seeds {
-                state.seeds = wanted.clone();
+            let wanted = seeds(&reconciler.stores().nodes(), g.port);
+            if wanted != gossip_seeds {
+                gossip_seeds = wanted.clone();
                 m.set_seeds(wanted).await;
             }
         }
-        let (announcements, skipped) = match &state.config {
-            Some(config) => cluster::announcements(
-                config,
-                &all(&services),
-                &all(&slices),
-                &node_list,
-                live.as_ref(),
-                &options.view,
-            ),
-            None => (Vec::new(), Default::default()),
-        };
-        for svc in skipped.bgp.difference(&state.warned_bgp) {
-            warn!(service = %svc, "service IP is in a BGP pool; BGP announcement is not implemented, so it is not announced");
+        let live = members.as_ref().map(|m| m.borrow().clone());
+        let pass = reconciler.pass(live.as_ref(), gate.may_elect(now));
+        if let Some(before) = &pass.changed_from {
+            apply(&owned_tx, &announced, &me, before, reconciler.owned());
         }
-        state.warned_bgp.extend(skipped.bgp);
-        let next = if gate.may_elect(now) {
-            cluster::owned_by(&me, &announcements)
-        } else {
-            BTreeMap::new()
-        };
-        if next != state.owned {
-            apply(&owned_tx, &announced, &me, &state.owned, &next);
-            state.owned = next;
-        }
-        state
-            .record_assignments(&client, &reporter, &services, &announcements, &me)
-            .await;
-        let joined = membership.is_none() || gate.joined() || nodes.state().len() <= 1;
-        health.set_ready(*sockets_rx.borrow() && joined);
+        events.send(pass.assigned);
+        health.set_ready(ready(
+            *sockets_rx.borrow(),
+            membership.is_some(),
+            gate.joined(),
+            reconciler.stores().nodes.state().len(),
+        ));
 
         let wake = gate.next_check(now).map(tokio::time::Instant::from_std);
         tokio::select! {
@@ -240,7 +216,13 @@ pub async fn run(
         }
     }
     info!("shutting down: releasing every IP and leaving the gossip cluster");
-    apply(&owned_tx, &announced, &me, &state.owned, &BTreeMap::new());
+    apply(
+        &owned_tx,
+        &announced,
+        &me,
+        reconciler.owned(),
+        &BTreeMap::new(),
+    );
     health.set_ready(false);
     if let Some(m) = &membership {
         m.leave().await;
@@ -278,83 +260,4 @@ fn apply(
 ) {
     info!(owned = after.len(), "ownership changed");
     publish(owned_tx, announced, me, before, after);
-}
-
-#[derive(Default)]
-struct State {
-    config: Option<Config>,
-    config_text: Option<String>,
-    owned: BTreeMap<IpAddr, String>,
-    seeds: Vec<SocketAddr>,
-    warned_bgp: BTreeSet<String>,
-    /// Services this node has recorded `nodeAssigned` for and still announces.
-    assigned: BTreeSet<String>,
-}
-
-impl State {
-    /// Applies a changed, valid ConfigMap; an invalid one is logged and the last good one kept.
-    fn reload_config(&mut self, configmaps: &Store<ConfigMap>) {
-        let text = configmaps
-            .state()
-            .first()
-            .and_then(|cm| cm.data.as_ref()?.get("config").cloned())
-            .unwrap_or_default();
-        if self.config_text.as_ref() == Some(&text) {
-            return;
-        }
-        self.config_text = Some(text.clone());
-        match config::parse(&text) {
-            Ok(c) => {
-                info!(pools = c.address_pools.len(), "config loaded");
-                self.config = Some(c);
-            }
-            Err(e) => error!(error = %e, "config rejected; keeping the last good one"),
-        }
-    }
-
-    /// Records `nodeAssigned` on each Service this node has just started announcing (only the
-    /// new announcer records it, and only when the announcing node changes to it).
-    async fn record_assignments(
-        &mut self,
-        client: &Client,
-        reporter: &Reporter,
-        services: &Store<Service>,
-        announcements: &[Announcement],
-        me: &str,
-    ) {
-        let mine: BTreeSet<String> = announcements
-            .iter()
-            .filter(|a| a.node.as_deref() == Some(me))
-            .map(|a| a.service.clone())
-            .collect();
-        let new: Vec<String> = mine.difference(&self.assigned).cloned().collect();
-        self.assigned = mine;
-        if new.is_empty() {
-            return;
-        }
-        let recorder = Recorder::new(client.clone(), reporter.clone());
-        for key in new {
-            let Some((ns, name)) = key.split_once('/') else {
-                continue;
-            };
-            let Some(svc) = services.state().into_iter().find(|s| {
-                s.metadata.namespace.as_deref() == Some(ns)
-                    && s.metadata.name.as_deref() == Some(name)
-            }) else {
-                continue;
-            };
-            let event = Event {
-                type_: EventType::Normal,
-                reason: "nodeAssigned".into(),
-                note: Some(format!(
-                    "announcing from node {me:?} with protocol \"layer2\""
-                )),
-                action: "Announce".into(),
-                secondary: None,
-            };
-            if let Err(e) = recorder.publish(&event, &svc.object_ref(&())).await {
-                warn!(service = %key, error = %e, "cannot record nodeAssigned event");
-            }
-        }
-    }
 }

@@ -8,5 +8,6 @@ pub mod kubernetes;
 pub mod metrics;
 pub mod ownership;
 pub mod publish;
+pub mod reconcile;
 pub mod static_config;
 pub mod static_mode;

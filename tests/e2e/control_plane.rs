@@ -2,7 +2,7 @@
 //! (the envtest convention), on loopback ports of their own, with a generated PKI, a kubeconfig for
 //! an admin user, and everything in a temporary folder removed when the test ends.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::certs::Pki;
+use super::netns_bridge::{Bridge, Network};
 use super::process::{ChildGuard, free_port};
 
 /// Environment variable naming the folder that holds `kube-apiserver` and `etcd`.
@@ -20,11 +21,17 @@ pub const ASSETS_ENV: &str = "KUBEBUILDER_ASSETS";
 /// the benchmarks live in 2001:db8::/32). Cluster IPs are only bookkeeping here: no traffic.
 const SERVICE_CIDRS: &str = "10.0.0.0/16,fd00:10::/108";
 
+/// The API port inside a namespace of the control plane's own.
+pub const NETNS_API_PORT: u16 = 6443;
+
 pub struct ControlPlane {
-    // Field order is drop order: the API server stops before etcd, the folder goes last.
+    // Field order is drop order: the way in closes first, the API server stops before etcd,
+    // the folder goes last.
+    bridge: Option<Bridge>,
     apiserver: ChildGuard,
     etcd: ChildGuard,
     kubeconfig: PathBuf,
+    lan_kubeconfig: Option<PathBuf>,
     server: String,
     dir: PathBuf,
     /// Removes `dir` on drop; `None` when `FERROLB_E2E_KEEP` asks to keep the logs.
@@ -57,9 +64,29 @@ pub fn assets_dir(test: &str) -> Option<PathBuf> {
 }
 
 impl ControlPlane {
-    /// Starts etcd and kube-apiserver and waits until the API server is ready. `None` when
-    /// `KUBEBUILDER_ASSETS` is unset (the test should return early: it is skipped).
+    /// Starts etcd and kube-apiserver on the host's loopback and waits until the API server is
+    /// ready. `None` when `KUBEBUILDER_ASSETS` is unset (the test should return early: it is
+    /// skipped).
     pub async fn start(test: &str) -> Option<ControlPlane> {
+        ControlPlane::launch(test, Network::Loopback).await
+    }
+
+    /// Starts etcd and kube-apiserver inside the network namespace `netns` (made by the test),
+    /// serving on `address:6443` there, so processes in other namespaces on the same LAN reach
+    /// it over the wire (their kubeconfig: [`ControlPlane::lan_kubeconfig`]). The test process
+    /// stays in the host namespace, which never gets a LAN address: it reaches the API server
+    /// through a Unix socket (not namespaced) that `socat` inside `netns` connects to the API
+    /// port, fed by a forwarder on a free 127.0.0.1 port of the host, which is what
+    /// [`ControlPlane::kubeconfig`] names.
+    pub async fn start_in_netns(test: &str, netns: &str, address: IpAddr) -> Option<ControlPlane> {
+        let network = Network::Netns {
+            netns: netns.to_string(),
+            address,
+        };
+        ControlPlane::launch(test, network).await
+    }
+
+    async fn launch(test: &str, network: Network) -> Option<ControlPlane> {
         let assets = assets_dir(test)?;
         let temp = tempfile::Builder::new()
             .prefix("ferrolb-e2e-")
@@ -82,11 +109,19 @@ impl ControlPlane {
         };
         let dir = dir.as_path();
         let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let pki = Pki::generate(dir, &[loopback]);
+        let mut serving_ips = vec![loopback];
+        serving_ips.extend(network.address());
+        let pki = Pki::generate(dir, &serving_ips);
 
-        let etcd_client = format!("http://127.0.0.1:{}", free_port());
-        let etcd_peer = format!("http://127.0.0.1:{}", free_port());
-        let mut etcd = Command::new(assets.join("etcd"));
+        // In a namespace of its own the control plane has the ports to itself; on the host's
+        // loopback it takes free ones.
+        let (etcd_client_port, etcd_peer_port, port) = match network {
+            Network::Loopback => (free_port(), free_port(), free_port()),
+            Network::Netns { .. } => (2379, 2380, NETNS_API_PORT),
+        };
+        let etcd_client = format!("http://127.0.0.1:{etcd_client_port}");
+        let etcd_peer = format!("http://127.0.0.1:{etcd_peer_port}");
+        let mut etcd = network.command(&assets.join("etcd"));
         etcd.arg(format!("--data-dir={}", dir.join("etcd").display()))
             .arg(format!("--listen-client-urls={etcd_client}"))
             .arg(format!("--advertise-client-urls={etcd_client}"))
@@ -94,21 +129,29 @@ impl ControlPlane {
             .arg("--unsafe-no-fsync=true");
         let etcd = ChildGuard::spawn("etcd", etcd, &dir.join("etcd.log"));
 
-        let port = free_port();
-        let server = format!("https://127.0.0.1:{port}");
+        let (bind, advertise) = match network.address() {
+            // Every address of its own namespace: loopback for the socat bridge, the LAN
+            // address for everyone else.
+            Some(address) => ("0.0.0.0".to_string(), address.to_string()),
+            None => ("127.0.0.1".to_string(), "127.0.0.1".to_string()),
+        };
+        let home = match network.address() {
+            Some(address) => format!("https://{}", SocketAddr::new(address, port)),
+            None => format!("https://127.0.0.1:{port}"),
+        };
         let arg = |name: &str, path: &Path| format!("--{name}={}", path.display());
-        let mut apiserver = Command::new(assets.join("kube-apiserver"));
+        let mut apiserver = network.command(&assets.join("kube-apiserver"));
         apiserver
             .arg(format!("--etcd-servers={etcd_client}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg("--advertise-address=127.0.0.1")
+            .arg(format!("--bind-address={bind}"))
+            .arg(format!("--advertise-address={advertise}"))
             .arg(format!("--secure-port={port}"))
             .arg(arg("cert-dir", &dir.join("apiserver-certs")))
             .arg(arg("tls-cert-file", &pki.serving_cert))
             .arg(arg("tls-private-key-file", &pki.serving_key))
             .arg(arg("client-ca-file", &pki.ca_cert))
             .arg("--authorization-mode=RBAC")
-            .arg(format!("--service-account-issuer={server}"))
+            .arg(format!("--service-account-issuer={home}"))
             .arg(arg("service-account-key-file", &pki.service_account_pub))
             .arg(arg(
                 "service-account-signing-key-file",
@@ -121,13 +164,28 @@ impl ControlPlane {
         let apiserver =
             ChildGuard::spawn("kube-apiserver", apiserver, &dir.join("kube-apiserver.log"));
 
+        let (server, bridge, lan_kubeconfig) = match &network {
+            Network::Loopback => (home, None, None),
+            Network::Netns { .. } => {
+                let bridge = Bridge::start(&network, dir, port).await;
+                let lan = dir.join("kubeconfig-lan");
+                std::fs::write(&lan, kubeconfig_yaml(&home, &pki)).expect("write kubeconfig");
+                (
+                    format!("https://127.0.0.1:{}", bridge.port),
+                    Some(bridge),
+                    Some(lan),
+                )
+            }
+        };
         let kubeconfig = dir.join("kubeconfig");
         std::fs::write(&kubeconfig, kubeconfig_yaml(&server, &pki)).expect("write kubeconfig");
 
         let mut plane = ControlPlane {
+            bridge,
             apiserver,
             etcd,
             kubeconfig,
+            lan_kubeconfig,
             server,
             dir: dir.to_path_buf(),
             _cleanup: cleanup,
@@ -170,8 +228,15 @@ impl ControlPlane {
         Client::try_from(config).expect("client")
     }
 
+    /// The kubeconfig the test process (host namespace) uses; the controller uses it too.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// For a control plane in a namespace: a kubeconfig naming its LAN address, for processes
+    /// in the other namespaces on the LAN (speakers).
+    pub fn lan_kubeconfig(&self) -> Option<&Path> {
+        self.lan_kubeconfig.as_deref()
     }
 
     pub fn server(&self) -> &str {

@@ -7,18 +7,23 @@
 //!                      ── v2 ── eth0 <p>-n2  node-b 192.0.2.12  2001:db8::12
 //!                      ── v3 ── eth0 <p>-n3  node-c 192.0.2.13  2001:db8::13
 //!                      ── v9 ── eth0 <p>-cl  client 192.0.2.100 2001:db8::100
+//!                      ── (more with `Lan::add_host`, e.g. an API server's namespace)
 //! ```
 //!
-//! Each node runs the real `ferrolb speaker --static FILE`. Dropping the [`Lan`] kills the
+//! Each node runs the real `ferrolb speaker`: `--static FILE` by default, or any flags through
+//! `Lan::start_speaker` (the Kubernetes end-to-end suite). Dropping the [`Lan`] kills the
 //! speakers and deletes every namespace, whether the test passed or panicked.
 #![allow(dead_code)] // each user (tests, example) uses a different part
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+mod client;
 
 pub const KEY: &str = "ferrolb-network-test-key-0123456789";
 
@@ -26,11 +31,17 @@ pub const KEY: &str = "ferrolb-network-test-key-0123456789";
 /// prints why and returns false (the test then skips); with `CI` set it panics, so CI never
 /// silently skips the network tier.
 pub fn environment_ready(test: &str) -> bool {
+    environment_ready_with(test, &[])
+}
+
+/// [`environment_ready`] for a test that also needs `extra_tools`.
+pub fn environment_ready_with(test: &str, extra_tools: &[&str]) -> bool {
     let mut missing = Vec::new();
     if !is_root() {
         missing.push("root (CAP_NET_ADMIN/CAP_NET_RAW)".to_string());
     }
-    for tool in ["ip", "arping", "ndisc6", "ping", "python3"] {
+    let tools = ["ip", "arping", "ndisc6", "ping", "python3"];
+    for &tool in tools.iter().chain(extra_tools) {
         if !tool_exists(tool) {
             missing.push(format!("`{tool}` (run scripts/install-test-tools.sh)"));
         }
@@ -134,6 +145,8 @@ pub struct Lan {
     pub dir: tempfile::TempDir,
     pub binary: PathBuf,
     namespaces: Vec<String>,
+    /// Processes started with [`Lan::spawn_in`].
+    background: Vec<Child>,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -156,6 +169,7 @@ impl Lan {
             dir,
             binary: binary.to_path_buf(),
             namespaces: Vec::new(),
+            background: Vec::new(),
         };
         lan.add_ns(&lan.bridge_ns.clone());
         let br = lan.bridge_ns.clone();
@@ -296,6 +310,22 @@ impl Lan {
 
     /// Starts node `i`'s speaker (its file must exist).
     pub fn start(&mut self, i: usize) {
+        let config = self.nodes[i].config.clone();
+        let metrics = format!("{}:7473", self.nodes[i].ip4);
+        let args = [
+            "--static".as_ref(),
+            config.as_os_str(),
+            "--exclude-interfaces".as_ref(),
+            "".as_ref(),
+            "--metrics-addr".as_ref(),
+            metrics.as_ref(),
+        ];
+        self.start_speaker(i, &args, &[]);
+    }
+
+    /// Starts `ferrolb speaker ARGS` in node `i`'s namespace with `env` added, logging to the
+    /// node's log; it is killed when the [`Lan`] is dropped, like the static speakers.
+    pub fn start_speaker(&mut self, i: usize, args: &[&OsStr], env: &[(&str, &str)]) {
         let node = &mut self.nodes[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -305,16 +335,40 @@ impl Lan {
         let child = Command::new("ip")
             .args(["netns", "exec", &node.ns])
             .arg(&self.binary)
-            .args(["speaker", "--static"])
-            .arg(&node.config)
-            .args(["--exclude-interfaces", "", "--metrics-addr"])
-            .arg(format!("{}:7473", node.ip4))
+            .arg("speaker")
+            .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn speaker");
         node.child = Some(child);
+    }
+
+    /// Plugs one more namespace, `<prefix>-<suffix>`, into the bridge (through bridge port
+    /// `port`) with these addresses, e.g. for a server the nodes talk to. Returns the namespace's
+    /// name and eth0's MAC. It is deleted with the rest.
+    pub fn add_host(&mut self, suffix: &str, port: &str, ip4: &str, ip6: &str) -> (String, String) {
+        let ns = format!("{}-{suffix}", self.prefix);
+        let mac = self.attach(&ns, port, ip4, ip6);
+        (ns, mac)
+    }
+
+    /// Runs `args` in namespace `ns` in the background (stdout and stderr to `log`); the process
+    /// is killed when the [`Lan`] is dropped.
+    pub fn spawn_in(&mut self, ns: &str, args: &[&str], log: &Path) {
+        let out = std::fs::File::create(log).expect("log file");
+        let err = out.try_clone().expect("clone log handle");
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {args:?} in {ns}: {e}"));
+        self.background.push(child);
     }
 
     /// Sends `signal` (e.g. "KILL", "TERM") to node `i`'s speaker and reaps it.
@@ -415,6 +469,10 @@ impl Drop for Lan {
         for i in 0..self.nodes.len() {
             self.signal(i, "KILL");
         }
+        for child in &mut self.background {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         for ns in self.namespaces.iter().rev() {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
@@ -432,120 +490,4 @@ pub fn ranking(ip: &str, nodes: &[&str]) -> Vec<String> {
 
 pub fn distinct(macs: &[String]) -> BTreeSet<String> {
     macs.iter().cloned().collect()
-}
-
-/// Python (stdlib only) that floods malformed ARP/NDP frames out of the client's eth0:
-/// truncated and lying-length packets, bad operations, wrong hop limits, broken NDP options and
-/// random garbage under both EtherTypes. Args: VIP4 VIP6 DST_MAC COUNT.
-const JUNK_SENDER: &str = r#"
-import random, socket, struct, sys
-vip4, vip6, dst, count = sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3].replace(':', '')), int(sys.argv[4])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind(('eth0', 0))
-src = s.getsockname()[4]
-bcast = b'\xff' * 6
-ip4 = socket.inet_aton(vip4)
-ip6 = socket.inet_pton(socket.AF_INET6, vip6)
-me4 = socket.inet_aton('192.0.2.100')
-me6 = socket.inet_pton(socket.AF_INET6, '2001:db8::100')
-def eth(d, t): return d + src + struct.pack('!H', t)
-def arp(hl=6, pl=4, op=1, sha=None, tip=ip4):
-    return struct.pack('!HHBBH', 1, 0x0800, hl, pl, op) + (sha or src) + me4 + b'\0' * 6 + tip
-def ns(hop=255, plen=None, opts=b'', target=ip6, icmp_type=135):
-    body = struct.pack('!BBHI', icmp_type, 0, 0, 0) + target + opts
-    grp = bytes.fromhex('ff0200000000000000000001ff') + target[13:]
-    hdr = struct.pack('!IHBB', 0x60000000, len(body) if plen is None else plen, 58, hop) + me6 + grp
-    return hdr + body
-frames = [
-    eth(bcast, 0x0806) + arp()[:10],
-    eth(bcast, 0x0806) + arp(hl=8),
-    eth(bcast, 0x0806) + arp(pl=16),
-    eth(bcast, 0x0806) + arp(op=3),
-    eth(bcast, 0x0806) + arp(op=0),
-    eth(bcast, 0x0806) + arp(sha=bcast),
-    eth(bcast, 0x0806) + arp(sha=b'\0' * 6),
-    eth(dst, 0x0806) + arp()[:27],
-    eth(bcast, 0x86dd) + ns(hop=64),
-    eth(bcast, 0x86dd) + ns(plen=400),
-    eth(bcast, 0x86dd) + ns(plen=3),
-    eth(bcast, 0x86dd) + ns(opts=b'\x01\x00' + b'\0' * 6),
-    eth(bcast, 0x86dd) + ns(opts=b'\x01\xff' + b'\0' * 6),
-    eth(bcast, 0x86dd) + ns(opts=b'\x01\x01' + b'\xff' * 6),
-    eth(bcast, 0x86dd) + ns()[:50],
-    eth(dst, 0x86dd) + ns(icmp_type=135)[:61],
-    eth(bcast, 0x86dd),
-    eth(bcast, 0x0806),
-]
-rnd = random.Random(7)
-sent = 0
-for i in range(count):
-    if i % 3 == 0:
-        f = frames[i % len(frames)]
-    else:
-        f = eth(rnd.choice([bcast, dst]), rnd.choice([0x0806, 0x86dd])) + bytes(rnd.getrandbits(8) for _ in range(rnd.randrange(0, 120)))
-        if len(f) > 20 and f[12:14] == b'\x86\xdd' and rnd.random() < 0.5:
-            f = f[:20] + b'\x3a' + f[21:54] + b'\x87' + f[55:] if len(f) > 55 else f
-    try:
-        s.send(f[:1514])
-        sent += 1
-    except OSError:
-        pass
-print(sent)
-"#;
-
-impl Lan {
-    /// Sends `count` malformed frames from the client (see `JUNK_SENDER`); returns how many left.
-    pub fn send_junk(&self, vip4: &str, vip6: &str, dst_mac: &str, count: u32) -> u32 {
-        let out = in_ns(
-            &self.client_ns,
-            &[
-                "python3",
-                "-c",
-                JUNK_SENDER,
-                vip4,
-                vip6,
-                dst_mac,
-                &count.to_string(),
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "junk sender failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout(&out).trim().parse().unwrap_or(0)
-    }
-}
-
-impl Lan {
-    /// GET http://<node ip4>:7473<path> from the client; (status, body), status 0 if unreachable.
-    pub fn http_get(&self, node: usize, path: &str) -> (u16, String) {
-        const GET: &str = r#"
-import sys, urllib.request, urllib.error
-try:
-    r = urllib.request.urlopen(sys.argv[1], timeout=2)
-    print(r.status); print(r.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code)
-except Exception:
-    print(0)
-"#;
-        let url = format!("http://{}:7473{path}", self.nodes[node].ip4);
-        let out = in_ns(&self.client_ns, &["python3", "-c", GET, &url]);
-        let text = stdout(&out);
-        let mut lines = text.splitn(2, '\n');
-        let status = lines
-            .next()
-            .and_then(|l| l.trim().parse().ok())
-            .unwrap_or(0);
-        (status, lines.next().unwrap_or("").to_string())
-    }
-
-    /// The value of a Prometheus sample (`name{labels}`), read from node `node`'s /metrics.
-    pub fn metric(&self, node: usize, sample: &str) -> Option<f64> {
-        let (_, body) = self.http_get(node, "/metrics");
-        body.lines()
-            .find(|l| l.starts_with(sample) && l[sample.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-    }
 }
