@@ -52,6 +52,41 @@ fn vm_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Scheduler statistics summed over every thread of `pid`: (on-CPU ns, run-queue wait ns,
+/// context switches). The wait is time the speaker was runnable but another task had its CPU,
+/// which tells a slow speaker from a busy machine.
+fn sched_totals(pid: u32) -> (u64, u64, u64) {
+    let mut totals = (0, 0, 0);
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return totals;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        if let Ok(stat) = std::fs::read_to_string(path.join("schedstat")) {
+            let f: Vec<u64> = stat
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            totals.0 += f.first().copied().unwrap_or(0);
+            totals.1 += f.get(1).copied().unwrap_or(0);
+        }
+        if let Ok(status) = std::fs::read_to_string(path.join("status")) {
+            totals.2 += status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    totals
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("blast") {
@@ -127,6 +162,8 @@ fn main() {
     );
     let me = std::env::current_exe().expect("exe");
     for (mode, label) in [("flood", "max rate, 3 s"), ("10000", "10k req/s, 3 s")] {
+        let before = sched_totals(pid);
+        let load = load_average();
         let out = Command::new("ip")
             .args(["netns", "exec", &lan.client_ns, "taskset", "-c", "1"])
             .arg(&me)
@@ -140,6 +177,13 @@ fn main() {
         if !out.status.success() {
             eprintln!("{}", String::from_utf8_lossy(&out.stderr));
         }
+        let after = sched_totals(pid);
+        println!(
+            "speaker: on CPU {} ms, runnable but waiting for CPU 0 {} ms, {} context switches; load average before: {load}",
+            (after.0 - before.0) / 1_000_000,
+            (after.1 - before.1) / 1_000_000,
+            after.2 - before.2,
+        );
     }
     let rss_after = vm_rss_kib(pid);
     println!(
