@@ -149,11 +149,14 @@ impl TextFamilies for Layer2Families {
     }
 }
 
-/// node -> (ip, service). The node is in practice always this speaker, so keying by it stores
-/// its name once rather than once per IP.
+/// (ip, service) pairs announced by one node.
+type AnnouncedIps = BTreeSet<(IpAddr, Box<str>)>;
+
+/// Keyed by node: in practice always this speaker, so its name is stored once rather than once
+/// per IP.
 #[derive(Debug, Default)]
 struct AnnouncedFamily {
-    announced: Mutex<BTreeMap<Arc<str>, BTreeSet<(IpAddr, Box<str>)>>>,
+    announced: Mutex<BTreeMap<Arc<str>, AnnouncedIps>>,
 }
 
 /// `ferrolb_speaker_announced{service,node,ip}`: 1 for each IP this node announces.
