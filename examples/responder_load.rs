@@ -10,7 +10,9 @@
 //! the documentation ranges allow) and 9 392 IPv6. It is pinned to CPU 0 and the load generator
 //! to CPU 1. The generator, re-executed inside the client namespace, sends broadcast ARP
 //! requests for the IPv4 VIPs (a) as fast as it can for 3 s, counting replies, and (b) at a fixed
-//! rate, timing each request to its reply. RSS is read from /proc before and after the load.
+//! rate, timing each request to its reply. RSS is read from /proc before and after the load, and
+//! after ten scrapes of /metrics. Per phase, the speaker's CPU time and run-queue wait (time it
+//! was runnable but its CPU was busy with another task) come from /proc/PID/task/*/schedstat.
 
 #[path = "../tests/netns/mod.rs"]
 mod netns;
@@ -189,6 +191,17 @@ fn main() {
     println!(
         "speaker RSS after load: {:.1} MiB",
         rss_after as f64 / 1024.0
+    );
+    // Prometheus scrapes every 15-60 s; what do scrapes of the ~20 000 per-IP series leave behind?
+    let mut series = 0;
+    for _ in 0..10 {
+        let (status, body) = lan.http_get(0, "/metrics");
+        assert_eq!(status, 200, "scraping the speaker's /metrics failed");
+        series = body.lines().filter(|l| !l.starts_with('#')).count();
+    }
+    println!(
+        "speaker RSS after 10 scrapes of /metrics ({series} series): {:.1} MiB",
+        vm_rss_kib(pid) as f64 / 1024.0
     );
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
