@@ -275,6 +275,7 @@ async fn blast(mode: &str, owner: &str) {
             }
         })
     };
+    let me_before = sched_totals(std::process::id());
     let duration = Duration::from_secs(3);
     let start = Instant::now();
     let mut sent = 0u64;
@@ -298,6 +299,12 @@ async fn blast(mode: &str, owner: &str) {
     let elapsed = start.elapsed();
     tokio::time::sleep(Duration::from_millis(300)).await;
     rx.abort();
+    let me_after = sched_totals(std::process::id());
+    println!(
+        "generator: on CPU {} ms, runnable but waiting for CPU 1 {} ms",
+        (me_after.0 - me_before.0) / 1_000_000,
+        (me_after.1 - me_before.1) / 1_000_000,
+    );
     let got = received.load(Ordering::Relaxed);
     println!(
         "requests sent: {sent} ({:.0}/s); replies received: {got} ({:.0}/s, {:.1}% answered)",
