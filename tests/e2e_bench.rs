@@ -13,7 +13,7 @@ use serde_json::json;
 
 use e2e::api::{self, create_service, lb_service};
 use e2e::ledger::IpLedger;
-use e2e::process::rss_kib;
+use e2e::process::memory;
 use e2e::wait::wait_for;
 use e2e::{ControlPlane, Controller, ControllerOptions};
 
@@ -50,10 +50,6 @@ async fn setup(test: &str, pool: &str) -> Option<(ControlPlane, kube::Client, Co
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,7 +100,7 @@ async fn bench_1000_services_creation_to_external_ip() {
     latencies.sort();
     let violations = ledger.violations();
     assert!(violations.is_empty(), "{violations:#?}");
-    let (rss, hwm) = rss_kib(controller.pid()).expect("controller RSS");
+    let held = memory(controller.pid()).expect("controller RSS");
 
     println!("FIGURES {COUNT} Services created sequentially by one client in {creation:.2?}");
     println!(
@@ -118,11 +114,7 @@ async fn bench_1000_services_creation_to_external_ip() {
         "FIGURES last creation -> all {COUNT} have an EXTERNAL-IP: {:.1?}",
         all_assigned.saturating_duration_since(last_created)
     );
-    println!(
-        "FIGURES controller RSS {:.1} MiB (peak {:.1} MiB) holding {COUNT} Services",
-        mib(rss),
-        mib(hwm)
-    );
+    println!("FIGURES controller {held} holding {COUNT} Services");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,6 +127,8 @@ async fn bench_controller_rss_holding_10k_services() {
     };
     let services: Api<Service> = Api::namespaced(client.clone(), APPS);
     let ledger = IpLedger::start(&client, APPS).await;
+    let idle = memory(controller.pid()).expect("controller RSS");
+    println!("FIGURES controller {idle} holding no Service yet");
 
     let start = Instant::now();
     stream::iter(0..COUNT)
@@ -155,12 +149,8 @@ async fn bench_controller_rss_holding_10k_services() {
     controller.assert_running();
     // Let the work queues drain before reading the resident set.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (rss, hwm) = rss_kib(controller.pid()).expect("controller RSS");
-    println!(
-        "FIGURES controller RSS {:.1} MiB (peak {:.1} MiB) holding {COUNT} Services, after allocating them",
-        mib(rss),
-        mib(hwm)
-    );
+    let held = memory(controller.pid()).expect("controller RSS");
+    println!("FIGURES controller {held} holding {COUNT} Services, after allocating them");
 
     // A restart rebuilds the same state from the Services' status: the steady-state footprint.
     controller.kill();
@@ -176,16 +166,14 @@ async fn bench_controller_rss_holding_10k_services() {
     api::wait_for_ips(&services, "after-restart").await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     controller.assert_running();
-    let (rss, hwm) = rss_kib(controller.pid()).expect("controller RSS");
+    let held = memory(controller.pid()).expect("controller RSS");
     println!(
-        "FIGURES controller RSS {:.1} MiB (peak {:.1} MiB) holding {} Services, after a restart",
-        mib(rss),
-        mib(hwm),
+        "FIGURES controller {held} holding {} Services, after a restart",
         COUNT + 1
     );
     let violations = ledger.violations();
     assert!(violations.is_empty(), "{violations:#?}");
-    if let Some((api_rss, _)) = rss_kib(plane.apiserver_pid()) {
-        eprintln!("(kube-apiserver RSS {:.0} MiB)", mib(api_rss));
+    if let Some(api) = memory(plane.apiserver_pid()) {
+        eprintln!("(kube-apiserver {api})");
     }
 }

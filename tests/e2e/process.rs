@@ -106,8 +106,31 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Resident set size of a process in KiB (`VmRSS`) and its peak (`VmHWM`), from /proc.
-pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
+/// A process's memory from /proc/PID/status, in KiB: resident set, its peak, and the resident
+/// set split into anonymous memory (heap, stacks) and file-backed pages (mostly the binary).
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    pub rss: u64,
+    pub peak: u64,
+    pub anon: u64,
+    pub file: u64,
+}
+
+impl std::fmt::Display for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        write!(
+            f,
+            "RSS {:.1} MiB (heap+stacks {:.1}, binary/files {:.1}; peak {:.1} MiB)",
+            mib(self.rss),
+            mib(self.anon),
+            mib(self.file),
+            mib(self.peak)
+        )
+    }
+}
+
+pub fn memory(pid: u32) -> Option<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status
@@ -116,5 +139,10 @@ pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse::<u64>().ok())
     };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    Some(Memory {
+        rss: field("VmRSS:")?,
+        peak: field("VmHWM:")?,
+        anon: field("RssAnon:")?,
+        file: field("RssFile:")? + field("RssShmem:").unwrap_or(0),
+    })
 }
