@@ -10,7 +10,9 @@
 //! the documentation ranges allow) and 9 392 IPv6. It is pinned to CPU 0 and the load generator
 //! to CPU 1. The generator, re-executed inside the client namespace, sends broadcast ARP
 //! requests for the IPv4 VIPs (a) as fast as it can for 3 s, counting replies, and (b) at a fixed
-//! rate, timing each request to its reply. RSS is read from /proc before and after the load.
+//! rate, timing each request to its reply. RSS is read from /proc before and after the load, and
+//! after ten scrapes of /metrics. Per phase, the speaker's CPU time and run-queue wait (time it
+//! was runnable but its CPU was busy with another task) come from /proc/PID/task/*/schedstat.
 
 #[path = "../tests/netns/mod.rs"]
 mod netns;
@@ -50,6 +52,41 @@ fn vm_rss_kib(pid: u32) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Scheduler statistics summed over every thread of `pid`: (on-CPU ns, run-queue wait ns,
+/// context switches). The wait is time the speaker was runnable but another task had its CPU,
+/// which tells a slow speaker from a busy machine.
+fn sched_totals(pid: u32) -> (u64, u64, u64) {
+    let mut totals = (0, 0, 0);
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return totals;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        if let Ok(stat) = std::fs::read_to_string(path.join("schedstat")) {
+            let f: Vec<u64> = stat
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            totals.0 += f.first().copied().unwrap_or(0);
+            totals.1 += f.get(1).copied().unwrap_or(0);
+        }
+        if let Ok(status) = std::fs::read_to_string(path.join("status")) {
+            totals.2 += status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    totals
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn main() {
@@ -127,6 +164,8 @@ fn main() {
     );
     let me = std::env::current_exe().expect("exe");
     for (mode, label) in [("flood", "max rate, 3 s"), ("10000", "10k req/s, 3 s")] {
+        let before = sched_totals(pid);
+        let load = load_average();
         let out = Command::new("ip")
             .args(["netns", "exec", &lan.client_ns, "taskset", "-c", "1"])
             .arg(&me)
@@ -140,11 +179,29 @@ fn main() {
         if !out.status.success() {
             eprintln!("{}", String::from_utf8_lossy(&out.stderr));
         }
+        let after = sched_totals(pid);
+        println!(
+            "speaker: on CPU {} ms, runnable but waiting for CPU 0 {} ms, {} context switches; load average before: {load}",
+            (after.0 - before.0) / 1_000_000,
+            (after.1 - before.1) / 1_000_000,
+            after.2 - before.2,
+        );
     }
     let rss_after = vm_rss_kib(pid);
     println!(
         "speaker RSS after load: {:.1} MiB",
         rss_after as f64 / 1024.0
+    );
+    // Prometheus scrapes every 15-60 s; what do scrapes of the ~20 000 per-IP series leave behind?
+    let mut series = 0;
+    for _ in 0..10 {
+        let (status, body) = lan.http_get(0, "/metrics");
+        assert_eq!(status, 200, "scraping the speaker's /metrics failed");
+        series = body.lines().filter(|l| !l.starts_with('#')).count();
+    }
+    println!(
+        "speaker RSS after 10 scrapes of /metrics ({series} series): {:.1} MiB",
+        vm_rss_kib(pid) as f64 / 1024.0
     );
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -218,6 +275,7 @@ async fn blast(mode: &str, owner: &str) {
             }
         })
     };
+    let me_before = sched_totals(std::process::id());
     let duration = Duration::from_secs(3);
     let start = Instant::now();
     let mut sent = 0u64;
@@ -241,6 +299,12 @@ async fn blast(mode: &str, owner: &str) {
     let elapsed = start.elapsed();
     tokio::time::sleep(Duration::from_millis(300)).await;
     rx.abort();
+    let me_after = sched_totals(std::process::id());
+    println!(
+        "generator: on CPU {} ms, runnable but waiting for CPU 1 {} ms",
+        (me_after.0 - me_before.0) / 1_000_000,
+        (me_after.1 - me_before.1) / 1_000_000,
+    );
     let got = received.load(Ordering::Relaxed);
     println!(
         "requests sent: {sent} ({:.0}/s); replies received: {got} ({:.0}/s, {:.1}% answered)",

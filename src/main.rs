@@ -108,10 +108,17 @@ mod speaker_main {
             .context("starting the async runtime")?;
         runtime.block_on(async move {
             let registry = prometheus::Registry::new();
+            // Per-IP families (thousands of series) are written as text, not kept in the registry.
+            let text = telemetry::TextRegistry::default();
             let health = Health::new();
-            let server = telemetry::serve(args.metrics_addr, registry.clone(), health.clone())
-                .await
-                .context("starting the metrics server")?;
+            let server = telemetry::serve_with_text(
+                args.metrics_addr,
+                registry.clone(),
+                text.clone(),
+                health.clone(),
+            )
+            .await
+            .context("starting the metrics server")?;
             let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
             let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
             let shutdown = async move {
@@ -128,11 +135,11 @@ mod speaker_main {
                         announcer: args.announcer_options(),
                         timing: SwimTiming::default(),
                     };
-                    static_mode::run(options, &registry, health, shutdown)
+                    static_mode::run(options, &registry, &text, health, shutdown)
                         .await
                         .context("static speaker")
                 }
-                None => kubernetes_mode(&args, &registry, health, shutdown).await,
+                None => kubernetes_mode(&args, &registry, &text, health, shutdown).await,
             };
             let _ = server.shutdown().await;
             result
@@ -142,6 +149,7 @@ mod speaker_main {
     async fn kubernetes_mode(
         args: &SpeakerArgs,
         registry: &prometheus::Registry,
+        text: &telemetry::TextRegistry,
         health: Health,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<()> {
@@ -175,7 +183,7 @@ mod speaker_main {
             gossip,
             announcer: args.announcer_options(),
         };
-        kubernetes::run(client, options, registry, health, shutdown)
+        kubernetes::run(client, options, registry, text, health, shutdown)
             .await
             .context("speaker")
     }

@@ -113,9 +113,53 @@ impl Health {
     }
 }
 
+/// Metric families that write their own Prometheus text exposition, for families with
+/// thousands of series. [`Registry::gather`] builds a structure per series (a metric, its label
+/// pairs, a string per label name and value) on every scrape; with tens of thousands of series
+/// that is megabytes allocated in small pieces per scrape, which the allocator keeps around
+/// afterwards, per thread. Writing the text directly allocates only the response body.
+pub trait TextFamilies: Send + Sync {
+    /// Appends complete families (`# HELP`, `# TYPE` and samples) to `out`.
+    fn write_text(&self, out: &mut String);
+}
+
+/// The [`TextFamilies`] served besides a [`Registry`]. Cloning shares the list.
+#[derive(Clone, Default)]
+pub struct TextRegistry {
+    sources: Arc<std::sync::Mutex<Vec<Arc<dyn TextFamilies>>>>,
+}
+
+impl TextRegistry {
+    pub fn register(&self, source: Arc<dyn TextFamilies>) {
+        self.sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(source);
+    }
+
+    /// Every registered source's families, in registration order.
+    pub fn write_text(&self, out: &mut String) {
+        let sources = self
+            .sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for source in sources {
+            source.write_text(out);
+        }
+    }
+}
+
+impl fmt::Debug for TextRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TextRegistry").finish_non_exhaustive()
+    }
+}
+
 #[derive(Clone)]
 struct AppState {
     registry: Registry,
+    text: TextRegistry,
     health: Health,
 }
 
@@ -156,13 +200,27 @@ pub async fn serve(
     registry: Registry,
     health: Health,
 ) -> Result<Server, TelemetryError> {
+    serve_with_text(addr, registry, TextRegistry::default(), health).await
+}
+
+/// [`serve`], with `/metrics` also carrying the families of `text` after the registry's.
+pub async fn serve_with_text(
+    addr: SocketAddr,
+    registry: Registry,
+    text: TextRegistry,
+    health: Health,
+) -> Result<Server, TelemetryError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| TelemetryError::Bind { addr, source })?;
     let local_addr = listener
         .local_addr()
         .map_err(|source| TelemetryError::Bind { addr, source })?;
-    let app = router(AppState { registry, health });
+    let app = router(AppState {
+        registry,
+        text,
+        health,
+    });
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -190,14 +248,17 @@ fn router(state: AppState) -> Router {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let encoder = TextEncoder::new();
-    let mut body = Vec::new();
-    match encoder.encode(&state.registry.gather(), &mut body) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
-            body,
-        )
-            .into_response(),
+    let mut body = String::new();
+    match encoder.encode_utf8(&state.registry.gather(), &mut body) {
+        Ok(()) => {
+            state.text.write_text(&mut body);
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
+                body,
+            )
+                .into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot encode metrics");
             (
@@ -295,6 +356,46 @@ mod tests {
         assert!(
             body.contains("ferrolb_test_in_use{pool=\"default\"} 9"),
             "body: {body}"
+        );
+        server.shutdown().await.unwrap();
+    }
+
+    struct Counted(std::sync::atomic::AtomicU64);
+
+    impl TextFamilies for Counted {
+        fn write_text(&self, out: &mut String) {
+            let n = self.0.load(Ordering::Relaxed);
+            out.push_str(&format!(
+                "# HELP ferrolb_test_text a text family\n# TYPE ferrolb_test_text counter\nferrolb_test_text{{ip=\"192.0.2.1\"}} {n}\n"
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn text_families_follow_the_registry_and_are_read_per_request() {
+        let registry = Registry::new();
+        let gauge = prometheus::IntGauge::new("ferrolb_test_gauge", "a gauge").unwrap();
+        registry.register(Box::new(gauge.clone())).unwrap();
+        gauge.set(3);
+        let text = TextRegistry::default();
+        let source = Arc::new(Counted(std::sync::atomic::AtomicU64::new(1)));
+        let server = serve_with_text(loopback(), registry, text.clone(), Health::new())
+            .await
+            .unwrap();
+        // Registered after the server started: still served.
+        text.register(source.clone());
+        let (status, body) = get(server.local_addr(), "/metrics").await;
+        assert_eq!(status, 200);
+        let gauge_at = body.find("ferrolb_test_gauge 3").expect(&body);
+        let text_at = body
+            .find("ferrolb_test_text{ip=\"192.0.2.1\"} 1\n")
+            .expect(&body);
+        assert!(gauge_at < text_at, "{body}");
+        source.0.store(5, Ordering::Relaxed);
+        let (_, body) = get(server.local_addr(), "/metrics").await;
+        assert!(
+            body.contains("ferrolb_test_text{ip=\"192.0.2.1\"} 5\n"),
+            "{body}"
         );
         server.shutdown().await.unwrap();
     }

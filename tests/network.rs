@@ -430,3 +430,50 @@ fn static_file_changes_apply_and_broken_files_are_ignored() {
     let silent = wait_for(SETTLE, || lan.arping(a, 1).is_empty().then_some(()));
     assert!(silent.is_some(), "{a} still answered after removal");
 }
+
+/// Per-IP series exist only for IPs with traffic, and all of an IP's series go when the node
+/// stops announcing it (here: the IP is removed from the static file).
+#[test]
+fn per_ip_series_follow_traffic_and_ownership() {
+    if !environment_ready("per_ip_series") {
+        return;
+    }
+    let mut lan = Lan::new(1, binary());
+    let (asked, quiet) = ("192.0.2.231", "192.0.2.232");
+    lan.start_all(&[vip("m/asked", &[asked]), vip("m/quiet", &[quiet])]);
+    wait_single_answerer(&lan, asked, 0);
+    let series = |ip: &str| -> Vec<String> {
+        let (_, body) = lan.http_get(0, "/metrics");
+        body.lines()
+            .filter(|l| !l.starts_with('#') && l.contains(&format!("ip=\"{ip}\"")))
+            .map(|l| l.split_once(' ').map_or(l, |(s, _)| s).to_string())
+            .collect()
+    };
+    // The quiet IP has been announced (gratuitous ARP) but never asked about.
+    let quiet_series = wait_for(SETTLE, || {
+        let s = series(quiet);
+        (s.len() == 2).then_some(s)
+    });
+    assert_eq!(
+        quiet_series.unwrap_or_else(|| series(quiet)),
+        [
+            format!("ferrolb_layer2_gratuitous_sent{{ip=\"{quiet}\"}}"),
+            format!(
+                "ferrolb_speaker_announced{{ip=\"{quiet}\",node=\"node-a\",service=\"m/quiet\"}}"
+            ),
+        ]
+    );
+    let requests = format!("ferrolb_layer2_requests_received{{ip=\"{asked}\"}}");
+    assert!(
+        lan.metric(0, &requests).unwrap_or(0.0) >= 2.0,
+        "{:?}",
+        series(asked)
+    );
+    assert_eq!(series(asked).len(), 4, "{:?}", series(asked));
+
+    // No longer announced: every series of the IP is gone, the other IP's stay.
+    lan.write_config(0, &[vip("m/quiet", &[quiet])], &lan.key_file());
+    let gone = wait_for(SETTLE, || series(asked).is_empty().then_some(()));
+    assert!(gone.is_some(), "still exported: {:?}", series(asked));
+    assert_eq!(series(quiet).len(), 2, "{:?}", series(quiet));
+}

@@ -12,7 +12,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::IntCounter;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
@@ -21,12 +20,16 @@ use tracing::{debug, info, warn};
 use crate::layer2::arp;
 use crate::layer2::iface::{self, ExcludePatterns, Interface, RESCAN_PERIOD};
 use crate::layer2::ndp;
-use crate::layer2::responder::{self, Decision};
+use crate::layer2::responder::{self, Decision, Reply};
 use crate::layer2::schedule::AnnounceSchedule;
 use crate::layer2::socket::{MAX_FRAME, MulticastGroups, PacketSocket};
 use crate::layer2::wire::Mac;
 
-use super::metrics::Layer2Metrics;
+use super::metrics::{IpCounters, Layer2Metrics};
+
+/// Room for one announcement frame: a padded ARP frame is 60 bytes, an unsolicited neighbor
+/// advertisement with its link-layer option 86.
+const ANNOUNCEMENT_MAX: usize = 128;
 
 /// The IPs this node answers for. Shared by pointer so a receive task's read is a cheap borrow.
 pub type OwnedSet = Arc<std::collections::HashSet<IpAddr>>;
@@ -208,16 +211,21 @@ async fn announce(link: &Link, ip: IpAddr, metrics: &Layer2Metrics) {
 
 /// Gratuitous ARP (request and reply forms) for IPv4, unsolicited NA with Override for IPv6.
 async fn send_announcement(socket: &PacketSocket, mac: Mac, ip: IpAddr, metrics: &Layer2Metrics) {
-    let frames: Vec<Vec<u8>> = match ip {
-        IpAddr::V4(v4) => vec![
-            arp::gratuitous_request(mac, v4).to_vec(),
-            arp::gratuitous_reply(mac, v4).to_vec(),
+    let counters = metrics.counters(ip);
+    let frames: [Option<Reply>; 2] = match ip {
+        IpAddr::V4(v4) => [
+            Some(Reply::Arp(arp::gratuitous_request(mac, v4))),
+            Some(Reply::Arp(arp::gratuitous_reply(mac, v4))),
         ],
-        IpAddr::V6(v6) => vec![ndp::unsolicited_advert(mac, v6).to_vec()],
+        IpAddr::V6(v6) => [Some(Reply::Ndp(ndp::unsolicited_advert(mac, v6))), None],
     };
-    for frame in frames {
-        match socket.send(&frame).await {
-            Ok(()) => metrics.gratuitous(ip).inc(),
+    let mut buf = [0u8; ANNOUNCEMENT_MAX];
+    for frame in frames.into_iter().flatten() {
+        let Ok(len) = frame.emit(&mut buf) else {
+            continue;
+        };
+        match socket.send(&buf[..len]).await {
+            Ok(()) => counters.gratuitous(),
             Err(e) => debug!(%ip, error = %e, "gratuitous send failed"),
         }
     }
@@ -237,8 +245,8 @@ async fn answer_loop(
     };
     let mut buf = vec![0u8; MAX_FRAME];
     let mut out = vec![0u8; MAX_FRAME];
-    // Per-IP counter handles, so the hot path does not format label strings.
-    let mut counters: HashMap<IpAddr, (IntCounter, IntCounter)> = HashMap::new();
+    // Per-IP counter handles, so the hot path takes no lock once an IP has been seen.
+    let mut counters: HashMap<IpAddr, Arc<IpCounters>> = HashMap::new();
     let mut counters_for: OwnedSet = owned.borrow().clone();
     loop {
         let len = match socket.recv(&mut buf).await {
@@ -262,15 +270,13 @@ async fn answer_loop(
         let Decision::Reply { ip, reply } = decision else {
             continue;
         };
-        let (requests, responses) = counters
-            .entry(ip)
-            .or_insert_with(|| (metrics.request(ip), metrics.response(ip)));
-        requests.inc();
+        let ip_counters = counters.entry(ip).or_insert_with(|| metrics.counters(ip));
+        ip_counters.request();
         let Ok(n) = reply.emit(&mut out) else {
             continue;
         };
         match socket.send(&out[..n]).await {
-            Ok(()) => responses.inc(),
+            Ok(()) => ip_counters.response(),
             Err(e) => debug!(interface = %iface.name, %ip, error = %e, "reply send failed"),
         }
     }

@@ -21,7 +21,7 @@ use crate::membership::{
     KeyError, MemberlistKey, Membership, MembershipConfig, MembershipError, MembershipHandle,
     SwimTiming,
 };
-use crate::telemetry::Health;
+use crate::telemetry::{Health, TextRegistry};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::cluster::{self, ViewOptions};
@@ -106,11 +106,12 @@ pub async fn run(
     client: Client,
     options: KubeOptions,
     registry: &prometheus::Registry,
+    text: &TextRegistry,
     health: Health,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), KubeSpeakerError> {
-    let l2_metrics = Layer2Metrics::new(registry)?;
-    let announced = AnnouncedMetric::new(registry)?;
+    let l2_metrics = Layer2Metrics::new(text);
+    let announced = AnnouncedMetric::new(text);
     let (dirty_tx, mut dirty) = mpsc::channel::<()>(1);
     let services = watch_kind(
         Api::<Service>::all(client.clone()),

@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use crate::membership::{
     KeyError, MemberlistKey, Membership, MembershipConfig, MembershipError, SwimTiming,
 };
-use crate::telemetry::Health;
+use crate::telemetry::{Health, TextRegistry};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::election_gate::ElectionGate;
@@ -61,7 +61,33 @@ pub enum StaticSpeakerError {
     Metrics(#[from] prometheus::Error),
 }
 
-fn load(path: &PathBuf) -> Result<(String, StaticConfig), StaticSpeakerError> {
+/// One version of the file, told apart without reading it: a replaced file (editors, ConfigMap
+/// volumes and `mv` all swap in a new inode) or one rewritten in place (new mtime or length)
+/// gets a new stamp. Polling the stamp instead of the contents keeps the once-a-second check
+/// from reading (and the speaker from keeping a copy of) a file that lists thousands of IPs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+fn file_stamp(path: &PathBuf) -> std::io::Result<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    Ok(FileStamp {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        len: meta.len(),
+        modified: meta.modified().ok(),
+    })
+}
+
+/// Reads and parses the file, with the stamp it had before reading (so a write racing the read
+/// shows up as a new stamp at the next poll).
+fn load(path: &PathBuf) -> Result<(Option<FileStamp>, StaticConfig), StaticSpeakerError> {
+    let stamp = file_stamp(path).ok();
     let text = std::fs::read_to_string(path).map_err(|source| StaticSpeakerError::Read {
         path: path.clone(),
         source,
@@ -70,7 +96,7 @@ fn load(path: &PathBuf) -> Result<(String, StaticConfig), StaticSpeakerError> {
         path: path.clone(),
         source,
     })?;
-    Ok((text, config))
+    Ok((stamp, config))
 }
 
 fn services(config: &StaticConfig) -> Vec<AnnouncedService> {
@@ -87,18 +113,19 @@ fn services(config: &StaticConfig) -> Vec<AnnouncedService> {
 
 /// Runs the static speaker until `shutdown` completes, then stops answering, leaves the gossip
 /// cluster (so the others take over at once) and returns. `health` turns ready once sockets are
-/// open and gossip has joined.
+/// open and gossip has joined. The per-IP metrics go to `text_metrics`, the others to `registry`.
 pub async fn run(
     options: StaticOptions,
     registry: &Registry,
+    text_metrics: &TextRegistry,
     health: Health,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StaticSpeakerError> {
-    let (mut text, mut config) = load(&options.file)?;
+    let (mut stamp, mut config) = load(&options.file)?;
     let key_file = config.gossip.key_file.clone().or(options.key_file.clone());
     let key = MemberlistKey::load(key_file.as_deref())?;
-    let l2_metrics = Layer2Metrics::new(registry)?;
-    let announced = AnnouncedMetric::new(registry)?;
+    let l2_metrics = Layer2Metrics::new(text_metrics);
+    let announced = AnnouncedMetric::new(text_metrics);
     let membership = Membership::start(MembershipConfig {
         node_name: config.node.clone(),
         bind_addr: config.gossip.bind,
@@ -123,6 +150,11 @@ pub async fn run(
         .any(|s| *s != membership.local_addr());
     let mut gate = ElectionGate::new(others_seeded);
     let mut owned_now: BTreeMap<IpAddr, String> = BTreeMap::new();
+    // What the last election was run on. The loop wakes for many reasons (the file poll every
+    // second, gossip counters), and with thousands of services an election is milliseconds of
+    // hashing and cloning, so it only runs again when one of its inputs changed.
+    let mut elected_on: Option<ElectionInputs> = None;
+    let mut addresses_version = 0u64;
     let mut poll = tokio::time::interval(FILE_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -130,15 +162,22 @@ pub async fn run(
     loop {
         let now = std::time::Instant::now();
         gate.observe(stats.borrow().joined, now);
-        let live = members.borrow().clone();
-        let next = if gate.may_elect(now) {
-            owned_by(&me, &services(&config), &live)
-        } else {
-            BTreeMap::new()
+        let inputs = ElectionInputs {
+            addresses_version,
+            may_elect: gate.may_elect(now),
+            live: members.borrow().clone(),
         };
-        if next != owned_now {
-            apply(&owned_tx, &announced, &me, &owned_now, &next, &live);
-            owned_now = next;
+        if elected_on.as_ref() != Some(&inputs) {
+            let next = if inputs.may_elect {
+                owned_by(&me, &services(&config), &inputs.live)
+            } else {
+                BTreeMap::new()
+            };
+            if next != owned_now {
+                apply(&owned_tx, &announced, &me, &owned_now, &next, &inputs.live);
+                owned_now = next;
+            }
+            elected_on = Some(inputs);
         }
         health.set_ready(*sockets_rx.borrow() && (gate.joined() || !others_seeded));
 
@@ -148,7 +187,11 @@ pub async fn run(
             r = members.changed() => if r.is_err() { warn!("gossip stopped"); break },
             r = stats.changed() => if r.is_err() { warn!("gossip stopped"); break },
             _ = sockets_rx.changed() => {}
-            _ = poll.tick() => reload(&options.file, &mut text, &mut config),
+            _ = poll.tick() => {
+                if reload(&options.file, &mut stamp, &mut config) {
+                    addresses_version += 1;
+                }
+            }
             _ = sleep_until(wake) => {}
         }
     }
@@ -191,19 +234,33 @@ fn apply(
     publish(owned_tx, announced, me, before, after);
 }
 
-/// Re-reads the file; a changed, valid file replaces the addresses. Node name and gossip
-/// settings need a restart (they identify this member), so changes to them are reported, not
-/// applied. An invalid file is reported and the last good one stays in force.
-fn reload(path: &PathBuf, text: &mut String, config: &mut StaticConfig) {
-    let Ok(new_text) = std::fs::read_to_string(path) else {
+/// Everything the election depends on besides the fixed node name.
+#[derive(Debug, PartialEq, Eq)]
+struct ElectionInputs {
+    /// Bumped whenever a reload replaces the addresses.
+    addresses_version: u64,
+    may_elect: bool,
+    live: BTreeSet<String>,
+}
+
+/// Re-reads the file when its stamp changed; a valid file with other addresses replaces them
+/// (and `true` is returned). Node name and gossip settings need a restart (they identify this
+/// member), so changes to them are reported, not applied. An invalid file is reported once and
+/// the last good one stays in force.
+fn reload(path: &PathBuf, stamp: &mut Option<FileStamp>, config: &mut StaticConfig) -> bool {
+    let Ok(now) = file_stamp(path) else {
         warn!(path = %path.display(), "cannot read static speaker file; keeping the last good one");
-        return;
+        return false;
     };
-    if new_text == *text {
-        return;
+    if *stamp == Some(now) {
+        return false;
     }
-    *text = new_text;
-    match static_config::parse(text) {
+    *stamp = Some(now);
+    let Ok(text) = std::fs::read_to_string(path) else {
+        warn!(path = %path.display(), "cannot read static speaker file; keeping the last good one");
+        return false;
+    };
+    match static_config::parse(&text) {
         Ok(new) => {
             if new.node != config.node || new.gossip != config.gossip {
                 warn!("static speaker file: `node` and `gossip` changes take effect on restart");
@@ -212,10 +269,66 @@ fn reload(path: &PathBuf, text: &mut String, config: &mut StaticConfig) {
                 services = new.addresses.len(),
                 "static speaker file reloaded"
             );
+            let changed = config.addresses != new.addresses;
             config.addresses = new.addresses;
+            changed
         }
         Err(e) => {
-            error!(path = %path.display(), error = %e, "static speaker file rejected; keeping the last good one")
+            error!(path = %path.display(), error = %e, "static speaker file rejected; keeping the last good one");
+            false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "node: node-a\ngossip:\n  bind: 192.0.2.11:7946\naddresses:\n";
+
+    fn write(path: &PathBuf, body: &str) {
+        // Write then rename, as editors and ConfigMap volumes do: a new inode every time.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{HEAD}{body}")).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    }
+
+    #[test]
+    fn reload_reports_only_address_changes_and_keeps_the_last_good_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("static.yaml");
+        write(&path, "- service: a\n  ips: [192.0.2.1]\n");
+        let (mut stamp, mut config) = load(&path).unwrap();
+        assert!(!reload(&path, &mut stamp, &mut config), "untouched file");
+
+        write(&path, "- service: a\n  ips: [192.0.2.2]\n");
+        assert!(reload(&path, &mut stamp, &mut config));
+        assert_eq!(config.addresses[0].ips, [ip("192.0.2.2")]);
+        assert!(!reload(&path, &mut stamp, &mut config), "already applied");
+
+        // Rewritten with the same addresses (a comment added): nothing to re-elect.
+        write(&path, "# same\n- service: a\n  ips: [192.0.2.2]\n");
+        assert!(!reload(&path, &mut stamp, &mut config));
+
+        // Rewritten in place (same inode) with other addresses: still seen.
+        std::fs::write(&path, format!("{HEAD}- service: a\n  ips: [192.0.2.33]\n")).unwrap();
+        assert!(reload(&path, &mut stamp, &mut config));
+        assert_eq!(config.addresses[0].ips, [ip("192.0.2.33")]);
+
+        // Broken, then missing: the last good addresses stay.
+        write(&path, "- service: [unclosed\n");
+        assert!(!reload(&path, &mut stamp, &mut config));
+        std::fs::remove_file(&path).unwrap();
+        assert!(!reload(&path, &mut stamp, &mut config));
+        assert_eq!(config.addresses[0].ips, [ip("192.0.2.33")]);
+
+        // Back with new addresses.
+        write(&path, "- service: b\n  ips: [192.0.2.4]\n");
+        assert!(reload(&path, &mut stamp, &mut config));
+        assert_eq!(config.addresses[0].service, "b");
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
     }
 }

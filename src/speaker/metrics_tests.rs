@@ -1,0 +1,189 @@
+use super::*;
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+fn scrape(registry: &TextRegistry) -> String {
+    let mut out = String::new();
+    registry.write_text(&mut out);
+    out
+}
+
+/// The sample lines (no `# HELP`/`# TYPE`) that mention `needle`.
+fn samples(text: &str, needle: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn layer2_series_appear_with_the_first_packet_and_go_with_ownership() {
+    let registry = TextRegistry::default();
+    let metrics = Layer2Metrics::new(&registry);
+    let (asked, quiet) = (ip("192.0.2.10"), ip("2001:db8::10"));
+
+    // Handles exist for both (the announcer and the receive path create them), but nothing
+    // has been counted yet: no series at all.
+    let asked_counters = metrics.counters(asked);
+    let quiet_counters = metrics.counters(quiet);
+    assert!(samples(&scrape(&registry), "ferrolb_layer2").is_empty());
+
+    quiet_counters.gratuitous();
+    asked_counters.gratuitous();
+    asked_counters.gratuitous();
+    asked_counters.request();
+    asked_counters.request();
+    asked_counters.response();
+    // A second handle to the same IP shares its counters.
+    metrics.counters(asked).request();
+    let text = scrape(&registry);
+    assert_eq!(
+        samples(&text, "192.0.2.10"),
+        [
+            "ferrolb_layer2_gratuitous_sent{ip=\"192.0.2.10\"} 2",
+            "ferrolb_layer2_requests_received{ip=\"192.0.2.10\"} 3",
+            "ferrolb_layer2_responses_sent{ip=\"192.0.2.10\"} 1",
+        ],
+        "{text}"
+    );
+    // Announced but never asked about: only the gratuitous series.
+    assert_eq!(
+        samples(&text, "2001:db8::10"),
+        ["ferrolb_layer2_gratuitous_sent{ip=\"2001:db8::10\"} 1"],
+        "{text}"
+    );
+
+    metrics.forget(asked);
+    let text = scrape(&registry);
+    assert!(samples(&text, "192.0.2.10").is_empty(), "{text}");
+    assert_eq!(samples(&text, "2001:db8::10").len(), 1, "{text}");
+
+    // A handle kept across the loss counts nowhere; owning the IP again starts afresh.
+    asked_counters.request();
+    assert!(samples(&scrape(&registry), "192.0.2.10").is_empty());
+    metrics.counters(asked).request();
+    assert_eq!(
+        samples(&scrape(&registry), "192.0.2.10"),
+        ["ferrolb_layer2_requests_received{ip=\"192.0.2.10\"} 1"]
+    );
+}
+
+#[test]
+fn announced_gauge_follows_set_and_clear() {
+    let registry = TextRegistry::default();
+    let announced = AnnouncedMetric::new(&registry);
+    announced.set("default/web", "node-a", ip("192.0.2.10"), true);
+    announced.set("default/web", "node-a", ip("2001:db8::10"), true);
+    announced.set("default/dns", "node-a", ip("192.0.2.10"), true);
+    // Setting twice keeps one series.
+    announced.set("default/dns", "node-a", ip("192.0.2.10"), true);
+    let text = scrape(&registry);
+    assert_eq!(
+        samples(&text, "ferrolb_speaker_announced").len(),
+        3,
+        "{text}"
+    );
+
+    announced.set("default/web", "node-a", ip("192.0.2.10"), false);
+    // Clearing what was never set changes nothing.
+    announced.set("default/web", "node-b", ip("192.0.2.10"), false);
+    let text = scrape(&registry);
+    assert_eq!(
+        samples(&text, "ferrolb_speaker_announced"),
+        [
+            "ferrolb_speaker_announced{ip=\"192.0.2.10\",node=\"node-a\",service=\"default/dns\"} 1",
+            "ferrolb_speaker_announced{ip=\"2001:db8::10\",node=\"node-a\",service=\"default/web\"} 1",
+        ],
+        "{text}"
+    );
+    announced.set("default/dns", "node-a", ip("192.0.2.10"), false);
+    announced.set("default/web", "node-a", ip("2001:db8::10"), false);
+    assert!(samples(&scrape(&registry), "ferrolb_speaker_announced").is_empty());
+}
+
+/// Dashboards and alerts written against the `prometheus` crate's own labelled vectors (what
+/// the speaker used before) must keep working: same names, help, types, labels and values.
+/// Only the order of samples within a family may differ, which the format allows.
+#[test]
+fn exposition_matches_the_prometheus_crates_vectors() {
+    let ours = TextRegistry::default();
+    let l2 = Layer2Metrics::new(&ours);
+    let announced = AnnouncedMetric::new(&ours);
+    let theirs = Registry::new();
+    let vec = |(name, help): (&str, &str)| {
+        let v = IntCounterVec::new(Opts::new(name, help), &["ip"]).unwrap();
+        theirs.register(Box::new(v.clone())).unwrap();
+        v
+    };
+    let (requests, responses, gratuitous) = (vec(REQUESTS), vec(RESPONSES), vec(GRATUITOUS));
+    let gauge = IntGaugeVec::new(
+        Opts::new(ANNOUNCED.0, ANNOUNCED.1),
+        &["service", "node", "ip"],
+    )
+    .unwrap();
+    theirs.register(Box::new(gauge.clone())).unwrap();
+
+    let addrs = ["192.0.2.9", "192.0.2.10", "2001:db8::1"];
+    for (i, addr) in addrs.iter().enumerate() {
+        let counters = l2.counters(ip(addr));
+        for _ in 0..=i {
+            counters.request();
+            counters.response();
+        }
+        counters.gratuitous();
+        requests.with_label_values(&[*addr]).inc_by(i as u64 + 1);
+        responses.with_label_values(&[*addr]).inc_by(i as u64 + 1);
+        gratuitous.with_label_values(&[*addr]).inc();
+    }
+    // Names from a static file may hold anything; quotes, backslashes, newlines are escaped.
+    for (service, addr) in [("ns/web", addrs[0]), ("odd\"na\\me\n", addrs[2])] {
+        announced.set(service, "node-a", ip(addr), true);
+        gauge.with_label_values(&[service, "node-a", addr]).set(1);
+    }
+
+    // Families in the same order (the registry sorts them by name, as we register them).
+    let mut expected = String::new();
+    TextEncoder::new()
+        .encode_utf8(&theirs.gather(), &mut expected)
+        .unwrap();
+    let mut ours_text = String::new();
+    for name in [ANNOUNCED.0, GRATUITOUS.0, REQUESTS.0, RESPONSES.0] {
+        ours_text.push_str(&family_text(&scrape(&ours), name));
+    }
+    let sorted = |text: &str| {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(
+        sorted(&ours_text),
+        sorted(&expected),
+        "ours:\n{ours_text}\ntheirs:\n{expected}"
+    );
+    // Headers precede their samples.
+    for name in [ANNOUNCED.0, GRATUITOUS.0, REQUESTS.0, RESPONSES.0] {
+        let text = family_text(&ours_text, name);
+        assert!(text.starts_with(&format!("# HELP {name} ")), "{text}");
+        assert!(
+            text.lines().nth(1).unwrap().starts_with("# TYPE "),
+            "{text}"
+        );
+    }
+}
+
+/// The lines of family `name` (headers and samples), in their original order.
+fn family_text(text: &str, name: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            let sample = l
+                .strip_prefix("# HELP ")
+                .or(l.strip_prefix("# TYPE "))
+                .unwrap_or(l);
+            sample.starts_with(name) && sample[name.len()..].starts_with([' ', '{'])
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
