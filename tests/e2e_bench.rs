@@ -17,8 +17,7 @@ use e2e::process::memory;
 use e2e::wait::wait_for;
 use e2e::{ControlPlane, Controller, ControllerOptions};
 
-const NAMESPACE: &str = "ferrolb-system";
-const APPS: &str = "apps";
+use e2e::{APPS, NAMESPACE};
 
 /// IPv6 Services, so that the pools can be large and still inside 2001:db8::/32 (documentation
 /// space); no NodePorts, so that 10k Services fit the NodePort range.

@@ -23,8 +23,7 @@ use e2e::ledger::IpLedger;
 use e2e::wait::{PATIENCE, wait_for};
 use e2e::{ControlPlane, Controller, ControllerOptions};
 
-const NAMESPACE: &str = "ferrolb-system";
-const APPS: &str = "apps";
+use e2e::{APPS, NAMESPACE};
 
 const CONFIG: &str = "address-pools:
 - name: default

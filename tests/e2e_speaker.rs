@@ -33,8 +33,7 @@ use e2e::wait::{PATIENCE, wait_for as wait_until};
 use e2e::{ControlPlane, Controller, ControllerOptions};
 use netns::{Lan, distinct, environment_ready_with, in_ns, ranking, stdout, wait_for};
 
-const NAMESPACE: &str = "ferrolb-system";
-const APPS: &str = "apps";
+use e2e::{APPS, NAMESPACE};
 const API_IP: &str = "192.0.2.50";
 const API_IP6: &str = "2001:db8::50";
 const POOL: &str = "address-pools:

@@ -68,6 +68,29 @@ fn nodes() -> Vec<Node> {
         .collect()
 }
 
+/// The node announcing `svc` alone (no other Services), with these slices, nodes and members;
+/// `None` when its one announcement has no node.
+fn announcer(
+    svc: &Service,
+    slices: &[EndpointSlice],
+    nodes: &[Node],
+    live: Option<&BTreeSet<String>>,
+    options: &ViewOptions,
+) -> Option<String> {
+    let (ann, _) = announcements(
+        &config(),
+        std::slice::from_ref(svc),
+        slices,
+        nodes,
+        live,
+        options,
+    );
+    match ann.as_slice() {
+        [a] => a.node.clone(),
+        other => panic!("expected one announcement for {svc:?}, got {other:?}"),
+    }
+}
+
 #[test]
 fn cluster_policy_follows_the_ranking_of_the_first_ip() {
     let svc = service("web", &["192.0.2.10", "2001:db8::10"], "Cluster", None);
@@ -103,24 +126,15 @@ fn local_policy_needs_a_ready_endpoint_on_the_node() {
     let svc = service("web", &["192.0.2.11"], "Local", None);
     let slices = [slice("web", &[("node-c", true), ("node-a", false)])];
     let all = live(&["node-a", "node-b", "node-c"]);
-    let (ann, _) = announcements(
-        &config(),
-        std::slice::from_ref(&svc),
-        &slices,
-        &nodes(),
-        Some(&all),
-        &ViewOptions::default(),
+    assert_eq!(
+        announcer(&svc, &slices, &nodes(), Some(&all), &ViewOptions::default()).as_deref(),
+        Some("node-c")
     );
-    assert_eq!(ann[0].node.as_deref(), Some("node-c"));
-    let (ann, _) = announcements(
-        &config(),
-        &[svc],
-        &[],
-        &nodes(),
-        Some(&all),
-        &ViewOptions::default(),
+    assert_eq!(
+        announcer(&svc, &[], &nodes(), Some(&all), &ViewOptions::default()),
+        None,
+        "no endpoint anywhere: nobody announces"
     );
-    assert_eq!(ann[0].node, None, "no endpoint anywhere: nobody announces");
 }
 
 #[test]
@@ -132,31 +146,24 @@ fn dead_unavailable_and_excluded_nodes_are_skipped() {
         node("node-c", true, false, false),
     ];
     let all = live(&["node-a", "node-b", "node-c"]);
-    let (ann, _) = announcements(
-        &config(),
-        std::slice::from_ref(&svc),
-        &[],
-        &ns,
-        Some(&all),
-        &ViewOptions::default(),
+    assert_eq!(
+        announcer(&svc, &[], &ns, Some(&all), &ViewOptions::default()).as_deref(),
+        Some("node-c")
     );
-    assert_eq!(ann[0].node.as_deref(), Some("node-c"));
     let only_ab = live(&["node-a", "node-b"]);
-    let (ann, _) = announcements(
-        &config(),
-        std::slice::from_ref(&svc),
-        &[],
-        &ns,
-        Some(&only_ab),
-        &ViewOptions::default(),
+    assert_eq!(
+        announcer(&svc, &[], &ns, Some(&only_ab), &ViewOptions::default()),
+        None,
+        "node-c is not alive in gossip"
     );
-    assert_eq!(ann[0].node, None, "node-c is not alive in gossip");
     let ignore = ViewOptions {
         ignore_exclude_lb: true,
         ..ViewOptions::default()
     };
-    let (ann, _) = announcements(&config(), &[svc], &[], &ns, Some(&only_ab), &ignore);
-    assert_eq!(ann[0].node.as_deref(), Some("node-b"));
+    assert_eq!(
+        announcer(&svc, &[], &ns, Some(&only_ab), &ignore).as_deref(),
+        Some("node-b")
+    );
 }
 
 #[test]
@@ -166,8 +173,10 @@ fn without_gossip_node_ready_decides() {
         node("node-a", false, false, false),
         node("node-b", true, false, false),
     ];
-    let (ann, _) = announcements(&config(), &[svc], &[], &ns, None, &ViewOptions::default());
-    assert_eq!(ann[0].node.as_deref(), Some("node-b"));
+    assert_eq!(
+        announcer(&svc, &[], &ns, None, &ViewOptions::default()).as_deref(),
+        Some("node-b")
+    );
 }
 
 #[test]

@@ -12,5 +12,10 @@ pub mod netns_bridge;
 pub mod process;
 pub mod wait;
 
+/// The namespace ferrolb runs in (its ConfigMap, Lease and events), as the chart installs it.
+pub const NAMESPACE: &str = "ferrolb-system";
+/// The namespace the suites create their Services in.
+pub const APPS: &str = "apps";
+
 pub use control_plane::ControlPlane;
 pub use ferrolb::{Controller, ControllerOptions};
