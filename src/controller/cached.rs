@@ -23,11 +23,52 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde::Deserialize;
 
-use super::service::ANNOTATION_PREFIXES;
+use super::service::{ALLOCATED_FROM_POOL, ANNOTATION_PREFIXES};
 use crate::ipam::ServiceKey;
 
 type Text = Box<str>;
-type Pairs = Box<[(Text, Text)]>;
+
+/// Text that nearly every Service repeats (its type, policies, families, port protocols, the
+/// MetalLB annotation keys): a known spelling is borrowed from [`WORDS`] and costs no
+/// allocation; anything else is kept as sent.
+type Word = Cow<'static, str>;
+type Pairs = Box<[(Word, Text)]>;
+
+/// The spellings [`word`] shares. Extending it saves memory; omitting one loses nothing.
+const WORDS: &[&str] = &[
+    "LoadBalancer",
+    "ClusterIP",
+    "NodePort",
+    "ExternalName",
+    "Cluster",
+    "Local",
+    "SingleStack",
+    "PreferDualStack",
+    "RequireDualStack",
+    "IPv4",
+    "IPv6",
+    "TCP",
+    "UDP",
+    "SCTP",
+    ALLOCATED_FROM_POOL,
+    "metallb.universe.tf/address-pool",
+    "metallb.universe.tf/loadBalancerIPs",
+    "metallb.universe.tf/allow-shared-ip",
+    "metallb.io/address-pool",
+    "metallb.io/loadBalancerIPs",
+    "metallb.io/allow-shared-ip",
+];
+
+fn word(s: String) -> Word {
+    match WORDS.iter().find(|w| **w == s) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(s),
+    }
+}
+
+fn words(v: Option<Vec<String>>) -> Option<Box<[Word]>> {
+    v.map(|v| v.into_iter().map(word).collect())
+}
 
 /// A Service as the controller caches it. Decodes from the API's Service JSON.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -54,19 +95,20 @@ struct Ingress {
 #[derive(Clone, Debug, PartialEq)]
 struct Port {
     port: i32,
-    protocol: Option<Text>,
+    protocol: Option<Word>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 struct CachedSpec {
-    type_: Option<Text>,
+    type_: Option<Word>,
     load_balancer_class: Option<Text>,
     load_balancer_ip: Option<Text>,
     ports: Option<Box<[Port]>>,
-    external_traffic_policy: Option<Text>,
-    selector: Option<Pairs>,
-    ip_families: Option<Box<[Text]>>,
-    ip_family_policy: Option<Text>,
+    external_traffic_policy: Option<Word>,
+    /// Only read for `Local` traffic policy (endpoint sharing checks), so kept only then.
+    selector: Option<Box<[(Text, Text)]>>,
+    ip_families: Option<Box<[Word]>>,
+    ip_family_policy: Option<Word>,
     /// Only consulted for the families when `ip_families` is empty.
     cluster_ip: Option<Text>,
     cluster_ips: Option<Box<[Text]>>,
@@ -80,35 +122,30 @@ fn texts(v: Option<Vec<String>>) -> Option<Box<[Text]>> {
     v.map(|v| v.into_iter().map(String::into_boxed_str).collect())
 }
 
-fn pairs(m: impl IntoIterator<Item = (String, String)>) -> Pairs {
-    m.into_iter()
-        .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
-        .collect()
-}
-
-fn map(p: &Pairs) -> BTreeMap<String, String> {
+fn map<K: AsRef<str>>(p: &[(K, Text)]) -> BTreeMap<String, String> {
     p.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| (k.as_ref().to_owned(), v.to_string()))
         .collect()
 }
 
-fn strings(v: &[Text]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
+fn strings<S: AsRef<str>>(v: &[S]) -> Vec<String> {
+    v.iter().map(|s| s.as_ref().to_owned()).collect()
 }
 
 impl From<Service> for CachedService {
     fn from(svc: Service) -> Self {
         let meta = svc.metadata;
         let annotations = meta.annotations.map(|a| {
-            pairs(
-                a.into_iter()
-                    .filter(|(k, _)| ANNOTATION_PREFIXES.iter().any(|p| k.starts_with(p))),
-            )
+            a.into_iter()
+                .filter(|(k, _)| ANNOTATION_PREFIXES.iter().any(|p| k.starts_with(p)))
+                .map(|(k, v)| (word(k), v.into_boxed_str()))
+                .collect()
         });
         let spec = svc.spec.map(|s| {
             let families_known = s.ip_families.as_ref().is_some_and(|f| !f.is_empty());
+            let local = s.external_traffic_policy.as_deref() == Some("Local");
             CachedSpec {
-                type_: text(s.type_),
+                type_: s.type_.map(word),
                 load_balancer_class: text(s.load_balancer_class),
                 load_balancer_ip: text(s.load_balancer_ip),
                 ports: s.ports.map(|ports| {
@@ -116,14 +153,18 @@ impl From<Service> for CachedService {
                         .into_iter()
                         .map(|p| Port {
                             port: p.port,
-                            protocol: text(p.protocol),
+                            protocol: p.protocol.map(word),
                         })
                         .collect()
                 }),
-                external_traffic_policy: text(s.external_traffic_policy),
-                selector: s.selector.map(pairs),
-                ip_families: texts(s.ip_families),
-                ip_family_policy: text(s.ip_family_policy),
+                external_traffic_policy: s.external_traffic_policy.map(word),
+                selector: s.selector.filter(|_| local).map(|m| {
+                    m.into_iter()
+                        .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+                        .collect()
+                }),
+                ip_families: words(s.ip_families),
+                ip_family_policy: s.ip_family_policy.map(word),
                 cluster_ip: if families_known {
                     None
                 } else {
@@ -176,7 +217,7 @@ impl CachedService {
     /// The Service the core reads: every field it consults, nothing else.
     pub fn to_service(&self) -> Service {
         let mut metadata = self.metadata.clone();
-        metadata.annotations = self.annotations.as_ref().map(map);
+        metadata.annotations = self.annotations.as_deref().map(map);
         let spec = self.spec.as_ref().map(|s| ServiceSpec {
             type_: s.type_.as_deref().map(str::to_owned),
             load_balancer_class: s.load_balancer_class.as_deref().map(str::to_owned),
@@ -192,7 +233,7 @@ impl CachedService {
                     .collect()
             }),
             external_traffic_policy: s.external_traffic_policy.as_deref().map(str::to_owned),
-            selector: s.selector.as_ref().map(map),
+            selector: s.selector.as_deref().map(map),
             ip_families: s.ip_families.as_deref().map(strings),
             ip_family_policy: s.ip_family_policy.as_deref().map(str::to_owned),
             cluster_ip: s.cluster_ip.as_deref().map(str::to_owned),

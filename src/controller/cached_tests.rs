@@ -177,3 +177,84 @@ fn a_service_without_spec_or_status_stays_without() {
     assert_eq!(back.status, None);
     assert_eq!(back.metadata.annotations, None);
 }
+
+#[test]
+fn common_spellings_are_shared_and_others_kept_as_sent() {
+    let svc: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web", "namespace": "shop", "annotations": {
+            "metallb.io/ip-allocated-from-pool": "default",
+            "metallb.universe.tf/address-pool": "default",
+            "metallb.io/future-key": "v",
+        }},
+        "spec": {
+            "type": "LoadBalancer", "externalTrafficPolicy": "Cluster",
+            "ipFamilies": ["IPv6", "IPv4"], "ipFamilyPolicy": "PreferDualStack",
+            "ports": [{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "Odd"}],
+        },
+    }))
+    .unwrap();
+    let c = cached(&svc);
+    let spec = c.spec.as_ref().unwrap();
+    let shared = |w: &Word| matches!(w, Cow::Borrowed(_));
+    assert!(shared(spec.type_.as_ref().unwrap()));
+    assert!(shared(spec.external_traffic_policy.as_ref().unwrap()));
+    assert!(shared(spec.ip_family_policy.as_ref().unwrap()));
+    assert!(spec.ip_families.as_ref().unwrap().iter().all(shared));
+    let ports = spec.ports.as_ref().unwrap();
+    assert!(shared(ports[0].protocol.as_ref().unwrap()));
+    // An unknown spelling is kept, so the core still reports it as invalid.
+    assert_eq!(ports[1].protocol.as_deref(), Some("Odd"));
+    assert!(!shared(ports[1].protocol.as_ref().unwrap()));
+    let keys: Vec<(&str, bool)> = c
+        .annotations
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|(k, _)| (k.as_ref(), shared(k)))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("metallb.io/future-key", false),
+            ("metallb.io/ip-allocated-from-pool", true),
+            ("metallb.universe.tf/address-pool", true),
+        ]
+    );
+    assert_same_reading(&svc, &c.to_service());
+}
+
+#[test]
+fn every_annotation_the_core_reads_is_a_shared_spelling() {
+    use crate::controller::service::{ADDRESS_POOL, ALLOW_SHARED_IP, LOAD_BALANCER_IPS};
+    for prefix in ANNOTATION_PREFIXES {
+        for name in [ADDRESS_POOL, LOAD_BALANCER_IPS, ALLOW_SHARED_IP] {
+            let key = format!("{prefix}{name}");
+            assert!(WORDS.contains(&key.as_str()), "{key} is not in WORDS");
+        }
+    }
+    assert!(WORDS.contains(&ALLOCATED_FROM_POOL));
+}
+
+#[test]
+fn the_selector_is_kept_only_where_the_core_reads_it() {
+    let with_policy = |policy: &str| -> Service {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": policy,
+                     "selector": {"app": "web"}, "ports": [{"port": 80}]},
+        }))
+        .unwrap()
+    };
+    let local = with_policy("Local");
+    let back = cached(&local).to_service();
+    assert_eq!(
+        back.spec.as_ref().and_then(|s| s.selector.clone()),
+        Some(BTreeMap::from([("app".to_owned(), "web".to_owned())]))
+    );
+    assert_same_reading(&local, &back);
+
+    let cluster = with_policy("Cluster");
+    let back = cached(&cluster).to_service();
+    assert_eq!(back.spec.as_ref().and_then(|s| s.selector.clone()), None);
+    assert_same_reading(&cluster, &back);
+}
