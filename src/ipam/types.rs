@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// An IP family. Ordered so that `V4 < V6`, which gives dual-stack output a stable order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -161,13 +162,14 @@ impl Request {
     }
 }
 
-/// A Service's identity, `"namespace/name"`.
+/// A Service's identity, `"namespace/name"`. Clones share one allocation: the allocator keeps a
+/// key per Service and one per address it holds.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ServiceKey(String);
+pub struct ServiceKey(Arc<str>);
 
 impl ServiceKey {
     pub fn new(namespace: &str, name: &str) -> ServiceKey {
-        ServiceKey(format!("{namespace}/{name}"))
+        ServiceKey(format!("{namespace}/{name}").into())
     }
 
     pub fn as_str(&self) -> &str {
@@ -177,13 +179,13 @@ impl ServiceKey {
 
 impl From<&str> for ServiceKey {
     fn from(s: &str) -> ServiceKey {
-        ServiceKey(s.to_owned())
+        ServiceKey(s.into())
     }
 }
 
 impl From<String> for ServiceKey {
     fn from(s: String) -> ServiceKey {
-        ServiceKey(s)
+        ServiceKey(s.into())
     }
 }
 
