@@ -37,4 +37,4 @@ pub use core::{DropCounts, MemberCounts, MembershipCore, MembershipEvent};
 pub use identity::NodeId;
 pub use key::{KEY_ENV, KeyError, MemberlistKey};
 pub use metrics::{MembershipCollector, register as register_metrics};
-pub use udp::{Membership, MembershipHandle, MembershipStats};
+pub use udp::{Membership, MembershipHandle, MembershipStats, joined_differs};

@@ -22,6 +22,16 @@ pub struct MembershipStats {
     pub left: bool,
 }
 
+/// Resolves once `joined` differs from `seen`, or fails when gossip has stopped (the sender is
+/// gone). A speaker's pass reads only `joined` from the stats; the counters change with every
+/// probe and drop, and waking the pass for them would re-run the election for nothing.
+pub async fn joined_differs(
+    stats: &mut watch::Receiver<MembershipStats>,
+    seen: bool,
+) -> Result<(), watch::error::RecvError> {
+    stats.wait_for(|s| s.joined != seen).await.map(|_| ())
+}
+
 enum Command {
     Leave(oneshot::Sender<()>),
     SetSeeds(Vec<SocketAddr>),
@@ -233,5 +243,43 @@ fn log_event(event: &MembershipEvent) {
             generation = id.generation,
             "gossip: we were declared down; rejoined under a new generation"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    #[test]
+    fn joined_differs_ignores_counters_and_wakes_on_joining() {
+        let (tx, mut rx) = watch::channel(MembershipStats::default());
+        let mut busy = MembershipStats::default();
+        busy.members.alive = 3;
+        busy.drops.auth = 7;
+        tx.send_replace(busy);
+        assert!(joined_differs(&mut rx, false).now_or_never().is_none());
+
+        busy.joined = true;
+        tx.send_replace(busy);
+        assert!(matches!(
+            joined_differs(&mut rx, false).now_or_never(),
+            Some(Ok(()))
+        ));
+        // Joined for good: more counter changes never wake a waiter that has seen it.
+        busy.drops.replay = 1;
+        tx.send_replace(busy);
+        assert!(joined_differs(&mut rx, true).now_or_never().is_none());
+    }
+
+    #[test]
+    fn joined_differs_reports_stopped_gossip() {
+        let (tx, mut rx) = watch::channel(MembershipStats::default());
+        drop(tx);
+        assert!(matches!(
+            joined_differs(&mut rx, false).now_or_never(),
+            Some(Err(_))
+        ));
     }
 }

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::membership::{
     KeyError, MemberlistKey, Membership, MembershipConfig, MembershipError, MembershipHandle,
-    SwimTiming,
+    SwimTiming, joined_differs,
 };
 use crate::telemetry::{Health, TextRegistry};
 
@@ -210,7 +210,12 @@ pub async fn run(
             _ = &mut shutdown => break,
             Some(()) = dirty.recv() => {}
             Some(r) = changed(&mut members) => if r.is_err() { warn!("gossip stopped"); break },
-            Some(r) = changed(&mut stats) => if r.is_err() { warn!("gossip stopped"); break },
+            Some(r) = async {
+                match &mut stats {
+                    Some(rx) => Some(joined_differs(rx, gate.joined()).await),
+                    None => std::future::pending().await,
+                }
+            } => if r.is_err() { warn!("gossip stopped"); break },
             _ = sockets_rx.changed() => {}
             _ = async { match wake { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {}
         }

@@ -17,6 +17,7 @@ use tracing::{error, info, warn};
 
 use crate::membership::{
     KeyError, MemberlistKey, Membership, MembershipConfig, MembershipError, SwimTiming,
+    joined_differs,
 };
 use crate::telemetry::{Health, TextRegistry};
 
@@ -185,7 +186,7 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             r = members.changed() => if r.is_err() { warn!("gossip stopped"); break },
-            r = stats.changed() => if r.is_err() { warn!("gossip stopped"); break },
+            r = joined_differs(&mut stats, gate.joined()) => if r.is_err() { warn!("gossip stopped"); break },
             _ = sockets_rx.changed() => {}
             _ = poll.tick() => {
                 if reload(&options.file, &mut stamp, &mut config) {
