@@ -288,6 +288,12 @@ fn connect_from_client(lan: &Lan, ip: &str) -> Option<String> {
     (!said.is_empty()).then_some(said)
 }
 
+/// Node `owner` alone serves `ip`: it is the only ARP answerer and the client's traffic lands on it.
+fn assert_serves(lan: &Lan, ip: &str, owner: usize) {
+    assert_only_answerer(lan, ip, owner);
+    assert_traffic_reaches(lan, ip, owner);
+}
+
 /// Waits until ARP for `ip` is answered by node `owner` and nobody else, then checks it over
 /// several more requests (one reply each, all from the owner).
 fn assert_only_answerer(lan: &Lan, ip: &str, owner: usize) {
@@ -357,8 +363,7 @@ async fn service_created_through_the_api_is_reachable_at_its_external_ip() {
 
     let order = ranked(&cluster.lan, ip, &[0, 1, 2]);
     let owner = order[0];
-    assert_only_answerer(&cluster.lan, ip, owner);
-    assert_traffic_reaches(&cluster.lan, ip, owner);
+    assert_serves(&cluster.lan, ip, owner);
 
     // The new announcer says so on the Service, and nobody else does.
     let owner_name = cluster.lan.nodes[owner].name.clone();
@@ -386,8 +391,7 @@ async fn service_created_through_the_api_is_reachable_at_its_external_ip() {
     // gratuitous ARP re-points the client, whose connections land there.
     cluster.lan.signal(owner, "KILL");
     let next = order[1];
-    assert_only_answerer(&cluster.lan, ip, next);
-    assert_traffic_reaches(&cluster.lan, ip, next);
+    assert_serves(&cluster.lan, ip, next);
     cluster.controller.assert_running();
 
     // Deleted through the API: the IP is released and nobody answers for it any more.
@@ -419,8 +423,7 @@ async fn local_traffic_policy_is_answered_only_from_nodes_with_a_ready_endpoint(
         &[(name(0), false), (name(1), true)],
     )
     .await;
-    assert_only_answerer(lan, ip, order[1]);
-    assert_traffic_reaches(lan, ip, order[1]);
+    assert_serves(lan, ip, order[1]);
 
     // The ready endpoint moves to the third node: so does the IP, and the client follows.
     set_endpoints(
@@ -429,8 +432,7 @@ async fn local_traffic_policy_is_answered_only_from_nodes_with_a_ready_endpoint(
         &[(name(0), false), (name(1), false), (name(2), true)],
     )
     .await;
-    assert_only_answerer(lan, ip, order[2]);
-    assert_traffic_reaches(lan, ip, order[2]);
+    assert_serves(lan, ip, order[2]);
 
     // Two nodes with a ready endpoint: the ranking decides between them.
     set_endpoints(
@@ -439,8 +441,7 @@ async fn local_traffic_policy_is_answered_only_from_nodes_with_a_ready_endpoint(
         &[(name(0), true), (name(2), true)],
     )
     .await;
-    assert_only_answerer(lan, ip, order[0]);
-    assert_traffic_reaches(lan, ip, order[0]);
+    assert_serves(lan, ip, order[0]);
 
     // No ready endpoint anywhere: no node may attract the traffic.
     set_endpoints(
