@@ -18,7 +18,7 @@ pub mod election;
 pub mod ipam;
 pub mod layer2;
 #[forbid(unsafe_code)]
-pub mod membership;
+pub mod gossip;
 #[forbid(unsafe_code)]
 pub mod speaker;
 #[forbid(unsafe_code)]

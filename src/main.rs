@@ -91,7 +91,7 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 
 mod speaker_main {
     use anyhow::{Context, bail};
-    use ferrolb::membership::SwimTiming;
+    use ferrolb::gossip::SwimTiming;
     use ferrolb::speaker::cli::SpeakerArgs;
     use ferrolb::speaker::cluster::ViewOptions;
     use ferrolb::speaker::kubernetes::{self, GossipOptions, KubeOptions};

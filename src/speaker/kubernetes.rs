@@ -17,8 +17,8 @@ use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use crate::membership::{
-    KeyError, MemberlistKey, Membership, MembershipConfig, MembershipError, MembershipHandle,
+use crate::gossip::{
+    KeyError, GossipKey, Gossip, GossipConfig, GossipError, GossipHandle,
     SwimTiming, joined_differs,
 };
 use crate::telemetry::{Health, TextRegistry};
@@ -55,7 +55,7 @@ pub enum KubeSpeakerError {
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
-    Membership(#[from] MembershipError),
+    Gossip(#[from] GossipError),
     #[error("registering metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("the {0} watch stopped before its first list completed")]
@@ -152,8 +152,8 @@ pub async fn run(
 
     let membership = match &options.gossip {
         Some(g) => {
-            let key = MemberlistKey::load(g.key_file.as_deref())?;
-            let handle = Membership::start(MembershipConfig {
+            let key = GossipKey::load(g.key_file.as_deref())?;
+            let handle = Gossip::start(GossipConfig {
                 node_name: options.node_name.clone(),
                 bind_addr: SocketAddr::new(g.host_ip, g.port),
                 advertise_addr: None,
@@ -162,13 +162,13 @@ pub async fn run(
                 timing: g.timing.clone(),
             })
             .await?;
-            crate::membership::register_metrics(registry, &handle)?;
+            crate::gossip::register_metrics(registry, &handle)?;
             Some(handle)
         }
         None => None,
     };
-    let mut members = membership.as_ref().map(MembershipHandle::members);
-    let mut stats = membership.as_ref().map(MembershipHandle::stats_watch);
+    let mut members = membership.as_ref().map(GossipHandle::members);
+    let mut stats = membership.as_ref().map(GossipHandle::stats_watch);
 
     let (owned_tx, mut sockets_rx, announcer_task) =
         spawn_announcer(options.announcer.clone(), l2_metrics);

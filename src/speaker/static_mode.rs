@@ -15,8 +15,8 @@ use thiserror::Error;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::membership::{
-    KeyError, MemberlistKey, Membership, MembershipConfig, MembershipError, SwimTiming,
+use crate::gossip::{
+    KeyError, GossipKey, Gossip, GossipConfig, GossipError, SwimTiming,
     joined_differs,
 };
 use crate::telemetry::{Health, TextRegistry};
@@ -57,7 +57,7 @@ pub enum StaticSpeakerError {
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
-    Membership(#[from] MembershipError),
+    Gossip(#[from] GossipError),
     #[error("registering metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }
@@ -124,10 +124,10 @@ pub async fn run(
 ) -> Result<(), StaticSpeakerError> {
     let (mut stamp, mut config) = load(&options.file)?;
     let key_file = config.gossip.key_file.clone().or(options.key_file.clone());
-    let key = MemberlistKey::load(key_file.as_deref())?;
+    let key = GossipKey::load(key_file.as_deref())?;
     let l2_metrics = Layer2Metrics::new(text_metrics);
     let announced = AnnouncedMetric::new(text_metrics);
-    let membership = Membership::start(MembershipConfig {
+    let membership = Gossip::start(GossipConfig {
         node_name: config.node.clone(),
         bind_addr: config.gossip.bind,
         advertise_addr: None,
@@ -136,7 +136,7 @@ pub async fn run(
         timing: options.timing.clone(),
     })
     .await?;
-    crate::membership::register_metrics(registry, &membership)?;
+    crate::gossip::register_metrics(registry, &membership)?;
     let mut members = membership.members();
     let mut stats = membership.stats_watch();
 

@@ -1,4 +1,4 @@
-//! The tokio edge: one UDP socket and one task driving [`MembershipCore`].
+//! The tokio edge: one UDP socket and one task driving [`GossipCore`].
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -8,13 +8,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::config::{MembershipConfig, MembershipError};
-use super::core::{DropCounts, MemberCounts, MembershipCore, MembershipEvent};
+use super::config::{GossipConfig, GossipError};
+use super::core::{DropCounts, MemberCounts, GossipCore, GossipEvent};
 use super::identity::NodeId;
 
 /// A snapshot for metrics and readiness.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MembershipStats {
+pub struct GossipStats {
     pub members: MemberCounts,
     pub drops: DropCounts,
     /// At least one other member has acknowledged us at some point (for `/readyz`).
@@ -26,7 +26,7 @@ pub struct MembershipStats {
 /// gone). A speaker's pass reads only `joined` from the stats; the counters change with every
 /// probe and drop, and waking the pass for them would re-run the election for nothing.
 pub async fn joined_differs(
-    stats: &mut watch::Receiver<MembershipStats>,
+    stats: &mut watch::Receiver<GossipStats>,
     seen: bool,
 ) -> Result<(), watch::error::RecvError> {
     stats.wait_for(|s| s.joined != seen).await.map(|_| ())
@@ -37,27 +37,27 @@ enum Command {
     SetSeeds(Vec<SocketAddr>),
 }
 
-/// Entry point; see [`Membership::start`].
-pub struct Membership;
+/// Entry point; see [`Gossip::start`].
+pub struct Gossip;
 
 /// A running member. Dropping it leaves the cluster gracefully (in the background); use
-/// [`MembershipHandle::leave`] to wait for the announcement to be sent.
-pub struct MembershipHandle {
+/// [`GossipHandle::leave`] to wait for the announcement to be sent.
+pub struct GossipHandle {
     members: watch::Receiver<BTreeSet<String>>,
-    stats: watch::Receiver<MembershipStats>,
+    stats: watch::Receiver<GossipStats>,
     commands: mpsc::Sender<Command>,
     task: JoinHandle<()>,
     local_addr: SocketAddr,
     identity: NodeId,
 }
 
-impl Membership {
+impl Gossip {
     /// Binds the gossip socket, announces to the seeds and runs SWIM until left or aborted.
     /// Must be called within a tokio runtime.
-    pub async fn start(config: MembershipConfig) -> Result<MembershipHandle, MembershipError> {
+    pub async fn start(config: GossipConfig) -> Result<GossipHandle, GossipError> {
         // Check what needs no socket first, so a bad config does not hold the port.
         config.validate()?;
-        let bind_error = |source| MembershipError::Bind {
+        let bind_error = |source| GossipError::Bind {
             addr: config.bind_addr,
             source,
         };
@@ -79,7 +79,7 @@ impl Membership {
             addr: advertise,
             generation: epoch,
         };
-        let core = MembershipCore::new(
+        let core = GossipCore::new(
             identity.clone(),
             epoch,
             &config.key,
@@ -89,14 +89,14 @@ impl Membership {
             Instant::now(),
         );
         let (members_tx, members) = watch::channel(core.live_members());
-        let (stats_tx, stats) = watch::channel(MembershipStats {
+        let (stats_tx, stats) = watch::channel(GossipStats {
             members: core.member_counts(),
-            ..MembershipStats::default()
+            ..GossipStats::default()
         });
         let (commands, command_rx) = mpsc::channel(4);
         let task = tokio::spawn(run(socket, core, command_rx, members_tx, stats_tx));
         tracing::info!(node = %identity.name, addr = %advertise, seeds = ?config.seeds, "gossip started");
-        Ok(MembershipHandle {
+        Ok(GossipHandle {
             members,
             stats,
             commands,
@@ -107,18 +107,18 @@ impl Membership {
     }
 }
 
-impl MembershipHandle {
+impl GossipHandle {
     /// Live member names (alive or suspect), this speaker included.
     pub fn members(&self) -> watch::Receiver<BTreeSet<String>> {
         self.members.clone()
     }
 
-    pub fn stats(&self) -> MembershipStats {
+    pub fn stats(&self) -> GossipStats {
         *self.stats.borrow()
     }
 
-    /// Watch of [`MembershipStats`], e.g. for a metrics collector.
-    pub fn stats_watch(&self) -> watch::Receiver<MembershipStats> {
+    /// Watch of [`GossipStats`], e.g. for a metrics collector.
+    pub fn stats_watch(&self) -> watch::Receiver<GossipStats> {
         self.stats.clone()
     }
 
@@ -156,10 +156,10 @@ impl MembershipHandle {
 
 async fn run(
     socket: UdpSocket,
-    mut core: MembershipCore,
+    mut core: GossipCore,
     mut commands: mpsc::Receiver<Command>,
     members: watch::Sender<BTreeSet<String>>,
-    stats: watch::Sender<MembershipStats>,
+    stats: watch::Sender<GossipStats>,
 ) {
     let mut buf = vec![0u8; 65_536];
     let mut joined = false;
@@ -188,11 +188,11 @@ async fn run(
             }
         }
         while let Some(event) = core.poll_event() {
-            joined |= event == MembershipEvent::Joined;
+            joined |= event == GossipEvent::Joined;
             log_event(&event);
         }
         // Stats first: whoever wakes on a membership change then reads matching counts.
-        let snapshot = MembershipStats {
+        let snapshot = GossipStats {
             members: core.member_counts(),
             drops: core.drops(),
             joined,
@@ -226,20 +226,20 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn log_event(event: &MembershipEvent) {
+fn log_event(event: &GossipEvent) {
     match event {
-        MembershipEvent::Up(id) => {
+        GossipEvent::Up(id) => {
             tracing::info!(member = %id.name, addr = %id.addr, "gossip: member up")
         }
-        MembershipEvent::Down(id) => {
+        GossipEvent::Down(id) => {
             tracing::warn!(member = %id.name, addr = %id.addr, "gossip: member down")
         }
-        MembershipEvent::Renamed { from, to } => tracing::info!(
+        GossipEvent::Renamed { from, to } => tracing::info!(
             member = %to.name, addr = %to.addr, from = %from.name, "gossip: member restarted or renamed"
         ),
-        MembershipEvent::Joined => tracing::info!("gossip: joined the cluster"),
-        MembershipEvent::Alone => tracing::warn!("gossip: no other member is alive"),
-        MembershipEvent::Rejoined(id) => tracing::warn!(
+        GossipEvent::Joined => tracing::info!("gossip: joined the cluster"),
+        GossipEvent::Alone => tracing::warn!("gossip: no other member is alive"),
+        GossipEvent::Rejoined(id) => tracing::warn!(
             generation = id.generation,
             "gossip: we were declared down; rejoined under a new generation"
         ),
@@ -254,8 +254,8 @@ mod tests {
 
     #[test]
     fn joined_differs_ignores_counters_and_wakes_on_joining() {
-        let (tx, mut rx) = watch::channel(MembershipStats::default());
-        let mut busy = MembershipStats::default();
+        let (tx, mut rx) = watch::channel(GossipStats::default());
+        let mut busy = GossipStats::default();
         busy.members.alive = 3;
         busy.drops.auth = 7;
         tx.send_replace(busy);
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn joined_differs_reports_stopped_gossip() {
-        let (tx, mut rx) = watch::channel(MembershipStats::default());
+        let (tx, mut rx) = watch::channel(GossipStats::default());
         drop(tx);
         assert!(matches!(
             joined_differs(&mut rx, false).now_or_never(),

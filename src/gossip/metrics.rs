@@ -5,17 +5,17 @@ use prometheus::core::{Collector, Desc};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry, proto};
 use tokio::sync::watch;
 
-use super::udp::{MembershipHandle, MembershipStats};
+use super::udp::{GossipHandle, GossipStats};
 
 /// Collector registered with [`register`].
-pub struct MembershipCollector {
-    stats: watch::Receiver<MembershipStats>,
+pub struct GossipCollector {
+    stats: watch::Receiver<GossipStats>,
     members: IntGaugeVec,
     dropped: IntCounterVec,
 }
 
-impl MembershipCollector {
-    pub fn new(stats: watch::Receiver<MembershipStats>) -> Result<Self, prometheus::Error> {
+impl GossipCollector {
+    pub fn new(stats: watch::Receiver<GossipStats>) -> Result<Self, prometheus::Error> {
         let members = IntGaugeVec::new(
             Opts::new(
                 "ferrolb_members",
@@ -63,7 +63,7 @@ impl MembershipCollector {
     }
 }
 
-impl Collector for MembershipCollector {
+impl Collector for GossipCollector {
     fn desc(&self) -> Vec<&Desc> {
         let mut descs = self.members.desc();
         descs.extend(self.dropped.desc());
@@ -79,22 +79,22 @@ impl Collector for MembershipCollector {
 }
 
 /// Registers the member's metrics with `registry`.
-pub fn register(registry: &Registry, handle: &MembershipHandle) -> Result<(), prometheus::Error> {
-    registry.register(Box::new(MembershipCollector::new(handle.stats_watch())?))
+pub fn register(registry: &Registry, handle: &GossipHandle) -> Result<(), prometheus::Error> {
+    registry.register(Box::new(GossipCollector::new(handle.stats_watch())?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::membership::{DropCounts, MemberCounts};
+    use crate::gossip::{DropCounts, MemberCounts};
     use prometheus::Encoder;
 
     #[test]
     fn scrape_reflects_the_latest_stats() {
-        let (tx, rx) = watch::channel(MembershipStats::default());
+        let (tx, rx) = watch::channel(GossipStats::default());
         let registry = Registry::new();
         registry
-            .register(Box::new(MembershipCollector::new(rx).unwrap()))
+            .register(Box::new(GossipCollector::new(rx).unwrap()))
             .unwrap();
         let scrape = || {
             let mut out = Vec::new();
@@ -103,7 +103,7 @@ mod tests {
                 .unwrap();
             String::from_utf8(out).unwrap()
         };
-        tx.send_replace(MembershipStats {
+        tx.send_replace(GossipStats {
             members: MemberCounts {
                 alive: 3,
                 suspect: 1,
@@ -114,7 +114,7 @@ mod tests {
                 decode: 1,
                 replay: 0,
             },
-            ..MembershipStats::default()
+            ..GossipStats::default()
         });
         let text = scrape();
         assert!(
@@ -127,7 +127,7 @@ mod tests {
             "{text}"
         );
 
-        tx.send_replace(MembershipStats {
+        tx.send_replace(GossipStats {
             members: MemberCounts {
                 alive: 2,
                 suspect: 0,
@@ -138,7 +138,7 @@ mod tests {
                 decode: 1,
                 replay: 0,
             },
-            ..MembershipStats::default()
+            ..GossipStats::default()
         });
         let text = scrape();
         assert!(

@@ -1,19 +1,21 @@
-//! Gossip liveness of speakers: SWIM (the `foca` crate) over UDP, every datagram authenticated.
+//! Gossip liveness of speakers: our own SWIM protocol (on the `foca` crate) over UDP, every
+//! datagram authenticated. It does not interoperate with hashicorp/memberlist; only the
+//! user-facing names (`--memberlist-key-file`, `speaker.memberlist.*`) mirror MetalLB's.
 //!
 //! - [`core`]: the sans-io state machine (foca + envelope + timers), driven with `now`;
 //! - [`envelope`]: HMAC-SHA256 envelope and replay window;
-//! - [`udp`]: the tokio edge, [`Membership::start`] → [`MembershipHandle`];
+//! - [`udp`]: the tokio edge, [`Gossip::start`] → [`GossipHandle`];
 //! - [`metrics`]: the Prometheus collector.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use ferrolb::membership::{Membership, MembershipConfig, MemberlistKey, SwimTiming};
-//! let handle = Membership::start(MembershipConfig {
+//! use ferrolb::gossip::{Gossip, GossipConfig, GossipKey, SwimTiming};
+//! let handle = Gossip::start(GossipConfig {
 //!     node_name: "node-a".into(),
 //!     bind_addr: "0.0.0.0:7946".parse()?,
 //!     advertise_addr: Some("192.0.2.10:7946".parse()?),
 //!     seeds: vec!["192.0.2.11:7946".parse()?],
-//!     key: MemberlistKey::load(None)?,
+//!     key: GossipKey::load(None)?,
 //!     timing: SwimTiming::default(),
 //! })
 //! .await?;
@@ -32,9 +34,9 @@ pub mod key;
 pub mod metrics;
 pub mod udp;
 
-pub use config::{DEFAULT_PORT, MembershipConfig, MembershipError, SwimTiming};
-pub use core::{DropCounts, MemberCounts, MembershipCore, MembershipEvent};
+pub use config::{DEFAULT_PORT, GossipConfig, GossipError, SwimTiming};
+pub use core::{DropCounts, MemberCounts, GossipCore, GossipEvent};
 pub use identity::NodeId;
-pub use key::{KEY_ENV, KeyError, MemberlistKey};
-pub use metrics::{MembershipCollector, register as register_metrics};
-pub use udp::{Membership, MembershipHandle, MembershipStats, joined_differs};
+pub use key::{KEY_ENV, KeyError, GossipKey};
+pub use metrics::{GossipCollector, register as register_metrics};
+pub use udp::{Gossip, GossipHandle, GossipStats, joined_differs};

@@ -1,4 +1,4 @@
-//! Membership settings and SWIM timing.
+//! Gossip settings and SWIM timing.
 
 use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroUsize};
@@ -7,7 +7,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::envelope::{MAX_NAME_LEN, MAX_OVERHEAD};
-use super::key::MemberlistKey;
+use super::key::GossipKey;
 
 /// Default gossip port, memberlist's (and so MetalLB's).
 pub const DEFAULT_PORT: u16 = 7946;
@@ -78,7 +78,7 @@ impl Default for SwimTiming {
 
 /// Everything needed to start a member.
 #[derive(Debug, Clone)]
-pub struct MembershipConfig {
+pub struct GossipConfig {
     /// This speaker's node name (unique in the cluster).
     pub node_name: String,
     /// Socket to listen on, e.g. `0.0.0.0:7946`. Port 0 picks a free port (tests).
@@ -89,13 +89,13 @@ pub struct MembershipConfig {
     /// Addresses announced to at start and while alone. Our own address may be listed (it is
     /// skipped), so every speaker can be given the same list.
     pub seeds: Vec<SocketAddr>,
-    pub key: MemberlistKey,
+    pub key: GossipKey,
     pub timing: SwimTiming,
 }
 
 /// Why a member could not start.
 #[derive(Debug, Error)]
-pub enum MembershipError {
+pub enum GossipError {
     #[error("gossip: node name is empty")]
     EmptyNodeName,
     #[error("gossip: node name {name:?} is {len} bytes; at most {MAX_NAME_LEN} are allowed")]
@@ -116,8 +116,8 @@ pub enum MembershipError {
 }
 
 impl SwimTiming {
-    pub fn validate(&self) -> Result<(), MembershipError> {
-        let bad = |what: &str| Err(MembershipError::InvalidTiming(what.to_string()));
+    pub fn validate(&self) -> Result<(), GossipError> {
+        let bad = |what: &str| Err(GossipError::InvalidTiming(what.to_string()));
         let durations = [
             ("probe_period", self.probe_period),
             ("probe_rtt", self.probe_rtt),
@@ -179,14 +179,14 @@ impl SwimTiming {
     }
 }
 
-impl MembershipConfig {
+impl GossipConfig {
     /// Checks what can be checked before binding: the name and the timing.
-    pub fn validate(&self) -> Result<(), MembershipError> {
+    pub fn validate(&self) -> Result<(), GossipError> {
         if self.node_name.is_empty() {
-            return Err(MembershipError::EmptyNodeName);
+            return Err(GossipError::EmptyNodeName);
         }
         if self.node_name.len() > MAX_NAME_LEN {
-            return Err(MembershipError::NodeNameTooLong {
+            return Err(GossipError::NodeNameTooLong {
                 name: self.node_name.clone(),
                 len: self.node_name.len(),
             });
@@ -195,10 +195,10 @@ impl MembershipConfig {
     }
 
     /// The address to advertise, given the socket actually bound.
-    pub fn advertise_addr_for(&self, bound: SocketAddr) -> Result<SocketAddr, MembershipError> {
+    pub fn advertise_addr_for(&self, bound: SocketAddr) -> Result<SocketAddr, GossipError> {
         let advertise = self.advertise_addr.unwrap_or(bound);
         if advertise.ip().is_unspecified() || advertise.port() == 0 {
-            return Err(MembershipError::UnspecifiedAdvertiseAddr(advertise));
+            return Err(GossipError::UnspecifiedAdvertiseAddr(advertise));
         }
         Ok(advertise)
     }
@@ -208,13 +208,13 @@ impl MembershipConfig {
 mod tests {
     use super::*;
 
-    fn config() -> MembershipConfig {
-        MembershipConfig {
+    fn config() -> GossipConfig {
+        GossipConfig {
             node_name: "node-a".into(),
             bind_addr: "0.0.0.0:7946".parse().unwrap(),
             advertise_addr: None,
             seeds: vec![],
-            key: MemberlistKey::from_bytes(b"0123456789abcdef", "test").unwrap(),
+            key: GossipKey::from_bytes(b"0123456789abcdef", "test").unwrap(),
             timing: SwimTiming::default(),
         }
     }
@@ -234,7 +234,7 @@ mod tests {
         c.validate().unwrap();
         let err = c.advertise_addr_for(bound).unwrap_err();
         assert!(
-            matches!(err, MembershipError::UnspecifiedAdvertiseAddr(_)),
+            matches!(err, GossipError::UnspecifiedAdvertiseAddr(_)),
             "{err}"
         );
         assert!(err.to_string().contains("--host-ip"));
@@ -262,9 +262,9 @@ mod tests {
         c.node_name = "x".repeat(MAX_NAME_LEN + 1);
         assert!(matches!(
             c.validate(),
-            Err(MembershipError::NodeNameTooLong { .. })
+            Err(GossipError::NodeNameTooLong { .. })
         ));
         c.node_name.clear();
-        assert!(matches!(c.validate(), Err(MembershipError::EmptyNodeName)));
+        assert!(matches!(c.validate(), Err(GossipError::EmptyNodeName)));
     }
 }

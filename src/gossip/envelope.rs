@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::key::MemberlistKey;
+use super::key::GossipKey;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -47,7 +47,7 @@ const MAX_SENDERS: usize = 4096;
 pub struct PacketKey(HmacSha256);
 
 impl PacketKey {
-    pub fn derive(key: &MemberlistKey) -> Self {
+    pub fn derive(key: &GossipKey) -> Self {
         let mut kdf = keyed(key.as_bytes());
         kdf.update(b"ferrolb gossip v1");
         Self(keyed(&kdf.finalize().into_bytes()))
@@ -233,7 +233,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn key(text: &[u8]) -> PacketKey {
-        PacketKey::derive(&MemberlistKey::from_bytes(text, "test").unwrap())
+        PacketKey::derive(&GossipKey::from_bytes(text, "test").unwrap())
     }
 
     #[test]

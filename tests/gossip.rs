@@ -6,34 +6,34 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ferrolb::membership::{
-    MemberlistKey, Membership, MembershipConfig, MembershipHandle, SwimTiming,
+use ferrolb::gossip::{
+    GossipKey, Gossip, GossipConfig, GossipHandle, SwimTiming,
 };
 
 const KEY: &[u8] = b"integration-test-key-0123456789";
 const PATIENCE: Duration = Duration::from_secs(30);
 
-fn config(name: &str, key: &[u8], seeds: Vec<SocketAddr>, timing: SwimTiming) -> MembershipConfig {
-    MembershipConfig {
+fn config(name: &str, key: &[u8], seeds: Vec<SocketAddr>, timing: SwimTiming) -> GossipConfig {
+    GossipConfig {
         node_name: name.to_string(),
         bind_addr: "127.0.0.1:0".parse().unwrap(),
         advertise_addr: None,
         seeds,
-        key: MemberlistKey::from_bytes(key, "test").unwrap(),
+        key: GossipKey::from_bytes(key, "test").unwrap(),
         timing,
     }
 }
 
 /// Three members a, b, c; b and c are seeded with a.
-async fn cluster(timing: SwimTiming) -> Vec<MembershipHandle> {
-    let a = Membership::start(config("a", KEY, vec![], timing.clone()))
+async fn cluster(timing: SwimTiming) -> Vec<GossipHandle> {
+    let a = Gossip::start(config("a", KEY, vec![], timing.clone()))
         .await
         .unwrap();
     let seed = vec![a.local_addr()];
-    let b = Membership::start(config("b", KEY, seed.clone(), timing.clone()))
+    let b = Gossip::start(config("b", KEY, seed.clone(), timing.clone()))
         .await
         .unwrap();
-    let c = Membership::start(config("c", KEY, seed, timing))
+    let c = Gossip::start(config("c", KEY, seed, timing))
         .await
         .unwrap();
     let all = vec![a, b, c];
@@ -58,7 +58,7 @@ fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| n.to_string()).collect()
 }
 
-async fn wait_for_members(member: &MembershipHandle, expected: &[&str]) {
+async fn wait_for_members(member: &GossipHandle, expected: &[&str]) {
     let expected = set(expected);
     let mut watch = member.members();
     let reached = tokio::time::timeout(PATIENCE, watch.wait_for(|live| *live == expected)).await;
@@ -115,7 +115,7 @@ async fn graceful_leave_removes_the_member_without_failure_detection() {
 async fn a_member_with_the_wrong_key_never_joins_and_is_counted() {
     let members = cluster(patient()).await;
     let before = members[0].stats().drops.auth;
-    let intruder = Membership::start(config(
+    let intruder = Gossip::start(config(
         "intruder",
         b"some-other-key-0123456789",
         vec![members[0].local_addr(), members[1].local_addr()],
@@ -169,18 +169,18 @@ async fn garbled_datagrams_are_dropped_and_counted() {
 #[tokio::test]
 async fn bad_configuration_is_refused_before_binding() {
     let mut bad = config("", KEY, vec![], SwimTiming::default());
-    let err = Membership::start(bad.clone()).await.err().unwrap();
+    let err = Gossip::start(bad.clone()).await.err().unwrap();
     assert!(err.to_string().contains("node name is empty"), "{err}");
     bad.node_name = "a".into();
     bad.bind_addr = "0.0.0.0:0".parse().unwrap();
-    let err = Membership::start(bad).await.err().unwrap();
+    let err = Gossip::start(bad).await.err().unwrap();
     assert!(err.to_string().contains("--host-ip"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_given_seeds_later_joins() {
     let members = cluster(patient()).await;
-    let late = Membership::start(config("d", KEY, vec![], patient()))
+    let late = Gossip::start(config("d", KEY, vec![], patient()))
         .await
         .unwrap();
     assert_eq!(*late.members().borrow(), set(&["d"]));

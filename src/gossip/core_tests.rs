@@ -4,8 +4,8 @@ use super::*;
 
 const STEP: Duration = Duration::from_millis(10);
 
-fn key(text: &[u8]) -> MemberlistKey {
-    MemberlistKey::from_bytes(text, "test").unwrap()
+fn key(text: &[u8]) -> GossipKey {
+    GossipKey::from_bytes(text, "test").unwrap()
 }
 
 fn addr(i: usize) -> SocketAddr {
@@ -18,7 +18,7 @@ fn name(i: usize) -> String {
 
 struct Sim {
     now: Instant,
-    nodes: Vec<Option<MembershipCore>>,
+    nodes: Vec<Option<GossipCore>>,
     /// Every datagram ever sent, for replay tests.
     wire: Vec<(SocketAddr, Vec<u8>)>,
 }
@@ -47,7 +47,7 @@ impl Sim {
             addr: addr(i),
             generation: epoch,
         };
-        let core = MembershipCore::new(
+        let core = GossipCore::new(
             identity,
             epoch,
             &key(secret),
@@ -62,7 +62,7 @@ impl Sim {
         self.nodes[i] = Some(core);
     }
 
-    fn node(&self, i: usize) -> &MembershipCore {
+    fn node(&self, i: usize) -> &GossipCore {
         self.nodes[i].as_ref().unwrap()
     }
 

@@ -13,7 +13,7 @@ use rand_foca::rngs::SmallRng;
 use super::config::SwimTiming;
 use super::envelope::{self, PacketKey, Rejected, ReplayGuard, Sealer};
 use super::identity::NodeId;
-use super::key::MemberlistKey;
+use super::key::GossipKey;
 
 /// Datagrams dropped before reaching SWIM, by reason (for `ferrolb_gossip_dropped_total`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub struct MemberCounts {
 
 /// Something worth logging.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MembershipEvent {
+pub enum GossipEvent {
     Up(NodeId),
     Down(NodeId),
     Renamed {
@@ -80,7 +80,7 @@ impl Runtime<NodeId> for Outbox {
 
 type Swim = Foca<NodeId, PostcardCodec, SmallRng, NoCustomBroadcast>;
 
-pub struct MembershipCore {
+pub struct GossipCore {
     swim: Swim,
     outbox: Outbox,
     key: PacketKey,
@@ -89,20 +89,20 @@ pub struct MembershipCore {
     deadlines: BTreeMap<(Instant, u64), Deadline>,
     next_deadline_id: u64,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
-    events: VecDeque<MembershipEvent>,
+    events: VecDeque<GossipEvent>,
     seeds: Vec<SocketAddr>,
     seed_retry_interval: Duration,
     drops: DropCounts,
     left: bool,
 }
 
-impl MembershipCore {
+impl GossipCore {
     /// `epoch` must grow across restarts of this speaker (its start time in ms is the natural
     /// choice); `rng_seed` drives SWIM's random member choices.
     pub fn new(
         identity: NodeId,
         epoch: u64,
-        key: &MemberlistKey,
+        key: &GossipKey,
         seeds: &[SocketAddr],
         timing: &SwimTiming,
         rng_seed: u64,
@@ -244,7 +244,7 @@ impl MembershipCore {
         self.transmits.pop_front()
     }
 
-    pub fn poll_event(&mut self) -> Option<MembershipEvent> {
+    pub fn poll_event(&mut self) -> Option<GossipEvent> {
         self.events.pop_front()
     }
 
@@ -315,12 +315,12 @@ impl MembershipCore {
         }
         for notification in std::mem::take(&mut self.outbox.notifications) {
             let event = match notification {
-                OwnedNotification::MemberUp(id) => MembershipEvent::Up(id),
-                OwnedNotification::MemberDown(id) => MembershipEvent::Down(id),
-                OwnedNotification::Rename(from, to) => MembershipEvent::Renamed { from, to },
-                OwnedNotification::Active => MembershipEvent::Joined,
-                OwnedNotification::Idle => MembershipEvent::Alone,
-                OwnedNotification::Rejoin(id) => MembershipEvent::Rejoined(id),
+                OwnedNotification::MemberUp(id) => GossipEvent::Up(id),
+                OwnedNotification::MemberDown(id) => GossipEvent::Down(id),
+                OwnedNotification::Rename(from, to) => GossipEvent::Renamed { from, to },
+                OwnedNotification::Active => GossipEvent::Joined,
+                OwnedNotification::Idle => GossipEvent::Alone,
+                OwnedNotification::Rejoin(id) => GossipEvent::Rejoined(id),
                 // Only after our own leave (identities renew instead of going defunct).
                 OwnedNotification::Defunct => continue,
             };

@@ -35,9 +35,9 @@ pub enum KeyError {
 
 /// A secret shared by all speakers. Its bytes never appear in `Debug` output or logs.
 #[derive(Clone, PartialEq, Eq)]
-pub struct MemberlistKey(Vec<u8>);
+pub struct GossipKey(Vec<u8>);
 
-impl MemberlistKey {
+impl GossipKey {
     /// Takes the key bytes as given, surrounding ASCII whitespace removed (files and Secrets
     /// usually end with a newline that is not meant to be part of the key).
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self, KeyError> {
@@ -73,9 +73,9 @@ impl MemberlistKey {
     }
 }
 
-impl fmt::Debug for MemberlistKey {
+impl fmt::Debug for GossipKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MemberlistKey({} bytes, redacted)", self.0.len())
+        write!(f, "GossipKey({} bytes, redacted)", self.0.len())
     }
 }
 
@@ -88,12 +88,12 @@ mod tests {
     fn file_key_is_trimmed_and_length_checked() {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(b"0123456789abcdef0123\n").unwrap();
-        let key = MemberlistKey::load(Some(file.path())).unwrap();
+        let key = GossipKey::load(Some(file.path())).unwrap();
         assert_eq!(key.as_bytes(), b"0123456789abcdef0123");
 
         let mut short = tempfile::NamedTempFile::new().unwrap();
         short.write_all(b"  short \n").unwrap();
-        let err = MemberlistKey::load(Some(short.path())).unwrap_err();
+        let err = GossipKey::load(Some(short.path())).unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, KeyError::TooShort { len: 5, .. }), "{text}");
         assert!(text.contains(&short.path().display().to_string()), "{text}");
@@ -101,12 +101,12 @@ mod tests {
 
     #[test]
     fn empty_and_missing_keys_are_clear_errors() {
-        let err = MemberlistKey::from_bytes(b"\n", KEY_ENV).unwrap_err();
+        let err = GossipKey::from_bytes(b"\n", KEY_ENV).unwrap_err();
         assert!(err.to_string().contains(KEY_ENV), "{err}");
         assert!(matches!(err, KeyError::TooShort { len: 0, .. }));
 
         let missing = std::path::Path::new("/nonexistent/ferrolb-key");
-        let err = MemberlistKey::load(Some(missing)).unwrap_err();
+        let err = GossipKey::load(Some(missing)).unwrap_err();
         assert!(matches!(err, KeyError::Read { .. }));
         assert!(
             err.to_string().contains("/nonexistent/ferrolb-key"),
@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_the_key() {
-        let key = MemberlistKey::from_bytes(b"super-secret-value-123", "test").unwrap();
+        let key = GossipKey::from_bytes(b"super-secret-value-123", "test").unwrap();
         let shown = format!("{key:?}");
         assert!(!shown.contains("secret"), "{shown}");
     }

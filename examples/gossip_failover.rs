@@ -1,28 +1,28 @@
 //! Measures how long three gossip members on loopback take to declare a crashed member down, and
 //! to drop a member that leaves gracefully (default `SwimTiming`). Figures, not assertions.
 //!
-//! `cargo run --release --example membership_failover -- [trials] [idle-seconds]`
+//! `cargo run --release --example gossip_failover -- [trials] [idle-seconds]`
 
 use std::time::{Duration, Instant};
 
-use ferrolb::membership::{
-    MemberlistKey, Membership, MembershipConfig, MembershipHandle, SwimTiming,
+use ferrolb::gossip::{
+    GossipKey, Gossip, GossipConfig, GossipHandle, SwimTiming,
 };
 
-async fn start(name: &str, seeds: Vec<std::net::SocketAddr>) -> MembershipHandle {
-    let config = MembershipConfig {
+async fn start(name: &str, seeds: Vec<std::net::SocketAddr>) -> GossipHandle {
+    let config = GossipConfig {
         node_name: name.to_string(),
         bind_addr: "127.0.0.1:0".parse().expect("literal address"),
         advertise_addr: None,
         seeds,
-        key: MemberlistKey::from_bytes(b"failover-measurement-key", "example").expect("long key"),
+        key: GossipKey::from_bytes(b"failover-measurement-key", "example").expect("long key"),
         timing: SwimTiming::default(),
     };
-    Membership::start(config).await.expect("loopback bind")
+    Gossip::start(config).await.expect("loopback bind")
 }
 
 /// Starts members "a", "b" and "c" (b and c seeded with a) and waits until all three see all three.
-async fn converged_trio() -> [MembershipHandle; 3] {
+async fn converged_trio() -> [GossipHandle; 3] {
     let a = start("a", vec![]).await;
     let b = start("b", vec![a.local_addr()]).await;
     let c = start("c", vec![a.local_addr()]).await;
