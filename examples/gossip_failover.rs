@@ -5,9 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use ferrolb::gossip::{
-    GossipKey, Gossip, GossipConfig, GossipHandle, SwimTiming,
-};
+use ferrolb::gossip::{Gossip, GossipConfig, GossipHandle, GossipKey, SwimTiming};
 
 async fn start(name: &str, seeds: Vec<std::net::SocketAddr>) -> GossipHandle {
     let config = GossipConfig {

@@ -216,7 +216,7 @@ async fn blast(mode: &str, owner: &str) {
         .into_iter()
         .find(|i| i.name == "eth0")
         .expect("eth0");
-    let mac = Mac(eth0.mac);
+    let mac = eth0.mac;
     let owner: Mac = owner.parse().expect("owner mac");
     let socket = Arc::new(PacketSocket::open(eth0.index).expect("packet socket"));
     let vips = v4_vips();

@@ -15,10 +15,14 @@ pub mod controller;
 #[forbid(unsafe_code)]
 pub mod election;
 #[forbid(unsafe_code)]
+pub mod gossip;
+#[forbid(unsafe_code)]
 pub mod ipam;
+#[forbid(unsafe_code)]
+pub mod k8s;
 pub mod layer2;
 #[forbid(unsafe_code)]
-pub mod gossip;
+pub mod runtime;
 #[forbid(unsafe_code)]
 pub mod speaker;
 #[forbid(unsafe_code)]

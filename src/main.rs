@@ -97,7 +97,6 @@ mod speaker_main {
     use ferrolb::speaker::kubernetes::{self, GossipOptions, KubeOptions};
     use ferrolb::speaker::static_mode::{self, StaticOptions};
     use ferrolb::telemetry::{self, Health};
-    use tokio::signal::unix::{SignalKind, signal};
 
     pub fn run(args: SpeakerArgs) -> anyhow::Result<()> {
         telemetry::init_tracing(args.log_format).context("setting up logging")?;
@@ -119,14 +118,8 @@ mod speaker_main {
             )
             .await
             .context("starting the metrics server")?;
-            let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-            let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-            let shutdown = async move {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            };
+            let shutdown = ferrolb::runtime::termination()
+                .context("installing the SIGTERM/SIGINT handlers")?;
             let result = match args.static_file.clone() {
                 Some(file) => {
                     let options = StaticOptions {
@@ -171,7 +164,7 @@ mod speaker_main {
         } else {
             None
         };
-        let client = client(args.kubeconfig.as_deref()).await?;
+        let client = ferrolb::k8s::client(args.kubeconfig.as_deref()).await?;
         let options = KubeOptions {
             node_name,
             namespace: args.namespace.clone(),
@@ -186,22 +179,5 @@ mod speaker_main {
         kubernetes::run(client, options, registry, text, health, shutdown)
             .await
             .context("speaker")
-    }
-
-    /// A client from `--kubeconfig`, else KUBECONFIG / ~/.kube/config, else in-cluster.
-    async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
-        let config = match kubeconfig {
-            Some(path) => {
-                let file = kube::config::Kubeconfig::read_from(path)
-                    .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-                kube::Config::from_custom_kubeconfig(file, &Default::default())
-                    .await
-                    .with_context(|| format!("using kubeconfig {}", path.display()))?
-            }
-            None => kube::Config::infer()
-                .await
-                .context("no kubeconfig found and not running in a cluster")?,
-        };
-        kube::Client::try_from(config).context("building the Kubernetes client")
     }
 }

@@ -6,9 +6,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ferrolb::gossip::{
-    GossipKey, Gossip, GossipConfig, GossipHandle, SwimTiming,
-};
+use ferrolb::gossip::{Gossip, GossipConfig, GossipHandle, GossipKey, SwimTiming};
 
 const KEY: &[u8] = b"integration-test-key-0123456789";
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -33,9 +31,7 @@ async fn cluster(timing: SwimTiming) -> Vec<GossipHandle> {
     let b = Gossip::start(config("b", KEY, seed.clone(), timing.clone()))
         .await
         .unwrap();
-    let c = Gossip::start(config("c", KEY, seed, timing))
-        .await
-        .unwrap();
+    let c = Gossip::start(config("c", KEY, seed, timing)).await.unwrap();
     let all = vec![a, b, c];
     for member in &all {
         wait_for_members(member, &["a", "b", "c"]).await;

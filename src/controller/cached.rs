@@ -23,8 +23,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde::Deserialize;
 
-use super::service::{ALLOCATED_FROM_POOL, ANNOTATION_PREFIXES};
 use crate::ipam::ServiceKey;
+use crate::k8s::service::{ALLOCATED_FROM_POOL, ANNOTATION_PREFIXES};
 
 type Text = Box<str>;
 
@@ -206,7 +206,7 @@ impl From<Service> for CachedService {
 }
 
 impl CachedService {
-    /// `namespace/name`, as [`super::service::service_key`] gives for the full Service.
+    /// `namespace/name`, as [`crate::k8s::service::service_key`] gives for the full Service.
     pub fn key(&self) -> ServiceKey {
         ServiceKey::new(
             self.metadata.namespace.as_deref().unwrap_or("default"),

@@ -1,6 +1,6 @@
 use super::*;
 use crate::controller::plan::{Plan, parse_services, plan};
-use crate::controller::service::{allocated_pool, status_ips};
+use crate::k8s::service::{allocated_pool, status_ips};
 
 /// What the API would send: the Service as JSON, decoded the way the watch decodes it.
 fn cached(svc: &Service) -> CachedService {
@@ -25,7 +25,7 @@ fn outcome(p: &Plan) -> Vec<String> {
     let services = p.services.iter().map(|s| {
         format!(
             "service {} {:?} {:?}",
-            crate::controller::service::service_key(s),
+            crate::k8s::service::service_key(s),
             status_ips(s),
             allocated_pool(s)
         )
@@ -35,7 +35,7 @@ fn outcome(p: &Plan) -> Vec<String> {
 
 /// Every reading the core makes of a Service gives the same answer on its cached form.
 fn assert_same_reading(svc: &Service, back: &Service) {
-    use crate::controller::service::{has_ingress, is_handled, request_for, service_key};
+    use crate::k8s::service::{has_ingress, is_handled, request_for, service_key};
     let key = service_key(svc);
     assert_eq!(service_key(back), key);
     assert_eq!(cached(svc).key(), key);
@@ -225,7 +225,7 @@ fn common_spellings_are_shared_and_others_kept_as_sent() {
 
 #[test]
 fn every_annotation_the_core_reads_is_a_shared_spelling() {
-    use crate::controller::service::{ADDRESS_POOL, ALLOW_SHARED_IP, LOAD_BALANCER_IPS};
+    use crate::k8s::service::{ADDRESS_POOL, ALLOW_SHARED_IP, LOAD_BALANCER_IPS};
     for prefix in ANNOTATION_PREFIXES {
         for name in [ADDRESS_POOL, LOAD_BALANCER_IPS, ALLOW_SHARED_IP] {
             let key = format!("{prefix}{name}");

@@ -7,5 +7,4 @@ pub mod metrics;
 pub mod plan;
 pub mod reconcile;
 pub mod run;
-pub mod service;
 pub mod writes;

@@ -12,9 +12,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use super::reconcile::{Core, EventType, Outcome, Reason};
-use super::service::{allocated_pool, service_key, status_ips};
 use crate::config::Config;
 use crate::ipam::ServiceKey;
+use crate::k8s::service::{allocated_pool, service_key, status_ips};
 
 /// Why the Services could not be read or printed.
 #[derive(Debug, thiserror::Error)]

@@ -13,14 +13,14 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
 
-use super::service::{
-    ALLOCATED_FROM_POOL, allocated_pool, has_ingress, is_load_balancer, is_our_class, request_for,
-    service_key, status_ips,
-};
 use crate::config::Config;
 use crate::ipam::{
     AllocError, Allocator, Assignment, Family, FamilyPolicy, PoolSpec, PoolSpecError, PoolStats,
     Reload, Request, ServiceKey, TrafficPolicy,
+};
+use crate::k8s::service::{
+    ALLOCATED_FROM_POOL, allocated_pool, has_ingress, is_load_balancer, is_our_class, request_for,
+    service_key, status_ips,
 };
 
 /// Severity of an event, as in `kubectl describe`.

@@ -7,11 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Client;
 use kube::api::Api;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::Reporter;
 use kube::runtime::{Controller, WatchStreamExt, controller, reflector, watcher};
-use kube::{Client, Config as KubeConfig};
 use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
 use tokio::sync::watch;
 
@@ -19,6 +18,8 @@ use super::cached::CachedService;
 use super::cli::ControllerArgs;
 use super::live::{ConfigOutcome, Context, FIELD_MANAGER, error_policy, reconcile};
 use super::metrics::ControllerMetrics;
+use crate::k8s::{ClientError, client};
+use crate::runtime::termination;
 use crate::telemetry::{self, Health, Registry};
 
 /// How many Services are reconciled at once. kube-runtime's default is unbounded: on gaining the
@@ -33,15 +34,8 @@ pub const LEASE_NAME: &str = "ferrolb-controller";
 /// Why the controller could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot read kubeconfig {path}: {source}")]
-    Kubeconfig {
-        path: String,
-        source: kube::config::KubeconfigError,
-    },
-    #[error("cannot configure the Kubernetes client: {0}")]
-    ClientConfig(String),
-    #[error("cannot create the Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
+    #[error(transparent)]
+    Client(#[from] ClientError),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
@@ -67,25 +61,6 @@ pub struct Options {
     pub identity: String,
 }
 
-/// A Kubernetes client from `--kubeconfig`, else KUBECONFIG / ~/.kube/config, else in-cluster.
-pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, RunError> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|source| RunError::Kubeconfig {
-                path: path.display().to_string(),
-                source,
-            })?;
-            KubeConfig::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| RunError::ClientConfig(e.to_string()))?
-        }
-        None => KubeConfig::infer()
-            .await
-            .map_err(|e| RunError::ClientConfig(e.to_string()))?,
-    };
-    Client::try_from(config).map_err(RunError::Client)
-}
-
 /// This replica's identity: the pod name (or host name) plus a random suffix, so two processes
 /// on one host, or a restarted pod, never pass for each other.
 pub fn identity() -> String {
@@ -93,19 +68,6 @@ pub fn identity() -> String {
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "ferrolb-controller".into());
     format!("{base}-{:08x}", rand::random::<u32>())
-}
-
-/// Resolves when SIGTERM or SIGINT arrives.
-pub fn termination() -> Result<impl Future<Output = ()> + Send + 'static, RunError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-        }
-    })
 }
 
 /// `ferrolb controller`: everything from the flags (tracing must already be set up).
@@ -126,7 +88,14 @@ pub async fn main(args: ControllerArgs) -> Result<(), RunError> {
     let registry = Registry::new();
     let health = Health::new();
     let server = telemetry::serve(args.metrics_addr, registry.clone(), health.clone()).await?;
-    let result = run(client, options, &registry, health, termination()?).await;
+    let result = run(
+        client,
+        options,
+        &registry,
+        health,
+        termination().map_err(RunError::Signals)?,
+    )
+    .await;
     if let Err(e) = server.shutdown().await {
         tracing::warn!(error = %e, "metrics server stopped with an error");
     }

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::live::{FIELD_MANAGER, INVALID_CONFIG_REASON};
 use super::reconcile::{Desired, EventType, PlannedEvent, Reason};
-use super::service::ALLOCATED_FROM_POOL;
+use crate::k8s::service::ALLOCATED_FROM_POOL;
 
 /// A write the API refused; the reconcile is retried.
 #[derive(Debug, thiserror::Error)]

@@ -35,8 +35,8 @@ pub mod metrics;
 pub mod udp;
 
 pub use config::{DEFAULT_PORT, GossipConfig, GossipError, SwimTiming};
-pub use core::{DropCounts, MemberCounts, GossipCore, GossipEvent};
+pub use core::{DropCounts, GossipCore, GossipEvent, MemberCounts};
 pub use identity::NodeId;
-pub use key::{KEY_ENV, KeyError, GossipKey};
+pub use key::{GossipKey, KEY_ENV, KeyError};
 pub use metrics::{GossipCollector, register as register_metrics};
 pub use udp::{Gossip, GossipHandle, GossipStats, joined_differs};

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::config::{GossipConfig, GossipError};
-use super::core::{DropCounts, MemberCounts, GossipCore, GossipEvent};
+use super::core::{DropCounts, GossipCore, GossipEvent, MemberCounts};
 use super::identity::NodeId;
 
 /// A snapshot for metrics and readiness.
@@ -164,7 +164,7 @@ async fn run(
     let mut buf = vec![0u8; 65_536];
     let mut joined = false;
     loop {
-        let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
+        let deadline = core.poll_timeout();
         let mut reply = None;
         tokio::select! {
             command = commands.recv() => match command {
@@ -180,7 +180,7 @@ async fn run(
                 Ok((len, _from)) => core.handle_datagram(&buf[..len], Instant::now()),
                 Err(error) => tracing::debug!(%error, "gossip: receive"),
             },
-            () = sleep_until(deadline), if deadline.is_some() => core.handle_timeout(Instant::now()),
+            () = crate::runtime::sleep_until(deadline), if deadline.is_some() => core.handle_timeout(Instant::now()),
         }
         while let Some((to, packet)) = core.poll_transmit() {
             if let Err(error) = socket.send_to(&packet, to).await {
@@ -216,13 +216,6 @@ async fn run(
             tracing::info!("gossip: left the cluster");
             return;
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

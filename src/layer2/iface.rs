@@ -13,6 +13,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::wire::Mac;
+
 /// How often the speaker re-reads the interface list.
 pub const RESCAN_PERIOD: Duration = Duration::from_secs(1);
 
@@ -48,7 +50,7 @@ const ARPHRD_ETHER: u32 = 1;
 pub struct Interface {
     pub name: String,
     pub index: u32,
-    pub mac: [u8; 6],
+    pub mac: Mac,
 }
 
 /// What sysfs says about one interface, before the eligibility rules are applied.
@@ -56,7 +58,7 @@ pub struct Interface {
 pub struct LinkInfo {
     pub name: String,
     pub index: u32,
-    pub mac: Option<[u8; 6]>,
+    pub mac: Option<Mac>,
     pub flags: u32,
     pub link_type: u32,
     /// Enslaved to a bridge, bond or other master device.
@@ -64,7 +66,7 @@ pub struct LinkInfo {
 }
 
 impl LinkInfo {
-    /// Applies DESIGN.md's rules: up, broadcast-capable, ARP-capable, Ethernet, not loopback, not
+    /// Applies the speaker's interface rules (docs/user-guide.md): up, broadcast-capable, ARP-capable, Ethernet, not loopback, not
     /// enslaved, not excluded by name. Returns the interface when eligible.
     pub fn eligible(&self, excludes: &ExcludePatterns) -> Option<Interface> {
         let f = self.flags;
@@ -75,7 +77,7 @@ impl LinkInfo {
             && !self.has_master
             && !excludes.matches(&self.name);
         match (usable, self.mac) {
-            (true, Some(mac)) if mac != [0; 6] => Some(Interface {
+            (true, Some(mac)) if mac != Mac::ZERO => Some(Interface {
                 name: self.name.clone(),
                 index: self.index,
                 mac,
@@ -139,16 +141,6 @@ fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|&c| c == b'*')
 }
 
-/// Parses a MAC as sysfs prints it (`aa:bb:cc:dd:ee:ff`).
-pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = text.trim().split(':');
-    for byte in &mut mac {
-        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
-
 fn parse_number(text: &str) -> Option<u32> {
     let text = text.trim();
     match text.strip_prefix("0x") {
@@ -178,7 +170,7 @@ pub fn read_links(root: &Path) -> io::Result<Vec<LinkInfo>> {
         links.push(LinkInfo {
             name,
             index,
-            mac: read("address").as_deref().and_then(parse_mac),
+            mac: read("address").and_then(|text| text.trim().parse().ok()),
             flags,
             link_type,
             has_master: dir.join("master").exists() || dir.join("brport").exists(),
@@ -204,7 +196,7 @@ mod tests {
         LinkInfo {
             name: name.into(),
             index: 2,
-            mac: Some([2, 0, 0, 0, 0, 1]),
+            mac: Some(Mac([2, 0, 0, 0, 0, 1])),
             flags,
             link_type: ARPHRD_ETHER,
             has_master: false,
@@ -248,7 +240,7 @@ mod tests {
         tun.link_type = 65534;
         assert!(tun.eligible(&none).is_none(), "not ethernet");
         let mut nomac = link("eth2", UP_BCAST);
-        nomac.mac = Some([0; 6]);
+        nomac.mac = Some(Mac::ZERO);
         assert!(nomac.eligible(&none).is_none(), "zero mac");
         let ex = ExcludePatterns::parse_list("veth*, docker0");
         assert!(
@@ -276,14 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn mac_and_number_parsing() {
-        assert_eq!(
-            parse_mac("02:0a:FF:00:10:01\n"),
-            Some([2, 10, 255, 0, 16, 1])
-        );
-        assert_eq!(parse_mac("02:0a:ff:00:10"), None);
-        assert_eq!(parse_mac("02:0a:ff:00:10:01:02"), None);
-        assert_eq!(parse_mac("zz:0a:ff:00:10:01"), None);
+    fn number_parsing() {
         assert_eq!(parse_number("0x1003\n"), Some(0x1003));
         assert_eq!(parse_number("7\n"), Some(7));
         assert_eq!(parse_number("x"), None);
@@ -298,7 +283,7 @@ mod tests {
             fs::write(d.join("ifindex"), idx).unwrap();
             fs::write(d.join("flags"), flags).unwrap();
             fs::write(d.join("type"), "1\n").unwrap();
-            fs::write(d.join("address"), "02:00:00:00:00:0a\n").unwrap();
+            fs::write(d.join("address"), "02:00:00:00:00:0A\n").unwrap();
             if master {
                 fs::create_dir(d.join("master")).unwrap();
             }
@@ -317,5 +302,7 @@ mod tests {
             .collect();
         assert_eq!(eligible.len(), 1);
         assert_eq!(eligible[0].index, 3);
+        // sysfs ends the address with a newline; the shared MAC parser reads it all the same.
+        assert_eq!(eligible[0].mac, Mac([2, 0, 0, 0, 0, 10]));
     }
 }

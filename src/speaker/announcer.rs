@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::layer2::arp;
@@ -24,6 +24,7 @@ use crate::layer2::responder::{self, Decision, Reply};
 use crate::layer2::schedule::AnnounceSchedule;
 use crate::layer2::socket::{MAX_FRAME, MulticastGroups, PacketSocket};
 use crate::layer2::wire::Mac;
+use crate::runtime::sleep_until;
 
 use super::metrics::{IpCounters, Layer2Metrics};
 
@@ -102,7 +103,7 @@ pub async fn run(
                     std::mem::replace(r, open) != open
                 });
             }
-            _ = sleep_until_deadline(deadline) => {
+            _ = sleep_until(deadline) => {
                 let now = Instant::now().into_std();
                 for ip in schedule.poll(now) {
                     for link in links.values() {
@@ -116,13 +117,6 @@ pub async fn run(
         for ip in &current {
             leave_group(&mut groups, link, *ip);
         }
-    }
-}
-
-async fn sleep_until_deadline(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(at) => sleep_until(Instant::from_std(at)).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -163,7 +157,7 @@ fn rescan_links(
                 continue;
             }
         };
-        info!(interface = %iface.name, mac = %Mac(iface.mac), "answering ARP/NDP on interface");
+        info!(interface = %iface.name, mac = %iface.mac, "answering ARP/NDP on interface");
         let receiver = tokio::spawn(answer_loop(
             iface.clone(),
             socket.clone(),
@@ -182,7 +176,7 @@ fn rescan_links(
         let (socket, mac, metrics) = (link.socket.clone(), link.iface.mac, metrics.clone());
         tokio::spawn(async move {
             for ip in burst {
-                send_announcement(&socket, Mac(mac), ip, &metrics).await;
+                send_announcement(&socket, mac, ip, &metrics).await;
             }
         });
         links.insert(link.iface.index, link);
@@ -206,7 +200,7 @@ fn leave_group(groups: &mut MulticastGroups, link: &Link, ip: IpAddr) {
 }
 
 async fn announce(link: &Link, ip: IpAddr, metrics: &Layer2Metrics) {
-    send_announcement(&link.socket, Mac(link.iface.mac), ip, metrics).await;
+    send_announcement(&link.socket, link.iface.mac, ip, metrics).await;
 }
 
 /// Gratuitous ARP (request and reply forms) for IPv4, unsolicited NA with Override for IPv6.
@@ -241,7 +235,7 @@ async fn answer_loop(
     let responder_iface = responder::Interface {
         name: iface.name.clone(),
         index: iface.index,
-        mac: Mac(iface.mac),
+        mac: iface.mac,
     };
     let mut buf = vec![0u8; MAX_FRAME];
     let mut out = vec![0u8; MAX_FRAME];

@@ -1,4 +1,8 @@
 use super::*;
+use crate::election::EXCLUDE_LB_LABEL;
+use crate::k8s::endpoints::SERVICE_NAME_LABEL;
+use crate::k8s::node::node_address;
+use crate::speaker::ownership::owned_by;
 
 use serde_json::json;
 

@@ -18,13 +18,15 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::gossip::{
-    KeyError, GossipKey, Gossip, GossipConfig, GossipError, GossipHandle,
-    SwimTiming, joined_differs,
+    Gossip, GossipConfig, GossipError, GossipHandle, GossipKey, KeyError, SwimTiming,
+    joined_differs,
 };
+use crate::k8s::node::node_address;
+use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
-use super::cluster::{self, ViewOptions};
+use super::cluster::ViewOptions;
 use super::election_gate::ElectionGate;
 use super::metrics::{AnnouncedMetric, Layer2Metrics};
 use super::publish::{publish, spawn_announcer};
@@ -205,7 +207,7 @@ pub async fn run(
             reconciler.stores().nodes.state().len(),
         ));
 
-        let wake = gate.next_check(now).map(tokio::time::Instant::from_std);
+        let wake = gate.next_check(now);
         tokio::select! {
             _ = &mut shutdown => break,
             Some(()) = dirty.recv() => {}
@@ -217,7 +219,7 @@ pub async fn run(
                 }
             } => if r.is_err() { warn!("gossip stopped"); break },
             _ = sockets_rx.changed() => {}
-            _ = async { match wake { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {}
+            _ = sleep_until(wake) => {}
         }
     }
     info!("shutting down: releasing every IP and leaving the gossip cluster");
@@ -249,7 +251,7 @@ async fn changed<T>(
 fn seeds(nodes: &[Node], port: u16) -> Vec<SocketAddr> {
     let mut s: Vec<SocketAddr> = nodes
         .iter()
-        .filter_map(cluster::node_address)
+        .filter_map(node_address)
         .map(|ip| SocketAddr::new(ip, port))
         .collect();
     s.sort();

@@ -1,4 +1,7 @@
-//! Which IPs this node announces, from the services, who is alive and the election (pure).
+//! Which IPs this node announces (pure): the one election path of both speaker modes. Each mode
+//! works out the nodes eligible for a service (Kubernetes: [`super::cluster`]; static: the live
+//! members allowed by the file), then [`elect`] picks the owner and [`owned_by`] turns the
+//! decisions into this node's owned set.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -15,11 +18,29 @@ pub struct AnnouncedService {
     pub allowed: Option<BTreeSet<String>>,
 }
 
-/// The elected announcer of every service (`None` when no node is eligible).
-pub fn announcers(
-    services: &[AnnouncedService],
-    live: &BTreeSet<String>,
-) -> BTreeMap<String, Option<String>> {
+/// The announcing decision for one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcement {
+    /// `namespace/name` in Kubernetes, the file's name in static mode.
+    pub service: String,
+    /// The IPs announced together, in order (the first decides the owner).
+    pub ips: Vec<IpAddr>,
+    /// The elected node, if any is eligible.
+    pub node: Option<String>,
+}
+
+/// Elects the announcer of one service among `eligible` nodes.
+pub fn elect<'a>(
+    service: String,
+    ips: Vec<IpAddr>,
+    eligible: impl IntoIterator<Item = &'a str>,
+) -> Announcement {
+    let node = election::service_owner(&ips, eligible).map(str::to_owned);
+    Announcement { service, ips, node }
+}
+
+/// Static mode's decisions: a service's eligible nodes are the live members it allows.
+pub fn announcers(services: &[AnnouncedService], live: &BTreeSet<String>) -> Vec<Announcement> {
     services
         .iter()
         .map(|svc| {
@@ -27,23 +48,17 @@ pub fn announcers(
                 .iter()
                 .filter(|n| svc.allowed.as_ref().is_none_or(|a| a.contains(*n)))
                 .map(String::as_str);
-            let owner = election::service_owner(&svc.ips, eligible).map(str::to_owned);
-            (svc.service.clone(), owner)
+            elect(svc.service.clone(), svc.ips.clone(), eligible)
         })
         .collect()
 }
 
 /// The IPs `me` must answer for, each with the service it belongs to.
-pub fn owned_by(
-    me: &str,
-    services: &[AnnouncedService],
-    live: &BTreeSet<String>,
-) -> BTreeMap<IpAddr, String> {
-    let winners = announcers(services, live);
-    services
+pub fn owned_by(me: &str, announcements: &[Announcement]) -> BTreeMap<IpAddr, String> {
+    announcements
         .iter()
-        .filter(|svc| winners.get(&svc.service).and_then(Option::as_deref) == Some(me))
-        .flat_map(|svc| svc.ips.iter().map(|ip| (*ip, svc.service.clone())))
+        .filter(|a| a.node.as_deref() == Some(me))
+        .flat_map(|a| a.ips.iter().map(|ip| (*ip, a.service.clone())))
         .collect()
 }
 
@@ -70,14 +85,14 @@ mod tests {
             svc("b", &["10.0.0.2", "2001:db8::2"], None),
         ];
         let all = live(&["node-a", "node-b", "node-c"]);
-        // DESIGN.md vector: 10.0.0.1 -> node-b first; 10.0.0.2 -> node-b first.
-        let b = owned_by("node-b", &services, &all);
+        // The election's test vector: 10.0.0.1 -> node-b first; 10.0.0.2 -> node-b first.
+        let b = owned_by("node-b", &announcers(&services, &all));
         assert_eq!(b.len(), 3, "node-b owns both services, dual-stack together");
-        assert!(owned_by("node-a", &services, &all).is_empty());
+        assert!(owned_by("node-a", &announcers(&services, &all)).is_empty());
         // node-b dies: 10.0.0.1 goes to node-a, 10.0.0.2 (and its v6 sibling) to node-c.
         let rest = live(&["node-a", "node-c"]);
-        let a = owned_by("node-a", &services, &rest);
-        let c = owned_by("node-c", &services, &rest);
+        let a = owned_by("node-a", &announcers(&services, &rest));
+        let c = owned_by("node-c", &announcers(&services, &rest));
         assert_eq!(
             a.keys().map(|i| i.to_string()).collect::<Vec<_>>(),
             ["10.0.0.1"]
@@ -90,9 +105,9 @@ mod tests {
     fn allowed_nodes_restrict_the_election() {
         let services = vec![svc("a", &["10.0.0.1"], Some(&["node-c"]))];
         let all = live(&["node-a", "node-b", "node-c"]);
-        assert_eq!(owned_by("node-c", &services, &all).len(), 1);
-        assert!(owned_by("node-b", &services, &all).is_empty());
+        assert_eq!(owned_by("node-c", &announcers(&services, &all)).len(), 1);
+        assert!(owned_by("node-b", &announcers(&services, &all)).is_empty());
         let without_c = live(&["node-a", "node-b"]);
-        assert_eq!(announcers(&services, &without_c)["a"], None);
+        assert_eq!(announcers(&services, &without_c)[0].node, None);
     }
 }

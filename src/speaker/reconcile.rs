@@ -19,6 +19,7 @@ use tracing::{error, info, warn};
 use crate::config::{self, Config};
 
 use super::cluster::{self, ViewOptions};
+use super::ownership::owned_by;
 
 /// The reflector stores a speaker watches.
 #[derive(Clone)]
@@ -126,7 +127,7 @@ impl Reconciler {
         }
         self.warned_bgp = skipped.bgp;
         let next = if may_elect {
-            cluster::owned_by(&self.me, &announcements)
+            owned_by(&self.me, &announcements)
         } else {
             BTreeMap::new()
         };

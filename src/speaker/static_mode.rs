@@ -16,15 +16,15 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::gossip::{
-    KeyError, GossipKey, Gossip, GossipConfig, GossipError, SwimTiming,
-    joined_differs,
+    Gossip, GossipConfig, GossipError, GossipKey, KeyError, SwimTiming, joined_differs,
 };
+use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::election_gate::ElectionGate;
 use super::metrics::{AnnouncedMetric, Layer2Metrics};
-use super::ownership::{AnnouncedService, owned_by};
+use super::ownership::{AnnouncedService, announcers, owned_by};
 use super::publish::{publish, spawn_announcer};
 use super::static_config::{self, StaticConfig, StaticConfigError};
 
@@ -170,7 +170,7 @@ pub async fn run(
         };
         if elected_on.as_ref() != Some(&inputs) {
             let next = if inputs.may_elect {
-                owned_by(&me, &services(&config), &inputs.live)
+                owned_by(&me, &announcers(&services(&config), &inputs.live))
             } else {
                 BTreeMap::new()
             };
@@ -182,7 +182,7 @@ pub async fn run(
         }
         health.set_ready(*sockets_rx.borrow() && (gate.joined() || !others_seeded));
 
-        let wake = gate.next_check(now).map(tokio::time::Instant::from_std);
+        let wake = gate.next_check(now);
         tokio::select! {
             _ = &mut shutdown => break,
             r = members.changed() => if r.is_err() { warn!("gossip stopped"); break },
@@ -214,13 +214,6 @@ pub async fn run(
     drop(owned_tx);
     let _ = announcer.await;
     Ok(())
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn apply(

@@ -65,6 +65,15 @@ pub fn service_key(svc: &Service) -> ServiceKey {
     )
 }
 
+/// Whether the Service asks for `externalTrafficPolicy: Local` (announce only from nodes holding
+/// an endpoint).
+pub fn is_local_policy(svc: &Service) -> bool {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.external_traffic_policy.as_deref())
+        == Some("Local")
+}
+
 /// Whether the Service is `type: LoadBalancer`.
 pub fn is_load_balancer(svc: &Service) -> bool {
     svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
