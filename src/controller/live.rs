@@ -22,14 +22,9 @@ use super::cached::CachedService;
 use super::metrics::ControllerMetrics;
 use super::reconcile::{Core, Decision, Outcome, PlannedEvent};
 use super::writes::{self, WriteError};
+pub use super::writes::{FIELD_MANAGER, INVALID_CONFIG_REASON};
 use crate::config::Config;
 use crate::ipam::ServiceKey;
-
-/// Field manager of every write the controller makes.
-pub const FIELD_MANAGER: &str = "ferrolb-controller";
-
-/// Event reason recorded on the ConfigMap when its config is refused.
-pub const INVALID_CONFIG_REASON: &str = "InvalidConfig";
 
 /// Errors of one reconcile; the Service is retried with backoff.
 #[derive(Debug, thiserror::Error)]

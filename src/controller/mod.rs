@@ -2,6 +2,7 @@
 
 pub mod cached;
 pub mod cli;
+pub mod decision;
 pub mod live;
 pub mod metrics;
 pub mod plan;

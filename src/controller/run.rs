@@ -16,8 +16,9 @@ use tokio::sync::watch;
 
 use super::cached::CachedService;
 use super::cli::ControllerArgs;
-use super::live::{ConfigOutcome, Context, FIELD_MANAGER, error_policy, reconcile};
+use super::live::{ConfigOutcome, Context, error_policy, reconcile};
 use super::metrics::ControllerMetrics;
+use super::writes::FIELD_MANAGER;
 use crate::k8s::{ClientError, client};
 use crate::runtime::termination;
 use crate::telemetry::{self, Health, Registry};

@@ -12,9 +12,14 @@ use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporte
 use kube::{Client, Resource};
 use serde_json::json;
 
-use super::live::{FIELD_MANAGER, INVALID_CONFIG_REASON};
 use super::reconcile::{Desired, EventType, PlannedEvent, Reason};
 use crate::k8s::service::ALLOCATED_FROM_POOL;
+
+/// Field manager of every write the controller makes.
+pub const FIELD_MANAGER: &str = "ferrolb-controller";
+
+/// Event reason recorded on the ConfigMap when its config is refused.
+pub const INVALID_CONFIG_REASON: &str = "InvalidConfig";
 
 /// A write the API refused; the reconcile is retried.
 #[derive(Debug, thiserror::Error)]

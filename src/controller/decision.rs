@@ -1,0 +1,210 @@
+//! What the reconcile core decides for one Service: the status and pool annotation it should
+//! show ([`Desired`]), the events to record, and why it may have to wait. Plain data the edges
+//! (live controller, `ferrolb plan`) carry out or print.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::Service;
+
+use crate::ipam::{AllocError, Assignment, Reload, ServiceKey};
+use crate::k8s::service::{ALLOCATED_FROM_POOL, allocated_pool, status_ips};
+
+/// Severity of an event, as in `kubectl describe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        })
+    }
+}
+
+/// The event reasons the controller records (MetalLB's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The Service got (new) addresses.
+    IpAllocated,
+    /// No addresses could be found for the Service.
+    AllocationFailed,
+    /// Addresses the Service held were taken away (config change, type change, request change).
+    ClearAssignment,
+    /// The Service itself is invalid (conflicting annotations, unparsable address...).
+    LoadBalancerFailed,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::IpAllocated => "IPAllocated",
+            Reason::AllocationFailed => "AllocationFailed",
+            Reason::ClearAssignment => "ClearAssignment",
+            Reason::LoadBalancerFailed => "LoadBalancerFailed",
+        }
+    }
+
+    pub fn event_type(self) -> EventType {
+        match self {
+            Reason::IpAllocated | Reason::ClearAssignment => EventType::Normal,
+            Reason::AllocationFailed | Reason::LoadBalancerFailed => EventType::Warning,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event the edge should record on the Service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PlannedEvent {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl PlannedEvent {
+    pub(super) fn new(reason: Reason, message: String) -> Self {
+        Self { reason, message }
+    }
+
+    pub fn event_type(&self) -> EventType {
+        self.reason.event_type()
+    }
+}
+
+/// What the Service's status and pool annotation should be.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Desired {
+    /// `status.loadBalancer.ingress[].ip`, primary family first; empty clears the status.
+    pub ips: Vec<IpAddr>,
+    /// `metallb.io/ip-allocated-from-pool`; `None` removes the annotation.
+    pub pool: Option<String>,
+}
+
+impl Desired {
+    pub(super) fn from_assignment(a: &Assignment) -> Self {
+        Self {
+            ips: a.ips.clone(),
+            pool: Some(a.pool.clone()),
+        }
+    }
+
+    /// Writes this into `svc` as the controller's patches would (what `plan -o yaml` prints).
+    pub fn apply_to(&self, svc: &mut Service) {
+        use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, ServiceStatus};
+        let status = svc.status.get_or_insert_with(ServiceStatus::default);
+        status.load_balancer = if self.ips.is_empty() {
+            Some(LoadBalancerStatus::default())
+        } else {
+            Some(LoadBalancerStatus {
+                ingress: Some(
+                    self.ips
+                        .iter()
+                        .map(|ip| LoadBalancerIngress {
+                            ip: Some(ip.to_string()),
+                            ..LoadBalancerIngress::default()
+                        })
+                        .collect(),
+                ),
+            })
+        };
+        let annotations = svc
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default);
+        match &self.pool {
+            Some(pool) => {
+                annotations.insert(ALLOCATED_FROM_POOL.to_owned(), pool.clone());
+            }
+            None => {
+                annotations.remove(ALLOCATED_FROM_POOL);
+            }
+        }
+        if annotations.is_empty() {
+            svc.metadata.annotations = None;
+        }
+    }
+
+    /// Whether `svc` already shows this (status addresses in order, and the pool annotation).
+    pub fn is_shown_by(&self, svc: &Service) -> bool {
+        self.status_shown_by(svc) && self.pool_shown_by(svc)
+    }
+
+    /// Whether `status.loadBalancer.ingress` is exactly these addresses, in order.
+    pub fn status_shown_by(&self, svc: &Service) -> bool {
+        // Entries other than our addresses (a hostname, say) also make the status differ.
+        let entries = svc
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .map_or(0, Vec::len);
+        entries == self.ips.len() && status_ips(svc) == self.ips
+    }
+
+    /// Whether the pool annotation is this pool (or absent when there is none).
+    pub fn pool_shown_by(&self, svc: &Service) -> bool {
+        allocated_pool(svc) == self.pool.as_deref()
+    }
+}
+
+/// Why the core is not deciding a Service's addresses yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitReason {
+    /// No valid config has been loaded, so there are no pools.
+    NoConfig,
+    /// The startup gate is closed: existing status addresses are not all re-registered yet.
+    NotSynced,
+}
+
+impl fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitReason::NoConfig => "no valid config loaded yet",
+            WaitReason::NotSynced => "existing assignments are not re-registered yet",
+        })
+    }
+}
+
+/// The decision for one Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not a Service of ours (another load-balancer class, or never was a LoadBalancer): touch
+    /// nothing.
+    NotOurs,
+    /// The Service is invalid and holds no addresses; nothing to write (the event says why).
+    Invalid,
+    /// Allocation has to wait; nothing to write.
+    Waiting(WaitReason),
+    /// Make the Service show this.
+    Apply(Desired),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub key: ServiceKey,
+    pub outcome: Outcome,
+    pub events: Vec<PlannedEvent>,
+}
+
+/// What a config load did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigChange {
+    pub reload: Reload,
+}
+
+/// A status address that could not be re-registered during the startup rebuild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildIssue {
+    pub key: ServiceKey,
+    pub ips: Vec<IpAddr>,
+    pub error: AllocError,
+}
