@@ -357,5 +357,5 @@ pub fn error_policy(svc: Arc<CachedService>, err: &ReconcileError, ctx: Arc<Cont
 }
 
 #[cfg(test)]
-#[path = "live_tests.rs"]
+#[path = "live_tests/mod.rs"]
 mod tests;

@@ -278,5 +278,5 @@ pub fn ready(sockets_open: bool, gossip: bool, joined: bool, nodes: usize) -> bo
 }
 
 #[cfg(test)]
-#[path = "reconcile_tests.rs"]
+#[path = "reconcile_tests/mod.rs"]
 mod tests;

@@ -1,0 +1,164 @@
+//! `nodeAssigned` events: when they are recorded, and that a refusing API never blocks.
+
+use super::*;
+
+#[tokio::test]
+async fn new_announcer_records_one_node_assigned_event_then_nothing() {
+    let ip = "192.0.2.10";
+    let order = ranked(ip);
+    let mut h = Harness::new(order[0]);
+    put(&mut h.services, service("web", ip, "Cluster"));
+
+    let pass = h.pass(&NODES);
+    assert_eq!(pass.changed_from, Some(BTreeMap::new()));
+    assert_eq!(h.owned(), [ip]);
+    let sent = h.record(&pass.assigned, StatusCode::CREATED).await;
+    h.assert_one_event(&sent, "web");
+
+    // Nothing changed: no ownership change, no event.
+    let pass = h.pass(&NODES);
+    assert_eq!(pass.changed_from, None);
+    assert!(pass.assigned.is_empty(), "{:?}", pass.assigned);
+    assert!(
+        h.record(&pass.assigned, StatusCode::CREATED)
+            .await
+            .is_empty()
+    );
+    assert_eq!(h.owned(), [ip]);
+
+    // The other nodes see the same Service and record nothing: only the announcer does.
+    for other in &order[1..] {
+        let mut o = Harness::new(other);
+        put(&mut o.services, service("web", ip, "Cluster"));
+        let pass = o.pass(&NODES);
+        assert!(o.owned().is_empty());
+        assert!(pass.assigned.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn announcer_moving_away_sends_nothing_and_coming_back_records_again() {
+    let ip = "192.0.2.20";
+    let order = ranked(ip);
+    // This node is second in line: it announces only while the first is not a member.
+    let mut h = Harness::new(order[1]);
+    put(&mut h.services, service("api", ip, "Cluster"));
+    let pass = h.pass(&NODES);
+    assert!(h.owned().is_empty());
+    assert!(pass.assigned.is_empty());
+
+    let without_first: Vec<&str> = NODES.into_iter().filter(|n| *n != order[0]).collect();
+    let pass = h.pass(&without_first);
+    assert_eq!(h.owned(), [ip]);
+    let sent = h.record(&pass.assigned, StatusCode::CREATED).await;
+    h.assert_one_event(&sent, "api");
+
+    // The first node is back: it announces; this node lets go and records nothing.
+    let pass = h.pass(&NODES);
+    assert_eq!(
+        pass.changed_from.map(|b| b.len()),
+        Some(1),
+        "ownership changed"
+    );
+    assert!(h.owned().is_empty());
+    assert!(pass.assigned.is_empty());
+
+    // Gone again: the Service comes back to this node, a change worth a new event (a POST,
+    // not a PATCH of the first one).
+    let pass = h.pass(&without_first);
+    assert_eq!(h.owned(), [ip]);
+    let sent = h.record(&pass.assigned, StatusCode::CREATED).await;
+    h.assert_one_event(&sent, "api");
+}
+
+#[tokio::test]
+async fn local_policy_follows_the_endpoint_and_records_only_on_arrival() {
+    let ip = "192.0.2.30";
+    let order = ranked(ip);
+    // The endpoint decides, not the ranking: put it on the last-ranked node first.
+    let me = order[2];
+    let mut h = Harness::new(me);
+    put(&mut h.services, service("db", ip, "Local"));
+    put(&mut h.slices, slice("db", order[0]));
+    let pass = h.pass(&NODES);
+    assert!(h.owned().is_empty(), "no endpoint here");
+    assert!(pass.assigned.is_empty());
+
+    put(&mut h.slices, slice("db", me));
+    let pass = h.pass(&NODES);
+    assert_eq!(h.owned(), [ip]);
+    let sent = h.record(&pass.assigned, StatusCode::CREATED).await;
+    h.assert_one_event(&sent, "db");
+
+    put(&mut h.slices, slice("db", order[1]));
+    let pass = h.pass(&NODES);
+    assert!(pass.changed_from.is_some());
+    assert!(h.owned().is_empty(), "the endpoint moved away");
+    assert!(pass.assigned.is_empty());
+}
+
+#[tokio::test]
+async fn refused_event_is_logged_and_never_blocks_or_repeats() {
+    let (logs, _guard) = Logs::capture();
+    for (status, ip) in [
+        (StatusCode::FORBIDDEN, "192.0.2.40"),
+        (StatusCode::INTERNAL_SERVER_ERROR, "192.0.2.41"),
+    ] {
+        let mut h = Harness::new(ranked(ip)[0]);
+        put(&mut h.services, service("web", ip, "Cluster"));
+        let pass = h.pass(&NODES);
+        // Ownership is decided (and handed to the announcer) before any event is sent.
+        assert_eq!(h.owned(), [ip]);
+        let sent = h.record(&pass.assigned, status).await;
+        assert_eq!(sent.len(), 1, "one attempt, no retry: {sent:#?}");
+        let text = logs.text();
+        assert!(
+            text.contains("cannot record nodeAssigned event")
+                && text.contains("shop/web")
+                && text.contains(&format!("refused ({})", status.as_u16())),
+            "{text}"
+        );
+        // The next passes do not try again either.
+        for _ in 0..3 {
+            let pass = h.pass(&NODES);
+            assert!(pass.assigned.is_empty());
+            assert!(h.record(&pass.assigned, status).await.is_empty());
+        }
+        assert_eq!(h.owned(), [ip], "still announced");
+    }
+}
+
+#[tokio::test]
+async fn queued_events_are_posted_in_order_from_their_own_task() {
+    let first = "192.0.2.90";
+    let me = ranked(first)[0];
+    // A second IP this node also wins, so both Services are announced here.
+    let second = (100..200)
+        .map(|i| format!("192.0.2.{i}"))
+        .find(|ip| ranked(ip)[0] == me)
+        .unwrap();
+    let mut h = Harness::new(me);
+    let queue = h.events.clone().spawn();
+    put(&mut h.services, service("web", first, "Cluster"));
+    queue.send(h.pass(&NODES).assigned);
+
+    let (req, held) = tokio::time::timeout(Duration::from_secs(10), h.api.next_request())
+        .await
+        .expect("the worker posts the event")
+        .expect("the client is alive");
+    assert_eq!((req.method(), req.uri().path()), (&Method::POST, EVENTS));
+
+    // While that POST is unanswered, the next pass still decides and queues without waiting.
+    put(&mut h.services, service("api", &second, "Cluster"));
+    queue.send(h.pass(&NODES).assigned);
+    assert_eq!(h.owned().len(), 2);
+
+    held.send_error("the API server went away");
+    let (req, _send) = tokio::time::timeout(Duration::from_secs(10), h.api.next_request())
+        .await
+        .expect("the worker goes on to the next event")
+        .expect("the client is alive");
+    let bytes = req.into_body().collect_bytes().await.unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["regarding"]["name"], "api");
+}

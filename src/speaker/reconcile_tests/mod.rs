@@ -1,0 +1,250 @@
+//! The speaker's Kubernetes edge against recorded API exchanges: the watched objects go into
+//! reflector stores through their writers (as the watches would put them), a tower-test mock
+//! stands in for the API server, and each test asserts the exact event requests and the IPs this
+//! node owns after each pass.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode};
+use kube::client::Body;
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use tower_test::mock::Handle;
+
+use super::*;
+use crate::election;
+
+type Mock = Handle<Request<Body>, Response<Body>>;
+
+const CONFIG: &str = "address-pools:\n\
+- name: l2\n  protocol: layer2\n  addresses: [192.0.2.0/24]\n\
+- name: transit\n  protocol: bgp\n  addresses: [198.51.100.0/24]\n";
+
+const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/shop/events";
+
+/// Nodes ranked for `ip` (the election's own tests pin the ranking to a fixed vector).
+fn ranked(ip: &str) -> Vec<&'static str> {
+    election::rank(ip.parse().unwrap(), NODES)
+}
+
+fn live(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+fn configmap(data: Value) -> ConfigMap {
+    serde_json::from_value(json!({
+        "metadata": {"name": "config", "namespace": "ferrolb-system"},
+        "data": data,
+    }))
+    .unwrap()
+}
+
+fn service(name: &str, ip: &str, policy: &str) -> Service {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}")},
+        "spec": {"type": "LoadBalancer", "externalTrafficPolicy": policy},
+        "status": {"loadBalancer": {"ingress": [{"ip": ip}]}},
+    }))
+    .unwrap()
+}
+
+fn node(name: &str) -> Node {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "addresses": [{"type": "InternalIP", "address": "192.0.2.200"}],
+        },
+    }))
+    .unwrap()
+}
+
+/// The one EndpointSlice of `service`, with a ready endpoint on `on`.
+fn slice(service: &str, on: &str) -> EndpointSlice {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("{service}-1"), "namespace": "shop",
+                     "labels": {"kubernetes.io/service-name": service}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.7"], "nodeName": on, "conditions": {"ready": true}}],
+    }))
+    .unwrap()
+}
+
+fn put<K>(writer: &mut Writer<K>, obj: K)
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    writer.apply_watcher_event(&watcher::Event::Apply(obj));
+}
+
+fn remove<K>(writer: &mut Writer<K>, obj: K)
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    writer.apply_watcher_event(&watcher::Event::Delete(obj));
+}
+
+struct Harness {
+    me: &'static str,
+    rec: Reconciler,
+    events: EventWriter,
+    api: Mock,
+    services: Writer<Service>,
+    slices: Writer<EndpointSlice>,
+    configmaps: Writer<ConfigMap>,
+}
+
+/// One request the writer made, and how it was answered.
+#[derive(Debug)]
+struct Sent {
+    method: Method,
+    path: String,
+    body: Value,
+}
+
+impl Harness {
+    /// The speaker on `me` with three ready nodes and `CONFIG` loaded.
+    fn new(me: &'static str) -> Self {
+        let (mock, api) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(mock, "default");
+        let (services_r, services) = reflector::store();
+        let (slices_r, slices) = reflector::store();
+        let (nodes_r, mut nodes) = reflector::store();
+        let (configmaps_r, mut configmaps) = reflector::store();
+        for n in NODES {
+            put(&mut nodes, node(n));
+        }
+        put(&mut configmaps, configmap(json!({"config": CONFIG})));
+        let stores = Stores {
+            services: services_r,
+            slices: slices_r,
+            nodes: nodes_r,
+            configmaps: configmaps_r,
+        };
+        Harness {
+            me,
+            rec: Reconciler::new(me.into(), ViewOptions::default(), stores),
+            events: EventWriter::new(client, me.into()),
+            api,
+            services,
+            slices,
+            configmaps,
+        }
+    }
+
+    fn pass(&mut self, members: &[&str]) -> Pass {
+        self.rec.pass(Some(&live(members)), true)
+    }
+
+    fn owned(&self) -> Vec<String> {
+        self.rec.owned().keys().map(IpAddr::to_string).collect()
+    }
+
+    /// Runs the event writer on `assigned`, answering every request it makes with `status`
+    /// (echoing the event on success), until the writer returns. The writer returning proves
+    /// it left no request unanswered, so the list is every request it made.
+    async fn record(&mut self, assigned: &[Assigned], status: StatusCode) -> Vec<Sent> {
+        let mut sent = Vec::new();
+        let record = self.events.record(assigned);
+        tokio::pin!(record);
+        let serve = async {
+            loop {
+                tokio::select! {
+                    () = &mut record => break,
+                    req = self.api.next_request() => {
+                        let (req, send) = req.expect("the client is alive");
+                        let method = req.method().clone();
+                        let path = req.uri().path().to_owned();
+                        let bytes = req.into_body().collect_bytes().await.unwrap();
+                        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                        let answer = if status.is_success() {
+                            body.clone()
+                        } else {
+                            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                   "message": format!("events.events.k8s.io is refused ({})", status.as_u16()),
+                                   "code": status.as_u16()})
+                        };
+                        send.send_response(
+                            Response::builder()
+                                .status(status)
+                                .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                                .unwrap(),
+                        );
+                        sent.push(Sent { method, path, body });
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), serve)
+            .await
+            .expect("the event writer finished");
+        sent
+    }
+
+    /// Asserts `sent` is exactly one `nodeAssigned` POST for the Service `name` from this node.
+    fn assert_one_event(&self, sent: &[Sent], name: &str) {
+        assert_eq!(sent.len(), 1, "{sent:#?}");
+        let Sent { method, path, body } = &sent[0];
+        assert_eq!(
+            method,
+            Method::POST,
+            "a new event, not an update of an old one"
+        );
+        assert_eq!(path, EVENTS);
+        assert_eq!(body["reason"], "nodeAssigned", "{body}");
+        assert_eq!(body["type"], "Normal");
+        assert_eq!(body["regarding"]["kind"], "Service");
+        assert_eq!(body["regarding"]["namespace"], "shop");
+        assert_eq!(body["regarding"]["name"], name);
+        assert_eq!(body["regarding"]["uid"], format!("uid-{name}"));
+        assert_eq!(
+            body["note"],
+            format!(
+                "announcing from node \"{}\" with protocol \"layer2\"",
+                self.me
+            )
+        );
+        assert_eq!(body["reportingController"], "ferrolb-speaker");
+        assert_eq!(body["reportingInstance"], self.me);
+    }
+}
+
+/// Captures this thread's log lines (the tests run on tokio's current-thread runtime, so the
+/// writer and the kube client's buffer task log here).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+mod decisions;
+mod events;
