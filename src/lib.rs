@@ -1,5 +1,5 @@
 //! ferrolb: a bare-metal LoadBalancer for Kubernetes, a drop-in replacement for MetalLB's layer-2
-//! mode. See `DESIGN.md` in the steering repository for the architecture.
+//! mode. docs/architecture.md maps the modules, the data flow and the rules a change keeps.
 //!
 //! Everything that decides (config, allocator, election, packet codecs, announce schedule) is pure
 //! and synchronous; everything that talks to the world is a thin edge around it.

@@ -1,4 +1,5 @@
-//! The allocator: which Service holds which addresses, decided by DESIGN.md "Allocation rules".
+//! The allocator: which Service holds which addresses, by the allocation rules of
+//! docs/user-guide.md ("Define address pools", "Annotate Services").
 //!
 //! State is three maps kept in step by [`Allocator::install`] and [`Allocator::uninstall`]:
 //! service → what it holds, address → who holds it, sharing key → addresses held under that key

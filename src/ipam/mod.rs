@@ -1,8 +1,8 @@
 //! Address pools, address sets, the allocator and IP sharing rules (pure, no Kubernetes types).
 //!
 //! The controller turns config pools into [`PoolSpec`]s and Services into [`Request`]s; the
-//! [`Allocator`] decides which addresses each Service gets, following DESIGN.md "Allocation
-//! rules". Free space is kept as ordered intervals (`rangeset.rs`), so every operation is
+//! [`Allocator`] decides which addresses each Service gets, following the allocation rules
+//! of docs/user-guide.md ("Annotate Services") and docs/architecture.md. Free space is kept as ordered intervals (`rangeset.rs`), so every operation is
 //! O(log n) in pool size and in the number of addresses in use.
 //!
 //! ```

@@ -1,4 +1,5 @@
-//! Command-line flags of `ferrolb speaker` (shared contract in HELPERS.md).
+//! Command-line flags of `ferrolb speaker` (documented for users in docs/user-guide.md and the
+//! chart README; tests/chart/docs.rs keeps them in step).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::telemetry::{TextFamilies, TextRegistry};
 
-/// (name, help) of each family; names and labels are those of DESIGN.md.
+/// (name, help) of each family; names and labels mirror MetalLB's with the `ferrolb_` prefix
+/// (docs/user-guide.md, "Metrics and alerts").
 const REQUESTS: (&str, &str) = (
     "ferrolb_layer2_requests_received",
     "ARP requests and neighbor solicitations received for an IP this node announces",

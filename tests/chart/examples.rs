@@ -1,6 +1,6 @@
 //! The example configs in config/: every config passes `ferrolb check-config`, and every
 //! `services-<name>.yaml` is planned against `<name>.yaml` by `ferrolb plan` with the pools and
-//! addresses the allocation rules (DESIGN.md) promise.
+//! addresses the allocation rules (docs/user-guide.md) promise.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -14,7 +14,7 @@ use crate::support::{repo_root, run, run_ok, stderr, stdout};
 const FERROLB: &str = env!("CARGO_BIN_EXE_ferrolb");
 
 /// What `ferrolb plan` must decide for each example Service: (config, service, pool, addresses).
-/// The addresses follow from DESIGN.md's rules: requested ones, the lowest free of the named pool,
+/// The addresses follow from the allocation rules: requested ones, the lowest free of the named pool,
 /// or the lowest free of the auto-assign pools (Services handled in file order).
 const EXPECTED: &[(&str, &str, &str, &[&str])] = &[
     ("single-ipv4.yaml", "web", "default", &["192.0.2.240"]),
