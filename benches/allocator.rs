@@ -104,6 +104,7 @@ fn allocator_with(ranges: &[(IpAddr, IpAddr)]) -> Allocator {
             ranges: ranges.to_vec(),
             auto_assign: true,
             avoid_buggy_ips: false,
+            allocation: None,
         }])
         .unwrap();
     alloc

@@ -77,6 +77,13 @@ pub enum Subject {
         /// The community's alias.
         name: String,
     },
+    /// A custom resource, e.g. `IPAddressPool "prod"`.
+    Object {
+        /// The object's kind.
+        kind: String,
+        /// `metadata.name`, or `#N` (its position in the input) when it has none.
+        name: String,
+    },
     /// An entry of `bfd-profiles`.
     BfdProfile {
         /// 1-based position in `bfd-profiles`.
@@ -97,6 +104,7 @@ impl fmt::Display for Subject {
             Subject::Peer { index, address } if address.is_empty() => write!(f, "peer #{index}"),
             Subject::Peer { index, address } => write!(f, "peer #{index} ({address})"),
             Subject::Community { name } => write!(f, "bgp community {name:?}"),
+            Subject::Object { kind, name } => write!(f, "{kind} {name:?}"),
             Subject::BfdProfile {
                 index,
                 name: Some(name),
@@ -138,6 +146,19 @@ pub enum Rule {
     UnknownBfdProfile,
     DuplicateBfdProfile,
     BfdValueOutOfRange,
+    // Custom-resource input.
+    /// A document that is not a config object this source reads.
+    UnsupportedKind,
+    /// An object that does not fit its kind's schema (unknown field, wrong type).
+    MalformedObject,
+    /// `metadata.name` missing or not a valid Kubernetes name.
+    InvalidObjectName,
+    /// Two objects of one kind with one name.
+    DuplicateObject,
+    /// A name listed twice (`serviceAllocation.namespaces`, `ipAddressPools`, `interfaces`).
+    DuplicateEntry,
+    /// Two selectors in one list that mean the same.
+    DuplicateSelector,
 }
 
 /// One broken rule: which pool/peer/community/profile, which field, and what is wrong.

@@ -1,4 +1,5 @@
-//! MetalLB legacy (v0.9–v0.12) ConfigMap schema, parsing and validation (pure).
+//! The config model and its two sources, MetalLB v0.13+ custom resources ([`crd`]) and the
+//! legacy (v0.9–v0.12) ConfigMap: schema, parsing and validation (pure).
 //!
 //! [`parse`] turns the ConfigMap manifest, or the bare text of its `config` key, into a
 //! [`Config`] that satisfies every MetalLB validation rule, or a [`ConfigError`] listing every
@@ -8,6 +9,7 @@
 mod addresses;
 pub mod check;
 mod community;
+pub mod crd;
 mod error;
 mod parse;
 mod peers;
@@ -18,14 +20,16 @@ pub mod summary;
 mod validate;
 
 pub use community::parse_community;
+pub use crd::{ConfigFile, Namespaces, parse_file};
 pub use error::{ConfigError, Rule, Subject, ValidationError};
-pub use parse::{MAX_ALIASES, MAX_DEPTH, MAX_INPUT_BYTES, MAX_NODES};
+pub use parse::{MAX_ALIASES, MAX_DEPTH, MAX_DOCUMENTS, MAX_INPUT_BYTES, MAX_NODES};
 pub use schema::{
-    AddressPool, AddressRange, BfdProfile, BgpAdvertisement, Community, Config, Families,
-    NodeSelector, Peer, Protocol, SelectorOperator, SelectorRequirement,
+    AddressPool, AddressRange, BfdProfile, BgpAdvertisement, Community, Config, ConfigWarning,
+    Families, L2Advertisement, Peer, Protocol, ServiceAllocation, Source,
 };
+pub use selector::{LabelSelector, Labels, NodeSelector, SelectorOperator, SelectorRequirement};
 
-/// Parses and validates a config: a ConfigMap manifest (`kind: ConfigMap`, config text under
+/// Parses and validates a legacy config: a ConfigMap manifest (`kind: ConfigMap`, config text under
 /// `data.config`) or the bare config text. Empty text is an empty, valid config.
 pub fn parse(text: &str) -> Result<Config, ConfigError> {
     let raw = parse::read_raw(text)?;

@@ -29,7 +29,10 @@ pub const MAX_NODES: usize = 100_000;
 /// which stay under the alias count but expand exponentially.
 pub const MAX_REPLAYED_EVENTS: usize = 10_000;
 
-fn options() -> serde_saphyr::Options {
+/// Documents accepted in one file of custom resources (a `kubectl get -o yaml` List is one).
+pub const MAX_DOCUMENTS: usize = 10_000;
+
+fn options(max_documents: usize) -> serde_saphyr::Options {
     let mut options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_depth: MAX_DEPTH,
@@ -39,7 +42,7 @@ fn options() -> serde_saphyr::Options {
             max_anchors: MAX_ALIASES,
             max_nodes: MAX_NODES,
             max_events: 2 * MAX_NODES,
-            max_documents: 1,
+            max_documents: max_documents,
             max_total_scalar_bytes: MAX_INPUT_BYTES,
             max_merge_keys: MAX_ALIASES,
             max_reader_input_bytes: Some(MAX_INPUT_BYTES),
@@ -51,18 +54,37 @@ fn options() -> serde_saphyr::Options {
 }
 
 fn decode<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
-    serde_saphyr::from_str_with_options(text, options()).map_err(|e| {
-        if let serde_saphyr::Error::Budget { breach, location } = innermost(&e) {
+    serde_saphyr::from_str_with_options(text, options(1)).map_err(|e| budget_or_syntax(&e, 1))
+}
+
+/// Every document of a multi-document YAML text (empty documents come back as `None`), under
+/// the same budget as a single config.
+pub(crate) fn decode_documents<T: DeserializeOwned>(
+    text: &str,
+) -> Result<Vec<Option<T>>, ConfigError> {
+    if text.len() > MAX_INPUT_BYTES {
+        return Err(ConfigError::TooLarge {
+            size: text.len(),
+            limit: MAX_INPUT_BYTES,
+        });
+    }
+    serde_saphyr::from_multiple_with_options(text, options(MAX_DOCUMENTS))
+        .map_err(|e| budget_or_syntax(&e, MAX_DOCUMENTS))
+}
+
+fn budget_or_syntax(e: &serde_saphyr::Error, max_documents: usize) -> ConfigError {
+    {
+        if let serde_saphyr::Error::Budget { breach, location } = innermost(e) {
             return ConfigError::Budget(format!(
                 "{} (at line {} column {})",
-                describe_breach(breach),
+                describe_breach(breach, max_documents),
                 location.line(),
                 location.column()
             ));
         }
         if let serde_saphyr::Error::ExternalMessage {
             source, location, ..
-        } = innermost(&e)
+        } = innermost(e)
             && let serde_saphyr::ExternalMessageSource::Parser(scan) = source.as_ref()
             && matches!(
                 scan.kind(),
@@ -79,7 +101,7 @@ fn decode<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
         let msg = e.to_string();
         // The binary adds its own "error:" prefix; do not say it twice.
         ConfigError::Syntax(msg.strip_prefix("error: ").unwrap_or(&msg).to_owned())
-    })
+    }
 }
 
 /// The error under the snippet and alias wrappers serde-saphyr adds for rendering.
@@ -92,11 +114,14 @@ fn innermost(mut e: &serde_saphyr::Error) -> &serde_saphyr::Error {
     e
 }
 
-fn describe_breach(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+fn describe_breach(breach: &serde_saphyr::budget::BudgetBreach, max_documents: usize) -> String {
     use serde_saphyr::budget::BudgetBreach as B;
     match breach {
         B::Depth { depth } => format!("nesting depth {depth} exceeds the limit of {MAX_DEPTH}"),
-        B::Documents { .. } => "more than one YAML document; a config is a single document".into(),
+        B::Documents { .. } if max_documents == 1 => {
+            "more than one YAML document; a config is a single document".into()
+        }
+        B::Documents { .. } => format!("more than {max_documents} YAML documents"),
         B::Nodes { .. } | B::Events { .. } => {
             format!("more than {MAX_NODES} YAML nodes (after alias expansion)")
         }
@@ -156,7 +181,7 @@ fn read_bare(text: &str) -> Result<RawConfig, ConfigError> {
     Ok(raw.unwrap_or_default())
 }
 
-fn config_text_of(manifest: RawManifest) -> Result<String, ConfigError> {
+pub(crate) fn config_text_of(manifest: RawManifest) -> Result<String, ConfigError> {
     match manifest.kind.as_deref() {
         Some("ConfigMap") => {}
         Some(other) => {

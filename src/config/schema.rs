@@ -4,16 +4,29 @@
 //! re-check MetalLB's rules: ranges are single-family with `start <= end`, pools do not overlap,
 //! names are unique, peers reference existing BFD profiles.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// A parsed and validated MetalLB legacy (v0.9–v0.12) configuration.
+pub use super::selector::{LabelSelector, Labels, NodeSelector};
+
+/// A parsed and validated configuration, from either source: the legacy (v0.9–v0.12) ConfigMap
+/// or MetalLB v0.13+ custom resources.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
-    /// Pools in the order they were written.
+    /// Where the config came from.
+    pub source: Source,
+    /// Pools in the order automatic allocation falls back through them: as written in a legacy
+    /// ConfigMap, by name for custom resources (MetalLB's order there is random).
     pub address_pools: Vec<AddressPool>,
+    /// Layer-2 advertisements. A legacy `layer2` pool gets one advertising it to every node on
+    /// every interface; a legacy `bgp` pool gets none.
+    pub l2_advertisements: Vec<L2Advertisement>,
+    /// BGP objects read from custom resources (`kind/name`): validated, never announced.
+    pub bgp_objects: Vec<String>,
+    /// What is suspicious but not invalid (an advertisement naming a missing pool, BGP objects).
+    pub warnings: Vec<ConfigWarning>,
     /// BGP peers, validated for compatibility (ferrolb does not speak BGP).
     pub peers: Vec<Peer>,
     /// `bgp-communities`: alias -> community text as written (validated).
@@ -27,9 +40,132 @@ impl Config {
     pub fn pool(&self, name: &str) -> Option<&AddressPool> {
         self.address_pools.iter().find(|p| p.name == name)
     }
+
+    /// The L2 advertisements that select `pool`, in config order: the nodes, interfaces and
+    /// Services they name decide where the pool's addresses are announced. Empty means the
+    /// pool's addresses are allocated but never announced.
+    pub fn l2_advertisements_for(&self, pool: &AddressPool) -> Vec<&L2Advertisement> {
+        self.l2_advertisements
+            .iter()
+            .filter(|ad| ad.selects_pool(pool))
+            .collect()
+    }
 }
 
-/// How a pool's addresses are announced.
+/// Which source a config came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Source {
+    /// The legacy ConfigMap (MetalLB v0.9–v0.12).
+    #[default]
+    ConfigMap,
+    /// `IPAddressPool`/`L2Advertisement` custom resources (MetalLB v0.13+).
+    Crds,
+}
+
+/// Something worth telling the user that does not make the config invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The object concerned, e.g. `L2Advertisement "lan"`.
+    pub object: String,
+    /// The field concerned, e.g. `spec.ipAddressPools[1]`; empty for the whole object.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.object, self.message)
+        } else {
+            write!(f, "{}, field {}: {}", self.object, self.field, self.message)
+        }
+    }
+}
+
+/// `IPAddressPool.spec.serviceAllocation`: which Services a pool is for, and in which order.
+///
+/// A pool with a `serviceAllocation` is offered first to the Services it is pinned to (in
+/// `priority` order) and never used as a fallback for others; see `ipam` for the full rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceAllocation {
+    /// Lower first; 0 (unset) or negative means last.
+    pub priority: i32,
+    /// Namespaces named outright.
+    pub namespaces: BTreeSet<String>,
+    /// Namespaces whose labels match any of these (evaluated against Namespace objects).
+    pub namespace_selectors: Vec<LabelSelector>,
+    /// Services whose labels match any of these.
+    pub service_selectors: Vec<LabelSelector>,
+}
+
+impl ServiceAllocation {
+    /// A `serviceAllocation` naming no namespace and no selector pins the pool to every Service
+    /// (MetalLB v0.15+ gives it an implicit match-everything service selector).
+    pub fn pins_everyone(&self) -> bool {
+        self.namespaces.is_empty()
+            && self.namespace_selectors.is_empty()
+            && self.service_selectors.is_empty()
+    }
+}
+
+/// An `L2Advertisement`: which pools are announced, from which nodes, on which interfaces, for
+/// which Services. Several advertisements selecting one pool combine as a union.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L2Advertisement {
+    pub name: String,
+    /// `spec.ipAddressPools`; with `pool_selectors`, empty means every pool.
+    pub pools: Vec<String>,
+    /// `spec.ipAddressPoolSelectors`, matched against pool labels.
+    pub pool_selectors: Vec<LabelSelector>,
+    /// `spec.nodeSelectors`; empty means every node.
+    pub node_selectors: Vec<LabelSelector>,
+    /// `spec.interfaces` (exact names); empty means every interface.
+    pub interfaces: Vec<String>,
+    /// `spec.serviceSelectors`; empty means every Service of the selected pools.
+    pub service_selectors: Vec<LabelSelector>,
+}
+
+impl L2Advertisement {
+    /// An advertisement of one pool to every node on every interface (a legacy `layer2` pool).
+    pub fn of_pool(name: impl Into<String>, pool: &str) -> L2Advertisement {
+        L2Advertisement {
+            name: name.into(),
+            pools: vec![pool.to_owned()],
+            pool_selectors: Vec::new(),
+            node_selectors: Vec::new(),
+            interfaces: Vec::new(),
+            service_selectors: Vec::new(),
+        }
+    }
+
+    /// Whether the advertisement applies to `pool`: named, or matched by a pool selector, or
+    /// neither list given (every pool).
+    pub fn selects_pool(&self, pool: &AddressPool) -> bool {
+        (self.pools.is_empty() && self.pool_selectors.is_empty())
+            || self.pools.contains(&pool.name)
+            || self.pool_selectors.iter().any(|s| s.matches(&pool.labels))
+    }
+
+    /// Whether a node with these labels may announce for this advertisement.
+    pub fn selects_node(&self, labels: &Labels) -> bool {
+        self.node_selectors.is_empty() || self.node_selectors.iter().any(|s| s.matches(labels))
+    }
+
+    /// Whether a Service with these labels is announced by this advertisement.
+    pub fn selects_service(&self, labels: &Labels) -> bool {
+        self.service_selectors.is_empty()
+            || self.service_selectors.iter().any(|s| s.matches(labels))
+    }
+
+    /// Whether the advertisement allows announcing on every interface.
+    pub fn all_interfaces(&self) -> bool {
+        self.interfaces.is_empty()
+    }
+}
+
+/// How a pool's addresses are announced. For a custom-resource pool: `Layer2` when an
+/// L2Advertisement selects it, `Bgp` otherwise (announced by no one; the per-advertisement model
+/// in [`Config::l2_advertisements`] is the full picture).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
     /// ARP / NDP answered by one elected node.
@@ -68,6 +204,10 @@ pub struct AddressPool {
     /// Only for BGP pools; a BGP pool without any gets MetalLB's default (/32, /128, no
     /// communities), so this is never empty for a BGP pool.
     pub bgp_advertisements: Vec<BgpAdvertisement>,
+    /// The pool object's labels (custom resources only), for `ipAddressPoolSelectors`.
+    pub labels: Labels,
+    /// `serviceAllocation` (custom resources only).
+    pub allocation: Option<ServiceAllocation>,
 }
 
 impl AddressPool {
@@ -234,30 +374,6 @@ impl fmt::Debug for Peer {
             .field("ebgp_multihop", &self.ebgp_multihop)
             .finish()
     }
-}
-
-/// A Kubernetes-style label selector over nodes.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct NodeSelector {
-    pub match_labels: BTreeMap<String, String>,
-    pub match_expressions: Vec<SelectorRequirement>,
-}
-
-/// One `match-expressions` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SelectorRequirement {
-    pub key: String,
-    pub operator: SelectorOperator,
-    pub values: Vec<String>,
-}
-
-/// The operators Kubernetes label selectors allow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SelectorOperator {
-    In,
-    NotIn,
-    Exists,
-    DoesNotExist,
 }
 
 /// One entry of `bfd-profiles`; unset values mean the BFD daemon's defaults.

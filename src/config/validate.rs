@@ -7,7 +7,9 @@ use super::community::{named_communities, parse_community};
 use super::error::{Rule, Subject, ValidationError};
 use super::peers::{bfd_profiles, peers};
 use super::raw::{RawAdvertisement, RawConfig, RawPool};
-use super::schema::{AddressPool, BgpAdvertisement, Community, Config, Protocol};
+use super::schema::{
+    AddressPool, BgpAdvertisement, Community, Config, L2Advertisement, Protocol, Source,
+};
 
 pub(crate) fn validate(raw: RawConfig) -> Result<Config, Vec<ValidationError>> {
     let mut errors = Vec::new();
@@ -59,8 +61,20 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Vec<ValidationError>> {
     if !errors.is_empty() {
         return Err(errors);
     }
+    let address_pools: Vec<AddressPool> = checked.into_iter().filter_map(|p| p.valid).collect();
+    // A layer2 pool is announced everywhere: the advertisement `ferrolb convert` writes for it.
+    let l2_advertisements = address_pools
+        .iter()
+        .filter(|p| p.protocol == Protocol::Layer2)
+        .enumerate()
+        .map(|(i, p)| L2Advertisement::of_pool(format!("l2advertisement{}", i + 1), &p.name))
+        .collect();
     Ok(Config {
-        address_pools: checked.into_iter().filter_map(|p| p.valid).collect(),
+        source: Source::ConfigMap,
+        address_pools,
+        l2_advertisements,
+        bgp_objects: Vec::new(),
+        warnings: Vec::new(),
         peers,
         bgp_communities,
         bfd_profiles,
@@ -151,6 +165,8 @@ fn check_pool(
             auto_assign: raw.auto_assign.unwrap_or(true),
             avoid_buggy_ips: raw.avoid_buggy_ips.unwrap_or(false),
             bgp_advertisements: advertisements,
+            labels: Default::default(),
+            allocation: None,
         }),
         _ => None,
     };

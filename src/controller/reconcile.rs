@@ -38,6 +38,7 @@ pub fn pool_specs(config: &Config) -> Vec<PoolSpec> {
             ranges: p.ranges(),
             auto_assign: p.auto_assign,
             avoid_buggy_ips: p.avoid_buggy_ips,
+            allocation: p.allocation.clone(),
         })
         .collect()
 }
@@ -351,6 +352,7 @@ fn reservation(ips: &[IpAddr]) -> Request {
         sharing_key: None,
         ports: Vec::new(),
         traffic: TrafficPolicy::Cluster,
+        labels: Default::default(),
     }
 }
 

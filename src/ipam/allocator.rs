@@ -19,6 +19,7 @@ use super::sharing::SharingParams;
 use super::types::{
     Assignment, Family, FamilyPolicy, PoolSpec, PoolStats, Reload, Request, ServiceKey,
 };
+use crate::config::Namespaces;
 
 /// One address chosen for a service: where it lives and what it is.
 pub(crate) type Pick = (Slot, Addr);
@@ -39,6 +40,8 @@ pub struct Allocator {
     pub(crate) services: HashMap<ServiceKey, Held>,
     pub(crate) holders: HashMap<Addr, Holders>,
     pub(crate) shared: HashMap<String, BTreeSet<Addr>>,
+    /// Namespace labels, for pools' `namespaceSelectors` (see `pin.rs`).
+    pub(crate) namespaces: Namespaces,
 }
 
 impl Allocator {
@@ -62,10 +65,13 @@ impl Allocator {
     /// (nothing is lost on a bad request) and the error says why.
     ///
     /// Fresh allocation: requested addresses come from whichever pool contains them, auto-assign
-    /// or not. Without them, the `pool` is used alone, or else the auto-assign pools are tried in
-    /// the order given to `set_pools` (ConfigMap order). Within a pool, ranges are tried in
-    /// config order and the lowest usable address of a range wins, where an address already held
-    /// by services this one may share with counts as usable (as MetalLB does).
+    /// or not. Without them, the `pool` is used alone, or else the pools the service is pinned to
+    /// by `serviceAllocation` (by priority), then the auto-assign pools without one, in the
+    /// order given to `set_pools` (ConfigMap order; by name for custom resources). Every pool used
+    /// must admit the service by its `serviceAllocation` (namespace, labels); a held assignment
+    /// whose pool no longer does is replaced. Within a pool, ranges are tried in config order
+    /// and the lowest usable address of a range wins, where an address already held by services
+    /// this one may share with counts as usable (as MetalLB does).
     pub fn allocate(
         &mut self,
         service: &ServiceKey,
@@ -181,6 +187,12 @@ impl Allocator {
         {
             return false;
         }
+        let Some(&(slot, _)) = held.addrs.first() else {
+            return false;
+        };
+        if !self.compatible(slot.pool, service, request) {
+            return false;
+        }
         let families_fit = match request.families {
             FamilyPolicy::Single(f) => ips.len() == 1 && Family::of(&ips[0]) == f,
             FamilyPolicy::RequireDualStack { .. } => ips.len() == 2,
@@ -227,13 +239,36 @@ impl Allocator {
                     actual: self.pools.pools[picks[0].0.pool].name.clone(),
                 });
             }
+            self.check_compatible(picks[0].0.pool, service, request)?;
             picks
         } else if let Some(idx) = wanted_pool {
+            self.check_compatible(idx, service, request)?;
             self.pick_in_pool(service, idx, request.families, &params)?
         } else {
-            self.pick_auto(service, request.families, &params)?
+            let pinned = if self.pools.pinned.is_empty() {
+                Vec::new()
+            } else {
+                self.pinned_for(service, request)
+            };
+            self.pick_auto(service, &pinned, request.families, &params)?
         };
         Ok(self.install_picks(service, picks, params))
+    }
+
+    fn check_compatible(
+        &self,
+        idx: usize,
+        service: &ServiceKey,
+        request: &Request,
+    ) -> Result<(), AllocError> {
+        if self.compatible(idx, service, request) {
+            Ok(())
+        } else {
+            Err(AllocError::PoolNotAllowed {
+                pool: self.pools.pools[idx].name.clone(),
+                admits: self.describe_admits(idx),
+            })
+        }
     }
 
     /// Checks that `ips` (one per family) can be held by `service`: admitted by one pool and

@@ -60,6 +60,9 @@ pub enum AllocError {
     #[error("no free {family} address in pool {pool:?}")]
     PoolExhausted { pool: String, family: Family },
 
+    #[error("pool {pool:?} is not for this service: its serviceAllocation admits only {admits}")]
+    PoolNotAllowed { pool: String, admits: String },
+
     #[error("no auto-assign pool has {}", describe_wanted(.policy))]
     NoFreeAddress { policy: FamilyPolicy },
 

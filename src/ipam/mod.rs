@@ -13,6 +13,7 @@
 //!     ranges: vec![("192.0.2.10".parse().unwrap(), "192.0.2.20".parse().unwrap())],
 //!     auto_assign: true,
 //!     avoid_buggy_ips: false,
+//!     allocation: None,
 //! }];
 //! let mut alloc = Allocator::new();
 //! alloc.set_pools(pools.clone()).unwrap();
@@ -33,6 +34,7 @@ mod allocator;
 mod error;
 mod holders;
 mod pick;
+mod pin;
 mod pool;
 mod rangeset;
 mod reload;
@@ -46,5 +48,5 @@ pub use allocator::Allocator;
 pub use error::{AllocError, ConflictReason, PoolSpecError};
 pub use types::{
     Assignment, Eviction, EvictionReason, Family, FamilyPolicy, PoolMove, PoolSpec, PoolStats,
-    Port, Protocol, Reload, Request, ServiceKey, TrafficPolicy,
+    Port, Protocol, Reload, Request, ServiceAllocation, ServiceKey, TrafficPolicy,
 };

@@ -1,6 +1,7 @@
 //! Choosing addresses for a fresh allocation without requested IPs: which pool, which family,
-//! which address. Pools are tried in config order (only the requested one when the request names
-//! one), ranges in config order within a pool, and within a range the lowest usable address.
+//! which address. Pools are tried pinned first, then the fallback list (only the requested one
+//! when the request names one), ranges in config order within a pool, and within a range the
+//! lowest usable address.
 
 use super::addr::Addr;
 use super::allocator::{Allocator, Pick};
@@ -59,28 +60,45 @@ impl Allocator {
         }
     }
 
+    /// Automatic allocation: the `pinned` pools first (already filtered and ordered), then the
+    /// fallback pools; within each list MetalLB's family rules (a pool with both families for
+    /// dual-stack, else for PreferDualStack one address of the primary family, else the other).
     pub(crate) fn pick_auto(
         &mut self,
         service: &ServiceKey,
+        pinned: &[usize],
         policy: FamilyPolicy,
         params: &SharingParams,
     ) -> Result<Vec<Pick>, AllocError> {
+        if !pinned.is_empty()
+            && let Some(picks) = self.pick_from(service, pinned, policy, params)
+        {
+            return Ok(picks);
+        }
+        // Taken out for the call so `pick_from` can borrow the allocator mutably.
+        let fallback = std::mem::take(&mut self.pools.fallback);
+        let picks = self.pick_from(service, &fallback, policy, params);
+        self.pools.fallback = fallback;
+        picks.ok_or(AllocError::NoFreeAddress { policy })
+    }
+
+    fn pick_from(
+        &mut self,
+        service: &ServiceKey,
+        order: &[usize],
+        policy: FamilyPolicy,
+        params: &SharingParams,
+    ) -> Option<Vec<Pick>> {
         let primary = policy.primary();
-        // Indices rather than a collected list: this is the hot path of every allocation.
-        let pool_count = self.pools.pools.len();
         let first_with = |this: &mut Allocator, family: Family| {
-            (0..pool_count).find_map(|idx| {
-                let auto = this.pools.pools[idx].auto_assign;
-                auto.then(|| this.candidate(service, idx, family, params))?
-            })
+            order
+                .iter()
+                .find_map(|&idx| this.candidate(service, idx, family, params))
         };
-        let picks = match policy {
+        match policy {
             FamilyPolicy::Single(f) => first_with(self, f).map(|a| vec![a]),
             FamilyPolicy::RequireDualStack { .. } | FamilyPolicy::PreferDualStack { .. } => {
-                let pair = (0..pool_count).find_map(|idx| {
-                    if !self.pools.pools[idx].auto_assign {
-                        return None;
-                    }
+                let pair = order.iter().find_map(|&idx| {
                     let a = self.candidate(service, idx, primary, params)?;
                     let b = self.candidate(service, idx, primary.other(), params)?;
                     Some(vec![a, b])
@@ -93,8 +111,7 @@ impl Allocator {
                     (None, _) => None,
                 }
             }
-        };
-        picks.ok_or(AllocError::NoFreeAddress { policy })
+        }
     }
 
     /// The first usable address of `family` in pool `idx`: ranges in config order; within a
@@ -112,6 +129,7 @@ impl Allocator {
             services,
             holders,
             shared,
+            ..
         } = self;
         let shared_under_key = params.key.as_ref().and_then(|k| shared.get(k));
         for (range_idx, range) in pools.pools[idx].ranges.iter_mut().enumerate() {

@@ -1,13 +1,13 @@
 //! The configured pools: their ranges' free sets, an index from address to (pool, range), and
 //! the per-pool counters behind `pool_stats`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use super::addr::{Addr, is_buggy, usable_count};
 use super::error::{AllocError, PoolSpecError};
 use super::rangeset::FreeSet;
-use super::types::{Family, PoolSpec};
+use super::types::{Family, PoolSpec, ServiceAllocation};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Range {
@@ -26,6 +26,16 @@ pub(crate) struct Pool {
     pub ranges: Vec<Range>,
     pub total: u128,
     pub in_use: u128,
+    pub allocation: Option<Pinning>,
+}
+
+/// A pool's `serviceAllocation` with its namespace selectors resolved against the Namespaces
+/// the allocator was told about.
+#[derive(Debug, Clone)]
+pub(crate) struct Pinning {
+    pub spec: ServiceAllocation,
+    /// `namespaces` plus every known namespace matching a `namespaceSelectors` entry.
+    pub resolved: BTreeSet<String>,
 }
 
 impl Pool {
@@ -49,6 +59,12 @@ pub(crate) struct PoolTable {
     /// Range start → (range end, slot). Ranges never overlap (checked on build), so the range
     /// holding an address is the one with the greatest start not above it.
     index: BTreeMap<Addr, (u128, Slot)>,
+    /// Pools with a `serviceAllocation` and auto-assign on, in the order they are offered to
+    /// the Services they are pinned to: priority > 0 ascending, then the rest; ties by name.
+    pub pinned: Vec<usize>,
+    /// Auto-assign pools without a `serviceAllocation`, in the order given to `set_pools`: the
+    /// fallback every Service may use.
+    pub fallback: Vec<usize>,
 }
 
 impl PoolTable {
@@ -77,6 +93,10 @@ impl PoolTable {
                 ranges: Vec::with_capacity(spec.ranges.len()),
                 total: 0,
                 in_use: 0,
+                allocation: spec.allocation.clone().map(|spec| Pinning {
+                    resolved: spec.namespaces.clone(),
+                    spec,
+                }),
             };
             for &(start_ip, end_ip) in &spec.ranges {
                 let (start, end) = (Addr::from_ip(start_ip), Addr::from_ip(end_ip));
@@ -115,6 +135,20 @@ impl PoolTable {
             table.pools.push(pool);
         }
         table.check_overlaps(specs)?;
+        let pools = &table.pools;
+        table.fallback = (0..pools.len())
+            .filter(|&i| pools[i].auto_assign && pools[i].allocation.is_none())
+            .collect();
+        let mut pinned: Vec<usize> = (0..pools.len())
+            .filter(|&i| pools[i].auto_assign && pools[i].allocation.is_some())
+            .collect();
+        pinned.sort_by_key(|&i| {
+            let priority = pools[i].allocation.as_ref().map_or(0, |a| a.spec.priority);
+            // MetalLB: a priority of 0 (unset) comes last; a negative one is treated alike.
+            let rank = if priority > 0 { (0, priority) } else { (1, 0) };
+            (rank, pools[i].name.as_str())
+        });
+        table.pinned = pinned;
         Ok(table)
     }
 
@@ -208,6 +242,7 @@ mod tests {
                 .collect(),
             auto_assign: true,
             avoid_buggy_ips: false,
+            allocation: None,
         }
     }
 

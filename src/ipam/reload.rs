@@ -20,8 +20,10 @@ impl Allocator {
         services.sort_by(|a, b| a.0.cmp(&b.0));
         *self = Allocator {
             pools: table,
+            namespaces: std::mem::take(&mut self.namespaces),
             ..Allocator::default()
         };
+        self.resolve_all();
         let mut report = Reload::default();
         for (service, mut held) in services {
             match self.relocate(&held) {

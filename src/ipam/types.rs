@@ -1,12 +1,16 @@
 //! The allocator's vocabulary: what a Service asks for, what pools offer, what it gets back.
 //!
-//! These are plain data types with no Kubernetes or config-module types inside, so the controller,
-//! `ferrolb plan` and the tests all speak to the allocator the same way.
+//! These are plain data types with no Kubernetes types inside (label selectors and
+//! `serviceAllocation` are the config model's pure types), so the controller, `ferrolb plan` and
+//! the tests all speak to the allocator the same way.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
+
+use crate::config::Labels;
+pub use crate::config::ServiceAllocation;
 
 /// An IP family. Ordered so that `V4 < V6`, which gives dual-stack output a stable order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -141,6 +145,8 @@ pub struct Request {
     pub sharing_key: Option<String>,
     pub ports: Vec<Port>,
     pub traffic: TrafficPolicy,
+    /// The Service's labels, for pools' `serviceAllocation.serviceSelectors`.
+    pub labels: Labels,
 }
 
 impl Request {
@@ -153,6 +159,7 @@ impl Request {
             sharing_key: None,
             ports: Vec::new(),
             traffic: TrafficPolicy::Cluster,
+            labels: Labels::new(),
         }
     }
 
@@ -174,6 +181,11 @@ impl ServiceKey {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The namespace part (empty for a key without one).
+    pub fn namespace(&self) -> &str {
+        self.0.split_once('/').map_or("", |(ns, _)| ns)
     }
 }
 
@@ -205,6 +217,9 @@ pub struct PoolSpec {
     pub auto_assign: bool,
     /// Never hand out IPv4 addresses ending in `.0` or `.255`.
     pub avoid_buggy_ips: bool,
+    /// `serviceAllocation`: the Services the pool is pinned to and its priority among their
+    /// pools. A pool with one is offered only to compatible Services, and never as a fallback.
+    pub allocation: Option<ServiceAllocation>,
 }
 
 /// The addresses a Service holds and the pool they come from.

@@ -241,6 +241,7 @@ pub fn request_for(svc: &Service) -> Result<Request, ServiceError> {
         sharing_key,
         ports,
         traffic,
+        labels: svc.metadata.labels.clone().unwrap_or_default(),
     })
 }
 

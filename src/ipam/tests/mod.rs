@@ -1,6 +1,7 @@
 //! Allocator behaviour tests: one per rule (`rules`, `sharing_reload`) and a proptest state
 //! machine (`state_machine`).
 
+mod pinning;
 mod rules;
 mod sharing_reload;
 mod state_machine;
@@ -26,6 +27,7 @@ pub(crate) fn pool(name: &str, ranges: &[(&str, &str)]) -> PoolSpec {
         ranges: ranges.iter().map(|(a, b)| (ip(a), ip(b))).collect(),
         auto_assign: true,
         avoid_buggy_ips: false,
+        allocation: None,
     }
 }
 

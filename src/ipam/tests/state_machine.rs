@@ -1,6 +1,7 @@
-//! Property test: random sequences of allocate / assign / release / set_pools / restart over small
-//! pools (with `.0`/`.255` edges, manual pools, renames, splits), checked against a brute-force
-//! model that walks every address.
+//! Property test: random sequences of allocate / assign / release / set_pools / restart / namespace
+//! relabelling over small pools (with `.0`/`.255` edges, manual pools, renames, splits, pools
+//! pinned by namespace, namespace selector, service selector and priority), checked against a
+//! brute-force model that walks every address.
 //!
 //! After every step: no address is held by two services unless the sharing rules allow it, every
 //! address is admitted by the pool it is attributed to, and the pool counters match a recount.
@@ -19,6 +20,43 @@ use crate::ipam::addr::{Addr, is_buggy};
 use crate::ipam::{Assignment, PoolStats, Reload};
 
 const SERVICES: usize = 6;
+const NAMESPACES: [&str; 3] = ["blue", "red", "default"];
+
+/// Service `n` lives in a namespace of its own choosing, so pinning by namespace matters.
+fn service(n: usize) -> ServiceKey {
+    ServiceKey::new(NAMESPACES[n % NAMESPACES.len()], &format!("s{n}"))
+}
+
+fn selector(key: &str, value: &str) -> crate::config::LabelSelector {
+    crate::config::LabelSelector {
+        match_labels: BTreeMap::from([(key.to_owned(), value.to_owned())]),
+        match_expressions: Vec::new(),
+    }
+}
+
+fn pinned(
+    mut p: PoolSpec,
+    priority: i32,
+    namespaces: &[&str],
+    ns_sel: bool,
+    svc_sel: bool,
+) -> PoolSpec {
+    p.allocation = Some(crate::ipam::ServiceAllocation {
+        priority,
+        namespaces: namespaces.iter().map(|n| (*n).to_owned()).collect(),
+        namespace_selectors: if ns_sel {
+            vec![selector("env", "prod")]
+        } else {
+            vec![]
+        },
+        service_selectors: if svc_sel {
+            vec![selector("tier", "gold")]
+        } else {
+            vec![]
+        },
+    });
+    p
+}
 
 fn configs() -> Vec<Vec<PoolSpec>> {
     let avoid = |mut p: PoolSpec| {
@@ -67,6 +105,22 @@ fn configs() -> Vec<Vec<PoolSpec>> {
                 &[("10.0.2.0", "10.0.2.2"), ("2001:db8::1", "2001:db8::3")],
             )),
         ],
+        // Pinned: a to namespace blue (priority 2), c to tier=gold services (priority 1), b
+        // (manual) to prod-labelled namespaces; d is the only fallback.
+        vec![
+            pinned(a(), 2, &["blue"], false, false),
+            manual(pinned(b(), 0, &[], true, false)),
+            pinned(c(), 1, &[], false, true),
+            pool("d", &[("10.0.5.0", "10.0.5.1")]),
+        ],
+        // Pinned: a to everyone (empty serviceAllocation), c to prod namespaces or blue, and
+        // gold services only; d and b unpinned.
+        vec![
+            pinned(a(), 0, &[], false, false),
+            b(),
+            pinned(c(), 3, &["blue"], true, true),
+            pool("d", &[("10.0.5.0", "10.0.5.1")]),
+        ],
         // a's ranges listed in another order.
         vec![
             pool(
@@ -104,6 +158,8 @@ enum Op {
     Release(usize),
     SetPools(usize),
     Restart,
+    /// Namespace `NAMESPACES[i]` gets `env=prod` or loses its labels.
+    Label(usize, bool),
 }
 
 fn family() -> impl Strategy<Value = Family> {
@@ -123,7 +179,7 @@ fn request() -> impl Strategy<Value = Request> {
     ];
     let pool_name = prop_oneof![
         4 => Just(None),
-        1 => proptest::sample::select(vec!["a", "a2", "b", "c", "gone"]).prop_map(|s| Some(s.to_owned())),
+        1 => proptest::sample::select(vec!["a", "a2", "b", "c", "d", "gone"]).prop_map(|s| Some(s.to_owned())),
     ];
     let key = prop_oneof![
         1 => Just(None),
@@ -149,14 +205,20 @@ fn request() -> impl Strategy<Value = Request> {
         1 => Just(local("x")),
         1 => Just(local("y")),
     ];
-    (policy, requested, pool_name, key, ports, traffic).prop_map(
-        |(families, requested, pool, sharing_key, ports, traffic)| Request {
+    let labels = prop_oneof![
+        Just(BTreeMap::new()),
+        Just(BTreeMap::from([("tier".to_owned(), "gold".to_owned())])),
+        Just(BTreeMap::from([("tier".to_owned(), "silver".to_owned())])),
+    ];
+    (policy, requested, pool_name, key, ports, (traffic, labels)).prop_map(
+        |(families, requested, pool, sharing_key, ports, (traffic, labels))| Request {
             families,
             requested,
             pool,
             sharing_key,
             ports,
             traffic,
+            labels,
         },
     )
 }
@@ -168,8 +230,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (service.clone(), request(), proptest::sample::subsequence(CANDIDATES.to_vec(), 1..=2))
             .prop_map(|(s, r, ips)| Op::Assign(s, r, ips.iter().map(|i| ip(i)).collect())),
         3 => service.prop_map(Op::Release),
-        1 => (0..4usize).prop_map(Op::SetPools),
+        2 => (0..6usize).prop_map(Op::SetPools),
         1 => Just(Op::Restart),
+        1 => (0..NAMESPACES.len(), any::<bool>()).prop_map(|(i, prod)| Op::Label(i, prod)),
     ]
 }
 
@@ -201,6 +264,8 @@ fn usable(spec: &PoolSpec, family: Family) -> Vec<IpAddr> {
 
 struct Model {
     config: Vec<PoolSpec>,
+    /// Namespace labels, as told to the allocator.
+    namespaces: crate::config::Namespaces,
     /// The request each holding service's current assignment was made (or kept) under.
     requests: BTreeMap<ServiceKey, Request>,
 }
@@ -220,12 +285,88 @@ impl Model {
         })
     }
 
-    /// What a fresh allocation without requested addresses must return.
-    fn expect_auto(&self, live: &Allocator, req: &Request) -> Option<Assignment> {
-        let pools: Vec<&PoolSpec> = match &req.pool {
-            Some(name) => self.config.iter().filter(|p| p.name == *name).collect(),
-            None => self.config.iter().filter(|p| p.auto_assign).collect(),
+    /// The namespaces a pinned pool admits: named ones plus those its selectors match.
+    fn resolved(&self, p: &PoolSpec) -> BTreeSet<String> {
+        let Some(sa) = &p.allocation else {
+            return BTreeSet::new();
         };
+        let mut set = sa.namespaces.clone();
+        for (ns, labels) in &self.namespaces {
+            if sa.namespace_selectors.iter().any(|s| s.matches(labels)) {
+                set.insert(ns.clone());
+            }
+        }
+        set
+    }
+
+    /// MetalLB's compatibility rule, restated.
+    fn compatible(&self, p: &PoolSpec, service: &ServiceKey, req: &Request) -> bool {
+        let Some(sa) = &p.allocation else {
+            return true;
+        };
+        let ns = self.resolved(p);
+        (ns.is_empty() || ns.contains(service.namespace()))
+            && (sa.service_selectors.is_empty()
+                || sa.service_selectors.iter().any(|s| s.matches(&req.labels)))
+    }
+
+    /// Pools offered to `service` for automatic allocation, in order: pinned by priority (0
+    /// last, ties by name), then unpinned auto-assign pools in config order.
+    fn offer(&self, service: &ServiceKey, req: &Request) -> (Vec<&PoolSpec>, Vec<&PoolSpec>) {
+        let mut pinned: Vec<&PoolSpec> = self
+            .config
+            .iter()
+            .filter(|p| p.auto_assign && self.compatible(p, service, req))
+            .filter(|p| {
+                p.allocation.as_ref().is_some_and(|sa| {
+                    self.resolved(p).contains(service.namespace())
+                        || !sa.service_selectors.is_empty()
+                        || (sa.namespaces.is_empty() && sa.namespace_selectors.is_empty())
+                })
+            })
+            .collect();
+        pinned.sort_by_key(|p| {
+            let prio = p.allocation.as_ref().map_or(0, |a| a.priority);
+            (prio <= 0, if prio > 0 { prio } else { 0 }, p.name.clone())
+        });
+        let fallback = self
+            .config
+            .iter()
+            .filter(|p| p.auto_assign && p.allocation.is_none())
+            .collect();
+        (pinned, fallback)
+    }
+
+    /// What a fresh allocation without requested addresses must return.
+    fn expect_auto(
+        &self,
+        live: &Allocator,
+        service: &ServiceKey,
+        req: &Request,
+    ) -> Option<Assignment> {
+        match &req.pool {
+            Some(name) => {
+                let pools: Vec<&PoolSpec> = self
+                    .config
+                    .iter()
+                    .filter(|p| p.name == *name && self.compatible(p, service, req))
+                    .collect();
+                self.expect_from(live, &pools, req)
+            }
+            None => {
+                let (pinned, fallback) = self.offer(service, req);
+                self.expect_from(live, &pinned, req)
+                    .or_else(|| self.expect_from(live, &fallback, req))
+            }
+        }
+    }
+
+    fn expect_from(
+        &self,
+        live: &Allocator,
+        pools: &[&PoolSpec],
+        req: &Request,
+    ) -> Option<Assignment> {
         let primary = req.families.primary();
         let pair = |p: &PoolSpec| {
             Some(vec![
@@ -349,6 +490,7 @@ impl Model {
 
 fn rebuild(live: &Allocator, model: &Model) -> Allocator {
     let mut fresh = Allocator::new();
+    fresh.set_namespaces(model.namespaces.clone());
     fresh.set_pools(model.config.clone()).unwrap();
     let mut all: Vec<(ServiceKey, Assignment)> = live
         .assignments()
@@ -367,6 +509,7 @@ fn run(ops: Vec<Op>) {
     let configs = configs();
     let mut model = Model {
         config: configs[0].clone(),
+        namespaces: BTreeMap::new(),
         requests: BTreeMap::new(),
     };
     let mut live = allocator(model.config.clone());
@@ -374,9 +517,9 @@ fn run(ops: Vec<Op>) {
     for op in ops {
         match op {
             Op::Allocate(n, req) => {
-                let service = svc(&format!("s{n}"));
+                let service = service(n);
                 let expected = (live.assignment(&service).is_none() && req.requested.is_empty())
-                    .then(|| model.expect_auto(&live, &req));
+                    .then(|| model.expect_auto(&live, &service, &req));
                 let got = live.allocate(&service, &req);
                 assert_eq!(
                     restarted.allocate(&service, &req),
@@ -390,12 +533,17 @@ fn run(ops: Vec<Op>) {
                         "first usable address for {req:?}"
                     );
                 }
-                if got.is_ok() {
+                if let Ok(a) = &got {
+                    let pool = model.config.iter().find(|p| p.name == a.pool).unwrap();
+                    assert!(
+                        model.compatible(pool, &service, &req),
+                        "{service} got {a:?} from a pool not admitting it"
+                    );
                     model.requests.insert(service, req);
                 }
             }
             Op::Assign(n, req, ips) => {
-                let service = svc(&format!("s{n}"));
+                let service = service(n);
                 let got = live.assign(&service, &req, &ips);
                 assert_eq!(restarted.assign(&service, &req, &ips), got);
                 if got.is_ok() {
@@ -403,7 +551,7 @@ fn run(ops: Vec<Op>) {
                 }
             }
             Op::Release(n) => {
-                let service = svc(&format!("s{n}"));
+                let service = service(n);
                 assert_eq!(live.release(&service), restarted.release(&service));
                 model.requests.remove(&service);
             }
@@ -421,6 +569,18 @@ fn run(ops: Vec<Op>) {
                 model.check_reload(&before, &report, &live);
             }
             Op::Restart => restarted = rebuild(&live, &model),
+            Op::Label(i, prod) => {
+                let labels = if prod {
+                    BTreeMap::from([("env".to_owned(), "prod".to_owned())])
+                } else {
+                    BTreeMap::new()
+                };
+                model
+                    .namespaces
+                    .insert(NAMESPACES[i].to_owned(), labels.clone());
+                live.set_namespace(NAMESPACES[i], labels.clone());
+                restarted.set_namespace(NAMESPACES[i], labels);
+            }
         }
         model.check_invariants(&live);
         let sorted = |a: &Allocator| -> BTreeMap<ServiceKey, Assignment> {
