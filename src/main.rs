@@ -15,9 +15,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check a MetalLB-format config file (ConfigMap manifest or bare config): print a summary of
-    /// its pools and exit 0, or print every error found and exit 1.
+    /// Check a config file — MetalLB custom resources (IPAddressPool, L2Advertisement...) or a
+    /// legacy ConfigMap (manifest or bare config) — print a summary of its pools and
+    /// advertisements and exit 0, or print every error found and exit 1.
     CheckConfig(ferrolb::config::check::CheckConfigArgs),
+    /// Turn a legacy ConfigMap into the equivalent MetalLB custom resources (IPAddressPool,
+    /// L2Advertisement, BGP kinds), printed as YAML; notes go to stderr.
+    Convert(ferrolb::config::convert::ConvertArgs),
     /// Offline: run the controller's allocation over a config and Service manifests, and print
     /// the EXTERNAL-IP each Service would get and the events the controller would record.
     Plan(ferrolb::controller::cli::PlanArgs),
@@ -36,6 +40,20 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Convert(args) => {
+            let result = ferrolb::config::convert::run(
+                &args,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            );
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {:#}", anyhow::Error::from(e));
                     ExitCode::from(1)
                 }
             }

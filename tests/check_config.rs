@@ -152,3 +152,52 @@ fn shipped_example_config_is_valid() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("NAME"), "{}", text(&out.stdout));
 }
+
+#[test]
+fn crd_example_is_valid_and_shows_pinning_and_advertisements() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/crds-example.yaml");
+    let out = check_config(&path);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert_eq!(
+        row(&stdout, "shop")[..6],
+        ["shop", "IPv4", "4", "true", "1", "ns=shop"]
+    );
+    assert_eq!(row(&stdout, "reserved")[3], "false");
+    assert_eq!(
+        row(&stdout, "dmz"),
+        [
+            "dmz",
+            "labels:zone=dmz",
+            "node-role.example.com/edge=",
+            "eth1",
+            "expose=dmz"
+        ]
+    );
+    assert!(!stdout.contains("warning"), "{stdout}");
+}
+
+#[test]
+fn crd_errors_name_the_object_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec:\n  \
+         addresses: [192.0.2.0/24]\n---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\n\
+         metadata: {name: b}\nspec:\n  addresses: [192.0.2.128/25]\n  serviceAllocation:\n    \
+         namespaces: [x, x]\n",
+    )
+    .unwrap();
+    let out = check_config(&path);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("IPAddressPool \"b\", field spec.serviceAllocation.namespaces[1]"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("overlaps") && stderr.contains("IPAddressPool \"a\""),
+        "{stderr}"
+    );
+}

@@ -352,3 +352,93 @@ fn unreadable_inputs_fail_with_the_path() {
         "{stderr}"
     );
 }
+
+/// The custom-resource example: each Service's address follows from the rule its comment in
+/// config/crds-example-services.yaml names (pinned by namespace, by namespace selector and
+/// service selector together, no fallback to a pinned pool, annotation reaching an auto-assign
+/// off pool, annotation refused by serviceAllocation, IPv6 fallback).
+#[test]
+fn crd_example_is_planned_by_the_pinning_rules() {
+    let config = repo("config/crds-example.yaml");
+    let services = repo("config/crds-example-services.yaml");
+    let out = ferrolb(&[
+        "plan",
+        "--config",
+        config.as_str(),
+        "--services",
+        services.as_str(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, rows, events) = parse(&stdout);
+    let got = |key: &str| {
+        let r = &rows[key];
+        (r.external_ip.as_str(), r.pool.as_str())
+    };
+    assert_eq!(got("shop/web"), ("192.0.2.8", "shop"));
+    assert_eq!(
+        got("payments/checkout"),
+        ("192.0.2.16,2001:db8:10::", "gold")
+    );
+    assert_eq!(got("staging/checkout"), ("198.51.100.1", "general"));
+    assert_eq!(got("default/vpn"), ("203.0.113.10", "reserved"));
+    assert_eq!(got("default/sneaky"), ("<pending>", "<none>"));
+    assert_eq!(got("default/api6"), ("2001:db8:20::", "general"));
+    assert!(
+        events
+            .iter()
+            .any(|(svc, reason, msg)| svc == "default/sneaky"
+                && reason == "AllocationFailed"
+                && msg.contains("serviceAllocation")),
+        "{stdout}"
+    );
+}
+
+/// `convert` of the legacy example gives objects on which `plan` keeps every address the legacy
+/// config gave.
+#[test]
+fn converted_legacy_example_plans_the_same_addresses() {
+    let legacy = repo("config/example-config.yaml");
+    let services = repo("config/example-services.yaml");
+    let converted = ferrolb(&["convert", legacy.as_str()]);
+    assert!(
+        converted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&converted.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let crds = dir.path().join("crds.yaml");
+    std::fs::write(&crds, &converted.stdout).unwrap();
+    let first = plan(&["-o", "yaml"]);
+    let planned = dir.path().join("planned.yaml");
+    std::fs::write(&planned, &first.stdout).unwrap();
+    let table = |config: &str, services: &str| {
+        let out = ferrolb(&["plan", "--config", config, "--services", services]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (_, rows, _) = parse(&String::from_utf8_lossy(&out.stdout));
+        rows.into_iter()
+            .map(|(k, r)| (k, r.external_ip))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let legacy_ips = table(&legacy, &services);
+    let crd_ips = table(crds.to_str().unwrap(), planned.to_str().unwrap());
+    let mut held = 0;
+    for (key, ip) in &legacy_ips {
+        if ip != "<pending>" {
+            held += 1;
+            assert_eq!(crd_ips.get(key), Some(ip), "{key}");
+        }
+    }
+    assert!(
+        held > 3,
+        "the example should hold addresses: {legacy_ips:?}"
+    );
+}

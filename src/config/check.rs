@@ -10,9 +10,11 @@ use super::summary;
 /// Arguments of `ferrolb check-config`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckConfigArgs {
-    /// MetalLB-format config to check: a ConfigMap manifest (the config under `data.config`) or the
-    /// bare config text. Exits 0 and prints a summary of the pools when valid, 1 with every error
-    /// found otherwise.
+    /// Config to check: MetalLB custom resources (IPAddressPool, L2Advertisement, BGP kinds,
+    /// Namespaces; multi-document YAML or a `kubectl get -o yaml` List), or a legacy ConfigMap
+    /// manifest (the config under `data.config`) or its bare config text; the form is detected.
+    /// Exits 0 and prints a summary of the pools (and advertisements) when valid, 1 with every
+    /// error found otherwise.
     pub file: PathBuf,
 }
 
@@ -66,10 +68,12 @@ pub fn run(args: &CheckConfigArgs, out: &mut impl Write) -> Result<(), CheckErro
         path: path.clone(),
         source: io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()),
     })?;
-    let config = super::parse(&text).map_err(|source| CheckError::Invalid {
-        path: path.clone(),
-        source,
-    })?;
+    let config = super::parse_file(&text)
+        .map_err(|source| CheckError::Invalid {
+            path: path.clone(),
+            source,
+        })?
+        .config;
     writeln!(out, "{}: valid", path.display()).map_err(CheckError::Output)?;
     out.write_all(summary::render(&config).as_bytes())
         .map_err(CheckError::Output)

@@ -9,6 +9,7 @@
 mod addresses;
 pub mod check;
 mod community;
+pub mod convert;
 pub mod crd;
 mod error;
 mod parse;

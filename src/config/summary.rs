@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::schema::Config;
+use super::schema::{Config, L2Advertisement, LabelSelector, ServiceAllocation, Source};
 
 /// One row of the pool table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,24 +30,10 @@ pub fn pool_rows(config: &Config) -> Vec<PoolRow> {
         .collect()
 }
 
-/// A `kubectl`-style table of pools (NAME, PROTOCOL, FAMILIES, ADDRESSES, AUTO-ASSIGN) followed
-/// by the number of peers, BGP communities and BFD profiles.
-pub fn render(config: &Config) -> String {
-    let header = ["NAME", "PROTOCOL", "FAMILIES", "ADDRESSES", "AUTO-ASSIGN"];
-    let rows: Vec<[String; 5]> = pool_rows(config)
-        .into_iter()
-        .map(|r| {
-            [
-                r.name,
-                r.protocol,
-                r.families,
-                r.addresses.to_string(),
-                r.auto_assign.to_string(),
-            ]
-        })
-        .collect();
+/// Columns padded like kubectl's tabwriter.
+fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
     let mut widths = header.map(str::len);
-    for row in &rows {
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -66,9 +52,152 @@ pub fn render(config: &Config) -> String {
         out.push('\n');
     };
     line(&header);
-    for row in &rows {
+    for row in rows {
         line(&row.each_ref().map(String::as_str));
     }
+    out
+}
+
+fn selectors(list: &[LabelSelector]) -> String {
+    if list.is_empty() {
+        return "<all>".into();
+    }
+    list.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// Who a pool is pinned to, as one cell.
+fn pinned_to(sa: Option<&ServiceAllocation>) -> String {
+    let Some(sa) = sa else {
+        return "-".into();
+    };
+    if sa.pins_everyone() {
+        return "<all services>".into();
+    }
+    let mut parts = Vec::new();
+    if !sa.namespaces.is_empty() {
+        let names: Vec<&str> = sa.namespaces.iter().map(String::as_str).collect();
+        parts.push(format!("ns={}", names.join(",")));
+    }
+    if !sa.namespace_selectors.is_empty() {
+        parts.push(format!("ns:{}", selectors(&sa.namespace_selectors)));
+    }
+    if !sa.service_selectors.is_empty() {
+        parts.push(format!("svc:{}", selectors(&sa.service_selectors)));
+    }
+    parts.join(" ")
+}
+
+fn ad_row(ad: &L2Advertisement) -> [String; 5] {
+    let mut pools: Vec<String> = ad.pools.clone();
+    pools.extend(ad.pool_selectors.iter().map(|s| format!("labels:{s}")));
+    let pools = if pools.is_empty() {
+        "<all>".into()
+    } else {
+        pools.join(",")
+    };
+    let interfaces = if ad.interfaces.is_empty() {
+        "<all>".into()
+    } else {
+        ad.interfaces.join(",")
+    };
+    [
+        ad.name.clone(),
+        pools,
+        selectors(&ad.node_selectors),
+        interfaces,
+        selectors(&ad.service_selectors),
+    ]
+}
+
+/// What `check-config` prints for custom resources: pools with their pinning, advertisements,
+/// BGP objects and warnings.
+fn render_crds(config: &Config) -> String {
+    let rows: Vec<[String; 7]> = config
+        .address_pools
+        .iter()
+        .map(|p| {
+            let ads: Vec<&str> = config
+                .l2_advertisements_for(p)
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect();
+            let sa = p.allocation.as_ref();
+            [
+                p.name.clone(),
+                p.families().to_string(),
+                p.address_count().to_string(),
+                p.auto_assign.to_string(),
+                sa.map_or("-".into(), |a| a.priority.to_string()),
+                pinned_to(sa),
+                if ads.is_empty() {
+                    "<none: not announced>".into()
+                } else {
+                    ads.join(",")
+                },
+            ]
+        })
+        .collect();
+    let mut out = table(
+        [
+            "POOL",
+            "FAMILIES",
+            "ADDRESSES",
+            "AUTO-ASSIGN",
+            "PRIORITY",
+            "PINNED-TO",
+            "L2-ADVERTISEMENTS",
+        ],
+        &rows,
+    );
+    out.push('\n');
+    let ads: Vec<[String; 5]> = config.l2_advertisements.iter().map(ad_row).collect();
+    out.push_str(&table(
+        [
+            "L2ADVERTISEMENT",
+            "POOLS",
+            "NODES",
+            "INTERFACES",
+            "SERVICES",
+        ],
+        &ads,
+    ));
+    let _ = writeln!(
+        out,
+        "\npools: {}  l2advertisements: {}  bgp objects (not announced): {}",
+        config.address_pools.len(),
+        config.l2_advertisements.len(),
+        config.bgp_objects.len()
+    );
+    for w in &config.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}
+
+/// A `kubectl`-style table of pools (NAME, PROTOCOL, FAMILIES, ADDRESSES, AUTO-ASSIGN) followed
+/// by the number of peers, BGP communities and BFD profiles; for custom resources, pools with
+/// their priority and pinning, then the L2 advertisements and any warnings.
+pub fn render(config: &Config) -> String {
+    if config.source == Source::Crds {
+        return render_crds(config);
+    }
+    let header = ["NAME", "PROTOCOL", "FAMILIES", "ADDRESSES", "AUTO-ASSIGN"];
+    let rows: Vec<[String; 5]> = pool_rows(config)
+        .into_iter()
+        .map(|r| {
+            [
+                r.name,
+                r.protocol,
+                r.families,
+                r.addresses.to_string(),
+                r.auto_assign.to_string(),
+            ]
+        })
+        .collect();
+    let mut out = table(header, &rows);
     let _ = writeln!(
         out,
         "\npools: {}  peers: {}  bgp-communities: {}  bfd-profiles: {}",

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::plan::{PlanError, parse_services, plan};
+use super::plan::{PlanError, parse_objects, plan_with_namespaces};
 use crate::telemetry::LogFormat;
 
 /// Arguments of `ferrolb controller`.
@@ -54,11 +54,14 @@ pub enum PlanFormat {
 /// Arguments of `ferrolb plan`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlanArgs {
-    /// MetalLB-format config: a ConfigMap manifest or the bare config text.
+    /// Config: MetalLB custom resources (IPAddressPool, L2Advertisement...; multi-document YAML
+    /// or a List), or a legacy ConfigMap manifest or bare config text (detected). Namespace
+    /// objects in it feed `namespaceSelectors`.
     #[arg(long)]
     pub config: PathBuf,
     /// Service manifests: multi-document YAML and/or Lists, as `kubectl get svc -A -o yaml`
-    /// prints. Several files may follow one flag, or the flag may repeat.
+    /// prints; Namespace objects among them feed `namespaceSelectors`. Several files may follow
+    /// one flag, or the flag may repeat.
     #[arg(long, required = true, num_args = 1..)]
     pub services: Vec<PathBuf>,
     /// Output format.
@@ -101,16 +104,25 @@ pub fn run_plan(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), PlanCommandError> {
-    let config =
-        crate::config::parse(&read(&args.config)?).map_err(|source| PlanCommandError::Config {
+    let file = crate::config::parse_file(&read(&args.config)?).map_err(|source| {
+        PlanCommandError::Config {
             path: args.config.clone(),
             source,
-        })?;
+        }
+    })?;
+    let mut namespaces = file.namespaces;
     let mut services = Vec::new();
     for path in &args.services {
-        services.extend(parse_services(&read(path)?, &path.display().to_string())?);
+        let (found, ns) = parse_objects(&read(path)?, &path.display().to_string())?;
+        services.extend(found);
+        namespaces.extend(ns);
     }
-    let plan = plan(&config, services, args.lb_class.as_deref())?;
+    let plan = plan_with_namespaces(
+        &file.config,
+        &namespaces,
+        services,
+        args.lb_class.as_deref(),
+    )?;
     match args.output {
         PlanFormat::Table => out.write_all(plan.table().as_bytes())?,
         PlanFormat::Yaml => {

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use super::reconcile::{Core, EventType, Outcome, Reason};
-use crate::config::Config;
+use crate::config::{Config, Namespaces};
 use crate::ipam::ServiceKey;
 use crate::k8s::service::{allocated_pool, service_key, status_ips};
 
@@ -109,13 +109,23 @@ fn service_from(doc: Doc) -> Result<Service, String> {
 
 /// Reads Services from YAML: one or more documents, each a `Service` or a `List`/`ServiceList`
 /// of them (as `kubectl get svc -A -o yaml` prints). `source_name` names the input in errors.
+/// Namespace objects are allowed and skipped (see [`parse_objects`]).
 pub fn parse_services(text: &str, source_name: &str) -> Result<Vec<Service>, PlanError> {
+    parse_objects(text, source_name).map(|(services, _)| services)
+}
+
+/// Reads Services and Namespaces (whose labels feed pools' `namespaceSelectors`) from YAML.
+pub fn parse_objects(
+    text: &str,
+    source_name: &str,
+) -> Result<(Vec<Service>, Namespaces), PlanError> {
     let docs: Vec<Option<Doc>> = serde_saphyr::from_multiple_with_options(text, budget_options())
         .map_err(|e| PlanError::Yaml {
         source_name: source_name.to_owned(),
         message: e.to_string(),
     })?;
     let mut services = Vec::new();
+    let mut namespaces = Namespaces::new();
     for (index, doc) in docs.into_iter().enumerate() {
         let document = index + 1;
         let doc_err = |message: String| PlanError::Document {
@@ -126,11 +136,16 @@ pub fn parse_services(text: &str, source_name: &str) -> Result<Vec<Service>, Pla
         let Some(mut doc) = doc else { continue };
         match doc.kind.take().as_deref() {
             Some("Service") => services.push(service_from(doc).map_err(doc_err)?),
-            Some("List") | Some("ServiceList") => {
+            Some("Namespace") => add_namespace(&mut namespaces, doc.metadata),
+            Some("List") | Some("ServiceList") | Some("NamespaceList") => {
                 for (i, item) in doc.items.unwrap_or_default().into_iter().enumerate() {
                     // API lists omit each item's kind; kubectl's List keeps it.
                     match item.kind.as_deref() {
                         Some("Service") | None => {}
+                        Some("Namespace") => {
+                            add_namespace(&mut namespaces, item.metadata);
+                            continue;
+                        }
                         Some(other) => {
                             return Err(doc_err(format!("items[{i}] is a {other}, not a Service")));
                         }
@@ -142,18 +157,37 @@ pub fn parse_services(text: &str, source_name: &str) -> Result<Vec<Service>, Pla
             }
             Some(other) => {
                 return Err(doc_err(format!(
-                    "kind {other:?} is not a Service or a List"
+                    "kind {other:?} is not a Service, a Namespace or a List"
                 )));
             }
             None => return Err(doc_err("kind is missing".into())),
         }
     }
-    Ok(services)
+    Ok((services, namespaces))
+}
+
+fn add_namespace(namespaces: &mut Namespaces, metadata: ObjectMeta) {
+    if let Some(name) = metadata.name {
+        namespaces.insert(
+            name,
+            metadata.labels.unwrap_or_default().into_iter().collect(),
+        );
+    }
 }
 
 /// Runs the controller's decisions over `services` in order, after the startup rebuild.
 pub fn plan(
     config: &Config,
+    services: Vec<Service>,
+    lb_class: Option<&str>,
+) -> Result<Plan, PlanError> {
+    plan_with_namespaces(config, &Namespaces::new(), services, lb_class)
+}
+
+/// [`plan`] with the labels of the cluster's Namespaces, for `namespaceSelectors`.
+pub fn plan_with_namespaces(
+    config: &Config,
+    namespaces: &Namespaces,
     services: Vec<Service>,
     lb_class: Option<&str>,
 ) -> Result<Plan, PlanError> {
@@ -165,6 +199,7 @@ pub fn plan(
         }
     }
     let mut core = Core::new(lb_class.map(str::to_owned));
+    core.set_namespaces(namespaces.clone());
     core.set_config(config)?;
     // With a config loaded the rebuild cannot wait; its issues resurface as ClearAssignment
     // events on the Services concerned.

@@ -46,7 +46,7 @@ fn bad_documents_are_named() {
     let err = parse_services("kind: ConfigMap\nmetadata: {name: a}\n", "f.yaml").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "f.yaml: document 1: kind \"ConfigMap\" is not a Service or a List"
+        "f.yaml: document 1: kind \"ConfigMap\" is not a Service, a Namespace or a List"
     );
     let text = "kind: Service\nmetadata: {name: a}\n---\nkind: List\nitems:\n- kind: Pod\n";
     let err = parse_services(text, "f.yaml").unwrap_err().to_string();

@@ -97,6 +97,11 @@ impl Core {
         &self.failed
     }
 
+    /// Tells the allocator the Namespaces' labels, for pools' `namespaceSelectors`.
+    pub fn set_namespaces(&mut self, namespaces: crate::config::Namespaces) {
+        self.allocator.set_namespaces(namespaces);
+    }
+
     /// Loads a (validated) config. Services whose addresses left every pool are remembered, so
     /// their next reconcile says why they changed.
     pub fn set_config(&mut self, config: &Config) -> Result<ConfigChange, PoolSpecError> {
