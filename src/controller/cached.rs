@@ -6,7 +6,7 @@
 //! 2.4 KB on the heap even with managed fields stripped (824 bytes of mostly-empty struct, a
 //! `BTreeMap` node of ~0.5 KB for the annotations and another for the selector, cluster IPs,
 //! node ports...). [`CachedService`] decodes the same JSON through `Service` and keeps only
-//! what [`super::service`] and [`super::reconcile`] read; [`CachedService::to_service`] turns it
+//! what [`crate::k8s::service`] and [`super::reconcile`] read; [`CachedService::to_service`] turns it
 //! back into a (minimal) `Service` for the one reconcile that needs it.
 //!
 //! The projection must never lose anything the core reads: the tests check that the core

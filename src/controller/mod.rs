@@ -9,3 +9,6 @@ pub mod plan;
 pub mod reconcile;
 pub mod run;
 pub mod writes;
+
+#[cfg(test)]
+mod convert_tests;
