@@ -7,6 +7,8 @@
 //! helm, kubernetes-validate and hadolint come from `scripts/install-test-tools.sh`; without them
 //! these tests print why they skip, and with `CI` set they fail instead.
 
+#[path = "chart/cluster.rs"]
+mod cluster;
 #[path = "chart/docs.rs"]
 mod docs;
 #[path = "chart/examples.rs"]
@@ -85,6 +87,7 @@ fn every_rendered_manifest_passes_kubernetes_schema_validation() {
                     "",
                     "apps",
                     "rbac.authorization.k8s.io",
+                    "policy",
                     "monitoring.coreos.com"
                 ]
                 .contains(&group),
@@ -226,7 +229,9 @@ fn controller_runs_as_non_root_with_read_only_root_filesystem() {
         assert_eq!(controller["kind"], "Deployment");
         let pod = pod_spec(controller);
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}");
-        assert_eq!(pod["securityContext"]["runAsUser"], 65534, "{name}");
+        // 65534, or none for OpenShift's SCC to assign (runAsNonRoot still holds).
+        let uid = &pod["securityContext"]["runAsUser"];
+        assert!(uid == 65534 || uid.is_null(), "{name}: runAsUser {uid}");
         assert_eq!(
             pod["securityContext"]["seccompProfile"]["type"],
             "RuntimeDefault"

@@ -242,7 +242,7 @@ fn dashboard_exprs(dashboard: &Value, out: &mut Vec<String>) {
         Value::Object(map) => {
             for (k, v) in map {
                 match (k.as_str(), v) {
-                    ("expr" | "query", Value::String(s)) => out.push(s.clone()),
+                    ("expr", Value::String(s)) => out.push(s.clone()),
                     _ => dashboard_exprs(v, out),
                 }
             }

@@ -7,13 +7,24 @@ use serde_json::Value;
 
 use crate::support::*;
 
+/// Values that are Kubernetes objects or maps of the user's keys, documented as a whole.
+const FREE_FORM: &[&str] = &[
+    "resources",
+    "labels",
+    "nodeSelector",
+    "podSecurityContext",
+    "securityContext",
+    "strategy",
+    "updateStrategy",
+];
+
 /// Leaf paths of values.yaml. Maps are walked into, except free-form ones whose keys are the
 /// user's (resources, alert labels), which the README documents as a whole.
 fn value_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
     for (key, child) in value.as_object().unwrap() {
         let path = format!("{prefix}{key}");
         match child.as_object() {
-            Some(map) if !map.is_empty() && key != "resources" && key != "labels" => {
+            Some(map) if !map.is_empty() && !FREE_FORM.contains(&key.as_str()) => {
                 value_paths(child, &format!("{path}."), out)
             }
             _ => out.push(path),

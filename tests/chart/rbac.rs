@@ -153,8 +153,10 @@ const CALL_MARKERS: &[(&str, Scope, &str, &str, &[&str])] = &[
 /// or a `Client::request` of our own. Any of them in a component needs a marker and a grant.
 const UNMARKED_CALLS: &[&str] = &[
     ".replace_status(",
-    ".replace(",
-    ".delete(",
+    "api.replace(",
+    "api.delete(",
+    "api.get(",
+    "api.create(",
     ".get_opt(",
     ".get_status(",
     "client.request",
