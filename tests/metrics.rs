@@ -26,23 +26,108 @@ use support::*;
 /// it. MetalLB's `metallb_allocator_services_allocated_total` is registered there but never set,
 /// so MetalLB itself never exports it; BGP families have no layer-2 counterpart.
 const METALLB: &[(&str, &str, &[&str], &str)] = &[
-    ("metallb_allocator_addresses_total", "gauge", &["pool"], "controller"),
-    ("metallb_allocator_addresses_in_use_total", "gauge", &["pool"], "controller"),
-    ("metallb_allocator_ipv4_addresses_total", "gauge", &["pool"], "controller"),
-    ("metallb_allocator_ipv4_addresses_in_use_total", "gauge", &["pool"], "controller"),
-    ("metallb_allocator_ipv6_addresses_total", "gauge", &["pool"], "controller"),
-    ("metallb_allocator_ipv6_addresses_in_use_total", "gauge", &["pool"], "controller"),
-    ("metallb_k8s_client_config_loaded_bool", "gauge", &[], "controller"),
-    ("metallb_k8s_client_config_stale_bool", "gauge", &[], "controller"),
-    ("metallb_k8s_client_updates_total", "counter", &[], "controller"),
-    ("metallb_k8s_client_update_errors_total", "counter", &[], "controller"),
-    ("metallb_k8s_client_config_loaded_bool", "gauge", &[], "speaker"),
-    ("metallb_k8s_client_config_stale_bool", "gauge", &[], "speaker"),
-    ("metallb_k8s_client_updates_total", "counter", &[], "speaker"),
-    ("metallb_k8s_client_update_errors_total", "counter", &[], "speaker"),
-    ("metallb_layer2_requests_received", "counter", &["ip"], "speaker"),
-    ("metallb_layer2_responses_sent", "counter", &["ip"], "speaker"),
-    ("metallb_layer2_gratuitous_sent", "counter", &["ip"], "speaker"),
+    (
+        "metallb_allocator_addresses_total",
+        "gauge",
+        &["pool"],
+        "controller",
+    ),
+    (
+        "metallb_allocator_addresses_in_use_total",
+        "gauge",
+        &["pool"],
+        "controller",
+    ),
+    (
+        "metallb_allocator_ipv4_addresses_total",
+        "gauge",
+        &["pool"],
+        "controller",
+    ),
+    (
+        "metallb_allocator_ipv4_addresses_in_use_total",
+        "gauge",
+        &["pool"],
+        "controller",
+    ),
+    (
+        "metallb_allocator_ipv6_addresses_total",
+        "gauge",
+        &["pool"],
+        "controller",
+    ),
+    (
+        "metallb_allocator_ipv6_addresses_in_use_total",
+        "gauge",
+        &["pool"],
+        "controller",
+    ),
+    (
+        "metallb_k8s_client_config_loaded_bool",
+        "gauge",
+        &[],
+        "controller",
+    ),
+    (
+        "metallb_k8s_client_config_stale_bool",
+        "gauge",
+        &[],
+        "controller",
+    ),
+    (
+        "metallb_k8s_client_updates_total",
+        "counter",
+        &[],
+        "controller",
+    ),
+    (
+        "metallb_k8s_client_update_errors_total",
+        "counter",
+        &[],
+        "controller",
+    ),
+    (
+        "metallb_k8s_client_config_loaded_bool",
+        "gauge",
+        &[],
+        "speaker",
+    ),
+    (
+        "metallb_k8s_client_config_stale_bool",
+        "gauge",
+        &[],
+        "speaker",
+    ),
+    (
+        "metallb_k8s_client_updates_total",
+        "counter",
+        &[],
+        "speaker",
+    ),
+    (
+        "metallb_k8s_client_update_errors_total",
+        "counter",
+        &[],
+        "speaker",
+    ),
+    (
+        "metallb_layer2_requests_received",
+        "counter",
+        &["ip"],
+        "speaker",
+    ),
+    (
+        "metallb_layer2_responses_sent",
+        "counter",
+        &["ip"],
+        "speaker",
+    ),
+    (
+        "metallb_layer2_gratuitous_sent",
+        "counter",
+        &["ip"],
+        "speaker",
+    ),
     (
         "metallb_speaker_announced",
         "gauge",
@@ -315,7 +400,10 @@ async fn dashboard_and_alerts_use_only_exported_metrics_under_either_naming() {
             ferrolb::metrics::CONFIG_STALE,
             ferrolb::metrics::SPEAKER_SERVICE_IPS,
         ] {
-            assert!(used.contains(want.name(naming)), "{naming:?}: {want:?} unused");
+            assert!(
+                used.contains(want.name(naming)),
+                "{naming:?}: {want:?} unused"
+            );
         }
     }
 }

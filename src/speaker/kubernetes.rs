@@ -29,9 +29,9 @@ use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::cluster::ViewOptions;
 use super::election_gate::ElectionGate;
 use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
-use crate::metrics::{ConfigMetrics, Naming};
 use super::publish::{publish, spawn_announcer};
 use super::reconcile::{EventWriter, Reconciler, Stores, ready};
+use crate::metrics::{ConfigMetrics, Naming};
 
 #[derive(Debug, Clone)]
 pub struct KubeOptions {

@@ -24,10 +24,10 @@ use crate::telemetry::{Health, TextRegistry};
 use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::election_gate::ElectionGate;
 use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
-use crate::metrics::Naming;
 use super::ownership::{AnnouncedService, announcers, owned_by};
 use super::publish::{publish, spawn_announcer};
 use super::static_config::{self, StaticConfig, StaticConfigError};
+use crate::metrics::Naming;
 
 /// How often the static file is checked for changes.
 pub const FILE_POLL: Duration = Duration::from_secs(1);

@@ -21,16 +21,22 @@ fn defaults_schedule_on_linux_spread_the_controller_and_keep_speaker_metrics_on_
         assert_eq!(pod["nodeSelector"]["kubernetes.io/os"], "linux", "{comp}");
     }
     let controller = m.workload("controller").unwrap();
-    let anti = &pod_spec(controller)["affinity"]["podAntiAffinity"]
-        ["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"];
+    let anti = &pod_spec(controller)["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        [0]["podAffinityTerm"];
     assert_eq!(anti["topologyKey"], "kubernetes.io/hostname");
     let pod_labels = &controller["spec"]["template"]["metadata"]["labels"];
     for (k, v) in anti["labelSelector"]["matchLabels"].as_object().unwrap() {
-        assert_eq!(&pod_labels[k], v, "anti-affinity selects the controller's own pods");
+        assert_eq!(
+            &pod_labels[k], v,
+            "anti-affinity selects the controller's own pods"
+        );
     }
     let pdb = m.one("PodDisruptionBudget", "lb-ferrolb-controller");
     assert_eq!(pdb["spec"]["minAvailable"], 1);
-    assert_eq!(pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"], "controller");
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"],
+        "controller"
+    );
     assert_eq!(
         flag(controller, "--lease-name").as_deref(),
         Some("lb-ferrolb-controller"),
@@ -46,7 +52,12 @@ fn defaults_schedule_on_linux_spread_the_controller_and_keep_speaker_metrics_on_
         assert!(!args(m.workload(comp).unwrap()).contains(&"--metallb-metric-names".to_string()));
     }
     assert!(m.find("Namespace", NAMESPACE).is_none(), "opt-in only");
-    assert_eq!(m.of_kind("ConfigMap").filter(|c| c["metadata"]["name"] == "lb-ferrolb-dashboard").count(), 0);
+    assert_eq!(
+        m.of_kind("ConfigMap")
+            .filter(|c| c["metadata"]["name"] == "lb-ferrolb-dashboard")
+            .count(),
+        0
+    );
 }
 
 #[test]
@@ -55,7 +66,10 @@ fn single_controller_replica_gets_no_disruption_budget() {
         return;
     };
     let m = render_with(&helm, None, &["--set", "controller.replicas=1"]);
-    assert!(m.find("PodDisruptionBudget", "lb-ferrolb-controller").is_none());
+    assert!(
+        m.find("PodDisruptionBudget", "lb-ferrolb-controller")
+            .is_none()
+    );
 }
 
 #[test]
@@ -96,9 +110,16 @@ fn monitoring_objects_render_only_where_their_crds_are_served() {
     for kind in kinds {
         assert!(with.of_kind(kind).count() > 0, "{kind} with its CRD");
     }
-    let skipped = render_with(&helm, Some(&file), &["--set", "prometheus.skipCRDCheck=true"]);
+    let skipped = render_with(
+        &helm,
+        Some(&file),
+        &["--set", "prometheus.skipCRDCheck=true"],
+    );
     for kind in kinds {
-        assert!(skipped.of_kind(kind).count() > 0, "{kind} with the check skipped");
+        assert!(
+            skipped.of_kind(kind).count() > 0,
+            "{kind} with the check skipped"
+        );
     }
 }
 
@@ -115,7 +136,10 @@ fn every_real_cluster_value_reaches_the_manifests() {
             "privileged"
         );
     }
-    assert_eq!(ns["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
+    assert_eq!(
+        ns["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
 
     let controller = m.workload("controller").unwrap();
     let speaker = m.workload("speaker").unwrap();
@@ -125,9 +149,18 @@ fn every_real_cluster_value_reaches_the_manifests() {
     assert_eq!(env_map(controller)["RUST_LOG"]["value"], "all");
     assert_eq!(env_map(speaker)["RUST_LOG"]["value"], "warn");
     assert_eq!(controller["spec"]["strategy"], json!({"type": "Recreate"}));
-    assert_eq!(speaker["spec"]["updateStrategy"], json!({"type": "OnDelete"}));
-    assert_eq!(pod_spec(controller)["priorityClassName"], "system-cluster-critical");
-    assert_eq!(pod_spec(speaker)["priorityClassName"], "system-node-critical");
+    assert_eq!(
+        speaker["spec"]["updateStrategy"],
+        json!({"type": "OnDelete"})
+    );
+    assert_eq!(
+        pod_spec(controller)["priorityClassName"],
+        "system-cluster-critical"
+    );
+    assert_eq!(
+        pod_spec(speaker)["priorityClassName"],
+        "system-node-critical"
+    );
     assert!(pod_spec(controller)["securityContext"]["runAsUser"].is_null());
     assert!(container(controller)["securityContext"]["runAsUser"].is_null());
     // A user's affinity replaces the default anti-affinity; the spread is added.
@@ -145,17 +178,34 @@ fn every_real_cluster_value_reaches_the_manifests() {
     let dashboard = m.one("ConfigMap", "lb-ferrolb-dashboard");
     assert_eq!(dashboard["metadata"]["namespace"], "monitoring");
     assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
-    assert_eq!(dashboard["metadata"]["annotations"]["grafana_folder"], "Networking");
+    assert_eq!(
+        dashboard["metadata"]["annotations"]["grafana_folder"],
+        "Networking"
+    );
     let json_text = dashboard["data"]["ferrolb.json"].as_str().unwrap();
     let parsed: Value = serde_json::from_str(json_text).unwrap();
     assert_eq!(parsed["uid"], "ferrolb");
     assert!(json_text.contains("metallb_allocator_addresses_in_use_total"));
-    assert!(!json_text.contains("ferrolb_allocator_"), "renamed with metallbNames");
-    assert!(json_text.contains("ferrolb_members"), "gossip has no MetalLB name");
+    assert!(
+        !json_text.contains("ferrolb_allocator_"),
+        "renamed with metallbNames"
+    );
+    assert!(
+        json_text.contains("ferrolb_members"),
+        "gossip has no MetalLB name"
+    );
 
     let rule = m.one("PrometheusRule", "lb-ferrolb");
     let rules = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
-    let custom = rules.iter().find(|r| r["alert"] == "PoolAlmostFull").unwrap();
+    let custom = rules
+        .iter()
+        .find(|r| r["alert"] == "PoolAlmostFull")
+        .unwrap();
     assert_eq!(custom["labels"]["severity"], "page");
-    assert!(custom["expr"].as_str().unwrap().contains("metallb_allocator_addresses_total"));
+    assert!(
+        custom["expr"]
+            .as_str()
+            .unwrap()
+            .contains("metallb_allocator_addresses_total")
+    );
 }

@@ -150,3 +150,52 @@ fn documentation_links_resolve() {
         "README.md links the user guide"
     );
 }
+
+/// Every flag of `ferrolb controller` and `ferrolb speaker` is in the user guide's flag table, and
+/// every value the chart adds for real clusters is explained in the user guide too.
+#[test]
+fn user_guide_documents_every_flag_and_the_cluster_values() {
+    let guide = std::fs::read_to_string(repo_root().join("docs/user-guide.md")).unwrap();
+    let table = guide
+        .split("## Command-line flags")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Command-line flags section");
+    for component in ["controller", "speaker"] {
+        let out = run_ok(
+            Command::new(env!("CARGO_BIN_EXE_ferrolb")).args([component, "--help"]),
+            format!("ferrolb {component} --help"),
+        );
+        let help = stdout(&out);
+        let flags: Vec<&str> = help
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("--"))
+            .map(|l| l.split([' ', '=', '<']).next().unwrap_or(""))
+            .filter(|f| !f.is_empty() && *f != "help")
+            .collect();
+        assert!(flags.len() >= 8, "{component}: {flags:?}");
+        for flag in flags {
+            assert!(
+                table.contains(&format!("`--{flag}")) || table.contains(&format!(", `--{flag}`")),
+                "docs/user-guide.md's flag table lacks {component} --{flag}"
+            );
+        }
+    }
+    for value in [
+        "namespace.podSecurityLabels",
+        "metrics.metallbNames",
+        "grafanaDashboard.enabled",
+        "speaker.metrics.bindHostIP",
+        "speaker.priorityClassName",
+        "prometheus.skipCRDCheck",
+        "FerrolbConfigNotLoaded",
+        "FerrolbGossipSplit",
+        "FerrolbServiceIPNotAnnounced",
+        "privileged",
+    ] {
+        assert!(
+            guide.contains(value),
+            "docs/user-guide.md never mentions {value}"
+        );
+    }
+}

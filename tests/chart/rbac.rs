@@ -125,9 +125,27 @@ fn table_grants() -> BTreeSet<Grant> {
 /// How each kind of API call appears in the source, and the grants it needs: (marker in the
 /// component's code, scope, group, resource, verbs).
 const CALL_MARKERS: &[(&str, Scope, &str, &str, &[&str])] = &[
-    ("Api::<CachedService>::all", Scope::Cluster, "", "services", &["list", "watch"]),
-    ("Api::<Service>::all", Scope::Cluster, "", "services", &["list", "watch"]),
-    ("Api::<Node>::all", Scope::Cluster, "", "nodes", &["list", "watch"]),
+    (
+        "Api::<CachedService>::all",
+        Scope::Cluster,
+        "",
+        "services",
+        &["list", "watch"],
+    ),
+    (
+        "Api::<Service>::all",
+        Scope::Cluster,
+        "",
+        "services",
+        &["list", "watch"],
+    ),
+    (
+        "Api::<Node>::all",
+        Scope::Cluster,
+        "",
+        "nodes",
+        &["list", "watch"],
+    ),
     (
         "Api::<EndpointSlice>::all",
         Scope::Cluster,
@@ -135,11 +153,35 @@ const CALL_MARKERS: &[(&str, Scope, &str, &str, &[&str])] = &[
         "endpointslices",
         &["list", "watch"],
     ),
-    ("Api::<ConfigMap>::namespaced", Scope::ReleaseNamespace, "", "configmaps", &["list", "watch"]),
-    ("Api<ConfigMap> = Api::namespaced", Scope::ReleaseNamespace, "", "configmaps", &["list", "watch"]),
-    (".patch_status(", Scope::Cluster, "", "services/status", &["patch"]),
+    (
+        "Api::<ConfigMap>::namespaced",
+        Scope::ReleaseNamespace,
+        "",
+        "configmaps",
+        &["list", "watch"],
+    ),
+    (
+        "Api<ConfigMap> = Api::namespaced",
+        Scope::ReleaseNamespace,
+        "",
+        "configmaps",
+        &["list", "watch"],
+    ),
+    (
+        ".patch_status(",
+        Scope::Cluster,
+        "",
+        "services/status",
+        &["patch"],
+    ),
     ("api.patch(", Scope::Cluster, "", "services", &["patch"]),
-    ("Recorder::new", Scope::Cluster, "events.k8s.io", "events", &["create"]),
+    (
+        "Recorder::new",
+        Scope::Cluster,
+        "events.k8s.io",
+        "events",
+        &["create"],
+    ),
     (
         "LeaseManagerBuilder::new",
         Scope::ReleaseNamespace,

@@ -410,7 +410,10 @@ fn monitoring_objects_select_the_metrics_endpoints() {
     // One alert name per threshold: their labels differ, so routing must tell them apart.
     let usage = alert("FerrolbAddressPoolUsage75")["expr"].as_str().unwrap();
     assert!(usage.trim_end().ends_with(">= 75"), "{usage}");
-    assert_eq!(alert("FerrolbAddressPoolUsage90")["labels"]["severity"], "warning");
+    assert_eq!(
+        alert("FerrolbAddressPoolUsage90")["labels"]["severity"],
+        "warning"
+    );
     assert!(
         alert("FerrolbConfigNotLoaded")["expr"]
             .as_str()
@@ -419,7 +422,9 @@ fn monitoring_objects_select_the_metrics_endpoints() {
     );
     let split = alert("FerrolbGossipSplit")["expr"].as_str().unwrap();
     assert!(split.contains("ferrolb_members{state=\"alive\"}") && split.contains("count"));
-    let unannounced = alert("FerrolbServiceIPNotAnnounced")["expr"].as_str().unwrap();
+    let unannounced = alert("FerrolbServiceIPNotAnnounced")["expr"]
+        .as_str()
+        .unwrap();
     assert!(unannounced.contains("ferrolb_speaker_service_ips"));
     assert!(unannounced.contains("ferrolb_speaker_announced"));
     alert("FerrolbSpeakerDown");

@@ -152,13 +152,19 @@ async fn config_state_and_service_ips_follow_the_stores() {
     prometheus::TextEncoder::new()
         .encode_utf8(&registry.gather(), &mut text)
         .unwrap();
-    assert!(text.contains("metallb_k8s_client_updates_total 3\n"), "{text}");
+    assert!(
+        text.contains("metallb_k8s_client_updates_total 3\n"),
+        "{text}"
+    );
     assert!(
         text.contains("metallb_k8s_client_update_errors_total 1\n"),
         "{text}"
     );
 
     // An IP outside every pool is no layer-2 Service IP.
-    put(&mut h.services, service("elsewhere", "198.51.100.9", "Cluster"));
+    put(
+        &mut h.services,
+        service("elsewhere", "198.51.100.9", "Cluster"),
+    );
     assert_eq!(h.pass(&NODES).service_ips, 1);
 }
