@@ -22,6 +22,8 @@ pub mod ipam;
 pub mod k8s;
 pub mod layer2;
 #[forbid(unsafe_code)]
+pub mod metrics;
+#[forbid(unsafe_code)]
 pub mod runtime;
 #[forbid(unsafe_code)]
 pub mod speaker;

@@ -110,6 +110,7 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 mod speaker_main {
     use anyhow::{Context, bail};
     use ferrolb::gossip::SwimTiming;
+    use ferrolb::metrics::Naming;
     use ferrolb::speaker::cli::SpeakerArgs;
     use ferrolb::speaker::cluster::ViewOptions;
     use ferrolb::speaker::kubernetes::{self, GossipOptions, KubeOptions};
@@ -128,8 +129,9 @@ mod speaker_main {
             // Per-IP families (thousands of series) are written as text, not kept in the registry.
             let text = telemetry::TextRegistry::default();
             let health = Health::new();
+            let metrics_addr = args.metrics_bind().map_err(anyhow::Error::msg)?;
             let server = telemetry::serve_with_text(
-                args.metrics_addr,
+                metrics_addr,
                 registry.clone(),
                 text.clone(),
                 health.clone(),
@@ -145,6 +147,7 @@ mod speaker_main {
                         key_file: args.memberlist_key_file.clone(),
                         announcer: args.announcer_options(),
                         timing: SwimTiming::default(),
+                        naming: Naming::from_flag(args.metallb_metric_names),
                     };
                     static_mode::run(options, &registry, &text, health, shutdown)
                         .await
@@ -193,6 +196,7 @@ mod speaker_main {
             },
             gossip,
             announcer: args.announcer_options(),
+            naming: Naming::from_flag(args.metallb_metric_names),
         };
         kubernetes::run(client, options, registry, text, health, shutdown)
             .await

@@ -70,18 +70,28 @@ pub enum TelemetryError {
     Serve(std::io::Error),
 }
 
+/// The log filter for `spec`: one of MetalLB's `--log-level` names (`all`, `debug`, `info`,
+/// `warn`, `error`, `none`), so a MetalLB chart value carries over, or else a RUST_LOG filter.
+/// Read as a RUST_LOG filter, `all` would be a target name and silence every log line.
+pub fn log_filter(spec: &str) -> Result<tracing_subscriber::EnvFilter, TelemetryError> {
+    let spec = spec.trim();
+    let directives = match spec {
+        "" => "info",
+        "all" => "trace",
+        "none" => "off",
+        other => other,
+    };
+    tracing_subscriber::EnvFilter::try_new(directives)
+        .map_err(|e| TelemetryError::Filter(format!("{spec:?}: {e}")))
+}
+
 /// Installs the global tracing subscriber writing to stderr in `format`, with the level taken from
-/// `RUST_LOG` (default `info`). A malformed `RUST_LOG` is an error rather than silently ignored,
-/// so a typo does not hide the logs someone asked for.
+/// `RUST_LOG` ([`log_filter`]; default `info`). A malformed `RUST_LOG` is an error rather than
+/// silently ignored, so a typo does not hide the logs someone asked for.
 pub fn init_tracing(format: LogFormat) -> Result<(), TelemetryError> {
     use tracing_subscriber::EnvFilter;
 
-    let filter = match std::env::var(EnvFilter::DEFAULT_ENV) {
-        Ok(spec) if !spec.trim().is_empty() => {
-            EnvFilter::try_new(&spec).map_err(|e| TelemetryError::Filter(e.to_string()))?
-        }
-        _ => EnvFilter::new("info"),
-    };
+    let filter = log_filter(&std::env::var(EnvFilter::DEFAULT_ENV).unwrap_or_default())?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -423,6 +433,26 @@ mod tests {
             matches!(err, TelemetryError::AlreadyInitialised(_)),
             "{err}"
         );
+    }
+
+    #[test]
+    fn metallb_log_level_names_map_to_filters() {
+        use tracing::level_filters::LevelFilter;
+        let level = |spec: &str| log_filter(spec).unwrap().max_level_hint();
+        assert_eq!(level("all"), Some(LevelFilter::TRACE));
+        assert_eq!(level("debug"), Some(LevelFilter::DEBUG));
+        assert_eq!(level("info"), Some(LevelFilter::INFO));
+        assert_eq!(level(""), Some(LevelFilter::INFO));
+        assert_eq!(level("warn"), Some(LevelFilter::WARN));
+        assert_eq!(level("error"), Some(LevelFilter::ERROR));
+        assert_eq!(level("none"), Some(LevelFilter::OFF));
+        // As a RUST_LOG filter `all` names a target, enabling nothing else: it must be a level.
+        assert_eq!(log_filter("all").unwrap().to_string(), "trace");
+        assert_eq!(log_filter(" none ").unwrap().to_string(), "off");
+        // RUST_LOG filters still work.
+        assert_eq!(level("warn,ferrolb=debug"), Some(LevelFilter::DEBUG));
+        let err = log_filter("info,=nonsense=").unwrap_err();
+        assert!(err.to_string().contains("nonsense"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use super::plan::{PlanError, parse_objects, plan_with_namespaces};
 use crate::telemetry::LogFormat;
 
+/// The leader-election Lease when --lease-name is not given.
+pub const DEFAULT_LEASE_NAME: &str = "ferrolb-controller";
+
 /// Arguments of `ferrolb controller`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ControllerArgs {
@@ -28,14 +31,24 @@ pub struct ControllerArgs {
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:7472")]
     pub metrics_addr: SocketAddr,
+    /// Export MetalLB's metric names and labels (metallb_allocator_*,
+    /// metallb_k8s_client_config_loaded_bool, ...) instead of ferrolb_*, so dashboards and alerts
+    /// written for MetalLB keep working.
+    #[arg(long)]
+    pub metallb_metric_names: bool,
     /// Log line format (level from RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Run leader election on the Lease `ferrolb-controller` in --namespace, so that only one of
-    /// several replicas writes (`--leader-elect=false` for a single replica).
+    /// Run leader election on the Lease --lease-name in --namespace, so that only one of several
+    /// replicas writes (`--leader-elect=false` for a single replica).
     #[arg(long, action = clap::ArgAction::Set, default_value_t = true, num_args = 0..=1,
           default_missing_value = "true")]
     pub leader_elect: bool,
+    /// Name of the leader-election Lease in --namespace. Two controllers sharing a Lease (two
+    /// releases in one namespace) would take turns leading each other's Services; the chart
+    /// passes a release-scoped name.
+    #[arg(long, default_value = DEFAULT_LEASE_NAME)]
+    pub lease_name: String,
     /// Seconds a leader's lease stays valid without renewal: how long a crashed leader blocks
     /// the takeover (a leader that exits cleanly releases it at once).
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]

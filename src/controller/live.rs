@@ -182,7 +182,7 @@ impl Context {
         let config = match parsed {
             Ok(config) => config,
             Err(message) => {
-                self.metrics.config_stale.set(1);
+                self.metrics.config.refused();
                 if state.last_invalid.as_ref() == Some(&message) {
                     return ConfigOutcome::StillInvalid;
                 }
@@ -192,9 +192,8 @@ impl Context {
             }
         };
         state.last_invalid = None;
-        self.metrics.config_stale.set(0);
-        self.metrics.config_loaded.set(1);
         if state.config.as_ref() == Some(&config) {
+            self.metrics.config.applied();
             return ConfigOutcome::Unchanged;
         }
         if let Some(core) = state.core.as_mut() {
@@ -206,11 +205,12 @@ impl Context {
                     self.metrics.set_pools(&core.pool_stats());
                 }
                 Err(e) => {
-                    self.metrics.config_stale.set(1);
+                    self.metrics.config.refused();
                     return ConfigOutcome::Invalid(e.to_string());
                 }
             }
         }
+        self.metrics.config.applied();
         state.config = Some(config);
         drop(state);
         tracing::info!("config loaded");

@@ -1,63 +1,72 @@
-//! The controller's Prometheus metrics (names mirror MetalLB's under `ferrolb_`).
+//! The controller's Prometheus metrics: the allocator's per-pool gauges and the config state,
+//! under ferrolb's or MetalLB's names ([`crate::metrics`]).
 
-use prometheus::{IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{IntGaugeVec, Opts, Registry};
 
 use crate::ipam::PoolStats;
+use crate::metrics::{self as names, ConfigMetrics, Family, Naming};
 
 /// Gauges the controller keeps current.
 #[derive(Clone, Debug)]
 pub struct ControllerMetrics {
     pub addresses_total: IntGaugeVec,
     pub addresses_in_use: IntGaugeVec,
-    pub config_loaded: IntGauge,
-    pub config_stale: IntGauge,
+    ipv4_total: IntGaugeVec,
+    ipv4_in_use: IntGaugeVec,
+    ipv6_total: IntGaugeVec,
+    ipv6_in_use: IntGaugeVec,
+    pub config: ConfigMetrics,
 }
 
 impl ControllerMetrics {
-    /// Creates the gauges and registers them in `registry`.
+    /// Creates the gauges under ferrolb's names and registers them in `registry`.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let metrics = Self {
-            addresses_total: IntGaugeVec::new(
-                Opts::new(
-                    "ferrolb_allocator_addresses_total",
-                    "Number of usable IP addresses, per pool",
-                ),
-                &["pool"],
-            )?,
-            addresses_in_use: IntGaugeVec::new(
-                Opts::new(
-                    "ferrolb_allocator_addresses_in_use_total",
-                    "Number of IP addresses in use, per pool",
-                ),
-                &["pool"],
-            )?,
-            config_loaded: IntGauge::new(
-                "ferrolb_config_loaded",
-                "1 once a valid config has been loaded",
-            )?,
-            config_stale: IntGauge::new(
-                "ferrolb_config_stale",
-                "1 while the latest config is invalid and the last good one is still in force",
-            )?,
+        Self::register_named(registry, Naming::Ferrolb)
+    }
+
+    /// Creates the gauges under `naming` and registers them in `registry`.
+    pub fn register_named(registry: &Registry, naming: Naming) -> Result<Self, prometheus::Error> {
+        let per_pool = |f: Family| -> Result<IntGaugeVec, prometheus::Error> {
+            let gauge = IntGaugeVec::new(Opts::new(f.name(naming), f.help), &["pool"])?;
+            registry.register(Box::new(gauge.clone()))?;
+            Ok(gauge)
         };
-        registry.register(Box::new(metrics.addresses_total.clone()))?;
-        registry.register(Box::new(metrics.addresses_in_use.clone()))?;
-        registry.register(Box::new(metrics.config_loaded.clone()))?;
-        registry.register(Box::new(metrics.config_stale.clone()))?;
-        Ok(metrics)
+        Ok(Self {
+            addresses_total: per_pool(names::ADDRESSES_TOTAL)?,
+            addresses_in_use: per_pool(names::ADDRESSES_IN_USE)?,
+            ipv4_total: per_pool(names::IPV4_ADDRESSES_TOTAL)?,
+            ipv4_in_use: per_pool(names::IPV4_ADDRESSES_IN_USE)?,
+            ipv6_total: per_pool(names::IPV6_ADDRESSES_TOTAL)?,
+            ipv6_in_use: per_pool(names::IPV6_ADDRESSES_IN_USE)?,
+            config: ConfigMetrics::register(registry, naming)?,
+        })
     }
 
     /// Replaces the per-pool gauges (pools that left the config disappear).
     pub fn set_pools(&self, stats: &[PoolStats]) {
-        self.addresses_total.reset();
-        self.addresses_in_use.reset();
+        let gauges = [
+            &self.addresses_total,
+            &self.addresses_in_use,
+            &self.ipv4_total,
+            &self.ipv4_in_use,
+            &self.ipv6_total,
+            &self.ipv6_in_use,
+        ];
+        for g in gauges {
+            g.reset();
+        }
         for s in stats {
-            self.addresses_total
-                .with_label_values(&[s.pool.as_str()])
-                .set(clamp(s.total));
-            self.addresses_in_use
-                .with_label_values(&[s.pool.as_str()])
-                .set(clamp(s.in_use));
+            let values = [
+                s.total,
+                s.in_use,
+                s.ipv4_total(),
+                s.ipv4_in_use(),
+                s.ipv6_total,
+                s.ipv6_in_use,
+            ];
+            for (g, v) in gauges.iter().zip(values) {
+                g.with_label_values(&[s.pool.as_str()]).set(clamp(v));
+            }
         }
     }
 }
@@ -81,20 +90,30 @@ mod tests {
                 pool: "a".into(),
                 total: 254,
                 in_use: 3,
+                ipv6_total: 0,
+                ipv6_in_use: 0,
             },
             PoolStats {
                 pool: "v6".into(),
                 total: u128::MAX,
                 in_use: 1,
+                ipv6_total: u128::MAX,
+                ipv6_in_use: 1,
             },
         ]);
         assert_eq!(m.addresses_total.with_label_values(&["a"]).get(), 254);
         assert_eq!(m.addresses_in_use.with_label_values(&["a"]).get(), 3);
         assert_eq!(m.addresses_total.with_label_values(&["v6"]).get(), i64::MAX);
+        assert_eq!(m.ipv4_in_use.with_label_values(&["a"]).get(), 3);
+        assert_eq!(m.ipv6_in_use.with_label_values(&["a"]).get(), 0);
+        assert_eq!(m.ipv6_in_use.with_label_values(&["v6"]).get(), 1);
+        assert_eq!(m.ipv4_total.with_label_values(&["v6"]).get(), 0);
         m.set_pools(&[PoolStats {
             pool: "b".into(),
             total: 4,
             in_use: 0,
+            ipv6_total: 0,
+            ipv6_in_use: 0,
         }]);
         let families = registry.gather();
         let total = families

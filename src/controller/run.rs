@@ -29,9 +29,6 @@ use crate::telemetry::{self, Health, Registry};
 /// keeps a burst of new Services well under a second each while bounding that peak.
 pub const RECONCILE_CONCURRENCY: u16 = 32;
 
-/// Name of the leader-election Lease in the controller's namespace.
-pub const LEASE_NAME: &str = "ferrolb-controller";
-
 /// Why the controller could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -41,9 +38,10 @@ pub enum RunError {
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Telemetry(#[from] telemetry::TelemetryError),
-    #[error("leader election on Lease {namespace}/{LEASE_NAME} failed: {source}")]
+    #[error("leader election on Lease {namespace}/{lease} failed: {source}")]
     Lease {
         namespace: String,
+        lease: String,
         source: kube_lease_manager::LeaseManagerError,
     },
     #[error("cannot listen for signals: {0}")]
@@ -58,6 +56,10 @@ pub struct Options {
     pub lb_class: Option<String>,
     pub leader_elect: bool,
     pub lease_duration: u64,
+    /// Name of the leader-election Lease in `namespace`.
+    pub lease_name: String,
+    /// Metric names: ferrolb's or MetalLB's.
+    pub metric_naming: crate::metrics::Naming,
     /// Unique among replicas: names the lease holder and the events' reporting instance.
     pub identity: String,
 }
@@ -84,6 +86,8 @@ pub async fn main(args: ControllerArgs) -> Result<(), RunError> {
         lb_class: args.lb_class.clone(),
         leader_elect: args.leader_elect,
         lease_duration: args.lease_duration,
+        lease_name: args.lease_name.clone(),
+        metric_naming: crate::metrics::Naming::from_flag(args.metallb_metric_names),
         identity: identity(),
     };
     let registry = Registry::new();
@@ -114,7 +118,7 @@ pub async fn run(
 ) -> Result<(), RunError> {
     tracing::info!(namespace = %options.namespace, config = %options.config_name,
         lb_class = ?options.lb_class, identity = %options.identity, "starting controller");
-    let metrics = ControllerMetrics::register(registry)?;
+    let metrics = ControllerMetrics::register_named(registry, options.metric_naming)?;
     let (reader, writer) = reflector::store::<CachedService>();
     let (trigger_all, all_requests) = futures::channel::mpsc::unbounded::<()>();
     let reporter = Reporter {
@@ -204,6 +208,7 @@ pub async fn run(
 /// A held Lease watch: dropping the channel makes the lease task release the Lease.
 struct LeaseWatch {
     namespace: String,
+    lease: String,
     channel: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
 }
@@ -218,6 +223,7 @@ impl LeaseWatch {
             }
             Ok(Err(source)) => Err(RunError::Lease {
                 namespace: self.namespace,
+                lease: self.lease,
                 source,
             }),
             Err(join) => {
@@ -278,13 +284,14 @@ async fn lead_until_stop(
     }
     let duration = options.lease_duration.max(2);
     let grace = (duration / 3).max(1);
-    let manager = LeaseManagerBuilder::new(client, LEASE_NAME)
+    let manager = LeaseManagerBuilder::new(client, &options.lease_name)
         .with_namespace(options.namespace.clone())
         .with_parameters(LeaseParams::new(options.identity.clone(), duration, grace))
         .build()
         .await
         .map_err(|source| RunError::Lease {
             namespace: options.namespace.clone(),
+            lease: options.lease_name.clone(),
             source,
         })?;
     readiness.mark(Readiness::LEASE);
@@ -306,6 +313,7 @@ async fn lead_until_stop(
     let _ = stop.wait_for(|s| *s).await;
     Ok(Some(LeaseWatch {
         namespace: options.namespace.clone(),
+        lease: options.lease_name.clone(),
         channel,
         task,
     }))

@@ -6,6 +6,7 @@ use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry, proto};
 use tokio::sync::watch;
 
 use super::udp::{GossipHandle, GossipStats};
+use crate::metrics as names;
 
 /// Collector registered with [`register`].
 pub struct GossipCollector {
@@ -16,21 +17,9 @@ pub struct GossipCollector {
 
 impl GossipCollector {
     pub fn new(stats: watch::Receiver<GossipStats>) -> Result<Self, prometheus::Error> {
-        let members = IntGaugeVec::new(
-            Opts::new(
-                "ferrolb_members",
-                "Gossip members by SWIM state (this speaker included)",
-            ),
-            &["state"],
-        )?;
-        let dropped = IntCounterVec::new(
-            Opts::new(
-                "ferrolb_gossip_packets_dropped_total",
-                "Gossip datagrams dropped before reaching SWIM: auth (wrong key or tampered), \
-                 decode (malformed), replay (already seen)",
-            ),
-            &["reason"],
-        )?;
+        let (m, d) = (names::GOSSIP_MEMBERS, names::GOSSIP_DROPPED);
+        let members = IntGaugeVec::new(Opts::new(m.ferrolb, m.help), &["state"])?;
+        let dropped = IntCounterVec::new(Opts::new(d.ferrolb, d.help), &["reason"])?;
         Ok(Self {
             stats,
             members,

@@ -162,6 +162,8 @@ impl Allocator {
                 pool: pool.name.clone(),
                 total: pool.total,
                 in_use: pool.in_use,
+                ipv6_total: pool.v6_total,
+                ipv6_in_use: pool.v6_in_use,
             })
             .collect()
     }

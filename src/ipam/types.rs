@@ -230,7 +230,7 @@ pub struct Assignment {
     pub ips: Vec<IpAddr>,
 }
 
-/// Per-pool figures for the `ferrolb_allocator_addresses_*` metrics.
+/// Per-pool figures for the `ferrolb_allocator_*addresses*` metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolStats {
     pub pool: String,
@@ -238,6 +238,19 @@ pub struct PoolStats {
     pub total: u128,
     /// Distinct addresses held by at least one service (a shared IP counts once).
     pub in_use: u128,
+    /// The IPv6 share of `total` and `in_use`; the rest is IPv4.
+    pub ipv6_total: u128,
+    pub ipv6_in_use: u128,
+}
+
+impl PoolStats {
+    pub fn ipv4_total(&self) -> u128 {
+        self.total - self.ipv6_total
+    }
+
+    pub fn ipv4_in_use(&self) -> u128 {
+        self.in_use - self.ipv6_in_use
+    }
 }
 
 /// What a config reload did to existing assignments.

@@ -3,6 +3,7 @@
 //! conditions; and the client both build. Plain functions over `k8s-openapi` types (no API
 //! calls besides building the client), so both components and their tests read objects alike.
 
+pub mod access;
 pub mod client;
 pub mod endpoints;
 pub mod node;

@@ -36,6 +36,16 @@ pub struct SpeakerArgs {
     /// Address of the /metrics, /healthz and /readyz server.
     #[arg(long, default_value = "0.0.0.0:7473")]
     pub metrics_addr: SocketAddr,
+    /// Serve /metrics on --host-ip (with --metrics-addr's port) instead of --metrics-addr's
+    /// address: on the host network a wildcard address also answers on every LoadBalancer IP the
+    /// node holds locally (kube-proxy IPVS).
+    #[arg(long)]
+    pub metrics_on_host_ip: bool,
+    /// Export MetalLB's metric names and labels (metallb_layer2_*, metallb_speaker_announced,
+    /// metallb_k8s_client_config_*_bool) instead of ferrolb_*, so dashboards and alerts written
+    /// for MetalLB keep working.
+    #[arg(long)]
+    pub metallb_metric_names: bool,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -74,6 +84,15 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 }
 
 impl SpeakerArgs {
+    /// Where the metrics server listens.
+    pub fn metrics_bind(&self) -> Result<SocketAddr, &'static str> {
+        match (self.metrics_on_host_ip, self.host_ip) {
+            (false, _) => Ok(self.metrics_addr),
+            (true, Some(ip)) => Ok(SocketAddr::new(ip, self.metrics_addr.port())),
+            (true, None) => Err("--metrics-on-host-ip needs --host-ip (or HOST_IP)"),
+        }
+    }
+
     pub fn excludes(&self) -> ExcludePatterns {
         match &self.exclude_interfaces {
             Some(list) => ExcludePatterns::parse_list(list),
@@ -113,6 +132,18 @@ mod tests {
             Wrap::try_parse_from(["x", "--exclude-interfaces", "", "--gossip", "false"]).unwrap();
         assert!(!w.args.excludes().matches("veth1234"));
         assert!(!w.args.gossip);
+        assert_eq!(
+            w.args.metrics_bind().unwrap(),
+            "0.0.0.0:7473".parse().unwrap()
+        );
+        let w = Wrap::try_parse_from(["x", "--metrics-on-host-ip", "--host-ip", "2001:db8::7"])
+            .unwrap();
+        assert_eq!(
+            w.args.metrics_bind().unwrap(),
+            "[2001:db8::7]:7473".parse().unwrap()
+        );
+        let w = Wrap::try_parse_from(["x", "--metrics-on-host-ip"]).unwrap();
+        assert!(w.args.metrics_bind().is_err());
         assert!(Wrap::try_parse_from(["x", "--garp-interval", "0"]).is_err());
         assert!(Wrap::try_parse_from(["x", "--garp-interval", "soon"]).is_err());
     }

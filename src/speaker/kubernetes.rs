@@ -28,9 +28,10 @@ use crate::telemetry::{Health, TextRegistry};
 use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::cluster::ViewOptions;
 use super::election_gate::ElectionGate;
-use super::metrics::{AnnouncedMetric, Layer2Metrics};
+use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
 use super::publish::{publish, spawn_announcer};
 use super::reconcile::{EventWriter, Reconciler, Stores, ready};
+use crate::metrics::{ConfigMetrics, Naming};
 
 #[derive(Debug, Clone)]
 pub struct KubeOptions {
@@ -41,6 +42,8 @@ pub struct KubeOptions {
     /// `None` = `--gossip=false`: liveness from the Node Ready condition.
     pub gossip: Option<GossipOptions>,
     pub announcer: AnnouncerOptions,
+    /// Metric names: ferrolb's or MetalLB's.
+    pub naming: Naming,
 }
 
 #[derive(Debug, Clone)]
@@ -112,8 +115,10 @@ pub async fn run(
     health: Health,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), KubeSpeakerError> {
-    let l2_metrics = Layer2Metrics::new(text);
-    let announced = AnnouncedMetric::new(text);
+    let l2_metrics = Layer2Metrics::with_names(text, options.naming);
+    let announced = AnnouncedMetric::with_names(text, options.naming);
+    let service_ips = ServiceIpsMetric::register(registry, options.naming)?;
+    let config_metrics = ConfigMetrics::register(registry, options.naming)?;
     let (dirty_tx, mut dirty) = mpsc::channel::<()>(1);
     let services = watch_kind(
         Api::<Service>::all(client.clone()),
@@ -177,7 +182,8 @@ pub async fn run(
 
     let me = options.node_name.clone();
     let events = EventWriter::new(client.clone(), me.clone()).spawn();
-    let mut reconciler = Reconciler::new(me.clone(), options.view.clone(), stores);
+    let mut reconciler = Reconciler::new(me.clone(), options.view.clone(), stores)
+        .with_config_metrics(config_metrics);
     let mut gossip_seeds = Vec::new();
     let mut gate =
         ElectionGate::new(membership.is_some() && reconciler.stores().nodes.state().len() > 1);
@@ -200,6 +206,7 @@ pub async fn run(
             apply(&owned_tx, &announced, &me, before, reconciler.owned());
         }
         events.send(pass.assigned);
+        service_ips.set(pass.service_ips);
         health.set_ready(ready(
             *sockets_rx.borrow(),
             membership.is_some(),

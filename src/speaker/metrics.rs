@@ -1,4 +1,4 @@
-//! The speaker's Prometheus metrics (names mirror MetalLB's under `ferrolb_`).
+//! The speaker's Prometheus metrics, under ferrolb's or MetalLB's names ([`crate::metrics`]).
 //!
 //! The per-IP families are kept compactly and written straight to the exposition text at
 //! scrape time ([`TextFamilies`]). The `prometheus` crate's labelled vectors keep, in every
@@ -15,26 +15,10 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::telemetry::{TextFamilies, TextRegistry};
+use prometheus::{IntGauge, Registry};
 
-/// (name, help) of each family; names and labels mirror MetalLB's with the `ferrolb_` prefix
-/// (docs/user-guide.md, "Metrics and alerts").
-const REQUESTS: (&str, &str) = (
-    "ferrolb_layer2_requests_received",
-    "ARP requests and neighbor solicitations received for an IP this node announces",
-);
-const RESPONSES: (&str, &str) = (
-    "ferrolb_layer2_responses_sent",
-    "ARP replies and solicited neighbor advertisements sent for an IP",
-);
-const GRATUITOUS: (&str, &str) = (
-    "ferrolb_layer2_gratuitous_sent",
-    "Gratuitous ARP packets and unsolicited neighbor advertisements sent for an IP",
-);
-const ANNOUNCED: (&str, &str) = (
-    "ferrolb_speaker_announced",
-    "1 for each service IP this node announces",
-);
+use crate::metrics::{self as names, Family, Naming};
+use crate::telemetry::{TextFamilies, TextRegistry};
 
 /// A lock that a panicking holder cannot wedge: the data are plain counters and sets, valid
 /// after any partial update, and metrics must never take the speaker down.
@@ -44,7 +28,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// `# HELP` and `# TYPE` lines. Help texts here contain no backslash or newline, the only
 /// characters the format escapes in them.
-fn header(out: &mut String, (name, help): (&str, &str), kind: &str) {
+fn header(out: &mut String, name: &str, family: Family, kind: &str) {
+    let help = family.help;
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
@@ -94,6 +79,7 @@ impl IpCounters {
 
 #[derive(Debug, Default)]
 struct Layer2Families {
+    naming: Naming,
     ips: Mutex<HashMap<IpAddr, Arc<IpCounters>>>,
 }
 
@@ -105,9 +91,17 @@ struct Layer2Families {
 pub struct Layer2Metrics(Arc<Layer2Families>);
 
 impl Layer2Metrics {
-    /// Creates the counters and adds them to what `/metrics` serves.
+    /// Creates the counters under ferrolb's names and adds them to what `/metrics` serves.
     pub fn new(text: &TextRegistry) -> Self {
-        let metrics = Self(Arc::default());
+        Self::with_names(text, Naming::Ferrolb)
+    }
+
+    /// Creates the counters under `naming` and adds them to what `/metrics` serves.
+    pub fn with_names(text: &TextRegistry, naming: Naming) -> Self {
+        let metrics = Self(Arc::new(Layer2Families {
+            naming,
+            ips: Mutex::default(),
+        }));
         text.register(metrics.0.clone());
         metrics
     }
@@ -134,7 +128,12 @@ impl TextFamilies for Layer2Families {
             .collect();
         snapshot.sort_unstable_by_key(|(ip, _)| *ip);
         // Families in name order, as a registry writes them; `i` indexes `IpCounters::values`.
-        for (family, i) in [(GRATUITOUS, 2), (REQUESTS, 0), (RESPONSES, 1)] {
+        for (family, i) in [
+            (names::LAYER2_GRATUITOUS, 2),
+            (names::LAYER2_REQUESTS, 0),
+            (names::LAYER2_RESPONSES, 1),
+        ] {
+            let name = family.name(self.naming);
             let mut series = snapshot
                 .iter()
                 .filter(|(_, values)| values[i] > 0)
@@ -142,9 +141,9 @@ impl TextFamilies for Layer2Families {
             if series.peek().is_none() {
                 continue;
             }
-            header(out, family, "counter");
+            header(out, name, family, "counter");
             for (ip, values) in series {
-                let _ = writeln!(out, "{}{{ip=\"{ip}\"}} {}", family.0, values[i]);
+                let _ = writeln!(out, "{name}{{ip=\"{ip}\"}} {}", values[i]);
             }
         }
     }
@@ -157,17 +156,30 @@ type AnnouncedIps = BTreeSet<(IpAddr, Box<str>)>;
 /// per IP.
 #[derive(Debug, Default)]
 struct AnnouncedFamily {
+    naming: Naming,
     announced: Mutex<BTreeMap<Arc<str>, AnnouncedIps>>,
+    /// Per node: how many times it started announcing an IP.
+    takeovers: Mutex<BTreeMap<Arc<str>, u64>>,
 }
 
-/// `ferrolb_speaker_announced{service,node,ip}`: 1 for each IP this node announces.
+/// `ferrolb_speaker_announced{service,node,ip}`: 1 for each IP this node announces (MetalLB's
+/// `metallb_speaker_announced` adds `protocol="layer2"`), and
+/// `ferrolb_speaker_takeovers_total{node}`: how many times it started announcing one.
 #[derive(Clone, Debug)]
 pub struct AnnouncedMetric(Arc<AnnouncedFamily>);
 
 impl AnnouncedMetric {
-    /// Creates the gauge and adds it to what `/metrics` serves.
+    /// Creates the families under ferrolb's names and adds them to what `/metrics` serves.
     pub fn new(text: &TextRegistry) -> Self {
-        let metric = Self(Arc::default());
+        Self::with_names(text, Naming::Ferrolb)
+    }
+
+    /// Creates the families under `naming` and adds them to what `/metrics` serves.
+    pub fn with_names(text: &TextRegistry, naming: Naming) -> Self {
+        let metric = Self(Arc::new(AnnouncedFamily {
+            naming,
+            ..AnnouncedFamily::default()
+        }));
         text.register(metric.0.clone());
         metric
     }
@@ -175,10 +187,21 @@ impl AnnouncedMetric {
     pub fn set(&self, service: &str, node: &str, ip: IpAddr, announced: bool) {
         let mut all = lock(&self.0.announced);
         if announced {
-            if let Some(ips) = all.get_mut(node) {
-                ips.insert((ip, service.into()));
-            } else {
-                all.insert(node.into(), BTreeSet::from([(ip, service.into())]));
+            let started = match all.get_mut(node) {
+                Some(ips) => ips.insert((ip, service.into())),
+                None => {
+                    all.insert(node.into(), BTreeSet::from([(ip, service.into())]));
+                    true
+                }
+            };
+            if started {
+                let mut takeovers = lock(&self.0.takeovers);
+                match takeovers.get_mut(node) {
+                    Some(n) => *n += 1,
+                    None => {
+                        takeovers.insert(node.into(), 1);
+                    }
+                }
             }
         } else if let Some(ips) = all.get_mut(node) {
             ips.remove(&(ip, Box::from(service)));
@@ -192,20 +215,58 @@ impl AnnouncedMetric {
 impl TextFamilies for AnnouncedFamily {
     fn write_text(&self, out: &mut String) {
         let all = lock(&self.announced);
-        if all.is_empty() {
-            return;
+        let name = names::SPEAKER_ANNOUNCED.name(self.naming);
+        // MetalLB's family says which protocol announces; ferrolb's has only layer 2.
+        let protocol = match self.naming {
+            Naming::Metallb => "\",protocol=\"layer2",
+            Naming::Ferrolb => "",
+        };
+        if !all.is_empty() {
+            header(out, name, names::SPEAKER_ANNOUNCED, "gauge");
         }
-        header(out, ANNOUNCED, "gauge");
         for (node, ips) in all.iter() {
             for (ip, service) in ips {
                 // Labels in name order, as the prometheus crate writes them.
-                let _ = write!(out, "{}{{ip=\"{ip}\",node=\"", ANNOUNCED.0);
+                let _ = write!(out, "{name}{{ip=\"{ip}\",node=\"");
                 label_value(out, node);
+                out.push_str(protocol);
                 out.push_str("\",service=\"");
                 label_value(out, service);
                 out.push_str("\"} 1\n");
             }
         }
+        drop(all);
+        let takeovers = lock(&self.takeovers);
+        if takeovers.is_empty() {
+            return;
+        }
+        let family = names::SPEAKER_TAKEOVERS;
+        let name = family.name(self.naming);
+        header(out, name, family, "counter");
+        for (node, n) in takeovers.iter() {
+            let _ = write!(out, "{name}{{node=\"");
+            label_value(out, node);
+            let _ = writeln!(out, "\"}} {n}");
+        }
+    }
+}
+
+/// `ferrolb_speaker_service_ips`: the layer-2 Service IPs this speaker's view says some node
+/// should announce. Every speaker exports it; an alert compares it with how many IPs the
+/// speakers together announce.
+#[derive(Clone, Debug)]
+pub struct ServiceIpsMetric(IntGauge);
+
+impl ServiceIpsMetric {
+    pub fn register(registry: &Registry, naming: Naming) -> Result<Self, prometheus::Error> {
+        let family = names::SPEAKER_SERVICE_IPS;
+        let gauge = IntGauge::new(family.name(naming), family.help)?;
+        registry.register(Box::new(gauge.clone()))?;
+        Ok(Self(gauge))
+    }
+
+    pub fn set(&self, ips: usize) {
+        self.0.set(i64::try_from(ips).unwrap_or(i64::MAX));
     }
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::metrics::{self as names, Family, Naming};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 fn scrape(registry: &TextRegistry) -> String {
@@ -105,25 +106,38 @@ fn announced_gauge_follows_set_and_clear() {
 }
 
 /// Dashboards and alerts written against the `prometheus` crate's own labelled vectors (what
-/// the speaker used before) must keep working: same names, help, types, labels and values.
-/// Only the order of samples within a family may differ, which the format allows.
+/// the speaker used before, and what MetalLB's Go client writes) must keep working: same names,
+/// help, types, labels and values, under either naming. Only the order of samples within a
+/// family may differ, which the format allows.
 #[test]
 fn exposition_matches_the_prometheus_crates_vectors() {
+    for naming in [Naming::Ferrolb, Naming::Metallb] {
+        exposition_matches_for(naming);
+    }
+}
+
+fn exposition_matches_for(naming: Naming) {
     let ours = TextRegistry::default();
-    let l2 = Layer2Metrics::new(&ours);
-    let announced = AnnouncedMetric::new(&ours);
+    let l2 = Layer2Metrics::with_names(&ours, naming);
+    let announced = AnnouncedMetric::with_names(&ours, naming);
     let theirs = Registry::new();
-    let vec = |(name, help): (&str, &str)| {
-        let v = IntCounterVec::new(Opts::new(name, help), &["ip"]).unwrap();
+    let vec = |f: Family, labels: &[&str]| {
+        let v = IntCounterVec::new(Opts::new(f.name(naming), f.help), labels).unwrap();
         theirs.register(Box::new(v.clone())).unwrap();
         v
     };
-    let (requests, responses, gratuitous) = (vec(REQUESTS), vec(RESPONSES), vec(GRATUITOUS));
-    let gauge = IntGaugeVec::new(
-        Opts::new(ANNOUNCED.0, ANNOUNCED.1),
-        &["service", "node", "ip"],
-    )
-    .unwrap();
+    let requests = vec(names::LAYER2_REQUESTS, &["ip"]);
+    let responses = vec(names::LAYER2_RESPONSES, &["ip"]);
+    let gratuitous = vec(names::LAYER2_GRATUITOUS, &["ip"]);
+    let takeovers = vec(names::SPEAKER_TAKEOVERS, &["node"]);
+    let metallb = naming == Naming::Metallb;
+    let labels: &[&str] = if metallb {
+        &["service", "protocol", "node", "ip"]
+    } else {
+        &["service", "node", "ip"]
+    };
+    let a = names::SPEAKER_ANNOUNCED;
+    let gauge = IntGaugeVec::new(Opts::new(a.name(naming), a.help), labels).unwrap();
     theirs.register(Box::new(gauge.clone())).unwrap();
 
     let addrs = ["192.0.2.9", "192.0.2.10", "2001:db8::1"];
@@ -141,7 +155,14 @@ fn exposition_matches_the_prometheus_crates_vectors() {
     // Names from a static file may hold anything; quotes, backslashes, newlines are escaped.
     for (service, addr) in [("ns/web", addrs[0]), ("odd\"na\\me\n", addrs[2])] {
         announced.set(service, "node-a", ip(addr), true);
-        gauge.with_label_values(&[service, "node-a", addr]).set(1);
+        if metallb {
+            gauge
+                .with_label_values(&[service, "layer2", "node-a", addr])
+                .set(1);
+        } else {
+            gauge.with_label_values(&[service, "node-a", addr]).set(1);
+        }
+        takeovers.with_label_values(&["node-a"]).inc();
     }
 
     // Families in the same order (the registry sorts them by name, as we register them).
@@ -149,8 +170,16 @@ fn exposition_matches_the_prometheus_crates_vectors() {
     TextEncoder::new()
         .encode_utf8(&theirs.gather(), &mut expected)
         .unwrap();
+    let families = [
+        names::SPEAKER_ANNOUNCED,
+        names::LAYER2_GRATUITOUS,
+        names::LAYER2_REQUESTS,
+        names::LAYER2_RESPONSES,
+        names::SPEAKER_TAKEOVERS,
+    ]
+    .map(|f| f.name(naming));
     let mut ours_text = String::new();
-    for name in [ANNOUNCED.0, GRATUITOUS.0, REQUESTS.0, RESPONSES.0] {
+    for name in families {
         ours_text.push_str(&family_text(&scrape(&ours), name));
     }
     let sorted = |text: &str| {
@@ -164,7 +193,7 @@ fn exposition_matches_the_prometheus_crates_vectors() {
         "ours:\n{ours_text}\ntheirs:\n{expected}"
     );
     // Headers precede their samples.
-    for name in [ANNOUNCED.0, GRATUITOUS.0, REQUESTS.0, RESPONSES.0] {
+    for name in families {
         let text = family_text(&ours_text, name);
         assert!(text.starts_with(&format!("# HELP {name} ")), "{text}");
         assert!(
@@ -172,6 +201,21 @@ fn exposition_matches_the_prometheus_crates_vectors() {
             "{text}"
         );
     }
+}
+
+#[test]
+fn takeovers_count_each_start_of_an_announcement_not_repeats() {
+    let registry = TextRegistry::default();
+    let announced = AnnouncedMetric::new(&registry);
+    assert!(samples(&scrape(&registry), "takeovers").is_empty());
+    announced.set("default/web", "node-a", ip("192.0.2.10"), true);
+    announced.set("default/web", "node-a", ip("192.0.2.10"), true);
+    announced.set("default/web", "node-a", ip("192.0.2.10"), false);
+    announced.set("default/web", "node-a", ip("192.0.2.10"), true);
+    assert_eq!(
+        samples(&scrape(&registry), "takeovers"),
+        ["ferrolb_speaker_takeovers_total{node=\"node-a\"} 2"]
+    );
 }
 
 /// The lines of family `name` (headers and samples), in their original order.

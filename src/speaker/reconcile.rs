@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
+use crate::metrics::ConfigMetrics;
 
 use super::cluster::{self, ViewOptions};
 use super::ownership::owned_by;
@@ -61,6 +62,8 @@ pub struct Pass {
     pub changed_from: Option<BTreeMap<IpAddr, String>>,
     /// Services this node announces now and did not announce after the previous pass.
     pub assigned: Vec<Assigned>,
+    /// Layer-2 Service IPs in this speaker's view, whichever node (if any) announces them.
+    pub service_ips: usize,
 }
 
 /// What the ConfigMap store showed last, so each state is acted on (and logged) once.
@@ -82,6 +85,7 @@ pub struct Reconciler {
     warned_bgp: BTreeSet<String>,
     /// Services this node announced after the previous pass.
     announcing: BTreeSet<String>,
+    config_metrics: Option<ConfigMetrics>,
 }
 
 impl Reconciler {
@@ -95,7 +99,14 @@ impl Reconciler {
             owned: BTreeMap::new(),
             warned_bgp: BTreeSet::new(),
             announcing: BTreeSet::new(),
+            config_metrics: None,
         }
+    }
+
+    /// Counts config updates (applied or refused) in `metrics`.
+    pub fn with_config_metrics(mut self, metrics: ConfigMetrics) -> Self {
+        self.config_metrics = Some(metrics);
+        self
     }
 
     pub fn stores(&self) -> &Stores {
@@ -126,6 +137,7 @@ impl Reconciler {
             warn!(service = %svc, "service IP is in a BGP pool; BGP announcement is not implemented, so it is not announced");
         }
         self.warned_bgp = skipped.bgp;
+        let service_ips = announcements.iter().map(|a| a.ips.len()).sum();
         let next = if may_elect {
             owned_by(&self.me, &announcements)
         } else {
@@ -143,6 +155,7 @@ impl Reconciler {
         Pass {
             changed_from,
             assigned,
+            service_ips,
         }
     }
 
@@ -172,20 +185,33 @@ impl Reconciler {
             return;
         }
         self.seen = Some(source.clone());
-        match source {
+        let applied = match source {
             ConfigSource::Absent => {
-                warn!("the config ConfigMap is absent; keeping the last good config")
+                warn!("the config ConfigMap is absent; keeping the last good config");
+                return;
             }
-            ConfigSource::NoConfigKey => error!(
-                "the config ConfigMap has no data.config (the config is read from the key \"config\"); keeping the last good config"
-            ),
+            ConfigSource::NoConfigKey => {
+                error!(
+                    "the config ConfigMap has no data.config (the config is read from the key \"config\"); keeping the last good config"
+                );
+                false
+            }
             ConfigSource::Text(text) => match config::parse(&text) {
                 Ok(c) => {
                     info!(pools = c.address_pools.len(), "config loaded");
                     self.config = Some(c);
+                    true
                 }
-                Err(e) => error!(error = %e, "config rejected; keeping the last good one"),
+                Err(e) => {
+                    error!(error = %e, "config rejected; keeping the last good one");
+                    false
+                }
             },
+        };
+        match (&self.config_metrics, applied) {
+            (Some(m), true) => m.applied(),
+            (Some(m), false) => m.refused(),
+            (None, _) => {}
         }
     }
 }

@@ -23,10 +23,11 @@ use crate::telemetry::{Health, TextRegistry};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::election_gate::ElectionGate;
-use super::metrics::{AnnouncedMetric, Layer2Metrics};
+use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
 use super::ownership::{AnnouncedService, announcers, owned_by};
 use super::publish::{publish, spawn_announcer};
 use super::static_config::{self, StaticConfig, StaticConfigError};
+use crate::metrics::Naming;
 
 /// How often the static file is checked for changes.
 pub const FILE_POLL: Duration = Duration::from_secs(1);
@@ -38,6 +39,8 @@ pub struct StaticOptions {
     pub key_file: Option<PathBuf>,
     pub announcer: AnnouncerOptions,
     pub timing: SwimTiming,
+    /// Metric names: ferrolb's or MetalLB's.
+    pub naming: Naming,
 }
 
 #[derive(Debug, Error)]
@@ -125,8 +128,9 @@ pub async fn run(
     let (mut stamp, mut config) = load(&options.file)?;
     let key_file = config.gossip.key_file.clone().or(options.key_file.clone());
     let key = GossipKey::load(key_file.as_deref())?;
-    let l2_metrics = Layer2Metrics::new(text_metrics);
-    let announced = AnnouncedMetric::new(text_metrics);
+    let l2_metrics = Layer2Metrics::with_names(text_metrics, options.naming);
+    let announced = AnnouncedMetric::with_names(text_metrics, options.naming);
+    let service_ips = ServiceIpsMetric::register(registry, options.naming)?;
     let membership = Gossip::start(GossipConfig {
         node_name: config.node.clone(),
         bind_addr: config.gossip.bind,
@@ -169,8 +173,10 @@ pub async fn run(
             live: members.borrow().clone(),
         };
         if elected_on.as_ref() != Some(&inputs) {
+            let services = services(&config);
+            service_ips.set(services.iter().map(|s| s.ips.len()).sum());
             let next = if inputs.may_elect {
-                owned_by(&me, &announcers(&services(&config), &inputs.live))
+                owned_by(&me, &announcers(&services, &inputs.live))
             } else {
                 BTreeMap::new()
             };

@@ -7,13 +7,24 @@ use serde_json::Value;
 
 use crate::support::*;
 
+/// Values that are Kubernetes objects or maps of the user's keys, documented as a whole.
+const FREE_FORM: &[&str] = &[
+    "resources",
+    "labels",
+    "nodeSelector",
+    "podSecurityContext",
+    "securityContext",
+    "strategy",
+    "updateStrategy",
+];
+
 /// Leaf paths of values.yaml. Maps are walked into, except free-form ones whose keys are the
 /// user's (resources, alert labels), which the README documents as a whole.
 fn value_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
     for (key, child) in value.as_object().unwrap() {
         let path = format!("{prefix}{key}");
         match child.as_object() {
-            Some(map) if !map.is_empty() && key != "resources" && key != "labels" => {
+            Some(map) if !map.is_empty() && !FREE_FORM.contains(&key.as_str()) => {
                 value_paths(child, &format!("{path}."), out)
             }
             _ => out.push(path),
@@ -138,4 +149,53 @@ fn documentation_links_resolve() {
         readme.contains("(docs/user-guide.md)"),
         "README.md links the user guide"
     );
+}
+
+/// Every flag of `ferrolb controller` and `ferrolb speaker` is in the user guide's flag table, and
+/// every value the chart adds for real clusters is explained in the user guide too.
+#[test]
+fn user_guide_documents_every_flag_and_the_cluster_values() {
+    let guide = std::fs::read_to_string(repo_root().join("docs/user-guide.md")).unwrap();
+    let table = guide
+        .split("## Command-line flags")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Command-line flags section");
+    for component in ["controller", "speaker"] {
+        let out = run_ok(
+            Command::new(env!("CARGO_BIN_EXE_ferrolb")).args([component, "--help"]),
+            format!("ferrolb {component} --help"),
+        );
+        let help = stdout(&out);
+        let flags: Vec<&str> = help
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("--"))
+            .map(|l| l.split([' ', '=', '<']).next().unwrap_or(""))
+            .filter(|f| !f.is_empty() && *f != "help")
+            .collect();
+        assert!(flags.len() >= 8, "{component}: {flags:?}");
+        for flag in flags {
+            assert!(
+                table.contains(&format!("`--{flag}")) || table.contains(&format!(", `--{flag}`")),
+                "docs/user-guide.md's flag table lacks {component} --{flag}"
+            );
+        }
+    }
+    for value in [
+        "namespace.podSecurityLabels",
+        "metrics.metallbNames",
+        "grafanaDashboard.enabled",
+        "speaker.metrics.bindHostIP",
+        "speaker.priorityClassName",
+        "prometheus.skipCRDCheck",
+        "FerrolbConfigNotLoaded",
+        "FerrolbGossipSplit",
+        "FerrolbServiceIPNotAnnounced",
+        "privileged",
+    ] {
+        assert!(
+            guide.contains(value),
+            "docs/user-guide.md never mentions {value}"
+        );
+    }
 }

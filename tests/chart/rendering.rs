@@ -350,7 +350,11 @@ fn monitoring_objects_select_the_metrics_endpoints() {
     let Some(helm) = require_tool("helm") else {
         return;
     };
-    let m = render(&helm, Some(&values_file("monitoring.yaml")));
+    let m = render_with(
+        &helm,
+        Some(&values_file("monitoring.yaml")),
+        &MONITORING_API_VERSIONS,
+    );
     let labels_match = |selector: &Value, labels: &Value| {
         selector["matchLabels"]
             .as_object()
@@ -403,17 +407,25 @@ fn monitoring_objects_select_the_metrics_endpoints() {
     assert!(exhausted.contains("ferrolb_allocator_addresses_in_use_total"));
     assert!(exhausted.contains("ferrolb_allocator_addresses_total"));
     assert!(exhausted.contains(">="));
-    let usage: Vec<_> = rules
-        .iter()
-        .filter(|r| r["alert"] == "FerrolbAddressPoolHighUsage")
-        .collect();
-    assert_eq!(usage.len(), 2, "one usage alert per threshold");
+    // One alert name per threshold: their labels differ, so routing must tell them apart.
+    let usage = alert("FerrolbAddressPoolUsage75")["expr"].as_str().unwrap();
+    assert!(usage.trim_end().ends_with(">= 75"), "{usage}");
+    assert_eq!(
+        alert("FerrolbAddressPoolUsage90")["labels"]["severity"],
+        "warning"
+    );
     assert!(
-        usage[0]["expr"]
+        alert("FerrolbConfigNotLoaded")["expr"]
             .as_str()
             .unwrap()
-            .trim_end()
-            .ends_with(">= 75")
+            .contains("ferrolb_config_loaded == 0")
     );
+    let split = alert("FerrolbGossipSplit")["expr"].as_str().unwrap();
+    assert!(split.contains("ferrolb_members{state=\"alive\"}") && split.contains("count"));
+    let unannounced = alert("FerrolbServiceIPNotAnnounced")["expr"]
+        .as_str()
+        .unwrap();
+    assert!(unannounced.contains("ferrolb_speaker_service_ips"));
+    assert!(unannounced.contains("ferrolb_speaker_announced"));
     alert("FerrolbSpeakerDown");
 }

@@ -97,13 +97,33 @@ pub fn scenario_name(values: &Option<PathBuf>) -> String {
     }
 }
 
+/// `--api-versions` arguments of a cluster serving the Prometheus Operator's CRDs.
+pub const MONITORING_API_VERSIONS: [&str; 6] = [
+    "--api-versions",
+    "monitoring.coreos.com/v1/ServiceMonitor",
+    "--api-versions",
+    "monitoring.coreos.com/v1/PodMonitor",
+    "--api-versions",
+    "monitoring.coreos.com/v1/PrometheusRule",
+];
+
 /// `helm template` for the chart with an optional values file; the raw output or helm's stderr.
 pub fn helm_template(helm: &Path, values: Option<&Path>) -> Result<String, String> {
+    helm_template_with(helm, values, &[])
+}
+
+/// [`helm_template`] with extra arguments (`--api-versions`, `--set`).
+pub fn helm_template_with(
+    helm: &Path,
+    values: Option<&Path>,
+    extra: &[&str],
+) -> Result<String, String> {
     let mut cmd = Command::new(helm);
     cmd.arg("template")
         .arg(RELEASE)
         .arg(chart_dir())
-        .args(["--namespace", NAMESPACE]);
+        .args(["--namespace", NAMESPACE])
+        .args(extra);
     if let Some(v) = values {
         cmd.arg("--values").arg(v);
     }
@@ -117,7 +137,12 @@ pub fn helm_template(helm: &Path, values: Option<&Path>) -> Result<String, Strin
 
 /// Renders and parses into one JSON value per manifest (empty documents dropped).
 pub fn render(helm: &Path, values: Option<&Path>) -> Manifests {
-    let text = helm_template(helm, values)
+    render_with(helm, values, &[])
+}
+
+/// [`render`] with extra `helm template` arguments.
+pub fn render_with(helm: &Path, values: Option<&Path>, extra: &[&str]) -> Manifests {
+    let text = helm_template_with(helm, values, extra)
         .unwrap_or_else(|e| panic!("helm template with {values:?} failed:\n{e}"));
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
         .unwrap_or_else(|e| panic!("helm output is not YAML: {e}\n{text}"));

@@ -85,6 +85,36 @@ Name of the MetalLB-format ConfigMap both components read: the user's own (exist
 {{- default .root.Values.logLevel .component.logLevel }}
 {{- end }}
 
+{{/*
+"true" when the Prometheus Operator CRD of .kind is served (or the check is skipped): rendering a
+ServiceMonitor into a cluster without the CRD would fail the whole install.
+*/}}
+{{- define "ferrolb.hasMonitoringCRD" -}}
+{{- if or .root.Values.prometheus.skipCRDCheck (.root.Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" .kind)) }}true{{ end }}
+{{- end }}
+
+{{/*
+.text with ferrolb's metric names replaced by MetalLB's when metrics.metallbNames is on, so the
+dashboard and alerts read what the binaries export (src/metrics.rs holds the same pairs; the
+chart tests check every name used against what the code exports).
+*/}}
+{{- define "ferrolb.metricNames" -}}
+{{- $text := .text }}
+{{- if .root.Values.metrics.metallbNames }}
+{{- range $from, $to := dict
+  "ferrolb_allocator_" "metallb_allocator_"
+  "ferrolb_config_loaded" "metallb_k8s_client_config_loaded_bool"
+  "ferrolb_config_stale" "metallb_k8s_client_config_stale_bool"
+  "ferrolb_config_updates_total" "metallb_k8s_client_updates_total"
+  "ferrolb_config_update_errors_total" "metallb_k8s_client_update_errors_total"
+  "ferrolb_layer2_" "metallb_layer2_"
+  "ferrolb_speaker_announced" "metallb_speaker_announced" }}
+{{- $text = replace $from $to $text }}
+{{- end }}
+{{- end }}
+{{- $text }}
+{{- end }}
+
 {{/* Refuse value combinations that cannot work, with a message naming the values. */}}
 {{- define "ferrolb.validate" -}}
 {{- if and .Values.configInline .Values.existingConfigMap }}

@@ -40,8 +40,8 @@ async fn invalid_config_keeps_the_last_good_one_and_warns_on_the_configmap() {
     let web = shown(&service("web", json!({})), &["192.0.2.1"], "default");
     let mut h = Harness::leader(std::slice::from_ref(&web));
     done(h.spawn(&web)).await.unwrap();
-    assert_eq!(h.metrics.config_loaded.get(), 1);
-    assert_eq!(h.metrics.config_stale.get(), 0);
+    assert!(h.metrics.config.is_loaded());
+    assert!(!h.metrics.config.is_stale());
 
     let broken = configmap(
         "address-pools:\n- name: default\n  protocol: layer3\n  addresses: [192.0.2.0/24]\n",
@@ -54,8 +54,8 @@ async fn invalid_config_keeps_the_last_good_one_and_warns_on_the_configmap() {
         message.contains("default") && message.contains("layer3"),
         "{message}"
     );
-    assert_eq!(h.metrics.config_stale.get(), 1);
-    assert_eq!(h.metrics.config_loaded.get(), 1);
+    assert!(h.metrics.config.is_stale());
+    assert!(h.metrics.config.is_loaded());
 
     let ctx = h.ctx.clone();
     let cm = broken.clone();
@@ -94,7 +94,7 @@ async fn invalid_config_keeps_the_last_good_one_and_warns_on_the_configmap() {
             .load_config(Some(&configmap(&CONFIG.replace("reserved", "spare")))),
         ConfigOutcome::Loaded
     );
-    assert_eq!(h.metrics.config_stale.get(), 0);
+    assert!(!h.metrics.config.is_stale());
 }
 
 #[tokio::test]

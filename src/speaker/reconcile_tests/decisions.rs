@@ -119,3 +119,52 @@ fn ready_needs_sockets_and_a_joined_gossip_in_a_cluster() {
         "a cluster of one has nobody to join"
     );
 }
+
+/// The speaker exports the config state as the controller does (MetalLB's
+/// `metallb_k8s_client_config_*` come from both), and counts the layer-2 IPs it sees whether or
+/// not this node announces them.
+#[tokio::test]
+async fn config_state_and_service_ips_follow_the_stores() {
+    let ip = "192.0.2.70";
+    let mut h = Harness::new(ranked(ip)[1]);
+    let registry = prometheus::Registry::new();
+    let metrics =
+        crate::metrics::ConfigMetrics::register(&registry, crate::metrics::Naming::Metallb)
+            .unwrap();
+    h.rec = Reconciler::new(h.me.into(), ViewOptions::default(), h.rec.stores().clone())
+        .with_config_metrics(metrics.clone());
+    put(&mut h.services, service("web", ip, "Cluster"));
+    let pass = h.pass(&NODES);
+    assert!(metrics.is_loaded() && !metrics.is_stale());
+    assert!(h.owned().is_empty(), "another node is ranked first");
+    assert_eq!(pass.service_ips, 1);
+
+    let broken = "address-pools:\n- name: l2\n  protocol: layer2\n  addresses: [192.0.2.0/33]\n";
+    put(&mut h.configmaps, configmap(json!({"config": broken})));
+    assert_eq!(h.pass(&NODES).service_ips, 1, "the last good config counts");
+    assert!(metrics.is_loaded() && metrics.is_stale());
+    // Passes that see the same broken ConfigMap count no further update.
+    h.pass(&NODES);
+    put(&mut h.configmaps, configmap(json!({"config": CONFIG})));
+    h.pass(&NODES);
+    assert!(!metrics.is_stale());
+    let mut text = String::new();
+    prometheus::TextEncoder::new()
+        .encode_utf8(&registry.gather(), &mut text)
+        .unwrap();
+    assert!(
+        text.contains("metallb_k8s_client_updates_total 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("metallb_k8s_client_update_errors_total 1\n"),
+        "{text}"
+    );
+
+    // An IP outside every pool is no layer-2 Service IP.
+    put(
+        &mut h.services,
+        service("elsewhere", "198.51.100.9", "Cluster"),
+    );
+    assert_eq!(h.pass(&NODES).service_ips, 1);
+}

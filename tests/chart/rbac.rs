@@ -1,0 +1,273 @@
+//! The chart's RBAC against the API calls the code makes: the rendered (Cluster)Roles grant
+//! exactly `ferrolb::k8s::access::API_ACCESS`, and that table follows the calls in the source.
+
+use std::collections::BTreeSet;
+
+use ferrolb::k8s::access::{API_ACCESS, Scope};
+
+use super::support::*;
+
+type Grant = (String, String, String, String, String);
+
+fn component_of(name: &str) -> String {
+    name.rsplit('-').next().unwrap().to_string()
+}
+
+fn rendered_grants(m: &Manifests) -> BTreeSet<Grant> {
+    let mut grants = BTreeSet::new();
+    for kind in ["ClusterRole", "Role"] {
+        for role in m.of_kind(kind) {
+            let name = role["metadata"]["name"].as_str().unwrap();
+            if kind == "Role" {
+                assert_eq!(role["metadata"]["namespace"], NAMESPACE, "Role {name}");
+            }
+            for rule in role["rules"].as_array().unwrap() {
+                for key in rule.as_object().unwrap().keys() {
+                    assert!(
+                        ["apiGroups", "resources", "verbs"].contains(&key.as_str()),
+                        "{kind} {name}: unexpected rule field {key} in {rule}"
+                    );
+                }
+                let list = |k: &str| -> Vec<String> {
+                    rule[k]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_str().unwrap().into())
+                        .collect()
+                };
+                for group in list("apiGroups") {
+                    for resource in list("resources") {
+                        for verb in list("verbs") {
+                            let c = component_of(name);
+                            grants.insert((kind.into(), c, group.clone(), resource.clone(), verb));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    grants
+}
+
+#[test]
+fn rbac_grants_exactly_the_expected_rules() {
+    let Some(helm) = require_tool("helm") else {
+        return;
+    };
+    let expected = table_grants();
+    for values in scenarios() {
+        let m = render(&helm, values.as_deref());
+        let name = scenario_name(&values);
+        let grants = rendered_grants(&m);
+        let extra: Vec<_> = grants.difference(&expected).collect();
+        let missing: Vec<_> = expected.difference(&grants).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "{name}: extra {extra:?}, missing {missing:?}"
+        );
+        assert!(
+            !m.text.contains("secrets"),
+            "{name}: no Secret access at all"
+        );
+
+        // Each binding ties its role to the matching component's ServiceAccount in the release
+        // namespace, and that is the account the component's pods run as.
+        for kind in ["ClusterRoleBinding", "RoleBinding"] {
+            let bindings: Vec<_> = m.of_kind(kind).collect();
+            assert_eq!(bindings.len(), 2, "{name}: {kind}s");
+            for b in bindings {
+                let comp = component_of(b["metadata"]["name"].as_str().unwrap());
+                assert_eq!(b["roleRef"]["kind"], kind.trim_end_matches("Binding"));
+                assert_eq!(comp, component_of(b["roleRef"]["name"].as_str().unwrap()));
+                let subjects = b["subjects"].as_array().unwrap();
+                assert_eq!(subjects.len(), 1, "{name}: {kind} subjects");
+                assert_eq!(subjects[0]["kind"], "ServiceAccount");
+                assert_eq!(subjects[0]["namespace"], NAMESPACE);
+                let workload = m.workload(&comp).unwrap();
+                assert_eq!(
+                    subjects[0]["name"],
+                    pod_spec(workload)["serviceAccountName"]
+                );
+                assert!(
+                    m.find("ServiceAccount", subjects[0]["name"].as_str().unwrap())
+                        .is_some()
+                );
+            }
+        }
+    }
+}
+
+fn kind_of(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Cluster => "ClusterRole",
+        Scope::ReleaseNamespace => "Role",
+    }
+}
+
+fn table_grants() -> BTreeSet<Grant> {
+    API_ACCESS
+        .iter()
+        .flat_map(|a| {
+            a.verbs.iter().map(move |v| {
+                (
+                    kind_of(a.scope).to_string(),
+                    a.component.to_string(),
+                    a.group.to_string(),
+                    a.resource.to_string(),
+                    v.to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// How each kind of API call appears in the source, and the grants it needs: (marker in the
+/// component's code, scope, group, resource, verbs).
+const CALL_MARKERS: &[(&str, Scope, &str, &str, &[&str])] = &[
+    (
+        "Api::<CachedService>::all",
+        Scope::Cluster,
+        "",
+        "services",
+        &["list", "watch"],
+    ),
+    (
+        "Api::<Service>::all",
+        Scope::Cluster,
+        "",
+        "services",
+        &["list", "watch"],
+    ),
+    (
+        "Api::<Node>::all",
+        Scope::Cluster,
+        "",
+        "nodes",
+        &["list", "watch"],
+    ),
+    (
+        "Api::<EndpointSlice>::all",
+        Scope::Cluster,
+        "discovery.k8s.io",
+        "endpointslices",
+        &["list", "watch"],
+    ),
+    (
+        "Api::<ConfigMap>::namespaced",
+        Scope::ReleaseNamespace,
+        "",
+        "configmaps",
+        &["list", "watch"],
+    ),
+    (
+        "Api<ConfigMap> = Api::namespaced",
+        Scope::ReleaseNamespace,
+        "",
+        "configmaps",
+        &["list", "watch"],
+    ),
+    (
+        ".patch_status(",
+        Scope::Cluster,
+        "",
+        "services/status",
+        &["patch"],
+    ),
+    ("api.patch(", Scope::Cluster, "", "services", &["patch"]),
+    (
+        "Recorder::new",
+        Scope::Cluster,
+        "events.k8s.io",
+        "events",
+        &["create"],
+    ),
+    (
+        "LeaseManagerBuilder::new",
+        Scope::ReleaseNamespace,
+        "coordination.k8s.io",
+        "leases",
+        &["get", "create", "patch"],
+    ),
+];
+
+/// Calls that reach the API without a marker above: get, replace, delete, create on an `Api`,
+/// or a `Client::request` of our own. Any of them in a component needs a marker and a grant.
+const UNMARKED_CALLS: &[&str] = &[
+    ".replace_status(",
+    "api.replace(",
+    "api.delete(",
+    "api.get(",
+    "api.create(",
+    ".get_opt(",
+    ".get_status(",
+    "client.request",
+    "Api::<Secret>",
+    "Api::<Lease>",
+];
+
+fn source_of(component: &str) -> String {
+    let mut text = String::new();
+    let mut dirs = vec![repo_root().join("src").join(component)];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.ends_with("tests") {
+                    dirs.push(path);
+                }
+            } else if name.ends_with(".rs") && !name.ends_with("_tests.rs") {
+                let code = std::fs::read_to_string(&path).unwrap();
+                // Unit tests at the end of a file are not calls the component makes.
+                let code = code.split("#[cfg(test)]").next().unwrap_or("").to_owned();
+                text.push_str(&code);
+            }
+        }
+    }
+    text
+}
+
+#[test]
+fn access_table_follows_the_api_calls_in_the_source() {
+    let mut from_source = BTreeSet::new();
+    for component in ["controller", "speaker"] {
+        let code = source_of(component);
+        assert!(code.len() > 10_000, "read the {component} source");
+        for call in UNMARKED_CALLS {
+            assert!(
+                !code.contains(call),
+                "{component} calls {call}: add its marker and grant to tests/chart/rbac.rs and src/k8s/access.rs"
+            );
+        }
+        for (marker, scope, group, resource, verbs) in CALL_MARKERS {
+            if code.contains(marker) {
+                for verb in *verbs {
+                    from_source.insert((
+                        kind_of(*scope).to_string(),
+                        component.to_string(),
+                        group.to_string(),
+                        resource.to_string(),
+                        verb.to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    // Within one batch the controller's Recorder folds a repeated reason into a series, which
+    // it patches; the speaker's batches name distinct Services, so it only ever creates.
+    from_source.insert((
+        "ClusterRole".into(),
+        "controller".into(),
+        "events.k8s.io".into(),
+        "events".into(),
+        "patch".into(),
+    ));
+    let table = table_grants();
+    let extra: Vec<_> = table.difference(&from_source).collect();
+    let missing: Vec<_> = from_source.difference(&table).collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "granted but not called: {extra:?}; called but not granted: {missing:?}"
+    );
+}
