@@ -25,6 +25,7 @@ use super::writes::{self, WriteError};
 pub use super::writes::{FIELD_MANAGER, INVALID_CONFIG_REASON};
 use crate::config::Config;
 use crate::ipam::ServiceKey;
+use crate::k8s::service::{is_handled, service_key, status_ips};
 
 /// Errors of one reconcile; the Service is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +121,9 @@ impl Context {
         state.core = None;
         state.retries.clear();
         state.last_events.clear();
+        // Pool figures are the leader's: an ex-leader exporting its last ones would keep
+        // alerts firing (or quiet) on figures nobody maintains any more.
+        self.metrics.clear_pools();
         drop(state);
         if leading {
             tracing::info!("became leader: rebuilding assignments from Service statuses");
@@ -178,6 +182,10 @@ impl Context {
                 Err("data.config is missing (the config is read from the key \"config\")".into())
             }
         };
+        let parsed = parsed.and_then(|config| match self.held_without_pools(&config) {
+            Some(message) => Err(message),
+            None => Ok(config),
+        });
         let mut state = self.lock();
         let config = match parsed {
             Ok(config) => config,
@@ -216,6 +224,28 @@ impl Context {
         tracing::info!("config loaded");
         self.trigger_all();
         ConfigOutcome::Loaded
+    }
+
+    /// A config with no address pools would take every address away at once: refused while
+    /// any Service of ours shows one (an emptied ConfigMap is far likelier a mistake than a
+    /// wish to unassign everything; removing the Services or their type does that).
+    fn held_without_pools(&self, config: &Config) -> Option<String> {
+        if !config.address_pools.is_empty() {
+            return None;
+        }
+        let services = self.services.state();
+        let holders: Vec<String> = services
+            .iter()
+            .map(|s| s.to_service())
+            .filter(|s| is_handled(s, self.lb_class.as_deref()) && !status_ips(s).is_empty())
+            .map(|s| service_key(&s).to_string())
+            .collect();
+        let first = holders.first()?;
+        Some(format!(
+            "the config has no address pools, but {} Service(s) hold addresses (first: {first}); \
+             removing every pool would take all of them away, so the config is refused",
+            holders.len()
+        ))
     }
 
     /// Records the refused config as a Warning event on the ConfigMap (leader only).
@@ -270,9 +300,29 @@ impl Context {
         }
     }
 
-    /// Decides under the lock; `None` when this replica must not write.
+    /// Whether the Service store still holds this very object (same UID). A reconcile queued
+    /// before a delete runs with the last version of a Service that is gone; deciding for it
+    /// would re-register its addresses after the delete handler freed them.
+    fn still_exists(&self, svc: &Service) -> bool {
+        let reference = kube::runtime::reflector::ObjectRef::<CachedService>::new(
+            svc.metadata.name.as_deref().unwrap_or(""),
+        )
+        .within(svc.metadata.namespace.as_deref().unwrap_or("default"));
+        self.services
+            .get(&reference)
+            .is_some_and(|cached| cached.uid() == svc.metadata.uid.as_deref())
+    }
+
+    /// Decides under the lock; `None` when this replica must not write or the Service is gone.
     fn decide(&self, svc: &Service) -> Option<(Decision, bool)> {
         let mut state = self.lock();
+        // Checked under the lock: the delete handler frees addresses under it too, after the
+        // store has dropped the object, so either it runs after this decision and frees what
+        // it took, or this check sees the Service gone.
+        if !self.still_exists(svc) {
+            tracing::debug!(service = %crate::k8s::service::service_key(svc), "Service gone; nothing to do");
+            return None;
+        }
         let core = self.core(&mut state)?;
         let decision = core.reconcile(svc);
         let others_waiting = core.failed().iter().any(|k| *k != decision.key);

@@ -47,10 +47,15 @@ impl ControllerMetrics {
         Ok(metrics)
     }
 
-    /// Replaces the per-pool gauges (pools that left the config disappear).
-    pub fn set_pools(&self, stats: &[PoolStats]) {
+    /// Drops every per-pool series (this replica no longer keeps the figures).
+    pub fn clear_pools(&self) {
         self.addresses_total.reset();
         self.addresses_in_use.reset();
+    }
+
+    /// Replaces the per-pool gauges (pools that left the config disappear).
+    pub fn set_pools(&self, stats: &[PoolStats]) {
+        self.clear_pools();
         for s in stats {
             self.addresses_total
                 .with_label_values(&[s.pool.as_str()])
