@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -37,6 +37,10 @@ pub enum ReconcileError {
 #[derive(Debug, Default)]
 struct State {
     leading: bool,
+    /// With leader election: leadership ends at this instant (monotonic clock) unless the
+    /// Lease is renewed first. Checked right before every write, so a replica that was paused
+    /// or cut off past its renew deadline never writes, whatever its tasks still hold.
+    lead_until: Option<Instant>,
     /// The last valid config, kept in force while a newer one is invalid.
     config: Option<Config>,
     /// Present while leading, once a config is known (built lazily by [`Context::core`]).
@@ -49,6 +53,11 @@ struct State {
     last_events: HashMap<ServiceKey, u64>,
     /// The last refused config message, reported once.
     last_invalid: Option<String>,
+}
+
+/// Whether this replica leads at `now`: the flag, and the lease's deadline when there is one.
+fn may_write(state: &State, now: Instant) -> bool {
+    state.leading && state.lead_until.is_none_or(|until| now < until)
 }
 
 /// What the reconcile step needs; shared by every reconcile and the watch handlers.
@@ -107,7 +116,17 @@ impl Context {
     }
 
     pub fn is_leading(&self) -> bool {
-        self.lock().leading
+        let state = self.lock();
+        may_write(&state, Instant::now())
+    }
+
+    /// The lease was (re)acquired: this replica leads until `until` unless renewed again;
+    /// `None` steps down. See [`Context::set_leading`].
+    pub fn lead_until(&self, until: Option<Instant>) {
+        let now = Instant::now();
+        let until = until.filter(|u| *u > now);
+        self.lock().lead_until = until;
+        self.set_leading(until.is_some());
     }
 
     /// Leadership gained or lost. Gaining it drops any old core (the next reconcile rebuilds
@@ -136,7 +155,7 @@ impl Context {
     /// The core, built on first use while leading: config loaded, then every status address in
     /// the store re-registered (the startup gate), before any allocation.
     fn core<'a>(&self, state: &'a mut State) -> Option<&'a mut Core> {
-        if !state.leading {
+        if !may_write(state, Instant::now()) {
             return None;
         }
         if state.core.is_none() {
@@ -359,12 +378,38 @@ impl Context {
     }
 }
 
+/// How many times one reconcile decides again after its write met a newer version of the
+/// Service; past that the reconcile fails and is retried with backoff.
+const CONFLICT_ATTEMPTS: usize = 3;
+
 /// One reconcile of one Service (the kube-runtime `Controller` calls this).
 pub async fn reconcile(
     cached: Arc<CachedService>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    let svc = cached.to_service();
+    let mut svc = cached.to_service();
+    let mut attempt = 1;
+    loop {
+        match reconcile_version(&svc, &ctx).await {
+            Err(ReconcileError::Write(e)) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
+                // Decided on a version of the Service that is no longer current: decide
+                // again from the one the API shows now.
+                tracing::info!(service = %service_key(&svc), error = %e,
+                    "Service changed since the decision; deciding again");
+                attempt += 1;
+                match writes::fetch_service(&ctx.client, &svc).await? {
+                    Some(current) => svc = current,
+                    // Deleted: its delete event frees what it held.
+                    None => return Ok(Action::await_change()),
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn reconcile_version(svc: &Service, ctx: &Context) -> Result<Action, ReconcileError> {
+    let svc = svc.clone();
     let Some((decision, others_waiting)) = ctx.decide(&svc) else {
         return Ok(Action::await_change());
     };
@@ -373,7 +418,7 @@ pub async fn reconcile(
     // failed write is retried without repeating the events, since the core reports a change
     // only once.
     let publish = async {
-        if ctx.events_are_new(&key, &decision.events) {
+        if ctx.is_leading() && ctx.events_are_new(&key, &decision.events) {
             writes::publish_service_events(&ctx.client, &ctx.reporter, &svc, &decision.events)
                 .await;
         }
@@ -381,7 +426,8 @@ pub async fn reconcile(
     let write = async {
         match &decision.outcome {
             Outcome::Apply(desired) if !desired.is_shown_by(&svc) => {
-                writes::write_service(&ctx.client, &svc, desired).await?;
+                let leading = || ctx.is_leading();
+                writes::write_service(&ctx.client, &svc, desired, &leading).await?;
                 tracing::info!(service = %key, ips = ?desired.ips, pool = ?desired.pool, "Service updated");
                 Ok::<bool, WriteError>(true)
             }

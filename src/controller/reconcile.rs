@@ -18,8 +18,7 @@ use crate::ipam::{
     ServiceKey, TrafficPolicy,
 };
 use crate::k8s::service::{
-    allocated_pool, is_load_balancer, is_our_class, request_for, service_key,
-    status_ips,
+    allocated_pool, is_load_balancer, is_our_class, request_for, service_key, status_ips,
 };
 
 pub use super::decision::{

@@ -16,7 +16,11 @@ async fn reconcile_queued_before_a_delete_frees_the_address_and_writes_nothing()
         .apply_watcher_event(&watcher::Event::Delete(web.clone().into()));
     h.ctx.service_deleted(&web.clone().into());
     done(h.spawn(&web)).await.unwrap();
-    assert_eq!(h.in_use("default"), 0, "the stale reconcile re-registered it");
+    assert_eq!(
+        h.in_use("default"),
+        0,
+        "the stale reconcile re-registered it"
+    );
 
     // A new Service with the same name is a different object (new UID): it is served, and
     // gets the freed address.
@@ -60,7 +64,10 @@ async fn config_without_pools_is_refused_while_addresses_are_held() {
 #[tokio::test]
 async fn config_without_pools_is_accepted_when_nothing_is_held() {
     let mut h = harness();
-    assert_eq!(h.ctx.load_config(Some(&configmap(""))), ConfigOutcome::Loaded);
+    assert_eq!(
+        h.ctx.load_config(Some(&configmap(""))),
+        ConfigOutcome::Loaded
+    );
     assert_eq!(h.metrics.config_stale.get(), 0);
     // A follower checks the Services it sees too: it may lead next.
     let web = shown(&service("web", json!({})), &["192.0.2.1"], "default");
@@ -129,4 +136,71 @@ async fn with_lb_class_only_services_of_that_class_are_served() {
     h.expect_status("ours", json!([{"ip": "192.0.2.1"}])).await;
     h.expect_pool("ours", json!("default")).await;
     done(task).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_write_on_a_stale_version_is_decided_again_from_the_current_one() {
+    let web = service("web", json!({"metadata": {"resourceVersion": "10"}}));
+    let mut h = Harness::leader(std::slice::from_ref(&web));
+    let task = h.spawn(&web);
+    h.expect_event("IPAllocated").await;
+    // The status patch is conditional on the version the decision was made on...
+    let path = "/api/v1/namespaces/shop/services/web/status";
+    let (_, body, send) = h.expect(Method::PATCH, path).await;
+    assert_eq!(body["metadata"]["resourceVersion"], "10", "{body}");
+    // ...which is stale: the user asked for a specific address meanwhile.
+    send.send_response(
+        Response::builder()
+            .status(StatusCode::CONFLICT)
+            .body(Body::from(
+                serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1",
+                    "status": "Failure", "reason": "Conflict", "code": 409,
+                    "message": "the object has been modified"}))
+                .unwrap(),
+            ))
+            .unwrap(),
+    );
+    let (_, _, send) = h
+        .expect(Method::GET, "/api/v1/namespaces/shop/services/web")
+        .await;
+    let current = service(
+        "web",
+        json!({"metadata": {"resourceVersion": "11"}, "spec": {"loadBalancerIP": "192.0.2.3"}}),
+    );
+    ok(send, &json!(current));
+    // Decided again from version 11: the requested address, conditional on 11, then the
+    // annotation conditional on what the status write produced.
+    h.expect_event("ClearAssignment").await;
+    let (_, body, send) = h.expect(Method::PATCH, path).await;
+    assert_eq!(
+        body,
+        json!({"metadata": {"resourceVersion": "11"},
+               "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.3"}]}}})
+    );
+    let written = service("web", json!({"metadata": {"resourceVersion": "12"}}));
+    ok(send, &json!(written));
+    h.expect_event("IPAllocated").await;
+    let (_, body, send) = h
+        .expect(Method::PATCH, "/api/v1/namespaces/shop/services/web")
+        .await;
+    assert_eq!(
+        body,
+        json!({"metadata": {"resourceVersion": "12",
+               "annotations": {"metallb.io/ip-allocated-from-pool": "default"}}})
+    );
+    ok(send, &json!(written));
+    done(task).await.unwrap();
+    assert_eq!(h.in_use("default"), 1);
+}
+
+#[tokio::test]
+async fn past_its_lease_deadline_a_leader_writes_nothing() {
+    let web = service("web", json!({}));
+    let h = Harness::leader(std::slice::from_ref(&web));
+    // Leadership granted until a moment that has passed (the process was paused, say).
+    h.ctx
+        .lead_until(Some(std::time::Instant::now() + Duration::from_millis(50)));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    done(h.spawn(&web)).await.unwrap();
+    assert!(!h.ctx.is_leading());
 }
