@@ -247,15 +247,17 @@ fn example_plan_follows_every_rule() {
 fn lb_class_flag_takes_the_foreign_service() {
     let out = plan(&["--lb-class", "example.com/other-lb"]);
     let (_, rows, events) = parse(&String::from_utf8(out.stdout).unwrap());
-    // Decided after internal: "default" has .1, .2, .5 and .100 taken -> .3.
-    assert_eq!(rows["other/foreign"].external_ip, "192.0.2.3");
+    // The only Service of that class: the lowest free address of "default" (.0 is skipped as
+    // a buggy address).
+    assert_eq!(rows["other/foreign"].external_ip, "192.0.2.1");
     assert!(
         events
             .iter()
             .any(|(s, r, _)| s == "other/foreign" && r == "IPAllocated")
     );
-    // Classless Services are still handled.
-    assert_eq!(rows["shop/web"].external_ip, "192.0.2.1");
+    // Classless Services belong to the cluster's default load balancer then: not ours.
+    assert_eq!(rows["shop/web"].external_ip, "<pending>");
+    assert!(events.iter().all(|(s, _, _)| s == "other/foreign"), "{events:?}");
 }
 
 #[test]

@@ -214,6 +214,11 @@ impl CachedService {
         )
     }
 
+    /// `metadata.uid`: tells a re-created Service from the one deleted under the same name.
+    pub fn uid(&self) -> Option<&str> {
+        self.metadata.uid.as_deref()
+    }
+
     /// The Service the core reads: every field it consults, nothing else.
     pub fn to_service(&self) -> Service {
         let mut metadata = self.metadata.clone();

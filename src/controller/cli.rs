@@ -24,8 +24,9 @@ pub struct ControllerArgs {
     /// Name of the MetalLB-format ConfigMap (key `config`) in --namespace.
     #[arg(long, default_value = "config")]
     pub config_name: String,
-    /// Also handle LoadBalancer Services whose spec.loadBalancerClass is this class (Services
-    /// without a class are always handled; other classes never).
+    /// Handle only LoadBalancer Services whose spec.loadBalancerClass is exactly this class
+    /// (default: only those without a class, as MetalLB). Services that are not ours are never
+    /// touched.
     #[arg(long)]
     pub lb_class: Option<String>,
     /// Address for /metrics, /healthz and /readyz.
@@ -80,7 +81,7 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = PlanFormat::Table)]
     pub output: PlanFormat,
-    /// Plan as a controller started with this --lb-class.
+    /// Plan as a controller started with this --lb-class (only Services of this class).
     #[arg(long)]
     pub lb_class: Option<String>,
 }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -25,6 +25,7 @@ use super::writes::{self, WriteError};
 pub use super::writes::{FIELD_MANAGER, INVALID_CONFIG_REASON};
 use crate::config::Config;
 use crate::ipam::ServiceKey;
+use crate::k8s::service::{is_handled, service_key, status_ips};
 
 /// Errors of one reconcile; the Service is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,10 @@ pub enum ReconcileError {
 #[derive(Debug, Default)]
 struct State {
     leading: bool,
+    /// With leader election: leadership ends at this instant (monotonic clock) unless the
+    /// Lease is renewed first. Checked right before every write, so a replica that was paused
+    /// or cut off past its renew deadline never writes, whatever its tasks still hold.
+    lead_until: Option<Instant>,
     /// The last valid config, kept in force while a newer one is invalid.
     config: Option<Config>,
     /// Present while leading, once a config is known (built lazily by [`Context::core`]).
@@ -48,6 +53,11 @@ struct State {
     last_events: HashMap<ServiceKey, u64>,
     /// The last refused config message, reported once.
     last_invalid: Option<String>,
+}
+
+/// Whether this replica leads at `now`: the flag, and the lease's deadline when there is one.
+fn may_write(state: &State, now: Instant) -> bool {
+    state.leading && state.lead_until.is_none_or(|until| now < until)
 }
 
 /// What the reconcile step needs; shared by every reconcile and the watch handlers.
@@ -106,7 +116,17 @@ impl Context {
     }
 
     pub fn is_leading(&self) -> bool {
-        self.lock().leading
+        let state = self.lock();
+        may_write(&state, Instant::now())
+    }
+
+    /// The lease was (re)acquired: this replica leads until `until` unless renewed again;
+    /// `None` steps down. See [`Context::set_leading`].
+    pub fn lead_until(&self, until: Option<Instant>) {
+        let now = Instant::now();
+        let until = until.filter(|u| *u > now);
+        self.lock().lead_until = until;
+        self.set_leading(until.is_some());
     }
 
     /// Leadership gained or lost. Gaining it drops any old core (the next reconcile rebuilds
@@ -120,6 +140,9 @@ impl Context {
         state.core = None;
         state.retries.clear();
         state.last_events.clear();
+        // Pool figures are the leader's: an ex-leader exporting its last ones would keep
+        // alerts firing (or quiet) on figures nobody maintains any more.
+        self.metrics.clear_pools();
         drop(state);
         if leading {
             tracing::info!("became leader: rebuilding assignments from Service statuses");
@@ -132,7 +155,7 @@ impl Context {
     /// The core, built on first use while leading: config loaded, then every status address in
     /// the store re-registered (the startup gate), before any allocation.
     fn core<'a>(&self, state: &'a mut State) -> Option<&'a mut Core> {
-        if !state.leading {
+        if !may_write(state, Instant::now()) {
             return None;
         }
         if state.core.is_none() {
@@ -178,6 +201,10 @@ impl Context {
                 Err("data.config is missing (the config is read from the key \"config\")".into())
             }
         };
+        let parsed = parsed.and_then(|config| match self.held_without_pools(&config) {
+            Some(message) => Err(message),
+            None => Ok(config),
+        });
         let mut state = self.lock();
         let config = match parsed {
             Ok(config) => config,
@@ -216,6 +243,28 @@ impl Context {
         tracing::info!("config loaded");
         self.trigger_all();
         ConfigOutcome::Loaded
+    }
+
+    /// A config with no address pools would take every address away at once: refused while
+    /// any Service of ours shows one (an emptied ConfigMap is far likelier a mistake than a
+    /// wish to unassign everything; removing the Services or their type does that).
+    fn held_without_pools(&self, config: &Config) -> Option<String> {
+        if !config.address_pools.is_empty() {
+            return None;
+        }
+        let services = self.services.state();
+        let holders: Vec<String> = services
+            .iter()
+            .map(|s| s.to_service())
+            .filter(|s| is_handled(s, self.lb_class.as_deref()) && !status_ips(s).is_empty())
+            .map(|s| service_key(&s).to_string())
+            .collect();
+        let first = holders.first()?;
+        Some(format!(
+            "the config has no address pools, but {} Service(s) hold addresses (first: {first}); \
+             removing every pool would take all of them away, so the config is refused",
+            holders.len()
+        ))
     }
 
     /// Records the refused config as a Warning event on the ConfigMap (leader only).
@@ -270,9 +319,29 @@ impl Context {
         }
     }
 
-    /// Decides under the lock; `None` when this replica must not write.
+    /// Whether the Service store still holds this very object (same UID). A reconcile queued
+    /// before a delete runs with the last version of a Service that is gone; deciding for it
+    /// would re-register its addresses after the delete handler freed them.
+    fn still_exists(&self, svc: &Service) -> bool {
+        let reference = kube::runtime::reflector::ObjectRef::<CachedService>::new(
+            svc.metadata.name.as_deref().unwrap_or(""),
+        )
+        .within(svc.metadata.namespace.as_deref().unwrap_or("default"));
+        self.services
+            .get(&reference)
+            .is_some_and(|cached| cached.uid() == svc.metadata.uid.as_deref())
+    }
+
+    /// Decides under the lock; `None` when this replica must not write or the Service is gone.
     fn decide(&self, svc: &Service) -> Option<(Decision, bool)> {
         let mut state = self.lock();
+        // Checked under the lock: the delete handler frees addresses under it too, after the
+        // store has dropped the object, so either it runs after this decision and frees what
+        // it took, or this check sees the Service gone.
+        if !self.still_exists(svc) {
+            tracing::debug!(service = %crate::k8s::service::service_key(svc), "Service gone; nothing to do");
+            return None;
+        }
         let core = self.core(&mut state)?;
         let decision = core.reconcile(svc);
         let others_waiting = core.failed().iter().any(|k| *k != decision.key);
@@ -309,12 +378,38 @@ impl Context {
     }
 }
 
+/// How many times one reconcile decides again after its write met a newer version of the
+/// Service; past that the reconcile fails and is retried with backoff.
+const CONFLICT_ATTEMPTS: usize = 3;
+
 /// One reconcile of one Service (the kube-runtime `Controller` calls this).
 pub async fn reconcile(
     cached: Arc<CachedService>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    let svc = cached.to_service();
+    let mut svc = cached.to_service();
+    let mut attempt = 1;
+    loop {
+        match reconcile_version(&svc, &ctx).await {
+            Err(ReconcileError::Write(e)) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
+                // Decided on a version of the Service that is no longer current: decide
+                // again from the one the API shows now.
+                tracing::info!(service = %service_key(&svc), error = %e,
+                    "Service changed since the decision; deciding again");
+                attempt += 1;
+                match writes::fetch_service(&ctx.client, &svc).await? {
+                    Some(current) => svc = current,
+                    // Deleted: its delete event frees what it held.
+                    None => return Ok(Action::await_change()),
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn reconcile_version(svc: &Service, ctx: &Context) -> Result<Action, ReconcileError> {
+    let svc = svc.clone();
     let Some((decision, others_waiting)) = ctx.decide(&svc) else {
         return Ok(Action::await_change());
     };
@@ -323,7 +418,7 @@ pub async fn reconcile(
     // failed write is retried without repeating the events, since the core reports a change
     // only once.
     let publish = async {
-        if ctx.events_are_new(&key, &decision.events) {
+        if ctx.is_leading() && ctx.events_are_new(&key, &decision.events) {
             writes::publish_service_events(&ctx.client, &ctx.reporter, &svc, &decision.events)
                 .await;
         }
@@ -331,7 +426,8 @@ pub async fn reconcile(
     let write = async {
         match &decision.outcome {
             Outcome::Apply(desired) if !desired.is_shown_by(&svc) => {
-                writes::write_service(&ctx.client, &svc, desired).await?;
+                let leading = || ctx.is_leading();
+                writes::write_service(&ctx.client, &svc, desired, &leading).await?;
                 tracing::info!(service = %key, ips = ?desired.ips, pool = ?desired.pool, "Service updated");
                 Ok::<bool, WriteError>(true)
             }

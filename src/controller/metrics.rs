@@ -42,19 +42,46 @@ impl ControllerMetrics {
         })
     }
 
-    /// Replaces the per-pool gauges (pools that left the config disappear).
-    pub fn set_pools(&self, stats: &[PoolStats]) {
-        let gauges = [
+    /// Drops every per-pool series (this replica no longer keeps the figures).
+    pub fn clear_pools(&self) {
+        for g in self.per_pool() {
+            g.reset();
+        }
+    }
+
+    fn per_pool(&self) -> [&IntGaugeVec; 6] {
+        [
             &self.addresses_total,
             &self.addresses_in_use,
             &self.ipv4_total,
             &self.ipv4_in_use,
             &self.ipv6_total,
             &self.ipv6_in_use,
-        ];
-        for g in gauges {
+        ]
+    }
+
+    /// Drops every per-pool series (this replica no longer keeps the figures).
+    pub fn clear_pools(&self) {
+        for g in self.per_pool() {
             g.reset();
         }
+    }
+
+    fn per_pool(&self) -> [&IntGaugeVec; 6] {
+        [
+            &self.addresses_total,
+            &self.addresses_in_use,
+            &self.ipv4_total,
+            &self.ipv4_in_use,
+            &self.ipv6_total,
+            &self.ipv6_in_use,
+        ]
+    }
+
+    /// Replaces the per-pool gauges (pools that left the config disappear).
+    pub fn set_pools(&self, stats: &[PoolStats]) {
+        self.clear_pools();
+        let gauges = self.per_pool();
         for s in stats {
             let values = [
                 s.total,

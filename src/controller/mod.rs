@@ -3,6 +3,8 @@
 pub mod cached;
 pub mod cli;
 pub mod decision;
+pub mod elector;
+pub mod lease;
 pub mod live;
 pub mod metrics;
 pub mod plan;

@@ -18,8 +18,7 @@ use crate::ipam::{
     ServiceKey, TrafficPolicy,
 };
 use crate::k8s::service::{
-    allocated_pool, has_ingress, is_load_balancer, is_our_class, request_for, service_key,
-    status_ips,
+    allocated_pool, is_load_balancer, is_our_class, request_for, service_key, status_ips,
 };
 
 pub use super::decision::{
@@ -62,7 +61,7 @@ pub struct Core {
 }
 
 impl Core {
-    /// A core handling Services without a load-balancer class and, if given, those of `lb_class`.
+    /// A core handling the Services of `lb_class` (`None`: those without a load-balancer class).
     pub fn new(lb_class: Option<String>) -> Self {
         Self {
             lb_class,
@@ -322,7 +321,9 @@ impl Core {
             Some(a) => a.ips.clone(),
             None => shown,
         };
-        if released.is_none() && !has_ingress(svc) && allocated_pool(svc).is_none() {
+        // Only what our allocator or our pool annotation says we hold is ours to clear: a
+        // status another implementation wrote on a Service we never served stays as it is.
+        if released.is_none() && allocated_pool(svc).is_none() {
             return Outcome::NotOurs;
         }
         if !ips.is_empty() {

@@ -253,6 +253,37 @@ fn foreign_class_is_never_touched() {
         json!({"spec": {"loadBalancerClass": "example.com/other"}}),
     ));
     assert_eq!(desired(&d).ips, vec![ip("192.0.2.0")]);
+    // With a class, a classless Service is another implementation's: not even its status
+    // address is registered.
+    let plain = with_status("p", &["192.0.2.1"], json!({}));
+    let d = classed.reconcile(&plain);
+    assert_eq!(d.outcome, Outcome::NotOurs);
+    assert!(d.events.is_empty());
+    let e = classed.reconcile(&service(
+        "e",
+        json!({"spec": {"loadBalancerClass": "example.com/other"}}),
+    ));
+    assert_eq!(desired(&e).ips, vec![ip("192.0.2.1")]);
+}
+
+#[test]
+fn non_load_balancer_service_is_cleared_only_when_we_held_it() {
+    let mut core = ready_core();
+    // Status written by someone else, no pool annotation of ours: not ours to clear.
+    let theirs = with_status("t", &["203.0.113.9"], json!({"spec": {"type": "NodePort"}}));
+    let d = core.reconcile(&theirs);
+    assert_eq!(d.outcome, Outcome::NotOurs);
+    assert!(d.events.is_empty());
+    // Our pool annotation says we gave it (before a restart, say): cleared.
+    let ours = with_status(
+        "o",
+        &["192.0.2.2"],
+        json!({"spec": {"type": "ClusterIP"},
+               "metadata": {"annotations": {"metallb.io/ip-allocated-from-pool": "default"}}}),
+    );
+    let d = core.reconcile(&ours);
+    assert_eq!(d.outcome, Outcome::Apply(Desired::default()));
+    assert_eq!(reasons(&d), vec![Reason::ClearAssignment]);
 }
 
 #[test]

@@ -6,19 +6,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
 use kube::api::Api;
 use kube::runtime::events::Reporter;
 use kube::runtime::{Controller, WatchStreamExt, controller, reflector, watcher};
-use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
 use tokio::sync::watch;
 
 use super::cached::CachedService;
 use super::cli::ControllerArgs;
+use super::elector::LeaseLoop;
+use super::lease::{Elector, Timing};
 use super::live::{ConfigOutcome, Context, error_policy, reconcile};
 use super::metrics::ControllerMetrics;
 use super::writes::FIELD_MANAGER;
+use crate::k8s::backoff::with_backoff;
 use crate::k8s::{ClientError, client};
 use crate::runtime::termination;
 use crate::telemetry::{self, Health, Registry};
@@ -38,11 +41,11 @@ pub enum RunError {
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Telemetry(#[from] telemetry::TelemetryError),
-    #[error("leader election on Lease {namespace}/{lease} failed: {source}")]
-    Lease {
+    #[error("leader election on Lease {namespace}/{lease} stopped: {reason}")]
+    LeaseTaskEnded {
         namespace: String,
         lease: String,
-        source: kube_lease_manager::LeaseManagerError,
+        reason: String,
     },
     #[error("cannot listen for signals: {0}")]
     Signals(std::io::Error),
@@ -151,8 +154,8 @@ pub async fn run(
     let watch = watcher(
         Api::<CachedService>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .default_backoff();
+    );
+    let watch = with_backoff(watch);
     let services = reflector(writer, watch)
         .inspect_ok(move |event| match event {
             watcher::Event::Delete(svc) => tap.service_deleted(svc),
@@ -199,39 +202,10 @@ pub async fn run(
     health.set_ready(false);
     let _ = controller.await;
     let _ = config_task.await;
-    match lease {
-        Some(lease) => lease.release().await,
-        None => Ok(()),
+    if let Some(mut lease) = lease {
+        lease.release().await;
     }
-}
-
-/// A held Lease watch: dropping the channel makes the lease task release the Lease.
-struct LeaseWatch {
-    namespace: String,
-    lease: String,
-    channel: watch::Receiver<bool>,
-    task: tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
-}
-
-impl LeaseWatch {
-    async fn release(self) -> Result<(), RunError> {
-        drop(self.channel);
-        match self.task.await {
-            Ok(Ok(_)) => {
-                tracing::info!("lease released");
-                Ok(())
-            }
-            Ok(Err(source)) => Err(RunError::Lease {
-                namespace: self.namespace,
-                lease: self.lease,
-                source,
-            }),
-            Err(join) => {
-                tracing::error!(error = %join, "lease task failed");
-                Ok(())
-            }
-        }
-    }
+    Ok(())
 }
 
 /// `/readyz` turns ready once the Service cache is synced, the config state is known and the
@@ -265,8 +239,8 @@ impl Readiness {
     }
 }
 
-/// Leader election: sets the context's leading flag from the Lease until shutdown, then stops
-/// this replica's writes and hands back the Lease watch for release. Without
+/// Leader election: keeps the context's leadership current from the Lease until shutdown, then
+/// stops this replica's writes and hands back the election loop for the release. Without
 /// `--leader-elect` this replica leads from the start.
 async fn lead_until_stop(
     client: Client,
@@ -274,7 +248,7 @@ async fn lead_until_stop(
     ctx: Arc<Context>,
     readiness: Arc<Readiness>,
     mut stop: watch::Receiver<bool>,
-) -> Result<Option<LeaseWatch>, RunError> {
+) -> Result<Option<LeaseLoop>, RunError> {
     if !options.leader_elect {
         readiness.mark(Readiness::LEASE);
         ctx.set_leading(true);
@@ -282,41 +256,57 @@ async fn lead_until_stop(
         ctx.set_leading(false);
         return Ok(None);
     }
-    let duration = options.lease_duration.max(2);
-    let grace = (duration / 3).max(1);
-    let manager = LeaseManagerBuilder::new(client, &options.lease_name)
-        .with_namespace(options.namespace.clone())
-        .with_parameters(LeaseParams::new(options.identity.clone(), duration, grace))
-        .build()
-        .await
-        .map_err(|source| RunError::Lease {
-            namespace: options.namespace.clone(),
-            lease: options.lease_name.clone(),
-            source,
-        })?;
-    readiness.mark(Readiness::LEASE);
-    let (mut channel, task) = manager.watch().await;
-    loop {
-        tokio::select! {
-            changed = channel.changed() => {
-                if changed.is_err() {
-                    tracing::error!("lease task ended; this replica stops writing");
-                    break;
-                }
-                let now = *channel.borrow_and_update();
-                ctx.set_leading(now);
-            }
-            _ = stop.wait_for(|s| *s) => break,
+    let api = Api::<Lease>::namespaced(client, &options.namespace);
+    let elector = Elector::new(
+        options.identity.clone(),
+        Timing::for_lease(options.lease_duration),
+    );
+    let mut election = LeaseLoop::new(api, &options.lease_name, elector);
+    let task = {
+        let ctx = ctx.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            election
+                .run(&ctx, move || readiness.mark(Readiness::LEASE), stop)
+                .await;
+            election
+        })
+    };
+    supervise_lease(task, &ctx, &options.namespace, &options.lease_name, stop).await
+}
+
+/// Waits for shutdown while watching the election task: if it ends first (a panic, a bug),
+/// nothing keeps the leadership deadline current any more, so this replica stops writing,
+/// turns not ready and the controller exits with an error (and is restarted) rather than
+/// standing by forever with nobody campaigning.
+pub async fn supervise_lease<T>(
+    mut task: tokio::task::JoinHandle<T>,
+    ctx: &Context,
+    namespace: &str,
+    lease: &str,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Option<T>, RunError> {
+    let ended = tokio::select! {
+        ended = &mut task => ended,
+        _ = stop.wait_for(|s| *s) => {
+            ctx.lead_until(None);
+            return Ok(task.await.ok());
         }
+    };
+    ctx.lead_until(None);
+    if *stop.borrow() {
+        return Ok(ended.ok());
     }
-    ctx.set_leading(false);
-    let _ = stop.wait_for(|s| *s).await;
-    Ok(Some(LeaseWatch {
-        namespace: options.namespace.clone(),
-        lease: options.lease_name.clone(),
-        channel,
-        task,
-    }))
+    let reason = match ended {
+        Ok(_) => "it returned".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    tracing::error!(%reason, "the leader-election task ended; this replica stops writing and exits");
+    Err(RunError::LeaseTaskEnded {
+        namespace: namespace.to_owned(),
+        lease: lease.to_owned(),
+        reason,
+    })
 }
 
 /// Watches the config ConfigMap and loads every version of it into the context.
@@ -330,7 +320,7 @@ async fn watch_config(
     let api: Api<ConfigMap> = Api::namespaced(client, &options.namespace);
     let config =
         watcher::Config::default().fields(&format!("metadata.name={}", options.config_name));
-    let mut events = watcher(api, config).default_backoff().boxed();
+    let mut events = with_backoff(watcher(api, config)).boxed();
     let mut seen_in_list = false;
     loop {
         let event = tokio::select! {

@@ -24,6 +24,8 @@ pub const INVALID_CONFIG_REASON: &str = "InvalidConfig";
 /// A write the API refused; the reconcile is retried.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    #[error("Service {namespace}/{name}: not written, this replica no longer leads")]
+    NotLeading { namespace: String, name: String },
     #[error("Service {namespace}/{name}: cannot write status: {source}")]
     Status {
         namespace: String,
@@ -38,6 +40,19 @@ pub enum WriteError {
     },
 }
 
+impl WriteError {
+    /// The Service changed since the decision was made (HTTP 409 on the resourceVersion
+    /// precondition): the decision is stale and must be made again from the current object.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            WriteError::Status { source, .. } | WriteError::Annotation { source, .. } => {
+                matches!(source, kube::Error::Api(status) if status.code == 409)
+            }
+            WriteError::NotLeading { .. } => false,
+        }
+    }
+}
+
 fn params() -> PatchParams {
     PatchParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
@@ -45,8 +60,9 @@ fn params() -> PatchParams {
     }
 }
 
-/// The status patch for `desired`.
-pub fn status_patch(desired: &Desired) -> serde_json::Value {
+/// The status patch for `desired`, on condition that the Service still is at
+/// `resource_version` (the version the decision was made on).
+pub fn status_patch(desired: &Desired, resource_version: Option<&str>) -> serde_json::Value {
     let ingress = if desired.ips.is_empty() {
         serde_json::Value::Null
     } else {
@@ -56,44 +72,84 @@ pub fn status_patch(desired: &Desired) -> serde_json::Value {
             .map(|ip| json!({"ip": ip.to_string()}))
             .collect()
     };
-    json!({"status": {"loadBalancer": {"ingress": ingress}}})
+    let mut patch = json!({"status": {"loadBalancer": {"ingress": ingress}}});
+    if let Some(rv) = resource_version {
+        patch["metadata"] = json!({"resourceVersion": rv});
+    }
+    patch
 }
 
-/// The annotation patch for `desired`.
-pub fn annotation_patch(desired: &Desired) -> serde_json::Value {
-    json!({"metadata": {"annotations": {ALLOCATED_FROM_POOL: desired.pool}}})
+/// The annotation patch for `desired`, with the same precondition as [`status_patch`].
+pub fn annotation_patch(desired: &Desired, resource_version: Option<&str>) -> serde_json::Value {
+    let mut patch = json!({"metadata": {"annotations": {ALLOCATED_FROM_POOL: desired.pool}}});
+    if let Some(rv) = resource_version {
+        patch["metadata"]["resourceVersion"] = json!(rv);
+    }
+    patch
 }
 
 /// Makes `svc` show `desired`: status first (what users and the speakers act on), then the
-/// annotation; each only when it differs.
+/// annotation; each only when it differs, each only while `leading()` holds (checked right
+/// before each request), and each on condition that the Service is still the version the
+/// decision was made on (the annotation patch: the version the status patch produced). A
+/// Service changed meanwhile fails with a conflict ([`WriteError::is_conflict`]).
 pub async fn write_service(
     client: &Client,
     svc: &Service,
     desired: &Desired,
+    leading: &(dyn Fn() -> bool + Sync),
 ) -> Result<(), WriteError> {
     let namespace = svc.metadata.namespace.clone().unwrap_or_default();
     let name = svc.metadata.name.clone().unwrap_or_default();
+    let not_leading = || WriteError::NotLeading {
+        namespace: namespace.clone(),
+        name: name.clone(),
+    };
     let api: Api<Service> = Api::namespaced(client.clone(), &namespace);
-    let status_differs = !desired.status_shown_by(svc);
-    if status_differs {
-        api.patch_status(&name, &params(), &Patch::Merge(status_patch(desired)))
+    let mut version = svc.metadata.resource_version.clone();
+    if !desired.status_shown_by(svc) {
+        if !leading() {
+            return Err(not_leading());
+        }
+        let patch = status_patch(desired, version.as_deref());
+        let written = api
+            .patch_status(&name, &params(), &Patch::Merge(patch))
             .await
             .map_err(|source| WriteError::Status {
                 namespace: namespace.clone(),
                 name: name.clone(),
                 source,
             })?;
+        version = written.metadata.resource_version;
     }
     if !desired.pool_shown_by(svc) {
-        api.patch(&name, &params(), &Patch::Merge(annotation_patch(desired)))
+        if !leading() {
+            return Err(not_leading());
+        }
+        let patch = annotation_patch(desired, version.as_deref());
+        api.patch(&name, &params(), &Patch::Merge(patch))
             .await
             .map_err(|source| WriteError::Annotation {
-                namespace,
-                name,
+                namespace: namespace.clone(),
+                name: name.clone(),
                 source,
             })?;
     }
     Ok(())
+}
+
+/// The Service as the API shows it now (`None`: gone), to decide again after a conflict.
+pub async fn fetch_service(client: &Client, svc: &Service) -> Result<Option<Service>, WriteError> {
+    let namespace = svc.metadata.namespace.clone().unwrap_or_default();
+    let name = svc.metadata.name.clone().unwrap_or_default();
+    let api: Api<Service> = Api::namespaced(client.clone(), &namespace);
+    api.get_opt(&name)
+        .await
+        .map_err(|source| WriteError::Status {
+            namespace,
+            name,
+            source,
+        })
 }
 
 /// The API refuses event notes over 1 kB; a long config error list is cut, with a marker, rather

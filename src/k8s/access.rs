@@ -78,8 +78,8 @@ pub const API_ACCESS: &[ApiAccess] = &[
         ReleaseNamespace,
         "coordination.k8s.io",
         "leases",
-        &["get", "create", "patch"],
-        "leader election (kube-lease-manager: get, create when absent, patch to renew/take)",
+        &["get", "create", "update"],
+        "leader election (controller::elector: get, create when absent, update with the read resourceVersion to renew, take or release)",
     ),
     access(
         "speaker",

@@ -79,18 +79,15 @@ pub fn is_load_balancer(svc: &Service) -> bool {
     svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
 }
 
-/// Whether the Service's `spec.loadBalancerClass` is ours: none at all, or the class given with
-/// `--lb-class`. Services of another class belong to another implementation and are never
-/// touched, not even their status.
+/// Whether the Service's `spec.loadBalancerClass` is ours (MetalLB's rule, the same for the
+/// controller and the speaker): with `--lb-class`, exactly that class; without it, no class at
+/// all. Services of any other class, and classless ones when we run with a class, belong to
+/// another implementation and are never touched, not even their status.
 pub fn is_our_class(svc: &Service, lb_class: Option<&str>) -> bool {
-    match svc
-        .spec
+    svc.spec
         .as_ref()
         .and_then(|s| s.load_balancer_class.as_deref())
-    {
-        None => true,
-        Some(class) => Some(class) == lb_class,
-    }
+        == lb_class
 }
 
 /// Whether ferrolb gives this Service addresses: a LoadBalancer of our class.

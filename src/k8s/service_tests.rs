@@ -41,7 +41,9 @@ fn key_defaults_namespace() {
 #[test]
 fn handled_only_for_load_balancers_of_our_class() {
     assert!(is_handled(&lb(json!({})), None));
-    assert!(is_handled(&lb(json!({})), Some("ferrolb")));
+    // With a class of our own, classless Services belong to the cluster's default load
+    // balancer (MetalLB's rule): only our class is ours.
+    assert!(!is_handled(&lb(json!({})), Some("ferrolb")));
     let cluster_ip = svc(json!({"spec": {"type": "ClusterIP"}}));
     assert!(!is_handled(&cluster_ip, None));
     let untyped = svc(json!({"spec": {}}));

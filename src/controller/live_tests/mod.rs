@@ -37,14 +37,20 @@ struct Harness {
     store: Writer<CachedService>,
     reconcile_all: UnboundedReceiver<()>,
     metrics: ControllerMetrics,
+    registry: Registry,
 }
 
 fn harness() -> Harness {
+    harness_with_class(None)
+}
+
+fn harness_with_class(lb_class: Option<&str>) -> Harness {
     let (mock, api) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(mock, "default");
     let (reader, store) = reflector::store::<CachedService>();
     let (tx, reconcile_all) = futures::channel::mpsc::unbounded();
-    let metrics = ControllerMetrics::register(&Registry::new()).unwrap();
+    let registry = Registry::new();
+    let metrics = ControllerMetrics::register(&registry).unwrap();
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: Some("test-replica".into()),
@@ -52,7 +58,7 @@ fn harness() -> Harness {
     let ctx = Arc::new(Context::new(
         client,
         reporter,
-        None,
+        lb_class.map(str::to_owned),
         reader,
         metrics.clone(),
         tx,
@@ -63,6 +69,7 @@ fn harness() -> Harness {
         store,
         reconcile_all,
         metrics,
+        registry,
     }
 }
 
@@ -223,4 +230,5 @@ fn shown(svc: &Service, ips: &[&str], pool: &str) -> Service {
 }
 
 mod allocation;
+mod faults;
 mod resilience;

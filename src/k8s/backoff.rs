@@ -1,0 +1,113 @@
+//! The backoff every watch of ferrolb uses (controller and speaker alike) between failed
+//! attempts to reach the API server.
+//!
+//! kube-runtime's default doubles from 0.8 s up to 30 s: after an API server outage of some
+//! 20 s the next attempt may be half a minute away, and Services created meanwhile wait that
+//! long for an address (and for an answer on the network). This one is capped at
+//! [`WatchBackoff::MAX`], a few seconds, and starts over as soon as the server answers again
+//! (`StreamBackoff` resets it on every successful event), so watches recover within seconds of
+//! the server's return while a long outage still costs only one request every few seconds.
+
+use std::time::Duration;
+
+use kube::runtime::WatchStreamExt;
+use kube::runtime::utils::{Backoff, StreamBackoff};
+
+/// Exponential backoff from [`WatchBackoff::INITIAL`] doubling up to [`WatchBackoff::MAX`],
+/// each delay shortened by up to a quarter at random so that replicas restarted together do not
+/// retry in lockstep.
+#[derive(Debug, Clone)]
+pub struct WatchBackoff {
+    next: Duration,
+}
+
+impl WatchBackoff {
+    pub const INITIAL: Duration = Duration::from_millis(200);
+    pub const MAX: Duration = Duration::from_secs(2);
+
+    pub fn new() -> Self {
+        Self {
+            next: Self::INITIAL,
+        }
+    }
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let base = self.next;
+        self.next = (base * 2).min(Self::MAX);
+        let jitter = base.mul_f64(rand::random::<f64>() / 4.0);
+        Some(base - jitter)
+    }
+}
+
+impl Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = Self::INITIAL;
+    }
+}
+
+/// `stream` with [`WatchBackoff`] applied: what both components put on every watcher.
+pub fn with_backoff<S>(stream: S) -> StreamBackoff<S, WatchBackoff>
+where
+    S: futures::TryStream + WatchStreamExt + Sized,
+{
+    stream.backoff(WatchBackoff::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_at_a_few_seconds_and_reset_when_the_server_answers() {
+        let mut backoff = WatchBackoff::new();
+        let delays: Vec<Duration> = backoff.by_ref().take(12).collect();
+        for (i, d) in delays.iter().enumerate() {
+            assert!(*d <= WatchBackoff::MAX, "attempt {i}: {d:?}");
+            assert!(*d >= WatchBackoff::INITIAL * 3 / 4, "attempt {i}: {d:?}");
+        }
+        // It grows while the server stays away...
+        assert!(delays[0] <= WatchBackoff::INITIAL);
+        assert!(delays[11] >= WatchBackoff::MAX * 3 / 4);
+        // ...never past the cap however long the outage, and an answer starts it over.
+        let total: Duration = delays.iter().sum();
+        assert!(total <= WatchBackoff::MAX * 12);
+        backoff.reset();
+        assert!(backoff.next().unwrap() <= WatchBackoff::INITIAL);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_retries_within_the_cap_after_a_long_outage() {
+        use futures::StreamExt;
+        // 30 failures in a row (an outage), then the server answers.
+        let attempts = futures::stream::iter(
+            (0..30)
+                .map(|_| Err::<u32, &str>("connection refused"))
+                .chain([Ok(1)]),
+        );
+        let start = tokio::time::Instant::now();
+        let mut stream = std::pin::pin!(with_backoff(attempts));
+        let mut last_error = start;
+        let mut gaps = Vec::new();
+        while let Some(item) = stream.next().await {
+            let now = tokio::time::Instant::now();
+            gaps.push(now - last_error);
+            last_error = now;
+            if item.is_ok() {
+                break;
+            }
+        }
+        assert_eq!(gaps.len(), 31);
+        let longest = gaps.iter().max().copied().unwrap_or_default();
+        assert!(longest <= WatchBackoff::MAX, "a retry waited {longest:?}");
+    }
+}
