@@ -140,14 +140,17 @@ pub fn owner<'a>(ip: IpAddr, eligible: impl IntoIterator<Item = &'a str>) -> Opt
         .map(|(_, node)| node)
 }
 
-/// The node that announces every IP of a service: the owner of its first IP, so dual-stack and
-/// shared IPs move together. `None` when the service has no IP or no node is eligible.
-pub fn service_owner<'a>(
-    ips: &[IpAddr],
+/// The node that announces a group of IPs announced together: the owner of the lowest of
+/// `firsts`, the first IPs of the group's services. A service that shares no address is ranked by
+/// its own first IP (as MetalLB ranks it), so its dual-stack IPs move together; services sharing
+/// an address are ranked by one IP whatever each one's first IP is, so one node answers for the
+/// shared address. `None` when there is no IP or no node is eligible.
+pub fn group_owner<'a>(
+    firsts: &[IpAddr],
     eligible: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let first = ips.first()?;
-    owner(*first, eligible)
+    let lowest = firsts.iter().min()?;
+    owner(*lowest, eligible)
 }
 
 #[cfg(test)]
@@ -211,7 +214,7 @@ mod tests {
     }
 
     #[test]
-    fn service_follows_its_first_ip() {
+    fn group_follows_its_lowest_first_ip() {
         let nodes = ["node-a", "node-b", "node-c"];
         let second_alone = owner(ip("2001:db8::5"), nodes).unwrap();
         let first_alone = owner(ip("10.0.0.1"), nodes).unwrap();
@@ -219,11 +222,12 @@ mod tests {
             first_alone, second_alone,
             "the test needs IPs with different owners"
         );
-        let ips = [ip("10.0.0.1"), ip("2001:db8::5")];
-        assert_eq!(service_owner(&ips, nodes), Some(first_alone));
-        let reversed = [ip("2001:db8::5"), ip("10.0.0.1")];
-        assert_eq!(service_owner(&reversed, nodes), Some(second_alone));
-        assert_eq!(service_owner(&[], nodes), None);
+        // A lone Service's first IP, or the lowest of sharers' first IPs, in any order.
+        assert_eq!(group_owner(&[ip("10.0.0.1")], nodes), Some(first_alone));
+        assert_eq!(group_owner(&[ip("2001:db8::5")], nodes), Some(second_alone));
+        let firsts = [ip("2001:db8::5"), ip("10.0.0.1")];
+        assert_eq!(group_owner(&firsts, nodes), Some(first_alone));
+        assert_eq!(group_owner(&[], nodes), None);
     }
 
     #[test]
@@ -397,7 +401,7 @@ mod tests {
                 });
                 prop_assert!(satisfied, "{} is not eligible", name);
             }
-            match service_owner(&ips, eligible.iter().copied()) {
+            match group_owner(&ips, eligible.iter().copied()) {
                 Some(chosen) => {
                     prop_assert!(eligible.contains(&chosen));
                     prop_assert_eq!(Some(chosen), rank(ips[0], eligible.iter().copied()).first().copied());

@@ -12,7 +12,7 @@ use crate::k8s::endpoints::endpoints_by_service;
 use crate::k8s::node::node_status;
 use crate::k8s::service::{is_handled, is_local_policy, service_key, status_ips};
 
-use super::ownership::{self, Announcement};
+use super::ownership::{self, Announcement, Candidate};
 
 /// Everything that is not announced, and why (so each is reported once, not silently dropped).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub fn announcements(
     let eligibility = EligibilityOptions {
         ignore_exclude_lb: options.ignore_exclude_lb,
     };
-    let mut out = Vec::new();
+    let mut candidates = Vec::new();
     let mut skipped = Unannounced::default();
     for svc in services {
         if !is_handled(svc, options.lb_class.as_deref()) {
@@ -81,9 +81,13 @@ pub fn announcements(
             TrafficScope::Cluster
         };
         let eligible = election::eligible_nodes(&statuses, liveness, scope, eligibility);
-        out.push(ownership::elect(key, ips, eligible.iter().copied()));
+        candidates.push(Candidate {
+            service: key,
+            ips,
+            eligible: eligible.into_iter().map(str::to_owned).collect(),
+        });
     }
-    (out, skipped)
+    (ownership::elect(candidates), skipped)
 }
 
 #[cfg(test)]

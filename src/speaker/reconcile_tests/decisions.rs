@@ -119,3 +119,42 @@ fn ready_needs_sockets_and_a_joined_gossip_in_a_cluster() {
         "a cluster of one has nobody to join"
     );
 }
+
+/// A RequireDualStack Service and an IPv6-only Service sharing its IPv6 address, with addresses
+/// whose own rankings differ: of the three speakers, exactly one owns the shared address, and it
+/// owns the dual-stack Service's IPv4 address too.
+#[tokio::test]
+async fn services_sharing_an_address_are_owned_by_exactly_one_speaker() {
+    let (v4, v6) = (1..=100)
+        .flat_map(|i| (1..=100).map(move |j| (format!("192.0.2.{i}"), format!("2001:db8::{j:x}"))))
+        .find(|(a, b)| ranked(a)[0] != ranked(b)[0])
+        .unwrap();
+    for order in [["dual", "v6-only"], ["v6-only", "dual"]] {
+        let mut owners = Vec::new();
+        for me in NODES {
+            let mut h = Harness::new(me);
+            for name in order {
+                let svc = match name {
+                    "dual" => service_ips(name, &[&v4, &v6], "Cluster"),
+                    _ => service_ips(name, &[&v6], "Cluster"),
+                };
+                put(&mut h.services, svc);
+            }
+            h.pass(&NODES);
+            if !h.owned().is_empty() {
+                owners.push((me, h.rec.owned().clone()));
+            }
+        }
+        assert_eq!(owners.len(), 1, "one speaker owns the group: {owners:?}");
+        let (owner, owned) = &owners[0];
+        assert_eq!(
+            *owner,
+            ranked(&v4)[0],
+            "ranked by the group's lowest first IP"
+        );
+        assert_eq!(
+            owned.keys().map(IpAddr::to_string).collect::<Vec<_>>(),
+            [v4.clone(), v6.clone()]
+        );
+    }
+}

@@ -21,6 +21,7 @@ type Mock = Handle<Request<Body>, Response<Body>>;
 
 const CONFIG: &str = "address-pools:\n\
 - name: l2\n  protocol: layer2\n  addresses: [192.0.2.0/24]\n\
+- name: l2-v6\n  protocol: layer2\n  addresses: [2001:db8::/120]\n\
 - name: transit\n  protocol: bgp\n  addresses: [198.51.100.0/24]\n";
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
@@ -44,10 +45,16 @@ fn configmap(data: Value) -> ConfigMap {
 }
 
 fn service(name: &str, ip: &str, policy: &str) -> Service {
+    service_ips(name, &[ip], policy)
+}
+
+/// A Service whose status shows `ips`, in this order.
+fn service_ips(name: &str, ips: &[&str], policy: &str) -> Service {
+    let ingress: Vec<Value> = ips.iter().map(|ip| json!({"ip": ip})).collect();
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}")},
         "spec": {"type": "LoadBalancer", "externalTrafficPolicy": policy},
-        "status": {"loadBalancer": {"ingress": [{"ip": ip}]}},
+        "status": {"loadBalancer": {"ingress": ingress}},
     }))
     .unwrap()
 }
