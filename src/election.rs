@@ -404,7 +404,8 @@ mod tests {
             match group_owner(&ips, eligible.iter().copied()) {
                 Some(chosen) => {
                     prop_assert!(eligible.contains(&chosen));
-                    prop_assert_eq!(Some(chosen), rank(ips[0], eligible.iter().copied()).first().copied());
+                    let lowest = ips.iter().min().copied().unwrap_or(ips[0]);
+                    prop_assert_eq!(Some(chosen), rank(lowest, eligible.iter().copied()).first().copied());
                 }
                 None => prop_assert!(ips.is_empty() || eligible.is_empty()),
             }

@@ -7,7 +7,9 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::config::{Config, Protocol};
-use crate::election::{self, EligibilityOptions, Liveness, NodeStatus, TrafficScope};
+use crate::election::{
+    self, EligibilityOptions, EndpointStatus, Liveness, NodeStatus, TrafficScope,
+};
 use crate::k8s::endpoints::endpoints_by_service;
 use crate::k8s::node::node_status;
 use crate::k8s::service::{is_handled, is_local_policy, service_key, status_ips};
@@ -21,6 +23,8 @@ pub struct Unannounced {
     pub bgp: BTreeSet<String>,
     /// Services with a status IP in no pool of the current config.
     pub outside_pools: BTreeSet<String>,
+    /// Services without a single ready or serving endpoint (MetalLB announces none of these).
+    pub no_endpoints: BTreeSet<String>,
 }
 
 /// Settings that shape eligibility.
@@ -30,8 +34,11 @@ pub struct ViewOptions {
     pub ignore_exclude_lb: bool,
 }
 
-/// Decides the announcer of every handled Service with layer-2 status IPs. `live` is the gossip
-/// member set, or `None` when gossip is off (then Node `Ready` decides liveness).
+/// Decides the announcer of every handled Service with layer-2 status IPs and at least one ready
+/// or serving endpoint. `live` is the gossip member set, or `None` when gossip is off (then Node
+/// `Ready` decides liveness). An IP is layer-2 when the first pool of `config` holding it is; the
+/// caller may append pools of earlier configs after the current ones (see
+/// `Reconciler::reload_config`).
 pub fn announcements(
     config: &Config,
     services: &[Service],
@@ -71,11 +78,14 @@ pub fn announcements(
         if ips.is_empty() {
             continue;
         }
+        let svc_endpoints = endpoints.get(&key).map(Vec::as_slice).unwrap_or_default();
+        if !svc_endpoints.iter().any(EndpointStatus::counts_for_local) {
+            skipped.no_endpoints.insert(key);
+            continue;
+        }
         let with_endpoint;
         let scope = if is_local_policy(svc) {
-            with_endpoint = election::local_endpoint_nodes(
-                endpoints.get(&key).map(Vec::as_slice).unwrap_or_default(),
-            );
+            with_endpoint = election::local_endpoint_nodes(svc_endpoints);
             TrafficScope::Local(&with_endpoint)
         } else {
             TrafficScope::Cluster

@@ -16,10 +16,14 @@ use kube::{Client, Resource};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Protocol};
 
 use super::cluster::{self, ViewOptions};
 use super::ownership::owned_by;
+
+/// Pools of earlier configs kept to go on announcing addresses that left the pools (see
+/// [`Reconciler::reload_config`]).
+const MAX_RETIRED_POOLS: usize = 64;
 
 /// The reflector stores a speaker watches.
 #[derive(Clone)]
@@ -75,7 +79,9 @@ pub struct Reconciler {
     me: String,
     view: ViewOptions,
     stores: Stores,
-    /// The last good config; `None` until one has loaded (then nothing is announced).
+    /// The last good config, with the layer-2 pools of earlier configs appended after its own
+    /// (see [`Reconciler::reload_config`]); `None` until one has loaded (then nothing is
+    /// announced).
     config: Option<Config>,
     seen: Option<ConfigSource>,
     owned: BTreeMap<IpAddr, String>,
@@ -180,8 +186,26 @@ impl Reconciler {
                 "the config ConfigMap has no data.config (the config is read from the key \"config\"); keeping the last good config"
             ),
             ConfigSource::Text(text) => match config::parse(&text) {
-                Ok(c) => {
+                Ok(mut c) => {
                     info!(pools = c.address_pools.len(), "config loaded");
+                    // An address whose pool left the config is still in some Service's status
+                    // until the controller moves that Service, and its clients still use it: it
+                    // stays announced until then. So the layer-2 pools of earlier configs are
+                    // kept behind the current ones; an address in a current pool follows that
+                    // pool, one in none of the current pools falls back to its old pool.
+                    let current = c.address_pools.len();
+                    let old = self
+                        .config
+                        .take()
+                        .map(|o| o.address_pools)
+                        .unwrap_or_default();
+                    for pool in old {
+                        if pool.protocol == Protocol::Layer2 && !c.address_pools.contains(&pool) {
+                            c.address_pools.push(pool);
+                        }
+                    }
+                    // Newest first; a speaker edited many times keeps only the recent past.
+                    c.address_pools.truncate(current + MAX_RETIRED_POOLS);
                     self.config = Some(c);
                 }
                 Err(e) => error!(error = %e, "config rejected; keeping the last good one"),

@@ -72,11 +72,23 @@ fn node(name: &str) -> Node {
 
 /// The one EndpointSlice of `service`, with a ready endpoint on `on`.
 fn slice(service: &str, on: &str) -> EndpointSlice {
+    slice_with(service, &[(on, Some(true), None)])
+}
+
+/// The one EndpointSlice of `service`: endpoints as (node, ready, serving).
+fn slice_with(service: &str, endpoints: &[(&str, Option<bool>, Option<bool>)]) -> EndpointSlice {
+    let eps: Vec<Value> = endpoints
+        .iter()
+        .map(|(on, ready, serving)| {
+            json!({"addresses": ["10.0.0.7"], "nodeName": on,
+                   "conditions": {"ready": ready, "serving": serving}})
+        })
+        .collect();
     serde_json::from_value(json!({
         "metadata": {"name": format!("{service}-1"), "namespace": "shop",
                      "labels": {"kubernetes.io/service-name": service}},
         "addressType": "IPv4",
-        "endpoints": [{"addresses": ["10.0.0.7"], "nodeName": on, "conditions": {"ready": true}}],
+        "endpoints": eps,
     }))
     .unwrap()
 }
@@ -143,6 +155,24 @@ impl Harness {
             slices,
             configmaps,
         }
+    }
+
+    /// Puts the Service and a ready endpoint for it (on the first node: with the `Cluster`
+    /// policy where it runs does not matter), so it is announced.
+    fn add(&mut self, svc: Service) {
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        put(&mut self.services, svc);
+        self.serve(&name);
+    }
+
+    /// Gives Service `name` one ready endpoint on the first node.
+    fn serve(&mut self, name: &str) {
+        put(&mut self.slices, slice(name, NODES[0]));
+    }
+
+    /// Puts the Service without any endpoint.
+    fn services_only(&mut self, svc: Service) {
+        put(&mut self.services, svc);
     }
 
     fn pass(&mut self, members: &[&str]) -> Pass {
