@@ -21,6 +21,7 @@ use crate::gossip::{
     Gossip, GossipConfig, GossipError, GossipHandle, GossipKey, KeyError, SwimTiming,
     joined_differs,
 };
+use crate::k8s::WatchBackoff;
 use crate::k8s::node::node_address;
 use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry};
@@ -64,7 +65,9 @@ pub enum KubeSpeakerError {
     Watch(&'static str),
 }
 
-/// Starts a reflector for `api` that pokes `dirty` on every change.
+/// Starts a reflector for `api` that pokes `dirty` on every change. Errors are retried after
+/// [`WatchBackoff`]'s delay (at most a few seconds), so the watch picks up within seconds of an
+/// API server's return.
 fn watch_kind<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -76,12 +79,15 @@ where
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, config).backoff(WatchBackoff::default()),
+    );
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             if let Err(e) = event {
-                warn!(kind = what, error = %e, "watch error; retrying with backoff");
+                warn!(kind = what, error = %e, "watch error; retrying within seconds");
                 continue;
             }
             // A full channel already holds a pending poke, which is all we need.
