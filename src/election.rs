@@ -32,8 +32,10 @@ pub const EXCLUDE_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-loa
 pub enum Liveness<'a> {
     /// Gossip is on: a node is alive when its speaker is a live member.
     Gossip(&'a BTreeSet<String>),
-    /// Gossip is off (`--gossip=false`): fall back to the Node `Ready` condition.
-    NodeReady,
+    /// Gossip is off (`--gossip=false`): a Ready Node running a speaker (these names; the
+    /// deciding speaker counts its own node). A Ready Node without a speaker would win
+    /// addresses that nobody then answers.
+    NodeReady(&'a BTreeSet<String>),
 }
 
 /// Which nodes may announce a given service, beyond being healthy.
@@ -93,7 +95,7 @@ pub fn eligible_nodes<'a>(
         .iter()
         .filter(|node| match liveness {
             Liveness::Gossip(alive) => alive.contains(&node.name),
-            Liveness::NodeReady => node.ready,
+            Liveness::NodeReady(speakers) => node.ready && speakers.contains(&node.name),
         })
         .filter(|node| !node.network_unavailable)
         .filter(|node| options.ignore_exclude_lb || !node.exclude_from_external_lb)
@@ -247,13 +249,15 @@ mod tests {
     }
 
     #[test]
-    fn node_ready_decides_when_gossip_is_off() {
+    fn node_ready_with_a_speaker_decides_when_gossip_is_off() {
         let mut not_ready = healthy("node-b");
         not_ready.ready = false;
-        let nodes = vec![healthy("node-a"), not_ready];
+        let nodes = vec![healthy("node-a"), not_ready, healthy("node-c")];
+        // node-c is Ready but runs no speaker: it must not win addresses nobody would answer.
+        let speakers = set(&["node-a", "node-b"]);
         let eligible = eligible_nodes(
             &nodes,
-            Liveness::NodeReady,
+            Liveness::NodeReady(&speakers),
             TrafficScope::Cluster,
             EligibilityOptions::default(),
         );
@@ -385,7 +389,8 @@ mod tests {
             ignore_exclude_lb in any::<bool>(),
             ips in proptest::collection::vec(ip_strategy(), 0..3),
         ) {
-            let liveness = if gossip { Liveness::Gossip(&alive) } else { Liveness::NodeReady };
+            let speakers: BTreeSet<String> = nodes.iter().map(|n| n.name.clone()).collect();
+            let liveness = if gossip { Liveness::Gossip(&alive) } else { Liveness::NodeReady(&speakers) };
             let scope = if local { TrafficScope::Local(&with_endpoint) } else { TrafficScope::Cluster };
             let options = EligibilityOptions { ignore_exclude_lb };
             let eligible = eligible_nodes(&nodes, liveness, scope, options);

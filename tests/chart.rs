@@ -327,6 +327,7 @@ const EXPECTED_RBAC: &[(&str, &str, &str, &str, &[&str])] = &[
         "configmaps",
         &["get", "list", "watch"],
     ),
+    ("Role", "speaker", "", "pods", &["list", "watch"]),
 ];
 
 type Grant = (String, String, String, String, String);

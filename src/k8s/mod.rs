@@ -1,12 +1,13 @@
 //! What ferrolb reads from Kubernetes objects, shared by the controller and the speaker: which
 //! Services are ours and what they ask for, their keys and status IPs, EndpointSlices, Node
-//! conditions; the client both build and the retry delay of their watches. Plain functions over `k8s-openapi` types (no API
+//! conditions, ready speaker pods; the client both build and the retry delay of their watches. Plain functions over `k8s-openapi` types (no API
 //! calls besides building the client), so both components and their tests read objects alike.
 
 pub mod backoff;
 pub mod client;
 pub mod endpoints;
 pub mod node;
+pub mod pod;
 pub mod service;
 
 pub use backoff::WatchBackoff;

@@ -24,6 +24,15 @@ pub struct SpeakerArgs {
     /// Name of the MetalLB-format ConfigMap.
     #[arg(long, default_value = "config")]
     pub config_name: String,
+    /// Label selector of the speaker pods in --namespace (MetalLB's --ml-labels). A node
+    /// running a Ready one counts as a speaker: a speaker waits to join gossip only while
+    /// another counts, and with --gossip=false only Ready nodes running one are eligible.
+    #[arg(
+        long,
+        env = "METALLB_ML_LABELS",
+        default_value = "app.kubernetes.io/component=speaker"
+    )]
+    pub ml_labels: String,
     /// This node's name (the Node object and the gossip member name).
     #[arg(long, env = "NODE_NAME")]
     pub node_name: Option<String>,

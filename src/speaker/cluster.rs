@@ -35,8 +35,8 @@ pub struct ViewOptions {
 }
 
 /// Decides the announcer of every handled Service with layer-2 status IPs and at least one ready
-/// or serving endpoint. `live` is the gossip member set, or `None` when gossip is off (then Node
-/// `Ready` decides liveness). An IP is layer-2 when the first pool of `config` holding it is; the
+/// or serving endpoint, among the nodes `liveness` keeps (the gossip members, or with gossip off
+/// the Ready nodes running a speaker). An IP is layer-2 when the first pool of `config` holding it is; the
 /// caller may append pools of earlier configs after the current ones (see
 /// `Reconciler::reload_config`).
 pub fn announcements(
@@ -44,15 +44,11 @@ pub fn announcements(
     services: &[Service],
     slices: &[EndpointSlice],
     nodes: &[Node],
-    live: Option<&BTreeSet<String>>,
+    liveness: Liveness<'_>,
     options: &ViewOptions,
 ) -> (Vec<Announcement>, Unannounced) {
     let statuses: Vec<NodeStatus> = nodes.iter().filter_map(node_status).collect();
     let endpoints = endpoints_by_service(slices);
-    let liveness = match live {
-        Some(live) => Liveness::Gossip(live),
-        None => Liveness::NodeReady,
-    };
     let eligibility = EligibilityOptions {
         ignore_exclude_lb: options.ignore_exclude_lb,
     };

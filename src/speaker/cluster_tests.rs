@@ -86,7 +86,7 @@ fn announcer(
     svc: &Service,
     slices: &[EndpointSlice],
     nodes: &[Node],
-    live: Option<&BTreeSet<String>>,
+    liveness: Liveness<'_>,
     options: &ViewOptions,
 ) -> Option<String> {
     let (ann, _) = announcements(
@@ -94,7 +94,7 @@ fn announcer(
         std::slice::from_ref(svc),
         slices,
         nodes,
-        live,
+        liveness,
         options,
     );
     match ann.as_slice() {
@@ -113,7 +113,7 @@ fn cluster_policy_follows_the_ranking_of_the_first_ip() {
         &[svc],
         &serving(&["web"]),
         &nodes(),
-        Some(&all),
+        Liveness::Gossip(&all),
         &ViewOptions::default(),
     );
     assert_eq!(skipped, Unannounced::default());
@@ -140,11 +140,24 @@ fn local_policy_needs_a_ready_endpoint_on_the_node() {
     let slices = [slice("web", &[("node-c", true), ("node-a", false)])];
     let all = live(&["node-a", "node-b", "node-c"]);
     assert_eq!(
-        announcer(&svc, &slices, &nodes(), Some(&all), &ViewOptions::default()).as_deref(),
+        announcer(
+            &svc,
+            &slices,
+            &nodes(),
+            Liveness::Gossip(&all),
+            &ViewOptions::default()
+        )
+        .as_deref(),
         Some("node-c")
     );
     assert_eq!(
-        announcer(&svc, &[], &nodes(), Some(&all), &ViewOptions::default()),
+        announcer(
+            &svc,
+            &[],
+            &nodes(),
+            Liveness::Gossip(&all),
+            &ViewOptions::default()
+        ),
         None,
         "no endpoint anywhere: nobody announces"
     );
@@ -164,7 +177,7 @@ fn dead_unavailable_and_excluded_nodes_are_skipped() {
             &svc,
             &serving(&["web"]),
             &ns,
-            Some(&all),
+            Liveness::Gossip(&all),
             &ViewOptions::default()
         )
         .as_deref(),
@@ -176,7 +189,7 @@ fn dead_unavailable_and_excluded_nodes_are_skipped() {
             &svc,
             &serving(&["web"]),
             &ns,
-            Some(&only_ab),
+            Liveness::Gossip(&only_ab),
             &ViewOptions::default()
         ),
         None,
@@ -187,7 +200,14 @@ fn dead_unavailable_and_excluded_nodes_are_skipped() {
         ..ViewOptions::default()
     };
     assert_eq!(
-        announcer(&svc, &serving(&["web"]), &ns, Some(&only_ab), &ignore).as_deref(),
+        announcer(
+            &svc,
+            &serving(&["web"]),
+            &ns,
+            Liveness::Gossip(&only_ab),
+            &ignore
+        )
+        .as_deref(),
         Some("node-b")
     );
 }
@@ -200,7 +220,14 @@ fn without_gossip_node_ready_decides() {
         node("node-b", true, false, false),
     ];
     assert_eq!(
-        announcer(&svc, &serving(&["web"]), &ns, None, &ViewOptions::default()).as_deref(),
+        announcer(
+            &svc,
+            &serving(&["web"]),
+            &ns,
+            Liveness::NodeReady(&live(&["node-a", "node-b"])),
+            &ViewOptions::default(),
+        )
+        .as_deref(),
         Some("node-b")
     );
 }
@@ -223,7 +250,7 @@ fn bgp_foreign_and_other_class_services_are_not_announced() {
         &services,
         &serving(&["bgp", "stray", "other"]),
         &nodes(),
-        Some(&all),
+        Liveness::Gossip(&all),
         &ViewOptions::default(),
     );
     assert!(ann.is_empty(), "{ann:?}");
@@ -241,7 +268,7 @@ fn bgp_foreign_and_other_class_services_are_not_announced() {
         &services,
         &serving(&["other"]),
         &nodes(),
-        Some(&all),
+        Liveness::Gossip(&all),
         &ours,
     );
     assert_eq!(ann.len(), 1);
@@ -258,7 +285,7 @@ fn a_service_without_a_ready_or_serving_endpoint_is_not_announced() {
         std::slice::from_ref(&svc),
         &unready,
         &nodes(),
-        Some(&all),
+        Liveness::Gossip(&all),
         &ViewOptions::default(),
     );
     assert!(ann.is_empty(), "{ann:?}");
@@ -273,7 +300,14 @@ fn a_service_without_a_ready_or_serving_endpoint_is_not_announced() {
         ["node-a", "node-b", "node-c"],
     )[0];
     assert_eq!(
-        announcer(&svc, &ready, &nodes(), Some(&all), &ViewOptions::default()).as_deref(),
+        announcer(
+            &svc,
+            &ready,
+            &nodes(),
+            Liveness::Gossip(&all),
+            &ViewOptions::default()
+        )
+        .as_deref(),
         Some(expected)
     );
 }

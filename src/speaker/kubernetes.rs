@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -38,6 +38,8 @@ pub struct KubeOptions {
     pub node_name: String,
     pub namespace: String,
     pub config_name: String,
+    /// `--ml-labels`: label selector of the speaker pods in `namespace`.
+    pub speaker_labels: String,
     pub view: ViewOptions,
     /// `None` = `--gossip=false`: liveness from the Node Ready condition.
     pub gossip: Option<GossipOptions>,
@@ -145,17 +147,25 @@ pub async fn run(
         dirty_tx.clone(),
         "ConfigMap",
     );
+    let speakers = watch_kind(
+        Api::<Pod>::namespaced(client.clone(), &options.namespace),
+        watcher::Config::default().labels(&options.speaker_labels),
+        dirty_tx.clone(),
+        "Pod",
+    );
     drop(dirty_tx);
     synced(&services, "Service").await?;
     synced(&slices, "EndpointSlice").await?;
     synced(&nodes, "Node").await?;
     synced(&configmaps, "ConfigMap").await?;
+    synced(&speakers, "Pod").await?;
     info!("caches synced");
     let stores = Stores {
         services,
         slices,
         nodes,
         configmaps,
+        speakers,
     };
 
     let membership = match &options.gossip {
@@ -185,11 +195,12 @@ pub async fn run(
     let events = EventWriter::new(client.clone(), me.clone()).spawn();
     let mut reconciler = Reconciler::new(me.clone(), options.view.clone(), stores);
     let mut gossip_seeds = Vec::new();
-    let mut gate =
-        ElectionGate::new(membership.is_some() && reconciler.stores().nodes.state().len() > 1);
+    let mut gate = ElectionGate::new(membership.is_some() && reconciler.others_expected());
     tokio::pin!(shutdown);
     loop {
         let now = std::time::Instant::now();
+        let others_expected = reconciler.others_expected();
+        gate.set_needs_join(membership.is_some() && others_expected);
         if let Some(stats) = &stats {
             gate.observe(stats.borrow().joined, now);
         }
@@ -210,7 +221,7 @@ pub async fn run(
             *sockets_rx.borrow(),
             membership.is_some(),
             gate.joined(),
-            reconciler.stores().nodes.state().len(),
+            others_expected,
         ));
 
         let wake = gate.next_check(now);

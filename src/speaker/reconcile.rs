@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config, Protocol};
+use crate::election::Liveness;
+use crate::k8s::pod::ready_pod_nodes;
 
 use super::cluster::{self, ViewOptions};
 use super::ownership::owned_by;
@@ -33,6 +35,8 @@ pub struct Stores {
     pub nodes: Store<Node>,
     /// Holds at most the one ConfigMap (the watch selects it by name).
     pub configmaps: Store<ConfigMap>,
+    /// The speaker pods (`--ml-labels` in the speaker's namespace).
+    pub speakers: Store<Pod>,
 }
 
 fn all<K>(store: &Store<K>) -> Vec<K>
@@ -113,17 +117,45 @@ impl Reconciler {
         &self.owned
     }
 
+    /// The nodes running a ready speaker, this one always included (it is running, whatever
+    /// its pod's readiness says yet).
+    pub fn speaker_nodes(&self) -> BTreeSet<String> {
+        let mut nodes = ready_pod_nodes(self.stores.speakers.state().iter().map(|p| &**p));
+        nodes.insert(self.me.clone());
+        nodes
+    }
+
+    /// Whether a ready speaker runs on another node: only then is there a cluster to join
+    /// before electing. A lone speaker (a `nodeSelector` picking one node, a cluster whose
+    /// other nodes run no speaker, a restart while the others are down) elects at once.
+    pub fn others_expected(&self) -> bool {
+        self.speaker_nodes().iter().any(|n| *n != self.me)
+    }
+
     /// Decides ownership from the stores as they are now. `live` is the gossip member set
-    /// (`None` with gossip off); `may_elect` is the election gate (false: own nothing yet).
+    /// (`None` with gossip off: then the Ready nodes running a speaker are alive); this node
+    /// always counts itself alive. `may_elect` is the election gate (false: own nothing yet).
     pub fn pass(&mut self, live: Option<&BTreeSet<String>>, may_elect: bool) -> Pass {
         self.reload_config();
+        let alive = match live {
+            Some(live) => {
+                let mut alive = live.clone();
+                alive.insert(self.me.clone());
+                alive
+            }
+            None => self.speaker_nodes(),
+        };
+        let liveness = match live {
+            Some(_) => Liveness::Gossip(&alive),
+            None => Liveness::NodeReady(&alive),
+        };
         let (announcements, skipped) = match &self.config {
             Some(config) => cluster::announcements(
                 config,
                 &all(&self.stores.services),
                 &all(&self.stores.slices),
                 &self.stores.nodes(),
-                live,
+                liveness,
                 &self.view,
             ),
             None => (Vec::new(), Default::default()),
@@ -295,10 +327,10 @@ impl EventQueue {
     }
 }
 
-/// `/readyz`: the announcer's sockets are open and, with gossip on in a cluster of more than
-/// one node, this speaker has joined.
-pub fn ready(sockets_open: bool, gossip: bool, joined: bool, nodes: usize) -> bool {
-    sockets_open && (!gossip || joined || nodes <= 1)
+/// `/readyz`: the announcer can answer on every interface and, with gossip on while other
+/// speakers are expected ([`Reconciler::others_expected`]), this speaker has joined them.
+pub fn ready(sockets_open: bool, gossip: bool, joined: bool, others_expected: bool) -> bool {
+    sockets_open && (!gossip || joined || !others_expected)
 }
 
 #[cfg(test)]

@@ -164,14 +164,20 @@ async fn closed_election_gate_owns_and_records_nothing() {
 }
 
 #[test]
-fn ready_needs_sockets_and_a_joined_gossip_in_a_cluster() {
-    assert!(!ready(false, false, false, 1), "no sockets yet");
-    assert!(ready(true, false, false, 3), "gossip off: sockets suffice");
-    assert!(!ready(true, true, false, 3), "gossip on, not joined");
-    assert!(ready(true, true, true, 3));
+fn ready_needs_sockets_and_a_joined_gossip_when_others_are_expected() {
+    assert!(!ready(false, false, false, false), "no sockets yet");
     assert!(
-        ready(true, true, false, 1),
-        "a cluster of one has nobody to join"
+        ready(true, false, false, true),
+        "gossip off: sockets suffice"
+    );
+    assert!(
+        !ready(true, true, false, true),
+        "gossip on, others expected, not joined"
+    );
+    assert!(ready(true, true, true, true));
+    assert!(
+        ready(true, true, false, false),
+        "a lone speaker has nobody to join"
     );
 }
 

@@ -117,6 +117,7 @@ struct Harness {
     services: Writer<Service>,
     slices: Writer<EndpointSlice>,
     configmaps: Writer<ConfigMap>,
+    speakers: Writer<Pod>,
 }
 
 /// One request the writer made, and how it was answered.
@@ -136,6 +137,7 @@ impl Harness {
         let (slices_r, slices) = reflector::store();
         let (nodes_r, mut nodes) = reflector::store();
         let (configmaps_r, mut configmaps) = reflector::store();
+        let (speakers_r, speakers) = reflector::store();
         for n in NODES {
             put(&mut nodes, node(n));
         }
@@ -145,6 +147,7 @@ impl Harness {
             slices: slices_r,
             nodes: nodes_r,
             configmaps: configmaps_r,
+            speakers: speakers_r,
         };
         Harness {
             me,
@@ -154,6 +157,7 @@ impl Harness {
             services,
             slices,
             configmaps,
+            speakers,
         }
     }
 
@@ -285,3 +289,4 @@ impl Logs {
 
 mod decisions;
 mod events;
+mod speakers;
