@@ -88,7 +88,11 @@ fn settled(ip4: &str, ip6: &str) -> (Lan, usize) {
         let m = ndp_once(&lan, ip6);
         (!m.is_empty() && m.iter().all(|x| *x == mac)).then_some(())
     });
-    assert!(v4.is_some() && v6.is_some(), "no settled owner\n{}", logs(&lan));
+    assert!(
+        v4.is_some() && v6.is_some(),
+        "no settled owner\n{}",
+        logs(&lan)
+    );
     (lan, owner)
 }
 

@@ -64,7 +64,8 @@ pub struct SpeakerArgs {
     /// Announce from nodes labelled node.kubernetes.io/exclude-from-external-load-balancers.
     #[arg(long)]
     pub ignore_exclude_lb: bool,
-    /// Repeat gratuitous ARP / unsolicited NA for every owned IP at this interval (seconds).
+    /// Repeat gratuitous ARP / unsolicited NA for every owned IP at this interval (seconds,
+    /// 1 to 86400).
     #[arg(long, value_parser = parse_seconds)]
     pub garp_interval: Option<Duration>,
     /// Run from a static YAML file (node, gossip, addresses) instead of the Kubernetes API.
@@ -72,12 +73,19 @@ pub struct SpeakerArgs {
     pub static_file: Option<PathBuf>,
 }
 
+/// The shortest `--garp-interval`: a re-announcement is only useful to a neighbour cache that
+/// lost the entry, and Linux ignores updates within `locktime` (1 s) of the last one anyway.
+const GARP_INTERVAL_MIN_SECS: f64 = 1.0;
+
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if !(0.1..=86_400.0).contains(&secs) {
-        return Err(format!("{secs} s is outside 0.1..=86400 seconds"));
+    if !(GARP_INTERVAL_MIN_SECS..=86_400.0).contains(&secs) {
+        return Err(format!(
+            "{secs} s is outside {GARP_INTERVAL_MIN_SECS}..=86400 seconds (below 1 s every owned \
+             address would be re-announced faster than neighbour caches can use it)"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -123,6 +131,9 @@ mod tests {
         assert!(!w.args.excludes().matches("veth1234"));
         assert!(!w.args.gossip);
         assert!(Wrap::try_parse_from(["x", "--garp-interval", "0"]).is_err());
+        assert!(Wrap::try_parse_from(["x", "--garp-interval", "0.1"]).is_err());
+        assert!(Wrap::try_parse_from(["x", "--garp-interval", "0.999"]).is_err());
+        assert!(Wrap::try_parse_from(["x", "--garp-interval", "1"]).is_ok());
         assert!(Wrap::try_parse_from(["x", "--garp-interval", "soon"]).is_err());
     }
 }

@@ -21,10 +21,21 @@ impl Lan {
                 &ns,
             ],
         );
-        run("ip", &["-n", &br, "link", "set", &port, "master", "br0", "up"]);
         run(
             "ip",
-            &["-n", &ns, "addr", "add", &format!("{ip4}/24"), "dev", "eth0"],
+            &["-n", &br, "link", "set", &port, "master", "br0", "up"],
+        );
+        run(
+            "ip",
+            &[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{ip4}/24"),
+                "dev",
+                "eth0",
+            ],
         );
         run(
             "ip",
