@@ -156,3 +156,57 @@ fn the_owners_interface_deleted_and_recreated_is_answered_again_within_2s() {
     let healed = Instant::now();
     assert_recovers(&lan, ip4, ip6, healed, owner);
 }
+
+/// A node's parent interface must ignore requests that arrived tagged for a VLAN it has no
+/// subinterface for: answering them untagged would put the reply in the native VLAN, where the
+/// asker is not (a VLAN's own subinterface is an interface of its own and answers for itself).
+#[test]
+fn the_parent_interface_ignores_vlan_tagged_requests() {
+    if !environment_ready("vlan_tagged") {
+        return;
+    }
+    let ip = "192.0.2.164";
+    let mut lan = Lan::new(1, binary());
+    lan.start_all(&[Vip {
+        service: "vlan/web".to_string(),
+        ips: vec![ip.to_string()],
+    }]);
+    let answered = wait_for(SETTLE, || (lan.arping(ip, 1).len() == 1).then_some(()));
+    assert!(
+        answered.is_some(),
+        "untagged ARP unanswered\n{}",
+        logs(&lan)
+    );
+    let requests = format!("ferrolb_layer2_requests_received{{ip=\"{ip}\"}}");
+    let responses = format!("ferrolb_layer2_responses_sent{{ip=\"{ip}\"}}");
+    let before = (lan.metric(0, &requests), lan.metric(0, &responses));
+    assert!(before.0.is_some(), "the untagged request was counted");
+    // Built by hand (this needs no 8021q module): the same broadcast ARP request, tagged VLAN 10.
+    let sent = netns::in_ns(&lan.client_ns, &["python3", "-c", TAGGED_ARP, ip, "5"]);
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let after = (lan.metric(0, &requests), lan.metric(0, &responses));
+    assert_eq!(
+        before, after,
+        "the tagged requests were taken as untagged ones"
+    );
+    // Untagged requests are still answered.
+    assert_eq!(lan.arping(ip, 1).len(), 1);
+}
+
+/// Sends COUNT broadcast ARP requests for IP out of the client's eth0, tagged with VLAN 10.
+const TAGGED_ARP: &str = r#"
+import socket, struct, sys
+ip, count = socket.inet_aton(sys.argv[1]), int(sys.argv[2])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(('eth0', 0))
+src = s.getsockname()[4]
+arp = struct.pack('!HHBBH', 1, 0x0800, 6, 4, 1) + src + socket.inet_aton('198.51.100.100') + b'\0' * 6 + ip
+frame = b'\xff' * 6 + src + struct.pack('!HH', 0x8100, 10) + struct.pack('!H', 0x0806) + arp
+for _ in range(count):
+    s.send(frame.ljust(64, b'\0'))
+"#;

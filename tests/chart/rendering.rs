@@ -437,7 +437,9 @@ fn speaker_pod_selector_matches_the_speaker_pods() {
                 .map(|kv| kv.split_once('=').expect("key=value"))
                 .collect();
             assert!(
-                pairs.iter().any(|(k, _)| *k == "app.kubernetes.io/instance"),
+                pairs
+                    .iter()
+                    .any(|(k, _)| *k == "app.kubernetes.io/instance"),
                 "{name}: {selector} does not name the release"
             );
             for (k, v) in pairs {
