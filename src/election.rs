@@ -32,8 +32,10 @@ pub const EXCLUDE_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-loa
 pub enum Liveness<'a> {
     /// Gossip is on: a node is alive when its speaker is a live member.
     Gossip(&'a BTreeSet<String>),
-    /// Gossip is off (`--gossip=false`): fall back to the Node `Ready` condition.
-    NodeReady,
+    /// Gossip is off (`--gossip=false`): a Ready Node running a speaker (these names; the
+    /// deciding speaker counts its own node). A Ready Node without a speaker would win
+    /// addresses that nobody then answers.
+    NodeReady(&'a BTreeSet<String>),
 }
 
 /// Which nodes may announce a given service, beyond being healthy.
@@ -93,7 +95,7 @@ pub fn eligible_nodes<'a>(
         .iter()
         .filter(|node| match liveness {
             Liveness::Gossip(alive) => alive.contains(&node.name),
-            Liveness::NodeReady => node.ready,
+            Liveness::NodeReady(speakers) => node.ready && speakers.contains(&node.name),
         })
         .filter(|node| !node.network_unavailable)
         .filter(|node| options.ignore_exclude_lb || !node.exclude_from_external_lb)
@@ -140,14 +142,17 @@ pub fn owner<'a>(ip: IpAddr, eligible: impl IntoIterator<Item = &'a str>) -> Opt
         .map(|(_, node)| node)
 }
 
-/// The node that announces every IP of a service: the owner of its first IP, so dual-stack and
-/// shared IPs move together. `None` when the service has no IP or no node is eligible.
-pub fn service_owner<'a>(
-    ips: &[IpAddr],
+/// The node that announces a group of IPs announced together: the owner of the lowest of
+/// `firsts`, the first IPs of the group's services. A service that shares no address is ranked by
+/// its own first IP (as MetalLB ranks it), so its dual-stack IPs move together; services sharing
+/// an address are ranked by one IP whatever each one's first IP is, so one node answers for the
+/// shared address. `None` when there is no IP or no node is eligible.
+pub fn group_owner<'a>(
+    firsts: &[IpAddr],
     eligible: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let first = ips.first()?;
-    owner(*first, eligible)
+    let lowest = firsts.iter().min()?;
+    owner(*lowest, eligible)
 }
 
 #[cfg(test)]
@@ -211,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn service_follows_its_first_ip() {
+    fn group_follows_its_lowest_first_ip() {
         let nodes = ["node-a", "node-b", "node-c"];
         let second_alone = owner(ip("2001:db8::5"), nodes).unwrap();
         let first_alone = owner(ip("10.0.0.1"), nodes).unwrap();
@@ -219,11 +224,12 @@ mod tests {
             first_alone, second_alone,
             "the test needs IPs with different owners"
         );
-        let ips = [ip("10.0.0.1"), ip("2001:db8::5")];
-        assert_eq!(service_owner(&ips, nodes), Some(first_alone));
-        let reversed = [ip("2001:db8::5"), ip("10.0.0.1")];
-        assert_eq!(service_owner(&reversed, nodes), Some(second_alone));
-        assert_eq!(service_owner(&[], nodes), None);
+        // A lone Service's first IP, or the lowest of sharers' first IPs, in any order.
+        assert_eq!(group_owner(&[ip("10.0.0.1")], nodes), Some(first_alone));
+        assert_eq!(group_owner(&[ip("2001:db8::5")], nodes), Some(second_alone));
+        let firsts = [ip("2001:db8::5"), ip("10.0.0.1")];
+        assert_eq!(group_owner(&firsts, nodes), Some(first_alone));
+        assert_eq!(group_owner(&[], nodes), None);
     }
 
     #[test]
@@ -243,13 +249,15 @@ mod tests {
     }
 
     #[test]
-    fn node_ready_decides_when_gossip_is_off() {
+    fn node_ready_with_a_speaker_decides_when_gossip_is_off() {
         let mut not_ready = healthy("node-b");
         not_ready.ready = false;
-        let nodes = vec![healthy("node-a"), not_ready];
+        let nodes = vec![healthy("node-a"), not_ready, healthy("node-c")];
+        // node-c is Ready but runs no speaker: it must not win addresses nobody would answer.
+        let speakers = set(&["node-a", "node-b"]);
         let eligible = eligible_nodes(
             &nodes,
-            Liveness::NodeReady,
+            Liveness::NodeReady(&speakers),
             TrafficScope::Cluster,
             EligibilityOptions::default(),
         );
@@ -381,7 +389,8 @@ mod tests {
             ignore_exclude_lb in any::<bool>(),
             ips in proptest::collection::vec(ip_strategy(), 0..3),
         ) {
-            let liveness = if gossip { Liveness::Gossip(&alive) } else { Liveness::NodeReady };
+            let speakers: BTreeSet<String> = nodes.iter().map(|n| n.name.clone()).collect();
+            let liveness = if gossip { Liveness::Gossip(&alive) } else { Liveness::NodeReady(&speakers) };
             let scope = if local { TrafficScope::Local(&with_endpoint) } else { TrafficScope::Cluster };
             let options = EligibilityOptions { ignore_exclude_lb };
             let eligible = eligible_nodes(&nodes, liveness, scope, options);
@@ -397,10 +406,11 @@ mod tests {
                 });
                 prop_assert!(satisfied, "{} is not eligible", name);
             }
-            match service_owner(&ips, eligible.iter().copied()) {
+            match group_owner(&ips, eligible.iter().copied()) {
                 Some(chosen) => {
                     prop_assert!(eligible.contains(&chosen));
-                    prop_assert_eq!(Some(chosen), rank(ips[0], eligible.iter().copied()).first().copied());
+                    let lowest = ips.iter().min().copied().unwrap_or(ips[0]);
+                    prop_assert_eq!(Some(chosen), rank(lowest, eligible.iter().copied()).first().copied());
                 }
                 None => prop_assert!(ips.is_empty() || eligible.is_empty()),
             }

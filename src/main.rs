@@ -190,6 +190,7 @@ mod speaker_main {
             node_name,
             namespace: args.namespace.clone(),
             config_name: args.config_name.clone(),
+            speaker_labels: args.ml_labels.clone(),
             view: ViewOptions {
                 lb_class: args.lb_class.clone(),
                 ignore_exclude_lb: args.ignore_exclude_lb,

@@ -361,6 +361,11 @@ async fn service_created_through_the_api_is_reachable_at_its_external_ip() {
     let ip = ips[0].as_str();
     accept_on_every_node(&cluster.lan, ip);
 
+    // No endpoint yet: nobody announces it (MetalLB's rule). One ready endpoint, anywhere (the
+    // policy is Cluster): its owner answers.
+    assert_nobody_answers(&cluster.lan, ip);
+    let somewhere = cluster.lan.nodes[2].name.clone();
+    set_endpoints(&cluster.client, "web", &[(&somewhere, true)]).await;
     let order = ranked(&cluster.lan, ip, &[0, 1, 2]);
     let owner = order[0];
     assert_serves(&cluster.lan, ip, owner);

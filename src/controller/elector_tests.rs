@@ -203,8 +203,14 @@ async fn a_dead_election_task_stops_writes_and_fails_the_controller() {
     let task = tokio::spawn(async {
         panic!("bug in the election loop");
     });
-    let result: Result<Option<()>, _> =
-        crate::controller::run::supervise_lease(task, &ctx, "ferrolb-system", "ferrolb-controller", stop).await;
+    let result: Result<Option<()>, _> = crate::controller::run::supervise_lease(
+        task,
+        &ctx,
+        "ferrolb-system",
+        "ferrolb-controller",
+        stop,
+    )
+    .await;
     let err = result.unwrap_err();
     assert!(
         err.to_string()

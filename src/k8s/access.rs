@@ -121,4 +121,12 @@ pub const API_ACCESS: &[ApiAccess] = &[
         &["list", "watch"],
         "watch the config ConfigMap (speaker::kubernetes)",
     ),
+    access(
+        "speaker",
+        ReleaseNamespace,
+        "",
+        "pods",
+        &["list", "watch"],
+        "the speaker pods (--ml-labels): which nodes run a ready speaker (speaker::kubernetes)",
+    ),
 ];

@@ -1,13 +1,16 @@
 //! What ferrolb reads from Kubernetes objects, shared by the controller and the speaker: which
 //! Services are ours and what they ask for, their keys and status IPs, EndpointSlices, Node
-//! conditions; the client both build and the backoff both put on their watches. Plain functions over `k8s-openapi` types (no API
-//! calls besides building the client), so both components and their tests read objects alike.
+//! conditions, ready speaker pods; the client both build and the backoff both put on their
+//! watches. Plain functions over `k8s-openapi` types (no API calls besides building the client),
+//! so both components and their tests read objects alike.
 
 pub mod access;
 pub mod backoff;
 pub mod client;
 pub mod endpoints;
 pub mod node;
+pub mod pod;
 pub mod service;
 
+pub use backoff::WatchBackoff;
 pub use client::{ClientError, client};

@@ -30,24 +30,32 @@ const RET_K: u16 = 0x06;
 const AD_PKTTYPE: u32 = 0xffff_f000 + 4;
 /// `PACKET_OUTGOING`: frames this host sends, which an ETH_P_ALL socket also sees.
 const PACKET_OUTGOING: u32 = 4;
+/// `SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT`: 1 when the frame arrived with an 802.1Q tag. The
+/// kernel strips the tag before packet sockets see the frame (it stays in the metadata), so
+/// without this check a tagged request looks untagged to us.
+const AD_VLAN_TAG_PRESENT: u32 = 0xffff_f000 + 48;
 
-/// The kernel filter: accept incoming ARP, and incoming IPv6 whose next header is ICMPv6 and
-/// whose ICMPv6 type is 135 (neighbor solicitation); drop everything else, including our own
-/// transmissions. Solicitations carry no extension headers (RFC 4861 receivers may ignore ones
-/// that do), so the fixed offsets are sufficient.
-pub fn neighbor_filter() -> [SockFilter; 11] {
+/// The kernel filter: accept incoming untagged ARP, and incoming untagged IPv6 whose next header
+/// is ICMPv6 and whose ICMPv6 type is 135 (neighbor solicitation); drop everything else,
+/// including our own transmissions and frames that arrived VLAN-tagged (a reply from this
+/// untagged socket would go out into the native VLAN, not the asker's; a VLAN's subinterface
+/// answers for itself). Solicitations carry no extension headers (RFC 4861 receivers may ignore
+/// ones that do), so the fixed offsets are sufficient.
+pub fn neighbor_filter() -> [SockFilter; 13] {
     [
-        /* 0 */ SockFilter::new(LD_W_ABS, 0, 0, AD_PKTTYPE),
-        /* 1 */ SockFilter::new(JEQ_K, 8, 0, PACKET_OUTGOING), // -> 10 drop
-        /* 2 */ SockFilter::new(LD_H_ABS, 0, 0, 12), // EtherType
-        /* 3 */ SockFilter::new(JEQ_K, 5, 0, 0x0806), // ARP -> 9 accept
-        /* 4 */ SockFilter::new(JEQ_K, 0, 5, 0x86dd), // not IPv6 -> 10 drop
-        /* 5 */ SockFilter::new(LD_B_ABS, 0, 0, 14 + 6), // IPv6 next header
-        /* 6 */ SockFilter::new(JEQ_K, 0, 3, 58), // not ICMPv6 -> 10 drop
-        /* 7 */ SockFilter::new(LD_B_ABS, 0, 0, 14 + 40), // ICMPv6 type
-        /* 8 */ SockFilter::new(JEQ_K, 0, 1, 135), // not NS -> 10 drop
-        /* 9 */ SockFilter::new(RET_K, 0, 0, MAX_FRAME as u32),
-        /* 10 */ SockFilter::new(RET_K, 0, 0, 0),
+        /* 0 */ SockFilter::new(LD_W_ABS, 0, 0, AD_VLAN_TAG_PRESENT),
+        /* 1 */ SockFilter::new(JEQ_K, 10, 0, 1), // tagged -> 12 drop
+        /* 2 */ SockFilter::new(LD_W_ABS, 0, 0, AD_PKTTYPE),
+        /* 3 */ SockFilter::new(JEQ_K, 8, 0, PACKET_OUTGOING), // -> 12 drop
+        /* 4 */ SockFilter::new(LD_H_ABS, 0, 0, 12), // EtherType
+        /* 5 */ SockFilter::new(JEQ_K, 5, 0, 0x0806), // ARP -> 11 accept
+        /* 6 */ SockFilter::new(JEQ_K, 0, 5, 0x86dd), // not IPv6 -> 12 drop
+        /* 7 */ SockFilter::new(LD_B_ABS, 0, 0, 14 + 6), // IPv6 next header
+        /* 8 */ SockFilter::new(JEQ_K, 0, 3, 58), // not ICMPv6 -> 12 drop
+        /* 9 */ SockFilter::new(LD_B_ABS, 0, 0, 14 + 40), // ICMPv6 type
+        /* 10 */ SockFilter::new(JEQ_K, 0, 1, 135), // not NS -> 12 drop
+        /* 11 */ SockFilter::new(RET_K, 0, 0, MAX_FRAME as u32),
+        /* 12 */ SockFilter::new(RET_K, 0, 0, 0),
     ]
 }
 
@@ -214,9 +222,13 @@ impl Default for MulticastGroups {
 mod tests {
     use super::*;
 
-    /// Runs the classic BPF program over a frame, as the kernel would (without ancillary data
-    /// other than the packet type).
+    /// Runs the classic BPF program over a frame, as the kernel would (ancillary data: the
+    /// packet type, and no VLAN tag).
     fn run_filter(frame: &[u8], pkttype: u32) -> u32 {
+        run_filter_tagged(frame, pkttype, false)
+    }
+
+    fn run_filter_tagged(frame: &[u8], pkttype: u32, tagged: bool) -> u32 {
         let prog = neighbor_filter();
         let mut a: u32 = 0;
         let mut pc = 0usize;
@@ -226,6 +238,7 @@ mod tests {
             let _ = &prog;
             match code {
                 LD_W_ABS if k == AD_PKTTYPE => a = pkttype,
+                LD_W_ABS if k == AD_VLAN_TAG_PRESENT => a = u32::from(tagged),
                 LD_H_ABS => {
                     let k = k as usize;
                     let Some(b) = frame.get(k..k + 2) else {
@@ -250,7 +263,9 @@ mod tests {
     }
 
     /// The program in plain tuples, checked against `neighbor_filter()` by comparing debug output.
-    const FILTER_SPEC: [(u16, u8, u8, u32); 11] = [
+    const FILTER_SPEC: [(u16, u8, u8, u32); 13] = [
+        (LD_W_ABS, 0, 0, AD_VLAN_TAG_PRESENT),
+        (JEQ_K, 10, 0, 1),
         (LD_W_ABS, 0, 0, AD_PKTTYPE),
         (JEQ_K, 8, 0, PACKET_OUTGOING),
         (LD_H_ABS, 0, 0, 12),
@@ -299,6 +314,13 @@ mod tests {
         ipv4[13] = 0x00;
         assert_eq!(run_filter(&ipv4, 0), 0, "ipv4");
         assert_eq!(run_filter(&[0u8; 10], 0), 0, "runt");
+        // The same requests, arrived with an 802.1Q tag: dropped.
+        assert_eq!(run_filter_tagged(&arp, 1, true), 0, "tagged ARP");
+        assert_eq!(
+            run_filter_tagged(&ipv6_frame(58, 135), 2, true),
+            0,
+            "tagged NS"
+        );
     }
 
     #[test]

@@ -55,8 +55,8 @@ impl Drop for Link {
     }
 }
 
-/// Runs until `owned` is closed (the speaker is shutting down). `ready` becomes true once at
-/// least one interface has an open socket.
+/// Runs until `owned` is closed (the speaker is shutting down). `ready` is true while every
+/// eligible interface has an open socket with a live receive task (see [`links_ready`]).
 pub async fn run(
     options: AnnouncerOptions,
     mut owned: watch::Receiver<OwnedSet>,
@@ -97,11 +97,8 @@ pub async fn run(
                 current = next;
             }
             _ = rescan.tick() => {
-                rescan_links(&options, &mut links, &mut groups, &current, &owned, &metrics);
-                ready.send_if_modified(|r| {
-                    let open = !links.is_empty();
-                    std::mem::replace(r, open) != open
-                });
+                let open = rescan_links(&options, &mut links, &mut groups, &current, &owned, &metrics);
+                ready.send_if_modified(|r| std::mem::replace(r, open) != open);
             }
             _ = sleep_until(deadline) => {
                 let now = Instant::now().into_std();
@@ -120,8 +117,18 @@ pub async fn run(
     }
 }
 
-/// Opens sockets on new interfaces, closes those that went away or changed, and announces every
-/// owned IP on an interface that just appeared (its LAN may never have heard of us).
+/// Whether every eligible interface (by index) has a link whose receive task is still running,
+/// and there is at least one: a speaker that cannot answer on an interface it should answer on
+/// is not ready.
+pub fn links_ready(eligible: &[u32], live: impl Fn(u32) -> bool) -> bool {
+    !eligible.is_empty() && eligible.iter().all(|&index| live(index))
+}
+
+/// Opens sockets on new interfaces, closes those that went away or changed and reopens those
+/// whose receive task ended, and announces every owned IP on an interface that just (re)appeared
+/// (its LAN may never have heard of us, or forgot us while the link was down). Returns whether
+/// every eligible interface can answer ([`links_ready`]); a failed scan keeps the links and
+/// reports the last known state.
 fn rescan_links(
     options: &AnnouncerOptions,
     links: &mut BTreeMap<u32, Link>,
@@ -129,22 +136,29 @@ fn rescan_links(
     owned_now: &BTreeSet<IpAddr>,
     owned: &watch::Receiver<OwnedSet>,
     metrics: &Layer2Metrics,
-) {
+) -> bool {
     let found = match iface::discover(&options.excludes) {
         Ok(found) => found,
         Err(e) => {
             warn!(error = %e, "cannot list network interfaces; keeping the current ones");
-            return;
+            return !links.is_empty() && links.values().all(|l| !l.receiver.is_finished());
         }
     };
+    let eligible: Vec<u32> = found.iter().map(|i| i.index).collect();
     let wanted: HashMap<u32, &Interface> = found.iter().map(|i| (i.index, i)).collect();
     links.retain(|index, link| {
-        let keep = wanted.get(index).is_some_and(|i| **i == link.iface);
-        if !keep {
+        let same = wanted.get(index).is_some_and(|i| **i == link.iface);
+        if !same {
             info!(interface = %link.iface.name, "interface gone or changed; closing its socket");
-            groups.leave_interface(*index);
+        } else if link.receiver.is_finished() {
+            // The interface is unchanged but its socket failed (its task logged why): a fresh
+            // socket is the only way to answer on it again.
+            warn!(interface = %link.iface.name, "receive task ended; reopening the socket");
+        } else {
+            return true;
         }
-        keep
+        groups.leave_interface(*index);
+        false
     });
     for iface in found {
         if links.contains_key(&iface.index) {
@@ -181,6 +195,9 @@ fn rescan_links(
         });
         links.insert(link.iface.index, link);
     }
+    links_ready(&eligible, |index| {
+        links.get(&index).is_some_and(|l| !l.receiver.is_finished())
+    })
 }
 
 fn join_group(groups: &mut MulticastGroups, link: &Link, ip: IpAddr) {
@@ -225,6 +242,9 @@ async fn send_announcement(socket: &PacketSocket, mac: Mac, ip: IpAddr, metrics:
     }
 }
 
+/// `ENETDOWN` from <errno.h>.
+const ENETDOWN: i32 = 100;
+
 /// Answers frames on one interface for as long as the socket lives.
 async fn answer_loop(
     iface: Interface,
@@ -246,6 +266,12 @@ async fn answer_loop(
         let len = match socket.recv(&mut buf).await {
             Ok(len) => len,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // The link went down: the kernel reports it once on the socket, which stays bound
+            // and delivers frames again when the link comes back, so keep reading.
+            Err(e) if e.raw_os_error() == Some(ENETDOWN) => {
+                info!(interface = %iface.name, "link went down; answering again when it is back");
+                continue;
+            }
             Err(e) => {
                 warn!(interface = %iface.name, error = %e, "receive failed; the next rescan reopens the socket");
                 return;

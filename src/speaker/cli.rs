@@ -24,6 +24,15 @@ pub struct SpeakerArgs {
     /// Name of the MetalLB-format ConfigMap.
     #[arg(long, default_value = "config")]
     pub config_name: String,
+    /// Label selector of the speaker pods in --namespace (MetalLB's --ml-labels). A node
+    /// running a Ready one counts as a speaker: a speaker waits to join gossip only while
+    /// another counts, and with --gossip=false only Ready nodes running one are eligible.
+    #[arg(
+        long,
+        env = "METALLB_ML_LABELS",
+        default_value = "app.kubernetes.io/component=speaker"
+    )]
+    pub ml_labels: String,
     /// This node's name (the Node object and the gossip member name).
     #[arg(long, env = "NODE_NAME")]
     pub node_name: Option<String>,
@@ -65,7 +74,8 @@ pub struct SpeakerArgs {
     /// Announce from nodes labelled node.kubernetes.io/exclude-from-external-load-balancers.
     #[arg(long)]
     pub ignore_exclude_lb: bool,
-    /// Repeat gratuitous ARP / unsolicited NA for every owned IP at this interval (seconds).
+    /// Repeat gratuitous ARP / unsolicited NA for every owned IP at this interval (seconds,
+    /// 1 to 86400).
     #[arg(long, value_parser = parse_seconds)]
     pub garp_interval: Option<Duration>,
     /// Run from a static YAML file (node, gossip, addresses) instead of the Kubernetes API.
@@ -73,12 +83,19 @@ pub struct SpeakerArgs {
     pub static_file: Option<PathBuf>,
 }
 
+/// The shortest `--garp-interval`: a re-announcement is only useful to a neighbour cache that
+/// lost the entry, and Linux ignores updates within `locktime` (1 s) of the last one anyway.
+const GARP_INTERVAL_MIN_SECS: f64 = 1.0;
+
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if !(0.1..=86_400.0).contains(&secs) {
-        return Err(format!("{secs} s is outside 0.1..=86400 seconds"));
+    if !(GARP_INTERVAL_MIN_SECS..=86_400.0).contains(&secs) {
+        return Err(format!(
+            "{secs} s is outside {GARP_INTERVAL_MIN_SECS}..=86400 seconds (below 1 s every owned \
+             address would be re-announced faster than neighbour caches can use it)"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -145,6 +162,9 @@ mod tests {
         let w = Wrap::try_parse_from(["x", "--metrics-on-host-ip"]).unwrap();
         assert!(w.args.metrics_bind().is_err());
         assert!(Wrap::try_parse_from(["x", "--garp-interval", "0"]).is_err());
+        assert!(Wrap::try_parse_from(["x", "--garp-interval", "0.1"]).is_err());
+        assert!(Wrap::try_parse_from(["x", "--garp-interval", "0.999"]).is_err());
+        assert!(Wrap::try_parse_from(["x", "--garp-interval", "1"]).is_ok());
         assert!(Wrap::try_parse_from(["x", "--garp-interval", "soon"]).is_err());
     }
 }

@@ -61,6 +61,14 @@ fn slice(service: &str, endpoints: &[(&str, bool)]) -> EndpointSlice {
     .unwrap()
 }
 
+/// A ready endpoint (on node-a) for each of these Services, so they are announced at all.
+fn serving(services: &[&str]) -> Vec<EndpointSlice> {
+    services
+        .iter()
+        .map(|s| slice(s, &[("node-a", true)]))
+        .collect()
+}
+
 fn live(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
@@ -78,7 +86,7 @@ fn announcer(
     svc: &Service,
     slices: &[EndpointSlice],
     nodes: &[Node],
-    live: Option<&BTreeSet<String>>,
+    liveness: Liveness<'_>,
     options: &ViewOptions,
 ) -> Option<String> {
     let (ann, _) = announcements(
@@ -86,10 +94,11 @@ fn announcer(
         std::slice::from_ref(svc),
         slices,
         nodes,
-        live,
+        liveness,
         options,
     );
     match ann.as_slice() {
+        [] => None,
         [a] => a.node.clone(),
         other => panic!("expected one announcement for {svc:?}, got {other:?}"),
     }
@@ -102,9 +111,9 @@ fn cluster_policy_follows_the_ranking_of_the_first_ip() {
     let (ann, skipped) = announcements(
         &config(),
         &[svc],
-        &[],
+        &serving(&["web"]),
         &nodes(),
-        Some(&all),
+        Liveness::Gossip(&all),
         &ViewOptions::default(),
     );
     assert_eq!(skipped, Unannounced::default());
@@ -131,11 +140,24 @@ fn local_policy_needs_a_ready_endpoint_on_the_node() {
     let slices = [slice("web", &[("node-c", true), ("node-a", false)])];
     let all = live(&["node-a", "node-b", "node-c"]);
     assert_eq!(
-        announcer(&svc, &slices, &nodes(), Some(&all), &ViewOptions::default()).as_deref(),
+        announcer(
+            &svc,
+            &slices,
+            &nodes(),
+            Liveness::Gossip(&all),
+            &ViewOptions::default()
+        )
+        .as_deref(),
         Some("node-c")
     );
     assert_eq!(
-        announcer(&svc, &[], &nodes(), Some(&all), &ViewOptions::default()),
+        announcer(
+            &svc,
+            &[],
+            &nodes(),
+            Liveness::Gossip(&all),
+            &ViewOptions::default()
+        ),
         None,
         "no endpoint anywhere: nobody announces"
     );
@@ -151,12 +173,25 @@ fn dead_unavailable_and_excluded_nodes_are_skipped() {
     ];
     let all = live(&["node-a", "node-b", "node-c"]);
     assert_eq!(
-        announcer(&svc, &[], &ns, Some(&all), &ViewOptions::default()).as_deref(),
+        announcer(
+            &svc,
+            &serving(&["web"]),
+            &ns,
+            Liveness::Gossip(&all),
+            &ViewOptions::default()
+        )
+        .as_deref(),
         Some("node-c")
     );
     let only_ab = live(&["node-a", "node-b"]);
     assert_eq!(
-        announcer(&svc, &[], &ns, Some(&only_ab), &ViewOptions::default()),
+        announcer(
+            &svc,
+            &serving(&["web"]),
+            &ns,
+            Liveness::Gossip(&only_ab),
+            &ViewOptions::default()
+        ),
         None,
         "node-c is not alive in gossip"
     );
@@ -165,7 +200,14 @@ fn dead_unavailable_and_excluded_nodes_are_skipped() {
         ..ViewOptions::default()
     };
     assert_eq!(
-        announcer(&svc, &[], &ns, Some(&only_ab), &ignore).as_deref(),
+        announcer(
+            &svc,
+            &serving(&["web"]),
+            &ns,
+            Liveness::Gossip(&only_ab),
+            &ignore
+        )
+        .as_deref(),
         Some("node-b")
     );
 }
@@ -178,7 +220,14 @@ fn without_gossip_node_ready_decides() {
         node("node-b", true, false, false),
     ];
     assert_eq!(
-        announcer(&svc, &[], &ns, None, &ViewOptions::default()).as_deref(),
+        announcer(
+            &svc,
+            &serving(&["web"]),
+            &ns,
+            Liveness::NodeReady(&live(&["node-a", "node-b"])),
+            &ViewOptions::default(),
+        )
+        .as_deref(),
         Some("node-b")
     );
 }
@@ -199,9 +248,9 @@ fn bgp_foreign_and_other_class_services_are_not_announced() {
     let (ann, skipped) = announcements(
         &config(),
         &services,
-        &[],
+        &serving(&["bgp", "stray", "other"]),
         &nodes(),
-        Some(&all),
+        Liveness::Gossip(&all),
         &ViewOptions::default(),
     );
     assert!(ann.is_empty(), "{ann:?}");
@@ -214,7 +263,51 @@ fn bgp_foreign_and_other_class_services_are_not_announced() {
         lb_class: Some("example.com/other".into()),
         ..ViewOptions::default()
     };
-    let (ann, _) = announcements(&config(), &services, &[], &nodes(), Some(&all), &ours);
+    let (ann, _) = announcements(
+        &config(),
+        &services,
+        &serving(&["other"]),
+        &nodes(),
+        Liveness::Gossip(&all),
+        &ours,
+    );
     assert_eq!(ann.len(), 1);
     assert_eq!(ann[0].service, "default/other");
+}
+
+#[test]
+fn a_service_without_a_ready_or_serving_endpoint_is_not_announced() {
+    let svc = service("web", &["192.0.2.15"], "Cluster", None);
+    let all = live(&["node-a", "node-b", "node-c"]);
+    let unready = [slice("web", &[("node-b", false)])];
+    let (ann, skipped) = announcements(
+        &config(),
+        std::slice::from_ref(&svc),
+        &unready,
+        &nodes(),
+        Liveness::Gossip(&all),
+        &ViewOptions::default(),
+    );
+    assert!(ann.is_empty(), "{ann:?}");
+    assert_eq!(
+        skipped.no_endpoints,
+        BTreeSet::from(["default/web".to_string()])
+    );
+    // Where the ready endpoint runs does not matter with the Cluster policy.
+    let ready = [slice("web", &[("node-b", true)])];
+    let expected = election::rank(
+        "192.0.2.15".parse().unwrap(),
+        ["node-a", "node-b", "node-c"],
+    )[0];
+    assert_eq!(
+        announcer(
+            &svc,
+            &ready,
+            &nodes(),
+            Liveness::Gossip(&all),
+            &ViewOptions::default()
+        )
+        .as_deref(),
+        Some(expected)
+    );
 }

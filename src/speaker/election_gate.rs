@@ -3,9 +3,10 @@
 //! A speaker that has not yet heard from the cluster sees only itself alive and would elect
 //! itself owner of every IP, announcing them over the real owners and pulling clients to a node
 //! that lets go a moment later. So a speaker seeded with other members elects nothing until it
-//! has joined, then waits a short settle time for the member list to fill in. A speaker seeded
-//! with nobody else is a cluster of one and elects at once. A speaker that can never join (wrong
-//! gossip key) therefore never takes an IP.
+//! has joined, then waits a short settle time for the member list to fill in. A speaker that
+//! expects nobody else (static mode: seeded with nobody; Kubernetes: no other ready speaker pod)
+//! is a cluster of one and elects at once. A speaker that can never join the others it expects
+//! (wrong gossip key) therefore never takes an IP.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,12 @@ impl ElectionGate {
             needs_join: others_seeded,
             joined_at: None,
         }
+    }
+
+    /// Whether other speakers are expected now (they come and go: a lone speaker elects at
+    /// once, and waits for gossip again only if another speaker appears before it joined).
+    pub fn set_needs_join(&mut self, needs_join: bool) {
+        self.needs_join = needs_join;
     }
 
     /// Records the membership's "joined" flag.
@@ -60,6 +67,22 @@ mod tests {
         let gate = ElectionGate::new(false);
         assert!(gate.may_elect(t));
         assert_eq!(gate.next_check(t), None);
+    }
+
+    #[test]
+    fn others_going_away_opens_the_gate_and_others_arriving_closes_it_until_joined() {
+        let t = Instant::now();
+        let mut gate = ElectionGate::new(true);
+        assert!(!gate.may_elect(t));
+        gate.set_needs_join(false);
+        assert!(gate.may_elect(t), "nobody else expected: elect alone");
+        gate.set_needs_join(true);
+        assert!(
+            !gate.may_elect(t),
+            "another speaker appeared: join it first"
+        );
+        gate.observe(true, t);
+        assert!(gate.may_elect(t + SETTLE));
     }
 
     #[test]

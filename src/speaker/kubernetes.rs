@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -21,6 +21,7 @@ use crate::gossip::{
     Gossip, GossipConfig, GossipError, GossipHandle, GossipKey, KeyError, SwimTiming,
     joined_differs,
 };
+use crate::k8s::WatchBackoff;
 use crate::k8s::node::node_address;
 use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry};
@@ -38,6 +39,8 @@ pub struct KubeOptions {
     pub node_name: String,
     pub namespace: String,
     pub config_name: String,
+    /// `--ml-labels`: label selector of the speaker pods in `namespace`.
+    pub speaker_labels: String,
     pub view: ViewOptions,
     /// `None` = `--gossip=false`: liveness from the Node Ready condition.
     pub gossip: Option<GossipOptions>,
@@ -67,7 +70,9 @@ pub enum KubeSpeakerError {
     Watch(&'static str),
 }
 
-/// Starts a reflector for `api` that pokes `dirty` on every change.
+/// Starts a reflector for `api` that pokes `dirty` on every change. Errors are retried after
+/// [`WatchBackoff`]'s delay (at most a few seconds), so the watch picks up within seconds of an
+/// API server's return.
 fn watch_kind<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -79,12 +84,15 @@ where
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    let stream = reflector::reflector(
+        writer,
+        crate::k8s::backoff::with_backoff(watcher(api, config)),
+    );
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             if let Err(e) = event {
-                warn!(kind = what, error = %e, "watch error; retrying with backoff");
+                warn!(kind = what, error = %e, "watch error; retrying within seconds");
                 continue;
             }
             // A full channel already holds a pending poke, which is all we need.
@@ -144,17 +152,25 @@ pub async fn run(
         dirty_tx.clone(),
         "ConfigMap",
     );
+    let speakers = watch_kind(
+        Api::<Pod>::namespaced(client.clone(), &options.namespace),
+        watcher::Config::default().labels(&options.speaker_labels),
+        dirty_tx.clone(),
+        "Pod",
+    );
     drop(dirty_tx);
     synced(&services, "Service").await?;
     synced(&slices, "EndpointSlice").await?;
     synced(&nodes, "Node").await?;
     synced(&configmaps, "ConfigMap").await?;
+    synced(&speakers, "Pod").await?;
     info!("caches synced");
     let stores = Stores {
         services,
         slices,
         nodes,
         configmaps,
+        speakers,
     };
 
     let membership = match &options.gossip {
@@ -185,11 +201,12 @@ pub async fn run(
     let mut reconciler = Reconciler::new(me.clone(), options.view.clone(), stores)
         .with_config_metrics(config_metrics);
     let mut gossip_seeds = Vec::new();
-    let mut gate =
-        ElectionGate::new(membership.is_some() && reconciler.stores().nodes.state().len() > 1);
+    let mut gate = ElectionGate::new(membership.is_some() && reconciler.others_expected());
     tokio::pin!(shutdown);
     loop {
         let now = std::time::Instant::now();
+        let others_expected = reconciler.others_expected();
+        gate.set_needs_join(membership.is_some() && others_expected);
         if let Some(stats) = &stats {
             gate.observe(stats.borrow().joined, now);
         }
@@ -211,7 +228,7 @@ pub async fn run(
             *sockets_rx.borrow(),
             membership.is_some(),
             gate.joined(),
-            reconciler.stores().nodes.state().len(),
+            others_expected,
         ));
 
         let wake = gate.next_check(now);

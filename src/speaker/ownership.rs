@@ -1,9 +1,9 @@
 //! Which IPs this node announces (pure): the one election path of both speaker modes. Each mode
 //! works out the nodes eligible for a service (Kubernetes: [`super::cluster`]; static: the live
-//! members allowed by the file), then [`elect`] picks the owner and [`owned_by`] turns the
-//! decisions into this node's owned set.
+//! members allowed by the file), then [`elect`] picks one owner per address group and
+//! [`owned_by`] turns the decisions into this node's owned set.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use crate::election;
@@ -23,34 +23,101 @@ pub struct AnnouncedService {
 pub struct Announcement {
     /// `namespace/name` in Kubernetes, the file's name in static mode.
     pub service: String,
-    /// The IPs announced together, in order (the first decides the owner).
+    /// The IPs announced together, in order.
     pub ips: Vec<IpAddr>,
     /// The elected node, if any is eligible.
     pub node: Option<String>,
 }
 
-/// Elects the announcer of one service among `eligible` nodes.
-pub fn elect<'a>(
-    service: String,
-    ips: Vec<IpAddr>,
-    eligible: impl IntoIterator<Item = &'a str>,
-) -> Announcement {
-    let node = election::service_owner(&ips, eligible).map(str::to_owned);
-    Announcement { service, ips, node }
+/// One service before the election: its IPs and the nodes that may announce it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub service: String,
+    pub ips: Vec<IpAddr>,
+    pub eligible: BTreeSet<String>,
+}
+
+/// Elects the announcer of every candidate, one per address group: services that share an
+/// address (directly or through a chain of sharers) are announced from one node, since two nodes
+/// answering for one address would split its clients. A group is ranked by the lowest first IP of
+/// its services ([`election::group_owner`]) among the nodes every member allows. Announcements
+/// come back in the candidates' order.
+pub fn elect(candidates: Vec<Candidate>) -> Vec<Announcement> {
+    let groups = address_groups(&candidates);
+    let mut owners: BTreeMap<usize, Option<String>> = BTreeMap::new();
+    for (root, members) in &groups {
+        let firsts: Vec<IpAddr> = members
+            .iter()
+            .filter_map(|&i| candidates[i].ips.first().copied())
+            .collect();
+        let mut allowed = members.iter().map(|&i| &candidates[i].eligible);
+        let first = allowed.next().cloned().unwrap_or_default();
+        let common: BTreeSet<String> =
+            allowed.fold(first, |acc, e| acc.intersection(e).cloned().collect());
+        let node = election::group_owner(&firsts, common.iter().map(String::as_str));
+        owners.insert(*root, node.map(str::to_owned));
+    }
+    let root_of: BTreeMap<usize, usize> = groups
+        .iter()
+        .flat_map(|(root, members)| members.iter().map(move |&m| (m, *root)))
+        .collect();
+    candidates
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| Announcement {
+            node: root_of
+                .get(&i)
+                .and_then(|r| owners.get(r))
+                .cloned()
+                .flatten(),
+            service: c.service,
+            ips: c.ips,
+        })
+        .collect()
+}
+
+/// Candidates joined by shared addresses (union-find over candidate indices): each group's
+/// smallest index and its members.
+fn address_groups(candidates: &[Candidate]) -> BTreeMap<usize, Vec<usize>> {
+    let mut parent: Vec<usize> = (0..candidates.len()).collect();
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut first_holder: HashMap<IpAddr, usize> = HashMap::new();
+    for (i, c) in candidates.iter().enumerate() {
+        for ip in &c.ips {
+            let other = *first_holder.entry(*ip).or_insert(i);
+            let (a, b) = (find(&mut parent, i), find(&mut parent, other));
+            parent[a.max(b)] = a.min(b);
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for i in 0..candidates.len() {
+        let root = find(&mut parent, i);
+        groups.entry(root).or_default().push(i);
+    }
+    groups
 }
 
 /// Static mode's decisions: a service's eligible nodes are the live members it allows.
 pub fn announcers(services: &[AnnouncedService], live: &BTreeSet<String>) -> Vec<Announcement> {
-    services
+    let candidates = services
         .iter()
-        .map(|svc| {
-            let eligible = live
+        .map(|svc| Candidate {
+            service: svc.service.clone(),
+            ips: svc.ips.clone(),
+            eligible: live
                 .iter()
                 .filter(|n| svc.allowed.as_ref().is_none_or(|a| a.contains(*n)))
-                .map(String::as_str);
-            elect(svc.service.clone(), svc.ips.clone(), eligible)
+                .cloned()
+                .collect(),
         })
-        .collect()
+        .collect();
+    elect(candidates)
 }
 
 /// The IPs `me` must answer for, each with the service it belongs to.
@@ -99,6 +166,68 @@ mod tests {
         );
         assert_eq!(c.len(), 2);
         assert_eq!(c.values().next().map(String::as_str), Some("b"));
+    }
+
+    /// A RequireDualStack Service and an IPv6-only Service sharing its IPv6 address: one node
+    /// announces both, whichever order the Services come in and whatever their first IPs rank.
+    #[test]
+    fn services_sharing_an_address_are_announced_from_one_node() {
+        let all = live(&["node-a", "node-b", "node-c"]);
+        let names = ["node-a", "node-b", "node-c"];
+        // IPs whose own owners differ, so ranking each Service by its own first IP would split.
+        let (v4, v6) = (1..=254)
+            .flat_map(|i| {
+                (1..=254).map(move |j| (format!("192.0.2.{i}"), format!("2001:db8::{j:x}")))
+            })
+            .find(|(a, b)| {
+                election::owner(a.parse().unwrap(), names)
+                    != election::owner(b.parse().unwrap(), names)
+            })
+            .unwrap();
+        let dual = svc("shop/dual", &[&v4, &v6], None);
+        let only6 = svc("shop/v6", &[&v6], None);
+        for services in [vec![dual.clone(), only6.clone()], vec![only6, dual]] {
+            let decided = announcers(&services, &all);
+            let nodes: BTreeSet<_> = decided.iter().map(|a| a.node.clone()).collect();
+            assert_eq!(nodes.len(), 1, "one answerer for the group: {decided:?}");
+            // The group is ranked by its lowest first IP, the IPv4 address here.
+            let expected = election::owner(v4.parse().unwrap(), names).map(str::to_owned);
+            assert_eq!(nodes.into_iter().next().unwrap(), expected);
+            let owner = decided[0].node.clone().unwrap();
+            assert_eq!(owned_by(&owner, &decided).len(), 2, "{decided:?}");
+        }
+        // Sharing chains: a shares with b, b with c; all three go together.
+        let chain = vec![
+            svc("a", &["192.0.2.1"], None),
+            svc("b", &["192.0.2.1", "192.0.2.2"], None),
+            svc("c", &["192.0.2.2", "192.0.2.3"], None),
+            svc("alone", &["192.0.2.9"], None),
+        ];
+        let decided = announcers(&chain, &all);
+        assert_eq!(decided[0].node, decided[1].node);
+        assert_eq!(decided[1].node, decided[2].node);
+        let alone = election::owner("192.0.2.9".parse().unwrap(), names).map(str::to_owned);
+        assert_eq!(
+            decided[3].node, alone,
+            "a Service sharing nothing keeps its own rank"
+        );
+    }
+
+    #[test]
+    fn a_group_is_announced_only_from_nodes_every_sharer_allows() {
+        let all = live(&["node-a", "node-b", "node-c"]);
+        // An address x alone would give to node-a: only the intersection rule picks node-b.
+        let ip = (1..=254)
+            .map(|i| format!("192.0.2.{i}"))
+            .find(|ip| election::owner(ip.parse().unwrap(), ["node-a", "node-b"]) == Some("node-a"))
+            .unwrap();
+        let services = vec![
+            svc("x", &[&ip], Some(&["node-a", "node-b"])),
+            svc("y", &[&ip], Some(&["node-b", "node-c"])),
+        ];
+        let decided = announcers(&services, &all);
+        assert_eq!(decided[0].node.as_deref(), Some("node-b"));
+        assert_eq!(decided[1].node.as_deref(), Some("node-b"));
     }
 
     #[test]

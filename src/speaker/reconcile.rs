@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
@@ -16,11 +16,17 @@ use kube::{Client, Resource};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Protocol};
+use crate::election::Liveness;
+use crate::k8s::pod::ready_pod_nodes;
 use crate::metrics::ConfigMetrics;
 
 use super::cluster::{self, ViewOptions};
 use super::ownership::owned_by;
+
+/// Pools of earlier configs kept to go on announcing addresses that left the pools (see
+/// [`Reconciler::reload_config`]).
+const MAX_RETIRED_POOLS: usize = 64;
 
 /// The reflector stores a speaker watches.
 #[derive(Clone)]
@@ -30,6 +36,8 @@ pub struct Stores {
     pub nodes: Store<Node>,
     /// Holds at most the one ConfigMap (the watch selects it by name).
     pub configmaps: Store<ConfigMap>,
+    /// The speaker pods (`--ml-labels` in the speaker's namespace).
+    pub speakers: Store<Pod>,
 }
 
 fn all<K>(store: &Store<K>) -> Vec<K>
@@ -78,7 +86,9 @@ pub struct Reconciler {
     me: String,
     view: ViewOptions,
     stores: Stores,
-    /// The last good config; `None` until one has loaded (then nothing is announced).
+    /// The last good config, with the layer-2 pools of earlier configs appended after its own
+    /// (see [`Reconciler::reload_config`]); `None` until one has loaded (then nothing is
+    /// announced).
     config: Option<Config>,
     seen: Option<ConfigSource>,
     owned: BTreeMap<IpAddr, String>,
@@ -118,17 +128,45 @@ impl Reconciler {
         &self.owned
     }
 
+    /// The nodes running a ready speaker, this one always included (it is running, whatever
+    /// its pod's readiness says yet).
+    pub fn speaker_nodes(&self) -> BTreeSet<String> {
+        let mut nodes = ready_pod_nodes(self.stores.speakers.state().iter().map(|p| &**p));
+        nodes.insert(self.me.clone());
+        nodes
+    }
+
+    /// Whether a ready speaker runs on another node: only then is there a cluster to join
+    /// before electing. A lone speaker (a `nodeSelector` picking one node, a cluster whose
+    /// other nodes run no speaker, a restart while the others are down) elects at once.
+    pub fn others_expected(&self) -> bool {
+        self.speaker_nodes().iter().any(|n| *n != self.me)
+    }
+
     /// Decides ownership from the stores as they are now. `live` is the gossip member set
-    /// (`None` with gossip off); `may_elect` is the election gate (false: own nothing yet).
+    /// (`None` with gossip off: then the Ready nodes running a speaker are alive); this node
+    /// always counts itself alive. `may_elect` is the election gate (false: own nothing yet).
     pub fn pass(&mut self, live: Option<&BTreeSet<String>>, may_elect: bool) -> Pass {
         self.reload_config();
+        let alive = match live {
+            Some(live) => {
+                let mut alive = live.clone();
+                alive.insert(self.me.clone());
+                alive
+            }
+            None => self.speaker_nodes(),
+        };
+        let liveness = match live {
+            Some(_) => Liveness::Gossip(&alive),
+            None => Liveness::NodeReady(&alive),
+        };
         let (announcements, skipped) = match &self.config {
             Some(config) => cluster::announcements(
                 config,
                 &all(&self.stores.services),
                 &all(&self.stores.slices),
                 &self.stores.nodes(),
-                live,
+                liveness,
                 &self.view,
             ),
             None => (Vec::new(), Default::default()),
@@ -197,8 +235,26 @@ impl Reconciler {
                 false
             }
             ConfigSource::Text(text) => match config::parse(&text) {
-                Ok(c) => {
+                Ok(mut c) => {
                     info!(pools = c.address_pools.len(), "config loaded");
+                    // An address whose pool left the config is still in some Service's status
+                    // until the controller moves that Service, and its clients still use it: it
+                    // stays announced until then. So the layer-2 pools of earlier configs are
+                    // kept behind the current ones; an address in a current pool follows that
+                    // pool, one in none of the current pools falls back to its old pool.
+                    let current = c.address_pools.len();
+                    let old = self
+                        .config
+                        .take()
+                        .map(|o| o.address_pools)
+                        .unwrap_or_default();
+                    for pool in old {
+                        if pool.protocol == Protocol::Layer2 && !c.address_pools.contains(&pool) {
+                            c.address_pools.push(pool);
+                        }
+                    }
+                    // Newest first; a speaker edited many times keeps only the recent past.
+                    c.address_pools.truncate(current + MAX_RETIRED_POOLS);
                     self.config = Some(c);
                     true
                 }
@@ -297,10 +353,10 @@ impl EventQueue {
     }
 }
 
-/// `/readyz`: the announcer's sockets are open and, with gossip on in a cluster of more than
-/// one node, this speaker has joined.
-pub fn ready(sockets_open: bool, gossip: bool, joined: bool, nodes: usize) -> bool {
-    sockets_open && (!gossip || joined || nodes <= 1)
+/// `/readyz`: the announcer can answer on every interface and, with gossip on while other
+/// speakers are expected ([`Reconciler::others_expected`]), this speaker has joined them.
+pub fn ready(sockets_open: bool, gossip: bool, joined: bool, others_expected: bool) -> bool {
+    sockets_open && (!gossip || joined || !others_expected)
 }
 
 #[cfg(test)]

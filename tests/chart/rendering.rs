@@ -429,3 +429,34 @@ fn monitoring_objects_select_the_metrics_endpoints() {
     assert!(unannounced.contains("ferrolb_speaker_announced"));
     alert("FerrolbSpeakerDown");
 }
+
+/// The speaker's `--ml-labels` selects exactly its own pods: every label it names is on the
+/// DaemonSet's pod template with that value, in every scenario (else a speaker would count no
+/// other speaker and elect alone, or count another release's).
+#[test]
+fn speaker_pod_selector_matches_the_speaker_pods() {
+    let Some(helm) = require_tool("helm") else {
+        return;
+    };
+    for values in scenarios() {
+        let m = render(&helm, values.as_deref());
+        let name = scenario_name(&values);
+        for speaker in m.of_kind("DaemonSet") {
+            let selector = flag(speaker, "--ml-labels").expect("--ml-labels is passed");
+            let labels = &speaker["spec"]["template"]["metadata"]["labels"];
+            let pairs: Vec<(&str, &str)> = selector
+                .split(',')
+                .map(|kv| kv.split_once('=').expect("key=value"))
+                .collect();
+            assert!(
+                pairs
+                    .iter()
+                    .any(|(k, _)| *k == "app.kubernetes.io/instance"),
+                "{name}: {selector} does not name the release"
+            );
+            for (k, v) in pairs {
+                assert_eq!(labels[k], v, "{name}: pod label {k} for {selector}");
+            }
+        }
+    }
+}

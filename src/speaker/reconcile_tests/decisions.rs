@@ -7,7 +7,7 @@ async fn invalid_configmap_keeps_the_last_good_config() {
     let (logs, _guard) = Logs::capture();
     let ip = "192.0.2.50";
     let mut h = Harness::new(ranked(ip)[0]);
-    put(&mut h.services, service("web", ip, "Cluster"));
+    h.add(service("web", ip, "Cluster"));
     let pass = h.pass(&NODES);
     assert_eq!(h.owned(), [ip]);
     assert_eq!(h.record(&pass.assigned, StatusCode::CREATED).await.len(), 1);
@@ -28,19 +28,74 @@ async fn invalid_configmap_keeps_the_last_good_config() {
     assert_eq!(h.pass(&NODES).changed_from, None);
     assert_eq!(h.owned(), [ip]);
 
-    // A valid change applies: the pool moves away from the Service's IP.
+    // A valid change moves the pool away from the Service's IP: the IP is still answered while
+    // the Service's status shows it (the controller moves the Service; until then its clients
+    // still use the old IP)...
     let moved = "address-pools:\n- name: l2\n  protocol: layer2\n  addresses: [203.0.113.0/24]\n";
     put(&mut h.configmaps, configmap(json!({"config": moved})));
     let pass = h.pass(&NODES);
-    assert!(pass.changed_from.is_some());
-    assert!(h.owned().is_empty());
+    assert_eq!(pass.changed_from, None);
+    assert_eq!(h.owned(), [ip]);
+
+    // ...and no longer once the status has moved to the new pool's address.
+    let new_ip = "203.0.113.7";
+    let mut moved_svc = service("web", new_ip, "Cluster");
+    moved_svc.metadata.uid = Some("uid-web".into());
+    put(&mut h.services, moved_svc);
+    h.pass(&NODES);
+    assert!(!h.owned().contains(&ip.to_string()), "{:?}", h.owned());
+
+    // A status IP that was never in any pool this speaker loaded is not announced.
+    h.add(service("stray", "198.18.0.1", "Cluster"));
+    h.pass(&NODES);
+    assert!(!h.owned().contains(&"198.18.0.1".to_string()));
 
     // And back: announced again, with a new event.
+    h.add(service("web", ip, "Cluster"));
     put(&mut h.configmaps, configmap(json!({"config": CONFIG})));
     let pass = h.pass(&NODES);
     assert_eq!(h.owned(), [ip]);
     let sent = h.record(&pass.assigned, StatusCode::CREATED).await;
     h.assert_one_event(&sent, "web");
+}
+
+/// MetalLB's rule: a Service without a single ready or serving endpoint is not announced (it
+/// could not be reached anyway, and announcing it hides the outage from health checks that
+/// probe the address). It is announced again on the first pass after an endpoint turns ready.
+#[tokio::test]
+async fn a_service_without_a_serving_endpoint_is_not_announced() {
+    let ip = "192.0.2.70";
+    let mut h = Harness::new(ranked(ip)[0]);
+    h.services_only(service("web", ip, "Cluster"));
+    h.pass(&NODES);
+    assert!(h.owned().is_empty(), "no EndpointSlice at all");
+
+    put(
+        &mut h.slices,
+        slice_with("web", &[("node-b", Some(false), None)]),
+    );
+    h.pass(&NODES);
+    assert!(h.owned().is_empty(), "only an unready endpoint");
+
+    put(
+        &mut h.slices,
+        slice_with("web", &[("node-b", Some(true), None)]),
+    );
+    let pass = h.pass(&NODES);
+    assert_eq!(h.owned(), [ip], "an endpoint turned ready");
+    assert_eq!(pass.assigned.len(), 1);
+
+    // Terminating but still serving (a rolling update) keeps it announced.
+    put(
+        &mut h.slices,
+        slice_with("web", &[("node-c", Some(false), Some(true))]),
+    );
+    h.pass(&NODES);
+    assert_eq!(h.owned(), [ip]);
+
+    remove(&mut h.slices, slice_with("web", &[]));
+    h.pass(&NODES);
+    assert!(h.owned().is_empty(), "the last endpoint went away");
 }
 
 #[tokio::test]
@@ -50,7 +105,7 @@ async fn no_config_yet_announces_nothing() {
     remove(&mut h.configmaps, configmap(json!({})));
     // A fresh reconciler that never saw a config.
     h.rec = Reconciler::new(h.me.into(), ViewOptions::default(), h.rec.stores().clone());
-    put(&mut h.services, service("web", ip, "Cluster"));
+    h.add(service("web", ip, "Cluster"));
     let pass = h.pass(&NODES);
     assert!(h.owned().is_empty());
     assert!(pass.assigned.is_empty());
@@ -65,8 +120,8 @@ async fn service_in_a_bgp_pool_is_not_announced() {
     let bgp_ip = "198.51.100.7";
     for me in NODES {
         let mut h = Harness::new(me);
-        put(&mut h.services, service("peered", bgp_ip, "Cluster"));
-        put(&mut h.services, service("web", "192.0.2.70", "Cluster"));
+        h.add(service("peered", bgp_ip, "Cluster"));
+        h.add(service("web", "192.0.2.70", "Cluster"));
         for _ in 0..2 {
             let pass = h.pass(&NODES);
             assert!(
@@ -78,7 +133,7 @@ async fn service_in_a_bgp_pool_is_not_announced() {
     }
     // Somebody announces the layer-2 one, so the BGP one was not dropped for lack of a node.
     let mut web = Harness::new(ranked("192.0.2.70")[0]);
-    put(&mut web.services, service("web", "192.0.2.70", "Cluster"));
+    web.add(service("web", "192.0.2.70", "Cluster"));
     web.pass(&NODES);
     assert_eq!(web.owned(), ["192.0.2.70"]);
     let warnings = logs.text().matches("BGP pool").count();
@@ -95,7 +150,7 @@ async fn closed_election_gate_owns_and_records_nothing() {
     let order = ranked(ip);
     // A starting speaker that has not joined sees only itself; on paper it wins everything.
     let mut h = Harness::new(order[2]);
-    put(&mut h.services, service("web", ip, "Cluster"));
+    h.add(service("web", ip, "Cluster"));
     let pass = h.rec.pass(Some(&live(&[order[2]])), false);
     assert!(h.owned().is_empty());
     assert!(
@@ -109,14 +164,20 @@ async fn closed_election_gate_owns_and_records_nothing() {
 }
 
 #[test]
-fn ready_needs_sockets_and_a_joined_gossip_in_a_cluster() {
-    assert!(!ready(false, false, false, 1), "no sockets yet");
-    assert!(ready(true, false, false, 3), "gossip off: sockets suffice");
-    assert!(!ready(true, true, false, 3), "gossip on, not joined");
-    assert!(ready(true, true, true, 3));
+fn ready_needs_sockets_and_a_joined_gossip_when_others_are_expected() {
+    assert!(!ready(false, false, false, false), "no sockets yet");
     assert!(
-        ready(true, true, false, 1),
-        "a cluster of one has nobody to join"
+        ready(true, false, false, true),
+        "gossip off: sockets suffice"
+    );
+    assert!(
+        !ready(true, true, false, true),
+        "gossip on, others expected, not joined"
+    );
+    assert!(ready(true, true, true, true));
+    assert!(
+        ready(true, true, false, false),
+        "a lone speaker has nobody to join"
     );
 }
 
@@ -167,4 +228,43 @@ async fn config_state_and_service_ips_follow_the_stores() {
         service("elsewhere", "198.51.100.9", "Cluster"),
     );
     assert_eq!(h.pass(&NODES).service_ips, 1);
+}
+
+/// A RequireDualStack Service and an IPv6-only Service sharing its IPv6 address, with addresses
+/// whose own rankings differ: of the three speakers, exactly one owns the shared address, and it
+/// owns the dual-stack Service's IPv4 address too.
+#[tokio::test]
+async fn services_sharing_an_address_are_owned_by_exactly_one_speaker() {
+    let (v4, v6) = (1..=100)
+        .flat_map(|i| (1..=100).map(move |j| (format!("192.0.2.{i}"), format!("2001:db8::{j:x}"))))
+        .find(|(a, b)| ranked(a)[0] != ranked(b)[0])
+        .unwrap();
+    for order in [["dual", "v6-only"], ["v6-only", "dual"]] {
+        let mut owners = Vec::new();
+        for me in NODES {
+            let mut h = Harness::new(me);
+            for name in order {
+                let svc = match name {
+                    "dual" => service_ips(name, &[&v4, &v6], "Cluster"),
+                    _ => service_ips(name, &[&v6], "Cluster"),
+                };
+                h.add(svc);
+            }
+            h.pass(&NODES);
+            if !h.owned().is_empty() {
+                owners.push((me, h.rec.owned().clone()));
+            }
+        }
+        assert_eq!(owners.len(), 1, "one speaker owns the group: {owners:?}");
+        let (owner, owned) = &owners[0];
+        assert_eq!(
+            *owner,
+            ranked(&v4)[0],
+            "ranked by the group's lowest first IP"
+        );
+        assert_eq!(
+            owned.keys().map(IpAddr::to_string).collect::<Vec<_>>(),
+            [v4.clone(), v6.clone()]
+        );
+    }
 }

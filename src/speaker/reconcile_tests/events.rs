@@ -7,7 +7,7 @@ async fn new_announcer_records_one_node_assigned_event_then_nothing() {
     let ip = "192.0.2.10";
     let order = ranked(ip);
     let mut h = Harness::new(order[0]);
-    put(&mut h.services, service("web", ip, "Cluster"));
+    h.add(service("web", ip, "Cluster"));
 
     let pass = h.pass(&NODES);
     assert_eq!(pass.changed_from, Some(BTreeMap::new()));
@@ -29,7 +29,7 @@ async fn new_announcer_records_one_node_assigned_event_then_nothing() {
     // The other nodes see the same Service and record nothing: only the announcer does.
     for other in &order[1..] {
         let mut o = Harness::new(other);
-        put(&mut o.services, service("web", ip, "Cluster"));
+        o.add(service("web", ip, "Cluster"));
         let pass = o.pass(&NODES);
         assert!(o.owned().is_empty());
         assert!(pass.assigned.is_empty());
@@ -42,7 +42,7 @@ async fn announcer_moving_away_sends_nothing_and_coming_back_records_again() {
     let order = ranked(ip);
     // This node is second in line: it announces only while the first is not a member.
     let mut h = Harness::new(order[1]);
-    put(&mut h.services, service("api", ip, "Cluster"));
+    h.add(service("api", ip, "Cluster"));
     let pass = h.pass(&NODES);
     assert!(h.owned().is_empty());
     assert!(pass.assigned.is_empty());
@@ -78,7 +78,7 @@ async fn local_policy_follows_the_endpoint_and_records_only_on_arrival() {
     // The endpoint decides, not the ranking: put it on the last-ranked node first.
     let me = order[2];
     let mut h = Harness::new(me);
-    put(&mut h.services, service("db", ip, "Local"));
+    h.services_only(service("db", ip, "Local"));
     put(&mut h.slices, slice("db", order[0]));
     let pass = h.pass(&NODES);
     assert!(h.owned().is_empty(), "no endpoint here");
@@ -105,7 +105,7 @@ async fn refused_event_is_logged_and_never_blocks_or_repeats() {
         (StatusCode::INTERNAL_SERVER_ERROR, "192.0.2.41"),
     ] {
         let mut h = Harness::new(ranked(ip)[0]);
-        put(&mut h.services, service("web", ip, "Cluster"));
+        h.add(service("web", ip, "Cluster"));
         let pass = h.pass(&NODES);
         // Ownership is decided (and handed to the announcer) before any event is sent.
         assert_eq!(h.owned(), [ip]);
@@ -139,7 +139,7 @@ async fn queued_events_are_posted_in_order_from_their_own_task() {
         .unwrap();
     let mut h = Harness::new(me);
     let queue = h.events.clone().spawn();
-    put(&mut h.services, service("web", first, "Cluster"));
+    h.add(service("web", first, "Cluster"));
     queue.send(h.pass(&NODES).assigned);
 
     let (req, held) = tokio::time::timeout(Duration::from_secs(10), h.api.next_request())
@@ -149,7 +149,7 @@ async fn queued_events_are_posted_in_order_from_their_own_task() {
     assert_eq!((req.method(), req.uri().path()), (&Method::POST, EVENTS));
 
     // While that POST is unanswered, the next pass still decides and queues without waiting.
-    put(&mut h.services, service("api", &second, "Cluster"));
+    h.add(service("api", &second, "Cluster"));
     queue.send(h.pass(&NODES).assigned);
     assert_eq!(h.owned().len(), 2);
 

@@ -21,6 +21,7 @@ type Mock = Handle<Request<Body>, Response<Body>>;
 
 const CONFIG: &str = "address-pools:\n\
 - name: l2\n  protocol: layer2\n  addresses: [192.0.2.0/24]\n\
+- name: l2-v6\n  protocol: layer2\n  addresses: [2001:db8::/120]\n\
 - name: transit\n  protocol: bgp\n  addresses: [198.51.100.0/24]\n";
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
@@ -44,10 +45,16 @@ fn configmap(data: Value) -> ConfigMap {
 }
 
 fn service(name: &str, ip: &str, policy: &str) -> Service {
+    service_ips(name, &[ip], policy)
+}
+
+/// A Service whose status shows `ips`, in this order.
+fn service_ips(name: &str, ips: &[&str], policy: &str) -> Service {
+    let ingress: Vec<Value> = ips.iter().map(|ip| json!({"ip": ip})).collect();
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}")},
         "spec": {"type": "LoadBalancer", "externalTrafficPolicy": policy},
-        "status": {"loadBalancer": {"ingress": [{"ip": ip}]}},
+        "status": {"loadBalancer": {"ingress": ingress}},
     }))
     .unwrap()
 }
@@ -65,11 +72,23 @@ fn node(name: &str) -> Node {
 
 /// The one EndpointSlice of `service`, with a ready endpoint on `on`.
 fn slice(service: &str, on: &str) -> EndpointSlice {
+    slice_with(service, &[(on, Some(true), None)])
+}
+
+/// The one EndpointSlice of `service`: endpoints as (node, ready, serving).
+fn slice_with(service: &str, endpoints: &[(&str, Option<bool>, Option<bool>)]) -> EndpointSlice {
+    let eps: Vec<Value> = endpoints
+        .iter()
+        .map(|(on, ready, serving)| {
+            json!({"addresses": ["10.0.0.7"], "nodeName": on,
+                   "conditions": {"ready": ready, "serving": serving}})
+        })
+        .collect();
     serde_json::from_value(json!({
         "metadata": {"name": format!("{service}-1"), "namespace": "shop",
                      "labels": {"kubernetes.io/service-name": service}},
         "addressType": "IPv4",
-        "endpoints": [{"addresses": ["10.0.0.7"], "nodeName": on, "conditions": {"ready": true}}],
+        "endpoints": eps,
     }))
     .unwrap()
 }
@@ -98,6 +117,7 @@ struct Harness {
     services: Writer<Service>,
     slices: Writer<EndpointSlice>,
     configmaps: Writer<ConfigMap>,
+    speakers: Writer<Pod>,
 }
 
 /// One request the writer made, and how it was answered.
@@ -117,6 +137,7 @@ impl Harness {
         let (slices_r, slices) = reflector::store();
         let (nodes_r, mut nodes) = reflector::store();
         let (configmaps_r, mut configmaps) = reflector::store();
+        let (speakers_r, speakers) = reflector::store();
         for n in NODES {
             put(&mut nodes, node(n));
         }
@@ -126,6 +147,7 @@ impl Harness {
             slices: slices_r,
             nodes: nodes_r,
             configmaps: configmaps_r,
+            speakers: speakers_r,
         };
         Harness {
             me,
@@ -135,7 +157,26 @@ impl Harness {
             services,
             slices,
             configmaps,
+            speakers,
         }
+    }
+
+    /// Puts the Service and a ready endpoint for it (on the first node: with the `Cluster`
+    /// policy where it runs does not matter), so it is announced.
+    fn add(&mut self, svc: Service) {
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        put(&mut self.services, svc);
+        self.serve(&name);
+    }
+
+    /// Gives Service `name` one ready endpoint on the first node.
+    fn serve(&mut self, name: &str) {
+        put(&mut self.slices, slice(name, NODES[0]));
+    }
+
+    /// Puts the Service without any endpoint.
+    fn services_only(&mut self, svc: Service) {
+        put(&mut self.services, svc);
     }
 
     fn pass(&mut self, members: &[&str]) -> Pass {
@@ -248,3 +289,4 @@ impl Logs {
 
 mod decisions;
 mod events;
+mod speakers;
