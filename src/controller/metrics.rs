@@ -60,24 +60,6 @@ impl ControllerMetrics {
         ]
     }
 
-    /// Drops every per-pool series (this replica no longer keeps the figures).
-    pub fn clear_pools(&self) {
-        for g in self.per_pool() {
-            g.reset();
-        }
-    }
-
-    fn per_pool(&self) -> [&IntGaugeVec; 6] {
-        [
-            &self.addresses_total,
-            &self.addresses_in_use,
-            &self.ipv4_total,
-            &self.ipv4_in_use,
-            &self.ipv6_total,
-            &self.ipv6_in_use,
-        ]
-    }
-
     /// Replaces the per-pool gauges (pools that left the config disappear).
     pub fn set_pools(&self, stats: &[PoolStats]) {
         self.clear_pools();

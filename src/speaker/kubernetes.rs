@@ -11,7 +11,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
@@ -21,7 +21,6 @@ use crate::gossip::{
     Gossip, GossipConfig, GossipError, GossipHandle, GossipKey, KeyError, SwimTiming,
     joined_differs,
 };
-use crate::k8s::WatchBackoff;
 use crate::k8s::node::node_address;
 use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry};
@@ -71,7 +70,7 @@ pub enum KubeSpeakerError {
 }
 
 /// Starts a reflector for `api` that pokes `dirty` on every change. Errors are retried after
-/// [`WatchBackoff`]'s delay (at most a few seconds), so the watch picks up within seconds of an
+/// [`crate::k8s::WatchBackoff`]'s delay (at most a few seconds), so the watch picks up within seconds of an
 /// API server's return.
 fn watch_kind<K>(
     api: Api<K>,

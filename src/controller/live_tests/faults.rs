@@ -48,13 +48,13 @@ async fn config_without_pools_is_refused_while_addresses_are_held() {
         ),
         other => panic!("empty config: expected Invalid, got {other:?}"),
     }
-    assert_eq!(h.metrics.config_stale.get(), 1);
+    assert_eq!(i64::from(h.metrics.config.is_stale()), 1);
     // The same refusal for an explicit empty list (already reported, so not again).
     assert_eq!(
         h.ctx.load_config(Some(&configmap("address-pools: []\n"))),
         ConfigOutcome::StillInvalid
     );
-    assert_eq!(h.metrics.config_stale.get(), 1);
+    assert_eq!(i64::from(h.metrics.config.is_stale()), 1);
     // Nothing to re-reconcile, the address stays where it is, with no write.
     assert!(h.reconcile_all.try_recv().is_err());
     done(h.spawn(&web)).await.unwrap();
@@ -68,7 +68,7 @@ async fn config_without_pools_is_accepted_when_nothing_is_held() {
         h.ctx.load_config(Some(&configmap(""))),
         ConfigOutcome::Loaded
     );
-    assert_eq!(h.metrics.config_stale.get(), 0);
+    assert_eq!(i64::from(h.metrics.config.is_stale()), 0);
     // A follower checks the Services it sees too: it may lead next.
     let web = shown(&service("web", json!({})), &["192.0.2.1"], "default");
     h.store
