@@ -183,11 +183,18 @@ const CALL_MARKERS: &[(&str, Scope, &str, &str, &[&str])] = &[
         &["create"],
     ),
     (
-        "LeaseManagerBuilder::new",
+        "LeaseLoop::new",
         Scope::ReleaseNamespace,
         "coordination.k8s.io",
         "leases",
-        &["get", "create", "patch"],
+        &["get", "create", "update"],
+    ),
+    (
+        "Api::<Pod>::namespaced",
+        Scope::ReleaseNamespace,
+        "",
+        "pods",
+        &["list", "watch"],
     ),
 ];
 

@@ -194,7 +194,7 @@ async fn config_state_and_service_ips_follow_the_stores() {
             .unwrap();
     h.rec = Reconciler::new(h.me.into(), ViewOptions::default(), h.rec.stores().clone())
         .with_config_metrics(metrics.clone());
-    put(&mut h.services, service("web", ip, "Cluster"));
+    h.add(service("web", ip, "Cluster"));
     let pass = h.pass(&NODES);
     assert!(metrics.is_loaded() && !metrics.is_stale());
     assert!(h.owned().is_empty(), "another node is ranked first");
