@@ -257,7 +257,10 @@ fn lb_class_flag_takes_the_foreign_service() {
     );
     // Classless Services belong to the cluster's default load balancer then: not ours.
     assert_eq!(rows["shop/web"].external_ip, "<pending>");
-    assert!(events.iter().all(|(s, _, _)| s == "other/foreign"), "{events:?}");
+    assert!(
+        events.iter().all(|(s, _, _)| s == "other/foreign"),
+        "{events:?}"
+    );
 }
 
 #[test]
