@@ -51,7 +51,9 @@ pub struct ControllerArgs {
     #[arg(long, default_value = DEFAULT_LEASE_NAME)]
     pub lease_name: String,
     /// Seconds a leader's lease stays valid without renewal: how long a crashed leader blocks
-    /// the takeover (a leader that exits cleanly releases it at once).
+    /// the takeover (a leader that exits cleanly releases it at once). A leader that has not
+    /// renewed for two thirds of this, by its own clock, stops writing, so a paused or cut-off
+    /// leader has stopped before another replica may take over.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub lease_duration: u64,
 }

@@ -2,7 +2,7 @@
 //! and keeps the reconcile [`Context`]'s leadership deadline current.
 //!
 //! Every attempt is a GET, then (when the core asks for one) a create or a resourceVersion-
-//! preconditioned replace, each bounded in time so a hung request cannot hold a step-down back.
+//! preconditioned merge patch, each bounded in time.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use tokio::sync::watch;
 
 use super::lease::{Elector, LeaseRecord, Write};
@@ -40,6 +40,13 @@ pub struct LeaseLoop {
     last: Option<Lease>,
 }
 
+fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    }
+}
+
 fn params() -> PostParams {
     PostParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
@@ -57,10 +64,11 @@ impl LeaseLoop {
         }
     }
 
-    /// A bound on each request: shorter than the renew deadline, so a renewal that hangs
-    /// counts as failed while there is still time for another one.
+    /// A bound on each request: a hung request must not stall the loop for ever, but a slow
+    /// API server (seconds per request under load) must still be able to renew. Writes never
+    /// depend on it: they are fenced by the renew deadline on the clock, whatever this loop does.
     fn request_timeout(&self) -> Duration {
-        self.elector.timing().retry * 2
+        self.elector.timing().renew_deadline / 2
     }
 
     fn lease(&self, write: &Write, now: Timestamp) -> Lease {
@@ -120,7 +128,17 @@ impl LeaseLoop {
         let request = async {
             match &write {
                 Write::Create { .. } => self.api.create(&params(), &lease).await,
-                Write::Update { .. } => self.api.replace(&self.name, &params(), &lease).await,
+                // A merge patch carrying the resourceVersion is as conditional as a replace,
+                // and needs only the `patch` verb the chart's Role grants.
+                Write::Update { .. } => {
+                    let patch = serde_json::json!({
+                        "metadata": {"resourceVersion": lease.metadata.resource_version},
+                        "spec": lease.spec,
+                    });
+                    self.api
+                        .patch(&self.name, &patch_params(), &Patch::Merge(patch))
+                        .await
+                }
             }
         };
         match tokio::time::timeout(limit, request).await {
@@ -188,16 +206,15 @@ impl LeaseLoop {
         let Some(resource_version) = self.elector.release() else {
             return;
         };
-        let Some(mut lease) = self.last.clone() else {
-            return;
-        };
-        lease.metadata.resource_version = Some(resource_version);
-        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
-        spec.holder_identity = None;
-        spec.lease_duration_seconds = Some(1);
-        spec.renew_time = Some(MicroTime(Timestamp::now()));
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": resource_version},
+            "spec": {"holderIdentity": null, "leaseDurationSeconds": 1,
+                     "renewTime": MicroTime(Timestamp::now())},
+        });
         let limit = self.request_timeout();
-        match tokio::time::timeout(limit, self.api.replace(&self.name, &params(), &lease)).await {
+        let (params, patch) = (patch_params(), Patch::Merge(patch));
+        let request = self.api.patch(&self.name, &params, &patch);
+        match tokio::time::timeout(limit, request).await {
             Ok(Ok(_)) => tracing::info!(lease = %self.name, "lease released"),
             Ok(Err(kube::Error::Api(status))) => tracing::warn!(lease = %self.name,
                 code = status.code, reason = %status.reason,

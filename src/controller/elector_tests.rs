@@ -156,7 +156,7 @@ async fn renewals_are_conditional_and_a_conflict_is_not_leadership() {
             "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15, "leaseTransitions": 0}});
         answer(send, 200, &lease);
         let (m, p, body, send) = next(&mut api).await;
-        assert_eq!((m, p.as_str()), (Method::PUT, PATH));
+        assert_eq!((m, p.as_str()), (Method::PATCH, PATH));
         assert_eq!(body["metadata"]["resourceVersion"], "1", "{body}");
         answer(send, 409, &status(409, "Conflict"));
     };
@@ -184,7 +184,7 @@ async fn a_refused_release_at_shutdown_is_only_logged() {
     become_leader(&mut election, &ctx, &mut api).await;
     let serve = async {
         let (m, p, body, send) = next(&mut api).await;
-        assert_eq!((m, p.as_str()), (Method::PUT, PATH));
+        assert_eq!((m, p.as_str()), (Method::PATCH, PATH));
         assert_eq!(body["spec"]["holderIdentity"], Value::Null);
         assert_eq!(body["metadata"]["resourceVersion"], "1");
         // helm uninstall removed the Role before the controller stopped.

@@ -21,7 +21,7 @@ use super::lease::{Elector, Timing};
 use super::live::{ConfigOutcome, Context, error_policy, reconcile};
 use super::metrics::ControllerMetrics;
 use super::writes::FIELD_MANAGER;
-use crate::k8s::backoff::with_backoff;
+use crate::k8s::backoff::{WatchBackoff, with_backoff};
 use crate::k8s::{ClientError, client};
 use crate::runtime::termination;
 use crate::telemetry::{self, Health, Registry};
@@ -168,6 +168,10 @@ pub async fn run(
         .touched_objects();
     let controller = Controller::for_stream(services, reader.clone())
         .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
+        // The Controller backs its trigger stream off again, with kube-runtime's default (up to
+        // 30 s) unless told otherwise: after an API server outage that alone kept new Services
+        // waiting 20 s once the server was back.
+        .trigger_backoff(WatchBackoff::new())
         .reconcile_all_on(all_requests)
         .graceful_shutdown_on(controller_stop_rx.map(|_| ()))
         .run(reconcile, error_policy, ctx.clone())

@@ -46,8 +46,8 @@ pub const API_ACCESS: &[ApiAccess] = &[
         Cluster,
         "",
         "services",
-        &["list", "watch", "patch"],
-        "watch Services (controller::run); patch adds the pool annotation (controller::writes)",
+        &["list", "watch", "get", "patch"],
+        "watch Services (controller::run); patch adds the pool annotation, get re-reads a Service whose write conflicted (controller::writes)",
     ),
     access(
         "controller",
@@ -78,8 +78,8 @@ pub const API_ACCESS: &[ApiAccess] = &[
         ReleaseNamespace,
         "coordination.k8s.io",
         "leases",
-        &["get", "create", "update"],
-        "leader election (controller::elector: get, create when absent, update with the read resourceVersion to renew, take or release)",
+        &["get", "create", "patch"],
+        "leader election (controller::elector: get, create when absent, a merge patch preconditioned on the read resourceVersion to renew, take or release)",
     ),
     access(
         "speaker",

@@ -29,6 +29,8 @@ pub struct ControlPlane {
     // the folder goes last.
     bridge: Option<Bridge>,
     apiserver: ChildGuard,
+    /// The same command again, for [`ControlPlane::restart_apiserver`].
+    apiserver_restart: Option<Command>,
     etcd: ChildGuard,
     kubeconfig: PathBuf,
     lan_kubeconfig: Option<PathBuf>,
@@ -141,6 +143,7 @@ impl ControlPlane {
         };
         let arg = |name: &str, path: &Path| format!("--{name}={}", path.display());
         let mut apiserver = network.command(&assets.join("kube-apiserver"));
+        let mut restart = network.command(&assets.join("kube-apiserver"));
         apiserver
             .arg(format!("--etcd-servers={etcd_client}"))
             .arg(format!("--bind-address={bind}"))
@@ -161,6 +164,9 @@ impl ControlPlane {
             // No pods run here, so nothing needs service-account tokens mounted.
             .arg("--disable-admission-plugins=ServiceAccount")
             .arg("--allow-privileged=true");
+        // The flags only: `restart` already has the namespace prefix, if any.
+        let prefix = restart.get_args().count();
+        restart.args(apiserver.get_args().skip(prefix));
         let apiserver =
             ChildGuard::spawn("kube-apiserver", apiserver, &dir.join("kube-apiserver.log"));
 
@@ -183,6 +189,7 @@ impl ControlPlane {
         let mut plane = ControlPlane {
             bridge,
             apiserver,
+            apiserver_restart: Some(restart),
             etcd,
             kubeconfig,
             lan_kubeconfig,
@@ -265,6 +272,26 @@ impl ControlPlane {
 
     pub fn apiserver_pid(&self) -> u32 {
         self.apiserver.pid()
+    }
+
+    /// SIGKILL of kube-apiserver (etcd keeps running): an API server crash.
+    pub fn kill_apiserver(&mut self) {
+        self.apiserver.kill();
+    }
+
+    /// Starts kube-apiserver again with the same flags (once per control plane), and waits
+    /// until it is ready.
+    pub async fn restart_apiserver(&mut self) {
+        let command = self
+            .apiserver_restart
+            .take()
+            .expect("the API server is restarted once per test");
+        self.apiserver = ChildGuard::spawn(
+            "kube-apiserver",
+            command,
+            &self.dir.join("kube-apiserver-restarted.log"),
+        );
+        self.wait_ready().await;
     }
 }
 
