@@ -49,7 +49,7 @@ pub struct SwimTiming {
     pub announce_to_down_interval: Duration,
     /// While no other member is alive, the seeds are announced to this often.
     pub seed_retry_interval: Duration,
-    /// How long a down identity is remembered (a restarted node has a new generation and is not
+    /// How long a down identity is remembered (a restarted node is a new incarnation and is not
     /// affected; this only bounds memory).
     pub remove_down_after: Duration,
     /// Largest UDP payload sent or accepted, envelope included; below a 1500-byte MTU so

@@ -97,11 +97,11 @@ pub struct GossipCore {
 }
 
 impl GossipCore {
-    /// `epoch` must grow across restarts of this speaker (its start time in ms is the natural
-    /// choice); `rng_seed` drives SWIM's random member choices.
+    /// `identity.incarnation` must be drawn at random for each process (see [`NodeId`]); it also
+    /// marks this process's packets for replay protection. `rng_seed` drives SWIM's random member
+    /// choices.
     pub fn new(
         identity: NodeId,
-        epoch: u64,
         key: &GossipKey,
         seeds: &[SocketAddr],
         timing: &SwimTiming,
@@ -109,7 +109,7 @@ impl GossipCore {
         now: Instant,
     ) -> Self {
         let packet_key = PacketKey::derive(key);
-        let sealer = Sealer::new(packet_key.clone(), &identity.name, epoch);
+        let sealer = Sealer::new(packet_key.clone(), &identity.name, identity.incarnation);
         let seeds = seeds
             .iter()
             .copied()
@@ -157,7 +157,16 @@ impl GossipCore {
                 return;
             }
         };
-        if !self.replay.accept(opened.sender, opened.epoch, opened.seq) {
+        let own = self.swim.identity();
+        if opened.sender == own.name && opened.incarnation == own.incarnation {
+            // Our own probe of a former self of ours (same socket, older incarnation), looped
+            // back: nobody is there to answer it, which is how that former self is declared down.
+            return;
+        }
+        if !self
+            .replay
+            .accept(opened.sender, opened.incarnation, opened.seq)
+        {
             self.drops.replay += 1;
             return;
         }

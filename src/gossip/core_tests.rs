@@ -36,24 +36,25 @@ impl Sim {
         sim
     }
 
-    /// Starts node `i` (seeded with node 0's address), or restarts it with generation `epoch`.
-    fn add(&mut self, i: usize, secret: &[u8], epoch: u64) {
-        self.add_with_seeds(i, secret, epoch, &[addr(0)]);
+    /// Starts node `i` (seeded with node 0's address), or restarts it, as incarnation
+    /// `incarnation`.
+    fn add(&mut self, i: usize, secret: &[u8], incarnation: u64) {
+        self.add_with_seeds(i, secret, incarnation, &[addr(0)]);
     }
 
-    fn add_with_seeds(&mut self, i: usize, secret: &[u8], epoch: u64, seeds: &[SocketAddr]) {
+    fn add_with_seeds(&mut self, i: usize, secret: &[u8], incarnation: u64, seeds: &[SocketAddr]) {
         let identity = NodeId {
             name: name(i),
             addr: addr(i),
-            generation: epoch,
+            incarnation,
+            generation: 0,
         };
         let core = GossipCore::new(
             identity,
-            epoch,
             &key(secret),
             seeds,
             &SwimTiming::default(),
-            i as u64 + epoch,
+            i as u64 + incarnation,
             self.now,
         );
         if self.nodes.len() <= i {
@@ -246,7 +247,7 @@ fn garbled_replayed_and_invalid_swim_packets_are_dropped_and_counted() {
 }
 
 #[test]
-fn a_restarted_member_rejoins_under_its_new_generation() {
+fn a_restarted_member_rejoins_as_a_new_incarnation() {
     let mut sim = Sim::new(3);
     sim.run_until(Duration::from_secs(5), |s| {
         (0..3).all(|i| s.members_of(i).len() == 3)
@@ -255,18 +256,70 @@ fn a_restarted_member_rejoins_under_its_new_generation() {
     sim.nodes[2] = None;
     sim.run_until(Duration::from_secs(10), |s| s.members_of(0).len() == 2)
         .expect("declared down");
-    sim.add(2, b"0123456789abcdef", 2000); // same name and address, later start
+    sim.add(2, b"0123456789abcdef", 2000); // same name and address, new process
     sim.run_until(Duration::from_secs(5), |s| {
         (0..3).all(|i| s.members_of(i).len() == 3)
     })
     .expect("restarted member rejoined");
-    let generation = sim
+    let incarnations: Vec<u64> = sim
         .node(0)
         .swim
         .iter_members()
-        .find(|m| m.id().name == name(2))
-        .map(|m| m.id().generation);
-    assert_eq!(generation, Some(2000));
+        .filter(|m| m.id().name == name(2))
+        .map(|m| m.id().incarnation)
+        .collect();
+    assert_eq!(incarnations, vec![2000]);
+}
+
+/// The restarted process's identity number is lower than its former self's (on main it was the
+/// wall-clock start time, so a clock stepped back produced this): it must rejoin all the same,
+/// both after its former self was declared down and while the others still think it alive.
+#[test]
+fn a_member_restarted_with_a_lower_number_rejoins() {
+    for wait_for_down in [true, false] {
+        let mut sim = Sim::new(3);
+        sim.run_until(Duration::from_secs(5), |s| {
+            (0..3).all(|i| s.members_of(i).len() == 3)
+        })
+        .expect("converged");
+        sim.nodes[2] = None;
+        if wait_for_down {
+            sim.run_until(Duration::from_secs(10), |s| s.members_of(0).len() == 2)
+                .expect("declared down");
+        }
+        sim.add(2, b"0123456789abcdef", 500);
+        sim.run_until(Duration::from_secs(5), |s| {
+            (0..3).all(|i| s.members_of(i).len() == 3)
+        })
+        .expect("restarted member rejoined");
+        // And it stays in: its former self, still known to the others, never displaces it.
+        for _ in 0..300 {
+            sim.step();
+        }
+        for i in 0..3 {
+            assert_eq!(
+                sim.members_of(i),
+                names(&[0, 1, 2]),
+                "node {i} (wait_for_down {wait_for_down})"
+            );
+        }
+        assert_eq!(sim.node(0).drops().replay, 0);
+        // Every packet ever sent to node 0, replayed (the former self's included): refused or
+        // harmless, the restarted member stays in.
+        let captured: Vec<Vec<u8>> = sim
+            .wire
+            .iter()
+            .filter(|(to, _)| *to == addr(0))
+            .map(|(_, p)| p.clone())
+            .collect();
+        for packet in &captured {
+            sim.deliver(addr(0), packet);
+        }
+        for _ in 0..300 {
+            sim.step();
+        }
+        assert_eq!(sim.members_of(0), names(&[0, 1, 2]));
+    }
 }
 
 #[test]

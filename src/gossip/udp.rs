@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -67,21 +67,15 @@ impl Gossip {
         let local_addr = socket.local_addr().map_err(bind_error)?;
         let advertise = config.advertise_addr_for(local_addr)?;
 
-        // The start time orders this process after any earlier run of the same speaker, both as
-        // the replay epoch and as the SWIM generation (see `NodeId`).
-        let epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
-            .max(1);
+        // A fresh random incarnation per process, never a clock reading (see `NodeId`).
         let identity = NodeId {
             name: config.node_name.clone(),
             addr: advertise,
-            generation: epoch,
+            incarnation: rand::random::<u64>().max(1),
+            generation: 0,
         };
         let core = GossipCore::new(
             identity.clone(),
-            epoch,
             &config.key,
             &config.seeds,
             &config.timing,
@@ -221,12 +215,12 @@ async fn run(
 
 fn log_event(event: &GossipEvent) {
     match event {
-        GossipEvent::Up(id) => {
-            tracing::info!(member = %id.name, addr = %id.addr, "gossip: member up")
-        }
-        GossipEvent::Down(id) => {
-            tracing::warn!(member = %id.name, addr = %id.addr, "gossip: member down")
-        }
+        GossipEvent::Up(id) => tracing::info!(
+            member = %id.name, addr = %id.addr, incarnation = id.incarnation, "gossip: member up"
+        ),
+        GossipEvent::Down(id) => tracing::warn!(
+            member = %id.name, addr = %id.addr, incarnation = id.incarnation, "gossip: member down"
+        ),
         GossipEvent::Renamed { from, to } => tracing::info!(
             member = %to.name, addr = %to.addr, from = %from.name, "gossip: member restarted or renamed"
         ),
