@@ -17,7 +17,8 @@ fn config(name: &str, key: &[u8], seeds: Vec<SocketAddr>, timing: SwimTiming) ->
         bind_addr: "127.0.0.1:0".parse().unwrap(),
         advertise_addr: None,
         seeds,
-        key: GossipKey::from_bytes(key, "test").unwrap(),
+        keys: GossipKey::from_bytes(key, "test").unwrap().into(),
+        reload: None,
         timing,
     }
 }

@@ -13,7 +13,7 @@ use rand_foca::rngs::SmallRng;
 use super::config::SwimTiming;
 use super::envelope::{self, PacketKey, Rejected, ReplayGuard, Sealer};
 use super::identity::NodeId;
-use super::key::GossipKey;
+use super::key::KeyRing;
 
 /// Datagrams dropped before reaching SWIM, by reason (for `ferrolb_gossip_dropped_total`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -83,7 +83,8 @@ type Swim = Foca<NodeId, PostcardCodec, SmallRng, NoCustomBroadcast>;
 pub struct GossipCore {
     swim: Swim,
     outbox: Outbox,
-    key: PacketKey,
+    /// Send key first.
+    keys: Vec<PacketKey>,
     sealer: Sealer,
     replay: ReplayGuard,
     deadlines: BTreeMap<(Instant, u64), Deadline>,
@@ -102,14 +103,18 @@ impl GossipCore {
     /// choices.
     pub fn new(
         identity: NodeId,
-        key: &GossipKey,
+        keys: &KeyRing,
         seeds: &[SocketAddr],
         timing: &SwimTiming,
         rng_seed: u64,
         now: Instant,
     ) -> Self {
-        let packet_key = PacketKey::derive(key);
-        let sealer = Sealer::new(packet_key.clone(), &identity.name, identity.incarnation);
+        let sealer = Sealer::new(
+            PacketKey::derive(&keys.send),
+            &identity.name,
+            identity.incarnation,
+        );
+        let keys = keys.all().map(PacketKey::derive).collect();
         let seeds = seeds
             .iter()
             .copied()
@@ -124,7 +129,7 @@ impl GossipCore {
         let mut core = Self {
             swim,
             outbox: Outbox::default(),
-            key: packet_key,
+            keys,
             sealer,
             replay: ReplayGuard::default(),
             deadlines: BTreeMap::new(),
@@ -146,7 +151,7 @@ impl GossipCore {
         if self.left {
             return;
         }
-        let opened = match envelope::open(&self.key, packet) {
+        let opened = match envelope::open_with(&self.keys, packet) {
             Ok(opened) => opened,
             Err(Rejected::BadTag) => {
                 self.drops.auth += 1;
@@ -202,6 +207,19 @@ impl GossipCore {
             }
             self.drain(now);
         }
+    }
+
+    /// Replaces the keys (a rotation step): sends with `keys.send` from now on, accepts any of
+    /// them. Membership and replay state are kept, so nobody notices but a peer without the new
+    /// send key.
+    pub fn set_keys(&mut self, keys: &KeyRing) {
+        self.sealer.set_key(PacketKey::derive(&keys.send));
+        self.keys = keys.all().map(PacketKey::derive).collect();
+    }
+
+    /// How many keys are accepted (2 during a rotation).
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
     }
 
     /// Announces our departure, so the others mark us down at once instead of by failure

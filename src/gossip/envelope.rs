@@ -110,6 +110,11 @@ impl Sealer {
         }
     }
 
+    /// Seals from now on with `key` (a key rotation); the counter goes on.
+    pub fn set_key(&mut self, key: PacketKey) {
+        self.key = key;
+    }
+
     pub fn seal(&mut self, payload: &[u8]) -> Vec<u8> {
         let mut packet =
             Vec::with_capacity(FIXED_HEADER + self.name.len() + payload.len() + TAG_LEN);
@@ -130,13 +135,23 @@ impl Sealer {
 
 /// Checks the tag (in constant time) and splits the packet. Does not check for replay.
 pub fn open<'a>(key: &PacketKey, packet: &'a [u8]) -> Result<Opened<'a>, Rejected> {
+    open_with(std::slice::from_ref(key), packet)
+}
+
+/// [`open`] with any of `keys` (during a key rotation): the packet is authentic if one matches.
+pub fn open_with<'a>(keys: &[PacketKey], packet: &'a [u8]) -> Result<Opened<'a>, Rejected> {
     if packet.len() < FIXED_HEADER + TAG_LEN || packet[0] != VERSION {
         return Err(Rejected::Malformed);
     }
     let (body, tag) = packet.split_at(packet.len() - TAG_LEN);
-    let mut mac = key.0.clone();
-    mac.update(body);
-    mac.verify_slice(tag).map_err(|_| Rejected::BadTag)?;
+    let authentic = keys.iter().any(|key| {
+        let mut mac = key.0.clone();
+        mac.update(body);
+        mac.verify_slice(tag).is_ok()
+    });
+    if !authentic {
+        return Err(Rejected::BadTag);
+    }
 
     let incarnation = u64::from_be_bytes(body[1..9].try_into().map_err(|_| Rejected::Malformed)?);
     let seq = u64::from_be_bytes(body[9..17].try_into().map_err(|_| Rejected::Malformed)?);
@@ -296,6 +311,11 @@ mod tests {
             open(&key(b"fedcba9876543210"), &first),
             Err(Rejected::BadTag)
         );
+        // Either key of a rotation opens it; neither of two wrong ones does.
+        let both = [key(b"fedcba9876543210"), key(b"0123456789abcdef")];
+        assert_eq!(open_with(&both, &first).unwrap().seq, 1);
+        let wrong = [key(b"fedcba9876543210"), key(b"another-key-0123")];
+        assert_eq!(open_with(&wrong, &first), Err(Rejected::BadTag));
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 mod client;
+mod prober;
 
 pub const KEY: &str = "ferrolb-network-test-key-0123456789";
 
