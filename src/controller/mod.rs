@@ -3,6 +3,7 @@
 pub mod cached;
 pub mod cli;
 pub mod decision;
+pub mod gossip_key;
 pub mod live;
 pub mod metrics;
 pub mod plan;

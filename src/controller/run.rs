@@ -58,6 +58,8 @@ pub struct Options {
     pub lb_class: Option<String>,
     pub leader_elect: bool,
     pub lease_duration: u64,
+    /// `--memberlist-secret-name`: the gossip key Secret to create when missing.
+    pub memberlist_secret: Option<String>,
     /// Unique among replicas: names the lease holder and the events' reporting instance.
     pub identity: String,
 }
@@ -84,6 +86,7 @@ pub async fn main(args: ControllerArgs) -> Result<(), RunError> {
         lb_class: args.lb_class.clone(),
         leader_elect: args.leader_elect,
         lease_duration: args.lease_duration,
+        memberlist_secret: args.memberlist_secret_name.clone(),
         identity: identity(),
     };
     let registry = Registry::new();
@@ -171,6 +174,15 @@ pub async fn run(
             futures::future::ready(())
         });
     let controller = tokio::spawn(controller);
+
+    if let Some(name) = options.memberlist_secret.clone() {
+        tokio::spawn(super::gossip_key::keep_key_secret(
+            client.clone(),
+            options.namespace.clone(),
+            name,
+            stop_rx.clone(),
+        ));
+    }
 
     let config_task = tokio::spawn(watch_config(
         client.clone(),
