@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use super::Lan;
 
-/// Python (stdlib only). Args: DURATION_S INTERVAL_S VIP... Prints one line per VIP at the end:
+/// Python (stdlib only). Args: MAX_DURATION_S STOP_FILE INTERVAL_S VIP... Runs until STOP_FILE
+/// exists (or the maximum has passed, so it always ends). Prints one line per VIP at the end:
 /// `VIP probes=N unanswered=N double=N longest_double=N macs=a,b,...`.
 const PROBER: &str = r#"
-import socket, struct, sys, time
-duration, interval, vips = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
+import os, socket, struct, sys, time
+duration, stop, interval, vips = float(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4:]
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
 s.bind(('eth0', 0))
 src = s.getsockname()[4]
@@ -20,7 +21,7 @@ def request(tip):
     return b'\xff' * 6 + src + b'\x08\x06' + struct.pack('!HHBBH', 1, 0x0800, 6, 4, 1) + src + me4 + b'\0' * 6 + tip
 stats = {v: [0, 0, 0, set(), 0, 0] for v in vips}
 end = time.monotonic() + duration
-while time.monotonic() < end:
+while time.monotonic() < end and not os.path.exists(stop):
     slot_end = time.monotonic() + interval
     seen = {v: set() for v in vips}
     for t in targets:
@@ -69,16 +70,30 @@ pub struct ProbeTally {
 }
 
 impl Lan {
-    /// Starts probing `vips` every 10 ms for `seconds` (it stops by itself); read the result
-    /// with [`Lan::probe_results`] once that time has passed.
-    pub fn start_prober(&mut self, vips: &[&str], seconds: u32) -> PathBuf {
+    /// Starts probing `vips` every 10 ms until [`Lan::stop_prober`] (or `max_seconds`, so it
+    /// always stops by itself); read the result with [`Lan::probe_results`].
+    pub fn start_prober(&mut self, vips: &[&str], max_seconds: u32) -> PathBuf {
         let log = self.dir.path().join("prober.log");
-        let duration = seconds.to_string();
-        let mut args = vec!["python3", "-c", PROBER, duration.as_str(), "0.01"];
+        let stop = self.dir.path().join("prober.stop");
+        let duration = max_seconds.to_string();
+        let stop = stop.to_string_lossy().into_owned();
+        let mut args = vec![
+            "python3",
+            "-c",
+            PROBER,
+            duration.as_str(),
+            stop.as_str(),
+            "0.01",
+        ];
         args.extend_from_slice(vips);
         let ns = self.client_ns.clone();
         self.spawn_in(&ns, &args, &log);
         log
+    }
+
+    /// Tells the prober to finish and print its tallies.
+    pub fn stop_prober(&self) {
+        std::fs::write(self.dir.path().join("prober.stop"), "").expect("stop file");
     }
 
     /// The prober's tallies, once it has finished (empty until then).
