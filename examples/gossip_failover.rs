@@ -13,7 +13,10 @@ async fn start(name: &str, seeds: Vec<std::net::SocketAddr>) -> GossipHandle {
         bind_addr: "127.0.0.1:0".parse().expect("literal address"),
         advertise_addr: None,
         seeds,
-        key: GossipKey::from_bytes(b"failover-measurement-key", "example").expect("long key"),
+        keys: GossipKey::from_bytes(b"failover-measurement-key", "example")
+            .expect("long key")
+            .into(),
+        reload: None,
         timing: SwimTiming::default(),
     };
     Gossip::start(config).await.expect("loopback bind")

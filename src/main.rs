@@ -144,7 +144,7 @@ mod speaker_main {
                 Some(file) => {
                     let options = StaticOptions {
                         file,
-                        key_file: args.memberlist_key_file.clone(),
+                        keys: args.key_files(),
                         announcer: args.announcer_options(),
                         timing: SwimTiming::default(),
                         naming: Naming::from_flag(args.metallb_metric_names),
@@ -179,7 +179,7 @@ mod speaker_main {
             Some(GossipOptions {
                 port: args.gossip_port,
                 host_ip,
-                key_file: args.memberlist_key_file.clone(),
+                keys: args.key_files(),
                 timing: SwimTiming::default(),
             })
         } else {

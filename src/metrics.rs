@@ -157,6 +157,10 @@ pub const GOSSIP_DROPPED: Family = ours(
     "Gossip datagrams dropped before reaching SWIM: auth (wrong key or tampered), \
      decode (malformed), replay (already seen)",
 );
+pub const GOSSIP_KEYS: Family = ours(
+    "ferrolb_gossip_keys",
+    "Gossip keys this speaker accepts: 1, or 2 during a key rotation",
+);
 
 /// Every family either component can export.
 pub const ALL: &[Family] = &[
@@ -178,6 +182,7 @@ pub const ALL: &[Family] = &[
     SPEAKER_SERVICE_IPS,
     GOSSIP_MEMBERS,
     GOSSIP_DROPPED,
+    GOSSIP_KEYS,
 ];
 
 /// Whether a config update was applied or refused, as both components count them.

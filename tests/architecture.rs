@@ -81,6 +81,18 @@ fn pure_cores_import_no_edge() {
     assert!(found.is_empty(), "{found:#?}");
 }
 
+/// Gossip identity and replay protection must survive a clock stepped back across a restart, so
+/// nothing in gossip may read the wall clock (docs/architecture.md, "Gossip incarnations").
+#[test]
+fn gossip_never_reads_the_wall_clock() {
+    let offenders: Vec<String> = files()
+        .into_iter()
+        .filter(|(file, code)| file.starts_with("gossip/") && code.contains("SystemTime"))
+        .map(|(file, _)| file)
+        .collect();
+    assert!(offenders.is_empty(), "wall clock read in {offenders:?}");
+}
+
 #[test]
 fn controller_and_speaker_never_import_each_other() {
     let mut found = Vec::new();

@@ -17,7 +17,8 @@ fn config(name: &str, key: &[u8], seeds: Vec<SocketAddr>, timing: SwimTiming) ->
         bind_addr: "127.0.0.1:0".parse().unwrap(),
         advertise_addr: None,
         seeds,
-        key: GossipKey::from_bytes(key, "test").unwrap(),
+        keys: GossipKey::from_bytes(key, "test").unwrap().into(),
+        reload: None,
         timing,
     }
 }
@@ -139,9 +140,9 @@ async fn garbled_datagrams_are_dropped_and_counted() {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let garbage: [&[u8]; 4] = [
         b"",
-        b"\x01short",
-        &[0x01; 80], // right version byte, wrong tag
-        &[0xde; 52], // long enough, unknown version
+        b"\x02short",
+        &[0x02; 80], // right version byte, wrong tag
+        &[0x01; 52], // long enough, the first envelope version (no longer spoken)
     ];
     for packet in garbage {
         socket.send_to(packet, target).await.unwrap();

@@ -56,6 +56,10 @@ pub struct ControllerArgs {
     /// leader has stopped before another replica may take over.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub lease_duration: u64,
+    /// Secret in --namespace holding the speakers' gossip key (entry `secretkey`): created with
+    /// a random key if it does not exist, never changed if it does. Unset: no Secret is managed.
+    #[arg(long)]
+    pub memberlist_secret_name: Option<String>,
 }
 
 /// Output format of `ferrolb plan`.

@@ -4,6 +4,7 @@ pub mod cached;
 pub mod cli;
 pub mod decision;
 pub mod elector;
+pub mod gossip_key;
 pub mod lease;
 pub mod live;
 pub mod metrics;

@@ -63,6 +63,8 @@ pub struct Options {
     pub lease_name: String,
     /// Metric names: ferrolb's or MetalLB's.
     pub metric_naming: crate::metrics::Naming,
+    /// `--memberlist-secret-name`: the gossip key Secret to create when missing.
+    pub memberlist_secret: Option<String>,
     /// Unique among replicas: names the lease holder and the events' reporting instance.
     pub identity: String,
 }
@@ -91,6 +93,7 @@ pub async fn main(args: ControllerArgs) -> Result<(), RunError> {
         lease_duration: args.lease_duration,
         lease_name: args.lease_name.clone(),
         metric_naming: crate::metrics::Naming::from_flag(args.metallb_metric_names),
+        memberlist_secret: args.memberlist_secret_name.clone(),
         identity: identity(),
     };
     let registry = Registry::new();
@@ -182,6 +185,15 @@ pub async fn run(
             futures::future::ready(())
         });
     let controller = tokio::spawn(controller);
+
+    if let Some(name) = options.memberlist_secret.clone() {
+        tokio::spawn(super::gossip_key::keep_key_secret(
+            client.clone(),
+            options.namespace.clone(),
+            name,
+            stop_rx.clone(),
+        ));
+    }
 
     let config_task = tokio::spawn(watch_config(
         client.clone(),

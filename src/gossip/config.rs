@@ -7,7 +7,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::envelope::{MAX_NAME_LEN, MAX_OVERHEAD};
-use super::key::GossipKey;
+use super::key::{KeyFiles, KeyRing};
 
 /// Default gossip port, memberlist's (and so MetalLB's).
 pub const DEFAULT_PORT: u16 = 7946;
@@ -49,7 +49,7 @@ pub struct SwimTiming {
     pub announce_to_down_interval: Duration,
     /// While no other member is alive, the seeds are announced to this often.
     pub seed_retry_interval: Duration,
-    /// How long a down identity is remembered (a restarted node has a new generation and is not
+    /// How long a down identity is remembered (a restarted node is a new incarnation and is not
     /// affected; this only bounds memory).
     pub remove_down_after: Duration,
     /// Largest UDP payload sent or accepted, envelope included; below a 1500-byte MTU so
@@ -89,7 +89,9 @@ pub struct GossipConfig {
     /// Addresses announced to at start and while alone. Our own address may be listed (it is
     /// skipped), so every speaker can be given the same list.
     pub seeds: Vec<SocketAddr>,
-    pub key: GossipKey,
+    pub keys: KeyRing,
+    /// Files to read the keys from again when they change (`None`: the keys never change).
+    pub reload: Option<KeyFiles>,
     pub timing: SwimTiming,
 }
 
@@ -214,7 +216,10 @@ mod tests {
             bind_addr: "0.0.0.0:7946".parse().unwrap(),
             advertise_addr: None,
             seeds: vec![],
-            key: GossipKey::from_bytes(b"0123456789abcdef", "test").unwrap(),
+            keys: crate::gossip::GossipKey::from_bytes(b"0123456789abcdef", "test")
+                .unwrap()
+                .into(),
+            reload: None,
             timing: SwimTiming::default(),
         }
     }

@@ -13,7 +13,7 @@ use rand_foca::rngs::SmallRng;
 use super::config::SwimTiming;
 use super::envelope::{self, PacketKey, Rejected, ReplayGuard, Sealer};
 use super::identity::NodeId;
-use super::key::GossipKey;
+use super::key::KeyRing;
 
 /// Datagrams dropped before reaching SWIM, by reason (for `ferrolb_gossip_dropped_total`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -83,7 +83,8 @@ type Swim = Foca<NodeId, PostcardCodec, SmallRng, NoCustomBroadcast>;
 pub struct GossipCore {
     swim: Swim,
     outbox: Outbox,
-    key: PacketKey,
+    /// Send key first.
+    keys: Vec<PacketKey>,
     sealer: Sealer,
     replay: ReplayGuard,
     deadlines: BTreeMap<(Instant, u64), Deadline>,
@@ -97,19 +98,23 @@ pub struct GossipCore {
 }
 
 impl GossipCore {
-    /// `epoch` must grow across restarts of this speaker (its start time in ms is the natural
-    /// choice); `rng_seed` drives SWIM's random member choices.
+    /// `identity.incarnation` must be drawn at random for each process (see [`NodeId`]); it also
+    /// marks this process's packets for replay protection. `rng_seed` drives SWIM's random member
+    /// choices.
     pub fn new(
         identity: NodeId,
-        epoch: u64,
-        key: &GossipKey,
+        keys: &KeyRing,
         seeds: &[SocketAddr],
         timing: &SwimTiming,
         rng_seed: u64,
         now: Instant,
     ) -> Self {
-        let packet_key = PacketKey::derive(key);
-        let sealer = Sealer::new(packet_key.clone(), &identity.name, epoch);
+        let sealer = Sealer::new(
+            PacketKey::derive(&keys.send),
+            &identity.name,
+            identity.incarnation,
+        );
+        let keys = keys.all().map(PacketKey::derive).collect();
         let seeds = seeds
             .iter()
             .copied()
@@ -124,7 +129,7 @@ impl GossipCore {
         let mut core = Self {
             swim,
             outbox: Outbox::default(),
-            key: packet_key,
+            keys,
             sealer,
             replay: ReplayGuard::default(),
             deadlines: BTreeMap::new(),
@@ -146,7 +151,7 @@ impl GossipCore {
         if self.left {
             return;
         }
-        let opened = match envelope::open(&self.key, packet) {
+        let opened = match envelope::open_with(&self.keys, packet) {
             Ok(opened) => opened,
             Err(Rejected::BadTag) => {
                 self.drops.auth += 1;
@@ -157,7 +162,16 @@ impl GossipCore {
                 return;
             }
         };
-        if !self.replay.accept(opened.sender, opened.epoch, opened.seq) {
+        let own = self.swim.identity();
+        if opened.sender == own.name && opened.incarnation == own.incarnation {
+            // Our own probe of a former self of ours (same socket, older incarnation), looped
+            // back: nobody is there to answer it, which is how that former self is declared down.
+            return;
+        }
+        if !self
+            .replay
+            .accept(opened.sender, opened.incarnation, opened.seq)
+        {
             self.drops.replay += 1;
             return;
         }
@@ -193,6 +207,19 @@ impl GossipCore {
             }
             self.drain(now);
         }
+    }
+
+    /// Replaces the keys (a rotation step): sends with `keys.send` from now on, accepts any of
+    /// them. Membership and replay state are kept, so nobody notices but a peer without the new
+    /// send key.
+    pub fn set_keys(&mut self, keys: &KeyRing) {
+        self.sealer.set_key(PacketKey::derive(&keys.send));
+        self.keys = keys.all().map(PacketKey::derive).collect();
+    }
+
+    /// How many keys are accepted (2 during a rotation).
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
     }
 
     /// Announces our departure, so the others mark us down at once instead of by failure

@@ -3,21 +3,27 @@
 //! Wire format (all integers big-endian):
 //!
 //! ```text
-//! version u8 (=1) | epoch u64 | seq u64 | name_len u8 | sender name | foca payload | HMAC-SHA256 tag (32)
+//! version u8 (=2) | incarnation u64 | seq u64 | name_len u8 | sender name | foca payload | HMAC-SHA256 tag (32)
 //! ```
 //!
 //! The tag covers every byte before it, under a key derived from the shared secret. Replays are
-//! refused with a per-sender sliding window over `(epoch, seq)`, keyed by the *authenticated*
-//! sender name (never by the UDP source address, which an attacker can spoof):
+//! refused with a sliding window over `seq` per *authenticated* sender name and incarnation (never
+//! by the UDP source address, which an attacker can spoof):
 //!
-//! - `epoch` is fixed for the life of a sender process (its start time in ms); a higher epoch means
-//!   the sender restarted and resets its window, a lower one is an old capture and is refused;
-//! - `seq` counts up per packet; the last [`WINDOW`] sequence numbers are remembered in a bitmap,
-//!   so reordering on the wire is tolerated but each packet is accepted once.
+//! - `incarnation` is a random non-zero number drawn when the sender process starts; it is never
+//!   compared for order, so no clock is involved: a sender restarted with its clock stepped back is
+//!   simply a new incarnation, accepted like any other;
+//! - `seq` counts up per packet from 1; the last [`WINDOW`] sequence numbers of each incarnation
+//!   are remembered in a bitmap, so reordering on the wire is tolerated but each packet is
+//!   accepted once.
 //!
-//! This is IPsec's anti-replay scheme. It was chosen over a timestamp window because it needs no
-//! clock agreement between nodes: a node with a skewed clock would otherwise be silently unable to
-//! gossip and its IPs would fail over for no reason. The cost is one small entry per sender.
+//! The last [`INCARNATIONS_PER_SENDER`] incarnations of each sender keep their windows, so replays
+//! of a recent former process are refused too. What a replay can still do: deliver, once, a
+//! packet of an incarnation this receiver has not heard (or has forgotten). SWIM then sees a member
+//! identity that cannot answer probes (its process is gone) and declares it down within one
+//! failure-detection round; see `NodeId` for why that identity never displaces the live one.
+//! This is IPsec's anti-replay window with a random epoch instead of an ordered one; it needs no
+//! clock agreement between nodes nor a clock that only moves forward.
 
 use std::collections::HashMap;
 
@@ -28,7 +34,7 @@ use super::key::GossipKey;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const FIXED_HEADER: usize = 1 + 8 + 8 + 1;
 const TAG_LEN: usize = 32;
 /// Longest node name (a DNS subdomain, as Kubernetes node names are).
@@ -40,6 +46,8 @@ pub const WINDOW: u64 = 64;
 /// Senders remembered at most; the least recently heard is forgotten first. Only authenticated
 /// packets create entries, so this bounds memory, not an attacker's reach.
 const MAX_SENDERS: usize = 4096;
+/// Incarnations (process lifetimes) remembered per sender; the least recently heard goes first.
+pub const INCARNATIONS_PER_SENDER: usize = 4;
 
 /// Keyed MAC, derived once so the raw shared secret is used for nothing but this derivation
 /// (domain separation if the same secret ever serves another purpose).
@@ -76,7 +84,7 @@ pub enum Rejected {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Opened<'a> {
     pub sender: &'a str,
-    pub epoch: u64,
+    pub incarnation: u64,
     pub seq: u64,
     pub payload: &'a [u8],
 }
@@ -85,28 +93,33 @@ pub struct Opened<'a> {
 pub struct Sealer {
     key: PacketKey,
     name: Vec<u8>,
-    epoch: u64,
+    incarnation: u64,
     next_seq: u64,
 }
 
 impl Sealer {
     /// `name` must be at most [`MAX_NAME_LEN`] bytes (checked by the config).
-    pub fn new(key: PacketKey, name: &str, epoch: u64) -> Self {
+    pub fn new(key: PacketKey, name: &str, incarnation: u64) -> Self {
         let mut name = name.as_bytes().to_vec();
         name.truncate(MAX_NAME_LEN);
         Self {
             key,
             name,
-            epoch,
+            incarnation,
             next_seq: 1,
         }
+    }
+
+    /// Seals from now on with `key` (a key rotation); the counter goes on.
+    pub fn set_key(&mut self, key: PacketKey) {
+        self.key = key;
     }
 
     pub fn seal(&mut self, payload: &[u8]) -> Vec<u8> {
         let mut packet =
             Vec::with_capacity(FIXED_HEADER + self.name.len() + payload.len() + TAG_LEN);
         packet.push(VERSION);
-        packet.extend_from_slice(&self.epoch.to_be_bytes());
+        packet.extend_from_slice(&self.incarnation.to_be_bytes());
         packet.extend_from_slice(&self.next_seq.to_be_bytes());
         // `Sealer::new` truncated the name, so the length fits in a byte.
         packet.push(self.name.len() as u8);
@@ -122,15 +135,25 @@ impl Sealer {
 
 /// Checks the tag (in constant time) and splits the packet. Does not check for replay.
 pub fn open<'a>(key: &PacketKey, packet: &'a [u8]) -> Result<Opened<'a>, Rejected> {
+    open_with(std::slice::from_ref(key), packet)
+}
+
+/// [`open`] with any of `keys` (during a key rotation): the packet is authentic if one matches.
+pub fn open_with<'a>(keys: &[PacketKey], packet: &'a [u8]) -> Result<Opened<'a>, Rejected> {
     if packet.len() < FIXED_HEADER + TAG_LEN || packet[0] != VERSION {
         return Err(Rejected::Malformed);
     }
     let (body, tag) = packet.split_at(packet.len() - TAG_LEN);
-    let mut mac = key.0.clone();
-    mac.update(body);
-    mac.verify_slice(tag).map_err(|_| Rejected::BadTag)?;
+    let authentic = keys.iter().any(|key| {
+        let mut mac = key.0.clone();
+        mac.update(body);
+        mac.verify_slice(tag).is_ok()
+    });
+    if !authentic {
+        return Err(Rejected::BadTag);
+    }
 
-    let epoch = u64::from_be_bytes(body[1..9].try_into().map_err(|_| Rejected::Malformed)?);
+    let incarnation = u64::from_be_bytes(body[1..9].try_into().map_err(|_| Rejected::Malformed)?);
     let seq = u64::from_be_bytes(body[9..17].try_into().map_err(|_| Rejected::Malformed)?);
     let name_len = usize::from(body[17]);
     let rest = &body[FIXED_HEADER..];
@@ -141,75 +164,107 @@ pub fn open<'a>(key: &PacketKey, packet: &'a [u8]) -> Result<Opened<'a>, Rejecte
     let sender = std::str::from_utf8(name).map_err(|_| Rejected::Malformed)?;
     Ok(Opened {
         sender,
-        epoch,
+        incarnation,
         seq,
         payload,
     })
 }
 
-struct SenderWindow {
-    epoch: u64,
+struct Window {
+    incarnation: u64,
     highest: u64,
     /// Bit `i` set: `highest - i` was seen.
     seen: u64,
     last_heard: u64,
 }
 
-/// Remembers which `(epoch, seq)` each sender has used.
+impl Window {
+    fn new(incarnation: u64, seq: u64, tick: u64) -> Self {
+        Self {
+            incarnation,
+            highest: seq,
+            seen: 1,
+            last_heard: tick,
+        }
+    }
+
+    fn accept(&mut self, seq: u64, tick: u64) -> bool {
+        if seq > self.highest {
+            let shift = seq - self.highest;
+            self.seen = if shift >= WINDOW {
+                0
+            } else {
+                self.seen << shift
+            };
+            self.seen |= 1;
+            self.highest = seq;
+        } else {
+            let age = self.highest - seq;
+            if age >= WINDOW || self.seen & (1 << age) != 0 {
+                return false;
+            }
+            self.seen |= 1 << age;
+        }
+        self.last_heard = tick;
+        true
+    }
+}
+
+struct Sender {
+    /// At most [`INCARNATIONS_PER_SENDER`].
+    windows: Vec<Window>,
+    last_heard: u64,
+}
+
+/// Remembers which `(incarnation, seq)` each sender has used.
 #[derive(Default)]
 pub struct ReplayGuard {
-    senders: HashMap<String, SenderWindow>,
+    senders: HashMap<String, Sender>,
     tick: u64,
 }
 
 impl ReplayGuard {
-    /// Records the packet and says whether it is fresh.
-    pub fn accept(&mut self, sender: &str, epoch: u64, seq: u64) -> bool {
+    /// Records the packet and says whether it is fresh. An incarnation not heard before is a new
+    /// process of that sender (or one this receiver never heard): it gets a window of its own,
+    /// and the windows of the sender's other incarnations are kept, not reset.
+    pub fn accept(&mut self, sender: &str, incarnation: u64, seq: u64) -> bool {
         self.tick += 1;
         let tick = self.tick;
-        let Some(window) = self.senders.get_mut(sender) else {
+        if !self.senders.contains_key(sender) {
             self.forget_oldest_if_full();
-            self.senders.insert(
-                sender.to_string(),
-                SenderWindow {
-                    epoch,
-                    highest: seq,
-                    seen: 1,
-                    last_heard: tick,
-                },
-            );
-            return true;
-        };
-        if epoch < window.epoch {
-            return false;
         }
-        if epoch > window.epoch {
-            *window = SenderWindow {
-                epoch,
-                highest: seq,
-                seen: 1,
+        let entry = self
+            .senders
+            .entry(sender.to_string())
+            .or_insert_with(|| Sender {
+                windows: Vec::new(),
                 last_heard: tick,
-            };
-            return true;
-        }
-        if seq > window.highest {
-            let shift = seq - window.highest;
-            window.seen = if shift >= WINDOW {
-                0
-            } else {
-                window.seen << shift
-            };
-            window.seen |= 1;
-            window.highest = seq;
-        } else {
-            let age = window.highest - seq;
-            if age >= WINDOW || window.seen & (1 << age) != 0 {
-                return false;
+            });
+        let fresh = match entry
+            .windows
+            .iter_mut()
+            .find(|w| w.incarnation == incarnation)
+        {
+            Some(window) => window.accept(seq, tick),
+            None => {
+                if entry.windows.len() >= INCARNATIONS_PER_SENDER
+                    && let Some(oldest) = entry
+                        .windows
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, w)| w.last_heard)
+                        .map(|(i, _)| i)
+                {
+                    entry.windows.swap_remove(oldest);
+                }
+                entry.windows.push(Window::new(incarnation, seq, tick));
+                true
             }
-            window.seen |= 1 << age;
+        };
+        if fresh {
+            entry.last_heard = tick;
         }
-        window.last_heard = tick;
-        true
+        fresh
     }
 
     fn forget_oldest_if_full(&mut self) {
@@ -219,7 +274,7 @@ impl ReplayGuard {
         let oldest = self
             .senders
             .iter()
-            .min_by_key(|(_, w)| w.last_heard)
+            .min_by_key(|(_, s)| s.last_heard)
             .map(|(name, _)| name.clone());
         if let Some(name) = oldest {
             self.senders.remove(&name);
@@ -246,7 +301,7 @@ mod tests {
             opened,
             Opened {
                 sender: "node-a",
-                epoch: 42,
+                incarnation: 42,
                 seq: 1,
                 payload: b"hello"
             }
@@ -256,6 +311,11 @@ mod tests {
             open(&key(b"fedcba9876543210"), &first),
             Err(Rejected::BadTag)
         );
+        // Either key of a rotation opens it; neither of two wrong ones does.
+        let both = [key(b"fedcba9876543210"), key(b"0123456789abcdef")];
+        assert_eq!(open_with(&both, &first).unwrap().seq, 1);
+        let wrong = [key(b"fedcba9876543210"), key(b"another-key-0123")];
+        assert_eq!(open_with(&wrong, &first), Err(Rejected::BadTag));
     }
 
     #[test]
@@ -281,7 +341,7 @@ mod tests {
         );
         assert_eq!(open(&k, &[]), Err(Rejected::Malformed));
         let mut other_version = packet.clone();
-        other_version[0] = 2;
+        other_version[0] = 1;
         assert_eq!(open(&k, &other_version), Err(Rejected::Malformed));
     }
 
@@ -315,10 +375,30 @@ mod tests {
         assert!(guard.accept("a", 10, 100 - WINDOW + 1));
         // Another sender has its own window.
         assert!(guard.accept("b", 10, 5));
-        // A restart (higher epoch) resets; the old epoch is refused from then on.
-        assert!(guard.accept("a", 11, 1));
-        assert!(!guard.accept("a", 10, 101));
-        assert!(guard.accept("a", 11, 2));
+        // A restart is a new incarnation, whatever its number: a window of its own, while the
+        // former incarnation's packets stay refused once seen.
+        assert!(guard.accept("a", 3, 1));
+        assert!(!guard.accept("a", 10, 100), "former incarnation, replayed");
+        assert!(guard.accept("a", 3, 2));
+        assert!(!guard.accept("a", 3, 1));
+    }
+
+    #[test]
+    fn a_sender_keeps_its_recent_incarnations_and_forgets_the_oldest() {
+        let mut guard = ReplayGuard::default();
+        for incarnation in 1..=INCARNATIONS_PER_SENDER as u64 {
+            assert!(guard.accept("a", incarnation, 1));
+        }
+        for incarnation in 1..=INCARNATIONS_PER_SENDER as u64 {
+            assert!(
+                !guard.accept("a", incarnation, 1),
+                "incarnation {incarnation}"
+            );
+        }
+        // Incarnation 1 was the least recently heard when a fifth one appeared.
+        assert!(guard.accept("a", 99, 1));
+        assert!(guard.accept("a", 1, 1), "forgotten, so accepted once more");
+        assert!(!guard.accept("a", 99, 1));
     }
 
     #[test]

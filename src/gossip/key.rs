@@ -73,6 +73,68 @@ impl GossipKey {
     }
 }
 
+/// The keys in force: one to send with, and during a rotation one more that is also accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRing {
+    pub send: GossipKey,
+    pub accept: Option<GossipKey>,
+}
+
+impl From<GossipKey> for KeyRing {
+    fn from(send: GossipKey) -> Self {
+        Self { send, accept: None }
+    }
+}
+
+impl KeyRing {
+    /// Every key a packet may be authenticated with, the send key first.
+    pub fn all(&self) -> impl Iterator<Item = &GossipKey> {
+        std::iter::once(&self.send).chain(self.accept.iter().filter(|k| **k != self.send))
+    }
+}
+
+/// Where the keys are read from, again whenever they may have changed (a mounted Secret is
+/// replaced in place by the kubelet).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyFiles {
+    /// `--memberlist-key-file`; `None`: the key is in [`KEY_ENV`] and never changes.
+    pub key: Option<PathBuf>,
+    /// `--memberlist-accept-key-file`: a second key accepted but not sent with. A missing or
+    /// empty file means none (the Secret has no such entry outside a rotation).
+    pub accept: Option<PathBuf>,
+}
+
+impl KeyFiles {
+    pub fn load(&self) -> Result<KeyRing, KeyError> {
+        let send = GossipKey::load(self.key.as_deref())?;
+        let accept = match &self.accept {
+            None => None,
+            Some(path) => match std::fs::read(path) {
+                Ok(bytes) if bytes.trim_ascii().is_empty() => None,
+                Ok(bytes) => Some(GossipKey::from_bytes(&bytes, &path.display().to_string())?),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(source) => {
+                    return Err(KeyError::Read {
+                        path: path.clone(),
+                        source,
+                    });
+                }
+            },
+        };
+        Ok(KeyRing { send, accept })
+    }
+
+    /// Whether the key file itself is missing (the Secret may not exist yet).
+    pub fn key_file_missing(&self) -> bool {
+        self.key.as_deref().is_some_and(|p| !p.exists())
+    }
+
+    /// Whether the keys can change while running.
+    pub fn reloadable(&self) -> bool {
+        self.key.is_some() || self.accept.is_some()
+    }
+}
+
 impl fmt::Debug for GossipKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "GossipKey({} bytes, redacted)", self.0.len())
@@ -112,6 +174,32 @@ mod tests {
             err.to_string().contains("/nonexistent/ferrolb-key"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn accept_key_is_optional_and_checked_when_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("secretkey");
+        let accept = dir.path().join("acceptkey");
+        std::fs::write(&key, "0123456789abcdef-send\n").unwrap();
+        let files = KeyFiles {
+            key: Some(key.clone()),
+            accept: Some(accept.clone()),
+        };
+        let ring = files.load().unwrap();
+        assert_eq!(ring.send.as_bytes(), b"0123456789abcdef-send");
+        assert_eq!(ring.accept, None, "missing accept file: no second key");
+        std::fs::write(&accept, "\n").unwrap();
+        assert_eq!(files.load().unwrap().accept, None, "empty: no second key");
+        std::fs::write(&accept, "0123456789abcdef-next").unwrap();
+        let ring = files.load().unwrap();
+        assert_eq!(ring.all().count(), 2);
+        assert_eq!(ring.all().next(), Some(&ring.send), "send key first");
+        std::fs::write(&accept, "short").unwrap();
+        let err = files.load().unwrap_err();
+        assert!(err.to_string().contains("acceptkey"), "{err}");
+        std::fs::remove_file(&key).unwrap();
+        assert!(files.key_file_missing());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Prometheus view of a member: `ferrolb_members{state}` and
-//! `ferrolb_gossip_packets_dropped_total{reason}`, read from the member's stats at scrape time.
+//! `ferrolb_gossip_packets_dropped_total{reason}` and `ferrolb_gossip_keys`, read from the member's stats at scrape time.
 
 use prometheus::core::{Collector, Desc};
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry, proto};
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, proto};
 use tokio::sync::watch;
 
 use super::udp::{GossipHandle, GossipStats};
@@ -13,6 +13,7 @@ pub struct GossipCollector {
     stats: watch::Receiver<GossipStats>,
     members: IntGaugeVec,
     dropped: IntCounterVec,
+    keys: IntGauge,
 }
 
 impl GossipCollector {
@@ -20,10 +21,13 @@ impl GossipCollector {
         let (m, d) = (names::GOSSIP_MEMBERS, names::GOSSIP_DROPPED);
         let members = IntGaugeVec::new(Opts::new(m.ferrolb, m.help), &["state"])?;
         let dropped = IntCounterVec::new(Opts::new(d.ferrolb, d.help), &["reason"])?;
+        let k = names::GOSSIP_KEYS;
+        let keys = IntGauge::new(k.ferrolb, k.help)?;
         Ok(Self {
             stats,
             members,
             dropped,
+            keys,
         })
     }
 
@@ -39,6 +43,7 @@ impl GossipCollector {
                 .with_label_values(&[state])
                 .set(i64::try_from(value).unwrap_or(i64::MAX));
         }
+        self.keys.set(i64::try_from(stats.keys).unwrap_or(i64::MAX));
         let drops = stats.drops;
         for (reason, total) in [
             ("auth", drops.auth),
@@ -56,6 +61,7 @@ impl Collector for GossipCollector {
     fn desc(&self) -> Vec<&Desc> {
         let mut descs = self.members.desc();
         descs.extend(self.dropped.desc());
+        descs.extend(self.keys.desc());
         descs
     }
 
@@ -63,6 +69,7 @@ impl Collector for GossipCollector {
         self.refresh();
         let mut families = self.members.collect();
         families.extend(self.dropped.collect());
+        families.extend(self.keys.collect());
         families
     }
 }
@@ -103,9 +110,11 @@ mod tests {
                 decode: 1,
                 replay: 0,
             },
+            keys: 2,
             ..GossipStats::default()
         });
         let text = scrape();
+        assert!(text.contains("ferrolb_gossip_keys 2"), "{text}");
         assert!(
             text.contains("ferrolb_members{state=\"alive\"} 3"),
             "{text}"

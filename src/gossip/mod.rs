@@ -15,7 +15,8 @@
 //!     bind_addr: "0.0.0.0:7946".parse()?,
 //!     advertise_addr: Some("192.0.2.10:7946".parse()?),
 //!     seeds: vec!["192.0.2.11:7946".parse()?],
-//!     key: GossipKey::load(None)?,
+//!     keys: GossipKey::load(None)?.into(),
+//!     reload: None,
 //!     timing: SwimTiming::default(),
 //! })
 //! .await?;
@@ -37,6 +38,6 @@ pub mod udp;
 pub use config::{DEFAULT_PORT, GossipConfig, GossipError, SwimTiming};
 pub use core::{DropCounts, GossipCore, GossipEvent, MemberCounts};
 pub use identity::NodeId;
-pub use key::{GossipKey, KEY_ENV, KeyError};
+pub use key::{GossipKey, KEY_ENV, KeyError, KeyFiles, KeyRing};
 pub use metrics::{GossipCollector, register as register_metrics};
 pub use udp::{Gossip, GossipHandle, GossipStats, joined_differs};

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -11,6 +11,11 @@ use tokio::task::JoinHandle;
 use super::config::{GossipConfig, GossipError};
 use super::core::{DropCounts, GossipCore, GossipEvent, MemberCounts};
 use super::identity::NodeId;
+use super::key::{KeyFiles, KeyRing};
+
+/// How often the key files are read again. The kubelet takes up to a minute or two to update a
+/// mounted Secret, so a second more is nothing; reading two small files is cheap.
+const KEY_POLL: Duration = Duration::from_secs(1);
 
 /// A snapshot for metrics and readiness.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -20,6 +25,8 @@ pub struct GossipStats {
     /// At least one other member has acknowledged us at some point (for `/readyz`).
     pub joined: bool,
     pub left: bool,
+    /// Keys accepted: 1, or 2 during a key rotation (`ferrolb_gossip_keys`).
+    pub keys: usize,
 }
 
 /// Resolves once `joined` differs from `seen`, or fails when gossip has stopped (the sender is
@@ -67,22 +74,16 @@ impl Gossip {
         let local_addr = socket.local_addr().map_err(bind_error)?;
         let advertise = config.advertise_addr_for(local_addr)?;
 
-        // The start time orders this process after any earlier run of the same speaker, both as
-        // the replay epoch and as the SWIM generation (see `NodeId`).
-        let epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
-            .max(1);
+        // A fresh random incarnation per process, never a clock reading (see `NodeId`).
         let identity = NodeId {
             name: config.node_name.clone(),
             addr: advertise,
-            generation: epoch,
+            incarnation: rand::random::<u64>().max(1),
+            generation: 0,
         };
         let core = GossipCore::new(
             identity.clone(),
-            epoch,
-            &config.key,
+            &config.keys,
             &config.seeds,
             &config.timing,
             rand::random(),
@@ -91,10 +92,16 @@ impl Gossip {
         let (members_tx, members) = watch::channel(core.live_members());
         let (stats_tx, stats) = watch::channel(GossipStats {
             members: core.member_counts(),
+            keys: core.key_count(),
             ..GossipStats::default()
         });
         let (commands, command_rx) = mpsc::channel(4);
-        let task = tokio::spawn(run(socket, core, command_rx, members_tx, stats_tx));
+        let keys = KeyReload {
+            files: config.reload.clone(),
+            current: config.keys.clone(),
+            last_error: None,
+        };
+        let task = tokio::spawn(run(socket, core, keys, command_rx, members_tx, stats_tx));
         tracing::info!(node = %identity.name, addr = %advertise, seeds = ?config.seeds, "gossip started");
         Ok(GossipHandle {
             members,
@@ -154,15 +161,59 @@ impl GossipHandle {
     }
 }
 
+/// The key files and what was last loaded from them.
+struct KeyReload {
+    files: Option<KeyFiles>,
+    current: KeyRing,
+    last_error: Option<String>,
+}
+
+impl KeyReload {
+    /// Reads the files; returns the keys if they changed. A file that cannot be read or holds a
+    /// bad key keeps the keys in force (logged once per distinct problem): a half-written or
+    /// deleted Secret must not cut this speaker off.
+    fn poll(&mut self) -> Option<KeyRing> {
+        let files = self.files.as_ref()?;
+        match files.load() {
+            Ok(ring) => {
+                if self.last_error.take().is_some() {
+                    tracing::info!("gossip keys readable again");
+                }
+                if ring == self.current {
+                    return None;
+                }
+                tracing::info!(
+                    accepted = ring.all().count(),
+                    send_key_changed = ring.send != self.current.send,
+                    "gossip keys reloaded"
+                );
+                self.current = ring.clone();
+                Some(ring)
+            }
+            Err(error) => {
+                let text = error.to_string();
+                if self.last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(%error, "gossip keys not reloaded; the keys in force stay");
+                    self.last_error = Some(text);
+                }
+                None
+            }
+        }
+    }
+}
+
 async fn run(
     socket: UdpSocket,
     mut core: GossipCore,
+    mut keys: KeyReload,
     mut commands: mpsc::Receiver<Command>,
     members: watch::Sender<BTreeSet<String>>,
     stats: watch::Sender<GossipStats>,
 ) {
     let mut buf = vec![0u8; 65_536];
     let mut joined = false;
+    let mut key_poll = tokio::time::interval(KEY_POLL);
+    key_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let deadline = core.poll_timeout();
         let mut reply = None;
@@ -181,6 +232,11 @@ async fn run(
                 Err(error) => tracing::debug!(%error, "gossip: receive"),
             },
             () = crate::runtime::sleep_until(deadline), if deadline.is_some() => core.handle_timeout(Instant::now()),
+            _ = key_poll.tick(), if keys.files.is_some() => {
+                if let Some(ring) = keys.poll() {
+                    core.set_keys(&ring);
+                }
+            }
         }
         while let Some((to, packet)) = core.poll_transmit() {
             if let Err(error) = socket.send_to(&packet, to).await {
@@ -197,6 +253,7 @@ async fn run(
             drops: core.drops(),
             joined,
             left: core.has_left(),
+            keys: core.key_count(),
         };
         stats.send_if_modified(|current| {
             let changed = *current != snapshot;
@@ -221,12 +278,12 @@ async fn run(
 
 fn log_event(event: &GossipEvent) {
     match event {
-        GossipEvent::Up(id) => {
-            tracing::info!(member = %id.name, addr = %id.addr, "gossip: member up")
-        }
-        GossipEvent::Down(id) => {
-            tracing::warn!(member = %id.name, addr = %id.addr, "gossip: member down")
-        }
+        GossipEvent::Up(id) => tracing::info!(
+            member = %id.name, addr = %id.addr, incarnation = id.incarnation, "gossip: member up"
+        ),
+        GossipEvent::Down(id) => tracing::warn!(
+            member = %id.name, addr = %id.addr, incarnation = id.incarnation, "gossip: member down"
+        ),
         GossipEvent::Renamed { from, to } => tracing::info!(
             member = %to.name, addr = %to.addr, from = %from.name, "gossip: member restarted or renamed"
         ),

@@ -82,6 +82,14 @@ pub const API_ACCESS: &[ApiAccess] = &[
         "leader election (controller::elector: get, create when absent, a merge patch preconditioned on the read resourceVersion to renew, take or release)",
     ),
     access(
+        "controller",
+        ReleaseNamespace,
+        "",
+        "secrets",
+        &["create", "get"],
+        "the gossip key Secret (controller::gossip_key): create it with a random key when missing; get only that one Secret (resourceNames), to see whether it exists. Granted only when the chart manages the Secret",
+    ),
+    access(
         "speaker",
         Cluster,
         "",

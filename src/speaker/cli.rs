@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::gossip::KeyFiles;
 use crate::layer2::iface::{DEFAULT_EXCLUDES, ExcludePatterns};
 use crate::telemetry::LogFormat;
 
@@ -65,8 +66,13 @@ pub struct SpeakerArgs {
     #[arg(long, default_value_t = 7946)]
     pub gossip_port: u16,
     /// File holding the gossip shared secret (else $FERROLB_MEMBERLIST_KEY holds the key itself).
+    /// Reread when it changes (a mounted Secret updated in place); a missing file is waited for.
     #[arg(long)]
     pub memberlist_key_file: Option<PathBuf>,
+    /// File holding a second gossip key that is accepted but not sent with, for a key rotation
+    /// (missing or empty file: none). Reread when it changes.
+    #[arg(long)]
+    pub memberlist_accept_key_file: Option<PathBuf>,
     /// Comma-separated interface-name glob patterns never answered on (default: container
     /// networking interfaces such as veth*, cni*, cali*; pass "" to use every interface).
     #[arg(long)]
@@ -114,6 +120,13 @@ impl SpeakerArgs {
         match &self.exclude_interfaces {
             Some(list) => ExcludePatterns::parse_list(list),
             None => ExcludePatterns::new(DEFAULT_EXCLUDES.iter().copied()),
+        }
+    }
+
+    pub fn key_files(&self) -> KeyFiles {
+        KeyFiles {
+            key: self.memberlist_key_file.clone(),
+            accept: self.memberlist_accept_key_file.clone(),
         }
     }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
@@ -18,8 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::gossip::{
-    Gossip, GossipConfig, GossipError, GossipHandle, GossipKey, KeyError, SwimTiming,
-    joined_differs,
+    Gossip, GossipConfig, GossipError, GossipHandle, KeyError, KeyFiles, SwimTiming, joined_differs,
 };
 use crate::k8s::node::node_address;
 use crate::runtime::sleep_until;
@@ -53,7 +52,7 @@ pub struct GossipOptions {
     pub port: u16,
     /// `--host-ip`: the address the other speakers reach this one at.
     pub host_ip: IpAddr,
-    pub key_file: Option<PathBuf>,
+    pub keys: KeyFiles,
     pub timing: SwimTiming,
 }
 
@@ -67,6 +66,23 @@ pub enum KubeSpeakerError {
     Metrics(#[from] prometheus::Error),
     #[error("the {0} watch stopped before its first list completed")]
     Watch(&'static str),
+}
+
+/// Waits while the key file does not exist: the chart mounts the Secret as an optional volume and
+/// the controller creates the Secret on first install, so a speaker may start before it and the
+/// kubelet fills the volume in later. Other read errors are left to `load`, which reports them.
+async fn wait_for_key_file(keys: &KeyFiles) {
+    if !keys.key_file_missing() {
+        return;
+    }
+    warn!(
+        file = ?keys.key,
+        "gossip key file missing (the memberlist Secret may not be created yet); waiting for it"
+    );
+    while keys.key_file_missing() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    info!("gossip key file appeared");
 }
 
 /// Starts a reflector for `api` that pokes `dirty` on every change. Errors are retried after
@@ -174,13 +190,15 @@ pub async fn run(
 
     let membership = match &options.gossip {
         Some(g) => {
-            let key = GossipKey::load(g.key_file.as_deref())?;
+            wait_for_key_file(&g.keys).await;
+            let keys = g.keys.load()?;
             let handle = Gossip::start(GossipConfig {
                 node_name: options.node_name.clone(),
                 bind_addr: SocketAddr::new(g.host_ip, g.port),
                 advertise_addr: None,
                 seeds: seeds(&stores.nodes(), g.port),
-                key,
+                keys,
+                reload: g.keys.reloadable().then(|| g.keys.clone()),
                 timing: g.timing.clone(),
             })
             .await?;

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::gossip::{
-    Gossip, GossipConfig, GossipError, GossipKey, KeyError, SwimTiming, joined_differs,
+    Gossip, GossipConfig, GossipError, KeyError, KeyFiles, SwimTiming, joined_differs,
 };
 use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry};
@@ -35,8 +35,9 @@ pub const FILE_POLL: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct StaticOptions {
     pub file: PathBuf,
-    /// `--memberlist-key-file`; the file's own `gossip.key-file` wins when both are given.
-    pub key_file: Option<PathBuf>,
+    /// `--memberlist-key-file` and `--memberlist-accept-key-file`; the file's own
+    /// `gossip.key-file` wins over the first when both are given.
+    pub keys: KeyFiles,
     pub announcer: AnnouncerOptions,
     pub timing: SwimTiming,
     /// Metric names: ferrolb's or MetalLB's.
@@ -126,8 +127,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StaticSpeakerError> {
     let (mut stamp, mut config) = load(&options.file)?;
-    let key_file = config.gossip.key_file.clone().or(options.key_file.clone());
-    let key = GossipKey::load(key_file.as_deref())?;
+    let key_files = KeyFiles {
+        key: config.gossip.key_file.clone().or(options.keys.key.clone()),
+        accept: options.keys.accept.clone(),
+    };
+    let keys = key_files.load()?;
     let l2_metrics = Layer2Metrics::with_names(text_metrics, options.naming);
     let announced = AnnouncedMetric::with_names(text_metrics, options.naming);
     let service_ips = ServiceIpsMetric::register(registry, options.naming)?;
@@ -136,7 +140,8 @@ pub async fn run(
         bind_addr: config.gossip.bind,
         advertise_addr: None,
         seeds: config.gossip.seeds.clone(),
-        key,
+        keys,
+        reload: key_files.reloadable().then_some(key_files),
         timing: options.timing.clone(),
     })
     .await?;

@@ -260,21 +260,38 @@ fn existing_configmap_and_key_secret_are_referenced_not_rendered() {
     );
     let volumes = pod_spec(speaker)["volumes"].as_array().unwrap();
     assert_eq!(volumes[0]["secret"]["secretName"], "my-memberlist-key");
+    // A Secret of the user's own is never created or read by the controller.
+    assert_eq!(
+        flag(
+            m.workload("controller").unwrap(),
+            "--memberlist-secret-name"
+        ),
+        None
+    );
 }
 
+/// `helm template` (Argo CD, Flux) renders no key Secret, so no sync can replace the key; the
+/// controller is told to create it at runtime, and the speaker mounts it as an optional volume
+/// (whole, so a rotation's `acceptkey` shows up) and waits for it.
 #[test]
-fn gossip_key_secret_is_generated_once_and_mounted() {
+fn gossip_key_secret_is_never_rendered_the_controller_creates_it() {
     let Some(helm) = require_tool("helm") else {
         return;
     };
     let m = render(&helm, None);
-    let secret = m.one("Secret", "lb-ferrolb-memberlist");
-    let key = secret["data"]["secretkey"].as_str().unwrap();
-    // 128 random alphanumerics, base64-encoded: 172 characters.
-    assert_eq!(key.len(), 172, "{key}");
+    assert!(m.of_kind("Secret").next().is_none());
     assert!(
-        key.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
+        !chart_dir()
+            .join("templates/memberlist-secret.yaml")
+            .exists()
+    );
+    assert_eq!(
+        flag(
+            m.workload("controller").unwrap(),
+            "--memberlist-secret-name"
+        )
+        .as_deref(),
+        Some("lb-ferrolb-memberlist")
     );
     let speaker = m.workload("speaker").unwrap();
     let mount = &container(speaker)["volumeMounts"][0];
@@ -282,16 +299,19 @@ fn gossip_key_secret_is_generated_once_and_mounted() {
     let volume = &pod_spec(speaker)["volumes"][0];
     assert_eq!(volume["name"], mount["name"]);
     assert_eq!(volume["secret"]["secretName"], "lb-ferrolb-memberlist");
-    let key_file = format!(
-        "{}/{}",
-        mount["mountPath"].as_str().unwrap(),
-        volume["secret"]["items"][0]["path"].as_str().unwrap()
+    assert_eq!(volume["secret"]["optional"], true);
+    assert!(volume["secret"].get("items").is_none());
+    let dir = mount["mountPath"].as_str().unwrap();
+    assert_eq!(
+        flag(speaker, "--memberlist-key-file"),
+        Some(format!("{dir}/secretkey"))
     );
-    assert_eq!(flag(speaker, "--memberlist-key-file"), Some(key_file));
-    // Kept across upgrades: the template reuses the key already in the cluster.
-    let template =
-        std::fs::read_to_string(chart_dir().join("templates/memberlist-secret.yaml")).unwrap();
-    assert!(template.contains("lookup \"v1\" \"Secret\" .Release.Namespace $name"));
+    assert_eq!(
+        flag(speaker, "--memberlist-accept-key-file"),
+        Some(format!("{dir}/acceptkey"))
+    );
+    // Two renders are identical: nothing random is left in the chart.
+    assert_eq!(render(&helm, None).text, m.text);
 }
 
 #[test]

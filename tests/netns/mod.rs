@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 mod client;
 mod faults;
+mod prober;
 
 pub const KEY: &str = "ferrolb-network-test-key-0123456789";
 

@@ -66,6 +66,12 @@ Name of the MetalLB-format ConfigMap both components read: the user's own (exist
 {{- default "config" .Values.existingConfigMap }}
 {{- end }}
 
+{{- /* Whether the controller creates and owns the gossip key Secret at runtime (never rendered
+       here: under `helm template` a rendered random key would change on every sync). */}}
+{{- define "ferrolb.managesMemberlistSecret" -}}
+{{- if and .Values.controller.enabled .Values.speaker.enabled .Values.speaker.memberlist.enabled (not .Values.speaker.memberlist.existingSecret) }}true{{ end }}
+{{- end }}
+
 {{- define "ferrolb.memberlistSecretName" -}}
 {{- default (printf "%s-memberlist" (include "ferrolb.fullname" .)) .Values.speaker.memberlist.existingSecret }}
 {{- end }}
