@@ -81,11 +81,15 @@ mod tests {
                 pool: "a".into(),
                 total: 254,
                 in_use: 3,
+                total_v6: 0,
+                in_use_v6: 0,
             },
             PoolStats {
                 pool: "v6".into(),
                 total: u128::MAX,
                 in_use: 1,
+                total_v6: u128::MAX,
+                in_use_v6: 1,
             },
         ]);
         assert_eq!(m.addresses_total.with_label_values(&["a"]).get(), 254);
@@ -95,6 +99,8 @@ mod tests {
             pool: "b".into(),
             total: 4,
             in_use: 0,
+            total_v6: 0,
+            in_use_v6: 0,
         }]);
         let families = registry.gather();
         let total = families

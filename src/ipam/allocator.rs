@@ -162,6 +162,8 @@ impl Allocator {
                 pool: pool.name.clone(),
                 total: pool.total,
                 in_use: pool.in_use,
+                total_v6: pool.total_v6,
+                in_use_v6: pool.in_use_v6,
             })
             .collect()
     }

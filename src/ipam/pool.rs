@@ -26,6 +26,9 @@ pub(crate) struct Pool {
     pub ranges: Vec<Range>,
     pub total: u128,
     pub in_use: u128,
+    /// The IPv6 part of `total` and `in_use` (the pool's status reports each family).
+    pub total_v6: u128,
+    pub in_use_v6: u128,
     pub allocation: Option<Pinning>,
 }
 
@@ -93,6 +96,8 @@ impl PoolTable {
                 ranges: Vec::with_capacity(spec.ranges.len()),
                 total: 0,
                 in_use: 0,
+                total_v6: 0,
+                in_use_v6: 0,
                 allocation: spec.allocation.clone().map(|spec| Pinning {
                     resolved: spec.namespaces.clone(),
                     spec,
@@ -115,7 +120,11 @@ impl PoolTable {
                     });
                 }
                 let avoid_buggy = spec.avoid_buggy_ips && start.family == Family::V4;
-                pool.total += usable_count(start.family, start.value, end.value, avoid_buggy);
+                let count = usable_count(start.family, start.value, end.value, avoid_buggy);
+                pool.total = pool.total.saturating_add(count);
+                if start.family == Family::V6 {
+                    pool.total_v6 = pool.total_v6.saturating_add(count);
+                }
                 let slot = Slot {
                     pool: pool_idx,
                     range: pool.ranges.len(),
@@ -217,6 +226,9 @@ impl PoolTable {
         let taken = pool.ranges[slot.range].free.take(value);
         if taken {
             pool.in_use += 1;
+            if pool.ranges[slot.range].family == Family::V6 {
+                pool.in_use_v6 += 1;
+            }
         }
         taken
     }
@@ -226,6 +238,9 @@ impl PoolTable {
         let pool = &mut self.pools[slot.pool];
         pool.ranges[slot.range].free.put(value);
         pool.in_use -= 1;
+        if pool.ranges[slot.range].family == Family::V6 {
+            pool.in_use_v6 -= 1;
+        }
     }
 }
 

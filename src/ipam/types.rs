@@ -238,6 +238,9 @@ pub struct PoolStats {
     pub total: u128,
     /// Distinct addresses held by at least one service (a shared IP counts once).
     pub in_use: u128,
+    /// The IPv6 part of `total` and `in_use`.
+    pub total_v6: u128,
+    pub in_use_v6: u128,
 }
 
 /// What a config reload did to existing assignments.

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod endpoints;
+pub mod metallb;
 pub mod node;
 pub mod service;
 

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::DynamicObject;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -21,6 +22,7 @@ use crate::gossip::{
     Gossip, GossipConfig, GossipError, GossipHandle, GossipKey, KeyError, SwimTiming,
     joined_differs,
 };
+use crate::k8s::metallb::{ConfigSource, Kind, L2, POOL};
 use crate::k8s::node::node_address;
 use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry};
@@ -30,12 +32,13 @@ use super::cluster::ViewOptions;
 use super::election_gate::ElectionGate;
 use super::metrics::{AnnouncedMetric, Layer2Metrics};
 use super::publish::{publish, spawn_announcer};
-use super::reconcile::{EventWriter, Reconciler, Stores, ready};
+use super::reconcile::{EventWriter, MetallbStores, Reconciler, Stores, ready};
 
 #[derive(Debug, Clone)]
 pub struct KubeOptions {
     pub node_name: String,
     pub namespace: String,
+    pub config_source: ConfigSource,
     pub config_name: String,
     pub view: ViewOptions,
     /// `None` = `--gossip=false`: liveness from the Node Ready condition.
@@ -91,6 +94,34 @@ where
     reader
 }
 
+/// A reflector over one MetalLB kind in `namespace` that pokes `dirty` on every change.
+fn watch_metallb(
+    client: &Client,
+    namespace: &str,
+    kind: Kind,
+    dirty: mpsc::Sender<()>,
+) -> Store<DynamicObject> {
+    let resource = kind.api_resource();
+    let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
+    let writer = reflector::store::Writer::new(resource);
+    let reader = writer.as_reader();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    );
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            if let Err(e) = event {
+                warn!(kind = kind.kind, error = %e, "watch error (are the CRDs installed?); retrying");
+                continue;
+            }
+            let _ = dirty.try_send(());
+        }
+    });
+    reader
+}
+
 /// Waits for a store's first complete list; the error names the kind whose watch stopped.
 async fn synced<K>(store: &Store<K>, what: &'static str) -> Result<(), KubeSpeakerError>
 where
@@ -133,23 +164,42 @@ pub async fn run(
         dirty_tx.clone(),
         "Node",
     );
-    let configmaps = watch_kind(
-        Api::<ConfigMap>::namespaced(client.clone(), &options.namespace),
-        watcher::Config::default().fields(&format!("metadata.name={}", options.config_name)),
-        dirty_tx.clone(),
-        "ConfigMap",
-    );
+    let (configmaps, metallb) = match options.config_source {
+        ConfigSource::Configmap => {
+            let store = watch_kind(
+                Api::<ConfigMap>::namespaced(client.clone(), &options.namespace),
+                watcher::Config::default()
+                    .fields(&format!("metadata.name={}", options.config_name)),
+                dirty_tx.clone(),
+                "ConfigMap",
+            );
+            synced(&store, "ConfigMap").await?;
+            (store, None)
+        }
+        ConfigSource::Crds => {
+            let pools = watch_metallb(&client, &options.namespace, POOL, dirty_tx.clone());
+            let l2 = watch_metallb(&client, &options.namespace, L2, dirty_tx.clone());
+            synced(&pools, "IPAddressPool").await?;
+            synced(&l2, "L2Advertisement").await?;
+            let stores = MetallbStores {
+                namespace: options.namespace.clone(),
+                pools,
+                l2,
+            };
+            (reflector::store().0, Some(stores))
+        }
+    };
     drop(dirty_tx);
     synced(&services, "Service").await?;
     synced(&slices, "EndpointSlice").await?;
     synced(&nodes, "Node").await?;
-    synced(&configmaps, "ConfigMap").await?;
     info!("caches synced");
     let stores = Stores {
         services,
         slices,
         nodes,
         configmaps,
+        metallb,
     };
 
     let membership = match &options.gossip {

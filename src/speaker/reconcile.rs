@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::DynamicObject;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource};
@@ -17,6 +18,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
+use crate::k8s::metallb::{KINDS, L2, Objects, POOL};
 
 use super::cluster::{self, ViewOptions};
 use super::ownership::owned_by;
@@ -27,8 +29,38 @@ pub struct Stores {
     pub services: Store<Service>,
     pub slices: Store<EndpointSlice>,
     pub nodes: Store<Node>,
-    /// Holds at most the one ConfigMap (the watch selects it by name).
+    /// Holds at most the one ConfigMap (the watch selects it by name; `--config-source
+    /// configmap`).
     pub configmaps: Store<ConfigMap>,
+    /// `--config-source crds`: the pools and layer-2 advertisements in the namespace.
+    pub metallb: Option<MetallbStores>,
+}
+
+/// MetalLB's objects a speaker reads (`--config-source crds`): the BGP kinds are the
+/// controller's to report, so a speaker reads only what layer 2 needs.
+#[derive(Clone)]
+pub struct MetallbStores {
+    pub namespace: String,
+    pub pools: Store<DynamicObject>,
+    pub l2: Store<DynamicObject>,
+}
+
+impl MetallbStores {
+    fn config(&self) -> Result<Config, String> {
+        let mut objects = Objects::default();
+        for kind in KINDS {
+            objects.listed(kind);
+        }
+        for (kind, store) in [(POOL, &self.pools), (L2, &self.l2)] {
+            for o in store.state() {
+                objects.apply(kind, &o);
+            }
+        }
+        objects
+            .build(&self.namespace, &config::Namespaces::new())
+            .map(|f| f.config)
+            .map_err(|e| e.to_string())
+    }
 }
 
 fn all<K>(store: &Store<K>) -> Vec<K>
@@ -66,6 +98,8 @@ pub struct Pass {
 /// What the ConfigMap store showed last, so each state is acted on (and logged) once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ConfigSource {
+    /// `--config-source crds`: the config the objects make, or why they were refused.
+    Objects(Result<Config, String>),
     Absent,
     NoConfigKey,
     Text(String),
@@ -161,9 +195,10 @@ impl Reconciler {
     /// key, or none at all is logged once and the last good config stays in force (as in the
     /// controller), so a slip in the ConfigMap never takes every IP off the LAN.
     fn reload_config(&mut self) {
-        let source = match self.stores.configmaps.state().first() {
-            None => ConfigSource::Absent,
-            Some(cm) => match cm.data.as_ref().and_then(|d| d.get("config")) {
+        let source = match (&self.stores.metallb, self.stores.configmaps.state().first()) {
+            (Some(m), _) => ConfigSource::Objects(m.config()),
+            (None, None) => ConfigSource::Absent,
+            (None, Some(cm)) => match cm.data.as_ref().and_then(|d| d.get("config")) {
                 None => ConfigSource::NoConfigKey,
                 Some(text) => ConfigSource::Text(text.clone()),
             },
@@ -173,6 +208,16 @@ impl Reconciler {
         }
         self.seen = Some(source.clone());
         match source {
+            ConfigSource::Objects(Ok(c)) => {
+                info!(
+                    pools = c.address_pools.len(),
+                    "config loaded from the custom resources"
+                );
+                self.config = Some(c);
+            }
+            ConfigSource::Objects(Err(e)) => {
+                error!(error = %e, "custom resources refused; keeping the last good config")
+            }
             ConfigSource::Absent => {
                 warn!("the config ConfigMap is absent; keeping the last good config")
             }

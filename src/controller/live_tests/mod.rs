@@ -223,4 +223,5 @@ fn shown(svc: &Service, ips: &[&str], pool: &str) -> Service {
 }
 
 mod allocation;
+mod crds;
 mod resilience;

@@ -453,12 +453,16 @@ fn pool_stats_count_usable_and_distinct_in_use_addresses() {
             PoolStats {
                 pool: "big".into(),
                 total: (1 << 24) - 2 * (1 << 16),
-                in_use: 1
+                in_use: 1,
+                total_v6: 0,
+                in_use_v6: 0,
             },
             PoolStats {
                 pool: "v6".into(),
                 total: 1 << 64,
-                in_use: 1
+                in_use: 1,
+                total_v6: 1 << 64,
+                in_use_v6: 1,
             }
         ]
     );

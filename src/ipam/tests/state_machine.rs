@@ -443,6 +443,12 @@ impl Model {
                     .keys()
                     .filter(|ip| self.admitting_pool(**ip).map(|q| &q.name) == Some(&p.name))
                     .count() as u128,
+                total_v6: usable(p, Family::V6).len() as u128,
+                in_use_v6: by_ip
+                    .keys()
+                    .filter(|ip| ip.is_ipv6())
+                    .filter(|ip| self.admitting_pool(**ip).map(|q| &q.name) == Some(&p.name))
+                    .count() as u128,
             })
             .collect();
         assert_eq!(live.pool_stats(), stats);

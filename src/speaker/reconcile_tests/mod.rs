@@ -126,6 +126,7 @@ impl Harness {
             slices: slices_r,
             nodes: nodes_r,
             configmaps: configmaps_r,
+            metallb: None,
         };
         Harness {
             me,
