@@ -13,6 +13,8 @@ pub mod config;
 #[forbid(unsafe_code)]
 pub mod controller;
 #[forbid(unsafe_code)]
+pub mod doctor;
+#[forbid(unsafe_code)]
 pub mod election;
 #[forbid(unsafe_code)]
 pub mod gossip;

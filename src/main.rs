@@ -22,6 +22,11 @@ enum Command {
     /// Turn a legacy ConfigMap into the equivalent MetalLB custom resources (IPAddressPool,
     /// L2Advertisement, BGP kinds), printed as YAML; notes go to stderr.
     Convert(ferrolb::config::convert::ConvertArgs),
+    /// Check a live cluster (with your kubeconfig) for what keeps ferrolb from working — MetalLB
+    /// leftovers (webhooks, conversion webhooks, running pods), missing CRDs, an invalid config,
+    /// unready speakers, kube-proxy IPVS without strictARP, a too strict Pod Security level —
+    /// and print how to fix each. Exit 1 when an error is found.
+    Doctor(ferrolb::doctor::DoctorArgs),
     /// Offline: run the controller's allocation over a config and Service manifests, and print
     /// the EXTERNAL-IP each Service would get and the events the controller would record.
     Plan(ferrolb::controller::cli::PlanArgs),
@@ -58,6 +63,14 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Doctor(args) => match run_doctor(&args) {
+            Ok(false) => ExitCode::SUCCESS,
+            Ok(true) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Controller(args) => match run_controller(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -82,6 +95,16 @@ fn main() -> ExitCode {
         }
         Command::Speaker(args) => report(speaker_main::run(args)),
     }
+}
+
+/// Prints the doctor's report; `true` when it found an error.
+fn run_doctor(args: &ferrolb::doctor::DoctorArgs) -> anyhow::Result<bool> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (report, failed) = runtime.block_on(ferrolb::doctor::run(args))?;
+    print!("{report}");
+    Ok(failed)
 }
 
 fn run_controller(args: ferrolb::controller::cli::ControllerArgs) -> anyhow::Result<()> {
@@ -189,6 +212,7 @@ mod speaker_main {
         let options = KubeOptions {
             node_name,
             namespace: args.namespace.clone(),
+            config_source: args.config_source,
             config_name: args.config_name.clone(),
             speaker_labels: args.ml_labels.clone(),
             view: ViewOptions {

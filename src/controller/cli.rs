@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::plan::{PlanError, parse_objects, plan_with_namespaces};
+use crate::k8s::metallb::ConfigSource;
 use crate::telemetry::LogFormat;
 
 /// The leader-election Lease when --lease-name is not given.
@@ -21,7 +22,13 @@ pub struct ControllerArgs {
     /// POD_NAMESPACE environment variable, then the kubeconfig's namespace).
     #[arg(long, env = "POD_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Name of the MetalLB-format ConfigMap (key `config`) in --namespace.
+    /// Where the config comes from: MetalLB's custom resources (IPAddressPool, L2Advertisement;
+    /// the BGP kinds are read and reported, not announced) in --namespace, or the legacy
+    /// ConfigMap --config-name.
+    #[arg(long, value_enum, default_value_t = ConfigSource::Crds)]
+    pub config_source: ConfigSource,
+    /// Name of the MetalLB-format ConfigMap (key `config`) in --namespace, read with
+    /// --config-source configmap.
     #[arg(long, default_value = "config")]
     pub config_name: String,
     /// Handle only LoadBalancer Services whose spec.loadBalancerClass is exactly this class

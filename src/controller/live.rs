@@ -53,6 +53,20 @@ struct State {
     last_events: HashMap<ServiceKey, u64>,
     /// The last refused config message, reported once.
     last_invalid: Option<String>,
+    /// Namespace labels, for pools' `namespaceSelectors` (CRD source).
+    namespaces: crate::config::Namespaces,
+    /// Status written back to the custom resources (CRD source only).
+    status: Option<StatusWrites>,
+}
+
+/// What this leader wrote to the objects' status, so only changes are written.
+#[derive(Debug, Default)]
+struct StatusWrites {
+    namespace: String,
+    pools: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The config state to show: `None` = valid, else the errors.
+    state_wanted: Option<Option<String>>,
+    state_written: Option<Option<String>>,
 }
 
 /// Whether this replica leads at `now`: the flag, and the lease's deadline when there is one.
@@ -69,6 +83,8 @@ pub struct Context {
     metrics: ControllerMetrics,
     reconcile_all: UnboundedSender<()>,
     state: Mutex<State>,
+    /// Woken when pool usage or the config state may have changed (see [`Context::flush_status`]).
+    status_due: tokio::sync::Notify,
 }
 
 /// Outcome of loading a ConfigMap.
@@ -101,6 +117,7 @@ impl Context {
             metrics,
             reconcile_all,
             state: Mutex::new(State::default()),
+            status_due: tokio::sync::Notify::new(),
         }
     }
 
@@ -143,7 +160,13 @@ impl Context {
         // Pool figures are the leader's: an ex-leader exporting its last ones would keep
         // alerts firing (or quiet) on figures nobody maintains any more.
         self.metrics.clear_pools();
+        if let Some(status) = state.status.as_mut() {
+            // A new leader writes every status once: it cannot know what the last one wrote.
+            status.pools.clear();
+            status.state_written = None;
+        }
         drop(state);
+        self.status_due.notify_one();
         if leading {
             tracing::info!("became leader: rebuilding assignments from Service statuses");
             self.trigger_all();
@@ -161,6 +184,7 @@ impl Context {
         if state.core.is_none() {
             let config = state.config.as_ref()?;
             let mut core = Core::new(self.lb_class.clone());
+            core.set_namespaces(state.namespaces.clone());
             if let Err(e) = core.set_config(config) {
                 tracing::error!(error = %e, "allocator refused the config's pools");
                 return None;
@@ -182,7 +206,7 @@ impl Context {
                 services = services.len(),
                 "assignments rebuilt; allocation enabled"
             );
-            self.metrics.set_pools(&core.pool_stats());
+            self.publish_pools(&core.pool_stats());
             state.core = Some(core);
         }
         state.core.as_mut()
@@ -201,11 +225,22 @@ impl Context {
                 Err("data.config is missing (the config is read from the key \"config\")".into())
             }
         };
+        self.load_parsed(parsed)
+    }
+
+    /// A config read from either source, or why it was refused (the message names the
+    /// object and field). Refused: the last good config stays in force and the config is
+    /// marked stale.
+    pub fn load_parsed(&self, parsed: Result<Config, String>) -> ConfigOutcome {
         let parsed = parsed.and_then(|config| match self.held_without_pools(&config) {
             Some(message) => Err(message),
             None => Ok(config),
         });
         let mut state = self.lock();
+        if let Some(status) = state.status.as_mut() {
+            status.state_wanted = Some(parsed.as_ref().err().cloned());
+            self.status_due.notify_one();
+        }
         let config = match parsed {
             Ok(config) => config,
             Err(message) => {
@@ -229,7 +264,7 @@ impl Context {
                     for e in &change.reload.evicted {
                         tracing::info!(service = %e.service, reason = %e.reason, "address taken away by the new config");
                     }
-                    self.metrics.set_pools(&core.pool_stats());
+                    self.publish_pools(&core.pool_stats());
                 }
                 Err(e) => {
                     self.metrics.config.refused();
@@ -267,12 +302,136 @@ impl Context {
         ))
     }
 
+    /// Pool usage changed: the gauges now, the pools' status on the next flush.
+    fn publish_pools(&self, stats: &[crate::ipam::PoolStats]) {
+        self.metrics.set_pools(stats);
+        self.status_due.notify_one();
+    }
+
+    /// Writes status back to the custom resources in `namespace` (`--config-source crds`).
+    pub fn enable_status(&self, namespace: &str) {
+        self.lock().status = Some(StatusWrites {
+            namespace: namespace.to_owned(),
+            ..StatusWrites::default()
+        });
+    }
+
+    /// Waits until some status may be due.
+    pub async fn status_due(&self) {
+        self.status_due.notified().await;
+    }
+
+    /// Writes the pools' status and the ConfigurationState where they changed since this
+    /// leader last wrote them. Leader only; a failed write is retried on the next change.
+    pub async fn flush_status(&self) {
+        let (namespace, pools, config_state) = {
+            let mut state = self.lock();
+            if !may_write(&state, Instant::now()) {
+                return;
+            }
+            let stats = state
+                .core
+                .as_ref()
+                .map(|core| core.pool_stats())
+                .unwrap_or_default();
+            let Some(status) = state.status.as_mut() else {
+                return;
+            };
+            let mut due = Vec::new();
+            status
+                .pools
+                .retain(|name, _| stats.iter().any(|s| &s.pool == name));
+            for s in &stats {
+                let body = super::crd_status::pool_status(s);
+                if status.pools.get(&s.pool) != Some(&body) {
+                    status.pools.insert(s.pool.clone(), body.clone());
+                    due.push((s.pool.clone(), body));
+                }
+            }
+            let config_state = match &status.state_wanted {
+                Some(wanted) if status.state_written.as_ref() != Some(wanted) => {
+                    status.state_written = Some(wanted.clone());
+                    Some(wanted.clone())
+                }
+                _ => None,
+            };
+            (status.namespace.clone(), due, config_state)
+        };
+        for (pool, body) in pools {
+            // Fencing: leadership is checked again right before each request.
+            if !self.is_leading() {
+                self.forget_status_writes();
+                return;
+            }
+            let written =
+                super::crd_status::write_pool_status(&self.client, &namespace, &pool, &body).await;
+            if let Err(e) = written {
+                tracing::warn!(%pool, error = %e, "cannot write the pool's status; retrying on the next change");
+                if let Some(status) = self.lock().status.as_mut() {
+                    status.pools.remove(&pool);
+                }
+            }
+        }
+        if let Some(error) = config_state {
+            if !self.is_leading() {
+                self.forget_status_writes();
+                return;
+            }
+            let now = k8s_openapi::jiff::Timestamp::now().to_string();
+            let body = super::crd_status::configuration_state(error.as_deref(), &now);
+            let written =
+                super::crd_status::write_configuration_state(&self.client, &namespace, &body).await;
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "cannot write the ConfigurationState; retrying on the next change");
+                if let Some(status) = self.lock().status.as_mut() {
+                    status.state_written = None;
+                }
+            }
+        }
+    }
+
+    /// Leadership ended mid-flush: what was not written must be written by the next leader
+    /// term in full.
+    fn forget_status_writes(&self) {
+        if let Some(status) = self.lock().status.as_mut() {
+            status.pools.clear();
+            status.state_written = None;
+        }
+    }
+
+    /// Namespace labels changed (or were first listed): pools with `namespaceSelectors` are
+    /// re-evaluated for every Service.
+    pub fn set_namespaces(&self, namespaces: crate::config::Namespaces) {
+        let mut state = self.lock();
+        if state.namespaces == namespaces {
+            return;
+        }
+        state.namespaces = namespaces.clone();
+        if let Some(core) = state.core.as_mut() {
+            core.set_namespaces(namespaces);
+        }
+        drop(state);
+        self.trigger_all();
+    }
+
     /// Records the refused config as a Warning event on the ConfigMap (leader only).
     pub async fn report_invalid_config(&self, cm: &ConfigMap, message: &str) {
         if !self.is_leading() {
             return;
         }
         writes::publish_config_warning(&self.client, &self.reporter, cm, message).await;
+    }
+
+    /// Records a refused object as a Warning event on it (leader only).
+    pub async fn report_invalid_object(
+        &self,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+        message: &str,
+    ) {
+        if !self.is_leading() {
+            return;
+        }
+        writes::publish_object_warning(&self.client, &self.reporter, reference, message).await;
     }
 
     /// A Service disappeared: free what it held, and retry Services waiting for addresses.
@@ -286,7 +445,7 @@ impl Context {
         };
         if let Some(released) = core.delete(&key) {
             tracing::info!(service = %key, ips = ?released.ips, "Service deleted; addresses released");
-            self.metrics.set_pools(&core.pool_stats());
+            self.publish_pools(&core.pool_stats());
             if !core.failed().is_empty() {
                 drop(state);
                 self.trigger_all();
@@ -313,7 +472,7 @@ impl Context {
             tracing::info!(service = %key, "Service gone after re-list; addresses released");
         }
         if !gone.is_empty() {
-            self.metrics.set_pools(&core.pool_stats());
+            self.publish_pools(&core.pool_stats());
             drop(state);
             self.trigger_all();
         }
@@ -345,7 +504,7 @@ impl Context {
         let core = self.core(&mut state)?;
         let decision = core.reconcile(svc);
         let others_waiting = core.failed().iter().any(|k| *k != decision.key);
-        self.metrics.set_pools(&core.pool_stats());
+        self.publish_pools(&core.pool_stats());
         Some((decision, others_waiting))
     }
 

@@ -2,6 +2,8 @@
 
 pub mod cached;
 pub mod cli;
+pub mod crd_status;
+pub mod crd_watch;
 pub mod decision;
 pub mod elector;
 pub mod gossip_key;

@@ -16,12 +16,14 @@ use tokio::sync::watch;
 
 use super::cached::CachedService;
 use super::cli::ControllerArgs;
+use super::crd_watch::watch_crds;
 use super::elector::LeaseLoop;
 use super::lease::{Elector, Timing};
 use super::live::{ConfigOutcome, Context, error_policy, reconcile};
 use super::metrics::ControllerMetrics;
 use super::writes::FIELD_MANAGER;
 use crate::k8s::backoff::{WatchBackoff, with_backoff};
+use crate::k8s::metallb::ConfigSource;
 use crate::k8s::{ClientError, client};
 use crate::runtime::termination;
 use crate::telemetry::{self, Health, Registry};
@@ -55,6 +57,7 @@ pub enum RunError {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub namespace: String,
+    pub config_source: ConfigSource,
     pub config_name: String,
     pub lb_class: Option<String>,
     pub leader_elect: bool,
@@ -87,6 +90,7 @@ pub async fn main(args: ControllerArgs) -> Result<(), RunError> {
         .unwrap_or_else(|| client.default_namespace().to_owned());
     let options = Options {
         namespace,
+        config_source: args.config_source,
         config_name: args.config_name.clone(),
         lb_class: args.lb_class.clone(),
         leader_elect: args.leader_elect,
@@ -122,7 +126,8 @@ pub async fn run(
     health: Health,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    tracing::info!(namespace = %options.namespace, config = %options.config_name,
+    tracing::info!(namespace = %options.namespace, source = ?options.config_source,
+        config = %options.config_name,
         lb_class = ?options.lb_class, identity = %options.identity, "starting controller");
     let metrics = ControllerMetrics::register_named(registry, options.metric_naming)?;
     let (reader, writer) = reflector::store::<CachedService>();
@@ -195,13 +200,37 @@ pub async fn run(
         ));
     }
 
-    let config_task = tokio::spawn(watch_config(
-        client.clone(),
-        options.clone(),
-        ctx.clone(),
-        readiness.clone(),
-        stop_rx.clone(),
-    ));
+    let config_task = match options.config_source {
+        ConfigSource::Configmap => tokio::spawn(watch_config(
+            client.clone(),
+            options.clone(),
+            ctx.clone(),
+            readiness.clone(),
+            stop_rx.clone(),
+        )),
+        ConfigSource::Crds => {
+            ctx.enable_status(&options.namespace);
+            let status_ctx = ctx.clone();
+            let mut status_stop = stop_rx.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = status_ctx.status_due() => {}
+                        _ = status_stop.wait_for(|s| *s) => return,
+                    }
+                    status_ctx.flush_status().await;
+                }
+            });
+            let ready = readiness.clone();
+            tokio::spawn(watch_crds(
+                client.clone(),
+                options.namespace.clone(),
+                ctx.clone(),
+                move || ready.mark(Readiness::CONFIG),
+                stop_rx.clone(),
+            ))
+        }
+    };
 
     // Readiness (Service cache synced, config state known, lease state known) is set by
     // whichever of the three arrives last; see `Readiness::mark`.

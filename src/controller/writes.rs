@@ -6,7 +6,7 @@
 //! `null` removes a field, which is exactly "make it show this", whoever wrote it before (a
 //! server-side apply could not remove entries another manager, such as MetalLB, once wrote).
 
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Service};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
 use kube::{Client, Resource};
@@ -217,6 +217,17 @@ pub async fn publish_config_warning(
     cm: &ConfigMap,
     message: &str,
 ) {
+    publish_object_warning(client, reporter, &cm.object_ref(&()), message).await;
+}
+
+/// Records a Warning event on any object whose config was refused (a custom resource named by
+/// a validation error, or the ConfigMap).
+pub async fn publish_object_warning(
+    client: &Client,
+    reporter: &Reporter,
+    reference: &ObjectReference,
+    message: &str,
+) {
     let recorder = Recorder::new(client.clone(), reporter.clone());
     let event = Event {
         type_: KubeEventType::Warning,
@@ -227,7 +238,7 @@ pub async fn publish_config_warning(
         action: "LoadConfig".to_owned(),
         secondary: None,
     };
-    if let Err(err) = recorder.publish(&event, &cm.object_ref(&())).await {
+    if let Err(err) = recorder.publish(&event, reference).await {
         tracing::warn!(error = %err, "cannot record the invalid-config event");
     }
 }

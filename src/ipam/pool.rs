@@ -121,9 +121,9 @@ impl PoolTable {
                 }
                 let avoid_buggy = spec.avoid_buggy_ips && start.family == Family::V4;
                 let usable = usable_count(start.family, start.value, end.value, avoid_buggy);
-                pool.total += usable;
+                pool.total = pool.total.saturating_add(usable);
                 if start.family == Family::V6 {
-                    pool.v6_total += usable;
+                    pool.v6_total = pool.v6_total.saturating_add(usable);
                 }
                 let slot = Slot {
                     pool: pool_idx,

@@ -8,6 +8,7 @@ pub mod access;
 pub mod backoff;
 pub mod client;
 pub mod endpoints;
+pub mod metallb;
 pub mod node;
 pub mod pod;
 pub mod service;

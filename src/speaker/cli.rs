@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::gossip::KeyFiles;
+use crate::k8s::metallb::ConfigSource;
 use crate::layer2::iface::{DEFAULT_EXCLUDES, ExcludePatterns};
 use crate::telemetry::LogFormat;
 
@@ -22,7 +23,11 @@ pub struct SpeakerArgs {
     /// Namespace holding the ConfigMap.
     #[arg(long, env = "POD_NAMESPACE", default_value = "ferrolb-system")]
     pub namespace: String,
-    /// Name of the MetalLB-format ConfigMap.
+    /// Where pools and advertisements come from: MetalLB's custom resources in --namespace, or
+    /// the legacy ConfigMap --config-name.
+    #[arg(long, value_enum, default_value_t = ConfigSource::Crds)]
+    pub config_source: ConfigSource,
+    /// Name of the MetalLB-format ConfigMap (with --config-source configmap).
     #[arg(long, default_value = "config")]
     pub config_name: String,
     /// Label selector of the speaker pods in --namespace (MetalLB's --ml-labels). A node

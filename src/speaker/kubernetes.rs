@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::DynamicObject;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
@@ -20,6 +21,7 @@ use tracing::{info, warn};
 use crate::gossip::{
     Gossip, GossipConfig, GossipError, GossipHandle, KeyError, KeyFiles, SwimTiming, joined_differs,
 };
+use crate::k8s::metallb::{ConfigSource, Kind, L2, POOL};
 use crate::k8s::node::node_address;
 use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry};
@@ -29,13 +31,14 @@ use super::cluster::ViewOptions;
 use super::election_gate::ElectionGate;
 use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
 use super::publish::{publish, spawn_announcer};
-use super::reconcile::{EventWriter, Reconciler, Stores, ready};
+use super::reconcile::{EventWriter, MetallbStores, Reconciler, Stores, ready};
 use crate::metrics::{ConfigMetrics, Naming};
 
 #[derive(Debug, Clone)]
 pub struct KubeOptions {
     pub node_name: String,
     pub namespace: String,
+    pub config_source: ConfigSource,
     pub config_name: String,
     /// `--ml-labels`: label selector of the speaker pods in `namespace`.
     pub speaker_labels: String,
@@ -86,7 +89,7 @@ async fn wait_for_key_file(keys: &KeyFiles) {
 }
 
 /// Starts a reflector for `api` that pokes `dirty` on every change. Errors are retried after
-/// [`crate::k8s::WatchBackoff`]'s delay (at most a few seconds), so the watch picks up within seconds of an
+/// [`crate::k8s::backoff::WatchBackoff`]'s delay (at most a few seconds), so the watch picks up within seconds of an
 /// API server's return.
 fn watch_kind<K>(
     api: Api<K>,
@@ -111,6 +114,34 @@ where
                 continue;
             }
             // A full channel already holds a pending poke, which is all we need.
+            let _ = dirty.try_send(());
+        }
+    });
+    reader
+}
+
+/// A reflector over one MetalLB kind in `namespace` that pokes `dirty` on every change.
+fn watch_metallb(
+    client: &Client,
+    namespace: &str,
+    kind: Kind,
+    dirty: mpsc::Sender<()>,
+) -> Store<DynamicObject> {
+    let resource = kind.api_resource();
+    let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
+    let writer = reflector::store::Writer::new(resource);
+    let reader = writer.as_reader();
+    let stream = reflector::reflector(
+        writer,
+        crate::k8s::backoff::with_backoff(watcher(api, watcher::Config::default())),
+    );
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            if let Err(e) = event {
+                warn!(kind = kind.kind, error = %e, "watch error (are the CRDs installed?); retrying");
+                continue;
+            }
             let _ = dirty.try_send(());
         }
     });
@@ -161,12 +192,31 @@ pub async fn run(
         dirty_tx.clone(),
         "Node",
     );
-    let configmaps = watch_kind(
-        Api::<ConfigMap>::namespaced(client.clone(), &options.namespace),
-        watcher::Config::default().fields(&format!("metadata.name={}", options.config_name)),
-        dirty_tx.clone(),
-        "ConfigMap",
-    );
+    let (configmaps, metallb) = match options.config_source {
+        ConfigSource::Configmap => {
+            let store = watch_kind(
+                Api::<ConfigMap>::namespaced(client.clone(), &options.namespace),
+                watcher::Config::default()
+                    .fields(&format!("metadata.name={}", options.config_name)),
+                dirty_tx.clone(),
+                "ConfigMap",
+            );
+            synced(&store, "ConfigMap").await?;
+            (store, None)
+        }
+        ConfigSource::Crds => {
+            let pools = watch_metallb(&client, &options.namespace, POOL, dirty_tx.clone());
+            let l2 = watch_metallb(&client, &options.namespace, L2, dirty_tx.clone());
+            synced(&pools, "IPAddressPool").await?;
+            synced(&l2, "L2Advertisement").await?;
+            let stores = MetallbStores {
+                namespace: options.namespace.clone(),
+                pools,
+                l2,
+            };
+            (reflector::store().0, Some(stores))
+        }
+    };
     let speakers = watch_kind(
         Api::<Pod>::namespaced(client.clone(), &options.namespace),
         watcher::Config::default().labels(&options.speaker_labels),
@@ -177,7 +227,6 @@ pub async fn run(
     synced(&services, "Service").await?;
     synced(&slices, "EndpointSlice").await?;
     synced(&nodes, "Node").await?;
-    synced(&configmaps, "ConfigMap").await?;
     synced(&speakers, "Pod").await?;
     info!("caches synced");
     let stores = Stores {
@@ -186,6 +235,7 @@ pub async fn run(
         nodes,
         configmaps,
         speakers,
+        metallb,
     };
 
     let membership = match &options.gossip {

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::DynamicObject;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource};
@@ -18,6 +19,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{self, Config, Protocol};
 use crate::election::Liveness;
+use crate::k8s::metallb::{KINDS, L2, Objects, POOL};
 use crate::k8s::pod::ready_pod_nodes;
 use crate::metrics::ConfigMetrics;
 
@@ -25,7 +27,7 @@ use super::cluster::{self, ViewOptions};
 use super::ownership::owned_by;
 
 /// Pools of earlier configs kept to go on announcing addresses that left the pools (see
-/// [`Reconciler::reload_config`]).
+/// [`Reconciler::adopt`]).
 const MAX_RETIRED_POOLS: usize = 64;
 
 /// The reflector stores a speaker watches.
@@ -34,10 +36,40 @@ pub struct Stores {
     pub services: Store<Service>,
     pub slices: Store<EndpointSlice>,
     pub nodes: Store<Node>,
-    /// Holds at most the one ConfigMap (the watch selects it by name).
+    /// Holds at most the one ConfigMap (the watch selects it by name; `--config-source
+    /// configmap`).
     pub configmaps: Store<ConfigMap>,
     /// The speaker pods (`--ml-labels` in the speaker's namespace).
     pub speakers: Store<Pod>,
+    /// `--config-source crds`: the pools and layer-2 advertisements in the namespace.
+    pub metallb: Option<MetallbStores>,
+}
+
+/// MetalLB's objects a speaker reads (`--config-source crds`): the BGP kinds are the
+/// controller's to report, so a speaker reads only what layer 2 needs.
+#[derive(Clone)]
+pub struct MetallbStores {
+    pub namespace: String,
+    pub pools: Store<DynamicObject>,
+    pub l2: Store<DynamicObject>,
+}
+
+impl MetallbStores {
+    fn config(&self) -> Result<Config, String> {
+        let mut objects = Objects::default();
+        for kind in KINDS {
+            objects.listed(kind);
+        }
+        for (kind, store) in [(POOL, &self.pools), (L2, &self.l2)] {
+            for o in store.state() {
+                objects.apply(kind, &o);
+            }
+        }
+        objects
+            .build(&self.namespace, &config::Namespaces::new())
+            .map(|f| f.config)
+            .map_err(|e| e.to_string())
+    }
 }
 
 fn all<K>(store: &Store<K>) -> Vec<K>
@@ -77,6 +109,8 @@ pub struct Pass {
 /// What the ConfigMap store showed last, so each state is acted on (and logged) once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ConfigSource {
+    /// `--config-source crds`: the config the objects make, or why they were refused.
+    Objects(Result<Config, String>),
     Absent,
     NoConfigKey,
     Text(String),
@@ -87,7 +121,7 @@ pub struct Reconciler {
     view: ViewOptions,
     stores: Stores,
     /// The last good config, with the layer-2 pools of earlier configs appended after its own
-    /// (see [`Reconciler::reload_config`]); `None` until one has loaded (then nothing is
+    /// (see [`Reconciler::adopt`]); `None` until one has loaded (then nothing is
     /// announced).
     config: Option<Config>,
     seen: Option<ConfigSource>,
@@ -212,9 +246,10 @@ impl Reconciler {
     /// key, or none at all is logged once and the last good config stays in force (as in the
     /// controller), so a slip in the ConfigMap never takes every IP off the LAN.
     fn reload_config(&mut self) {
-        let source = match self.stores.configmaps.state().first() {
-            None => ConfigSource::Absent,
-            Some(cm) => match cm.data.as_ref().and_then(|d| d.get("config")) {
+        let source = match (&self.stores.metallb, self.stores.configmaps.state().first()) {
+            (Some(m), _) => ConfigSource::Objects(m.config()),
+            (None, None) => ConfigSource::Absent,
+            (None, Some(cm)) => match cm.data.as_ref().and_then(|d| d.get("config")) {
                 None => ConfigSource::NoConfigKey,
                 Some(text) => ConfigSource::Text(text.clone()),
             },
@@ -224,6 +259,18 @@ impl Reconciler {
         }
         self.seen = Some(source.clone());
         let applied = match source {
+            ConfigSource::Objects(Ok(c)) => {
+                info!(
+                    pools = c.address_pools.len(),
+                    "config loaded from the custom resources"
+                );
+                self.adopt(c);
+                true
+            }
+            ConfigSource::Objects(Err(e)) => {
+                error!(error = %e, "custom resources refused; keeping the last good config");
+                false
+            }
             ConfigSource::Absent => {
                 warn!("the config ConfigMap is absent; keeping the last good config");
                 return;
@@ -235,27 +282,9 @@ impl Reconciler {
                 false
             }
             ConfigSource::Text(text) => match config::parse(&text) {
-                Ok(mut c) => {
+                Ok(c) => {
                     info!(pools = c.address_pools.len(), "config loaded");
-                    // An address whose pool left the config is still in some Service's status
-                    // until the controller moves that Service, and its clients still use it: it
-                    // stays announced until then. So the layer-2 pools of earlier configs are
-                    // kept behind the current ones; an address in a current pool follows that
-                    // pool, one in none of the current pools falls back to its old pool.
-                    let current = c.address_pools.len();
-                    let old = self
-                        .config
-                        .take()
-                        .map(|o| o.address_pools)
-                        .unwrap_or_default();
-                    for pool in old {
-                        if pool.protocol == Protocol::Layer2 && !c.address_pools.contains(&pool) {
-                            c.address_pools.push(pool);
-                        }
-                    }
-                    // Newest first; a speaker edited many times keeps only the recent past.
-                    c.address_pools.truncate(current + MAX_RETIRED_POOLS);
-                    self.config = Some(c);
+                    self.adopt(c);
                     true
                 }
                 Err(e) => {
@@ -269,6 +298,28 @@ impl Reconciler {
             (Some(m), false) => m.refused(),
             (None, _) => {}
         }
+    }
+
+    /// Puts a valid config in force. An address whose pool left the config is still in some
+    /// Service's status until the controller moves that Service, and its clients still use it:
+    /// it stays announced until then. So the layer-2 pools of earlier configs are kept behind
+    /// the current ones; an address in a current pool follows that pool, one in none of the
+    /// current pools falls back to its old pool.
+    fn adopt(&mut self, mut c: Config) {
+        let current = c.address_pools.len();
+        let old = self
+            .config
+            .take()
+            .map(|o| o.address_pools)
+            .unwrap_or_default();
+        for pool in old {
+            if pool.protocol == Protocol::Layer2 && !c.address_pools.contains(&pool) {
+                c.address_pools.push(pool);
+            }
+        }
+        // Newest first; a speaker edited many times keeps only the recent past.
+        c.address_pools.truncate(current + MAX_RETIRED_POOLS);
+        self.config = Some(c);
     }
 }
 

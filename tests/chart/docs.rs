@@ -74,6 +74,17 @@ fn notes(helm: &std::path::Path, values: Option<&str>) -> String {
         .to_string()
 }
 
+/// The text between `<<'YAML'` and `YAML` in the notes, unindented.
+fn pasted_example(notes: &str) -> String {
+    notes
+        .lines()
+        .skip_while(|l| !l.contains("<<'YAML'"))
+        .skip(1)
+        .take_while(|l| l.trim() != "YAML")
+        .map(|l| format!("{}\n", l.strip_prefix("  ").unwrap_or(l)))
+        .collect()
+}
+
 #[test]
 fn notes_tell_what_to_apply_next_with_an_example_the_binary_accepts() {
     let Some(helm) = require_tool("helm") else {
@@ -82,17 +93,15 @@ fn notes_tell_what_to_apply_next_with_an_example_the_binary_accepts() {
     let default = notes(&helm, None);
     assert!(default.contains("NEXT STEP"), "{default}");
     assert!(default.contains("strictARP"), "{default}");
-    // The example ConfigMap in the notes, as the user would paste it.
-    let example: String = default
-        .lines()
-        .skip_while(|l| !l.contains("<<'YAML'"))
-        .skip(1)
-        .take_while(|l| l.trim() != "YAML")
-        .map(|l| format!("{}\n", l.strip_prefix("  ").unwrap_or(l)))
-        .collect();
-    let cm: Value = serde_saphyr::from_str(&example).unwrap_or_else(|e| panic!("{e}:\n{example}"));
-    assert_eq!(cm["metadata"]["name"], "config");
-    assert_eq!(cm["metadata"]["namespace"], NAMESPACE);
+    // The example objects in the notes (the default source is the custom resources), as the
+    // user would paste them.
+    let example = pasted_example(&default);
+    assert!(example.contains("kind: IPAddressPool"), "{example}");
+    assert!(example.contains("kind: L2Advertisement"), "{example}");
+    assert!(
+        example.contains(&format!("namespace: {NAMESPACE}")),
+        "{example}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("notes-example.yaml");
     std::fs::write(&file, &example).unwrap();
@@ -106,6 +115,7 @@ fn notes_tell_what_to_apply_next_with_an_example_the_binary_accepts() {
     );
 
     let existing = notes(&helm, Some("existing-configmap.yaml"));
+    assert!(!existing.contains("IPAddressPool"), "{existing}");
     assert!(existing.contains("\"my-lb-config\""), "{existing}");
     let inline = notes(&helm, Some("inline-config.yaml"));
     assert!(

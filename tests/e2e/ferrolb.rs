@@ -24,6 +24,8 @@ pub struct ControllerOptions {
     pub leader_elect: bool,
     /// `--lease-duration` in seconds; short in tests so takeovers do not stall them.
     pub lease_duration_secs: u64,
+    /// `--config-source`: `configmap` (what most suites write) or `crds`.
+    pub config_source: &'static str,
     pub extra_args: Vec<String>,
 }
 
@@ -34,8 +36,15 @@ impl ControllerOptions {
             identity: identity.to_string(),
             leader_elect: false,
             lease_duration_secs: 4,
+            config_source: "configmap",
             extra_args: Vec::new(),
         }
+    }
+
+    /// Read MetalLB's custom resources instead of the ConfigMap.
+    pub fn crds(mut self) -> ControllerOptions {
+        self.config_source = "crds";
+        self
     }
 
     pub fn leader_elect(mut self, on: bool) -> ControllerOptions {
@@ -72,6 +81,7 @@ impl Controller {
             .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
             .arg(format!("--leader-elect={}", options.leader_elect))
             .arg(format!("--lease-duration={}", options.lease_duration_secs))
+            .arg(format!("--config-source={}", options.config_source))
             .args(&options.extra_args)
             .env("POD_NAME", &options.identity)
             .env("HOSTNAME", &options.identity)

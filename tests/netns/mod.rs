@@ -338,6 +338,8 @@ impl Lan {
             .args(["netns", "exec", &node.ns])
             .arg(&self.binary)
             .arg("speaker")
+            // The suites write the legacy ConfigMap; the custom-resource source has its own.
+            .arg("--config-source=configmap")
             .args(args)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())

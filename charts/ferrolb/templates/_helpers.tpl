@@ -126,4 +126,7 @@ chart tests check every name used against what the code exports).
 {{- if and .Values.configInline .Values.existingConfigMap }}
 {{- fail "configInline and existingConfigMap are mutually exclusive: set one (the chart renders configInline into a ConfigMap; existingConfigMap names one you manage)" }}
 {{- end }}
+{{- if and (or .Values.configInline .Values.existingConfigMap) (ne .Values.configSource "configmap") }}
+{{- fail "configInline and existingConfigMap are the legacy ConfigMap source: set configSource: configmap with them (or leave both empty and apply IPAddressPool/L2Advertisement objects with configSource: crds)" }}
+{{- end }}
 {{- end }}

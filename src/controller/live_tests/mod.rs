@@ -230,5 +230,6 @@ fn shown(svc: &Service, ips: &[&str], pool: &str) -> Service {
 }
 
 mod allocation;
+mod crds;
 mod faults;
 mod resilience;

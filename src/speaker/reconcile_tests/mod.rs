@@ -148,6 +148,7 @@ impl Harness {
             nodes: nodes_r,
             configmaps: configmaps_r,
             speakers: speakers_r,
+            metallb: None,
         };
         Harness {
             me,

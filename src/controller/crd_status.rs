@@ -1,0 +1,195 @@
+//! What the controller writes back to MetalLB's objects (`--config-source crds`, leader only):
+//! each `IPAddressPool.status` (addresses assigned and available per family, as MetalLB v0.15),
+//! and the `ConfigurationState` named `controller` (Valid / Invalid with the errors, as MetalLB
+//! v0.15.3). The bodies are built by pure functions; the writes are merge patches on the status
+//! subresource with the controller's field manager.
+
+use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+
+use super::writes::FIELD_MANAGER;
+use crate::config::crd::GROUP;
+use crate::ipam::PoolStats;
+use crate::k8s::metallb::POOL;
+
+/// Name of the controller's ConfigurationState object.
+pub const STATE_NAME: &str = "controller";
+/// The condition type MetalLB's controller sets (its pool reconciler).
+pub const CONDITION_TYPE: &str = "poolReconcilerValid";
+
+fn clamp(n: u128) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The status patch of one pool.
+pub fn pool_status(stats: &PoolStats) -> Value {
+    let total_v4 = stats.total.saturating_sub(stats.ipv6_total);
+    let in_use_v4 = stats.in_use.saturating_sub(stats.ipv6_in_use);
+    json!({"status": {
+        "assignedIPv4": clamp(in_use_v4),
+        "assignedIPv6": clamp(stats.ipv6_in_use),
+        "availableIPv4": clamp(total_v4.saturating_sub(in_use_v4)),
+        "availableIPv6": clamp(stats.ipv6_total.saturating_sub(stats.ipv6_in_use)),
+    }})
+}
+
+/// The ConfigurationState status for a config that loaded (`None`) or was refused (the errors).
+/// `now` is an RFC 3339 time, the condition's lastTransitionTime.
+pub fn configuration_state(error: Option<&str>, now: &str) -> Value {
+    let (result, status, reason, message) = match error {
+        None => (
+            "Valid",
+            "True",
+            "Reconciled",
+            "the configuration is in force",
+        ),
+        Some(e) => ("Invalid", "False", "ConfigurationError", e),
+    };
+    let mut out = json!({"status": {
+        "result": result,
+        "conditions": [{
+            "type": CONDITION_TYPE,
+            "status": status,
+            "reason": reason,
+            "message": bounded(message),
+            "lastTransitionTime": now,
+        }],
+    }});
+    if let Some(e) = error {
+        out["status"]["errorSummary"] = Value::String(bounded(e));
+    }
+    out
+}
+
+/// The CRD caps messages at 32 KiB.
+fn bounded(text: &str) -> String {
+    const LIMIT: usize = 32_000;
+    if text.len() <= LIMIT {
+        return text.to_owned();
+    }
+    let mut end = LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} [...]", &text[..end])
+}
+
+fn params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    }
+}
+
+/// Writes one pool's status.
+pub async fn write_pool_status(
+    client: &Client,
+    namespace: &str,
+    pool: &str,
+    status: &Value,
+) -> Result<(), kube::Error> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &POOL.api_resource());
+    api.patch_status(pool, &params(), &Patch::Merge(status))
+        .await
+        .map(|_| ())
+}
+
+fn state_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(GROUP, "v1beta1", "ConfigurationState"),
+        "configurationstates",
+    )
+}
+
+/// Writes the controller's ConfigurationState, creating the object the first time.
+pub async fn write_configuration_state(
+    client: &Client,
+    namespace: &str,
+    status: &Value,
+) -> Result<(), kube::Error> {
+    let resource = state_resource();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    match api
+        .patch_status(STATE_NAME, &params(), &Patch::Merge(status))
+        .await
+    {
+        Ok(_) => return Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(e),
+    }
+    let mut object = DynamicObject::new(STATE_NAME, &resource).within(namespace);
+    object.metadata.labels = Some(
+        [(
+            "metallb.io/component-type".to_owned(),
+            "controller".to_owned(),
+        )]
+        .into(),
+    );
+    object.data = json!({"spec": {}});
+    let create = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    match api.create(&create, &object).await {
+        Ok(_) => {}
+        // Created meanwhile (a previous leader): the status patch below still applies.
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e),
+    }
+    api.patch_status(STATE_NAME, &params(), &Patch::Merge(status))
+        .await
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(total: u128, in_use: u128, total_v6: u128, in_use_v6: u128) -> PoolStats {
+        PoolStats {
+            pool: "p".into(),
+            total,
+            in_use,
+            ipv6_total: total_v6,
+            ipv6_in_use: in_use_v6,
+        }
+    }
+
+    #[test]
+    fn pool_status_counts_each_family() {
+        assert_eq!(
+            pool_status(&stats(16 + 8, 3 + 1, 8, 1)),
+            json!({"status": {"assignedIPv4": 3, "assignedIPv6": 1,
+                              "availableIPv4": 13, "availableIPv6": 7}})
+        );
+    }
+
+    #[test]
+    fn a_huge_ipv6_pool_reports_the_largest_count_not_a_wrapped_one() {
+        let s = pool_status(&stats(1 << 64, 1, 1 << 64, 1));
+        assert_eq!(s["status"]["availableIPv6"], i64::MAX);
+        assert_eq!(s["status"]["availableIPv4"], 0);
+    }
+
+    #[test]
+    fn configuration_state_says_valid_or_invalid_with_the_errors() {
+        let ok = configuration_state(None, "2026-11-30T00:00:00Z");
+        assert_eq!(ok["status"]["result"], "Valid");
+        assert!(ok["status"].get("errorSummary").is_none());
+        assert_eq!(ok["status"]["conditions"][0]["status"], "True");
+        let bad = configuration_state(Some("IPAddressPool \"b\": addresses: overlaps"), "t");
+        assert_eq!(bad["status"]["result"], "Invalid");
+        assert_eq!(
+            bad["status"]["errorSummary"],
+            "IPAddressPool \"b\": addresses: overlaps"
+        );
+        assert_eq!(
+            bad["status"]["conditions"][0]["reason"],
+            "ConfigurationError"
+        );
+        assert_eq!(bad["status"]["conditions"][0]["type"], CONDITION_TYPE);
+    }
+}

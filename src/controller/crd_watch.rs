@@ -1,0 +1,201 @@
+//! `--config-source crds`: watches MetalLB's objects in the release namespace (and Namespaces,
+//! once a pool selects them by label) and loads the config they make into the context.
+//!
+//! The objects are validated together, as MetalLB does: a set that breaks a rule (two pools
+//! overlapping, say) keeps the last good config in force, marks the config stale and records a
+//! Warning event on each object an error names, with the field.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::stream::{BoxStream, SelectAll};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::watcher;
+use tokio::sync::watch;
+
+use super::live::{ConfigOutcome, Context};
+use crate::config::{ConfigError, Namespaces, Subject};
+use crate::k8s::backoff::with_backoff;
+use crate::k8s::metallb::{KINDS, Kind, Objects};
+
+enum Change {
+    Object(Kind, Result<watcher::Event<DynamicObject>, watcher::Error>),
+    Namespace(Result<watcher::Event<Namespace>, watcher::Error>),
+}
+
+fn kind_stream(client: &Client, namespace: &str, kind: Kind) -> BoxStream<'static, Change> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &kind.api_resource());
+    with_backoff(watcher(api, watcher::Config::default()))
+        .map(move |e| Change::Object(kind, e))
+        .boxed()
+}
+
+fn namespace_stream(client: &Client) -> BoxStream<'static, Change> {
+    with_backoff(watcher(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+    ))
+    .map(Change::Namespace)
+    .boxed()
+}
+
+/// Namespace labels as the watch shows them.
+#[derive(Default)]
+struct NamespaceView {
+    started: bool,
+    listed: bool,
+    labels: Namespaces,
+    relisting: Namespaces,
+}
+
+impl NamespaceView {
+    /// Returns whether the labels in force may have changed.
+    fn apply(&mut self, event: watcher::Event<Namespace>) -> bool {
+        let entry = |ns: &Namespace| {
+            (
+                ns.metadata.name.clone().unwrap_or_default(),
+                ns.metadata.labels.clone().unwrap_or_default(),
+            )
+        };
+        match event {
+            watcher::Event::Init => {
+                self.relisting.clear();
+                false
+            }
+            watcher::Event::InitApply(ns) => {
+                let (k, v) = entry(&ns);
+                self.relisting.insert(k, v);
+                false
+            }
+            watcher::Event::InitDone => {
+                self.labels = std::mem::take(&mut self.relisting);
+                self.listed = true;
+                true
+            }
+            watcher::Event::Apply(ns) => {
+                let (k, v) = entry(&ns);
+                self.labels.insert(k, v) != Some(entry(&ns).1)
+            }
+            watcher::Event::Delete(ns) => {
+                self.labels.remove(&entry(&ns).0);
+                true
+            }
+        }
+    }
+}
+
+/// Watches the objects until `stop`, loading every complete, changed set into `ctx`; `ready`
+/// is called after each load (the first one makes the config state known).
+pub async fn watch_crds(
+    client: Client,
+    namespace: String,
+    ctx: Arc<Context>,
+    ready: impl Fn() + Send + 'static,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut streams: SelectAll<BoxStream<'static, Change>> = SelectAll::new();
+    for kind in KINDS {
+        streams.push(kind_stream(&client, &namespace, kind));
+    }
+    let mut objects = Objects::default();
+    let mut namespaces = NamespaceView::default();
+    let mut reported_missing = std::collections::BTreeSet::new();
+    let mut relisting = std::collections::BTreeSet::new();
+    loop {
+        let change = tokio::select! {
+            c = streams.next() => c,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let Some(change) = change else { return };
+        match change {
+            Change::Object(kind, Ok(event)) => match event {
+                watcher::Event::Init => {
+                    relisting.insert(kind);
+                    objects.relist(kind);
+                    continue;
+                }
+                watcher::Event::InitApply(o) => {
+                    objects.apply(kind, &o);
+                    continue;
+                }
+                watcher::Event::InitDone => {
+                    relisting.remove(&kind);
+                    objects.listed(kind);
+                }
+                watcher::Event::Apply(o) => objects.apply(kind, &o),
+                watcher::Event::Delete(o) => objects.delete(kind, &o),
+            },
+            Change::Object(kind, Err(e)) => {
+                if objects.unreadable(kind) {
+                    tracing::warn!(kind = kind.kind, error = %e,
+                        "cannot read this BGP kind (CRD absent, or its conversion webhook gone \
+                         with MetalLB); BGP is not announced by ferrolb, layer 2 goes on");
+                } else if kind.required && reported_missing.insert(kind) {
+                    tracing::error!(kind = kind.kind, error = %e,
+                        "cannot read this kind (are the CRDs installed?); retrying");
+                    continue;
+                } else {
+                    continue;
+                }
+            }
+            Change::Namespace(Ok(event)) => {
+                if !namespaces.apply(event) || !namespaces.listed {
+                    continue;
+                }
+                ctx.set_namespaces(namespaces.labels.clone());
+            }
+            Change::Namespace(Err(e)) => {
+                tracing::warn!(error = %e, "Namespace watch error; retrying");
+                continue;
+            }
+        }
+        if !relisting.is_empty() || !objects.is_complete(&KINDS) {
+            continue;
+        }
+        if objects.uses_namespace_selectors() {
+            if !namespaces.started {
+                namespaces.started = true;
+                streams.push(namespace_stream(&client));
+            }
+            if !namespaces.listed {
+                continue;
+            }
+        }
+        load(&ctx, &objects, &namespace).await;
+        ready();
+    }
+}
+
+pub(super) async fn load(ctx: &Context, objects: &Objects, namespace: &str) {
+    let built = objects.build(namespace, &Namespaces::new());
+    let errors = match &built {
+        Err(ConfigError::Invalid(errors)) => errors.clone(),
+        _ => Vec::new(),
+    };
+    let warnings = built
+        .as_ref()
+        .map(|f| f.config.warnings.clone())
+        .unwrap_or_default();
+    let outcome = ctx.load_parsed(built.map(|f| f.config).map_err(|e| e.to_string()));
+    if outcome == ConfigOutcome::Loaded {
+        // Reported once per config that carries them (BGP objects: not announced by ferrolb).
+        for w in &warnings {
+            tracing::warn!(object = %w.object, field = %w.field, "{}", w.message);
+        }
+    }
+    if !matches!(outcome, ConfigOutcome::Invalid(_)) {
+        return;
+    }
+    for e in errors {
+        let Subject::Object { kind, name } = &e.subject else {
+            continue;
+        };
+        if let Some(reference) = objects.reference(kind, name) {
+            let message = format!("{}: {}", e.field, e.message);
+            ctx.report_invalid_object(&reference, &message).await;
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! End-to-end: `ferrolb controller --config-source crds` against a real kube-apiserver with the
+//! chart's CRDs installed, the config written with kubectl as a user would (skipped, with a
+//! message, when `KUBEBUILDER_ASSETS` is unset).
+
+mod e2e;
+
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+use serde_json::json;
+
+use e2e::api::{self, create_service, events_about, lb_service, wait_for_ips};
+use e2e::wait::{PATIENCE, wait_for};
+use e2e::{APPS, ControlPlane, Controller, ControllerOptions, NAMESPACE};
+
+/// A namespace whose Services are not pinned to any pool.
+const OTHER: &str = "other";
+
+fn objects() -> String {
+    format!(
+        "apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: general, namespace: {NAMESPACE}}}
+spec:
+  addresses: [192.0.2.0/28]
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: apps-only, namespace: {NAMESPACE}}}
+spec:
+  addresses: [198.51.100.0/29]
+  serviceAllocation:
+    priority: 10
+    namespaces: [{APPS}]
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {{name: everywhere, namespace: {NAMESPACE}}}
+"
+    )
+}
+
+fn kubectl_apply(plane: &ControlPlane, yaml: &str) -> Result<(), String> {
+    let path = plane.dir().join(format!("apply-{}.yaml", rand_suffix()));
+    std::fs::write(&path, yaml).unwrap();
+    let output = std::process::Command::new("kubectl")
+        .arg(format!("--kubeconfig={}", plane.kubeconfig().display()))
+        .args(["apply", "-f"])
+        .arg(&path)
+        .output()
+        .expect("kubectl is installed");
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+async fn setup(test: &str) -> Option<(ControlPlane, kube::Client)> {
+    let plane = ControlPlane::start(test).await?;
+    let client = plane.client().await;
+    for ns in [NAMESPACE, APPS, OTHER] {
+        api::create_namespace(&client, ns).await;
+    }
+    let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/ferrolb/crds");
+    plane.kubectl(&["apply", "-f", &crds.display().to_string()]);
+    plane.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "--all",
+        "--timeout=60s",
+    ]);
+    kubectl_apply(&plane, &objects()).expect("the objects are valid");
+    Some((plane, client))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_resources_pin_services_refuse_overlaps_and_survive_a_restart() {
+    let test = "custom_resources_pin_services_refuse_overlaps_and_survive_a_restart";
+    let Some((plane, client)) = setup(test).await else {
+        return;
+    };
+    let options = ControllerOptions::new(NAMESPACE, "ctrl-crd").crds();
+    let mut controller = Controller::start_ready(&plane, &options).await;
+    let apps: Api<Service> = Api::namespaced(client.clone(), APPS);
+    let other: Api<Service> = Api::namespaced(client.clone(), OTHER);
+    create_service(&apps, &lb_service("web", json!({}))).await;
+    create_service(&other, &lb_service("web", json!({}))).await;
+    let pinned = wait_for_ips(&apps, "web").await;
+    let general = wait_for_ips(&other, "web").await;
+    assert!(
+        pinned[0].starts_with("198.51.100."),
+        "apps/web got {pinned:?}"
+    );
+    assert!(
+        general[0].starts_with("192.0.2."),
+        "other/web got {general:?}"
+    );
+    assert_eq!(controller.metric("ferrolb_config_stale").await, Some(0.0));
+
+    // The API server refuses a malformed pool itself (the CRD's rules).
+    let malformed = format!(
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: typo, \
+         namespace: {NAMESPACE}}}\nspec:\n  addresses: [not-an-address]\n"
+    );
+    let refused = kubectl_apply(&plane, &malformed).expect_err("a malformed pool is refused");
+    assert!(refused.contains("typo"), "{refused}");
+
+    // An overlap is a rule across objects: accepted by the API server, refused by the
+    // controller with a Warning on the pool, the last good config kept.
+    let overlap = format!(
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: overlap, \
+         namespace: {NAMESPACE}}}\nspec:\n  addresses: [192.0.2.0/24]\n"
+    );
+    kubectl_apply(&plane, &overlap).expect("the API server cannot see overlaps");
+    let warning = wait_for("a Warning event on an IPAddressPool", PATIENCE, || {
+        let client = client.clone();
+        async move {
+            for pool in ["overlap", "general"] {
+                let events = events_about(&client, NAMESPACE, "IPAddressPool", pool).await;
+                if let Some(e) = events.into_iter().find(|e| e.type_ == "Warning") {
+                    return Some(e);
+                }
+            }
+            None
+        }
+    })
+    .await;
+    assert!(warning.note.contains("overlap"), "{warning:?}");
+    wait_for("ferrolb_config_stale to be 1", PATIENCE, || async {
+        (controller.metric("ferrolb_config_stale").await == Some(1.0)).then_some(())
+    })
+    .await;
+    assert_eq!(wait_for_ips(&apps, "web").await, pinned);
+    assert_eq!(wait_for_ips(&other, "web").await, general);
+
+    // Removing the overlap makes the set valid again.
+    plane.kubectl(&["-n", NAMESPACE, "delete", "ipaddresspool", "overlap"]);
+    wait_for("ferrolb_config_stale to be 0", PATIENCE, || async {
+        (controller.metric("ferrolb_config_stale").await == Some(0.0)).then_some(())
+    })
+    .await;
+
+    // A restart reads the same objects and changes nothing.
+    controller.terminate();
+    drop(controller);
+    let controller = Controller::start_ready(&plane, &options).await;
+    create_service(&other, &lb_service("after", json!({}))).await;
+    let after = wait_for_ips(&other, "after").await;
+    assert!(after[0].starts_with("192.0.2."), "{after:?}");
+    assert_ne!(after, general);
+    assert_eq!(wait_for_ips(&apps, "web").await, pinned);
+    assert_eq!(wait_for_ips(&other, "web").await, general);
+    assert_eq!(controller.metric("ferrolb_config_stale").await, Some(0.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_configmap_converted_to_custom_resources_keeps_every_ip() {
+    let test = "a_legacy_configmap_converted_to_custom_resources_keeps_every_ip";
+    let Some((plane, client)) = setup(test).await else {
+        return;
+    };
+    let legacy = "address-pools:
+- name: default
+  protocol: layer2
+  addresses: [203.0.113.0/28]
+";
+    api::apply_config(&client, NAMESPACE, legacy).await;
+    // The pools from setup() are replaced by what `convert` makes of the ConfigMap.
+    plane.kubectl(&["-n", NAMESPACE, "delete", "ipaddresspool", "--all"]);
+    let legacy_options = ControllerOptions::new(NAMESPACE, "ctrl-legacy");
+    let mut controller = Controller::start_ready(&plane, &legacy_options).await;
+    let apps: Api<Service> = Api::namespaced(client.clone(), APPS);
+    let mut before = std::collections::BTreeMap::new();
+    for name in ["a", "b", "c"] {
+        create_service(&apps, &lb_service(name, json!({}))).await;
+        before.insert(name, wait_for_ips(&apps, name).await);
+    }
+    controller.terminate();
+    drop(controller);
+
+    let cm = plane.dir().join("legacy.yaml");
+    std::fs::write(&cm, legacy).unwrap();
+    let converted = std::process::Command::new(e2e::ferrolb::binary())
+        .args(["convert", "--namespace", NAMESPACE])
+        .arg(&cm)
+        .output()
+        .unwrap();
+    assert!(
+        converted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&converted.stderr)
+    );
+    kubectl_apply(&plane, &String::from_utf8_lossy(&converted.stdout)).expect("converted");
+    let controller = Controller::start_ready(
+        &plane,
+        &ControllerOptions::new(NAMESPACE, "ctrl-crd").crds(),
+    )
+    .await;
+    create_service(&apps, &lb_service("d", json!({}))).await;
+    let d = wait_for_ips(&apps, "d").await;
+    assert!(d[0].starts_with("203.0.113."), "{d:?}");
+    for (name, ips) in &before {
+        assert_eq!(&wait_for_ips(&apps, name).await, ips, "{name} moved");
+        assert_ne!(&d, ips);
+    }
+    assert_eq!(controller.metric("ferrolb_config_stale").await, Some(0.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_reports_metallb_webhook_leftovers_and_its_fix_works() {
+    let test = "doctor_reports_metallb_webhook_leftovers_and_its_fix_works";
+    let Some((plane, _client)) = setup(test).await else {
+        return;
+    };
+    // What `helm uninstall metallb` leaves: the webhook configuration, its Service gone.
+    let leftover = "apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: metallb-webhook-configuration}
+webhooks:
+- name: ipaddresspoolvalidationwebhook.metallb.io
+  admissionReviewVersions: [v1]
+  sideEffects: None
+  failurePolicy: Fail
+  clientConfig:
+    service: {namespace: metallb-system, name: metallb-webhook-service, path: /validate-metallb-io-v1beta1-ipaddresspool}
+  rules:
+  - apiGroups: [metallb.io]
+    apiVersions: [v1beta1]
+    operations: [CREATE, UPDATE]
+    resources: [ipaddresspools]
+";
+    kubectl_apply(&plane, leftover).expect("webhook configuration");
+    let pool = format!(
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: more, \
+         namespace: {NAMESPACE}}}\nspec:\n  addresses: [203.0.113.0/28]\n"
+    );
+    // The leftover refuses every change to a pool.
+    kubectl_apply(&plane, &pool).expect_err("the leftover webhook blocks pools");
+
+    let output = std::process::Command::new(e2e::ferrolb::binary())
+        .arg("doctor")
+        .arg(format!("--kubeconfig={}", plane.kubeconfig().display()))
+        .arg(format!("--namespace={NAMESPACE}"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    println!(
+        "ferrolb doctor:\n{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains(
+            "ERROR [metallb-leftovers] ValidatingWebhookConfiguration metallb-webhook-configuration"
+        ) && report.contains("metallb-system/metallb-webhook-service"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "fix: kubectl delete validatingwebhookconfiguration metallb-webhook-configuration"
+        ),
+        "{report}"
+    );
+    assert!(
+        !report.contains("[crds]"),
+        "the chart's CRDs are installed: {report}"
+    );
+
+    // The fix it prints works, and then the doctor is satisfied.
+    plane.kubectl(&[
+        "delete",
+        "validatingwebhookconfiguration",
+        "metallb-webhook-configuration",
+    ]);
+    kubectl_apply(&plane, &pool).expect("pools can be changed again");
+    let output = std::process::Command::new(e2e::ferrolb::binary())
+        .arg("doctor")
+        .arg(format!("--kubeconfig={}", plane.kubeconfig().display()))
+        .arg(format!("--namespace={NAMESPACE}"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{report}");
+    assert!(!report.contains("ERROR"), "{report}");
+}
