@@ -2,7 +2,7 @@
 //! runs gossip with the other speakers (seeded with the Nodes' InternalIPs, since speakers run
 //! on the host network), elects per Service and drives the announcer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -29,7 +29,9 @@ use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::cluster::ViewOptions;
 use super::election_gate::ElectionGate;
 use super::metrics::{AnnouncedMetric, Layer2Metrics};
-use super::publish::{publish, spawn_announcer};
+use super::owned::Owned;
+use super::publish::{publish_scoped, spawn_announcer};
+use super::unannounced::UnannouncedMetric;
 use super::reconcile::{EventWriter, Reconciler, Stores, ready};
 
 #[derive(Debug, Clone)]
@@ -114,6 +116,7 @@ pub async fn run(
 ) -> Result<(), KubeSpeakerError> {
     let l2_metrics = Layer2Metrics::new(text);
     let announced = AnnouncedMetric::new(text);
+    let unannounced = UnannouncedMetric::new(text);
     let (dirty_tx, mut dirty) = mpsc::channel::<()>(1);
     let services = watch_kind(
         Api::<Service>::all(client.clone()),
@@ -195,10 +198,20 @@ pub async fn run(
             }
         }
         let live = members.as_ref().map(|m| m.borrow().clone());
+        match crate::layer2::iface::discover(&options.announcer.excludes) {
+            Ok(found) => reconciler.set_own_interfaces(found.into_iter().map(|i| i.name).collect()),
+            Err(e) => warn!(error = %e, "cannot list network interfaces"),
+        }
         let pass = reconciler.pass(live.as_ref(), gate.may_elect(now));
         if let Some(before) = &pass.changed_from {
-            apply(&owned_tx, &announced, &me, before, reconciler.owned());
+            apply(&owned_tx, &announced, &me, before, reconciler.owned(), reconciler.only_on());
+        } else if owned_tx.borrow().as_ref()
+            != &Owned::new(reconciler.owned().keys().copied(), reconciler.only_on())
+        {
+            // Same IPs, other interfaces (an advertisement's `interfaces` changed).
+            apply(&owned_tx, &announced, &me, reconciler.owned(), reconciler.owned(), reconciler.only_on());
         }
+        unannounced.set(reconciler.unannounced());
         events.send(pass.assigned);
         health.set_ready(ready(
             *sockets_rx.borrow(),
@@ -228,6 +241,7 @@ pub async fn run(
         &announced,
         &me,
         reconciler.owned(),
+        &BTreeMap::new(),
         &BTreeMap::new(),
     );
     health.set_ready(false);
@@ -264,7 +278,8 @@ fn apply(
     me: &str,
     before: &BTreeMap<IpAddr, String>,
     after: &BTreeMap<IpAddr, String>,
+    only_on: &BTreeMap<IpAddr, BTreeSet<String>>,
 ) {
-    info!(owned = after.len(), "ownership changed");
-    publish(owned_tx, announced, me, before, after);
+    info!(owned = after.len(), restricted = only_on.len(), "ownership changed");
+    publish_scoped(owned_tx, announced, me, before, after, only_on);
 }

@@ -248,3 +248,4 @@ impl Logs {
 
 mod decisions;
 mod events;
+mod unannounced;
