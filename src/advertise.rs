@@ -235,12 +235,8 @@ pub struct Decision {
 /// node has one, so the IP stays reachable.
 pub fn decide(ips: &[IpAddr], reach: &[Reach], health: Health<'_>) -> Decision {
     let selected = reach_nodes(reach);
-    let healthy = election::eligible_nodes(
-        health.nodes,
-        health.liveness,
-        health.scope,
-        health.options,
-    );
+    let healthy =
+        election::eligible_nodes(health.nodes, health.liveness, health.scope, health.options);
     let eligible: Vec<&str> = healthy
         .into_iter()
         .filter(|n| selected.contains(n))

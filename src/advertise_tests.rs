@@ -110,8 +110,17 @@ fn layer2(reach: PoolReach) -> Vec<Reach> {
 fn nodes_and_interfaces_are_unions_over_the_selecting_advertisements() {
     let cfg = config(ADS);
     let cluster = Cluster::new();
-    let plain = layer2(pool_reach(&cfg, ip("192.0.2.1"), &Labels::new(), &cluster.view()));
-    assert_eq!(plain.len(), 2, "the web-only advertisement does not select this Service");
+    let plain = layer2(pool_reach(
+        &cfg,
+        ip("192.0.2.1"),
+        &Labels::new(),
+        &cluster.view(),
+    ));
+    assert_eq!(
+        plain.len(),
+        2,
+        "the web-only advertisement does not select this Service"
+    );
     assert_eq!(
         reach_nodes(&plain),
         BTreeSet::from(["node-a", "node-b", "node-c"])
@@ -177,7 +186,12 @@ fn a_pool_without_advertisement_or_in_bgp_is_not_announced_and_says_why() {
         "address-pools:\n- name: lan\n  protocol: layer2\n  addresses: [203.0.113.0/28]\n",
     )
     .unwrap();
-    let reach = layer2(pool_reach(&l2, ip("203.0.113.1"), &Labels::new(), &cluster.view()));
+    let reach = layer2(pool_reach(
+        &l2,
+        ip("203.0.113.1"),
+        &Labels::new(),
+        &cluster.view(),
+    ));
     assert_eq!(reach_nodes(&reach).len(), 4);
     assert_eq!(interfaces_of(&reach, "node-d"), Some(Interfaces::All));
 }

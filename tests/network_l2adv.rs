@@ -73,7 +73,11 @@ fn advertisement_restricts_nodes_and_interfaces() {
         );
         // Never on eth0: the first LAN's client gets no answer at all.
         let eth0 = lan.arping(ip, 2);
-        assert!(eth0.is_empty(), "answered on eth0: {eth0:?}\n{}", logs(&lan));
+        assert!(
+            eth0.is_empty(),
+            "answered on eth0: {eth0:?}\n{}",
+            logs(&lan)
+        );
     };
     expect_on_eth1(index(&ranked[1]));
 

@@ -31,8 +31,8 @@ use super::election_gate::ElectionGate;
 use super::metrics::{AnnouncedMetric, Layer2Metrics};
 use super::owned::Owned;
 use super::publish::{publish_scoped, spawn_announcer};
-use super::unannounced::UnannouncedMetric;
 use super::reconcile::{EventWriter, Reconciler, Stores, ready};
+use super::unannounced::UnannouncedMetric;
 
 #[derive(Debug, Clone)]
 pub struct KubeOptions {
@@ -204,12 +204,26 @@ pub async fn run(
         }
         let pass = reconciler.pass(live.as_ref(), gate.may_elect(now));
         if let Some(before) = &pass.changed_from {
-            apply(&owned_tx, &announced, &me, before, reconciler.owned(), reconciler.only_on());
+            apply(
+                &owned_tx,
+                &announced,
+                &me,
+                before,
+                reconciler.owned(),
+                reconciler.only_on(),
+            );
         } else if owned_tx.borrow().as_ref()
             != &Owned::new(reconciler.owned().keys().copied(), reconciler.only_on())
         {
             // Same IPs, other interfaces (an advertisement's `interfaces` changed).
-            apply(&owned_tx, &announced, &me, reconciler.owned(), reconciler.owned(), reconciler.only_on());
+            apply(
+                &owned_tx,
+                &announced,
+                &me,
+                reconciler.owned(),
+                reconciler.owned(),
+                reconciler.only_on(),
+            );
         }
         unannounced.set(reconciler.unannounced());
         events.send(pass.assigned);
@@ -280,6 +294,10 @@ fn apply(
     after: &BTreeMap<IpAddr, String>,
     only_on: &BTreeMap<IpAddr, BTreeSet<String>>,
 ) {
-    info!(owned = after.len(), restricted = only_on.len(), "ownership changed");
+    info!(
+        owned = after.len(),
+        restricted = only_on.len(),
+        "ownership changed"
+    );
     publish_scoped(owned_tx, announced, me, before, after, only_on);
 }

@@ -32,7 +32,11 @@ impl Owned {
 
     /// Whether `ip` is answered and announced on the interface called `iface`.
     pub fn owns_on(&self, ip: IpAddr, iface: &str) -> bool {
-        self.ips.contains(&ip) && self.only_on.get(&ip).is_none_or(|names| names.contains(iface))
+        self.ips.contains(&ip)
+            && self
+                .only_on
+                .get(&ip)
+                .is_none_or(|names| names.contains(iface))
     }
 }
 
@@ -53,6 +57,9 @@ mod tests {
         assert!(owned.owns_on(a, "eth1"));
         assert!(!owned.owns_on(a, "eth0"));
         assert!(owned.owns_on(b, "eth0") && owned.owns_on(b, "eth1"));
-        assert!(!owned.owns_on(c, "eth0"), "a restriction alone owns nothing");
+        assert!(
+            !owned.owns_on(c, "eth0"),
+            "a restriction alone owns nothing"
+        );
     }
 }

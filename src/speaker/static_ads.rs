@@ -55,7 +55,11 @@ fn reach(
         }];
     };
     ads.iter()
-        .filter(|ad| ad.services.as_ref().is_none_or(|s| s.contains(&svc.service)))
+        .filter(|ad| {
+            ad.services
+                .as_ref()
+                .is_none_or(|s| s.contains(&svc.service))
+        })
         .map(|ad| Reach {
             nodes: live
                 .iter()
@@ -119,10 +123,7 @@ pub fn decide(
 }
 
 /// What `me` serves: IP -> service, and the interfaces of IPs restricted to some.
-pub type Serving = (
-    BTreeMap<IpAddr, String>,
-    BTreeMap<IpAddr, BTreeSet<String>>,
-);
+pub type Serving = (BTreeMap<IpAddr, String>, BTreeMap<IpAddr, BTreeSet<String>>);
 
 pub fn serving(me: &str, decisions: &[StaticDecision]) -> Serving {
     let mut owned = BTreeMap::new();

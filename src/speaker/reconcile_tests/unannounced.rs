@@ -17,7 +17,11 @@ async fn one_speaker_records_the_cause_once() {
             "{me}"
         );
         if me != reporter {
-            assert!(pass.assigned.is_empty(), "{me} must not record: {:?}", pass.assigned);
+            assert!(
+                pass.assigned.is_empty(),
+                "{me} must not record: {:?}",
+                pass.assigned
+            );
             continue;
         }
         let sent = h.record(&pass.assigned, StatusCode::CREATED).await;
@@ -72,7 +76,8 @@ async fn elected_node_without_the_interface_announces_nothing_and_says_so() {
         h.pass(&NODES);
         // The ConfigMap is loaded and unchanged from here on; stand in the CRD config.
         h.rec.config = Some(crds.clone());
-        h.rec.set_own_interfaces(BTreeSet::from(["eth0".to_string()]));
+        h.rec
+            .set_own_interfaces(BTreeSet::from(["eth0".to_string()]));
         let pass = h.pass(&NODES);
         assert!(h.owned().is_empty(), "{me} has no eth1");
         if me != order[0] {
@@ -85,7 +90,8 @@ async fn elected_node_without_the_interface_announces_nothing_and_says_so() {
         assert_eq!(sent[0].body["reason"], "announceFailed");
         assert!(h.pass(&NODES).assigned.is_empty(), "once, not every pass");
         // eth1 appears: announced, on eth1 only.
-        h.rec.set_own_interfaces(BTreeSet::from(["eth0".to_string(), "eth1".to_string()]));
+        h.rec
+            .set_own_interfaces(BTreeSet::from(["eth0".to_string(), "eth1".to_string()]));
         h.pass(&NODES);
         assert_eq!(h.owned(), [ip]);
         assert_eq!(
