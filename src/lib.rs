@@ -9,6 +9,8 @@
 #![deny(unsafe_code)]
 
 #[forbid(unsafe_code)]
+pub mod advertise;
+#[forbid(unsafe_code)]
 pub mod config;
 #[forbid(unsafe_code)]
 pub mod controller;

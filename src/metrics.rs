@@ -148,6 +148,10 @@ pub const SPEAKER_SERVICE_IPS: Family = ours(
     "ferrolb_speaker_service_ips",
     "Layer-2 Service IPs this speaker sees assigned; each should be announced by exactly one node",
 );
+pub const SPEAKER_UNANNOUNCED: Family = ours(
+    "ferrolb_speaker_unannounced",
+    "1 for each service that holds an IP announced by no node, labelled with the cause",
+);
 pub const GOSSIP_MEMBERS: Family = ours(
     "ferrolb_members",
     "Gossip members by SWIM state (this speaker included)",
@@ -180,6 +184,7 @@ pub const ALL: &[Family] = &[
     SPEAKER_ANNOUNCED,
     SPEAKER_TAKEOVERS,
     SPEAKER_SERVICE_IPS,
+    SPEAKER_UNANNOUNCED,
     GOSSIP_MEMBERS,
     GOSSIP_DROPPED,
     GOSSIP_KEYS,

@@ -40,6 +40,8 @@ fn files() -> BTreeMap<String, String> {
 }
 
 const CORES: &[&str] = &[
+    "advertise.rs",
+    "advertise_tests.rs",
     "config/",
     "ipam/",
     "election.rs",

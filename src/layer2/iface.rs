@@ -22,6 +22,7 @@ pub const RESCAN_PERIOD: Duration = Duration::from_secs(1);
 /// on a node (pod veths, CNI bridges and tunnels), where answering for a LoadBalancer IP would at
 /// best be useless and at worst attract traffic meant for the LAN.
 pub const DEFAULT_EXCLUDES: &[&str] = &[
+    // MetalLB's default list (its `ignoreInterfaces`): container, libvirt and kube-proxy devices.
     "docker*",
     "cni*",
     "veth*",
@@ -29,11 +30,22 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
     "flannel*",
     "cilium_*",
     "lxc*",
+    "lxcbr*",
+    "cbr*",
+    "virbr*",
+    "dummy*",
     "kube-ipvs*",
+    "nodelocaldns*",
     "vxlan*",
     "tunl*",
     "weave*",
-    "nodelocaldns",
+    // Common bridges and overlays beyond MetalLB's list: docker networks, kube-router,
+    // OVN-Kubernetes, Geneve tunnels, Antrea.
+    "br-*",
+    "kube-bridge",
+    "ovn-k8s-*",
+    "genev_sys_*",
+    "antrea-*",
 ];
 
 // Interface flags from <linux/if.h>, as sysfs prints them in `flags`.

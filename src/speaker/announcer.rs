@@ -32,8 +32,9 @@ use super::metrics::{IpCounters, Layer2Metrics};
 /// advertisement with its link-layer option 86.
 const ANNOUNCEMENT_MAX: usize = 128;
 
-/// The IPs this node answers for. Shared by pointer so a receive task's read is a cheap borrow.
-pub type OwnedSet = Arc<std::collections::HashSet<IpAddr>>;
+/// The IPs this node answers for, and where. Shared by pointer so a receive task's read is a
+/// cheap borrow.
+pub type OwnedSet = Arc<super::owned::Owned>;
 
 #[derive(Debug, Clone, Default)]
 pub struct AnnouncerOptions {
@@ -67,6 +68,7 @@ pub async fn run(
     let mut groups = MulticastGroups::new();
     let mut schedule = AnnounceSchedule::new(options.garp_interval);
     let mut current: BTreeSet<IpAddr> = BTreeSet::new();
+    let mut current_owned: OwnedSet = owned.borrow().clone();
     let mut rescan = tokio::time::interval(RESCAN_PERIOD);
     rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -77,7 +79,8 @@ pub async fn run(
                 if changed.is_err() {
                     break;
                 }
-                let next: BTreeSet<IpAddr> = owned.borrow_and_update().iter().copied().collect();
+                current_owned = owned.borrow_and_update().clone();
+                let next: BTreeSet<IpAddr> = current_owned.iter().copied().collect();
                 let now = Instant::now().into_std();
                 for ip in next.difference(&current) {
                     info!(%ip, "taking ownership: answering and announcing");
@@ -103,7 +106,7 @@ pub async fn run(
             _ = sleep_until(deadline) => {
                 let now = Instant::now().into_std();
                 for ip in schedule.poll(now) {
-                    for link in links.values() {
+                    for link in links.values().filter(|l| current_owned.owns_on(ip, &l.iface.name)) {
                         announce(link, ip, &metrics).await;
                     }
                 }
@@ -186,7 +189,12 @@ fn rescan_links(
         for ip in owned_now {
             join_group(groups, &link, *ip);
         }
-        let burst: Vec<IpAddr> = owned_now.iter().copied().collect();
+        let serving = owned.borrow().clone();
+        let burst: Vec<IpAddr> = owned_now
+            .iter()
+            .copied()
+            .filter(|ip| serving.owns_on(*ip, &link.iface.name))
+            .collect();
         let (socket, mac, metrics) = (link.socket.clone(), link.iface.mac, metrics.clone());
         tokio::spawn(async move {
             for ip in burst {
@@ -285,7 +293,8 @@ async fn answer_loop(
                 counters.clear();
                 counters_for = set.clone();
             }
-            responder::decide(&buf[..len], &responder_iface, &**set)
+            let on_this = |ip: IpAddr| set.owns_on(ip, &iface.name);
+            responder::decide(&buf[..len], &responder_iface, &on_this)
         };
         let Decision::Reply { ip, reply } = decision else {
             continue;

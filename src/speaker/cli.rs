@@ -78,8 +78,9 @@ pub struct SpeakerArgs {
     /// (missing or empty file: none). Reread when it changes.
     #[arg(long)]
     pub memberlist_accept_key_file: Option<PathBuf>,
-    /// Comma-separated interface-name glob patterns never answered on (default: container
-    /// networking interfaces such as veth*, cni*, cali*; pass "" to use every interface).
+    /// Comma-separated interface-name glob patterns never answered on (default: MetalLB's list of
+    /// container and virtualisation interfaces such as veth*, cni*, virbr*, plus bridges and
+    /// overlays such as br-*, ovn-k8s-*; pass "" to use every interface).
     #[arg(long)]
     pub exclude_interfaces: Option<String>,
     /// Announce from nodes labelled node.kubernetes.io/exclude-from-external-load-balancers.
@@ -89,7 +90,8 @@ pub struct SpeakerArgs {
     /// 1 to 86400).
     #[arg(long, value_parser = parse_seconds)]
     pub garp_interval: Option<Duration>,
-    /// Run from a static YAML file (node, gossip, addresses) instead of the Kubernetes API.
+    /// Run from a static YAML file (node, gossip, addresses, advertisements) instead of the
+    /// Kubernetes API.
     #[arg(long = "static", value_name = "FILE")]
     pub static_file: Option<PathBuf>,
 }

@@ -311,3 +311,80 @@ fn a_service_without_a_ready_or_serving_endpoint_is_not_announced() {
         Some(expected)
     );
 }
+
+fn labelled(name: &str, zone: &str) -> Node {
+    let mut n = node(name, true, false, false);
+    n.metadata.labels = Some(
+        [("zone".to_string(), zone.to_string())]
+            .into_iter()
+            .collect(),
+    );
+    n
+}
+
+#[test]
+fn advertisements_choose_nodes_interfaces_and_report_unannounced_services() {
+    let cfg = crate::config::parse_file(
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: front, namespace: f}\n\
+         spec: {addresses: [192.0.2.0/24]}\n---\n\
+         apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lonely, namespace: f}\n\
+         spec: {addresses: [198.51.100.0/24]}\n---\n\
+         apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: a, namespace: f}\n\
+         spec: {ipAddressPools: [front], nodeSelectors: [{matchLabels: {zone: a}}], interfaces: [eth1]}\n",
+    )
+    .unwrap()
+    .config;
+    let ns = vec![
+        labelled("node-a", "a"),
+        labelled("node-b", "b"),
+        labelled("node-c", "a"),
+    ];
+    let services = [
+        service("web", &["192.0.2.10"], "Cluster", None),
+        service("lonely", &["198.51.100.10"], "Cluster", None),
+    ];
+    let all = live(&["node-a", "node-b", "node-c"]);
+    let ready = [
+        slice("web", &[("node-b", true)]),
+        slice("lonely", &[("node-b", true)]),
+    ];
+    let (ann, skipped) = announcements(
+        &cfg,
+        &services,
+        &ready,
+        &ns,
+        Liveness::Gossip(&all),
+        &ViewOptions::default(),
+    );
+    let expected = election::rank("192.0.2.10".parse().unwrap(), ["node-a", "node-c"])[0];
+    assert_eq!(ann.len(), 1);
+    assert_eq!(ann[0].node.as_deref(), Some(expected));
+    assert_eq!(
+        skipped.interfaces.get("default/web"),
+        Some(&BTreeSet::from(["eth1".to_string()]))
+    );
+    let (_, cause) = &skipped.causes["default/lonely"];
+    assert_eq!(cause.label(), "no_advertisement");
+    assert!(cause.to_string().contains("pool lonely"), "{cause}");
+    // Relabelling the zone-a nodes leaves web with no eligible node, counted per reason.
+    let relabelled = vec![
+        labelled("node-a", "b"),
+        labelled("node-b", "b"),
+        labelled("node-c", "a"),
+    ];
+    let only_ab = live(&["node-a", "node-b"]);
+    let (ann, skipped) = announcements(
+        &cfg,
+        &services[..1],
+        &ready,
+        &relabelled,
+        Liveness::Gossip(&only_ab),
+        &ViewOptions::default(),
+    );
+    assert_eq!(ann[0].node, None);
+    let (_, cause) = &skipped.causes["default/web"];
+    assert_eq!(
+        cause.to_string(),
+        "not announced: no eligible node (2 not selected by an advertisement, 1 not alive)"
+    );
+}

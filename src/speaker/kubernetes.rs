@@ -2,7 +2,7 @@
 //! runs gossip with the other speakers (seeded with the Nodes' InternalIPs, since speakers run
 //! on the host network), elects per Service and drives the announcer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -30,8 +30,10 @@ use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::cluster::ViewOptions;
 use super::election_gate::ElectionGate;
 use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
-use super::publish::{publish, spawn_announcer};
+use super::owned::Owned;
+use super::publish::{publish_scoped, spawn_announcer};
 use super::reconcile::{EventWriter, MetallbStores, Reconciler, Stores, ready};
+use super::unannounced::UnannouncedMetric;
 use crate::metrics::{ConfigMetrics, Naming};
 
 #[derive(Debug, Clone)]
@@ -173,6 +175,7 @@ pub async fn run(
     let announced = AnnouncedMetric::with_names(text, options.naming);
     let service_ips = ServiceIpsMetric::register(registry, options.naming)?;
     let config_metrics = ConfigMetrics::register(registry, options.naming)?;
+    let unannounced = UnannouncedMetric::new(text);
     let (dirty_tx, mut dirty) = mpsc::channel::<()>(1);
     let services = watch_kind(
         Api::<Service>::all(client.clone()),
@@ -285,10 +288,34 @@ pub async fn run(
             }
         }
         let live = members.as_ref().map(|m| m.borrow().clone());
+        match crate::layer2::iface::discover(&options.announcer.excludes) {
+            Ok(found) => reconciler.set_own_interfaces(found.into_iter().map(|i| i.name).collect()),
+            Err(e) => warn!(error = %e, "cannot list network interfaces"),
+        }
         let pass = reconciler.pass(live.as_ref(), gate.may_elect(now));
         if let Some(before) = &pass.changed_from {
-            apply(&owned_tx, &announced, &me, before, reconciler.owned());
+            apply(
+                &owned_tx,
+                &announced,
+                &me,
+                before,
+                reconciler.owned(),
+                reconciler.only_on(),
+            );
+        } else if owned_tx.borrow().as_ref()
+            != &Owned::new(reconciler.owned().keys().copied(), reconciler.only_on())
+        {
+            // Same IPs, other interfaces (an advertisement's `interfaces` changed).
+            apply(
+                &owned_tx,
+                &announced,
+                &me,
+                reconciler.owned(),
+                reconciler.owned(),
+                reconciler.only_on(),
+            );
         }
+        unannounced.set(reconciler.unannounced());
         events.send(pass.assigned);
         service_ips.set(pass.service_ips);
         health.set_ready(ready(
@@ -319,6 +346,7 @@ pub async fn run(
         &announced,
         &me,
         reconciler.owned(),
+        &BTreeMap::new(),
         &BTreeMap::new(),
     );
     health.set_ready(false);
@@ -355,7 +383,12 @@ fn apply(
     me: &str,
     before: &BTreeMap<IpAddr, String>,
     after: &BTreeMap<IpAddr, String>,
+    only_on: &BTreeMap<IpAddr, BTreeSet<String>>,
 ) {
-    info!(owned = after.len(), "ownership changed");
-    publish(owned_tx, announced, me, before, after);
+    info!(
+        owned = after.len(),
+        restricted = only_on.len(),
+        "ownership changed"
+    );
+    publish_scoped(owned_tx, announced, me, before, after, only_on);
 }

@@ -22,20 +22,20 @@ use crate::telemetry::{TextFamilies, TextRegistry};
 
 /// A lock that a panicking holder cannot wedge: the data are plain counters and sets, valid
 /// after any partial update, and metrics must never take the speaker down.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// `# HELP` and `# TYPE` lines. Help texts here contain no backslash or newline, the only
 /// characters the format escapes in them.
-fn header(out: &mut String, name: &str, family: Family, kind: &str) {
+pub(super) fn header(out: &mut String, name: &str, family: Family, kind: &str) {
     let help = family.help;
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// A label value, escaped as the text format requires (service and node names come from
 /// files and the API, so may hold anything).
-fn label_value(out: &mut String, value: &str) {
+pub(super) fn label_value(out: &mut String, value: &str) {
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),

@@ -1,22 +1,14 @@
 //! Which IPs this node announces (pure): the one election path of both speaker modes. Each mode
-//! works out the nodes eligible for a service (Kubernetes: [`super::cluster`]; static: the live
-//! members allowed by the file), then [`elect`] picks one owner per address group and
-//! [`owned_by`] turns the decisions into this node's owned set.
+//! works out, per service, the nodes its advertisements and the health rules allow
+//! ([`crate::advertise::candidates`]; Kubernetes: [`super::cluster`], static:
+//! [`super::static_ads`]), then [`place`] elects one owner per address group and says where it
+//! announces, and [`owned_by`] turns the decisions into this node's owned set.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
+use crate::advertise::{self, Cause, Decision, Interfaces, Reach};
 use crate::election;
-
-/// A service as the speaker sees it, whatever the source (static file or Kubernetes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnnouncedService {
-    pub service: String,
-    pub ips: Vec<IpAddr>,
-    /// Nodes allowed to announce beyond liveness (static `nodes`, or `Local` endpoints and node
-    /// conditions in Kubernetes); `None` = every live node.
-    pub allowed: Option<BTreeSet<String>>,
-}
 
 /// The announcing decision for one service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,21 +95,88 @@ fn address_groups(candidates: &[Candidate]) -> BTreeMap<usize, Vec<usize>> {
     groups
 }
 
-/// Static mode's decisions: a service's eligible nodes are the live members it allows.
-pub fn announcers(services: &[AnnouncedService], live: &BTreeSet<String>) -> Vec<Announcement> {
-    let candidates = services
+/// One service offered to the election: its advertisements' reach and the nodes that may
+/// announce it, or why none may.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    pub service: String,
+    pub ips: Vec<IpAddr>,
+    pub reach: Vec<Reach>,
+    pub eligible: Result<BTreeSet<String>, Cause>,
+}
+
+/// A service's election result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub service: String,
+    pub ips: Vec<IpAddr>,
+    pub decision: Decision,
+}
+
+/// Elects every offer with eligible nodes one owner per address group ([`elect`]), and places
+/// each on the interfaces its advertisements allow on that owner
+/// ([`advertise::placement`]; `known` holds the usable interfaces of nodes that published
+/// them). Results come back in the offers' order.
+pub fn place(offers: Vec<Offer>, known: &BTreeMap<String, BTreeSet<String>>) -> Vec<Placed> {
+    let candidates: Vec<Candidate> = offers
         .iter()
-        .map(|svc| Candidate {
-            service: svc.service.clone(),
-            ips: svc.ips.clone(),
-            eligible: live
-                .iter()
-                .filter(|n| svc.allowed.as_ref().is_none_or(|a| a.contains(*n)))
-                .cloned()
-                .collect(),
+        .filter_map(|o| {
+            Some(Candidate {
+                service: o.service.clone(),
+                ips: o.ips.clone(),
+                eligible: o.eligible.as_ref().ok()?.clone(),
+            })
         })
         .collect();
-    elect(candidates)
+    let groups = address_groups(&candidates);
+    let mut sharers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for members in groups.values() {
+        let names: Vec<String> = members
+            .iter()
+            .map(|&i| candidates[i].service.clone())
+            .collect();
+        for name in &names {
+            sharers.insert(name.clone(), names.clone());
+        }
+    }
+    let mut elected: BTreeMap<String, Option<String>> = elect(candidates.clone())
+        .into_iter()
+        .map(|a| (a.service, a.node))
+        .collect();
+    offers
+        .into_iter()
+        .map(|o| {
+            let decision = match o.eligible {
+                Err(cause) => Decision {
+                    node: None,
+                    interfaces: Interfaces::All,
+                    cause: Some(cause),
+                },
+                Ok(_) => match elected.remove(&o.service).flatten() {
+                    Some(node) => {
+                        let (interfaces, cause) = advertise::placement(&o.reach, &node, known);
+                        Decision {
+                            node: Some(node),
+                            interfaces,
+                            cause,
+                        }
+                    }
+                    None => Decision {
+                        node: None,
+                        interfaces: Interfaces::All,
+                        cause: Some(Cause::NoCommonNode {
+                            sharers: sharers.remove(&o.service).unwrap_or_default(),
+                        }),
+                    },
+                },
+            };
+            Placed {
+                service: o.service,
+                ips: o.ips,
+                decision,
+            }
+        })
+        .collect()
 }
 
 /// The IPs `me` must answer for, each with the service it belongs to.
@@ -132,6 +191,33 @@ pub fn owned_by(me: &str, announcements: &[Announcement]) -> BTreeMap<IpAddr, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A service as the speaker sees it, whatever the source (static file or Kubernetes).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct AnnouncedService {
+        service: String,
+        ips: Vec<IpAddr>,
+        /// Nodes allowed to announce beyond liveness (static `nodes`, or `Local` endpoints and node
+        /// conditions in Kubernetes); `None` = every live node.
+        allowed: Option<BTreeSet<String>>,
+    }
+
+    /// Each service's eligible nodes are the live members it allows.
+    fn announcers(services: &[AnnouncedService], live: &BTreeSet<String>) -> Vec<Announcement> {
+        let candidates = services
+            .iter()
+            .map(|svc| Candidate {
+                service: svc.service.clone(),
+                ips: svc.ips.clone(),
+                eligible: live
+                    .iter()
+                    .filter(|n| svc.allowed.as_ref().is_none_or(|a| a.contains(*n)))
+                    .cloned()
+                    .collect(),
+            })
+            .collect();
+        elect(candidates)
+    }
 
     fn svc(name: &str, ips: &[&str], allowed: Option<&[&str]>) -> AnnouncedService {
         AnnouncedService {
@@ -238,5 +324,86 @@ mod tests {
         assert!(owned_by("node-b", &announcers(&services, &all)).is_empty());
         let without_c = live(&["node-a", "node-b"]);
         assert_eq!(announcers(&services, &without_c)[0].node, None);
+    }
+
+    fn offer(name: &str, ips: &[&str], nodes: &[&str], interfaces: Option<&[&str]>) -> Offer {
+        let reach = vec![Reach {
+            nodes: live(nodes),
+            interfaces: match interfaces {
+                None => Interfaces::All,
+                Some(names) => Interfaces::Named(live(names)),
+            },
+        }];
+        Offer {
+            service: name.into(),
+            ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
+            reach,
+            eligible: Ok(live(nodes)),
+        }
+    }
+
+    /// Sharers whose advertisements select different nodes: elected among the nodes both allow,
+    /// each placed on its own advertisement's interfaces; with no node in common, neither is
+    /// announced and both say why; a refused offer keeps its own cause.
+    #[test]
+    fn place_elects_groups_within_their_advertisements_and_reports_no_common_node() {
+        let known = BTreeMap::new();
+        let placed = place(
+            vec![
+                offer("x", &["192.0.2.7"], &["node-a", "node-b"], Some(&["eth1"])),
+                offer("y", &["192.0.2.7"], &["node-b", "node-c"], None),
+            ],
+            &known,
+        );
+        assert_eq!(placed[0].decision.node.as_deref(), Some("node-b"));
+        assert_eq!(placed[1].decision.node.as_deref(), Some("node-b"));
+        assert_eq!(
+            placed[0].decision.interfaces,
+            Interfaces::Named(live(&["eth1"]))
+        );
+        assert_eq!(placed[1].decision.interfaces, Interfaces::All);
+        assert_eq!(placed[0].decision.cause, None);
+
+        let mut refused = offer("z", &["192.0.2.9"], &["node-a"], None);
+        refused.eligible = Err(Cause::NoServingEndpoint);
+        let placed = place(
+            vec![
+                offer("x", &["192.0.2.7"], &["node-a"], None),
+                offer("y", &["192.0.2.7"], &["node-c"], None),
+                refused,
+            ],
+            &known,
+        );
+        for p in &placed[..2] {
+            assert_eq!(p.decision.node, None);
+            assert_eq!(
+                p.decision.cause,
+                Some(Cause::NoCommonNode {
+                    sharers: vec!["x".into(), "y".into()]
+                })
+            );
+        }
+        assert_eq!(placed[2].decision.cause, Some(Cause::NoServingEndpoint));
+    }
+
+    /// A node known to lack every advertised interface is elected only when no other node has
+    /// one, and then says so.
+    #[test]
+    fn place_reports_an_elected_node_without_the_interface() {
+        let known = BTreeMap::from([
+            ("node-a".to_string(), live(&["eth0"])),
+            ("node-b".to_string(), live(&["eth0"])),
+        ]);
+        let placed = place(
+            vec![offer(
+                "x",
+                &["192.0.2.7"],
+                &["node-a", "node-b"],
+                Some(&["eth1"]),
+            )],
+            &known,
+        );
+        let node = placed[0].decision.node.clone().unwrap();
+        assert_eq!(placed[0].decision.cause, Some(Cause::NoInterface { node }));
     }
 }

@@ -2,7 +2,7 @@
 //! `ferrolb_speaker_announced` metric, shared by the Kubernetes and static speaker modes so the
 //! two cannot drift apart in what they publish.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::announcer::{self, AnnouncerOptions, OwnedSet};
 use super::metrics::{AnnouncedMetric, Layer2Metrics};
+use super::owned::Owned;
 
 /// Starts the announcer task with nothing owned. Returns the sender of the owned set, a
 /// receiver that turns `true` once the announcer's sockets are open, and the task.
@@ -22,7 +23,7 @@ pub fn spawn_announcer(
     watch::Receiver<bool>,
     JoinHandle<()>,
 ) {
-    let (owned_tx, owned_rx) = watch::channel::<OwnedSet>(Arc::new(HashSet::new()));
+    let (owned_tx, owned_rx) = watch::channel::<OwnedSet>(Arc::new(Owned::default()));
     let (sockets_tx, sockets_rx) = watch::channel(false);
     let task = tokio::spawn(announcer::run(options, owned_rx, metrics, sockets_tx));
     (owned_tx, sockets_rx, task)
@@ -38,6 +39,19 @@ pub fn publish(
     before: &BTreeMap<IpAddr, String>,
     after: &BTreeMap<IpAddr, String>,
 ) {
+    publish_scoped(owned_tx, announced, me, before, after, &BTreeMap::new());
+}
+
+/// [`publish`] where some IPs are served only on the interfaces `only_on` names for them (their
+/// L2 advertisements' `interfaces`).
+pub fn publish_scoped(
+    owned_tx: &watch::Sender<OwnedSet>,
+    announced: &AnnouncedMetric,
+    me: &str,
+    before: &BTreeMap<IpAddr, String>,
+    after: &BTreeMap<IpAddr, String>,
+    only_on: &BTreeMap<IpAddr, BTreeSet<String>>,
+) {
     for (ip, service) in before {
         if after.get(ip) != Some(service) {
             announced.set(service, me, *ip, false);
@@ -46,5 +60,5 @@ pub fn publish(
     for (ip, service) in after {
         announced.set(service, me, *ip, true);
     }
-    owned_tx.send_replace(Arc::new(after.keys().copied().collect()));
+    owned_tx.send_replace(Arc::new(Owned::new(after.keys().copied(), only_on)));
 }

@@ -17,8 +17,9 @@ use kube::{Client, Resource};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::config::{self, Config, Protocol};
-use crate::election::Liveness;
+use crate::advertise::Cause;
+use crate::config::{self, Config, L2Advertisement, LabelSelector, Protocol};
+use crate::election::{self, Liveness};
 use crate::k8s::metallb::{KINDS, L2, Objects, POOL};
 use crate::k8s::pod::ready_pod_nodes;
 use crate::metrics::ConfigMetrics;
@@ -29,6 +30,10 @@ use super::ownership::owned_by;
 /// Pools of earlier configs kept to go on announcing addresses that left the pools (see
 /// [`Reconciler::adopt`]).
 const MAX_RETIRED_POOLS: usize = 64;
+
+/// The label a retired pool carries (only inside this speaker), which its carried-over
+/// advertisements select.
+const RETIRED_LABEL: &str = "ferrolb.internal/retired-pool";
 
 /// The reflector stores a speaker watches.
 #[derive(Clone)]
@@ -92,6 +97,8 @@ pub struct Assigned {
     /// `namespace/name`.
     pub service: String,
     pub reference: ObjectReference,
+    /// `None`: the `nodeAssigned` event. Some: a Warning event (reason, note) instead.
+    pub warning: Option<(&'static str, String)>,
 }
 
 /// What one pass decided.
@@ -100,7 +107,8 @@ pub struct Pass {
     /// The owned set before this pass, when the pass changed it; the caller hands
     /// `before -> Reconciler::owned()` to the announcer.
     pub changed_from: Option<BTreeMap<IpAddr, String>>,
-    /// Services this node announces now and did not announce after the previous pass.
+    /// Services this node announces now and did not announce after the previous pass, then
+    /// the Warning events due (see [`Reconciler::unannounced`]).
     pub assigned: Vec<Assigned>,
     /// Layer-2 Service IPs in this speaker's view, whichever node (if any) announces them.
     pub service_ips: usize,
@@ -130,6 +138,12 @@ pub struct Reconciler {
     /// Services this node announced after the previous pass.
     announcing: BTreeSet<String>,
     config_metrics: Option<ConfigMetrics>,
+    /// Interfaces the owned IPs are restricted to by their advertisements.
+    only_on: BTreeMap<IpAddr, BTreeSet<String>>,
+    /// Services held but announced by nobody, with why, as of the last pass.
+    unannounced: BTreeMap<String, Cause>,
+    /// This node's usable interfaces, when known (`None`: assume it has every interface).
+    own_interfaces: Option<BTreeSet<String>>,
 }
 
 impl Reconciler {
@@ -144,6 +158,9 @@ impl Reconciler {
             warned_bgp: BTreeSet::new(),
             announcing: BTreeSet::new(),
             config_metrics: None,
+            only_on: BTreeMap::new(),
+            unannounced: BTreeMap::new(),
+            own_interfaces: None,
         }
     }
 
@@ -151,6 +168,22 @@ impl Reconciler {
     pub fn with_config_metrics(mut self, metrics: ConfigMetrics) -> Self {
         self.config_metrics = Some(metrics);
         self
+    }
+
+    /// Records this node's usable interfaces (after exclusions), for the next passes.
+    pub fn set_own_interfaces(&mut self, interfaces: BTreeSet<String>) {
+        self.own_interfaces = Some(interfaces);
+    }
+
+    /// The interfaces owned IPs are restricted to (IPs absent: every interface).
+    pub fn only_on(&self) -> &BTreeMap<IpAddr, BTreeSet<String>> {
+        &self.only_on
+    }
+
+    /// Services holding an IP that no node announces, with the cause (the
+    /// `ferrolb_speaker_unannounced` gauge).
+    pub fn unannounced(&self) -> &BTreeMap<String, Cause> {
+        &self.unannounced
     }
 
     pub fn stores(&self) -> &Stores {
@@ -210,18 +243,42 @@ impl Reconciler {
         }
         self.warned_bgp = skipped.bgp;
         let service_ips = announcements.iter().map(|a| a.ips.len()).sum();
-        let next = if may_elect {
+        let mut next = if may_elect {
             owned_by(&self.me, &announcements)
         } else {
             BTreeMap::new()
         };
+        let mut causes = skipped.causes;
+        if let Some(own) = &self.own_interfaces {
+            // Elected, but none of the advertised interfaces is here: announce nothing (and
+            // say so) rather than claim an address nobody can reach through this node.
+            next.retain(|ip, svc| {
+                let lacking = skipped
+                    .interfaces
+                    .get(svc)
+                    .is_some_and(|names| names.is_disjoint(own));
+                if lacking {
+                    let cause = Cause::NoInterface {
+                        node: self.me.clone(),
+                    };
+                    causes.entry(svc.clone()).or_insert((*ip, cause));
+                }
+                !lacking
+            });
+        }
+        self.only_on = next
+            .iter()
+            .filter_map(|(ip, svc)| Some((*ip, skipped.interfaces.get(svc)?.clone())))
+            .collect();
+        let warnings = self.report_unannounced(causes, live);
         // Events follow what is actually announced: while the gate is closed this node may
         // elect itself on paper, but it announces nothing, so it records nothing either.
         let announcing: BTreeSet<String> = next.values().cloned().collect();
-        let assigned = announcing
+        let mut assigned: Vec<Assigned> = announcing
             .difference(&self.announcing)
             .filter_map(|key| self.reference(key))
             .collect();
+        assigned.extend(warnings);
         self.announcing = announcing;
         let changed_from = (next != self.owned).then(|| std::mem::replace(&mut self.owned, next));
         Pass {
@@ -239,7 +296,51 @@ impl Reconciler {
         Some(Assigned {
             service: key.to_owned(),
             reference: svc.object_ref(&()),
+            warning: None,
         })
+    }
+
+    /// Keeps the unannounced set and returns the Warning events for causes that are new or
+    /// changed since the last pass. Only the node ranked first for the Service's IP among every
+    /// known node records them, so one cause gives one event, not one per speaker.
+    fn report_unannounced(
+        &mut self,
+        causes: BTreeMap<String, (IpAddr, Cause)>,
+        live: Option<&BTreeSet<String>>,
+    ) -> Vec<Assigned> {
+        let nodes = self.stores.nodes();
+        let mut names: Vec<&str> = nodes
+            .iter()
+            .filter_map(|n| n.metadata.name.as_deref())
+            .filter(|n| live.is_none_or(|l| l.contains(*n)))
+            .collect();
+        if names.is_empty() {
+            names.push(self.me.as_str());
+        }
+        let mut due = Vec::new();
+        let mut next = BTreeMap::new();
+        for (service, (ip, cause)) in causes {
+            let changed = self.unannounced.get(&service) != Some(&cause);
+            let reporter = match &cause {
+                // Only the elected node knows it lacks the interface.
+                Cause::NoInterface { node } => *node == self.me,
+                _ => election::owner(ip, names.iter().copied()) == Some(self.me.as_str()),
+            };
+            if changed && reporter {
+                info!(%service, reason = cause.label(), "recording why no node announces the service");
+                let reason = match cause {
+                    Cause::NoInterface { .. } => "announceFailed",
+                    _ => "notAnnounced",
+                };
+                if let Some(mut a) = self.reference(&service) {
+                    a.warning = Some((reason, cause.to_string()));
+                    due.push(a);
+                }
+            }
+            next.insert(service, cause);
+        }
+        self.unannounced = next;
+        due
     }
 
     /// Applies a changed, valid ConfigMap. An invalid one, a ConfigMap without the `config`
@@ -307,18 +408,42 @@ impl Reconciler {
     /// current pools falls back to its old pool.
     fn adopt(&mut self, mut c: Config) {
         let current = c.address_pools.len();
-        let old = self
+        let (old_pools, old_ads) = self
             .config
             .take()
-            .map(|o| o.address_pools)
+            .map(|o| (o.address_pools, o.l2_advertisements))
             .unwrap_or_default();
-        for pool in old {
-            if pool.protocol == Protocol::Layer2 && !c.address_pools.contains(&pool) {
-                c.address_pools.push(pool);
+        let mut retired = 0;
+        for mut pool in old_pools {
+            if retired == MAX_RETIRED_POOLS {
+                // Newest first; a speaker edited many times keeps only the recent past.
+                break;
             }
+            if pool.protocol != Protocol::Layer2 || c.address_pools.contains(&pool) {
+                continue;
+            }
+            // The advertisements that announced it go on doing so, for it alone: each is
+            // narrowed to a label only the retired pool carries, so a current pool of the same
+            // name keeps only its current advertisements.
+            let ads: Vec<L2Advertisement> = old_ads
+                .iter()
+                .filter(|ad| ad.selects_pool(&pool))
+                .cloned()
+                .collect();
+            let tag = format!("{}#{retired}", pool.name);
+            pool.labels = [(RETIRED_LABEL.to_owned(), tag.clone())].into();
+            for mut ad in ads {
+                ad.pools.clear();
+                ad.pool_selectors = vec![LabelSelector {
+                    match_labels: [(RETIRED_LABEL.to_owned(), tag.clone())].into(),
+                    match_expressions: Vec::new(),
+                }];
+                c.l2_advertisements.push(ad);
+            }
+            c.address_pools.push(pool);
+            retired += 1;
         }
-        // Newest first; a speaker edited many times keeps only the recent past.
-        c.address_pools.truncate(current + MAX_RETIRED_POOLS);
+        debug_assert!(c.address_pools.len() <= current + MAX_RETIRED_POOLS);
         self.config = Some(c);
     }
 }
@@ -357,7 +482,7 @@ impl EventWriter {
         // A fresh recorder each time: its cache would turn a repeat of the same event (the
         // node regaining a Service later) into a PATCH of the old one, hiding the new change.
         let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
-        let event = Event {
+        let assigned_event = Event {
             type_: EventType::Normal,
             reason: "nodeAssigned".into(),
             note: Some(format!(
@@ -368,7 +493,21 @@ impl EventWriter {
             secondary: None,
         };
         for a in assigned {
-            if let Err(e) = recorder.publish(&event, &a.reference).await {
+            let warning;
+            let event = match &a.warning {
+                None => &assigned_event,
+                Some((reason, note)) => {
+                    warning = Event {
+                        type_: EventType::Warning,
+                        reason: (*reason).into(),
+                        note: Some(note.clone()),
+                        action: "Announce".into(),
+                        secondary: None,
+                    };
+                    &warning
+                }
+            };
+            if let Err(e) = recorder.publish(event, &a.reference).await {
                 warn!(service = %a.service, error = %e, "cannot record nodeAssigned event");
             }
         }

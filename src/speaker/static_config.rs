@@ -11,6 +11,9 @@
 //! - service: default/web
 //!   ips: [192.0.2.100, 2001:db8::100]   # the first IP decides the owner for all of them
 //!   nodes: [node-a, node-b]             # optional: only these nodes may announce
+//! advertisements:                       # optional: see `static_ads`
+//! - name: lan
+//!   interfaces: [eth1]
 //! ```
 
 use std::collections::BTreeSet;
@@ -18,7 +21,21 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::Deserialize;
+
 use thiserror::Error;
+
+/// The static counterpart of an L2Advertisement (see [`super::static_ads`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticAdvertisement {
+    pub name: String,
+    #[serde(default)]
+    pub services: Option<BTreeSet<String>>,
+    #[serde(default)]
+    pub nodes: Option<BTreeSet<String>>,
+    #[serde(default)]
+    pub interfaces: Option<BTreeSet<String>>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +44,9 @@ pub struct StaticConfig {
     pub gossip: GossipSection,
     #[serde(default)]
     pub addresses: Vec<StaticService>,
+    /// Where services are announced (see [`super::static_ads`]); absent = everywhere.
+    #[serde(default)]
+    pub advertisements: Option<Vec<StaticAdvertisement>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

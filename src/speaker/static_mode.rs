@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::advertise::Cause;
 use crate::gossip::{
     Gossip, GossipConfig, GossipError, KeyError, KeyFiles, SwimTiming, joined_differs,
 };
@@ -24,8 +24,8 @@ use crate::telemetry::{Health, TextRegistry};
 use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::election_gate::ElectionGate;
 use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
-use super::ownership::{AnnouncedService, announcers, owned_by};
-use super::publish::{publish, spawn_announcer};
+use super::publish::{publish_scoped, spawn_announcer};
+use super::static_ads;
 use super::static_config::{self, StaticConfig, StaticConfigError};
 use crate::metrics::Naming;
 
@@ -104,18 +104,6 @@ fn load(path: &PathBuf) -> Result<(Option<FileStamp>, StaticConfig), StaticSpeak
     Ok((stamp, config))
 }
 
-fn services(config: &StaticConfig) -> Vec<AnnouncedService> {
-    config
-        .addresses
-        .iter()
-        .map(|s| AnnouncedService {
-            service: s.service.clone(),
-            ips: s.ips.clone(),
-            allowed: s.nodes.clone(),
-        })
-        .collect()
-}
-
 /// Runs the static speaker until `shutdown` completes, then stops answering, leaves the gossip
 /// cluster (so the others take over at once) and returns. `health` turns ready once sockets are
 /// open and gossip has joined. The per-IP metrics go to `text_metrics`, the others to `registry`.
@@ -159,7 +147,8 @@ pub async fn run(
         .iter()
         .any(|s| *s != membership.local_addr());
     let mut gate = ElectionGate::new(others_seeded);
-    let mut owned_now: BTreeMap<IpAddr, String> = BTreeMap::new();
+    let mut owned_now: static_ads::Serving = Default::default();
+    let mut reported: BTreeMap<String, Cause> = BTreeMap::new();
     // What the last election was run on. The loop wakes for many reasons (the file poll every
     // second, gossip counters), and with thousands of services an election is milliseconds of
     // hashing and cloning, so it only runs again when one of its inputs changed.
@@ -178,12 +167,17 @@ pub async fn run(
             live: members.borrow().clone(),
         };
         if elected_on.as_ref() != Some(&inputs) {
-            let services = services(&config);
-            service_ips.set(services.iter().map(|s| s.ips.len()).sum());
+            service_ips.set(config.addresses.iter().map(|s| s.ips.len()).sum());
             let next = if inputs.may_elect {
-                owned_by(&me, &announcers(&services, &inputs.live))
+                let decisions = static_ads::decide(
+                    &config.addresses,
+                    config.advertisements.as_deref(),
+                    &inputs.live,
+                );
+                report_causes(&decisions, &mut reported);
+                static_ads::serving(&me, &decisions)
             } else {
-                BTreeMap::new()
+                Default::default()
             };
             if next != owned_now {
                 apply(&owned_tx, &announced, &me, &owned_now, &next, &inputs.live);
@@ -217,7 +211,7 @@ pub async fn run(
         &announced,
         &me,
         &owned_now,
-        &BTreeMap::new(),
+        &Default::default(),
         &live,
     );
     health.set_ready(false);
@@ -231,12 +225,32 @@ fn apply(
     owned_tx: &watch::Sender<OwnedSet>,
     announced: &AnnouncedMetric,
     me: &str,
-    before: &BTreeMap<IpAddr, String>,
-    after: &BTreeMap<IpAddr, String>,
+    before: &static_ads::Serving,
+    after: &static_ads::Serving,
     live: &BTreeSet<String>,
 ) {
-    info!(owned = after.len(), live = ?live, "ownership changed");
-    publish(owned_tx, announced, me, before, after);
+    info!(owned = after.0.len(), restricted = after.1.len(), live = ?live, "ownership changed");
+    publish_scoped(owned_tx, announced, me, &before.0, &after.0, &after.1);
+}
+
+/// Logs each service that no node announces, once per change of its cause.
+fn report_causes(decisions: &[static_ads::StaticDecision], reported: &mut BTreeMap<String, Cause>) {
+    let mut next = BTreeMap::new();
+    for d in decisions {
+        let Some(cause) = &d.decision.cause else {
+            continue;
+        };
+        if reported.get(&d.service) != Some(cause) {
+            match cause {
+                Cause::NoAdvertisement { .. } => {
+                    warn!(service = %d.service, "not announced: no advertisement selects {}", d.service)
+                }
+                other => warn!(service = %d.service, "{other}"),
+            }
+        }
+        next.insert(d.service.clone(), cause.clone());
+    }
+    *reported = next;
 }
 
 /// Everything the election depends on besides the fixed node name.
@@ -274,8 +288,10 @@ fn reload(path: &PathBuf, stamp: &mut Option<FileStamp>, config: &mut StaticConf
                 services = new.addresses.len(),
                 "static speaker file reloaded"
             );
-            let changed = config.addresses != new.addresses;
+            let changed =
+                config.addresses != new.addresses || config.advertisements != new.advertisements;
             config.addresses = new.addresses;
+            config.advertisements = new.advertisements;
             changed
         }
         Err(e) => {
@@ -288,6 +304,7 @@ fn reload(path: &PathBuf, stamp: &mut Option<FileStamp>, config: &mut StaticConf
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     const HEAD: &str = "node: node-a\ngossip:\n  bind: 192.0.2.11:7946\naddresses:\n";
 

@@ -26,6 +26,11 @@ use std::time::{Duration, Instant};
 mod client;
 mod faults;
 mod prober;
+mod second;
+
+// Only the advertisement tests use a second LAN.
+#[allow(unused_imports)]
+pub use second::SecondLan;
 
 pub const KEY: &str = "ferrolb-network-test-key-0123456789";
 
@@ -272,6 +277,11 @@ impl Lan {
 
     /// Writes node `i`'s static file: every node seeds every other, same key, same VIPs.
     pub fn write_config(&self, i: usize, vips: &[Vip], key_file: &Path) {
+        self.write_config_with(i, vips, key_file, "");
+    }
+
+    /// [`Lan::write_config`] with `extra` YAML appended (e.g. an `advertisements:` section).
+    pub fn write_config_with(&self, i: usize, vips: &[Vip], key_file: &Path, extra: &str) {
         let node = &self.nodes[i];
         let seeds: Vec<String> = self
             .nodes
@@ -292,6 +302,7 @@ impl Lan {
                 vip.ips.join(", ")
             ));
         }
+        text.push_str(extra);
         // Write then rename, so a running speaker never reads half a file.
         let tmp = node.config.with_extension("tmp");
         std::fs::write(&tmp, text).expect("write static file");

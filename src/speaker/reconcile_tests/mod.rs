@@ -291,3 +291,4 @@ impl Logs {
 mod decisions;
 mod events;
 mod speakers;
+mod unannounced;

@@ -1,0 +1,169 @@
+//! Advertisements in the static speaker file (pure): the static counterpart of L2Advertisement,
+//! naming nodes and Services directly since static mode has no Node or Service labels.
+//!
+//! ```yaml
+//! advertisements:             # optional; absent = every service, every node, every interface
+//! - name: lan-only
+//!   services: [default/web]   # optional; absent = every service in the file
+//!   nodes: [node-a, node-b]   # optional; absent = every live member
+//!   interfaces: [eth1]        # optional; absent = every usable interface
+//! ```
+//!
+//! A file with `advertisements` announces a service only through the advertisements that
+//! select it, exactly as a pool without an L2Advertisement is not announced in Kubernetes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use crate::advertise::{self, Health, Interfaces, Reach};
+use crate::election::{EligibilityOptions, Liveness, NodeStatus, TrafficScope};
+
+use super::ownership::{self, Offer, Placed};
+use super::static_config::{StaticAdvertisement, StaticService};
+
+/// One service's election in static mode.
+pub type StaticDecision = Placed;
+
+fn reach(
+    svc: &StaticService,
+    ads: Option<&[StaticAdvertisement]>,
+    live: &BTreeSet<String>,
+) -> Vec<Reach> {
+    let allowed = |node: &&String| svc.nodes.as_ref().is_none_or(|n| n.contains(*node));
+    let Some(ads) = ads else {
+        return vec![Reach {
+            nodes: live.iter().filter(allowed).cloned().collect(),
+            interfaces: Interfaces::All,
+        }];
+    };
+    ads.iter()
+        .filter(|ad| {
+            ad.services
+                .as_ref()
+                .is_none_or(|s| s.contains(&svc.service))
+        })
+        .map(|ad| Reach {
+            nodes: live
+                .iter()
+                .filter(allowed)
+                .filter(|n| ad.nodes.as_ref().is_none_or(|a| a.contains(*n)))
+                .cloned()
+                .collect(),
+            interfaces: match &ad.interfaces {
+                None => Interfaces::All,
+                Some(names) => Interfaces::Named(names.clone()),
+            },
+        })
+        .collect()
+}
+
+/// Elects every service of the file among the live members its advertisements select, one
+/// owner per group of services sharing an address.
+pub fn decide(
+    services: &[StaticService],
+    ads: Option<&[StaticAdvertisement]>,
+    live: &BTreeSet<String>,
+) -> Vec<StaticDecision> {
+    let nodes: Vec<NodeStatus> = live
+        .iter()
+        .map(|name| NodeStatus {
+            name: name.clone(),
+            ready: true,
+            network_unavailable: false,
+            exclude_from_external_lb: false,
+        })
+        .collect();
+    let known = BTreeMap::new();
+    let health = Health {
+        nodes: &nodes,
+        liveness: Liveness::Gossip(live),
+        scope: TrafficScope::Cluster,
+        options: EligibilityOptions::default(),
+        known_interfaces: &known,
+    };
+    let offers = services
+        .iter()
+        .map(|svc| {
+            let reach = reach(svc, ads, live);
+            let eligible = if reach.is_empty() {
+                Err(advertise::Cause::NoAdvertisement {
+                    pool: svc.service.clone(),
+                })
+            } else {
+                advertise::candidates(&reach, health)
+            };
+            Offer {
+                service: svc.service.clone(),
+                ips: svc.ips.clone(),
+                reach,
+                eligible,
+            }
+        })
+        .collect();
+    // Static nodes do not publish their interfaces: each is assumed to have them.
+    ownership::place(offers, &known)
+}
+
+/// What `me` serves: IP -> service, and the interfaces of IPs restricted to some.
+pub type Serving = (BTreeMap<IpAddr, String>, BTreeMap<IpAddr, BTreeSet<String>>);
+
+pub fn serving(me: &str, decisions: &[StaticDecision]) -> Serving {
+    let mut owned = BTreeMap::new();
+    let mut only_on = BTreeMap::new();
+    for d in decisions
+        .iter()
+        .filter(|d| d.decision.node.as_deref() == Some(me))
+    {
+        for ip in &d.ips {
+            owned.insert(*ip, d.service.clone());
+            if let Interfaces::Named(names) = &d.decision.interfaces {
+                only_on.insert(*ip, names.clone());
+            }
+        }
+    }
+    (owned, only_on)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(name: &str, ip: &str) -> StaticService {
+        StaticService {
+            service: name.into(),
+            ips: vec![ip.parse().unwrap()],
+            nodes: None,
+        }
+    }
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn advertisements_pick_services_nodes_and_interfaces() {
+        let services = [svc("web", "10.0.0.1"), svc("db", "10.0.0.2")];
+        let ads = [StaticAdvertisement {
+            name: "lan".into(),
+            services: Some(set(&["web"])),
+            nodes: Some(set(&["node-a", "node-c"])),
+            interfaces: Some(set(&["eth1"])),
+        }];
+        let live = set(&["node-a", "node-b", "node-c"]);
+        let decisions = decide(&services, Some(&ads), &live);
+        // 10.0.0.1 ranks node-b first, but node-b is not selected: node-a.
+        assert_eq!(decisions[0].decision.node.as_deref(), Some("node-a"));
+        assert_eq!(decisions[1].decision.node, None, "db has no advertisement");
+        assert_eq!(
+            decisions[1].decision.cause.as_ref().map(|c| c.label()),
+            Some("no_advertisement")
+        );
+        let (owned, only_on) = serving("node-a", &decisions);
+        assert_eq!(owned.len(), 1);
+        assert_eq!(only_on.values().next(), Some(&set(&["eth1"])));
+        // Without advertisements every service goes everywhere, as before.
+        let all = decide(&services, None, &live);
+        assert_eq!(all[0].decision.node.as_deref(), Some("node-b"));
+        assert!(serving("node-b", &all).1.is_empty());
+    }
+}
