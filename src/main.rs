@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ferrolb::telemetry::error_chain;
 
 /// Bare-metal LoadBalancer for Kubernetes: a drop-in replacement for MetalLB's layer-2 mode.
 #[derive(Parser)]
@@ -35,19 +36,12 @@ fn main() -> ExitCode {
             match ferrolb::config::check::run(&args, &mut std::io::stdout().lock()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", error_chain(&e));
                     ExitCode::from(1)
                 }
             }
         }
-        Command::Controller(args) => match run_controller(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!("{e:#}");
-                eprintln!("error: {e:#}");
-                ExitCode::from(1)
-            }
-        },
+        Command::Controller(args) => report(run_controller(args)),
         Command::Plan(args) => {
             let result = ferrolb::controller::cli::run_plan(
                 &args,
@@ -57,7 +51,7 @@ fn main() -> ExitCode {
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {:#}", anyhow::Error::from(e));
+                    eprintln!("error: {}", error_chain(&e));
                     ExitCode::from(1)
                 }
             }
@@ -78,12 +72,18 @@ fn run_controller(args: ferrolb::controller::cli::ControllerArgs) -> anyhow::Res
     Ok(())
 }
 
-/// Prints an `anyhow` error chain and turns it into exit status 1.
+/// Reports why a component stopped, once, and turns it into exit status 1: as a log line when
+/// logging is set up (so JSON logs stay JSON), else on stderr.
 fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let chain = error_chain(e.as_ref());
+            if tracing::dispatcher::has_been_set() {
+                tracing::error!(error = %chain, "stopped");
+            } else {
+                eprintln!("error: {chain}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -357,7 +357,7 @@ pub async fn reconcile(
 pub fn error_policy(svc: Arc<CachedService>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
     let key = svc.key();
     let delay = ctx.retry_delay(&key);
-    tracing::warn!(service = %key, error = %err, retry_in = ?delay, "reconcile failed; retrying");
+    tracing::warn!(service = %key, error = %crate::telemetry::error_chain(err), retry_in = ?delay, "reconcile failed; retrying");
     Action::requeue(delay)
 }
 

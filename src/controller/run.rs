@@ -33,26 +33,26 @@ pub const LEASE_NAME: &str = "ferrolb-controller";
 /// Why the controller could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot read kubeconfig {path}: {source}")]
+    #[error("cannot read kubeconfig {path}")]
     Kubeconfig {
         path: String,
         source: kube::config::KubeconfigError,
     },
-    #[error("cannot configure the Kubernetes client: {0}")]
-    ClientConfig(String),
-    #[error("cannot create the Kubernetes client: {0}")]
+    #[error("cannot configure the Kubernetes client")]
+    ClientConfig(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot create the Kubernetes client")]
     Client(#[source] kube::Error),
-    #[error("cannot register metrics: {0}")]
+    #[error("cannot register metrics")]
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Telemetry(#[from] telemetry::TelemetryError),
-    #[error("leader election on Lease {namespace}/{LEASE_NAME} failed: {source}")]
+    #[error("leader election on Lease {namespace}/{LEASE_NAME} failed")]
     Lease {
         namespace: String,
         source: kube_lease_manager::LeaseManagerError,
     },
-    #[error("cannot listen for signals: {0}")]
-    Signals(std::io::Error),
+    #[error("cannot listen for signals")]
+    Signals(#[source] std::io::Error),
 }
 
 /// Settings of a running controller (the flags, resolved).
@@ -77,11 +77,11 @@ pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, RunE
             })?;
             KubeConfig::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
                 .await
-                .map_err(|e| RunError::ClientConfig(e.to_string()))?
+                .map_err(|e| RunError::ClientConfig(Box::new(e)))?
         }
         None => KubeConfig::infer()
             .await
-            .map_err(|e| RunError::ClientConfig(e.to_string()))?,
+            .map_err(|e| RunError::ClientConfig(Box::new(e)))?,
     };
     Client::try_from(config).map_err(RunError::Client)
 }
@@ -128,7 +128,7 @@ pub async fn main(args: ControllerArgs) -> Result<(), RunError> {
     let server = telemetry::serve(args.metrics_addr, registry.clone(), health.clone()).await?;
     let result = run(client, options, &registry, health, termination()?).await;
     if let Err(e) = server.shutdown().await {
-        tracing::warn!(error = %e, "metrics server stopped with an error");
+        tracing::warn!(error = %telemetry::error_chain(&e), "metrics server stopped with an error");
     }
     result
 }
@@ -196,7 +196,7 @@ pub async fn run(
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| {
             if let Err(e) = result {
-                tracing::debug!(error = %e, "controller step");
+                tracing::debug!(error = %telemetry::error_chain(&e), "controller step");
             }
             futures::future::ready(())
         });
@@ -378,7 +378,9 @@ async fn watch_config(
             Ok(watcher::Event::Delete(_)) => {
                 ctx.load_config(None);
             }
-            Err(e) => tracing::warn!(error = %e, "config watch error; retrying"),
+            Err(e) => {
+                tracing::warn!(error = %telemetry::error_chain(&e), "config watch error; retrying")
+            }
         }
     }
 }

@@ -19,13 +19,13 @@ use super::service::ALLOCATED_FROM_POOL;
 /// A write the API refused; the reconcile is retried.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("Service {namespace}/{name}: cannot write status: {source}")]
+    #[error("Service {namespace}/{name}: cannot write status")]
     Status {
         namespace: String,
         name: String,
         source: kube::Error,
     },
-    #[error("Service {namespace}/{name}: cannot write annotation {ALLOCATED_FROM_POOL}: {source}")]
+    #[error("Service {namespace}/{name}: cannot write annotation {ALLOCATED_FROM_POOL}")]
     Annotation {
         namespace: String,
         name: String,
@@ -144,7 +144,7 @@ pub async fn publish_service_events(
             secondary: None,
         };
         if let Err(err) = recorder.publish(&event, &reference).await {
-            tracing::warn!(reason = %e.reason, error = %err, "cannot record event");
+            tracing::warn!(reason = %e.reason, error = %crate::telemetry::error_chain(&err), "cannot record event");
         }
     }
 }
@@ -167,6 +167,6 @@ pub async fn publish_config_warning(
         secondary: None,
     };
     if let Err(err) = recorder.publish(&event, &cm.object_ref(&())).await {
-        tracing::warn!(error = %err, "cannot record the invalid-config event");
+        tracing::warn!(error = %crate::telemetry::error_chain(&err), "cannot record the invalid-config event");
     }
 }

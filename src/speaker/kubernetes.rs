@@ -56,7 +56,7 @@ pub enum KubeSpeakerError {
     Key(#[from] KeyError),
     #[error(transparent)]
     Membership(#[from] MembershipError),
-    #[error("registering metrics: {0}")]
+    #[error("cannot register metrics")]
     Metrics(#[from] prometheus::Error),
     #[error("the {0} watch stopped before its first list completed")]
     Watch(&'static str),
@@ -79,7 +79,7 @@ where
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             if let Err(e) = event {
-                warn!(kind = what, error = %e, "watch error; retrying with backoff");
+                warn!(kind = what, error = %crate::telemetry::error_chain(&e), "watch error; retrying with backoff");
                 continue;
             }
             // A full channel already holds a pending poke, which is all we need.

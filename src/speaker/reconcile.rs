@@ -235,7 +235,7 @@ impl EventWriter {
         };
         for a in assigned {
             if let Err(e) = recorder.publish(&event, &a.reference).await {
-                warn!(service = %a.service, error = %e, "cannot record nodeAssigned event");
+                warn!(service = %a.service, error = %crate::telemetry::error_chain(&e), "cannot record nodeAssigned event");
             }
         }
     }
