@@ -13,6 +13,8 @@ mod docs;
 mod examples;
 #[path = "chart/image.rs"]
 mod image;
+#[path = "chart/release.rs"]
+mod release;
 #[path = "chart/rendering.rs"]
 mod rendering;
 #[path = "chart/support.rs"]
