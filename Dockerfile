@@ -1,42 +1,34 @@
 # syntax=docker/dockerfile:1
-# ferrolb image: one statically linked binary (`ferrolb controller` / `ferrolb speaker`) on a
-# distroless base with no shell and no package manager. Build: docker build -t ferrolb:dev .
+# ferrolb image for any TARGETPLATFORM: linux/amd64, linux/arm64 or linux/arm/v7.
+#   docker buildx build --platform linux/amd64,linux/arm64,linux/arm/v7 -t ferrolb:dev .
+# The builder runs on the build machine's platform and cross-compiles with scripts/image.sh, the
+# script of the Docker-free build (scripts/image.sh OUT_DIR), so both images hold the same files:
+# the static binary, /etc/passwd and /etc/group with nobody (65534), and a pinned CA bundle.
 
 # --- builder: the same Rust release the project is developed and tested with, pinned ---
-FROM rust:1.95.0-bookworm AS builder
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-
-# musl-tools gives the C toolchain `ring` needs for the musl target.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends musl-tools=1.2.3-1 \
-    && rm -rf /var/lib/apt/lists/* \
-    && rustup target add x86_64-unknown-linux-musl
-
+FROM --platform=$BUILDPLATFORM rust:1.95.0-bookworm AS builder
+ARG TARGETPLATFORM
 WORKDIR /src
-# The whole crate (manifest targets such as benches and tests must exist for cargo to load it);
-# .dockerignore keeps target/, .git/ and everything not needed to compile out of the context.
+# The whole crate (manifest targets such as benches and tests must exist for cargo to load it)
+# and scripts/; .dockerignore keeps target/, .git/ and the docs out.
 COPY . .
-
-# Static musl binary: the final image has no libc to link against. --locked: exactly Cargo.lock.
-# The check refuses a binary that still needs a dynamic loader or shared library.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin ferrolb --target x86_64-unknown-linux-musl \
-    && cp target/x86_64-unknown-linux-musl/release/ferrolb /ferrolb \
-    && if readelf -d /ferrolb | grep -q NEEDED; then echo "ferrolb is not static" >&2; exit 1; fi \
-    && /ferrolb --version
+    scripts/image.sh --arch "$TARGETPLATFORM" --rootfs /rootfs
 
-# --- runtime: distroless static (CA bundle, /etc/passwd with nobody=65534, nothing else) ---
-FROM gcr.io/distroless/static-debian12:nonroot
+# --- runtime: nothing but those files ---
+FROM scratch
 
 ARG VERSION=0.1.0
+ARG REVISION=unknown
 LABEL org.opencontainers.image.title="ferrolb" \
       org.opencontainers.image.description="Bare-metal LoadBalancer for Kubernetes: a drop-in replacement for MetalLB's layer-2 mode" \
       org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.base.name="gcr.io/distroless/static-debian12:nonroot"
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="https://github.com/ferrolb/ferrolb" \
+      org.opencontainers.image.licenses="Apache-2.0"
 
-COPY --from=builder /ferrolb /usr/local/bin/ferrolb
+COPY --from=builder /rootfs/ /
 
 # nobody: the controller runs as this user. The speaker's pod spec overrides it with uid 0 and
 # only CAP_NET_RAW, which raw ARP/NDP sockets need.

@@ -18,6 +18,11 @@ need_apt tcpdump tcpdump
 need_apt python3 python3
 # Kubernetes end-to-end speaker test: the way from the host into the API server's namespace.
 need_apt socat socat
+# Image checks: the OCI layout read as a registry client reads it, and the arm64 and arm/v7
+# binaries run under user-mode emulation.
+need_apt skopeo skopeo
+need_apt qemu-aarch64-static qemu-user-static
+need_apt readelf binutils
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     echo "installing Debian packages: ${apt_missing[*]}"
@@ -79,3 +84,6 @@ if ! command -v hadolint >/dev/null 2>&1; then
 fi
 # pyenv Pythons expose console scripts through shims, made only on a rehash.
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+
+# Cross-building the image (scripts/image.sh): Rust targets, zig, the arm cross compiler.
+source "$(dirname "${BASH_SOURCE[0]}")/install-image-tools.sh"

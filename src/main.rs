@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ferrolb::telemetry::error_chain;
 
 /// Bare-metal LoadBalancer for Kubernetes: a drop-in replacement for MetalLB's layer-2 mode.
 #[derive(Parser)]
@@ -40,58 +41,31 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig(args) => {
-            match ferrolb::config::check::run(&args, &mut std::io::stdout().lock()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
-            }
-        }
+        Command::CheckConfig(args) => exit_on(
+            ferrolb::config::check::run(&args, &mut std::io::stdout().lock()).map_err(Into::into),
+            1,
+        ),
         Command::Convert(args) => {
             let result = ferrolb::config::convert::run(
                 &args,
                 &mut std::io::stdout().lock(),
                 &mut std::io::stderr().lock(),
             );
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {:#}", anyhow::Error::from(e));
-                    ExitCode::from(1)
-                }
-            }
+            exit_on(result.map_err(anyhow::Error::from), 1)
         }
         Command::Doctor(args) => match run_doctor(&args) {
             Ok(false) => ExitCode::SUCCESS,
             Ok(true) => ExitCode::from(1),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(2)
-            }
+            Err(e) => exit_on(Err(e), 2),
         },
-        Command::Controller(args) => match run_controller(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!("{e:#}");
-                eprintln!("error: {e:#}");
-                ExitCode::from(1)
-            }
-        },
+        Command::Controller(args) => report(run_controller(args)),
         Command::Plan(args) => {
             let result = ferrolb::controller::cli::run_plan(
                 &args,
                 &mut std::io::stdout().lock(),
                 &mut std::io::stderr().lock(),
             );
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {:#}", anyhow::Error::from(e));
-                    ExitCode::from(1)
-                }
-            }
+            exit_on(result.map_err(anyhow::Error::from), 1)
         }
         Command::Speaker(args) => report(speaker_main::run(args)),
     }
@@ -119,12 +93,29 @@ fn run_controller(args: ferrolb::controller::cli::ControllerArgs) -> anyhow::Res
     Ok(())
 }
 
-/// Prints an `anyhow` error chain and turns it into exit status 1.
+/// A one-shot command's result: its error's chain on stderr (once) and exit status `code`.
+fn exit_on(result: anyhow::Result<()>, code: u8) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(e.as_ref()));
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Reports why a component stopped, once, and turns it into exit status 1: as a log line when
+/// logging is set up (so JSON logs stay JSON), else on stderr.
 fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let chain = error_chain(e.as_ref());
+            if tracing::dispatcher::has_been_set() {
+                tracing::error!(error = %chain, "stopped");
+            } else {
+                eprintln!("error: {chain}");
+            }
             ExitCode::FAILURE
         }
     }

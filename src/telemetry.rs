@@ -61,13 +61,42 @@ pub enum TelemetryError {
     Filter(String),
     #[error("a global tracing subscriber is already installed: {0}")]
     AlreadyInitialised(String),
-    #[error("cannot listen for metrics/health on {addr}: {source}")]
+    #[error("cannot listen for metrics/health on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("metrics/health server failed: {0}")]
-    Serve(std::io::Error),
+    #[error("metrics/health server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// An error and its causes on one line, `what failed: why: why`, each cause once.
+///
+/// Our own error messages say what their layer was doing and leave the cause to
+/// [`std::error::Error::source`]; some dependencies' messages embed their source as well (kube's
+/// `ApiError: {0}`), so a cause whose text the message above it already contains is skipped
+/// rather than printed a second time.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut above = out.clone();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !text.is_empty() && !above.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        above = text;
+        next = cause.source();
+    }
+    out
+}
+
+/// Whether text logs get ANSI colours: only when they go to a terminal, and never when the
+/// `NO_COLOR` convention asks for none (set to anything but the empty string). Pod logs are
+/// files read by `kubectl logs`, where escape codes are noise.
+pub fn log_colours(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// The log filter for `spec`: one of MetalLB's `--log-level` names (`all`, `debug`, `info`,
@@ -92,8 +121,14 @@ pub fn init_tracing(format: LogFormat) -> Result<(), TelemetryError> {
     use tracing_subscriber::EnvFilter;
 
     let filter = log_filter(&std::env::var(EnvFilter::DEFAULT_ENV).unwrap_or_default())?;
+    use std::io::IsTerminal;
+    let colours = log_colours(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours)
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.try_init(),

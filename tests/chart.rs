@@ -17,6 +17,8 @@ mod examples;
 mod image;
 #[path = "chart/rbac.rs"]
 mod rbac;
+#[path = "chart/release.rs"]
+mod release;
 #[path = "chart/rendering.rs"]
 mod rendering;
 #[path = "chart/support.rs"]

@@ -21,19 +21,19 @@ pub struct CheckConfigArgs {
 /// Why `check-config` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("{} is invalid: {source}", path.display())]
+    #[error("{} is invalid", path.display())]
     Invalid {
         path: PathBuf,
         #[source]
         source: ConfigError,
     },
-    #[error("cannot write the summary: {0}")]
+    #[error("cannot write the summary")]
     Output(#[source] io::Error),
 }
 

@@ -348,13 +348,13 @@ pub struct ConvertArgs {
 /// Why `ferrolb convert` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertCommandError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read {
         path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{} is invalid: {source}", path.display())]
+    #[error("{} is invalid", path.display())]
     Invalid {
         path: std::path::PathBuf,
         #[source]
@@ -364,7 +364,7 @@ pub enum ConvertCommandError {
     AlreadyCrds { path: std::path::PathBuf },
     #[error(transparent)]
     Convert(#[from] ConvertError),
-    #[error("cannot write output: {0}")]
+    #[error("cannot write output")]
     Write(#[from] std::io::Error),
 }
 

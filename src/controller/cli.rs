@@ -102,19 +102,19 @@ pub struct PlanArgs {
 /// Why `ferrolb plan` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanCommandError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path} is invalid")]
     Config {
         path: PathBuf,
         source: crate::config::ConfigError,
     },
     #[error(transparent)]
     Plan(#[from] PlanError),
-    #[error("cannot write output: {0}")]
+    #[error("cannot write output")]
     Write(#[from] std::io::Error),
 }
 

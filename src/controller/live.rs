@@ -607,7 +607,7 @@ async fn reconcile_version(svc: &Service, ctx: &Context) -> Result<Action, Recon
 pub fn error_policy(svc: Arc<CachedService>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
     let key = svc.key();
     let delay = ctx.retry_delay(&key);
-    tracing::warn!(service = %key, error = %err, retry_in = ?delay, "reconcile failed; retrying");
+    tracing::warn!(service = %key, error = %crate::telemetry::error_chain(err), retry_in = ?delay, "reconcile failed; retrying");
     Action::requeue(delay)
 }
 

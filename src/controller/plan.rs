@@ -34,7 +34,7 @@ pub enum PlanError {
     Duplicate { key: ServiceKey },
     #[error("cannot write YAML: {0}")]
     Output(String),
-    #[error("the config's pools were refused by the allocator: {0}")]
+    #[error("the config's pools were refused by the allocator")]
     Pools(#[from] crate::ipam::PoolSpecError),
 }
 

@@ -39,7 +39,7 @@ pub const RECONCILE_CONCURRENCY: u16 = 32;
 pub enum RunError {
     #[error(transparent)]
     Client(#[from] ClientError),
-    #[error("cannot register metrics: {0}")]
+    #[error("cannot register metrics")]
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Telemetry(#[from] telemetry::TelemetryError),
@@ -49,8 +49,8 @@ pub enum RunError {
         lease: String,
         reason: String,
     },
-    #[error("cannot listen for signals: {0}")]
-    Signals(std::io::Error),
+    #[error("cannot listen for signals")]
+    Signals(#[source] std::io::Error),
 }
 
 /// Settings of a running controller (the flags, resolved).
@@ -112,7 +112,7 @@ pub async fn main(args: ControllerArgs) -> Result<(), RunError> {
     )
     .await;
     if let Err(e) = server.shutdown().await {
-        tracing::warn!(error = %e, "metrics server stopped with an error");
+        tracing::warn!(error = %telemetry::error_chain(&e), "metrics server stopped with an error");
     }
     result
 }
@@ -185,7 +185,7 @@ pub async fn run(
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| {
             if let Err(e) = result {
-                tracing::debug!(error = %e, "controller step");
+                tracing::debug!(error = %telemetry::error_chain(&e), "controller step");
             }
             futures::future::ready(())
         });
@@ -391,7 +391,9 @@ async fn watch_config(
             Ok(watcher::Event::Delete(_)) => {
                 ctx.load_config(None);
             }
-            Err(e) => tracing::warn!(error = %e, "config watch error; retrying"),
+            Err(e) => {
+                tracing::warn!(error = %telemetry::error_chain(&e), "config watch error; retrying")
+            }
         }
     }
 }

@@ -26,13 +26,13 @@ pub const INVALID_CONFIG_REASON: &str = "InvalidConfig";
 pub enum WriteError {
     #[error("Service {namespace}/{name}: not written, this replica no longer leads")]
     NotLeading { namespace: String, name: String },
-    #[error("Service {namespace}/{name}: cannot write status: {source}")]
+    #[error("Service {namespace}/{name}: cannot write status")]
     Status {
         namespace: String,
         name: String,
         source: kube::Error,
     },
-    #[error("Service {namespace}/{name}: cannot write annotation {ALLOCATED_FROM_POOL}: {source}")]
+    #[error("Service {namespace}/{name}: cannot write annotation {ALLOCATED_FROM_POOL}")]
     Annotation {
         namespace: String,
         name: String,
@@ -205,7 +205,7 @@ pub async fn publish_service_events(
             secondary: None,
         };
         if let Err(err) = recorder.publish(&event, &reference).await {
-            tracing::warn!(reason = %e.reason, error = %err, "cannot record event");
+            tracing::warn!(reason = %e.reason, error = %crate::telemetry::error_chain(&err), "cannot record event");
         }
     }
 }
@@ -239,6 +239,6 @@ pub async fn publish_object_warning(
         secondary: None,
     };
     if let Err(err) = recorder.publish(&event, reference).await {
-        tracing::warn!(error = %err, "cannot record the invalid-config event");
+        tracing::warn!(error = %crate::telemetry::error_chain(&err), "cannot record the invalid-config event");
     }
 }

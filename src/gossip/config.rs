@@ -109,7 +109,7 @@ pub enum GossipError {
     UnspecifiedAdvertiseAddr(SocketAddr),
     #[error("gossip timing: {0}")]
     InvalidTiming(String),
-    #[error("gossip: cannot bind UDP {addr}: {source}")]
+    #[error("gossip: cannot bind UDP {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]

@@ -15,7 +15,7 @@ pub const MIN_KEY_LEN: usize = 16;
 /// Why no key could be loaded.
 #[derive(Debug, Error)]
 pub enum KeyError {
-    #[error("memberlist key file {path}: {source}")]
+    #[error("cannot read memberlist key file {path}")]
     Read {
         path: PathBuf,
         #[source]

@@ -6,7 +6,7 @@ use kube::{Client, Config};
 /// Why no Kubernetes client could be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot read kubeconfig {path}: {source}")]
+    #[error("cannot read kubeconfig {path}")]
     Kubeconfig {
         path: String,
         source: kube::config::KubeconfigError,
@@ -15,7 +15,7 @@ pub enum ClientError {
     Config { path: String, reason: String },
     #[error("no kubeconfig found and not running in a cluster: {0}")]
     Infer(String),
-    #[error("cannot create the Kubernetes client: {0}")]
+    #[error("cannot create the Kubernetes client")]
     Client(#[source] kube::Error),
 }
 

@@ -67,7 +67,7 @@ pub enum KubeSpeakerError {
     Key(#[from] KeyError),
     #[error(transparent)]
     Gossip(#[from] GossipError),
-    #[error("registering metrics: {0}")]
+    #[error("cannot register metrics")]
     Metrics(#[from] prometheus::Error),
     #[error("the {0} watch stopped before its first list completed")]
     Watch(&'static str),
@@ -112,7 +112,7 @@ where
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             if let Err(e) = event {
-                warn!(kind = what, error = %e, "watch error; retrying within seconds");
+                warn!(kind = what, error = %crate::telemetry::error_chain(&e), "watch error; retrying within seconds");
                 continue;
             }
             // A full channel already holds a pending poke, which is all we need.

@@ -508,7 +508,7 @@ impl EventWriter {
                 }
             };
             if let Err(e) = recorder.publish(event, &a.reference).await {
-                warn!(service = %a.service, error = %e, "cannot record nodeAssigned event");
+                warn!(service = %a.service, error = %crate::telemetry::error_chain(&e), "cannot record nodeAssigned event");
             }
         }
     }

@@ -46,13 +46,13 @@ pub struct StaticOptions {
 
 #[derive(Debug, Error)]
 pub enum StaticSpeakerError {
-    #[error("cannot read static speaker file {path}: {source}")]
+    #[error("cannot read static speaker file {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("static speaker file {path}: {source}")]
+    #[error("static speaker file {path} is invalid")]
     Invalid {
         path: PathBuf,
         #[source]
@@ -62,7 +62,7 @@ pub enum StaticSpeakerError {
     Key(#[from] KeyError),
     #[error(transparent)]
     Gossip(#[from] GossipError),
-    #[error("registering metrics: {0}")]
+    #[error("cannot register metrics")]
     Metrics(#[from] prometheus::Error),
 }
 
@@ -295,7 +295,7 @@ fn reload(path: &PathBuf, stamp: &mut Option<FileStamp>, config: &mut StaticConf
             changed
         }
         Err(e) => {
-            error!(path = %path.display(), error = %e, "static speaker file rejected; keeping the last good one");
+            error!(path = %path.display(), error = %crate::telemetry::error_chain(&e), "static speaker file rejected; keeping the last good one");
             false
         }
     }

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs (when missing) what scripts/image.sh needs to cross-build ferrolb's image without a
+# Docker engine, and puts it on PATH. Sourced by scripts/image.sh and scripts/install-test-tools.sh;
+# safe to run again. Everything comes from rustup, Debian's packages or PyPI, pinned.
+set -euo pipefail
+
+FERROLB_TOOLS="${FERROLB_TOOLS:-$HOME/.cache/ferrolb-tools}"
+mkdir -p "$FERROLB_TOOLS/bin"
+export PATH="$FERROLB_TOOLS/bin:$PATH"
+
+# arm64 and amd64 are static musl binaries linked by zig; rustup has no armv7 musl standard
+# library for this toolchain, so arm/v7 is a static glibc binary linked by Debian's cross gcc.
+FERROLB_RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf)
+installed_targets="$(rustup target list --installed)"
+for target in "${FERROLB_RUST_TARGETS[@]}"; do
+    if ! grep -qx "$target" <<<"$installed_targets"; then
+        echo "installing the Rust standard library for $target"
+        rustup target add "$target"
+    fi
+done
+
+image_apt_missing=()
+command -v arm-linux-gnueabihf-gcc >/dev/null 2>&1 || image_apt_missing+=(gcc-arm-linux-gnueabihf)
+[ -f /usr/arm-linux-gnueabihf/lib/libc.a ] || image_apt_missing+=(libc6-dev-armhf-cross)
+command -v python3 >/dev/null 2>&1 || image_apt_missing+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || image_apt_missing+=(python3-pip)
+if [ "${#image_apt_missing[@]}" -gt 0 ]; then
+    echo "installing Debian packages: ${image_apt_missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${image_apt_missing[@]}" >/dev/null
+fi
+
+# zig (the linker and C compiler for the musl targets) and cargo-zigbuild, in a folder of their
+# own: zig is found as `python3 -m ziglang` through PYTHONPATH.
+FERROLB_ZIG_PIN="ziglang==0.15.2 cargo-zigbuild==0.24.1"
+zig_dir="$FERROLB_TOOLS/zig-$(tr ' =' '_-' <<<"$FERROLB_ZIG_PIN")"
+if ! [ -x "$zig_dir/bin/cargo-zigbuild" ]; then
+    echo "installing $FERROLB_ZIG_PIN from PyPI"
+    rm -rf "$zig_dir"
+    # shellcheck disable=SC2086 # the pin is two words on purpose
+    # A Debian system Python refuses pip (PEP 668) unless told the target folder is ours.
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$zig_dir" $FERROLB_ZIG_PIN \
+        || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --break-system-packages \
+            --target "$zig_dir" $FERROLB_ZIG_PIN
+fi
+ln -sf "$zig_dir/bin/cargo-zigbuild" "$FERROLB_TOOLS/bin/cargo-zigbuild"
+export FERROLB_ZIG_DIR="$zig_dir"
+
+# The image's CA bundle: Mozilla's, as packaged by certifi at a pinned version, so the same
+# commit gives the same layer on any machine and any day.
+FERROLB_CERTIFI_PIN="certifi==2026.10.19.post1"
+FERROLB_CA_BUNDLE="$FERROLB_TOOLS/${FERROLB_CERTIFI_PIN/==/-}.pem"
+if ! [ -s "$FERROLB_CA_BUNDLE" ]; then
+    echo "fetching the CA bundle ($FERROLB_CERTIFI_PIN from PyPI)"
+    certifi_dl="$(mktemp -d)"
+    python3 -m pip download --quiet --disable-pip-version-check --root-user-action=ignore --no-deps \
+        "$FERROLB_CERTIFI_PIN" -d "$certifi_dl"
+    python3 - "$certifi_dl" "$FERROLB_CA_BUNDLE" <<'PY'
+import glob, os, sys, zipfile
+src, dest = sys.argv[1], sys.argv[2]
+wheel = zipfile.ZipFile(glob.glob(os.path.join(src, "*.whl"))[0])
+with open(dest + ".tmp", "wb") as out:
+    out.write(wheel.read("certifi/cacert.pem"))
+os.replace(dest + ".tmp", dest)
+PY
+    rm -rf "$certifi_dl"
+fi
+export FERROLB_CA_BUNDLE
