@@ -15,6 +15,9 @@ use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BatchSize, Criterion, Throughput};
 use ferrolb::ipam::{Allocator, Family, PoolSpec, Request, ServiceKey};
 
+#[path = "support/pin_model.rs"]
+mod pin_model;
+
 /// MetalLB's layer-2 allocation, restated: every allocation walks the pool's CIDRs from their
 /// first address and takes the first one not in the in-use set. (Given `u128` arithmetic for the
 /// walk, which is kinder to it than MetalLB's `big.Int` stepping.)
@@ -271,6 +274,56 @@ fn in_use<M: Measurement>(c: &mut Criterion<M>) {
     steady_state(c, "a /64", SLASH_64, Family::V6, 2);
 }
 
+/// An allocator holding the pinning workload's 100 pools (50 of them pinned when `pinned`) and its
+/// labelled Namespaces, built from the same custom resources `ferrolb plan` reads.
+fn pin_workload_allocator(pinned: bool) -> Allocator {
+    let file = ferrolb::config::parse_file(&pin_model::crd_yaml(&pin_model::pools(pinned)))
+        .expect("generated custom resources parse");
+    let mut alloc = Allocator::new();
+    alloc
+        .set_pools(ferrolb::controller::reconcile::pool_specs(&file.config))
+        .expect("generated pools are valid");
+    alloc.set_namespaces(file.namespaces);
+    alloc
+}
+
+/// `n` Services spread over the workload's namespaces, allocated into 100 pools of which 50 are
+/// pinned (by namespace, namespace selector and service selector, mixed priorities), side by
+/// side with the same pools unpinned.
+fn pinning<M: Measurement>(c: &mut Criterion<M>, n: usize) {
+    let services: Vec<(ServiceKey, Request)> = (0..n)
+        .map(|j| {
+            let key = ServiceKey::new(
+                &pin_model::namespace_name(pin_model::service_namespace(j)),
+                &pin_model::service_name(j),
+            );
+            let mut request = Request::single(Family::V4);
+            request.labels.insert("app".into(), pin_model::app_of(j));
+            (key, request)
+        })
+        .collect();
+    let mut group = c.benchmark_group(format!("allocate {n} into 100 pools"));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(3));
+    for (label, pinned) in [("50 pinned", true), ("unpinned", false)] {
+        group.bench_function(label, |b| {
+            b.iter_batched(
+                || pin_workload_allocator(pinned),
+                |mut alloc| {
+                    for (key, request) in &services {
+                        black_box(alloc.allocate(key, request).unwrap());
+                    }
+                    alloc
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
 /// On-CPU time of the calling thread, so other processes on a shared machine do not count.
 struct OnCpu;
 
@@ -337,6 +390,7 @@ fn run<M: Measurement>(mut c: Criterion<M>) {
     allocations(&mut c);
     rebuild(&mut c);
     in_use(&mut c);
+    pinning(&mut c, 20_000);
     c.final_summary();
 }
 
