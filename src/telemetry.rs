@@ -77,19 +77,48 @@ pub enum TelemetryError {
 /// `ApiError: {0}`), so a cause whose text the message above it already contains is skipped
 /// rather than printed a second time.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
+    let (mut out, mut skip_source) = describe(error);
     let mut above = out.clone();
     let mut next = error.source();
     while let Some(cause) = next {
-        let text = cause.to_string();
+        if skip_source {
+            break;
+        }
+        let (text, skip) = describe(cause);
         if !text.is_empty() && !above.contains(&text) {
             out.push_str(": ");
             out.push_str(&text);
         }
         above = text;
+        skip_source = skip;
         next = cause.source();
     }
     out
+}
+
+/// One error's own text in a chain, and whether its source is already told by it. kube's API
+/// error prints the API server's Status twice over (`ApiError: {0} ({0:?})`, the second a
+/// ~700-character debug dump), and the watcher's errors embed kube's: these get a short text of
+/// their own, the Status as `message (code reason)`.
+fn describe(error: &(dyn std::error::Error + 'static)) -> (String, bool) {
+    use kube::runtime::watcher;
+    let status = |s: &kube::core::Status| format!("{} ({} {})", s.message, s.code, s.reason);
+    if let Some(kube::Error::Api(s)) = error.downcast_ref::<kube::Error>() {
+        return (status(s), true);
+    }
+    if let Some(e) = error.downcast_ref::<watcher::Error>() {
+        return match e {
+            watcher::Error::InitialListFailed(_) => ("cannot list".into(), false),
+            watcher::Error::WatchStartFailed(_) => ("cannot start the watch".into(), false),
+            watcher::Error::WatchFailed(_) => ("the watch failed".into(), false),
+            watcher::Error::WatchError(s) => (
+                format!("the API server ended the watch: {}", status(s)),
+                true,
+            ),
+            watcher::Error::NoResourceVersion => (e.to_string(), false),
+        };
+    }
+    (error.to_string(), false)
 }
 
 /// Whether text logs get ANSI colours: only when they go to a terminal, and never when the

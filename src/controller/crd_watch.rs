@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::live::{ConfigOutcome, Context};
 use crate::config::{ConfigError, Namespaces, Subject};
-use crate::k8s::backoff::with_backoff;
+use crate::k8s::backoff::{WatchTrouble, with_backoff};
 use crate::k8s::metallb::{KINDS, Kind, Objects};
 
 enum Change {
@@ -129,13 +129,24 @@ pub async fn watch_crds(
                 watcher::Event::Delete(o) => objects.delete(kind, &o),
             },
             Change::Object(kind, Err(e)) => {
+                let trouble = crate::k8s::backoff::watch_trouble(&e);
+                let e = crate::telemetry::error_chain(&e);
+                if trouble == WatchTrouble::Expired {
+                    tracing::debug!(kind = kind.kind, error = %e, "watch expired; listing again");
+                    continue;
+                }
                 if objects.unreadable(kind) {
                     tracing::warn!(kind = kind.kind, error = %e,
                         "cannot read this BGP kind (CRD absent, or its conversion webhook gone \
                          with MetalLB); BGP is not announced by ferrolb, layer 2 goes on");
-                } else if kind.required && reported_missing.insert(kind) {
-                    tracing::error!(kind = kind.kind, error = %e,
-                        "cannot read this kind (are the CRDs installed?); retrying");
+                } else if trouble == WatchTrouble::NotServed && kind.required {
+                    if reported_missing.insert(kind) {
+                        tracing::error!(kind = kind.kind, error = %e,
+                            "this kind is not served (are the CRDs installed?); retrying");
+                    }
+                    continue;
+                } else if kind.required {
+                    tracing::warn!(kind = kind.kind, error = %e, "watch failed; retrying");
                     continue;
                 } else {
                     continue;
@@ -148,7 +159,10 @@ pub async fn watch_crds(
                 ctx.set_namespaces(namespaces.labels.clone());
             }
             Change::Namespace(Err(e)) => {
-                tracing::warn!(error = %e, "Namespace watch error; retrying");
+                if crate::k8s::backoff::watch_trouble(&e) != WatchTrouble::Expired {
+                    tracing::warn!(error = %crate::telemetry::error_chain(&e),
+                        "Namespace watch failed; retrying");
+                }
                 continue;
             }
         }

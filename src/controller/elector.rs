@@ -111,7 +111,7 @@ impl LeaseLoop {
         let current = match tokio::time::timeout(limit, self.api.get_opt(&self.name)).await {
             Ok(Ok(current)) => current,
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, lease = %self.name, "cannot read the Lease");
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), lease = %self.name, "cannot read the Lease");
                 return false;
             }
             Err(_) => {
@@ -151,7 +151,7 @@ impl LeaseLoop {
                 self.elector.write_failed();
             }
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, lease = %self.name, "cannot write the Lease");
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), lease = %self.name, "cannot write the Lease");
                 self.elector.write_failed();
             }
             Err(_) => {
@@ -219,8 +219,10 @@ impl LeaseLoop {
             Ok(Err(kube::Error::Api(status))) => tracing::warn!(lease = %self.name,
                 code = status.code, reason = %status.reason,
                 "the Lease was not released ({}); it expires by itself", status.message),
-            Ok(Err(e)) => tracing::warn!(lease = %self.name, error = %e,
-                "the Lease was not released; it expires by itself"),
+            Ok(Err(e)) => {
+                tracing::warn!(lease = %self.name, error = %crate::telemetry::error_chain(&e),
+                "the Lease was not released; it expires by itself")
+            }
             Err(_) => tracing::warn!(lease = %self.name,
                 "releasing the Lease timed out; it expires by itself"),
         }

@@ -366,7 +366,7 @@ impl Context {
             let written =
                 super::crd_status::write_pool_status(&self.client, &namespace, &pool, &body).await;
             if let Err(e) = written {
-                tracing::warn!(%pool, error = %e, "cannot write the pool's status; retrying on the next change");
+                tracing::warn!(%pool, error = %crate::telemetry::error_chain(&e), "cannot write the pool's status; retrying on the next change");
                 if let Some(status) = self.lock().status.as_mut() {
                     status.pools.remove(&pool);
                 }
@@ -382,7 +382,7 @@ impl Context {
             let written =
                 super::crd_status::write_configuration_state(&self.client, &namespace, &body).await;
             if let Err(e) = written {
-                tracing::warn!(error = %e, "cannot write the ConfigurationState; retrying on the next change");
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot write the ConfigurationState; retrying on the next change");
                 if let Some(status) = self.lock().status.as_mut() {
                     status.state_written = None;
                 }
@@ -553,7 +553,7 @@ pub async fn reconcile(
             Err(ReconcileError::Write(e)) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
                 // Decided on a version of the Service that is no longer current: decide
                 // again from the one the API shows now.
-                tracing::info!(service = %service_key(&svc), error = %e,
+                tracing::info!(service = %service_key(&svc), error = %crate::telemetry::error_chain(&e),
                     "Service changed since the decision; deciding again");
                 attempt += 1;
                 match writes::fetch_service(&ctx.client, &svc).await? {

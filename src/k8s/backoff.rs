@@ -13,6 +13,34 @@ use std::time::Duration;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::utils::{Backoff, StreamBackoff};
 
+/// What a failed watch attempt means for the person reading the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchTrouble {
+    /// 410 Gone: the resource version expired; kube-runtime lists again. Routine.
+    Expired,
+    /// 404 Not Found: the kind is not served (its CRD is not installed).
+    NotServed,
+    /// Anything else (the API server unreachable, a refusal, ...).
+    Other,
+}
+
+/// Classifies a watcher error by the API server's status code, wherever in it that is.
+pub fn watch_trouble(error: &kube::runtime::watcher::Error) -> WatchTrouble {
+    use kube::runtime::watcher::Error as W;
+    let code = match error {
+        W::WatchError(status) => Some(status.code),
+        W::InitialListFailed(kube::Error::Api(s))
+        | W::WatchStartFailed(kube::Error::Api(s))
+        | W::WatchFailed(kube::Error::Api(s)) => Some(s.code),
+        _ => None,
+    };
+    match code {
+        Some(410) => WatchTrouble::Expired,
+        Some(404) => WatchTrouble::NotServed,
+        _ => WatchTrouble::Other,
+    }
+}
+
 /// Exponential backoff from [`WatchBackoff::INITIAL`] doubling up to [`WatchBackoff::MAX`],
 /// each delay shortened by up to a quarter at random so that replicas restarted together do not
 /// retry in lockstep.

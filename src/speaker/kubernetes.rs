@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use crate::gossip::{
     Gossip, GossipConfig, GossipError, GossipHandle, KeyError, KeyFiles, SwimTiming, joined_differs,
 };
+use crate::k8s::backoff::WatchTrouble;
 use crate::k8s::metallb::{ConfigSource, Kind, L2, POOL};
 use crate::k8s::node::node_address;
 use crate::runtime::sleep_until;
@@ -80,8 +81,9 @@ async fn wait_for_key_file(keys: &KeyFiles) {
     if !keys.key_file_missing() {
         return;
     }
-    warn!(
-        file = ?keys.key,
+    let file = keys.key.as_deref().map(|p| p.display().to_string());
+    info!(
+        file = file.as_deref().unwrap_or("-"),
         "gossip key file missing (the memberlist Secret may not be created yet); waiting for it"
     );
     while keys.key_file_missing() {
@@ -141,7 +143,17 @@ fn watch_metallb(
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             if let Err(e) = event {
-                warn!(kind = kind.kind, error = %e, "watch error (are the CRDs installed?); retrying");
+                let error = crate::telemetry::error_chain(&e);
+                match crate::k8s::backoff::watch_trouble(&e) {
+                    WatchTrouble::Expired => {
+                        tracing::debug!(kind = kind.kind, %error, "watch expired; listing again")
+                    }
+                    WatchTrouble::NotServed => warn!(kind = kind.kind, %error,
+                        "this kind is not served (are the CRDs installed?); retrying"),
+                    WatchTrouble::Other => {
+                        warn!(kind = kind.kind, %error, "watch failed; retrying")
+                    }
+                }
                 continue;
             }
             let _ = dirty.try_send(());
