@@ -50,6 +50,7 @@ const CORES: &[&str] = &[
     "layer2/ndp.rs",
     "layer2/responder.rs",
     "layer2/schedule.rs",
+    "layer2/pacing.rs",
     "gossip/core.rs",
     "gossip/envelope.rs",
     "gossip/key.rs",

@@ -1,8 +1,10 @@
 //! Layer-2 announcement: ARP and NDP codecs (pure), the responder that decides replies (pure), the
-//! announce schedule (pure, time passed in), and the AF_PACKET socket edge.
+//! announce schedule and its per-interface pacing (pure, time passed in), and the AF_PACKET socket
+//! edge.
 
 pub mod arp;
 pub mod ndp;
+pub mod pacing;
 pub mod responder;
 pub mod schedule;
 pub mod wire;

@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use crate::layer2::arp;
 use crate::layer2::iface::{self, ExcludePatterns, Interface, RESCAN_PERIOD};
 use crate::layer2::ndp;
+use crate::layer2::pacing::AnnouncePacer;
 use crate::layer2::responder::{self, Decision, Reply};
 use crate::layer2::schedule::AnnounceSchedule;
 use crate::layer2::socket::{MAX_FRAME, MulticastGroups, PacketSocket};
@@ -67,6 +68,7 @@ pub async fn run(
     let mut links: BTreeMap<u32, Link> = BTreeMap::new();
     let mut groups = MulticastGroups::new();
     let mut schedule = AnnounceSchedule::new(options.garp_interval);
+    let mut pacer = AnnouncePacer::default();
     let mut current: BTreeSet<IpAddr> = BTreeSet::new();
     let mut current_owned: OwnedSet = owned.borrow().clone();
     let mut rescan = tokio::time::interval(RESCAN_PERIOD);
@@ -74,6 +76,7 @@ pub async fn run(
 
     loop {
         let deadline = schedule.next_deadline();
+        let paced = pacer.next_ready();
         tokio::select! {
             changed = owned.changed() => {
                 if changed.is_err() {
@@ -95,21 +98,27 @@ pub async fn run(
                         leave_group(&mut groups, link, *ip);
                     }
                     schedule.on_lost(*ip);
+                    pacer.forget_ip(*ip);
                     metrics.forget(*ip);
                 }
                 current = next;
             }
             _ = rescan.tick() => {
-                let open = rescan_links(&options, &mut links, &mut groups, &current, &owned, &metrics);
+                let open = rescan_links(&options, &mut links, &mut groups, &current, &owned, &metrics, &mut pacer);
                 ready.send_if_modified(|r| std::mem::replace(r, open) != open);
+                send_paced(&mut pacer, &links, &current_owned, &metrics).await;
             }
             _ = sleep_until(deadline) => {
                 let now = Instant::now().into_std();
                 for ip in schedule.poll(now) {
                     for link in links.values().filter(|l| current_owned.owns_on(ip, &l.iface.name)) {
-                        announce(link, ip, &metrics).await;
+                        pacer.enqueue(link.iface.index, ip, now);
                     }
                 }
+                send_paced(&mut pacer, &links, &current_owned, &metrics).await;
+            }
+            _ = sleep_until(paced) => {
+                send_paced(&mut pacer, &links, &current_owned, &metrics).await;
             }
         }
     }
@@ -128,7 +137,8 @@ pub fn links_ready(eligible: &[u32], live: impl Fn(u32) -> bool) -> bool {
 }
 
 /// Opens sockets on new interfaces, closes those that went away or changed and reopens those
-/// whose receive task ended, and announces every owned IP on an interface that just (re)appeared
+/// whose receive task ended, and queues (paced) an announcement of every owned IP on an
+/// interface that just (re)appeared
 /// (its LAN may never have heard of us, or forgot us while the link was down). Returns whether
 /// every eligible interface can answer ([`links_ready`]); a failed scan keeps the links and
 /// reports the last known state.
@@ -139,6 +149,7 @@ fn rescan_links(
     owned_now: &BTreeSet<IpAddr>,
     owned: &watch::Receiver<OwnedSet>,
     metrics: &Layer2Metrics,
+    pacer: &mut AnnouncePacer,
 ) -> bool {
     let found = match iface::discover(&options.excludes) {
         Ok(found) => found,
@@ -161,6 +172,7 @@ fn rescan_links(
             return true;
         }
         groups.leave_interface(*index);
+        pacer.forget_link(*index);
         false
     });
     for iface in found {
@@ -190,17 +202,12 @@ fn rescan_links(
             join_group(groups, &link, *ip);
         }
         let serving = owned.borrow().clone();
-        let burst: Vec<IpAddr> = owned_now
-            .iter()
-            .copied()
-            .filter(|ip| serving.owns_on(*ip, &link.iface.name))
-            .collect();
-        let (socket, mac, metrics) = (link.socket.clone(), link.iface.mac, metrics.clone());
-        tokio::spawn(async move {
-            for ip in burst {
-                send_announcement(&socket, mac, ip, &metrics).await;
+        let now = Instant::now().into_std();
+        for ip in owned_now {
+            if serving.owns_on(*ip, &link.iface.name) {
+                pacer.enqueue(link.iface.index, *ip, now);
             }
-        });
+        }
         links.insert(link.iface.index, link);
     }
     links_ready(&eligible, |index| {
@@ -224,8 +231,23 @@ fn leave_group(groups: &mut MulticastGroups, link: &Link, ip: IpAddr) {
     }
 }
 
-async fn announce(link: &Link, ip: IpAddr, metrics: &Layer2Metrics) {
-    send_announcement(&link.socket, link.iface.mac, ip, metrics).await;
+/// Sends what the per-interface buckets allow now; the rest waits for `pacer.next_ready()`.
+/// Ownership is checked again at send time, as it may have moved between interfaces while the
+/// announcement waited.
+async fn send_paced(
+    pacer: &mut AnnouncePacer,
+    links: &BTreeMap<u32, Link>,
+    owned: &OwnedSet,
+    metrics: &Layer2Metrics,
+) {
+    let now = Instant::now().into_std();
+    for (index, ip) in pacer.take(now) {
+        if let Some(link) = links.get(&index)
+            && owned.owns_on(ip, &link.iface.name)
+        {
+            send_announcement(&link.socket, link.iface.mac, ip, metrics).await;
+        }
+    }
 }
 
 /// Gratuitous ARP (request and reply forms) for IPv4, unsolicited NA with Override for IPv6.

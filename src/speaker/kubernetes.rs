@@ -70,6 +70,8 @@ pub enum KubeSpeakerError {
     Gossip(#[from] GossipError),
     #[error("cannot register metrics")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    GossipStopped(#[from] super::GossipStopped),
     #[error("the {0} watch stopped before its first list completed")]
     Watch(&'static str),
 }
@@ -285,7 +287,7 @@ pub async fn run(
     let mut gossip_seeds = Vec::new();
     let mut gate = ElectionGate::new(membership.is_some() && reconciler.others_expected());
     tokio::pin!(shutdown);
-    loop {
+    let end = loop {
         let now = std::time::Instant::now();
         let others_expected = reconciler.others_expected();
         gate.set_needs_join(membership.is_some() && others_expected);
@@ -339,19 +341,19 @@ pub async fn run(
 
         let wake = gate.next_check(now);
         tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut shutdown => break super::LoopEnd::Shutdown,
             Some(()) = dirty.recv() => {}
-            Some(r) = changed(&mut members) => if r.is_err() { warn!("gossip stopped"); break },
+            Some(r) = changed(&mut members) => if r.is_err() { break super::LoopEnd::GossipStopped },
             Some(r) = async {
                 match &mut stats {
                     Some(rx) => Some(joined_differs(rx, gate.joined()).await),
                     None => std::future::pending().await,
                 }
-            } => if r.is_err() { warn!("gossip stopped"); break },
+            } => if r.is_err() { break super::LoopEnd::GossipStopped },
             _ = sockets_rx.changed() => {}
             _ = sleep_until(wake) => {}
         }
-    }
+    };
     info!("shutting down: releasing every IP and leaving the gossip cluster");
     apply(
         &owned_tx,
@@ -367,7 +369,7 @@ pub async fn run(
     }
     drop(owned_tx);
     let _ = announcer_task.await;
-    Ok(())
+    Ok(end.into_result()?)
 }
 
 async fn changed<T>(

@@ -64,6 +64,8 @@ pub enum StaticSpeakerError {
     Gossip(#[from] GossipError),
     #[error("cannot register metrics")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    GossipStopped(#[from] super::GossipStopped),
 }
 
 /// One version of the file, told apart without reading it: a replaced file (editors, ConfigMap
@@ -158,7 +160,7 @@ pub async fn run(
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
 
-    loop {
+    let end = loop {
         let now = std::time::Instant::now();
         gate.observe(stats.borrow().joined, now);
         let inputs = ElectionInputs {
@@ -189,9 +191,9 @@ pub async fn run(
 
         let wake = gate.next_check(now);
         tokio::select! {
-            _ = &mut shutdown => break,
-            r = members.changed() => if r.is_err() { warn!("gossip stopped"); break },
-            r = joined_differs(&mut stats, gate.joined()) => if r.is_err() { warn!("gossip stopped"); break },
+            _ = &mut shutdown => break super::LoopEnd::Shutdown,
+            r = members.changed() => if r.is_err() { break super::LoopEnd::GossipStopped },
+            r = joined_differs(&mut stats, gate.joined()) => if r.is_err() { break super::LoopEnd::GossipStopped },
             _ = sockets_rx.changed() => {}
             _ = poll.tick() => {
                 if reload(&options.file, &mut stamp, &mut config) {
@@ -200,7 +202,7 @@ pub async fn run(
             }
             _ = sleep_until(wake) => {}
         }
-    }
+    };
 
     // Stop answering first, then tell the others: for the few milliseconds in between nobody
     // answers, which clients ride out, whereas the other order would briefly give two answerers.
@@ -218,7 +220,7 @@ pub async fn run(
     membership.leave().await;
     drop(owned_tx);
     let _ = announcer.await;
-    Ok(())
+    Ok(end.into_result()?)
 }
 
 fn apply(
