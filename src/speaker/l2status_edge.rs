@@ -307,3 +307,7 @@ pub async fn write_speaker_state(
     )
     .await
 }
+
+#[cfg(test)]
+#[path = "l2status_edge_tests.rs"]
+mod tests;

@@ -86,7 +86,10 @@ fn another_nodes_object_is_deleted_only_when_that_node_is_dead_and_we_announce()
         interfaces: vec![],
     };
     // node-b is alive: its object is its own business (it deletes it when it lets go).
-    assert_eq!(diff("node-a", &mine, &stale, &set(ALL)), [created.clone()]);
+    assert_eq!(
+        diff("node-a", &mine, &stale, &set(ALL)),
+        std::slice::from_ref(&created)
+    );
     // node-b is dead but we do not announce the Service: not ours to touch either.
     assert!(
         diff(
