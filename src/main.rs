@@ -202,6 +202,7 @@ mod speaker_main {
         let client = ferrolb::k8s::client(args.kubeconfig.as_deref()).await?;
         let options = KubeOptions {
             node_name,
+            pod_name: args.pod_name.clone(),
             namespace: args.namespace.clone(),
             config_source: args.config_source,
             config_name: args.config_name.clone(),

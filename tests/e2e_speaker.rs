@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client};
 use serde_json::json;
 
@@ -120,6 +121,9 @@ async fn setup(test: &str) -> Option<Cluster> {
         .await
         .expect("KUBEBUILDER_ASSETS is set");
     let client = plane.client().await;
+    // The speakers write ServiceL2Status and ConfigurationState objects: their CRDs first.
+    let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/ferrolb/crds");
+    plane.kubectl(&["apply", "-f", &crds.display().to_string()]);
     api::create_namespace(&client, NAMESPACE).await;
     api::create_namespace(&client, APPS).await;
     api::apply_config(&client, NAMESPACE, POOL).await;
@@ -171,6 +175,50 @@ async fn setup(test: &str) -> Option<Cluster> {
         );
     }
     Some(cluster)
+}
+
+/// Waits until the ServiceL2Status objects for `apps/web` are exactly one, written by `node`
+/// (its label and its status agree); returns (name, node) of every object then.
+async fn wait_for_l2_status(client: &Client, node: &str) -> Vec<(String, String)> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("metallb.io", "v1beta1", "ServiceL2Status"),
+        "servicel2statuses",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &resource);
+    let what = format!("the ServiceL2Status of web on {node}");
+    wait_until(&what, PATIENCE, || {
+        let api = api.clone();
+        async move {
+            let list = api.list(&ListParams::default()).await.ok()?;
+            let seen: Vec<(String, String, serde_json::Value)> = list
+                .items
+                .into_iter()
+                .filter(|o| {
+                    o.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("metallb.io/service-name"))
+                        .map(String::as_str)
+                        == Some("web")
+                })
+                .map(|o| {
+                    let labels = o.metadata.labels.clone().unwrap_or_default();
+                    (
+                        o.metadata.name.clone().unwrap_or_default(),
+                        labels.get("metallb.io/node").cloned().unwrap_or_default(),
+                        o.data.get("status").cloned().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            let done = seen.len() == 1
+                && seen[0].1 == node
+                && seen[0].2["node"] == node
+                && seen[0].2["serviceName"] == "web"
+                && seen[0].2["serviceNamespace"] == APPS;
+            done.then(|| seen.into_iter().map(|(n, node, _)| (n, node)).collect())
+        }
+    })
+    .await
 }
 
 /// Node `i` as kube-proxy's IPVS mode leaves it: the kernel never answers ARP for an address
@@ -392,12 +440,31 @@ async fn service_created_through_the_api_is_reachable_at_its_external_ip() {
         );
     }
 
+    // `kubectl get servicel2statuses` names the announcer: one object, written by the owner.
+    let statuses = wait_for_l2_status(&client, &owner_name).await;
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+
     // The owner's speaker crashes: the next in the ranking takes the IP over, and its
     // gratuitous ARP re-points the client, whose connections land there.
     cluster.lan.signal(owner, "KILL");
     let next = order[1];
     assert_serves(&cluster.lan, ip, next);
     cluster.controller.assert_running();
+
+    // The ServiceL2Status follows: the dead node's object is deleted by the new owner, whose
+    // own object is the only one left.
+    let next_name = cluster.lan.nodes[next].name.clone();
+    let statuses = wait_for_l2_status(&client, &next_name).await;
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    let shown =
+        cluster
+            ._plane
+            .kubectl(&["get", "servicel2statuses", "-n", NAMESPACE, "-o", "wide"]);
+    eprintln!("kubectl get servicel2statuses -n {NAMESPACE}:\n{shown}");
+    assert!(
+        shown.contains(&next_name) && !shown.contains(&owner_name),
+        "{shown}"
+    );
 
     // Deleted through the API: the IP is released and nobody answers for it any more.
     delete_service(&services, "web").await;

@@ -5,13 +5,12 @@
 //! subresource with the controller's field manager.
 
 use kube::Client;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::writes::FIELD_MANAGER;
-use crate::config::crd::GROUP;
 use crate::ipam::PoolStats;
+use crate::k8s::config_state::{configuration_state_of, write_state};
 use crate::k8s::metallb::POOL;
 
 /// Name of the controller's ConfigurationState object.
@@ -38,44 +37,8 @@ pub fn pool_status(stats: &PoolStats) -> Value {
 /// The ConfigurationState status for a config that loaded (`None`) or was refused (the errors).
 /// `now` is an RFC 3339 time, the condition's lastTransitionTime.
 pub fn configuration_state(error: Option<&str>, now: &str) -> Value {
-    let (result, status, reason, message) = match error {
-        None => (
-            "Valid",
-            "True",
-            "Reconciled",
-            "the configuration is in force",
-        ),
-        Some(e) => ("Invalid", "False", "ConfigurationError", e),
-    };
-    let mut out = json!({"status": {
-        "result": result,
-        "conditions": [{
-            "type": CONDITION_TYPE,
-            "status": status,
-            "reason": reason,
-            "message": bounded(message),
-            "lastTransitionTime": now,
-        }],
-    }});
-    if let Some(e) = error {
-        out["status"]["errorSummary"] = Value::String(bounded(e));
-    }
-    out
+    configuration_state_of(CONDITION_TYPE, error, now)
 }
-
-/// The CRD caps messages at 32 KiB.
-fn bounded(text: &str) -> String {
-    const LIMIT: usize = 32_000;
-    if text.len() <= LIMIT {
-        return text.to_owned();
-    }
-    let mut end = LIMIT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{} [...]", &text[..end])
-}
-
 fn params() -> PatchParams {
     PatchParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
@@ -97,51 +60,18 @@ pub async fn write_pool_status(
         .map(|_| ())
 }
 
-fn state_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(GROUP, "v1beta1", "ConfigurationState"),
-        "configurationstates",
-    )
-}
-
 /// Writes the controller's ConfigurationState, creating the object the first time.
 pub async fn write_configuration_state(
     client: &Client,
     namespace: &str,
     status: &Value,
 ) -> Result<(), kube::Error> {
-    let resource = state_resource();
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-    match api
-        .patch_status(STATE_NAME, &params(), &Patch::Merge(status))
-        .await
-    {
-        Ok(_) => return Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => {}
-        Err(e) => return Err(e),
-    }
-    let mut object = DynamicObject::new(STATE_NAME, &resource).within(namespace);
-    object.metadata.labels = Some(
-        [(
-            "metallb.io/component-type".to_owned(),
-            "controller".to_owned(),
-        )]
-        .into(),
-    );
-    object.data = json!({"spec": {}});
-    let create = PostParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-        ..PostParams::default()
-    };
-    match api.create(&create, &object).await {
-        Ok(_) => {}
-        // Created meanwhile (a previous leader): the status patch below still applies.
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => return Err(e),
-    }
-    api.patch_status(STATE_NAME, &params(), &Patch::Merge(status))
-        .await
-        .map(|_| ())
+    let labels = [(
+        "metallb.io/component-type".to_owned(),
+        "controller".to_owned(),
+    )]
+    .into();
+    write_state(client, namespace, STATE_NAME, labels, FIELD_MANAGER, status).await
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
 //! What ferrolb reads from Kubernetes objects, shared by the controller and the speaker: which
 //! Services are ours and what they ask for, their keys and status IPs, EndpointSlices, Node
 //! conditions, ready speaker pods; the client both build and the backoff both put on their
-//! watches. Plain functions over `k8s-openapi` types (no API calls besides building the client),
-//! so both components and their tests read objects alike.
+//! watches. Plain functions over `k8s-openapi` types (no API calls besides building the client and
+//! writing a ConfigurationState, which both components keep), so both read objects alike.
 
 pub mod access;
 pub mod backoff;
 pub mod client;
+pub mod config_state;
 pub mod endpoints;
 pub mod metallb;
 pub mod node;

@@ -42,6 +42,10 @@ pub struct SpeakerArgs {
     /// This node's name (the Node object and the gossip member name).
     #[arg(long, env = "NODE_NAME")]
     pub node_name: Option<String>,
+    /// This speaker's own Pod (the owner of the ServiceL2Status objects it writes, so they go
+    /// with the pod). Without it the objects carry no owner reference.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
     /// Address other speakers reach this one at for gossip.
     #[arg(long, env = "HOST_IP")]
     pub host_ip: Option<IpAddr>,

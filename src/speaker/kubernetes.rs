@@ -30,6 +30,8 @@ use crate::telemetry::{Health, TextRegistry};
 use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::cluster::ViewOptions;
 use super::election_gate::ElectionGate;
+use super::l2status;
+use super::l2status_edge::{Inputs, StatusWriter};
 use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
 use super::owned::Owned;
 use super::publish::{publish_scoped, spawn_announcer};
@@ -40,6 +42,8 @@ use crate::metrics::{ConfigMetrics, Naming};
 #[derive(Debug, Clone)]
 pub struct KubeOptions {
     pub node_name: String,
+    /// `--pod-name`: owner of the ServiceL2Status objects.
+    pub pod_name: Option<String>,
     pub namespace: String,
     pub config_source: ConfigSource,
     pub config_name: String,
@@ -284,6 +288,15 @@ pub async fn run(
     let events = EventWriter::new(client.clone(), me.clone()).spawn();
     let mut reconciler = Reconciler::new(me.clone(), options.view.clone(), stores)
         .with_config_metrics(config_metrics);
+    let (status_tx, status_rx) = watch::channel(Inputs::default());
+    let status_task = StatusWriter {
+        client: client.clone(),
+        namespace: options.namespace.clone(),
+        me: me.clone(),
+        pod_name: options.pod_name.clone(),
+    }
+    .spawn(status_rx);
+    let mut own_interfaces = None;
     let mut gossip_seeds = Vec::new();
     let mut gate = ElectionGate::new(membership.is_some() && reconciler.others_expected());
     tokio::pin!(shutdown);
@@ -303,7 +316,11 @@ pub async fn run(
         }
         let live = members.as_ref().map(|m| m.borrow().clone());
         match crate::layer2::iface::discover(&options.announcer.excludes) {
-            Ok(found) => reconciler.set_own_interfaces(found.into_iter().map(|i| i.name).collect()),
+            Ok(found) => {
+                let names: BTreeSet<String> = found.into_iter().map(|i| i.name).collect();
+                own_interfaces = Some(names.clone());
+                reconciler.set_own_interfaces(names);
+            }
             Err(e) => warn!(error = %e, "cannot list network interfaces"),
         }
         let pass = reconciler.pass(live.as_ref(), gate.may_elect(now));
@@ -330,6 +347,21 @@ pub async fn run(
             );
         }
         unannounced.set(reconciler.unannounced());
+        status_tx.send_if_modified(|inputs| {
+            let next = Inputs {
+                desired: l2status::desired(
+                    reconciler.owned(),
+                    reconciler.only_on(),
+                    own_interfaces.as_ref(),
+                ),
+                alive: match &live {
+                    Some(l) => l.iter().cloned().chain([me.clone()]).collect(),
+                    None => reconciler.speaker_nodes(),
+                },
+                config: reconciler.config_state(),
+            };
+            (*inputs != next).then(|| *inputs = next).is_some()
+        });
         events.send(pass.assigned);
         service_ips.set(pass.service_ips);
         health.set_ready(ready(
@@ -368,6 +400,9 @@ pub async fn run(
         m.leave().await;
     }
     drop(owned_tx);
+    // Objects left behind go with this pod (owner reference) or are removed by the next
+    // announcer; the writer stops here so shutdown never waits for the API server.
+    status_task.abort();
     let _ = announcer_task.await;
     Ok(end.into_result()?)
 }

@@ -5,6 +5,8 @@ pub mod cli;
 pub mod cluster;
 pub mod election_gate;
 pub mod kubernetes;
+pub mod l2status;
+pub mod l2status_edge;
 pub mod metrics;
 pub mod owned;
 pub mod ownership;

@@ -144,6 +144,8 @@ pub struct Reconciler {
     unannounced: BTreeMap<String, Cause>,
     /// This node's usable interfaces, when known (`None`: assume it has every interface).
     own_interfaces: Option<BTreeSet<String>>,
+    /// The last config load: valid (`None`) or refused with why; `None` until one was seen.
+    config_state: Option<Option<String>>,
 }
 
 impl Reconciler {
@@ -161,6 +163,7 @@ impl Reconciler {
             only_on: BTreeMap::new(),
             unannounced: BTreeMap::new(),
             own_interfaces: None,
+            config_state: None,
         }
     }
 
@@ -184,6 +187,12 @@ impl Reconciler {
     /// `ferrolb_speaker_unannounced` gauge).
     pub fn unannounced(&self) -> &BTreeMap<String, Cause> {
         &self.unannounced
+    }
+
+    /// The last config load for the ConfigurationState: `Some(None)` valid, `Some(Some(why))`
+    /// refused, `None` before any config was seen.
+    pub fn config_state(&self) -> Option<Option<String>> {
+        self.config_state.clone()
     }
 
     pub fn stores(&self) -> &Stores {
@@ -370,6 +379,7 @@ impl Reconciler {
             }
             ConfigSource::Objects(Err(e)) => {
                 error!(error = %e, "custom resources refused; keeping the last good config");
+                self.config_state = Some(Some(e));
                 false
             }
             ConfigSource::Absent => {
@@ -380,6 +390,8 @@ impl Reconciler {
                 error!(
                     "the config ConfigMap has no data.config (the config is read from the key \"config\"); keeping the last good config"
                 );
+                self.config_state =
+                    Some(Some("the config ConfigMap has no data.config".to_owned()));
                 false
             }
             ConfigSource::Text(text) => match config::parse(&text) {
@@ -390,6 +402,7 @@ impl Reconciler {
                 }
                 Err(e) => {
                     error!(error = %e, "config rejected; keeping the last good one");
+                    self.config_state = Some(Some(crate::telemetry::error_chain(&e)));
                     false
                 }
             },
@@ -407,6 +420,7 @@ impl Reconciler {
     /// the current ones; an address in a current pool follows that pool, one in none of the
     /// current pools falls back to its old pool.
     fn adopt(&mut self, mut c: Config) {
+        self.config_state = Some(None);
         let current = c.address_pools.len();
         let (old_pools, old_ads) = self
             .config

@@ -318,6 +318,55 @@ const CALL_MARKERS: &[(&str, Scope, &str, &str, &[&str])] = &[
         "pods",
         &["list", "watch"],
     ),
+    (
+        "pub async fn own_pod(",
+        Scope::ReleaseNamespace,
+        "",
+        "pods",
+        &["get"],
+    ),
+    (
+        "fn watch_l2_statuses(",
+        Scope::ReleaseNamespace,
+        "metallb.io",
+        "servicel2statuses",
+        &["list", "watch"],
+    ),
+    (
+        "pub async fn create_l2_status(",
+        Scope::ReleaseNamespace,
+        "metallb.io",
+        "servicel2statuses",
+        &["create"],
+    ),
+    (
+        "pub async fn delete_l2_status(",
+        Scope::ReleaseNamespace,
+        "metallb.io",
+        "servicel2statuses",
+        &["delete"],
+    ),
+    (
+        "pub async fn patch_l2_status(",
+        Scope::ReleaseNamespace,
+        "metallb.io",
+        "servicel2statuses/status",
+        &["patch"],
+    ),
+    (
+        "pub async fn write_speaker_state(",
+        Scope::ReleaseNamespace,
+        "metallb.io",
+        "configurationstates",
+        &["create"],
+    ),
+    (
+        "pub async fn write_speaker_state(",
+        Scope::ReleaseNamespace,
+        "metallb.io",
+        "configurationstates/status",
+        &["patch"],
+    ),
 ];
 
 /// Calls that reach the API without naming their resource: get, replace, delete, create on an

@@ -11,6 +11,8 @@ async fn invalid_configmap_keeps_the_last_good_config() {
     let pass = h.pass(&NODES);
     assert_eq!(h.owned(), [ip]);
     assert_eq!(h.record(&pass.assigned, StatusCode::CREATED).await.len(), 1);
+    // The ConfigurationState `speaker-<node>` says Valid.
+    assert_eq!(h.rec.config_state(), Some(None));
 
     // A typo in a range, the `config` key missing, the ConfigMap deleted: each keeps the IP.
     let broken = "address-pools:\n- name: l2\n  protocol: layer2\n  addresses: [192.0.2.0/33]\n";
@@ -20,6 +22,9 @@ async fn invalid_configmap_keeps_the_last_good_config() {
     assert!(pass.assigned.is_empty());
     assert_eq!(h.owned(), [ip]);
     assert!(logs.text().contains("config rejected"), "{}", logs.text());
+    // ...and the ConfigurationState says Invalid, naming what was refused.
+    let refused = h.rec.config_state().flatten().unwrap_or_default();
+    assert!(refused.contains("192.0.2.0/33"), "{refused}");
 
     put(&mut h.configmaps, configmap(json!({"other": CONFIG})));
     assert_eq!(h.pass(&NODES).changed_from, None);

@@ -1,0 +1,176 @@
+//! `ServiceL2Status` objects (`kubectl get servicel2statuses`): which node announces each
+//! Service, as MetalLB writes them. This is the pure part: from what this speaker announces and
+//! the objects it sees to the creates, status patches and deletes due.
+//!
+//! Speakers never fight over one object (MetalLB #2930): a speaker creates and patches only
+//! objects labelled with its own node, and deletes another node's object only when that node is
+//! not alive in its view and it announces that Service itself now. A live node's leftovers are
+//! its own to delete, and it does so as soon as it stops announcing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use serde_json::{Value, json};
+
+pub const NODE_LABEL: &str = "metallb.io/node";
+pub const SERVICE_NAME_LABEL: &str = "metallb.io/service-name";
+pub const SERVICE_NAMESPACE_LABEL: &str = "metallb.io/service-namespace";
+
+/// One `ServiceL2Status` object as seen in the namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub name: String,
+    /// Its `metallb.io/node` label.
+    pub node: String,
+    /// `namespace/name` from its two service labels.
+    pub service: String,
+    /// `status.interfaces`; `None` while the status is not written yet.
+    pub interfaces: Option<Vec<String>>,
+}
+
+impl Observed {
+    /// Reads the labels and status of an object; `None` for an object without the three labels
+    /// (not one a speaker wrote, so never touched).
+    pub fn from_parts(
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        status: Option<&Value>,
+    ) -> Option<Self> {
+        let node = labels.get(NODE_LABEL)?;
+        let ns = labels.get(SERVICE_NAMESPACE_LABEL)?;
+        let svc = labels.get(SERVICE_NAME_LABEL)?;
+        let interfaces = status.filter(|s| s.get("node").is_some()).map(|s| {
+            s.get("interfaces")
+                .and_then(Value::as_array)
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|i| i.get("name")?.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        Some(Self {
+            name: name.to_owned(),
+            node: node.clone(),
+            service: format!("{ns}/{svc}"),
+            interfaces,
+        })
+    }
+}
+
+/// What to do to bring the objects in line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create this node's object for `service` (then write its status).
+    Create {
+        service: String,
+        interfaces: Vec<String>,
+    },
+    /// Write the status of this node's object `name`.
+    Patch {
+        name: String,
+        service: String,
+        interfaces: Vec<String>,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+/// The Services this node announces (`namespace/name`), each with the interfaces its
+/// announcement is restricted to (empty: every usable interface, as MetalLB leaves it). `own`
+/// is this node's usable interfaces, when known.
+pub fn desired(
+    owned: &BTreeMap<IpAddr, String>,
+    only_on: &BTreeMap<IpAddr, BTreeSet<String>>,
+    own: Option<&BTreeSet<String>>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (ip, service) in owned {
+        let entry = out.entry(service.clone()).or_default();
+        if let Some(names) = only_on.get(ip) {
+            entry.extend(
+                names
+                    .iter()
+                    .filter(|n| own.is_none_or(|o| o.contains(*n)))
+                    .cloned(),
+            );
+        }
+    }
+    out.into_iter()
+        .map(|(s, i)| (s, i.into_iter().collect()))
+        .collect()
+}
+
+/// The actions that make the objects match `desired` for node `me`. `alive` is the set of
+/// nodes alive in this speaker's view.
+pub fn diff(
+    me: &str,
+    desired: &BTreeMap<String, Vec<String>>,
+    observed: &[Observed],
+    alive: &BTreeSet<String>,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let mut mine: BTreeSet<&str> = BTreeSet::new();
+    let mut sorted: Vec<&Observed> = observed.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    for o in sorted {
+        if o.node == me {
+            match desired.get(&o.service) {
+                // A duplicate of our own (a create whose answer was lost) goes.
+                Some(want) if mine.insert(o.service.as_str()) => {
+                    if o.interfaces.as_ref() != Some(want) {
+                        actions.push(Action::Patch {
+                            name: o.name.clone(),
+                            service: o.service.clone(),
+                            interfaces: want.clone(),
+                        });
+                    }
+                }
+                _ => actions.push(Action::Delete {
+                    name: o.name.clone(),
+                }),
+            }
+        } else if desired.contains_key(&o.service) && !alive.contains(&o.node) {
+            actions.push(Action::Delete {
+                name: o.name.clone(),
+            });
+        }
+    }
+    for (service, interfaces) in desired {
+        if !mine.contains(service.as_str()) {
+            actions.push(Action::Create {
+                service: service.clone(),
+                interfaces: interfaces.clone(),
+            });
+        }
+    }
+    actions
+}
+
+/// The labels of this node's object for `service` (`namespace/name`).
+pub fn labels(me: &str, service: &str) -> BTreeMap<String, String> {
+    let (ns, name) = service.split_once('/').unwrap_or(("", service));
+    [
+        (NODE_LABEL.to_owned(), me.to_owned()),
+        (SERVICE_NAME_LABEL.to_owned(), name.to_owned()),
+        (SERVICE_NAMESPACE_LABEL.to_owned(), ns.to_owned()),
+    ]
+    .into()
+}
+
+/// The status patch of this node's object for `service`.
+pub fn status(me: &str, service: &str, interfaces: &[String]) -> Value {
+    let (ns, name) = service.split_once('/').unwrap_or(("", service));
+    let interfaces: Vec<Value> = interfaces.iter().map(|n| json!({"name": n})).collect();
+    json!({"status": {
+        "node": me,
+        "serviceName": name,
+        "serviceNamespace": ns,
+        "interfaces": interfaces,
+    }})
+}
+
+#[cfg(test)]
+#[path = "l2status_tests.rs"]
+mod tests;

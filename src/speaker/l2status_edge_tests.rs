@@ -1,0 +1,175 @@
+//! The writer's API exchanges, recorded against a mock API server.
+
+use std::future::Future;
+
+use http::{Method, Request, Response, StatusCode};
+use kube::client::Body;
+use serde_json::{Value, json};
+
+use super::*;
+
+type Mock = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+#[derive(Debug)]
+struct Sent {
+    method: Method,
+    path: String,
+    body: Value,
+}
+
+const NS: &str = "ferrolb-system";
+
+fn writer(pod: Option<&str>) -> (StatusWriter, Mock) {
+    let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let writer = StatusWriter {
+        client: Client::new(mock, NS),
+        namespace: NS.into(),
+        me: "node-a".into(),
+        pod_name: pod.map(str::to_owned),
+    };
+    (writer, handle)
+}
+
+/// Drives `work` to its end, answering each request with `answer(method, path, body)`.
+async fn serve<T>(
+    api: &mut Mock,
+    work: impl Future<Output = T>,
+    answer: impl Fn(&Method, &str, &Value) -> (StatusCode, Value),
+) -> (T, Vec<Sent>) {
+    let mut sent = Vec::new();
+    tokio::pin!(work);
+    let out = loop {
+        tokio::select! {
+            out = &mut work => break out,
+            req = api.next_request() => {
+                let (req, send) = req.expect("the client is alive");
+                let method = req.method().clone();
+                let path = req.uri().path().to_owned();
+                let bytes = req.into_body().collect_bytes().await.unwrap();
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let (status, reply) = answer(&method, &path, &body);
+                send.send_response(
+                    Response::builder()
+                        .status(status)
+                        .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                        .unwrap(),
+                );
+                sent.push(Sent { method, path, body });
+            }
+        }
+    };
+    (out, sent)
+}
+
+fn inputs(desired: &[(&str, &[&str])], alive: &[&str]) -> Inputs {
+    Inputs {
+        desired: desired
+            .iter()
+            .map(|(s, i)| ((*s).to_owned(), i.iter().map(|n| (*n).to_owned()).collect()))
+            .collect(),
+        alive: alive.iter().map(|n| (*n).to_owned()).collect(),
+        config: None,
+    }
+}
+
+const BASE: &str = "/apis/metallb.io/v1beta1/namespaces/ferrolb-system/servicel2statuses";
+
+#[tokio::test]
+async fn a_new_announcement_creates_an_owned_labelled_object_then_writes_its_status() {
+    let (w, mut api) = writer(Some("speaker-x"));
+    let mut state = WriterState::default();
+    let now = inputs(&[("shop/web", &["eth1"])], &["node-a"]);
+    let (ok, sent) = serve(&mut api, w.pass(&mut state, &now, &[]), |m, path, body| {
+        if path.ends_with("/pods/speaker-x") {
+            let pod = json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "speaker-x", "namespace": NS, "uid": "uid-1"}});
+            return (StatusCode::OK, pod);
+        }
+        let mut echo = body.clone();
+        if *m == Method::POST {
+            echo["metadata"]["name"] = json!("l2-abcde");
+        }
+        (StatusCode::OK, echo)
+    })
+    .await;
+    assert!(ok, "{sent:#?}");
+    assert_eq!(sent.len(), 3, "{sent:#?}");
+    assert_eq!(
+        (&sent[0].method, sent[0].path.as_str()),
+        (
+            &Method::GET,
+            "/api/v1/namespaces/ferrolb-system/pods/speaker-x"
+        )
+    );
+    let create = &sent[1];
+    assert_eq!(
+        (&create.method, create.path.as_str()),
+        (&Method::POST, BASE)
+    );
+    let meta = &create.body["metadata"];
+    assert_eq!(meta["generateName"], "l2-");
+    assert!(meta.get("name").is_none(), "{meta}");
+    assert_eq!(
+        meta["labels"],
+        json!({"metallb.io/node": "node-a", "metallb.io/service-name": "web",
+               "metallb.io/service-namespace": "shop"})
+    );
+    let owner = &meta["ownerReferences"][0];
+    assert_eq!(
+        (&owner["kind"], &owner["name"], &owner["uid"]),
+        (&json!("Pod"), &json!("speaker-x"), &json!("uid-1"))
+    );
+    let patch = &sent[2];
+    assert_eq!(
+        (&patch.method, patch.path.as_str()),
+        (&Method::PATCH, &*format!("{BASE}/l2-abcde/status"))
+    );
+    assert_eq!(
+        patch.body,
+        json!({"status": {"node": "node-a", "serviceName": "web", "serviceNamespace": "shop",
+                          "interfaces": [{"name": "eth1"}]}})
+    );
+
+    // The watch has not shown the object yet: the next pass must not create a second one.
+    let (ok, sent) = serve(&mut api, w.pass(&mut state, &now, &[]), |_, _, b| {
+        (StatusCode::OK, b.clone())
+    })
+    .await;
+    assert!(ok);
+    assert!(sent.is_empty(), "{sent:#?}");
+}
+
+#[tokio::test]
+async fn letting_go_deletes_and_a_refusal_is_retried_on_the_next_pass() {
+    let (w, mut api) = writer(None);
+    let mut state = WriterState::default();
+    let seen = [Observed {
+        name: "l2-mine".into(),
+        node: "node-a".into(),
+        service: "shop/web".into(),
+        interfaces: Some(vec![]),
+    }];
+    let now = inputs(&[], &["node-a"]);
+    let refuse = |_: &Method, _: &str, _: &Value| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                   "message": "etcd is down", "code": 500}),
+        )
+    };
+    let (ok, sent) = serve(&mut api, w.pass(&mut state, &now, &seen), refuse).await;
+    assert!(!ok, "a refused delete makes the pass ask for a retry");
+    assert_eq!(sent.len(), 1);
+    let (ok, sent) = serve(&mut api, w.pass(&mut state, &now, &seen), |_, _, _| {
+        (
+            StatusCode::OK,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        )
+    })
+    .await;
+    assert!(ok);
+    assert_eq!(
+        (&sent[0].method, sent[0].path.as_str()),
+        (&Method::DELETE, &*format!("{BASE}/l2-mine"))
+    );
+}

@@ -1,0 +1,183 @@
+use super::*;
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn want(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+    pairs
+        .iter()
+        .map(|(s, i)| ((*s).to_owned(), i.iter().map(|n| (*n).to_owned()).collect()))
+        .collect()
+}
+
+fn obj(name: &str, node: &str, service: &str, interfaces: Option<&[&str]>) -> Observed {
+    Observed {
+        name: name.into(),
+        node: node.into(),
+        service: service.into(),
+        interfaces: interfaces.map(|i| i.iter().map(|n| (*n).to_owned()).collect()),
+    }
+}
+
+const ALL: &[&str] = &["node-a", "node-b", "node-c"];
+
+#[test]
+fn a_newly_announced_service_gets_one_object_created() {
+    let actions = diff("node-a", &want(&[("shop/web", &[])]), &[], &set(ALL));
+    assert_eq!(
+        actions,
+        [Action::Create {
+            service: "shop/web".into(),
+            interfaces: vec![]
+        }]
+    );
+    // Already there with the right status: nothing to do.
+    let seen = [obj("l2-x", "node-a", "shop/web", Some(&[]))];
+    assert!(diff("node-a", &want(&[("shop/web", &[])]), &seen, &set(ALL)).is_empty());
+}
+
+#[test]
+fn a_service_no_longer_announced_has_its_object_deleted() {
+    let seen = [obj("l2-x", "node-a", "shop/web", Some(&[]))];
+    assert_eq!(
+        diff("node-a", &BTreeMap::new(), &seen, &set(ALL)),
+        [Action::Delete {
+            name: "l2-x".into()
+        }]
+    );
+}
+
+#[test]
+fn interfaces_changing_or_a_missing_status_patch_the_object() {
+    let seen = [
+        obj("l2-x", "node-a", "shop/web", Some(&["eth0"])),
+        obj("l2-y", "node-a", "shop/api", None),
+    ];
+    let actions = diff(
+        "node-a",
+        &want(&[("shop/web", &["eth1"]), ("shop/api", &[])]),
+        &seen,
+        &set(ALL),
+    );
+    assert_eq!(
+        actions,
+        [
+            Action::Patch {
+                name: "l2-x".into(),
+                service: "shop/web".into(),
+                interfaces: vec!["eth1".into()]
+            },
+            Action::Patch {
+                name: "l2-y".into(),
+                service: "shop/api".into(),
+                interfaces: vec![]
+            },
+        ]
+    );
+}
+
+#[test]
+fn another_nodes_object_is_deleted_only_when_that_node_is_dead_and_we_announce() {
+    let stale = [obj("l2-old", "node-b", "shop/web", Some(&[]))];
+    let mine = want(&[("shop/web", &[])]);
+    let created = Action::Create {
+        service: "shop/web".into(),
+        interfaces: vec![],
+    };
+    // node-b is alive: its object is its own business (it deletes it when it lets go).
+    assert_eq!(
+        diff("node-a", &mine, &stale, &set(ALL)),
+        std::slice::from_ref(&created)
+    );
+    // node-b is dead but we do not announce the Service: not ours to touch either.
+    assert!(
+        diff(
+            "node-a",
+            &BTreeMap::new(),
+            &stale,
+            &set(&["node-a", "node-c"])
+        )
+        .is_empty()
+    );
+    // node-b is dead and we announce: delete its object and create ours.
+    assert_eq!(
+        diff("node-a", &mine, &stale, &set(&["node-a", "node-c"])),
+        [
+            Action::Delete {
+                name: "l2-old".into()
+            },
+            created
+        ]
+    );
+}
+
+#[test]
+fn a_speaker_never_patches_another_nodes_object() {
+    // Two live speakers that both believe they announce (a split view) each keep their own
+    // object and leave the other's alone: no fight over one object.
+    let seen = [
+        obj("l2-a", "node-a", "shop/web", Some(&[])),
+        obj("l2-b", "node-b", "shop/web", Some(&["eth9"])),
+    ];
+    let mine = want(&[("shop/web", &["eth1"])]);
+    for me in ["node-a", "node-b"] {
+        let own = if me == "node-a" { "l2-a" } else { "l2-b" };
+        assert_eq!(
+            diff(me, &mine, &seen, &set(ALL)),
+            [Action::Patch {
+                name: own.into(),
+                service: "shop/web".into(),
+                interfaces: vec!["eth1".into()]
+            }]
+        );
+    }
+}
+
+#[test]
+fn a_duplicate_of_our_own_object_is_deleted() {
+    let seen = [
+        obj("l2-b", "node-a", "shop/web", Some(&[])),
+        obj("l2-a", "node-a", "shop/web", Some(&[])),
+    ];
+    assert_eq!(
+        diff("node-a", &want(&[("shop/web", &[])]), &seen, &set(ALL)),
+        [Action::Delete {
+            name: "l2-b".into()
+        }]
+    );
+}
+
+#[test]
+fn desired_lists_only_restricted_interfaces_this_node_has() {
+    let a: IpAddr = "192.0.2.1".parse().unwrap();
+    let b: IpAddr = "192.0.2.2".parse().unwrap();
+    let c: IpAddr = "2001:db8::3".parse().unwrap();
+    let owned = BTreeMap::from([
+        (a, "shop/web".to_owned()),
+        (b, "shop/api".to_owned()),
+        (c, "shop/web".to_owned()),
+    ]);
+    let only_on = BTreeMap::from([(a, set(&["eth1", "eth2"])), (c, set(&["eth3"]))]);
+    let own = set(&["eth0", "eth1", "eth3"]);
+    assert_eq!(
+        desired(&owned, &only_on, Some(&own)),
+        want(&[("shop/api", &[]), ("shop/web", &["eth1", "eth3"])])
+    );
+}
+
+#[test]
+fn objects_read_back_from_labels_and_status() {
+    let labels = labels("node-a", "shop/web");
+    let body = status("node-a", "shop/web", &["eth1".to_owned()]);
+    assert_eq!(body["status"]["serviceName"], "web");
+    assert_eq!(body["status"]["serviceNamespace"], "shop");
+    assert_eq!(body["status"]["node"], "node-a");
+    let o = Observed::from_parts("l2-x", &labels, Some(&body["status"])).unwrap();
+    assert_eq!(o, obj("l2-x", "node-a", "shop/web", Some(&["eth1"])));
+    // Without a written status the object still counts, waiting for its patch.
+    let o = Observed::from_parts("l2-x", &labels, None).unwrap();
+    assert_eq!(o.interfaces, None);
+    // An object without the labels is not a speaker's and is ignored.
+    assert!(Observed::from_parts("other", &BTreeMap::new(), None).is_none());
+}
