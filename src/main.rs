@@ -123,7 +123,6 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 
 mod speaker_main {
     use anyhow::{Context, bail};
-    use ferrolb::gossip::SwimTiming;
     use ferrolb::metrics::Naming;
     use ferrolb::speaker::cli::SpeakerArgs;
     use ferrolb::speaker::cluster::ViewOptions;
@@ -160,7 +159,7 @@ mod speaker_main {
                         file,
                         keys: args.key_files(),
                         announcer: args.announcer_options(),
-                        timing: SwimTiming::default(),
+                        timing: args.swim_timing().map_err(anyhow::Error::msg)?,
                         naming: Naming::from_flag(args.metallb_metric_names),
                     };
                     static_mode::run(options, &registry, &text, health, shutdown)
@@ -194,7 +193,7 @@ mod speaker_main {
                 port: args.gossip_port,
                 host_ip,
                 keys: args.key_files(),
-                timing: SwimTiming::default(),
+                timing: args.swim_timing().map_err(anyhow::Error::msg)?,
             })
         } else {
             None

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::gossip::KeyFiles;
+use crate::gossip::{KeyFiles, SwimTiming};
 use crate::k8s::metallb::ConfigSource;
 use crate::layer2::iface::{DEFAULT_EXCLUDES, ExcludePatterns};
 use crate::telemetry::LogFormat;
@@ -74,6 +74,18 @@ pub struct SpeakerArgs {
     /// UDP port of the gossip protocol.
     #[arg(long, default_value_t = 7946)]
     pub gossip_port: u16,
+    /// Gossip: milliseconds between two probes of a random member (default 200). Failure
+    /// detection takes about probe interval + suspect timeout.
+    #[arg(long, value_name = "MS")]
+    pub gossip_probe_interval_ms: Option<u64>,
+    /// Gossip: milliseconds a probed member has to answer before indirect probes are sent
+    /// (default 50); must be shorter than the probe interval.
+    #[arg(long, value_name = "MS")]
+    pub gossip_probe_timeout_ms: Option<u64>,
+    /// Gossip: milliseconds a member stays suspect before it is declared down and its addresses
+    /// move (default 300). Raise it on lossy or congested networks.
+    #[arg(long, value_name = "MS")]
+    pub gossip_suspect_timeout_ms: Option<u64>,
     /// File holding the gossip shared secret (else $FERROLB_MEMBERLIST_KEY holds the key itself).
     /// Reread when it changes (a mounted Secret updated in place); a missing file is waited for.
     #[arg(long)]
@@ -134,6 +146,29 @@ impl SpeakerArgs {
         }
     }
 
+    /// The gossip timing: the defaults with the `--gossip-*-ms` flags applied, refused when the
+    /// result cannot work (the error names the flags).
+    pub fn swim_timing(&self) -> Result<SwimTiming, String> {
+        let mut timing = SwimTiming::default();
+        let ms = Duration::from_millis;
+        if let Some(v) = self.gossip_probe_interval_ms {
+            timing.probe_period = ms(v);
+        }
+        if let Some(v) = self.gossip_probe_timeout_ms {
+            timing.probe_rtt = ms(v);
+        }
+        if let Some(v) = self.gossip_suspect_timeout_ms {
+            timing.suspect_to_down_after = ms(v);
+        }
+        timing.validate().map_err(|e| {
+            format!(
+                "--gossip-probe-interval-ms / --gossip-probe-timeout-ms / \
+                 --gossip-suspect-timeout-ms: {e}"
+            )
+        })?;
+        Ok(timing)
+    }
+
     pub fn key_files(&self) -> KeyFiles {
         KeyFiles {
             key: self.memberlist_key_file.clone(),
@@ -190,5 +225,41 @@ mod tests {
         assert!(Wrap::try_parse_from(["x", "--garp-interval", "0.999"]).is_err());
         assert!(Wrap::try_parse_from(["x", "--garp-interval", "1"]).is_ok());
         assert!(Wrap::try_parse_from(["x", "--garp-interval", "soon"]).is_err());
+    }
+
+    #[test]
+    fn gossip_timing_flags_override_the_defaults_and_bad_ones_are_refused() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["t"];
+            argv.extend_from_slice(extra);
+            Wrap::try_parse_from(argv).unwrap().args
+        };
+        assert_eq!(parse(&[]).swim_timing().unwrap(), SwimTiming::default());
+        let t = parse(&[
+            "--gossip-probe-interval-ms=1000",
+            "--gossip-probe-timeout-ms=400",
+            "--gossip-suspect-timeout-ms=2500",
+        ])
+        .swim_timing()
+        .unwrap();
+        assert_eq!(t.probe_period, Duration::from_millis(1000));
+        assert_eq!(t.probe_rtt, Duration::from_millis(400));
+        assert_eq!(t.suspect_to_down_after, Duration::from_millis(2500));
+        assert_eq!(t.gossip_interval, SwimTiming::default().gossip_interval);
+        // A probe timeout as long as the interval leaves no time for indirect probes.
+        let err = parse(&["--gossip-probe-timeout-ms=200"])
+            .swim_timing()
+            .unwrap_err();
+        assert!(
+            err.contains("--gossip-probe-timeout-ms") && err.contains("probe_rtt"),
+            "{err}"
+        );
+        let err = parse(&["--gossip-suspect-timeout-ms=0"])
+            .swim_timing()
+            .unwrap_err();
+        assert!(
+            err.contains("suspect_to_down_after must be greater than zero"),
+            "{err}"
+        );
     }
 }

@@ -147,6 +147,16 @@ fn every_real_cluster_value_reaches_the_manifests() {
         assert!(args(w).contains(&"--metallb-metric-names".to_string()));
     }
     assert_eq!(env_map(controller)["RUST_LOG"]["value"], "all");
+    for (name, value) in [
+        ("--gossip-probe-interval-ms", "1000"),
+        ("--gossip-probe-timeout-ms", "300"),
+        ("--gossip-suspect-timeout-ms", "4000"),
+    ] {
+        assert_eq!(flag(speaker, name).as_deref(), Some(value), "{name}");
+        // Left unset, the binary's defaults hold: the chart passes nothing.
+        let defaults = render(&helm, None);
+        assert_eq!(flag(defaults.workload("speaker").unwrap(), name), None);
+    }
     assert_eq!(env_map(speaker)["RUST_LOG"]["value"], "warn");
     assert_eq!(controller["spec"]["strategy"], json!({"type": "Recreate"}));
     assert_eq!(
