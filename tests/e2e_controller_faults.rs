@@ -268,11 +268,8 @@ async fn lb_class_serves_only_its_class_and_others_services_are_untouched() {
     let theirs = services.get("theirs").await.unwrap();
     assert_eq!(ingress_ips(&theirs), ["192.0.2.1"]);
     for name in ["theirs", "internal"] {
-        assert!(
-            events_about(&client, APPS, "Service", name)
-                .await
-                .is_empty()
-        );
+        let events = events_about(&client, APPS, "Service", name).await;
+        assert!(events.is_empty(), "{name}: {events:#?}");
         let svc = services.get(name).await.unwrap();
         assert_eq!(annotation(&svc, "metallb.io/ip-allocated-from-pool"), None);
     }
