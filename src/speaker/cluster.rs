@@ -45,13 +45,15 @@ pub struct ViewOptions {
 /// gossip members, or with gossip off the Ready nodes running a speaker); Services sharing an
 /// address are announced from one node ([`ownership::place`]). A Service's pool is the first
 /// pool of `config` holding its first IP; the caller may append pools of earlier configs after
-/// the current ones (see `Reconciler::adopt`).
+/// the current ones (see `Reconciler::adopt`). `known` holds the usable interfaces each node's
+/// speaker published; a node absent from it is assumed to have every interface.
 pub fn announcements(
     config: &Config,
     services: &[Service],
     slices: &[EndpointSlice],
     nodes: &[Node],
     liveness: Liveness<'_>,
+    known: &BTreeMap<String, BTreeSet<String>>,
     options: &ViewOptions,
 ) -> (Vec<Announcement>, Unannounced) {
     let statuses: Vec<NodeStatus> = nodes.iter().filter_map(node_status).collect();
@@ -67,8 +69,6 @@ pub fn announcements(
     let eligibility = EligibilityOptions {
         ignore_exclude_lb: options.ignore_exclude_lb,
     };
-    // Nodes do not publish their interfaces in Kubernetes mode: each is assumed to have them.
-    let known = BTreeMap::new();
     let mut offers = Vec::new();
     let mut skipped = Unannounced::default();
     for svc in services {
@@ -119,7 +119,7 @@ pub fn announcements(
             liveness,
             scope,
             options: eligibility,
-            known_interfaces: &known,
+            known_interfaces: known,
         };
         let eligible = advertise::candidates(&reach, health);
         offers.push(Offer {
@@ -130,7 +130,7 @@ pub fn announcements(
         });
     }
     let mut out = Vec::with_capacity(offers.len());
-    for placed in ownership::place(offers, &known) {
+    for placed in ownership::place(offers, known) {
         let decision = placed.decision;
         if let (Some(cause), Some(first)) = (decision.cause, placed.ips.first()) {
             skipped

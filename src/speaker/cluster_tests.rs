@@ -95,6 +95,7 @@ fn announcer(
         slices,
         nodes,
         liveness,
+        &BTreeMap::new(),
         options,
     );
     match ann.as_slice() {
@@ -114,6 +115,7 @@ fn cluster_policy_follows_the_ranking_of_the_first_ip() {
         &serving(&["web"]),
         &nodes(),
         Liveness::Gossip(&all),
+        &BTreeMap::new(),
         &ViewOptions::default(),
     );
     assert_eq!(skipped, Unannounced::default());
@@ -251,6 +253,7 @@ fn bgp_foreign_and_other_class_services_are_not_announced() {
         &serving(&["bgp", "stray", "other"]),
         &nodes(),
         Liveness::Gossip(&all),
+        &BTreeMap::new(),
         &ViewOptions::default(),
     );
     assert!(ann.is_empty(), "{ann:?}");
@@ -269,6 +272,7 @@ fn bgp_foreign_and_other_class_services_are_not_announced() {
         &serving(&["other"]),
         &nodes(),
         Liveness::Gossip(&all),
+        &BTreeMap::new(),
         &ours,
     );
     assert_eq!(ann.len(), 1);
@@ -286,6 +290,7 @@ fn a_service_without_a_ready_or_serving_endpoint_is_not_announced() {
         &unready,
         &nodes(),
         Liveness::Gossip(&all),
+        &BTreeMap::new(),
         &ViewOptions::default(),
     );
     assert!(ann.is_empty(), "{ann:?}");
@@ -354,6 +359,7 @@ fn advertisements_choose_nodes_interfaces_and_report_unannounced_services() {
         &ready,
         &ns,
         Liveness::Gossip(&all),
+        &BTreeMap::new(),
         &ViewOptions::default(),
     );
     let expected = election::rank("192.0.2.10".parse().unwrap(), ["node-a", "node-c"])[0];
@@ -379,6 +385,7 @@ fn advertisements_choose_nodes_interfaces_and_report_unannounced_services() {
         &ready,
         &relabelled,
         Liveness::Gossip(&only_ab),
+        &BTreeMap::new(),
         &ViewOptions::default(),
     );
     assert_eq!(ann[0].node, None);
@@ -387,4 +394,56 @@ fn advertisements_choose_nodes_interfaces_and_report_unannounced_services() {
         cause.to_string(),
         "not announced: no eligible node (2 not selected by an advertisement, 1 not alive)"
     );
+}
+
+/// Nodes publish their usable interfaces: the ranked node without any of the advertised ones is
+/// passed over for the next one that has one, placed on it; when none has one, the ranked node is
+/// elected and says why.
+#[test]
+fn a_node_without_the_advertised_interface_is_passed_over_when_another_has_it() {
+    let cfg = crate::config::parse_file(
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: front, namespace: f}\n\
+         spec: {addresses: [192.0.2.0/24]}\n---\n\
+         apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: a, namespace: f}\n\
+         spec: {ipAddressPools: [front], interfaces: [eth1]}\n",
+    )
+    .unwrap()
+    .config;
+    let svc = service("web", &["192.0.2.10"], "Cluster", None);
+    let all = live(&["node-a", "node-b", "node-c"]);
+    let order = election::rank(
+        "192.0.2.10".parse().unwrap(),
+        ["node-a", "node-b", "node-c"],
+    );
+    let with = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+    let elect = |known: &BTreeMap<String, BTreeSet<String>>| {
+        announcements(
+            &cfg,
+            std::slice::from_ref(&svc),
+            &serving(&["web"]),
+            &nodes(),
+            Liveness::Gossip(&all),
+            known,
+            &ViewOptions::default(),
+        )
+    };
+    // Nothing published: the ranked node, as MetalLB elects.
+    let (ann, _) = elect(&BTreeMap::new());
+    assert_eq!(ann[0].node.as_deref(), Some(order[0]));
+
+    let mut known = BTreeMap::new();
+    known.insert(order[0].to_string(), with(&["eth0"]));
+    known.insert(order[1].to_string(), with(&["eth0", "eth1"]));
+    known.insert(order[2].to_string(), with(&["eth0", "eth1"]));
+    let (ann, skipped) = elect(&known);
+    assert_eq!(ann[0].node.as_deref(), Some(order[1]), "{skipped:?}");
+    assert!(!skipped.causes.contains_key("default/web"), "{skipped:?}");
+    assert_eq!(skipped.interfaces["default/web"], with(&["eth1"]));
+
+    for node in &order {
+        known.insert(node.to_string(), with(&["eth0"]));
+    }
+    let (ann, skipped) = elect(&known);
+    assert_eq!(ann[0].node.as_deref(), Some(order[0]));
+    assert_eq!(skipped.causes["default/web"].1.label(), "no_interface");
 }

@@ -24,6 +24,7 @@ use crate::gossip::{
 use crate::k8s::backoff::WatchTrouble;
 use crate::k8s::metallb::{ConfigSource, Kind, L2, POOL};
 use crate::k8s::node::node_address;
+use crate::k8s::pod::{INTERFACES_ANNOTATION, interfaces_annotation};
 use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry};
 
@@ -318,6 +319,11 @@ pub async fn run(
         match crate::layer2::iface::discover(&options.announcer.excludes) {
             Ok(found) => {
                 let names: BTreeSet<String> = found.into_iter().map(|i| i.name).collect();
+                if let Some(pod) = options.pod_name.as_deref()
+                    && own_interfaces.as_ref() != Some(&names)
+                {
+                    publish_interfaces(&client, &options.namespace, pod, &names);
+                }
                 own_interfaces = Some(names.clone());
                 reconciler.set_own_interfaces(names);
             }
@@ -414,6 +420,27 @@ async fn changed<T>(
         Some(rx) => Some(rx.changed().await),
         None => std::future::pending().await,
     }
+}
+
+/// Writes this node's usable interfaces to its own Pod ([`INTERFACES_ANNOTATION`]), so the other
+/// speakers skip this node for an advertisement whose interfaces it lacks. In the background:
+/// announcing never waits for the API; a failed write is logged and made again when the
+/// interfaces next change (until then the others assume this node has every interface, as
+/// before).
+fn publish_interfaces(client: &Client, namespace: &str, pod: &str, names: &BTreeSet<String>) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pod = pod.to_owned();
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        INTERFACES_ANNOTATION: interfaces_annotation(names),
+    }}});
+    tokio::spawn(async move {
+        let params = kube::api::PatchParams::default();
+        let merge = kube::api::Patch::Merge(&patch);
+        if let Err(e) = pods.patch(&pod, &params, &merge).await {
+            warn!(%pod, error = %crate::telemetry::error_chain(&e),
+                "cannot publish this node's interfaces on its pod; the other speakers assume it has them all");
+        }
+    });
 }
 
 fn seeds(nodes: &[Node], port: u16) -> Vec<SocketAddr> {

@@ -21,7 +21,7 @@ use crate::advertise::Cause;
 use crate::config::{self, Config, L2Advertisement, LabelSelector, Protocol};
 use crate::election::{self, Liveness};
 use crate::k8s::metallb::{KINDS, L2, Objects, POOL};
-use crate::k8s::pod::ready_pod_nodes;
+use crate::k8s::pod::{published_interfaces, ready_pod_nodes};
 use crate::metrics::ConfigMetrics;
 
 use super::cluster::{self, ViewOptions};
@@ -212,6 +212,21 @@ impl Reconciler {
         nodes
     }
 
+    /// The usable interfaces each node's speaker published on its pod, this node's own as it
+    /// knows them now.
+    fn known_interfaces(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut known = published_interfaces(self.stores.speakers.state().iter().map(|p| &**p));
+        match &self.own_interfaces {
+            Some(own) => {
+                known.insert(self.me.clone(), own.clone());
+            }
+            None => {
+                known.remove(&self.me);
+            }
+        }
+        known
+    }
+
     /// Whether a ready speaker runs on another node: only then is there a cluster to join
     /// before electing. A lone speaker (a `nodeSelector` picking one node, a cluster whose
     /// other nodes run no speaker, a restart while the others are down) elects at once.
@@ -243,6 +258,7 @@ impl Reconciler {
                 &all(&self.stores.slices),
                 &self.stores.nodes(),
                 liveness,
+                &self.known_interfaces(),
                 &self.view,
             ),
             None => (Vec::new(), Default::default()),

@@ -319,6 +319,13 @@ const CALL_MARKERS: &[(&str, Scope, &str, &str, &[&str])] = &[
         &["list", "watch"],
     ),
     (
+        "fn publish_interfaces(",
+        Scope::ReleaseNamespace,
+        "",
+        "pods",
+        &["patch"],
+    ),
+    (
         "pub async fn own_pod(",
         Scope::ReleaseNamespace,
         "",

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use super::*;
 use crate::speaker::election_gate::ElectionGate;
 
-fn speaker_pod(node: &str, ready: bool) -> Pod {
+pub(super) fn speaker_pod(node: &str, ready: bool) -> Pod {
     serde_json::from_value(json!({
         "metadata": {"name": format!("speaker-{node}"), "namespace": "ferrolb-system",
                      "labels": {"app.kubernetes.io/component": "speaker"}},

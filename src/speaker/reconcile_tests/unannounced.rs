@@ -1,4 +1,5 @@
 use super::*;
+use crate::k8s::pod::INTERFACES_ANNOTATION;
 
 /// A Service in a BGP pool is announced by nobody: exactly one speaker (the node ranked first
 /// for its IP) records one Warning event naming the pool, once, not on every pass; every
@@ -56,8 +57,10 @@ async fn a_cause_is_reported_again_after_it_cleared() {
     assert_eq!(again[0].warning.as_ref().map(|w| w.0), Some("notAnnounced"));
 }
 
-/// The elected node lacking every advertised interface announces nothing and, alone, records
-/// `announceFailed`; with the interface it announces, restricted to it.
+/// When every node has published that it lacks the advertised interface, the elected node
+/// announces nothing and, alone, records `announceFailed`; with the interface it announces,
+/// restricted to it. (A node lacking it while another has it is passed over: see
+/// `cluster::tests::a_node_without_the_advertised_interface_is_passed_over_when_another_has_it`.)
 #[tokio::test]
 async fn elected_node_without_the_interface_announces_nothing_and_says_so() {
     let ip = "192.0.2.90";
@@ -78,6 +81,12 @@ async fn elected_node_without_the_interface_announces_nothing_and_says_so() {
         h.rec.config = Some(crds.clone());
         h.rec
             .set_own_interfaces(BTreeSet::from(["eth0".to_string()]));
+        for node in NODES {
+            let mut pod = super::speakers::speaker_pod(node, true);
+            pod.metadata.annotations =
+                Some([(INTERFACES_ANNOTATION.to_string(), "eth0".to_string())].into());
+            put(&mut h.speakers, pod);
+        }
         let pass = h.pass(&NODES);
         assert!(h.owned().is_empty(), "{me} has no eth1");
         if me != order[0] {
