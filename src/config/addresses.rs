@@ -118,16 +118,41 @@ fn shortest_summary_prefix(start: u128, end: u128, bits: u32) -> u8 {
 }
 
 /// A valid entry with where it came from, for the cross-pool sweep.
-pub(crate) struct Located<'a> {
+struct Located<'a> {
     pub pool_index: usize,
     pub entry_index: usize,
     pub pool_subject: &'a Subject,
     pub address: &'a ParsedAddress,
 }
 
+/// Reports every address entry of `pools` (each a subject and its entries, in blame order) that
+/// overlaps one before it, within a pool or across pools: the one overlap rule of both config
+/// sources.
+pub(crate) fn report_overlaps<'a>(
+    pools: impl IntoIterator<Item = (&'a Subject, &'a [ParsedAddress])>,
+    errors: &mut Vec<ValidationError>,
+) {
+    let located = pools
+        .into_iter()
+        .enumerate()
+        .flat_map(|(pool_index, (pool_subject, addresses))| {
+            addresses
+                .iter()
+                .enumerate()
+                .map(move |(entry_index, address)| Located {
+                    pool_index,
+                    entry_index,
+                    pool_subject,
+                    address,
+                })
+        })
+        .collect();
+    find_overlaps(located, errors);
+}
+
 /// Reports every entry that overlaps an entry defined before it (in file order), within the same
 /// pool or across pools.
-pub(crate) fn find_overlaps(mut entries: Vec<Located<'_>>, errors: &mut Vec<ValidationError>) {
+fn find_overlaps(mut entries: Vec<Located<'_>>, errors: &mut Vec<ValidationError>) {
     let key = |e: &Located<'_>| {
         (
             e.address.range.start.is_ipv6(),

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::addresses::{Located, ParsedAddress, find_overlaps, parse_address};
+use super::addresses::{ParsedAddress, parse_address, report_overlaps};
 use super::community::{named_communities, parse_community};
 use super::error::{Rule, Subject, ValidationError};
 use super::peers::{bfd_profiles, peers};
@@ -41,22 +41,10 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Vec<ValidationError>> {
         checked.push(pool);
     }
 
-    let located = checked
-        .iter()
-        .enumerate()
-        .flat_map(|(pool_index, pool)| {
-            pool.addresses
-                .iter()
-                .enumerate()
-                .map(move |(entry_index, address)| Located {
-                    pool_index,
-                    entry_index,
-                    pool_subject: &pool.subject,
-                    address,
-                })
-        })
-        .collect();
-    find_overlaps(located, &mut errors);
+    report_overlaps(
+        checked.iter().map(|p| (&p.subject, p.addresses.as_slice())),
+        &mut errors,
+    );
 
     if !errors.is_empty() {
         return Err(errors);

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::decode_object;
 use super::raw::{RawL2Spec, RawObject, RawPoolSpec, RawSelector};
-use crate::config::addresses::{Located, ParsedAddress, find_overlaps, parse_address};
+use crate::config::addresses::{ParsedAddress, parse_address, report_overlaps};
 use crate::config::error::{Rule, Subject, ValidationError};
 use crate::config::schema::{
     AddressPool, Config, ConfigWarning, L2Advertisement, LabelSelector, Protocol,
@@ -103,22 +103,10 @@ pub(super) fn build(
         .collect();
     // Fallback order is by name (MetalLB's is random), and so is overlap blame.
     checked.sort_by_key(|c| c.subject.to_string());
-    let located = checked
-        .iter()
-        .enumerate()
-        .flat_map(|(pool_index, pool)| {
-            pool.addresses
-                .iter()
-                .enumerate()
-                .map(move |(entry_index, address)| Located {
-                    pool_index,
-                    entry_index,
-                    pool_subject: &pool.subject,
-                    address,
-                })
-        })
-        .collect();
-    find_overlaps(located, errors);
+    report_overlaps(
+        checked.iter().map(|p| (&p.subject, p.addresses.as_slice())),
+        errors,
+    );
     let mut address_pools: Vec<AddressPool> = checked.into_iter().filter_map(|c| c.pool).collect();
 
     let mut ad_names = BTreeSet::new();
