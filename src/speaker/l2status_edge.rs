@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
@@ -71,24 +70,17 @@ fn watch_l2_statuses(
 ) -> Store<DynamicObject> {
     let resource = resource();
     let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
-    let writer = reflector::store::Writer::new(resource);
-    let reader = writer.as_reader();
-    let stream = reflector::reflector(
-        writer,
-        crate::k8s::backoff::with_backoff(watcher(api, watcher::Config::default())),
-    );
     let notify = notify.clone();
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(event) = stream.next().await {
-            if let Err(e) = event {
-                warn!(error = %error_chain(&e), "ServiceL2Status watch error (is the CRD installed?); retrying");
-                continue;
-            }
+    crate::k8s::backoff::spawn_watch(
+        api,
+        watcher::Config::default(),
+        "ServiceL2Status",
+        reflector::store::Writer::new(resource),
+        move |writer, event| {
+            writer.apply_watcher_event(event);
             notify.notify_one();
-        }
-    });
-    reader
+        },
+    )
 }
 
 impl StatusWriter {
