@@ -11,10 +11,12 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{BatchSize, Criterion, Throughput};
+use criterion::measurement::Measurement;
+use criterion::{BatchSize, Criterion};
 use ferrolb::ipam::{Allocator, Family, PoolSpec, Request, ServiceKey};
 
+#[path = "support/on_cpu.rs"]
+mod on_cpu;
 #[path = "support/pin_model.rs"]
 mod pin_model;
 
@@ -324,68 +326,6 @@ fn pinning<M: Measurement>(c: &mut Criterion<M>, n: usize) {
     group.finish();
 }
 
-/// On-CPU time of the calling thread, so other processes on a shared machine do not count.
-struct OnCpu;
-
-fn on_cpu_nanos() -> u64 {
-    // First field of schedstat: nanoseconds this thread has spent running.
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .expect("FERROLB_BENCH_CPU needs Linux /proc/thread-self/schedstat")
-}
-
-impl Measurement for OnCpu {
-    type Intermediate = u64;
-    type Value = u64;
-
-    fn start(&self) -> u64 {
-        on_cpu_nanos()
-    }
-    fn end(&self, start: u64) -> u64 {
-        on_cpu_nanos().saturating_sub(start)
-    }
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-    fn zero(&self) -> u64 {
-        0
-    }
-    fn to_f64(&self, value: &u64) -> f64 {
-        *value as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &Nanos
-    }
-}
-
-/// Nanoseconds scaled to ns/µs/ms/s like criterion's own wall-time output.
-struct Nanos;
-
-impl ValueFormatter for Nanos {
-    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
-        let (factor, unit) = match typical {
-            t if t < 1e3 => (1.0, "ns (cpu)"),
-            t if t < 1e6 => (1e-3, "µs (cpu)"),
-            t if t < 1e9 => (1e-6, "ms (cpu)"),
-            _ => (1e-9, "s (cpu)"),
-        };
-        values.iter_mut().for_each(|v| *v *= factor);
-        unit
-    }
-    fn scale_throughputs(
-        &self,
-        _typical: f64,
-        _t: &Throughput,
-        _values: &mut [f64],
-    ) -> &'static str {
-        "n/a"
-    }
-    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
-        "ns"
-    }
-}
-
 fn run<M: Measurement>(mut c: Criterion<M>) {
     allocations(&mut c);
     rebuild(&mut c);
@@ -395,13 +335,5 @@ fn run<M: Measurement>(mut c: Criterion<M>) {
 }
 
 fn main() {
-    if std::env::var_os("FERROLB_BENCH_CPU").is_some() {
-        run(Criterion::default()
-            .with_measurement(OnCpu)
-            .configure_from_args());
-    } else {
-        run(Criterion::default()
-            .with_measurement(WallTime)
-            .configure_from_args());
-    }
+    on_cpu::main(run, run);
 }

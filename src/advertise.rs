@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::config::{Config, Labels, Protocol, Source};
+use crate::config::{AddressPool, Config, Labels, Protocol, Source};
 use crate::election::{self, EligibilityOptions, Liveness, NodeStatus, TrafficScope};
 
 /// The interfaces an advertisement (or a union of them) allows.
@@ -97,9 +97,21 @@ pub fn pool_reach(
     service_labels: &Labels,
     nodes: &[(&str, &Labels)],
 ) -> PoolReach {
-    let Some(pool) = config.address_pools.iter().find(|p| p.contains(ip)) else {
-        return PoolReach::OutsidePools;
-    };
+    match config.address_pools.iter().find(|p| p.contains(ip)) {
+        Some(pool) => reach_of_pool(config, pool, Some(service_labels), nodes),
+        None => PoolReach::OutsidePools,
+    }
+}
+
+/// The reach of `pool` for a Service labelled `service_labels`; `None`: for every Service, which
+/// is the answer only when no advertisement of the pool selects Services by label (see
+/// [`selects_by_service_label`]).
+pub fn reach_of_pool(
+    config: &Config,
+    pool: &AddressPool,
+    service_labels: Option<&Labels>,
+    nodes: &[(&str, &Labels)],
+) -> PoolReach {
     let ads = config.l2_advertisements_for(pool);
     if ads.is_empty() && pool.protocol == Protocol::Bgp && config.source == Source::ConfigMap {
         // A legacy `bgp` pool: no advertisement by construction.
@@ -109,7 +121,7 @@ pub fn pool_reach(
     }
     let reach: Vec<Reach> = ads
         .into_iter()
-        .filter(|ad| ad.selects_service(service_labels))
+        .filter(|ad| service_labels.is_none_or(|labels| ad.selects_service(labels)))
         .map(|ad| Reach {
             nodes: nodes
                 .iter()
@@ -129,6 +141,15 @@ pub fn pool_reach(
         };
     }
     PoolReach::Layer2(reach)
+}
+
+/// Whether some advertisement of `pool` picks Services by their labels, so its reach differs
+/// from Service to Service.
+pub fn selects_by_service_label(config: &Config, pool: &AddressPool) -> bool {
+    config
+        .l2_advertisements_for(pool)
+        .iter()
+        .any(|ad| !ad.service_selectors.is_empty())
 }
 
 /// Why a node is not eligible, counted per Service for the "no eligible node" cause.

@@ -54,6 +54,8 @@ fn identity(meta: ObjectMeta, keep_labels: bool) -> ObjectMeta {
 pub struct ServiceView {
     /// Name, namespace, uid, resourceVersion and labels (advertisements' service selectors).
     metadata: ObjectMeta,
+    /// `namespace/name`, the key of every decision about it.
+    key: Box<str>,
     load_balancer: bool,
     class: Option<Box<str>>,
     local: bool,
@@ -67,7 +69,12 @@ impl From<Service> for ServiceView {
             .as_ref()
             .and_then(|s| s.load_balancer_class.clone())
             .map(String::into_boxed_str);
+        let key = service_ref_key(
+            svc.metadata.namespace.as_deref(),
+            svc.metadata.name.as_deref().unwrap_or(""),
+        );
         Self {
+            key: key.into_boxed_str(),
             load_balancer: is_load_balancer(&svc),
             local: is_local_policy(&svc),
             ips: status_ips(&svc).into_boxed_slice(),
@@ -79,11 +86,8 @@ impl From<Service> for ServiceView {
 
 impl ServiceView {
     /// `namespace/name`, as [`crate::k8s::service::service_key`] gives for the full Service.
-    pub fn key(&self) -> String {
-        service_ref_key(
-            self.metadata.namespace.as_deref(),
-            self.metadata.name.as_deref().unwrap_or(""),
-        )
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     /// Whether ferrolb announces this Service: a LoadBalancer of our class
@@ -258,7 +262,7 @@ impl Watched for ServiceView {
     }
 
     fn mark(&self, pending: &mut Pending) {
-        pending.services.insert(self.key());
+        pending.services.insert(self.key().to_owned());
     }
 }
 

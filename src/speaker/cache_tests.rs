@@ -267,7 +267,7 @@ fn a_completed_relist_marks_everything() {
         .as_reader()
         .state()
         .iter()
-        .map(|s| s.key())
+        .map(|s| s.key().to_owned())
         .collect();
     assert_eq!(keys, ["shop/web"], "the re-list replaced the cache");
 }

@@ -4,9 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::advertise::{self, Cause, Health, Interfaces, PoolReach};
+use crate::advertise::{self, Cause, Health, Interfaces, PoolReach, Reach};
 use crate::config::{Config, Labels};
 use crate::election::{
     self, EligibilityOptions, EndpointStatus, Liveness, NodeStatus, TrafficScope,
@@ -38,16 +40,77 @@ pub struct ViewOptions {
 }
 
 /// What every Service's decision reads besides the Service and its endpoints, prepared once per
-/// pass.
+/// pass ([`Context::new`]).
 pub struct Context<'a> {
-    pub config: &'a Config,
-    pub nodes: &'a [NodeStatus],
-    pub node_labels: &'a [(&'a str, &'a Labels)],
-    pub liveness: Liveness<'a>,
+    config: &'a Config,
+    nodes: &'a [NodeStatus],
+    node_labels: &'a [(&'a str, &'a Labels)],
+    liveness: Liveness<'a>,
     /// The usable interfaces each node's speaker published; a node absent is assumed to have
     /// every interface.
-    pub known: &'a BTreeMap<String, BTreeSet<String>>,
-    pub options: &'a ViewOptions,
+    known: &'a BTreeMap<String, BTreeSet<String>>,
+    options: &'a ViewOptions,
+    /// Per pool of `config`: its reach when that is the same for every Service (no
+    /// advertisement of it selects Services by label), worked out once and shared.
+    shared: Vec<Option<Result<Arc<[Reach]>, Skip>>>,
+    /// Per pool with a shared reach: the nodes that may announce a `Cluster`-policy Service of
+    /// it (the same for all of them), worked out on first use.
+    cluster_eligible: RefCell<HashMap<usize, Result<BTreeSet<String>, Cause>>>,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(
+        config: &'a Config,
+        nodes: &'a [NodeStatus],
+        node_labels: &'a [(&'a str, &'a Labels)],
+        liveness: Liveness<'a>,
+        known: &'a BTreeMap<String, BTreeSet<String>>,
+        options: &'a ViewOptions,
+    ) -> Self {
+        let shared = config
+            .address_pools
+            .iter()
+            .map(|pool| {
+                (!advertise::selects_by_service_label(config, pool)).then(|| {
+                    layer2_reach(advertise::reach_of_pool(config, pool, None, node_labels))
+                })
+            })
+            .collect();
+        Self {
+            config,
+            nodes,
+            node_labels,
+            liveness,
+            known,
+            options,
+            shared,
+            cluster_eligible: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn health<'s>(&'s self, scope: TrafficScope<'s>) -> Health<'s> {
+        Health {
+            nodes: self.nodes,
+            liveness: self.liveness,
+            scope,
+            options: EligibilityOptions {
+                ignore_exclude_lb: self.options.ignore_exclude_lb,
+            },
+            known_interfaces: self.known,
+        }
+    }
+}
+
+/// A pool's reach, or why its Services are not offered.
+fn layer2_reach(reach: PoolReach) -> Result<Arc<[Reach]>, Skip> {
+    match reach {
+        PoolReach::Layer2(reach) => Ok(reach.into()),
+        PoolReach::OutsidePools => Err(Skip::OutsidePools),
+        PoolReach::Bgp { pool } => Err(Skip::Bgp(Cause::Bgp { pool })),
+        PoolReach::NoAdvertisement { pool } => {
+            Err(Skip::NoAdvertisement(Cause::NoAdvertisement { pool }))
+        }
+    }
 }
 
 /// The Nodes as [`Context`] reads them.
@@ -86,6 +149,14 @@ pub enum Evaluated {
 }
 
 impl Evaluated {
+    /// The offer, when the Service is offered to the election.
+    pub fn offer(&self) -> Option<&Offer> {
+        match self {
+            Evaluated::Offered(o) => Some(o),
+            Evaluated::Skipped { .. } => None,
+        }
+    }
+
     pub fn ips(&self) -> &[IpAddr] {
         match self {
             Evaluated::Offered(o) => &o.ips,
@@ -97,78 +168,71 @@ impl Evaluated {
 /// One Service's part in the election: offered with the nodes that may announce it, or why it
 /// is not; `None` when this speaker does not announce it at all (not handled, or no status IP
 /// yet). `slices` are the Service's EndpointSlices.
-pub fn evaluate(
+pub fn evaluate<'s>(
     ctx: &Context<'_>,
     svc: &ServiceView,
-    slices: &[Arc<SliceView>],
+    slices: impl Iterator<Item = &'s SliceView> + Clone,
 ) -> Option<Evaluated> {
     if !svc.is_handled(ctx.options.lb_class.as_deref()) {
         return None;
     }
     let first = svc.ips().first().copied()?;
-    let service = svc.key();
-    let ips = svc.ips().to_vec();
     let skipped = |skip| {
         Some(Evaluated::Skipped {
-            service: service.clone(),
-            ips: ips.clone(),
+            service: svc.key().to_owned(),
+            ips: svc.ips().to_vec(),
             skip,
         })
     };
-    static EMPTY: Labels = Labels::new();
-    let labels = svc.labels().unwrap_or(&EMPTY);
-    let reach = match advertise::pool_reach(ctx.config, first, labels, ctx.node_labels) {
-        PoolReach::Layer2(reach) => reach,
-        PoolReach::OutsidePools => return skipped(Skip::OutsidePools),
-        PoolReach::Bgp { pool } => return skipped(Skip::Bgp(Cause::Bgp { pool })),
-        PoolReach::NoAdvertisement { pool } => {
-            return skipped(Skip::NoAdvertisement(Cause::NoAdvertisement { pool }));
+    let Some(index) = ctx
+        .config
+        .address_pools
+        .iter()
+        .position(|p| p.contains(first))
+    else {
+        return skipped(Skip::OutsidePools);
+    };
+    let shared = ctx.shared.get(index).and_then(Option::as_ref);
+    let reach = match shared {
+        Some(reach) => reach.clone(),
+        None => {
+            static EMPTY: Labels = Labels::new();
+            let labels = svc.labels().unwrap_or(&EMPTY);
+            let pool = &ctx.config.address_pools[index];
+            layer2_reach(advertise::reach_of_pool(
+                ctx.config,
+                pool,
+                Some(labels),
+                ctx.node_labels,
+            ))
         }
     };
-    let endpoints = || slices.iter().flat_map(|s| s.endpoints());
+    let reach = match reach {
+        Ok(reach) => reach,
+        Err(skip) => return skipped(skip),
+    };
+    let endpoints = || slices.clone().flat_map(|s| s.endpoints());
     if !endpoints().any(EndpointStatus::counts_for_local) {
         return skipped(Skip::NoEndpoints);
     }
-    let with_endpoint;
-    let scope = if svc.is_local() {
-        with_endpoint = election::local_endpoint_nodes(endpoints());
-        TrafficScope::Local(&with_endpoint)
+    let eligible = if svc.is_local() {
+        let with_endpoint = election::local_endpoint_nodes(endpoints());
+        advertise::candidates(&reach, ctx.health(TrafficScope::Local(&with_endpoint)))
+    } else if shared.is_some() {
+        ctx.cluster_eligible
+            .borrow_mut()
+            .entry(index)
+            .or_insert_with(|| advertise::candidates(&reach, ctx.health(TrafficScope::Cluster)))
+            .clone()
     } else {
-        TrafficScope::Cluster
+        advertise::candidates(&reach, ctx.health(TrafficScope::Cluster))
     };
-    let health = Health {
-        nodes: ctx.nodes,
-        liveness: ctx.liveness,
-        scope,
-        options: EligibilityOptions {
-            ignore_exclude_lb: ctx.options.ignore_exclude_lb,
-        },
-        known_interfaces: ctx.known,
-    };
-    let eligible = advertise::candidates(&reach, health);
     Some(Evaluated::Offered(Offer {
-        service,
-        ips,
+        service: svc.key().to_owned(),
+        ips: svc.ips().to_vec(),
         reach,
         eligible,
     }))
-}
-
-/// Elects the offered Services ([`ownership::place`]; so the set must hold every Service that
-/// shares an address with one in it) and passes the skipped ones through, without a node.
-pub fn settle(
-    evaluated: Vec<Evaluated>,
-    known: &BTreeMap<String, BTreeSet<String>>,
-) -> (Vec<Placed>, Vec<Evaluated>) {
-    let mut offers = Vec::new();
-    let mut skipped = Vec::new();
-    for e in evaluated {
-        match e {
-            Evaluated::Offered(o) => offers.push(o),
-            skip @ Evaluated::Skipped { .. } => skipped.push(skip),
-        }
-    }
-    (ownership::place(offers, known), skipped)
 }
 
 impl Unannounced {
@@ -218,8 +282,8 @@ impl Unannounced {
 /// the current ones (see `Reconciler::adopt`). `known` holds the usable interfaces each node's
 /// speaker published; a node absent from it is assumed to have every interface.
 ///
-/// The whole-cluster form of [`evaluate`] and [`settle`]; the speaker's passes run those on
-/// what changed.
+/// The whole-cluster form of [`evaluate`] and [`ownership::place`]; the speaker's passes run
+/// those on what changed.
 pub fn announcements(
     config: &Config,
     services: &[Arc<ServiceView>],
@@ -230,30 +294,23 @@ pub fn announcements(
     options: &ViewOptions,
 ) -> (Vec<Announcement>, Unannounced) {
     let (statuses, node_labels) = node_inputs(nodes);
-    let ctx = Context {
-        config,
-        nodes: &statuses,
-        node_labels: &node_labels,
-        liveness,
-        known,
-        options,
-    };
+    let ctx = Context::new(config, &statuses, &node_labels, liveness, known, options);
     let mut by_service: BTreeMap<&str, Vec<Arc<SliceView>>> = BTreeMap::new();
     for slice in slices {
         if let Some(svc) = slice.service() {
             by_service.entry(svc).or_default().push(slice.clone());
         }
     }
-    let evaluated = services
+    let evaluated: Vec<Evaluated> = services
         .iter()
         .filter_map(|svc| {
-            let own = by_service.get(svc.key().as_str()).map(Vec::as_slice);
-            evaluate(&ctx, svc, own.unwrap_or_default())
+            let own = by_service.get(svc.key()).map(Vec::as_slice);
+            evaluate(&ctx, svc, own.unwrap_or_default().iter().map(|s| &**s))
         })
         .collect();
-    let (placed, skipped) = settle(evaluated, known);
+    let placed = ownership::place(evaluated.iter().filter_map(Evaluated::offer), known);
     let mut unannounced = Unannounced::default();
-    for e in &skipped {
+    for e in &evaluated {
         if let Evaluated::Skipped { service, ips, skip } = e {
             unannounced.skipped(service, ips, skip);
         }

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::advertise::{self, Cause, Decision, Interfaces, Reach};
 use crate::election;
@@ -35,43 +36,61 @@ pub struct Candidate {
 /// its services ([`election::group_owner`]) among the nodes every member allows. Announcements
 /// come back in the candidates' order.
 pub fn elect(candidates: Vec<Candidate>) -> Vec<Announcement> {
-    let groups = address_groups(&candidates);
-    let mut owners: BTreeMap<usize, Option<String>> = BTreeMap::new();
-    for (root, members) in &groups {
-        let firsts: Vec<IpAddr> = members
-            .iter()
-            .filter_map(|&i| candidates[i].ips.first().copied())
-            .collect();
-        let mut allowed = members.iter().map(|&i| &candidates[i].eligible);
-        let first = allowed.next().cloned().unwrap_or_default();
-        let common: BTreeSet<String> =
-            allowed.fold(first, |acc, e| acc.intersection(e).cloned().collect());
-        let node = election::group_owner(&firsts, common.iter().map(String::as_str));
-        owners.insert(*root, node.map(str::to_owned));
-    }
-    let root_of: BTreeMap<usize, usize> = groups
+    let members: Vec<(&[IpAddr], &BTreeSet<String>)> = candidates
         .iter()
-        .flat_map(|(root, members)| members.iter().map(move |&m| (m, *root)))
+        .map(|c| (c.ips.as_slice(), &c.eligible))
+        .collect();
+    let owners: Vec<Option<String>> = group_owners(&members)
+        .0
+        .into_iter()
+        .map(|(node, _)| node.map(str::to_owned))
         .collect();
     candidates
         .into_iter()
-        .enumerate()
-        .map(|(i, c)| Announcement {
-            node: root_of
-                .get(&i)
-                .and_then(|r| owners.get(r))
-                .cloned()
-                .flatten(),
+        .zip(owners)
+        .map(|(c, node)| Announcement {
+            node,
             service: c.service,
             ips: c.ips,
         })
         .collect()
 }
 
-/// Candidates joined by shared addresses (union-find over candidate indices): each group's
-/// smallest index and its members.
-fn address_groups(candidates: &[Candidate]) -> BTreeMap<usize, Vec<usize>> {
-    let mut parent: Vec<usize> = (0..candidates.len()).collect();
+/// Members elected together: each group's members, keyed by its smallest index.
+type Groups = BTreeMap<usize, Vec<usize>>;
+
+/// For members given as (ips, eligible nodes): each one's elected node (see [`elect`]) and
+/// group key, and the groups.
+fn group_owners<'a>(
+    members: &[(&[IpAddr], &'a BTreeSet<String>)],
+) -> (Vec<(Option<&'a str>, usize)>, Groups) {
+    let mut out: Vec<(Option<&'a str>, usize)> = vec![(None, 0); members.len()];
+    let groups = address_groups(members.iter().map(|(ips, _)| *ips));
+    for (key, group) in &groups {
+        let firsts: Vec<IpAddr> = group
+            .iter()
+            .filter_map(|&i| members[i].0.first().copied())
+            .collect();
+        let (first, rest) = group.split_first().expect("groups are never empty");
+        // The nodes every member allows: the first member's, kept where all others allow it.
+        let common = members[*first]
+            .1
+            .iter()
+            .filter(|n| rest.iter().all(|&m| members[m].1.contains(*n)))
+            .map(String::as_str);
+        let node = election::group_owner(&firsts, common);
+        for &m in group {
+            out[m] = (node, *key);
+        }
+    }
+    (out, groups)
+}
+
+/// Members joined by shared addresses (union-find over member indices): each group's members,
+/// keyed by its smallest index.
+fn address_groups<'a>(ips: impl Iterator<Item = &'a [IpAddr]>) -> Groups {
+    let ips: Vec<&[IpAddr]> = ips.collect();
+    let mut parent: Vec<usize> = (0..ips.len()).collect();
     fn find(parent: &mut [usize], mut i: usize) -> usize {
         while parent[i] != i {
             parent[i] = parent[parent[i]];
@@ -80,15 +99,15 @@ fn address_groups(candidates: &[Candidate]) -> BTreeMap<usize, Vec<usize>> {
         i
     }
     let mut first_holder: HashMap<IpAddr, usize> = HashMap::new();
-    for (i, c) in candidates.iter().enumerate() {
-        for ip in &c.ips {
+    for (i, held) in ips.iter().enumerate() {
+        for ip in *held {
             let other = *first_holder.entry(*ip).or_insert(i);
             let (a, b) = (find(&mut parent, i), find(&mut parent, other));
             parent[a.max(b)] = a.min(b);
         }
     }
-    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for i in 0..candidates.len() {
+    let mut groups = Groups::new();
+    for i in 0..ips.len() {
         let root = find(&mut parent, i);
         groups.entry(root).or_default().push(i);
     }
@@ -101,7 +120,8 @@ fn address_groups(candidates: &[Candidate]) -> BTreeMap<usize, Vec<usize>> {
 pub struct Offer {
     pub service: String,
     pub ips: Vec<IpAddr>,
-    pub reach: Vec<Reach>,
+    /// Shared by every Service of a pool whose advertisements select no Service by label.
+    pub reach: Arc<[Reach]>,
     pub eligible: Result<BTreeSet<String>, Cause>,
 }
 
@@ -117,62 +137,57 @@ pub struct Placed {
 /// each on the interfaces its advertisements allow on that owner
 /// ([`advertise::placement`]; `known` holds the usable interfaces of nodes that published
 /// them). Results come back in the offers' order.
-pub fn place(offers: Vec<Offer>, known: &BTreeMap<String, BTreeSet<String>>) -> Vec<Placed> {
-    let candidates: Vec<Candidate> = offers
+pub fn place<'a>(
+    offers: impl IntoIterator<Item = &'a Offer>,
+    known: &BTreeMap<String, BTreeSet<String>>,
+) -> Vec<Placed> {
+    let offers: Vec<&Offer> = offers.into_iter().collect();
+    let eligible: Vec<(usize, &[IpAddr], &BTreeSet<String>)> = offers
         .iter()
-        .filter_map(|o| {
-            Some(Candidate {
-                service: o.service.clone(),
-                ips: o.ips.clone(),
-                eligible: o.eligible.as_ref().ok()?.clone(),
-            })
-        })
+        .enumerate()
+        .filter_map(|(i, o)| Some((i, o.ips.as_slice(), o.eligible.as_ref().ok()?)))
         .collect();
-    let groups = address_groups(&candidates);
-    let mut sharers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for members in groups.values() {
-        let names: Vec<String> = members
-            .iter()
-            .map(|&i| candidates[i].service.clone())
-            .collect();
-        for name in &names {
-            sharers.insert(name.clone(), names.clone());
-        }
+    let members: Vec<(&[IpAddr], &BTreeSet<String>)> =
+        eligible.iter().map(|(_, ips, e)| (*ips, *e)).collect();
+    let (owners, groups) = group_owners(&members);
+    let mut elected: Vec<Option<(Option<&str>, usize)>> = vec![None; offers.len()];
+    for ((i, _, _), owner) in eligible.iter().zip(owners) {
+        elected[*i] = Some(owner);
     }
-    let mut elected: BTreeMap<String, Option<String>> = elect(candidates.clone())
-        .into_iter()
-        .map(|a| (a.service, a.node))
-        .collect();
     offers
-        .into_iter()
-        .map(|o| {
-            let decision = match o.eligible {
-                Err(cause) => Decision {
+        .iter()
+        .zip(elected)
+        .map(|(o, elected)| {
+            let decision = match (&o.eligible, elected) {
+                (Err(cause), _) => Decision {
                     node: None,
                     interfaces: Interfaces::All,
-                    cause: Some(cause),
+                    cause: Some(cause.clone()),
                 },
-                Ok(_) => match elected.remove(&o.service).flatten() {
-                    Some(node) => {
-                        let (interfaces, cause) = advertise::placement(&o.reach, &node, known);
-                        Decision {
-                            node: Some(node),
-                            interfaces,
-                            cause,
-                        }
+                (Ok(_), Some((Some(node), _))) => {
+                    let (interfaces, cause) = advertise::placement(&o.reach, node, known);
+                    Decision {
+                        node: Some(node.to_owned()),
+                        interfaces,
+                        cause,
                     }
-                    None => Decision {
-                        node: None,
-                        interfaces: Interfaces::All,
-                        cause: Some(Cause::NoCommonNode {
-                            sharers: sharers.remove(&o.service).unwrap_or_default(),
-                        }),
-                    },
+                }
+                (Ok(_), unowned) => Decision {
+                    node: None,
+                    interfaces: Interfaces::All,
+                    cause: Some(Cause::NoCommonNode {
+                        sharers: unowned
+                            .and_then(|(_, key)| groups.get(&key))
+                            .into_iter()
+                            .flatten()
+                            .map(|&m| offers[eligible[m].0].service.clone())
+                            .collect(),
+                    }),
                 },
             };
             Placed {
-                service: o.service,
-                ips: o.ips,
+                service: o.service.clone(),
+                ips: o.ips.clone(),
                 decision,
             }
         })
@@ -337,7 +352,7 @@ mod tests {
         Offer {
             service: name.into(),
             ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
-            reach,
+            reach: reach.into(),
             eligible: Ok(live(nodes)),
         }
     }
@@ -349,7 +364,7 @@ mod tests {
     fn place_elects_groups_within_their_advertisements_and_reports_no_common_node() {
         let known = BTreeMap::new();
         let placed = place(
-            vec![
+            &vec![
                 offer("x", &["192.0.2.7"], &["node-a", "node-b"], Some(&["eth1"])),
                 offer("y", &["192.0.2.7"], &["node-b", "node-c"], None),
             ],
@@ -367,7 +382,7 @@ mod tests {
         let mut refused = offer("z", &["192.0.2.9"], &["node-a"], None);
         refused.eligible = Err(Cause::NoServingEndpoint);
         let placed = place(
-            vec![
+            &vec![
                 offer("x", &["192.0.2.7"], &["node-a"], None),
                 offer("y", &["192.0.2.7"], &["node-c"], None),
                 refused,
@@ -395,7 +410,7 @@ mod tests {
             ("node-b".to_string(), live(&["eth0"])),
         ]);
         let placed = place(
-            vec![offer(
+            &vec![offer(
                 "x",
                 &["192.0.2.7"],
                 &["node-a", "node-b"],

@@ -28,7 +28,7 @@ use super::cache::{Changes, NodeView, ServiceView, SliceView};
 use super::cluster::{self, Context, Evaluated, Unannounced, ViewOptions};
 use super::config_load::{ConfigLoader, MetallbStores};
 use super::events::Assigned;
-use super::ownership::Placed;
+use super::ownership::{self, Placed};
 
 /// The caches a speaker watches, and the log of what changed in them.
 #[derive(Clone)]
@@ -69,7 +69,8 @@ pub struct Pass {
     /// Layer-2 Service IPs in this speaker's view, whichever node (if any) announces them.
     pub service_ips: usize,
     /// The work done: Services whose part in the election was worked out again, and
-    /// Services elected again (those, and whoever shares an address with one that changed).
+    /// Services elected again (those offered, and whoever shares an address with one that
+    /// changed).
     pub evaluated: usize,
     pub elected: usize,
 }
@@ -239,21 +240,13 @@ impl Reconciler {
         } else {
             self.reindex_slices(&pending.slices);
         }
-        let everything = pending.all || self.globals.as_ref() != Some(&globals);
-        let dirty: BTreeSet<String> = if everything {
-            let cached = self.stores.services.state();
-            cached
-                .iter()
-                .map(|s| s.key())
-                .chain(self.evaluated.keys().cloned())
-                .collect()
+        let (evaluated, elected) = if pending.all || self.globals.as_ref() != Some(&globals) {
+            self.decide_all(&globals)
         } else {
-            pending.services
+            self.decide(pending.services, &globals)
         };
-        let evaluated = dirty.len();
-        let elected = self.decide(dirty, &globals, everything);
         self.globals = Some(globals);
-        if elected == 0 && may_elect == self.may_elect {
+        if elected.is_none() && may_elect == self.may_elect {
             return Pass {
                 service_ips: self.service_ips,
                 evaluated,
@@ -263,7 +256,7 @@ impl Reconciler {
         self.may_elect = may_elect;
         Pass {
             evaluated,
-            elected,
+            elected: elected.unwrap_or(0),
             ..self.conclude(live, may_elect)
         }
     }
@@ -308,45 +301,87 @@ impl Reconciler {
         }
     }
 
-    /// Decides `dirty` again, and elects again every group whose members changed; returns
-    /// how many Services were elected again (0: no decision changed). `everything`: the
-    /// inputs of all decisions changed, so every group is elected again even where its
-    /// Services did not change.
-    fn decide(&mut self, dirty: BTreeSet<String>, globals: &Globals, everything: bool) -> usize {
-        let Some(config) = self.loader.config() else {
-            return 0;
-        };
+    /// What every decision reads this pass, or `None` before a config is in force.
+    fn with_context<T>(&self, globals: &Globals, f: impl FnOnce(&Context<'_>) -> T) -> Option<T> {
+        let config = self.loader.config()?;
         let nodes = self.stores.nodes.state();
         let (statuses, node_labels) = cluster::node_inputs(&nodes);
-        let ctx = Context {
-            config,
-            nodes: &statuses,
-            node_labels: &node_labels,
-            liveness: if globals.gossip {
-                Liveness::Gossip(&globals.alive)
-            } else {
-                Liveness::NodeReady(&globals.alive)
-            },
-            known: &globals.known,
-            options: &self.view,
+        let liveness = if globals.gossip {
+            Liveness::Gossip(&globals.alive)
+        } else {
+            Liveness::NodeReady(&globals.alive)
         };
+        let ctx = Context::new(
+            config,
+            &statuses,
+            &node_labels,
+            liveness,
+            &globals.known,
+            &self.view,
+        );
+        Some(f(&ctx))
+    }
+
+    fn evaluate(&self, ctx: &Context<'_>, svc: &ServiceView) -> Option<Evaluated> {
+        let slices = self.slices.get(svc.key()).into_iter().flatten();
+        cluster::evaluate(ctx, svc, slices.map(|(_, s)| &**s))
+    }
+
+    /// Decides every Service from scratch (what they all read changed); returns how many were
+    /// worked out and elected.
+    fn decide_all(&mut self, globals: &Globals) -> (usize, Option<usize>) {
+        let services = self.stores.services.state();
+        let evaluated: BTreeMap<String, Evaluated> = self
+            .with_context(globals, |ctx| {
+                services
+                    .iter()
+                    .filter_map(|svc| Some((svc.key().to_owned(), self.evaluate(ctx, svc)?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.holders.clear();
+        for (key, e) in &evaluated {
+            if let Some(o) = e.offer() {
+                for ip in &o.ips {
+                    self.holders.entry(*ip).or_default().insert(key.clone());
+                }
+            }
+        }
+        let placed = ownership::place(
+            evaluated.values().filter_map(Evaluated::offer),
+            &globals.known,
+        );
+        self.placed = placed.into_iter().map(|p| (p.service.clone(), p)).collect();
+        self.evaluated = evaluated;
+        (services.len(), Some(self.placed.len()))
+    }
+
+    /// Decides `dirty` again, and elects again every group whose members changed; returns how
+    /// many Services were worked out and elected again (`None`: no decision changed).
+    fn decide(&mut self, dirty: BTreeSet<String>, globals: &Globals) -> (usize, Option<usize>) {
+        let count = dirty.len();
+        let fresh: Vec<(String, Option<Evaluated>)> = self
+            .with_context(globals, |ctx| {
+                dirty
+                    .into_iter()
+                    .map(|key| {
+                        let new = self.lookup(&key).and_then(|svc| self.evaluate(ctx, &svc));
+                        (key, new)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut regroup = BTreeSet::new();
         let mut touched: Vec<IpAddr> = Vec::new();
-        for key in dirty {
-            let no_slices = HashMap::new();
-            let of = self.slices.get(&key).unwrap_or(&no_slices);
-            let slices: Vec<Arc<SliceView>> = of.values().cloned().collect();
-            let new = self
-                .lookup(&key)
-                .and_then(|svc| cluster::evaluate(&ctx, &svc, &slices));
+        for (key, new) in fresh {
             let old = self.evaluated.remove(&key);
-            if !everything && old == new {
+            if old == new {
                 if let Some(new) = new {
                     self.evaluated.insert(key, new);
                 }
                 continue;
             }
-            if let Some(Evaluated::Offered(o)) = &old {
+            if let Some(o) = old.as_ref().and_then(Evaluated::offer) {
                 for ip in &o.ips {
                     if let Some(h) = self.holders.get_mut(ip) {
                         h.remove(&key);
@@ -357,7 +392,7 @@ impl Reconciler {
                     touched.push(*ip);
                 }
             }
-            if let Some(Evaluated::Offered(o)) = &new {
+            if let Some(o) = new.as_ref().and_then(Evaluated::offer) {
                 for ip in &o.ips {
                     self.holders.entry(*ip).or_default().insert(key.clone());
                     touched.push(*ip);
@@ -370,7 +405,7 @@ impl Reconciler {
             regroup.insert(key);
         }
         if regroup.is_empty() {
-            return 0;
+            return (count, None);
         }
         // Whoever shares an address with a changed Service, before or after the change, is
         // elected with it again (its group may have grown, split or changed its rank).
@@ -387,21 +422,18 @@ impl Reconciler {
                 }
             }
         }
-        let offered: Vec<Evaluated> = regroup
+        let offered = regroup
             .iter()
-            .filter_map(|k| match self.evaluated.get(k) {
-                Some(e @ Evaluated::Offered(_)) => Some(e.clone()),
-                _ => None,
-            })
-            .collect();
-        let (placed, _) = cluster::settle(offered, &globals.known);
+            .filter_map(|k| self.evaluated.get(k)?.offer());
+        let placed = ownership::place(offered, &globals.known);
+        let elected = placed.len();
         for key in &regroup {
             self.placed.remove(key);
         }
         for p in placed {
             self.placed.insert(p.service.clone(), p);
         }
-        regroup.len()
+        (count, Some(elected))
     }
 
     /// This node's owned set, the unannounced causes and the events, from the decisions.

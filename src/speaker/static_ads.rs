@@ -81,7 +81,7 @@ pub fn decide(
         options: EligibilityOptions::default(),
         known_interfaces: &known,
     };
-    let offers = services
+    let offers: Vec<Offer> = services
         .iter()
         .map(|svc| {
             let reach = reach(svc, ads, live);
@@ -95,13 +95,13 @@ pub fn decide(
             Offer {
                 service: svc.service.clone(),
                 ips: svc.ips.clone(),
-                reach,
+                reach: reach.into(),
                 eligible,
             }
         })
         .collect();
     // Static nodes do not publish their interfaces: each is assumed to have them.
-    ownership::place(offers, &known)
+    ownership::place(&offers, &known)
 }
 
 /// What `me` serves: IP -> service, and the interfaces of IPs restricted to some.

@@ -1,0 +1,158 @@
+//! One speaker pass over a cluster of 10,000 LoadBalancer Services (each with a ready
+//! EndpointSlice) on three nodes: `cargo bench --bench speaker_pass` (`FERROLB_BENCH_CPU=1` for
+//! on-CPU time). Figures go in BENCHMARKS.md.
+//!
+//! - "a member leaves": the case a takeover waits on: every Service decided and elected again;
+//! - "one Service changes": a status IP moves; the pass decides that Service alone;
+//! - "nothing changed": a wake-up with nothing to do (a socket or gate event).
+
+use std::collections::BTreeSet;
+use std::hint::black_box;
+
+use criterion::measurement::Measurement;
+use criterion::{BatchSize, Criterion};
+use ferrolb::speaker::cache::{self, Changes, NodeView, ServiceView, SliceView};
+use ferrolb::speaker::cluster::ViewOptions;
+use ferrolb::speaker::reconcile::{Reconciler, Stores};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher::Event;
+use serde_json::json;
+
+#[path = "support/on_cpu.rs"]
+mod on_cpu;
+
+const SERVICES: usize = 10_000;
+const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
+
+fn ip(i: usize) -> String {
+    format!("2001:db8::{:x}", i + 1)
+}
+
+fn service(i: usize, ip: &str) -> ServiceView {
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": format!("svc-{i}"), "namespace": "apps", "uid": format!("uid-{i}"),
+                     "labels": {"app": format!("svc-{i}")}},
+        "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Cluster"},
+        "status": {"loadBalancer": {"ingress": [{"ip": ip}]}},
+    }))
+    .expect("a valid Service");
+    svc.into()
+}
+
+fn slice(i: usize) -> SliceView {
+    let slice: EndpointSlice = serde_json::from_value(json!({
+        "metadata": {"name": format!("svc-{i}-1"), "namespace": "apps",
+                     "labels": {"kubernetes.io/service-name": format!("svc-{i}")}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.7"], "nodeName": NODES[i % 3],
+                       "conditions": {"ready": true}}],
+    }))
+    .expect("a valid EndpointSlice");
+    slice.into()
+}
+
+fn node(name: &str) -> NodeView {
+    let node: Node = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                   "addresses": [{"type": "InternalIP", "address": "192.0.2.10"}]},
+    }))
+    .expect("a valid Node");
+    node.into()
+}
+
+struct Cluster {
+    stores: Stores,
+    services: Writer<ServiceView>,
+}
+
+fn cluster() -> Cluster {
+    let changes = Changes::default();
+    let mut services = Writer::default();
+    let mut slices = Writer::default();
+    let mut nodes = Writer::default();
+    let mut configmaps = Writer::<ConfigMap>::default();
+    let speakers = Writer::default();
+    for i in 0..SERVICES {
+        cache::apply(&mut services, &changes, &Event::Apply(service(i, &ip(i))));
+        cache::apply(&mut slices, &changes, &Event::Apply(slice(i)));
+    }
+    for n in NODES {
+        cache::apply(&mut nodes, &changes, &Event::Apply(node(n)));
+    }
+    let config: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "config", "namespace": "ferrolb-system"},
+        "data": {"config": "address-pools:\n- name: v6\n  protocol: layer2\n  addresses: [2001:db8::/112]\n"},
+    }))
+    .expect("a valid ConfigMap");
+    cache::apply_whole(&mut configmaps, &changes, &Event::Apply(config), true);
+    let stores = Stores {
+        services: services.as_reader(),
+        slices: slices.as_reader(),
+        nodes: nodes.as_reader(),
+        configmaps: configmaps.as_reader(),
+        speakers: speakers.as_reader(),
+        metallb: None,
+        changes,
+    };
+    Cluster { stores, services }
+}
+
+fn members(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+fn passes<M: Measurement>(c: &mut Criterion<M>) {
+    let mut cl = cluster();
+    let mut rec = Reconciler::new("node-a".into(), ViewOptions::default(), cl.stores.clone());
+    let all = members(&NODES);
+    let two = members(&["node-a", "node-c"]);
+    let first = rec.pass(Some(&all), true);
+    assert_eq!(first.service_ips, SERVICES, "every Service is in the view");
+    let mut group = c.benchmark_group("speaker pass, 10000 Services");
+    group.sample_size(10);
+    // Alternating members: each pass is a takeover (or a return) of a third of the addresses.
+    let mut flip = false;
+    group.bench_function("a member leaves or returns", |b| {
+        b.iter(|| {
+            flip = !flip;
+            let live = if flip { &two } else { &all };
+            let pass = rec.pass(Some(live), true);
+            assert_eq!(pass.evaluated, SERVICES);
+            black_box(pass)
+        })
+    });
+    rec.pass(Some(&all), true);
+    let mut moved = false;
+    group.bench_function("one Service changes", |b| {
+        b.iter_batched(
+            || {
+                moved = !moved;
+                let to = if moved { ip(SERVICES + 1) } else { ip(7) };
+                let event = Event::Apply(service(7, &to));
+                cache::apply(&mut cl.services, &cl.stores.changes, &event);
+            },
+            |()| {
+                let pass = rec.pass(Some(&all), true);
+                assert_eq!(pass.evaluated, 1);
+                black_box(pass)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("nothing changed", |b| {
+        b.iter(|| black_box(rec.pass(Some(&all), true)))
+    });
+    group.finish();
+}
+
+fn run<M: Measurement>(mut c: Criterion<M>) {
+    passes(&mut c);
+    c.final_summary();
+}
+
+fn main() {
+    on_cpu::main(run, run);
+}
