@@ -91,6 +91,60 @@ where
     stream.backoff(WatchBackoff::new())
 }
 
+/// Logs a failed watch attempt of `kind` at the level its cause deserves ([`watch_trouble`]).
+pub fn log_watch_error(kind: &str, error: &kube::runtime::watcher::Error) {
+    let text = crate::telemetry::error_chain(error);
+    match watch_trouble(error) {
+        WatchTrouble::Expired => {
+            tracing::debug!(kind, error = %text, "watch expired; listing again")
+        }
+        WatchTrouble::NotServed => tracing::warn!(kind, error = %text,
+            "this kind is not served (are the CRDs installed?); retrying"),
+        WatchTrouble::Other => {
+            tracing::warn!(kind, error = %text, "watch failed; retrying within seconds")
+        }
+    }
+}
+
+/// Watches `api` into a cache (`writer`) on a task of its own, with [`with_backoff`]: `apply`
+/// puts each event into the cache (and says who should hear of it); errors are logged
+/// ([`log_watch_error`]) and retried within seconds. Returns the cache's reader.
+pub fn spawn_watch<K>(
+    api: kube::Api<K>,
+    config: kube::runtime::watcher::Config,
+    kind: &'static str,
+    mut writer: kube::runtime::reflector::store::Writer<K>,
+    mut apply: impl FnMut(
+        &mut kube::runtime::reflector::store::Writer<K>,
+        &kube::runtime::watcher::Event<K>,
+    ) + Send
+    + 'static,
+) -> kube::runtime::reflector::Store<K>
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    use futures::StreamExt;
+    let reader = writer.as_reader();
+    let stream = with_backoff(kube::runtime::watcher(api, config));
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(event) => apply(&mut writer, &event),
+                Err(e) => log_watch_error(kind, &e),
+            }
+        }
+    });
+    reader
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,10 +84,17 @@ pub fn is_load_balancer(svc: &Service) -> bool {
 /// all. Services of any other class, and classless ones when we run with a class, belong to
 /// another implementation and are never touched, not even their status.
 pub fn is_our_class(svc: &Service, lb_class: Option<&str>) -> bool {
-    svc.spec
-        .as_ref()
-        .and_then(|s| s.load_balancer_class.as_deref())
-        == lb_class
+    class_is_ours(
+        svc.spec
+            .as_ref()
+            .and_then(|s| s.load_balancer_class.as_deref()),
+        lb_class,
+    )
+}
+
+/// [`is_our_class`] for a Service whose `spec.loadBalancerClass` is `class`.
+pub fn class_is_ours(class: Option<&str>, lb_class: Option<&str>) -> bool {
+    class == lb_class
 }
 
 /// Whether ferrolb gives this Service addresses: a LoadBalancer of our class.

@@ -4,19 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use std::sync::Arc;
 
 use crate::advertise::{self, Cause, Health, Interfaces, PoolReach};
 use crate::config::{Config, Labels};
 use crate::election::{
     self, EligibilityOptions, EndpointStatus, Liveness, NodeStatus, TrafficScope,
 };
-use crate::k8s::endpoints::endpoints_by_service;
-use crate::k8s::node::node_status;
-use crate::k8s::service::{is_handled, is_local_policy, service_key, status_ips};
 
-use super::ownership::{self, Announcement, Offer};
+use super::cache::{NodeView, ServiceView, SliceView};
+use super::ownership::{self, Announcement, Offer, Placed};
 
 /// Everything that is not announced, and why (so each is reported once, not silently dropped).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,6 +37,179 @@ pub struct ViewOptions {
     pub ignore_exclude_lb: bool,
 }
 
+/// What every Service's decision reads besides the Service and its endpoints, prepared once per
+/// pass.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    pub nodes: &'a [NodeStatus],
+    pub node_labels: &'a [(&'a str, &'a Labels)],
+    pub liveness: Liveness<'a>,
+    /// The usable interfaces each node's speaker published; a node absent is assumed to have
+    /// every interface.
+    pub known: &'a BTreeMap<String, BTreeSet<String>>,
+    pub options: &'a ViewOptions,
+}
+
+/// The Nodes as [`Context`] reads them.
+pub fn node_inputs(nodes: &[Arc<NodeView>]) -> (Vec<NodeStatus>, Vec<(&str, &Labels)>) {
+    static EMPTY: Labels = Labels::new();
+    let statuses = nodes.iter().filter_map(|n| n.status().cloned()).collect();
+    let labels = nodes
+        .iter()
+        .filter_map(|n| Some((n.name()?, n.labels().unwrap_or(&EMPTY))))
+        .collect();
+    (statuses, labels)
+}
+
+/// Why a handled Service with status IPs is not offered to the election.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// Its IP is in a BGP pool: allocation works, announcement is not implemented.
+    Bgp(Cause),
+    /// Its first IP is in no pool of the config.
+    OutsidePools,
+    /// No L2 advertisement selects its pool.
+    NoAdvertisement(Cause),
+    /// Not a single ready or serving endpoint (MetalLB announces none of these).
+    NoEndpoints,
+}
+
+/// One Service before the election.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evaluated {
+    Offered(Offer),
+    Skipped {
+        service: String,
+        ips: Vec<IpAddr>,
+        skip: Skip,
+    },
+}
+
+impl Evaluated {
+    pub fn ips(&self) -> &[IpAddr] {
+        match self {
+            Evaluated::Offered(o) => &o.ips,
+            Evaluated::Skipped { ips, .. } => ips,
+        }
+    }
+}
+
+/// One Service's part in the election: offered with the nodes that may announce it, or why it
+/// is not; `None` when this speaker does not announce it at all (not handled, or no status IP
+/// yet). `slices` are the Service's EndpointSlices.
+pub fn evaluate(
+    ctx: &Context<'_>,
+    svc: &ServiceView,
+    slices: &[Arc<SliceView>],
+) -> Option<Evaluated> {
+    if !svc.is_handled(ctx.options.lb_class.as_deref()) {
+        return None;
+    }
+    let first = svc.ips().first().copied()?;
+    let service = svc.key();
+    let ips = svc.ips().to_vec();
+    let skipped = |skip| {
+        Some(Evaluated::Skipped {
+            service: service.clone(),
+            ips: ips.clone(),
+            skip,
+        })
+    };
+    static EMPTY: Labels = Labels::new();
+    let labels = svc.labels().unwrap_or(&EMPTY);
+    let reach = match advertise::pool_reach(ctx.config, first, labels, ctx.node_labels) {
+        PoolReach::Layer2(reach) => reach,
+        PoolReach::OutsidePools => return skipped(Skip::OutsidePools),
+        PoolReach::Bgp { pool } => return skipped(Skip::Bgp(Cause::Bgp { pool })),
+        PoolReach::NoAdvertisement { pool } => {
+            return skipped(Skip::NoAdvertisement(Cause::NoAdvertisement { pool }));
+        }
+    };
+    let endpoints = || slices.iter().flat_map(|s| s.endpoints());
+    if !endpoints().any(EndpointStatus::counts_for_local) {
+        return skipped(Skip::NoEndpoints);
+    }
+    let with_endpoint;
+    let scope = if svc.is_local() {
+        with_endpoint = election::local_endpoint_nodes(endpoints());
+        TrafficScope::Local(&with_endpoint)
+    } else {
+        TrafficScope::Cluster
+    };
+    let health = Health {
+        nodes: ctx.nodes,
+        liveness: ctx.liveness,
+        scope,
+        options: EligibilityOptions {
+            ignore_exclude_lb: ctx.options.ignore_exclude_lb,
+        },
+        known_interfaces: ctx.known,
+    };
+    let eligible = advertise::candidates(&reach, health);
+    Some(Evaluated::Offered(Offer {
+        service,
+        ips,
+        reach,
+        eligible,
+    }))
+}
+
+/// Elects the offered Services ([`ownership::place`]; so the set must hold every Service that
+/// shares an address with one in it) and passes the skipped ones through, without a node.
+pub fn settle(
+    evaluated: Vec<Evaluated>,
+    known: &BTreeMap<String, BTreeSet<String>>,
+) -> (Vec<Placed>, Vec<Evaluated>) {
+    let mut offers = Vec::new();
+    let mut skipped = Vec::new();
+    for e in evaluated {
+        match e {
+            Evaluated::Offered(o) => offers.push(o),
+            skip @ Evaluated::Skipped { .. } => skipped.push(skip),
+        }
+    }
+    (ownership::place(offers, known), skipped)
+}
+
+impl Unannounced {
+    /// Records a Service that was not offered.
+    pub fn skipped(&mut self, service: &str, ips: &[IpAddr], skip: &Skip) {
+        let Some(first) = ips.first().copied() else {
+            return;
+        };
+        let key = service.to_owned();
+        match skip {
+            Skip::OutsidePools => {
+                self.outside_pools.insert(key);
+            }
+            Skip::Bgp(cause) => {
+                self.bgp.insert(key.clone());
+                self.causes.insert(key, (first, cause.clone()));
+            }
+            Skip::NoAdvertisement(cause) => {
+                self.causes.insert(key, (first, cause.clone()));
+            }
+            Skip::NoEndpoints => {
+                self.no_endpoints.insert(key.clone());
+                self.causes.insert(key, (first, Cause::NoServingEndpoint));
+            }
+        }
+    }
+
+    /// Records an elected Service's cause (when nobody may announce it) and interfaces.
+    pub fn placed(&mut self, placed: &Placed) {
+        let decision = &placed.decision;
+        if let (Some(cause), Some(first)) = (&decision.cause, placed.ips.first()) {
+            self.causes
+                .insert(placed.service.clone(), (*first, cause.clone()));
+        }
+        if let Interfaces::Named(names) = &decision.interfaces {
+            self.interfaces
+                .insert(placed.service.clone(), names.clone());
+        }
+    }
+}
+
 /// Decides the announcer of every handled Service with layer-2 status IPs and at least one ready
 /// or serving endpoint, among the nodes its L2 advertisements select that `liveness` keeps (the
 /// gossip members, or with gossip off the Ready nodes running a speaker); Services sharing an
@@ -47,106 +217,57 @@ pub struct ViewOptions {
 /// pool of `config` holding its first IP; the caller may append pools of earlier configs after
 /// the current ones (see `Reconciler::adopt`). `known` holds the usable interfaces each node's
 /// speaker published; a node absent from it is assumed to have every interface.
+///
+/// The whole-cluster form of [`evaluate`] and [`settle`]; the speaker's passes run those on
+/// what changed.
 pub fn announcements(
     config: &Config,
-    services: &[Service],
-    slices: &[EndpointSlice],
-    nodes: &[Node],
+    services: &[Arc<ServiceView>],
+    slices: &[Arc<SliceView>],
+    nodes: &[Arc<NodeView>],
     liveness: Liveness<'_>,
     known: &BTreeMap<String, BTreeSet<String>>,
     options: &ViewOptions,
 ) -> (Vec<Announcement>, Unannounced) {
-    let statuses: Vec<NodeStatus> = nodes.iter().filter_map(node_status).collect();
-    let empty = Labels::new();
-    let node_labels: Vec<(&str, &Labels)> = nodes
+    let (statuses, node_labels) = node_inputs(nodes);
+    let ctx = Context {
+        config,
+        nodes: &statuses,
+        node_labels: &node_labels,
+        liveness,
+        known,
+        options,
+    };
+    let mut by_service: BTreeMap<&str, Vec<Arc<SliceView>>> = BTreeMap::new();
+    for slice in slices {
+        if let Some(svc) = slice.service() {
+            by_service.entry(svc).or_default().push(slice.clone());
+        }
+    }
+    let evaluated = services
         .iter()
-        .filter_map(|n| {
-            let name = n.metadata.name.as_deref()?;
-            Some((name, n.metadata.labels.as_ref().unwrap_or(&empty)))
+        .filter_map(|svc| {
+            let own = by_service.get(svc.key().as_str()).map(Vec::as_slice);
+            evaluate(&ctx, svc, own.unwrap_or_default())
         })
         .collect();
-    let endpoints = endpoints_by_service(slices);
-    let eligibility = EligibilityOptions {
-        ignore_exclude_lb: options.ignore_exclude_lb,
-    };
-    let mut offers = Vec::new();
-    let mut skipped = Unannounced::default();
-    for svc in services {
-        if !is_handled(svc, options.lb_class.as_deref()) {
-            continue;
+    let (placed, skipped) = settle(evaluated, known);
+    let mut unannounced = Unannounced::default();
+    for e in &skipped {
+        if let Evaluated::Skipped { service, ips, skip } = e {
+            unannounced.skipped(service, ips, skip);
         }
-        let key = service_key(svc).to_string();
-        let ips: Vec<IpAddr> = status_ips(svc);
-        let Some(first) = ips.first().copied() else {
-            continue;
-        };
-        let labels = svc.metadata.labels.as_ref().unwrap_or(&empty);
-        let reach = match advertise::pool_reach(config, first, labels, &node_labels) {
-            PoolReach::Layer2(reach) => reach,
-            PoolReach::OutsidePools => {
-                skipped.outside_pools.insert(key);
-                continue;
-            }
-            PoolReach::Bgp { pool } => {
-                skipped.bgp.insert(key.clone());
-                skipped.causes.insert(key, (first, Cause::Bgp { pool }));
-                continue;
-            }
-            PoolReach::NoAdvertisement { pool } => {
-                skipped
-                    .causes
-                    .insert(key, (first, Cause::NoAdvertisement { pool }));
-                continue;
-            }
-        };
-        let svc_endpoints = endpoints.get(&key).map(Vec::as_slice).unwrap_or_default();
-        if !svc_endpoints.iter().any(EndpointStatus::counts_for_local) {
-            skipped.no_endpoints.insert(key.clone());
-            skipped
-                .causes
-                .insert(key, (first, Cause::NoServingEndpoint));
-            continue;
-        }
-        let with_endpoint;
-        let scope = if is_local_policy(svc) {
-            with_endpoint = election::local_endpoint_nodes(svc_endpoints);
-            TrafficScope::Local(&with_endpoint)
-        } else {
-            TrafficScope::Cluster
-        };
-        let health = Health {
-            nodes: &statuses,
-            liveness,
-            scope,
-            options: eligibility,
-            known_interfaces: known,
-        };
-        let eligible = advertise::candidates(&reach, health);
-        offers.push(Offer {
-            service: key,
-            ips,
-            reach,
-            eligible,
-        });
     }
-    let mut out = Vec::with_capacity(offers.len());
-    for placed in ownership::place(offers, known) {
-        let decision = placed.decision;
-        if let (Some(cause), Some(first)) = (decision.cause, placed.ips.first()) {
-            skipped
-                .causes
-                .insert(placed.service.clone(), (*first, cause));
-        }
-        if let Interfaces::Named(names) = decision.interfaces {
-            skipped.interfaces.insert(placed.service.clone(), names);
-        }
+    let mut out = Vec::with_capacity(placed.len());
+    for p in placed {
+        unannounced.placed(&p);
         out.push(Announcement {
-            service: placed.service,
-            ips: placed.ips,
-            node: decision.node,
+            service: p.service,
+            ips: p.ips,
+            node: p.decision.node,
         });
     }
-    (out, skipped)
+    (out, unannounced)
 }
 
 #[cfg(test)]

@@ -4,7 +4,38 @@ use crate::k8s::endpoints::SERVICE_NAME_LABEL;
 use crate::k8s::node::node_address;
 use crate::speaker::ownership::owned_by;
 
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
+
+fn views<T: Clone, V: From<T>>(objects: &[T]) -> Vec<Arc<V>> {
+    objects
+        .iter()
+        .cloned()
+        .map(|o| Arc::new(V::from(o)))
+        .collect()
+}
+
+/// [`super::announcements`] over the full API objects, projected as the watches would.
+fn announcements(
+    config: &Config,
+    services: &[Service],
+    slices: &[EndpointSlice],
+    nodes: &[Node],
+    liveness: Liveness<'_>,
+    known: &BTreeMap<String, BTreeSet<String>>,
+    options: &ViewOptions,
+) -> (Vec<Announcement>, Unannounced) {
+    super::announcements(
+        config,
+        &views::<_, ServiceView>(services),
+        &views::<_, SliceView>(slices),
+        &views::<_, NodeView>(nodes),
+        liveness,
+        known,
+        options,
+    )
+}
 
 fn config() -> Config {
     crate::config::parse(

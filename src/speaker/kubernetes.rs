@@ -7,36 +7,36 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::DynamicObject;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use thiserror::Error;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::gossip::{
     Gossip, GossipConfig, GossipError, GossipHandle, KeyError, KeyFiles, SwimTiming, joined_differs,
 };
-use crate::k8s::backoff::WatchTrouble;
+use crate::k8s::backoff::spawn_watch;
 use crate::k8s::metallb::{ConfigSource, Kind, L2, POOL};
-use crate::k8s::node::node_address;
 use crate::k8s::pod::{INTERFACES_ANNOTATION, interfaces_annotation};
 use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
+use super::cache::{self, Changes, NodeView, ServiceView, SliceView, Watched};
 use super::cluster::ViewOptions;
+use super::config_load::MetallbStores;
 use super::election_gate::ElectionGate;
+use super::events::EventWriter;
 use super::l2status;
 use super::l2status_edge::{Inputs, StatusWriter};
 use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
 use super::owned::Owned;
 use super::publish::{publish_scoped, spawn_announcer};
-use super::reconcile::{EventWriter, MetallbStores, Reconciler, Stores, ready};
+use super::reconcile::{Reconciler, Stores, ready};
 use super::unannounced::UnannouncedMetric;
 use crate::metrics::{ConfigMetrics, Naming};
 
@@ -99,74 +99,59 @@ async fn wait_for_key_file(keys: &KeyFiles) {
     info!("gossip key file appeared");
 }
 
-/// Starts a reflector for `api` that pokes `dirty` on every change. Errors are retried after
-/// [`crate::k8s::backoff::WatchBackoff`]'s delay (at most a few seconds), so the watch picks up within seconds of an
-/// API server's return.
-fn watch_kind<K>(
+/// Watches a projected kind into its cache, recording in `changes` what each event changed.
+fn watch_view<K>(api: Api<K>, changes: &Changes, what: &'static str) -> Store<K>
+where
+    K: Watched + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync,
+{
+    let changes = changes.clone();
+    spawn_watch(
+        api,
+        watcher::Config::default(),
+        what,
+        reflector::store::Writer::default(),
+        move |writer, event| cache::apply(writer, &changes, event),
+    )
+}
+
+/// Watches a kind whose every change concerns the whole pass (`config`: the config objects,
+/// loaded again; otherwise a pass runs and compares what it reads).
+fn watch_whole<K>(
     api: Api<K>,
     config: watcher::Config,
-    dirty: mpsc::Sender<()>,
+    writer: reflector::store::Writer<K>,
+    changes: &Changes,
     what: &'static str,
+    is_config: bool,
 ) -> Store<K>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        crate::k8s::backoff::with_backoff(watcher(api, config)),
-    );
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(event) = stream.next().await {
-            if let Err(e) = event {
-                warn!(kind = what, error = %crate::telemetry::error_chain(&e), "watch error; retrying within seconds");
-                continue;
-            }
-            // A full channel already holds a pending poke, which is all we need.
-            let _ = dirty.try_send(());
-        }
-    });
-    reader
+    let changes = changes.clone();
+    spawn_watch(api, config, what, writer, move |writer, event| {
+        cache::apply_whole(writer, &changes, event, is_config)
+    })
 }
 
-/// A reflector over one MetalLB kind in `namespace` that pokes `dirty` on every change.
+/// A cache of one MetalLB kind in `namespace`.
 fn watch_metallb(
     client: &Client,
     namespace: &str,
     kind: Kind,
-    dirty: mpsc::Sender<()>,
+    changes: &Changes,
 ) -> Store<DynamicObject> {
     let resource = kind.api_resource();
     let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
     let writer = reflector::store::Writer::new(resource);
-    let reader = writer.as_reader();
-    let stream = reflector::reflector(
+    watch_whole(
+        api,
+        watcher::Config::default(),
         writer,
-        crate::k8s::backoff::with_backoff(watcher(api, watcher::Config::default())),
-    );
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(event) = stream.next().await {
-            if let Err(e) = event {
-                let error = crate::telemetry::error_chain(&e);
-                match crate::k8s::backoff::watch_trouble(&e) {
-                    WatchTrouble::Expired => {
-                        tracing::debug!(kind = kind.kind, %error, "watch expired; listing again")
-                    }
-                    WatchTrouble::NotServed => warn!(kind = kind.kind, %error,
-                        "this kind is not served (are the CRDs installed?); retrying"),
-                    WatchTrouble::Other => {
-                        warn!(kind = kind.kind, %error, "watch failed; retrying")
-                    }
-                }
-                continue;
-            }
-            let _ = dirty.try_send(());
-        }
-    });
-    reader
+        changes,
+        kind.kind,
+        true,
+    )
 }
 
 /// Waits for a store's first complete list; the error names the kind whose watch stopped.
@@ -195,40 +180,31 @@ pub async fn run(
     let service_ips = ServiceIpsMetric::register(registry, options.naming)?;
     let config_metrics = ConfigMetrics::register(registry, options.naming)?;
     let unannounced = UnannouncedMetric::new(text);
-    let (dirty_tx, mut dirty) = mpsc::channel::<()>(1);
-    let services = watch_kind(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-        dirty_tx.clone(),
-        "Service",
-    );
-    let slices = watch_kind(
-        Api::<EndpointSlice>::all(client.clone()),
-        watcher::Config::default(),
-        dirty_tx.clone(),
+    let changes = Changes::default();
+    let services = watch_view(Api::<ServiceView>::all(client.clone()), &changes, "Service");
+    let slices = watch_view(
+        Api::<SliceView>::all(client.clone()),
+        &changes,
         "EndpointSlice",
     );
-    let nodes = watch_kind(
-        Api::<Node>::all(client.clone()),
-        watcher::Config::default(),
-        dirty_tx.clone(),
-        "Node",
-    );
+    let nodes = watch_view(Api::<NodeView>::all(client.clone()), &changes, "Node");
     let (configmaps, metallb) = match options.config_source {
         ConfigSource::Configmap => {
-            let store = watch_kind(
+            let store = watch_whole(
                 Api::<ConfigMap>::namespaced(client.clone(), &options.namespace),
                 watcher::Config::default()
                     .fields(&format!("metadata.name={}", options.config_name)),
-                dirty_tx.clone(),
+                reflector::store::Writer::default(),
+                &changes,
                 "ConfigMap",
+                true,
             );
             synced(&store, "ConfigMap").await?;
             (store, None)
         }
         ConfigSource::Crds => {
-            let pools = watch_metallb(&client, &options.namespace, POOL, dirty_tx.clone());
-            let l2 = watch_metallb(&client, &options.namespace, L2, dirty_tx.clone());
+            let pools = watch_metallb(&client, &options.namespace, POOL, &changes);
+            let l2 = watch_metallb(&client, &options.namespace, L2, &changes);
             synced(&pools, "IPAddressPool").await?;
             synced(&l2, "L2Advertisement").await?;
             let stores = MetallbStores {
@@ -239,13 +215,14 @@ pub async fn run(
             (reflector::store().0, Some(stores))
         }
     };
-    let speakers = watch_kind(
+    let speakers = watch_whole(
         Api::<Pod>::namespaced(client.clone(), &options.namespace),
         watcher::Config::default().labels(&options.speaker_labels),
-        dirty_tx.clone(),
+        reflector::store::Writer::default(),
+        &changes,
         "Pod",
+        false,
     );
-    drop(dirty_tx);
     synced(&services, "Service").await?;
     synced(&slices, "EndpointSlice").await?;
     synced(&nodes, "Node").await?;
@@ -258,6 +235,7 @@ pub async fn run(
         configmaps,
         speakers,
         metallb,
+        changes: changes.clone(),
     };
 
     let membership = match &options.gossip {
@@ -268,7 +246,7 @@ pub async fn run(
                 node_name: options.node_name.clone(),
                 bind_addr: SocketAddr::new(g.host_ip, g.port),
                 advertise_addr: None,
-                seeds: seeds(&stores.nodes(), g.port),
+                seeds: seeds(&stores.node_addresses(), g.port),
                 keys,
                 reload: g.keys.reloadable().then(|| g.keys.clone()),
                 timing: g.timing.clone(),
@@ -309,7 +287,7 @@ pub async fn run(
             gate.observe(stats.borrow().joined, now);
         }
         if let (Some(m), Some(g)) = (&membership, &options.gossip) {
-            let wanted = seeds(&reconciler.stores().nodes(), g.port);
+            let wanted = seeds(&reconciler.stores().node_addresses(), g.port);
             if wanted != gossip_seeds {
                 gossip_seeds = wanted.clone();
                 m.set_seeds(wanted).await;
@@ -330,6 +308,13 @@ pub async fn run(
             Err(e) => warn!(error = %e, "cannot list network interfaces"),
         }
         let pass = reconciler.pass(live.as_ref(), gate.may_elect(now));
+        if pass.elected > 0 {
+            tracing::debug!(
+                evaluated = pass.evaluated,
+                elected = pass.elected,
+                "services decided again"
+            );
+        }
         if let Some(before) = &pass.changed_from {
             apply(
                 &owned_tx,
@@ -380,7 +365,7 @@ pub async fn run(
         let wake = gate.next_check(now);
         tokio::select! {
             _ = &mut shutdown => break super::LoopEnd::Shutdown,
-            Some(()) = dirty.recv() => {}
+            () = changes.changed() => {}
             Some(r) = changed(&mut members) => if r.is_err() { break super::LoopEnd::GossipStopped },
             Some(r) = async {
                 match &mut stats {
@@ -443,11 +428,10 @@ fn publish_interfaces(client: &Client, namespace: &str, pod: &str, names: &BTree
     });
 }
 
-fn seeds(nodes: &[Node], port: u16) -> Vec<SocketAddr> {
-    let mut s: Vec<SocketAddr> = nodes
+fn seeds(addresses: &[IpAddr], port: u16) -> Vec<SocketAddr> {
+    let mut s: Vec<SocketAddr> = addresses
         .iter()
-        .filter_map(node_address)
-        .map(|ip| SocketAddr::new(ip, port))
+        .map(|ip| SocketAddr::new(*ip, port))
         .collect();
     s.sort();
     s

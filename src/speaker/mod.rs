@@ -1,9 +1,12 @@
 //! Kubernetes/static edge of the speaker: cluster view, ownership changes.
 
 pub mod announcer;
+pub mod cache;
 pub mod cli;
 pub mod cluster;
+pub mod config_load;
 pub mod election_gate;
+pub mod events;
 pub mod kubernetes;
 pub mod l2status;
 pub mod l2status_edge;

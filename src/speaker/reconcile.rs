@@ -1,46 +1,41 @@
 //! One pass of the Kubernetes speaker's decisions, without sockets or gossip: from the watched
-//! objects (reflector stores), the live member set and the election gate to "which IPs this node
-//! owns now" and "which Services it has just started announcing" (the `nodeAssigned` events).
+//! objects (the projected caches of [`super::cache`]), the live member set and the election gate
+//! to "which IPs this node owns now" and "which Services it has just started announcing" (the
+//! `nodeAssigned` events, recorded by [`super::events`]).
 //!
-//! Recording events is split off into [`EventWriter`] and runs on its own task, so a slow or
-//! unreachable API server delays only the events, never a change of ownership.
+//! A pass does work for what changed. It keeps each Service's part in the election
+//! ([`cluster::evaluate`]) and its election result between passes, and decides again only the
+//! Services the watches marked ([`super::cache::Changes`]), together with every Service sharing
+//! an address with one of them (a group is elected as one). Only a change that every decision
+//! reads — a Node, the config, the live members, the published interfaces, a re-list —
+//! decides all of them again. Nothing is cloned from the caches but the `Arc`s.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Pod, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::DynamicObject;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::Store;
-use kube::{Client, Resource};
-use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::Resource;
+use kube::runtime::reflector::{ObjectRef, Store};
+use tracing::{info, warn};
 
 use crate::advertise::Cause;
-use crate::config::{self, Config, L2Advertisement, LabelSelector, Protocol};
 use crate::election::{self, Liveness};
-use crate::k8s::metallb::{KINDS, L2, Objects, POOL};
 use crate::k8s::pod::{published_interfaces, ready_pod_nodes};
 use crate::metrics::ConfigMetrics;
 
-use super::cluster::{self, ViewOptions};
-use super::ownership::owned_by;
+use super::cache::{Changes, NodeView, ServiceView, SliceView};
+use super::cluster::{self, Context, Evaluated, Unannounced, ViewOptions};
+use super::config_load::{ConfigLoader, MetallbStores};
+use super::events::Assigned;
+use super::ownership::Placed;
 
-/// Pools of earlier configs kept to go on announcing addresses that left the pools (see
-/// [`Reconciler::adopt`]).
-const MAX_RETIRED_POOLS: usize = 64;
-
-/// The label a retired pool carries (only inside this speaker), which its carried-over
-/// advertisements select.
-const RETIRED_LABEL: &str = "ferrolb.internal/retired-pool";
-
-/// The reflector stores a speaker watches.
+/// The caches a speaker watches, and the log of what changed in them.
 #[derive(Clone)]
 pub struct Stores {
-    pub services: Store<Service>,
-    pub slices: Store<EndpointSlice>,
-    pub nodes: Store<Node>,
+    pub services: Store<ServiceView>,
+    pub slices: Store<SliceView>,
+    pub nodes: Store<NodeView>,
     /// Holds at most the one ConfigMap (the watch selects it by name; `--config-source
     /// configmap`).
     pub configmaps: Store<ConfigMap>,
@@ -48,57 +43,18 @@ pub struct Stores {
     pub speakers: Store<Pod>,
     /// `--config-source crds`: the pools and layer-2 advertisements in the namespace.
     pub metallb: Option<MetallbStores>,
-}
-
-/// MetalLB's objects a speaker reads (`--config-source crds`): the BGP kinds are the
-/// controller's to report, so a speaker reads only what layer 2 needs.
-#[derive(Clone)]
-pub struct MetallbStores {
-    pub namespace: String,
-    pub pools: Store<DynamicObject>,
-    pub l2: Store<DynamicObject>,
-}
-
-impl MetallbStores {
-    fn config(&self) -> Result<Config, String> {
-        let mut objects = Objects::default();
-        for kind in KINDS {
-            objects.listed(kind);
-        }
-        for (kind, store) in [(POOL, &self.pools), (L2, &self.l2)] {
-            for o in store.state() {
-                objects.apply(kind, &o);
-            }
-        }
-        objects
-            .build(&self.namespace, &config::Namespaces::new())
-            .map(|f| f.config)
-            .map_err(|e| e.to_string())
-    }
-}
-
-fn all<K>(store: &Store<K>) -> Vec<K>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    store.state().iter().map(|o| (**o).clone()).collect()
+    pub changes: Changes,
 }
 
 impl Stores {
-    pub fn nodes(&self) -> Vec<Node> {
-        all(&self.nodes)
+    /// Where each Node's speaker gossips (its InternalIP, else its first address).
+    pub fn node_addresses(&self) -> Vec<IpAddr> {
+        self.nodes
+            .state()
+            .iter()
+            .filter_map(|n| n.address())
+            .collect()
     }
-}
-
-/// This node has just become the announcer of `service`: a `nodeAssigned` event is due.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Assigned {
-    /// `namespace/name`.
-    pub service: String,
-    pub reference: ObjectReference,
-    /// `None`: the `nodeAssigned` event. Some: a Warning event (reason, note) instead.
-    pub warning: Option<(&'static str, String)>,
 }
 
 /// What one pass decided.
@@ -112,40 +68,52 @@ pub struct Pass {
     pub assigned: Vec<Assigned>,
     /// Layer-2 Service IPs in this speaker's view, whichever node (if any) announces them.
     pub service_ips: usize,
+    /// The work done: Services whose part in the election was worked out again, and
+    /// Services elected again (those, and whoever shares an address with one that changed).
+    pub evaluated: usize,
+    pub elected: usize,
 }
 
-/// What the ConfigMap store showed last, so each state is acted on (and logged) once.
+/// What every Service's decision reads besides its own objects: when it changes, all are
+/// decided again.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum ConfigSource {
-    /// `--config-source crds`: the config the objects make, or why they were refused.
-    Objects(Result<Config, String>),
-    Absent,
-    NoConfigKey,
-    Text(String),
+struct Globals {
+    alive: BTreeSet<String>,
+    gossip: bool,
+    known: BTreeMap<String, BTreeSet<String>>,
+    /// Counts the configs put in force.
+    config: u64,
 }
 
 pub struct Reconciler {
     me: String,
     view: ViewOptions,
     stores: Stores,
-    /// The last good config, with the layer-2 pools of earlier configs appended after its own
-    /// (see [`Reconciler::adopt`]); `None` until one has loaded (then nothing is
-    /// announced).
-    config: Option<Config>,
-    seen: Option<ConfigSource>,
+    loader: ConfigLoader,
+    configs: u64,
+    /// The inputs of the last pass's decisions; `None` before the first.
+    globals: Option<Globals>,
+    /// Each announced-or-skipped Service's part in the election, as of the last pass.
+    evaluated: BTreeMap<String, Evaluated>,
+    /// The offered Services holding each address: who is elected together.
+    holders: HashMap<IpAddr, BTreeSet<String>>,
+    /// Each offered Service's election result.
+    placed: BTreeMap<String, Placed>,
+    /// Each Service's EndpointSlices, and each slice's Service (to move it on a relabel).
+    slices: HashMap<String, HashMap<ObjectRef<SliceView>, Arc<SliceView>>>,
+    slice_owner: HashMap<ObjectRef<SliceView>, String>,
+    may_elect: bool,
+    service_ips: usize,
     owned: BTreeMap<IpAddr, String>,
     warned_bgp: BTreeSet<String>,
     /// Services this node announced after the previous pass.
     announcing: BTreeSet<String>,
-    config_metrics: Option<ConfigMetrics>,
     /// Interfaces the owned IPs are restricted to by their advertisements.
     only_on: BTreeMap<IpAddr, BTreeSet<String>>,
     /// Services held but announced by nobody, with why, as of the last pass.
     unannounced: BTreeMap<String, Cause>,
     /// This node's usable interfaces, when known (`None`: assume it has every interface).
     own_interfaces: Option<BTreeSet<String>>,
-    /// The last config load: valid (`None`) or refused with why; `None` until one was seen.
-    config_state: Option<Option<String>>,
 }
 
 impl Reconciler {
@@ -154,22 +122,28 @@ impl Reconciler {
             me,
             view,
             stores,
-            config: None,
-            seen: None,
+            loader: ConfigLoader::default(),
+            configs: 0,
+            globals: None,
+            evaluated: BTreeMap::new(),
+            holders: HashMap::new(),
+            placed: BTreeMap::new(),
+            slices: HashMap::new(),
+            slice_owner: HashMap::new(),
+            may_elect: false,
+            service_ips: 0,
             owned: BTreeMap::new(),
             warned_bgp: BTreeSet::new(),
             announcing: BTreeSet::new(),
-            config_metrics: None,
             only_on: BTreeMap::new(),
             unannounced: BTreeMap::new(),
             own_interfaces: None,
-            config_state: None,
         }
     }
 
     /// Counts config updates (applied or refused) in `metrics`.
     pub fn with_config_metrics(mut self, metrics: ConfigMetrics) -> Self {
-        self.config_metrics = Some(metrics);
+        self.loader = ConfigLoader::with_metrics(metrics);
         self
     }
 
@@ -192,7 +166,7 @@ impl Reconciler {
     /// The last config load for the ConfigurationState: `Some(None)` valid, `Some(Some(why))`
     /// refused, `None` before any config was seen.
     pub fn config_state(&self) -> Option<Option<String>> {
-        self.config_state.clone()
+        self.loader.state()
     }
 
     pub fn stores(&self) -> &Stores {
@@ -234,11 +208,18 @@ impl Reconciler {
         self.speaker_nodes().iter().any(|n| *n != self.me)
     }
 
-    /// Decides ownership from the stores as they are now. `live` is the gossip member set
+    /// Decides ownership from the caches as they are now. `live` is the gossip member set
     /// (`None` with gossip off: then the Ready nodes running a speaker are alive); this node
     /// always counts itself alive. `may_elect` is the election gate (false: own nothing yet).
     pub fn pass(&mut self, live: Option<&BTreeSet<String>>, may_elect: bool) -> Pass {
-        self.reload_config();
+        let pending = self.stores.changes.take();
+        if pending.config
+            && self
+                .loader
+                .reload(self.stores.metallb.as_ref(), &self.stores.configmaps)
+        {
+            self.configs += 1;
+        }
         let alive = match live {
             Some(live) => {
                 let mut alive = live.clone();
@@ -247,32 +228,206 @@ impl Reconciler {
             }
             None => self.speaker_nodes(),
         };
-        let liveness = match live {
-            Some(_) => Liveness::Gossip(&alive),
-            None => Liveness::NodeReady(&alive),
+        let globals = Globals {
+            alive,
+            gossip: live.is_some(),
+            known: self.known_interfaces(),
+            config: self.configs,
         };
-        let (announcements, skipped) = match &self.config {
-            Some(config) => cluster::announcements(
-                config,
-                &all(&self.stores.services),
-                &all(&self.stores.slices),
-                &self.stores.nodes(),
-                liveness,
-                &self.known_interfaces(),
-                &self.view,
-            ),
-            None => (Vec::new(), Default::default()),
+        if pending.all {
+            self.index_slices();
+        } else {
+            self.reindex_slices(&pending.slices);
+        }
+        let everything = pending.all || self.globals.as_ref() != Some(&globals);
+        let dirty: BTreeSet<String> = if everything {
+            let cached = self.stores.services.state();
+            cached
+                .iter()
+                .map(|s| s.key())
+                .chain(self.evaluated.keys().cloned())
+                .collect()
+        } else {
+            pending.services
         };
+        let evaluated = dirty.len();
+        let elected = self.decide(dirty, &globals, everything);
+        self.globals = Some(globals);
+        if elected == 0 && may_elect == self.may_elect {
+            return Pass {
+                service_ips: self.service_ips,
+                evaluated,
+                ..Pass::default()
+            };
+        }
+        self.may_elect = may_elect;
+        Pass {
+            evaluated,
+            elected,
+            ..self.conclude(live, may_elect)
+        }
+    }
+
+    /// Puts `config` in force as if it had loaded.
+    #[cfg(test)]
+    fn stand_in_config(&mut self, config: crate::config::Config) {
+        self.loader.stand_in(config);
+        self.configs += 1;
+    }
+
+    /// Every Service's slices, from the whole cache (after a re-list).
+    fn index_slices(&mut self) {
+        self.slices.clear();
+        self.slice_owner.clear();
+        for slice in self.stores.slices.state() {
+            self.index_slice(ObjectRef::from_obj(&*slice), slice);
+        }
+    }
+
+    fn index_slice(&mut self, key: ObjectRef<SliceView>, slice: Arc<SliceView>) {
+        if let Some(svc) = slice.service().map(str::to_owned) {
+            self.slice_owner.insert(key.clone(), svc.clone());
+            self.slices.entry(svc).or_default().insert(key, slice);
+        }
+    }
+
+    /// Moves the slices that changed to where the cache has them now.
+    fn reindex_slices(&mut self, changed: &[ObjectRef<SliceView>]) {
+        for key in changed {
+            if let Some(svc) = self.slice_owner.remove(key)
+                && let Some(of) = self.slices.get_mut(&svc)
+            {
+                of.remove(key);
+                if of.is_empty() {
+                    self.slices.remove(&svc);
+                }
+            }
+            if let Some(slice) = self.stores.slices.get(key) {
+                self.index_slice(key.clone(), slice);
+            }
+        }
+    }
+
+    /// Decides `dirty` again, and elects again every group whose members changed; returns
+    /// how many Services were elected again (0: no decision changed). `everything`: the
+    /// inputs of all decisions changed, so every group is elected again even where its
+    /// Services did not change.
+    fn decide(&mut self, dirty: BTreeSet<String>, globals: &Globals, everything: bool) -> usize {
+        let Some(config) = self.loader.config() else {
+            return 0;
+        };
+        let nodes = self.stores.nodes.state();
+        let (statuses, node_labels) = cluster::node_inputs(&nodes);
+        let ctx = Context {
+            config,
+            nodes: &statuses,
+            node_labels: &node_labels,
+            liveness: if globals.gossip {
+                Liveness::Gossip(&globals.alive)
+            } else {
+                Liveness::NodeReady(&globals.alive)
+            },
+            known: &globals.known,
+            options: &self.view,
+        };
+        let mut regroup = BTreeSet::new();
+        let mut touched: Vec<IpAddr> = Vec::new();
+        for key in dirty {
+            let no_slices = HashMap::new();
+            let of = self.slices.get(&key).unwrap_or(&no_slices);
+            let slices: Vec<Arc<SliceView>> = of.values().cloned().collect();
+            let new = self
+                .lookup(&key)
+                .and_then(|svc| cluster::evaluate(&ctx, &svc, &slices));
+            let old = self.evaluated.remove(&key);
+            if !everything && old == new {
+                if let Some(new) = new {
+                    self.evaluated.insert(key, new);
+                }
+                continue;
+            }
+            if let Some(Evaluated::Offered(o)) = &old {
+                for ip in &o.ips {
+                    if let Some(h) = self.holders.get_mut(ip) {
+                        h.remove(&key);
+                        if h.is_empty() {
+                            self.holders.remove(ip);
+                        }
+                    }
+                    touched.push(*ip);
+                }
+            }
+            if let Some(Evaluated::Offered(o)) = &new {
+                for ip in &o.ips {
+                    self.holders.entry(*ip).or_default().insert(key.clone());
+                    touched.push(*ip);
+                }
+            }
+            self.placed.remove(&key);
+            if let Some(new) = new {
+                self.evaluated.insert(key.clone(), new);
+            }
+            regroup.insert(key);
+        }
+        if regroup.is_empty() {
+            return 0;
+        }
+        // Whoever shares an address with a changed Service, before or after the change, is
+        // elected with it again (its group may have grown, split or changed its rank).
+        let mut seen = HashSet::new();
+        while let Some(ip) = touched.pop() {
+            if !seen.insert(ip) {
+                continue;
+            }
+            for svc in self.holders.get(&ip).into_iter().flatten() {
+                if regroup.insert(svc.clone())
+                    && let Some(e) = self.evaluated.get(svc)
+                {
+                    touched.extend_from_slice(e.ips());
+                }
+            }
+        }
+        let offered: Vec<Evaluated> = regroup
+            .iter()
+            .filter_map(|k| match self.evaluated.get(k) {
+                Some(e @ Evaluated::Offered(_)) => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
+        let (placed, _) = cluster::settle(offered, &globals.known);
+        for key in &regroup {
+            self.placed.remove(key);
+        }
+        for p in placed {
+            self.placed.insert(p.service.clone(), p);
+        }
+        regroup.len()
+    }
+
+    /// This node's owned set, the unannounced causes and the events, from the decisions.
+    fn conclude(&mut self, live: Option<&BTreeSet<String>>, may_elect: bool) -> Pass {
+        let mut skipped = Unannounced::default();
+        for e in self.evaluated.values() {
+            if let Evaluated::Skipped { service, ips, skip } = e {
+                skipped.skipped(service, ips, skip);
+            }
+        }
+        let mut service_ips = 0;
+        let mut next = BTreeMap::new();
+        for p in self.placed.values() {
+            skipped.placed(p);
+            service_ips += p.ips.len();
+            if may_elect && p.decision.node.as_deref() == Some(self.me.as_str()) {
+                for ip in &p.ips {
+                    next.entry(*ip).or_insert_with(|| p.service.clone());
+                }
+            }
+        }
+        self.service_ips = service_ips;
         for svc in skipped.bgp.difference(&self.warned_bgp) {
             warn!(service = %svc, "service IP is in a BGP pool; BGP announcement is not implemented, so it is not announced");
         }
         self.warned_bgp = skipped.bgp;
-        let service_ips = announcements.iter().map(|a| a.ips.len()).sum();
-        let mut next = if may_elect {
-            owned_by(&self.me, &announcements)
-        } else {
-            BTreeMap::new()
-        };
         let mut causes = skipped.causes;
         if let Some(own) = &self.own_interfaces {
             // Elected, but none of the advertised interfaces is here: announce nothing (and
@@ -310,14 +465,17 @@ impl Reconciler {
             changed_from,
             assigned,
             service_ips,
+            ..Pass::default()
         }
     }
 
-    fn reference(&self, key: &str) -> Option<Assigned> {
+    fn lookup(&self, key: &str) -> Option<Arc<ServiceView>> {
         let (ns, name) = key.split_once('/')?;
-        let svc = self.stores.services.state().into_iter().find(|s| {
-            s.metadata.namespace.as_deref() == Some(ns) && s.metadata.name.as_deref() == Some(name)
-        })?;
+        self.stores.services.get(&ObjectRef::new(name).within(ns))
+    }
+
+    fn reference(&self, key: &str) -> Option<Assigned> {
+        let svc = self.lookup(key)?;
         Some(Assigned {
             service: key.to_owned(),
             reference: svc.object_ref(&()),
@@ -333,10 +491,10 @@ impl Reconciler {
         causes: BTreeMap<String, (IpAddr, Cause)>,
         live: Option<&BTreeSet<String>>,
     ) -> Vec<Assigned> {
-        let nodes = self.stores.nodes();
+        let nodes = self.stores.nodes.state();
         let mut names: Vec<&str> = nodes
             .iter()
-            .filter_map(|n| n.metadata.name.as_deref())
+            .filter_map(|n| n.name())
             .filter(|n| live.is_none_or(|l| l.contains(*n)))
             .collect();
         if names.is_empty() {
@@ -366,210 +524,6 @@ impl Reconciler {
         }
         self.unannounced = next;
         due
-    }
-
-    /// Applies a changed, valid ConfigMap. An invalid one, a ConfigMap without the `config`
-    /// key, or none at all is logged once and the last good config stays in force (as in the
-    /// controller), so a slip in the ConfigMap never takes every IP off the LAN.
-    fn reload_config(&mut self) {
-        let source = match (&self.stores.metallb, self.stores.configmaps.state().first()) {
-            (Some(m), _) => ConfigSource::Objects(m.config()),
-            (None, None) => ConfigSource::Absent,
-            (None, Some(cm)) => match cm.data.as_ref().and_then(|d| d.get("config")) {
-                None => ConfigSource::NoConfigKey,
-                Some(text) => ConfigSource::Text(text.clone()),
-            },
-        };
-        if self.seen.as_ref() == Some(&source) {
-            return;
-        }
-        self.seen = Some(source.clone());
-        let applied = match source {
-            ConfigSource::Objects(Ok(c)) => {
-                info!(
-                    pools = c.address_pools.len(),
-                    "config loaded from the custom resources"
-                );
-                self.adopt(c);
-                true
-            }
-            ConfigSource::Objects(Err(e)) => {
-                error!(error = %e, "custom resources refused; keeping the last good config");
-                self.config_state = Some(Some(e));
-                false
-            }
-            ConfigSource::Absent => {
-                warn!("the config ConfigMap is absent; keeping the last good config");
-                return;
-            }
-            ConfigSource::NoConfigKey => {
-                error!(
-                    "the config ConfigMap has no data.config (the config is read from the key \"config\"); keeping the last good config"
-                );
-                self.config_state =
-                    Some(Some("the config ConfigMap has no data.config".to_owned()));
-                false
-            }
-            ConfigSource::Text(text) => match config::parse(&text) {
-                Ok(c) => {
-                    info!(pools = c.address_pools.len(), "config loaded");
-                    self.adopt(c);
-                    true
-                }
-                Err(e) => {
-                    error!(error = %e, "config rejected; keeping the last good one");
-                    self.config_state = Some(Some(crate::telemetry::error_chain(&e)));
-                    false
-                }
-            },
-        };
-        match (&self.config_metrics, applied) {
-            (Some(m), true) => m.applied(),
-            (Some(m), false) => m.refused(),
-            (None, _) => {}
-        }
-    }
-
-    /// Puts a valid config in force. An address whose pool left the config is still in some
-    /// Service's status until the controller moves that Service, and its clients still use it:
-    /// it stays announced until then. So the layer-2 pools of earlier configs are kept behind
-    /// the current ones; an address in a current pool follows that pool, one in none of the
-    /// current pools falls back to its old pool.
-    fn adopt(&mut self, mut c: Config) {
-        self.config_state = Some(None);
-        let current = c.address_pools.len();
-        let (old_pools, old_ads) = self
-            .config
-            .take()
-            .map(|o| (o.address_pools, o.l2_advertisements))
-            .unwrap_or_default();
-        let mut retired = 0;
-        for mut pool in old_pools {
-            if retired == MAX_RETIRED_POOLS {
-                // Newest first; a speaker edited many times keeps only the recent past.
-                break;
-            }
-            if pool.protocol != Protocol::Layer2 || c.address_pools.contains(&pool) {
-                continue;
-            }
-            // The advertisements that announced it go on doing so, for it alone: each is
-            // narrowed to a label only the retired pool carries, so a current pool of the same
-            // name keeps only its current advertisements.
-            let ads: Vec<L2Advertisement> = old_ads
-                .iter()
-                .filter(|ad| ad.selects_pool(&pool))
-                .cloned()
-                .collect();
-            let tag = format!("{}#{retired}", pool.name);
-            pool.labels = [(RETIRED_LABEL.to_owned(), tag.clone())].into();
-            for mut ad in ads {
-                ad.pools.clear();
-                ad.pool_selectors = vec![LabelSelector {
-                    match_labels: [(RETIRED_LABEL.to_owned(), tag.clone())].into(),
-                    match_expressions: Vec::new(),
-                }];
-                c.l2_advertisements.push(ad);
-            }
-            c.address_pools.push(pool);
-            retired += 1;
-        }
-        debug_assert!(c.address_pools.len() <= current + MAX_RETIRED_POOLS);
-        self.config = Some(c);
-    }
-}
-
-/// Records `nodeAssigned` events for this node.
-#[derive(Clone)]
-pub struct EventWriter {
-    client: Client,
-    reporter: Reporter,
-    me: String,
-}
-
-/// Event batches waiting beyond this are dropped (with a warning) rather than queued without
-/// bound while the API server does not answer.
-const EVENT_QUEUE: usize = 64;
-
-impl EventWriter {
-    pub fn new(client: Client, me: String) -> Self {
-        let reporter = Reporter {
-            controller: "ferrolb-speaker".into(),
-            instance: Some(me.clone()),
-        };
-        Self {
-            client,
-            reporter,
-            me,
-        }
-    }
-
-    /// Posts one event per Service. A failure is logged and not retried: the event is a
-    /// record for humans, and retrying against a refusing API server would only add load.
-    pub async fn record(&self, assigned: &[Assigned]) {
-        if assigned.is_empty() {
-            return;
-        }
-        // A fresh recorder each time: its cache would turn a repeat of the same event (the
-        // node regaining a Service later) into a PATCH of the old one, hiding the new change.
-        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
-        let assigned_event = Event {
-            type_: EventType::Normal,
-            reason: "nodeAssigned".into(),
-            note: Some(format!(
-                "announcing from node {:?} with protocol \"layer2\"",
-                self.me
-            )),
-            action: "Announce".into(),
-            secondary: None,
-        };
-        for a in assigned {
-            let warning;
-            let event = match &a.warning {
-                None => &assigned_event,
-                Some((reason, note)) => {
-                    warning = Event {
-                        type_: EventType::Warning,
-                        reason: (*reason).into(),
-                        note: Some(note.clone()),
-                        action: "Announce".into(),
-                        secondary: None,
-                    };
-                    &warning
-                }
-            };
-            if let Err(e) = recorder.publish(event, &a.reference).await {
-                warn!(service = %a.service, error = %crate::telemetry::error_chain(&e), "cannot record nodeAssigned event");
-            }
-        }
-    }
-
-    /// Runs the writer on its own task; the sender queues each pass's events.
-    pub fn spawn(self) -> EventQueue {
-        let (tx, mut rx) = mpsc::channel::<Vec<Assigned>>(EVENT_QUEUE);
-        tokio::spawn(async move {
-            while let Some(batch) = rx.recv().await {
-                self.record(&batch).await;
-            }
-        });
-        EventQueue(tx)
-    }
-}
-
-pub struct EventQueue(mpsc::Sender<Vec<Assigned>>);
-
-impl EventQueue {
-    pub fn send(&self, assigned: Vec<Assigned>) {
-        if assigned.is_empty() {
-            return;
-        }
-        if let Err(e) = self.0.try_send(assigned) {
-            let dropped: Vec<String> = match e {
-                mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b) => {
-                    b.into_iter().map(|a| a.service).collect()
-                }
-            };
-            warn!(services = ?dropped, "event queue full; nodeAssigned events dropped");
-        }
     }
 }
 

@@ -164,6 +164,27 @@ const CALL_MARKERS: &[(&str, Scope, &str, &str, &[&str])] = &[
         &["list", "watch"],
     ),
     (
+        "Api::<ServiceView>::all",
+        Scope::Cluster,
+        "",
+        "services",
+        &["list", "watch"],
+    ),
+    (
+        "Api::<NodeView>::all",
+        Scope::Cluster,
+        "",
+        "nodes",
+        &["list", "watch"],
+    ),
+    (
+        "Api::<SliceView>::all",
+        Scope::Cluster,
+        "discovery.k8s.io",
+        "endpointslices",
+        &["list", "watch"],
+    ),
+    (
         "Api::<Node>::all",
         Scope::Cluster,
         "",

@@ -8,14 +8,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Client;
 use kube::client::Body;
-use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 use tower_test::mock::Handle;
 
 use super::*;
 use crate::election;
+use crate::speaker::cache;
+use crate::speaker::events::EventWriter;
 
 type Mock = Handle<Request<Body>, Response<Body>>;
 
@@ -93,20 +98,99 @@ fn slice_with(service: &str, endpoints: &[(&str, Option<bool>, Option<bool>)]) -
     .unwrap()
 }
 
-fn put<K>(writer: &mut Writer<K>, obj: K)
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    writer.apply_watcher_event(&watcher::Event::Apply(obj));
+/// A cache as a watch feeds it: each event goes in the way the speaker's watch task puts it,
+/// recording what changed.
+struct Fed<K: Resource<DynamicType = ()> + Clone + 'static> {
+    writer: Writer<K>,
+    changes: Changes,
+    apply: fn(&mut Writer<K>, &Changes, &watcher::Event<K>),
 }
 
-fn remove<K>(writer: &mut Writer<K>, obj: K)
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Fed<K> {
+    fn new(
+        changes: &Changes,
+        apply: fn(&mut Writer<K>, &Changes, &watcher::Event<K>),
+    ) -> (Store<K>, Self) {
+        let writer = Writer::default();
+        (
+            writer.as_reader(),
+            Self {
+                writer,
+                changes: changes.clone(),
+                apply,
+            },
+        )
+    }
+}
+
+fn config_event(w: &mut Writer<ConfigMap>, c: &Changes, e: &watcher::Event<ConfigMap>) {
+    cache::apply_whole(w, c, e, true);
+}
+
+fn pod_event(w: &mut Writer<Pod>, c: &Changes, e: &watcher::Event<Pod>) {
+    cache::apply_whole(w, c, e, false);
+}
+
+fn put<T, K>(fed: &mut Fed<K>, obj: T)
 where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
+    K: Resource<DynamicType = ()> + Clone + From<T>,
 {
-    writer.apply_watcher_event(&watcher::Event::Delete(obj));
+    (fed.apply)(
+        &mut fed.writer,
+        &fed.changes,
+        &watcher::Event::Apply(K::from(obj)),
+    );
+}
+
+fn remove<T, K>(fed: &mut Fed<K>, obj: T)
+where
+    K: Resource<DynamicType = ()> + Clone + From<T>,
+{
+    (fed.apply)(
+        &mut fed.writer,
+        &fed.changes,
+        &watcher::Event::Delete(K::from(obj)),
+    );
+}
+
+/// What feeds the caches of [`Stores`].
+struct Feeds {
+    services: Fed<ServiceView>,
+    slices: Fed<SliceView>,
+    nodes: Fed<NodeView>,
+    configmaps: Fed<ConfigMap>,
+    speakers: Fed<Pod>,
+}
+
+/// Caches holding the three ready `NODES` and `CONFIG`, and their feeds.
+fn feeds() -> (Stores, Feeds) {
+    let changes = Changes::default();
+    let (services_r, services) = Fed::new(&changes, cache::apply);
+    let (slices_r, slices) = Fed::new(&changes, cache::apply);
+    let (nodes_r, mut nodes) = Fed::<NodeView>::new(&changes, cache::apply);
+    let (configmaps_r, mut configmaps) = Fed::new(&changes, config_event);
+    let (speakers_r, speakers) = Fed::new(&changes, pod_event);
+    for n in NODES {
+        put(&mut nodes, node(n));
+    }
+    put(&mut configmaps, configmap(json!({"config": CONFIG})));
+    let stores = Stores {
+        services: services_r,
+        slices: slices_r,
+        nodes: nodes_r,
+        configmaps: configmaps_r,
+        speakers: speakers_r,
+        metallb: None,
+        changes,
+    };
+    let feeds = Feeds {
+        services,
+        slices,
+        nodes,
+        configmaps,
+        speakers,
+    };
+    (stores, feeds)
 }
 
 struct Harness {
@@ -114,10 +198,10 @@ struct Harness {
     rec: Reconciler,
     events: EventWriter,
     api: Mock,
-    services: Writer<Service>,
-    slices: Writer<EndpointSlice>,
-    configmaps: Writer<ConfigMap>,
-    speakers: Writer<Pod>,
+    services: Fed<ServiceView>,
+    slices: Fed<SliceView>,
+    configmaps: Fed<ConfigMap>,
+    speakers: Fed<Pod>,
 }
 
 /// One request the writer made, and how it was answered.
@@ -133,23 +217,14 @@ impl Harness {
     fn new(me: &'static str) -> Self {
         let (mock, api) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(mock, "default");
-        let (services_r, services) = reflector::store();
-        let (slices_r, slices) = reflector::store();
-        let (nodes_r, mut nodes) = reflector::store();
-        let (configmaps_r, mut configmaps) = reflector::store();
-        let (speakers_r, speakers) = reflector::store();
-        for n in NODES {
-            put(&mut nodes, node(n));
-        }
-        put(&mut configmaps, configmap(json!({"config": CONFIG})));
-        let stores = Stores {
-            services: services_r,
-            slices: slices_r,
-            nodes: nodes_r,
-            configmaps: configmaps_r,
-            speakers: speakers_r,
-            metallb: None,
-        };
+        let (stores, feeds) = feeds();
+        let Feeds {
+            services,
+            slices,
+            configmaps,
+            speakers,
+            ..
+        } = feeds;
         Harness {
             me,
             rec: Reconciler::new(me.into(), ViewOptions::default(), stores),
@@ -290,5 +365,6 @@ impl Logs {
 
 mod decisions;
 mod events;
+mod incremental;
 mod speakers;
 mod unannounced;

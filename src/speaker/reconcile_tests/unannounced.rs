@@ -78,7 +78,7 @@ async fn elected_node_without_the_interface_announces_nothing_and_says_so() {
         h.add(service("web", ip, "Cluster"));
         h.pass(&NODES);
         // The ConfigMap is loaded and unchanged from here on; stand in the CRD config.
-        h.rec.config = Some(crds.clone());
+        h.rec.stand_in_config(crds.clone());
         h.rec
             .set_own_interfaces(BTreeSet::from(["eth0".to_string()]));
         for node in NODES {

@@ -1,0 +1,273 @@
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::k8s::endpoints::slice_endpoints;
+use crate::k8s::node::node_status;
+use crate::k8s::service::{is_handled, is_local_policy, service_key, status_ips};
+
+/// A Service as the API sends it, with everything the speaker does not read filled in.
+fn full_service(name: &str, patch: Value) -> Service {
+    let mut v = json!({
+        "metadata": {
+            "name": name, "namespace": "shop", "uid": format!("uid-{name}"),
+            "resourceVersion": "41",
+            "labels": {"app": name, "tier": "front"},
+            "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "x".repeat(2000),
+                "metallb.io/address-pool": "l2",
+            },
+            "managedFields": [{"manager": "kubectl", "operation": "Apply",
+                               "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}],
+        },
+        "spec": {
+            "type": "LoadBalancer", "externalTrafficPolicy": "Local",
+            "ports": [{"port": 80, "protocol": "TCP", "targetPort": 8080, "nodePort": 31000}],
+            "selector": {"app": name}, "clusterIP": "10.96.0.9", "clusterIPs": ["10.96.0.9"],
+            "ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "RequireDualStack",
+            "sessionAffinity": "None",
+        },
+        "status": {"loadBalancer": {"ingress": [
+            {"ip": "192.0.2.7", "ipMode": "VIP"}, {"hostname": "lb.example"},
+            {"ip": "2001:db8::7"}, {"ip": "not-an-ip"},
+        ]}},
+    });
+    merge(&mut v, patch);
+    serde_json::from_value(v).unwrap()
+}
+
+fn merge(into: &mut Value, patch: Value) {
+    match (into, patch) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn full_node(name: &str, patch: Value) -> Node {
+    let mut v = json!({
+        "metadata": {"name": name, "resourceVersion": "7", "labels": {"zone": "a"},
+                     "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
+        "spec": {"podCIDR": "10.244.1.0/24"},
+        "status": {
+            "conditions": [
+                {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-11-30T06:00:00Z"},
+                {"type": "NetworkUnavailable", "status": "False"},
+                {"type": "MemoryPressure", "status": "False"},
+            ],
+            "addresses": [{"type": "Hostname", "address": name},
+                          {"type": "InternalIP", "address": "192.0.2.5"}],
+            "images": [{"names": ["registry.example/app:1"], "sizeBytes": 1000}],
+            "capacity": {"cpu": "2"},
+        },
+    });
+    merge(&mut v, patch);
+    serde_json::from_value(v).unwrap()
+}
+
+fn full_slice(name: &str, service: Option<&str>, ready: bool) -> EndpointSlice {
+    let labels = match service {
+        Some(s) => {
+            json!({"kubernetes.io/service-name": s, "endpointslice.kubernetes.io/managed-by": "x"})
+        }
+        None => json!({}),
+    };
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "shop", "resourceVersion": "3", "labels": labels},
+        "addressType": "IPv4",
+        "endpoints": [
+            {"addresses": ["10.0.0.7"], "nodeName": "node-a",
+             "conditions": {"ready": ready, "serving": ready, "terminating": false},
+             "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "shop"}},
+            {"addresses": ["10.0.0.8"], "nodeName": "node-b", "conditions": {}},
+        ],
+        "ports": [{"port": 8080, "protocol": "TCP"}],
+    }))
+    .unwrap()
+}
+
+/// The projection keeps every field the election reads: the speaker decides the same from it
+/// as from the full object.
+#[test]
+fn projections_read_the_same_as_the_full_objects() {
+    let services = [
+        full_service("web", json!({})),
+        full_service(
+            "cluster",
+            json!({"spec": {"externalTrafficPolicy": "Cluster"}}),
+        ),
+        full_service(
+            "classed",
+            json!({"spec": {"loadBalancerClass": "example.com/x"}}),
+        ),
+        full_service("internal", json!({"spec": {"type": "ClusterIP"}})),
+        full_service("fresh", json!({"status": {"loadBalancer": {}}})),
+        full_service(
+            "bare",
+            json!({"metadata": {"namespace": null, "labels": null}}),
+        ),
+    ];
+    for svc in services {
+        let view = ServiceView::from(svc.clone());
+        for class in [None, Some("example.com/x")] {
+            assert_eq!(view.is_handled(class), is_handled(&svc, class), "{svc:?}");
+        }
+        assert_eq!(view.key(), service_key(&svc).to_string());
+        assert_eq!(view.ips(), status_ips(&svc).as_slice());
+        assert_eq!(view.is_local(), is_local_policy(&svc));
+        assert_eq!(view.labels(), svc.metadata.labels.as_ref());
+        assert_eq!(view.meta().uid, svc.metadata.uid);
+        // What it drops: the annotations, spec, managed fields.
+        assert!(view.meta().annotations.is_none() && view.meta().managed_fields.is_none());
+    }
+    let node = full_node("node-a", json!({}));
+    let view = NodeView::from(node.clone());
+    assert_eq!(view.status(), node_status(&node).as_ref());
+    assert_eq!(view.address(), Some("192.0.2.5".parse().unwrap()));
+    assert_eq!(view.labels(), node.metadata.labels.as_ref());
+    for slice in [
+        full_slice("web-1", Some("web"), true),
+        full_slice("web-2", None, false),
+    ] {
+        let view = SliceView::from(slice.clone());
+        assert_eq!(view.endpoints(), slice_endpoints(&slice).as_slice());
+        assert_eq!(
+            view.service(),
+            slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("kubernetes.io/service-name"))
+                .map(|s| format!("shop/{s}"))
+                .as_deref()
+        );
+    }
+}
+
+/// The watch decodes the API's JSON straight into the projection.
+#[test]
+fn a_watch_event_decodes_into_the_projection() {
+    let json = serde_json::to_value(full_service("web", json!({}))).unwrap();
+    let view: ServiceView = serde_json::from_value(json).unwrap();
+    assert_eq!(view, ServiceView::from(full_service("web", json!({}))));
+    assert_eq!(view.meta().resource_version.as_deref(), Some("41"));
+}
+
+struct Feed<K: Watched> {
+    writer: Writer<K>,
+    changes: Changes,
+}
+
+impl<K: Watched> Feed<K> {
+    fn new() -> Self {
+        let changes = Changes::default();
+        changes.take();
+        Self {
+            writer: Writer::default(),
+            changes,
+        }
+    }
+
+    fn event(&mut self, event: watcher::Event<K>) -> Pending {
+        apply(&mut self.writer, &self.changes, &event);
+        self.changes.take()
+    }
+}
+
+fn services(keys: &[&str]) -> BTreeSet<String> {
+    keys.iter().map(|k| k.to_string()).collect()
+}
+
+#[test]
+fn only_changes_the_election_reads_are_marked() {
+    let mut nodes = Feed::<NodeView>::new();
+    let node = |patch| NodeView::from(full_node("node-a", patch));
+    assert!(nodes.event(watcher::Event::Apply(node(json!({})))).all);
+    // A heartbeat: new resourceVersion, new timestamps, same decision inputs.
+    let beat = json!({"metadata": {"resourceVersion": "8"}, "status": {"conditions": [
+        {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-11-30T06:00:10Z"},
+        {"type": "NetworkUnavailable", "status": "False"}]}});
+    assert_eq!(
+        nodes.event(watcher::Event::Apply(node(beat))),
+        Pending::default()
+    );
+    let down = json!({"metadata": {"resourceVersion": "9"}, "status": {"conditions": [
+        {"type": "Ready", "status": "False"}]}});
+    assert!(nodes.event(watcher::Event::Apply(node(down))).all);
+    let relabelled = json!({"metadata": {"resourceVersion": "10", "labels": {"zone": "b"}}});
+    assert!(nodes.event(watcher::Event::Apply(node(relabelled))).all);
+
+    let mut svcs = Feed::<ServiceView>::new();
+    let svc = |patch| ServiceView::from(full_service("web", patch));
+    let first = svcs.event(watcher::Event::Apply(svc(json!({}))));
+    assert_eq!(first.services, services(&["shop/web"]));
+    assert!(!first.all);
+    let annotated = json!({"metadata": {"resourceVersion": "42",
+        "annotations": {"example.com/owner": "team-a"}}});
+    assert_eq!(
+        svcs.event(watcher::Event::Apply(svc(annotated))),
+        Pending::default()
+    );
+    let moved = json!({"metadata": {"resourceVersion": "43"},
+        "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.8"}]}}});
+    assert_eq!(
+        svcs.event(watcher::Event::Apply(svc(moved))).services,
+        services(&["shop/web"])
+    );
+    assert_eq!(
+        svcs.event(watcher::Event::Delete(svc(json!({})))).services,
+        services(&["shop/web"])
+    );
+}
+
+#[test]
+fn a_slice_marks_its_service_and_the_one_it_left() {
+    let mut slices = Feed::<SliceView>::new();
+    let web = SliceView::from(full_slice("s-1", Some("web"), true));
+    let marked = slices.event(watcher::Event::Apply(web.clone()));
+    assert_eq!(marked.services, services(&["shop/web"]));
+    assert_eq!(marked.slices, vec![ObjectRef::from_obj(&web)]);
+    let unready = SliceView::from(full_slice("s-1", Some("web"), false));
+    assert_eq!(
+        slices.event(watcher::Event::Apply(unready)).services,
+        services(&["shop/web"])
+    );
+    let api = SliceView::from(full_slice("s-1", Some("api"), false));
+    assert_eq!(
+        slices.event(watcher::Event::Apply(api)).services,
+        services(&["shop/api", "shop/web"])
+    );
+    let unlabelled = SliceView::from(full_slice("s-2", None, true));
+    let marked = slices.event(watcher::Event::Apply(unlabelled));
+    assert!(marked.services.is_empty() && !marked.all);
+}
+
+/// A re-list may have missed deletes: once it completes, everything is decided again; the
+/// objects it lists before that are not marked one by one.
+#[test]
+fn a_completed_relist_marks_everything() {
+    let mut svcs = Feed::<ServiceView>::new();
+    svcs.event(watcher::Event::Apply(ServiceView::from(full_service(
+        "gone",
+        json!({}),
+    ))));
+    assert_eq!(svcs.event(watcher::Event::Init), Pending::default());
+    let web = ServiceView::from(full_service("web", json!({})));
+    assert_eq!(
+        svcs.event(watcher::Event::InitApply(web)),
+        Pending::default()
+    );
+    assert!(svcs.event(watcher::Event::InitDone).all);
+    let keys: Vec<String> = svcs
+        .writer
+        .as_reader()
+        .state()
+        .iter()
+        .map(|s| s.key())
+        .collect();
+    assert_eq!(keys, ["shop/web"], "the re-list replaced the cache");
+}
