@@ -18,4 +18,6 @@ pub const NAMESPACE: &str = "ferrolb-system";
 pub const APPS: &str = "apps";
 
 pub use control_plane::ControlPlane;
+// Not every suite runs the controller (the scale measurement writes what it would).
+#[allow(unused_imports)]
 pub use ferrolb::{Controller, ControllerOptions};
