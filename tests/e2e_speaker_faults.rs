@@ -1,0 +1,113 @@
+//! `ferrolb speaker` in Kubernetes mode under faults, end to end: the cluster of
+//! `tests/e2e_speaker.rs` (real kube-apiserver + etcd in a namespace on the test LAN, the real
+//! controller, real speakers in the node namespaces, a client namespace; see
+//! `tests/e2e/speaker_lan.rs`), with one fault injected per test: Services sharing an address
+//! across families, the API server killed and restarted, a speaker alone among Ready Nodes.
+//!
+//! Skipped, with a message, when `KUBEBUILDER_ASSETS` is unset (even in CI). With it set, missing
+//! root or tools fail the test when `CI` is set, and skip it otherwise.
+
+mod e2e;
+mod netns;
+#[path = "e2e/speaker_lan.rs"]
+mod speaker_lan;
+
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+use serde_json::json;
+
+use e2e::APPS;
+use e2e::api::{create_service, lb_service, wait_for_ips};
+use netns::{distinct, wait_for};
+use speaker_lan::{SETTLE, Setup, assert_only_answerer, ranked, set_endpoints, setup_with};
+
+/// Both families: the IPv6 range stays clear of the nodes' own addresses (2001:db8::11..13).
+const DUAL_POOL: &str = "address-pools:
+- name: lan
+  protocol: layer2
+  addresses:
+  - 192.0.2.200-192.0.2.207
+  - 2001:db8::200-2001:db8::20f
+";
+
+/// A RequireDualStack Service and an IPv6-only one share the IPv6 address (same
+/// `allow-shared-ip` key, different ports). The addresses are chosen so that each Service's own
+/// first IP ranks a different node first: the old per-Service election gave the shared IPv6 two
+/// answerers (both Services' owners). Every neighbour advertisement for it must come from one
+/// node, the node that also answers the dual-stack Service's IPv4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_dual_stack_address_is_answered_by_exactly_one_node() {
+    let test = "shared_dual_stack_address_is_answered_by_exactly_one_node";
+    let setup = Setup {
+        pool: DUAL_POOL,
+        ..Setup::default()
+    };
+    let Some(cluster) = setup_with(test, setup).await else {
+        return;
+    };
+    let lan = &cluster.lan;
+    let all = [0, 1, 2];
+    let v4 = "192.0.2.200";
+    let v4_owner = ranked(lan, v4, &all)[0];
+    let v6 = (0x200..=0x20f)
+        .map(|n| format!("2001:db8::{n:x}"))
+        .find(|ip| ranked(lan, ip, &all)[0] != v4_owner)
+        .expect("some address of the range ranks another node first");
+
+    let services: Api<Service> = Api::namespaced(cluster.client.clone(), APPS);
+    let somewhere = lan.nodes[1].name.clone();
+    set_endpoints(&cluster.client, "dual", &[(&somewhere, true)]).await;
+    set_endpoints(&cluster.client, "v6only", &[(&somewhere, true)]).await;
+    let dual = json!({
+        "metadata": { "annotations": {
+            "metallb.io/allow-shared-ip": "shared-v6",
+            "metallb.io/loadBalancerIPs": format!("{v4},{v6}"),
+        } },
+        "spec": { "ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv4", "IPv6"] },
+    });
+    create_service(&services, &lb_service("dual", dual)).await;
+    let v6only = json!({
+        "metadata": { "annotations": {
+            "metallb.io/allow-shared-ip": "shared-v6",
+            "metallb.io/loadBalancerIPs": v6,
+        } },
+        "spec": {
+            "ipFamilyPolicy": "SingleStack",
+            "ipFamilies": ["IPv6"],
+            "ports": [{ "name": "https", "protocol": "TCP", "port": 443, "targetPort": 8443 }],
+        },
+    });
+    create_service(&services, &lb_service("v6only", v6only)).await;
+    // Each Service's own first IP: the dual-stack one's is the IPv4, whose first node is not the
+    // IPv6's.
+    assert_eq!(wait_for_ips(&services, "dual").await, [v4, v6.as_str()]);
+    assert_eq!(wait_for_ips(&services, "v6only").await, [v6.as_str()]);
+
+    // Settled: one advertiser answers a solicitation (the speakers may still be placing the
+    // new Services a moment after the status appears).
+    let settled = wait_for(SETTLE, || {
+        let macs = lan.ndisc6(&v6);
+        (!macs.is_empty() && distinct(&macs).len() == 1).then_some(macs[0].clone())
+    });
+    let Some(owner_mac) = settled else {
+        panic!(
+            "{v6}: never answered by exactly one node; last: {:?}",
+            lan.ndisc6(&v6)
+        );
+    };
+    // Then every advertisement, over many solicitations, from that one MAC.
+    let mut replies = Vec::new();
+    for _ in 0..15 {
+        let macs = lan.ndisc6(&v6);
+        assert!(!macs.is_empty(), "{v6}: a solicitation went unanswered");
+        replies.extend(macs);
+    }
+    let owner = lan.node_by_mac(&owner_mac).expect("a node answered");
+    assert_eq!(
+        distinct(&replies).into_iter().collect::<Vec<_>>(),
+        [owner_mac],
+        "{v6}: advertised by more than one node ({} replies)",
+        replies.len()
+    );
+    assert_only_answerer(lan, v4, owner);
+}
