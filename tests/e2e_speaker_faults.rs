@@ -2,7 +2,7 @@
 //! `tests/e2e_speaker.rs` (real kube-apiserver + etcd in a namespace on the test LAN, the real
 //! controller, real speakers in the node namespaces, a client namespace; see
 //! `tests/e2e/speaker_lan.rs`), with one fault injected per test: Services sharing an address
-//! across families, the API server killed and restarted, a speaker alone among Ready Nodes.
+//! across families, the API server killed and restarted.
 //!
 //! Skipped, with a message, when `KUBEBUILDER_ASSETS` is unset (even in CI). With it set, missing
 //! root or tools fail the test when `CI` is set, and skip it otherwise.
@@ -12,14 +12,17 @@ mod netns;
 #[path = "e2e/speaker_lan.rs"]
 mod speaker_lan;
 
+use std::time::{Duration, Instant};
+
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use serde_json::json;
 
 use e2e::APPS;
-use e2e::api::{create_service, lb_service, wait_for_ips};
-use netns::{distinct, wait_for};
-use speaker_lan::{SETTLE, Setup, assert_only_answerer, ranked, set_endpoints, setup_with};
+use e2e::api::{create_service, ingress_ips, lb_service, wait_for_ips};
+use e2e::wait::wait_for as wait_until;
+use netns::{Lan, distinct, wait_for};
+use speaker_lan::{SETTLE, Setup, assert_only_answerer, ranked, set_endpoints, setup, setup_with};
 
 /// Both families: the IPv6 range stays clear of the nodes' own addresses (2001:db8::11..13).
 const DUAL_POOL: &str = "address-pools:
@@ -29,6 +32,16 @@ const DUAL_POOL: &str = "address-pools:
   - 192.0.2.200-192.0.2.207
   - 2001:db8::200-2001:db8::20f
 ";
+
+/// Waits (generously) until node `owner` alone answers ARP for `ip`, within `bound`; the
+/// caller's promise decides the bound.
+fn wait_answered_by(lan: &Lan, ip: &str, owner: usize, bound: Duration) -> Option<()> {
+    let want = &lan.nodes[owner].mac;
+    wait_for(bound, || {
+        let macs = lan.arping(ip, 1);
+        (!macs.is_empty() && macs.iter().all(|m| m == want)).then_some(())
+    })
+}
 
 /// A RequireDualStack Service and an IPv6-only one share the IPv6 address (same
 /// `allow-shared-ip` key, different ports). The addresses are chosen so that each Service's own
@@ -110,4 +123,84 @@ async fn shared_dual_stack_address_is_answered_by_exactly_one_node() {
         replies.len()
     );
     assert_only_answerer(lan, v4, owner);
+}
+
+/// The API server is SIGKILLed for 20 s and restarted (every watch then gets "too old resource
+/// version"). A Service created right after it is back gets its IP and is answered within 5 s of
+/// its status showing it (kube-runtime's default watch backoff, grown to 30 s by then, kept the
+/// speakers deaf for up to a minute). A Service from before is answered by its owner, and nobody
+/// else, throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_api_server_restart_a_new_service_is_answered_within_seconds() {
+    let test = "after_an_api_server_restart_a_new_service_is_answered_within_seconds";
+    let Some(mut cluster) = setup(test).await else {
+        return;
+    };
+    let all = [0, 1, 2];
+    let services: Api<Service> = Api::namespaced(cluster.client.clone(), APPS);
+    let somewhere = cluster.lan.nodes[0].name.clone();
+    set_endpoints(&cluster.client, "before", &[(&somewhere, true)]).await;
+    create_service(&services, &lb_service("before", json!({}))).await;
+    let before = wait_for_ips(&services, "before").await[0].clone();
+    let before_owner = ranked(&cluster.lan, &before, &all)[0];
+    assert_only_answerer(&cluster.lan, &before, before_owner);
+
+    let outage = Instant::now();
+    let probes = cluster.lan.start_prober(&[&before], 300);
+    cluster.plane.kill_apiserver();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    cluster.plane.restart_apiserver().await;
+
+    let client = cluster.plane.client().await;
+    let services: Api<Service> = Api::namespaced(client.clone(), APPS);
+    set_endpoints(&client, "after", &[(&somewhere, true)]).await;
+    create_service(&services, &lb_service("after", json!({}))).await;
+    // The controller's side has its own test (tests/e2e_controller_faults.rs); here a generous
+    // wait, so a slow controller does not hide what the speakers do.
+    let after = wait_until(
+        "after to get an EXTERNAL-IP",
+        Duration::from_secs(30),
+        || {
+            let services = services.clone();
+            async move {
+                let ips = ingress_ips(&services.get("after").await.ok()?);
+                ips.first().cloned()
+            }
+        },
+    )
+    .await;
+    assert_ne!(after, before);
+    let after_owner = ranked(&cluster.lan, &after, &all)[0];
+    let lan = &cluster.lan;
+    let answered = wait_answered_by(lan, &after, after_owner, Duration::from_secs(5));
+    assert!(
+        answered.is_some(),
+        "{after}: not answered by {} alone within 5 s of its status showing it; now: {:?}",
+        lan.nodes[after_owner].name,
+        lan.arping(&after, 2)
+    );
+
+    lan.stop_prober();
+    let tally = wait_for(Duration::from_secs(30), || {
+        Lan::probe_results(&probes).into_iter().next()
+    })
+    .expect("the prober finished");
+    // A request every 10 ms through the outage: half of those slots proves it ran throughout.
+    let slots = outage.elapsed().as_millis() / 20;
+    eprintln!("{before} through the outage: {tally:?}");
+    assert!(u128::from(tally.probes) >= slots, "{tally:?}");
+    assert_eq!(
+        tally.macs,
+        [lan.nodes[before_owner].mac.clone()],
+        "{before}: answered by another node during the outage: {tally:?}"
+    );
+    // Silence of a second or more would be a withdrawal, not a slow reply (53 ms measured).
+    assert!(
+        tally.longest_unanswered < 100,
+        "{before}: unanswered for a while during the outage: {tally:?}"
+    );
+    cluster.controller.assert_running();
+    for i in all {
+        assert!(cluster.lan.running(i), "speaker {i} exited");
+    }
 }
