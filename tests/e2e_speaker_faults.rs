@@ -2,7 +2,7 @@
 //! `tests/e2e_speaker.rs` (real kube-apiserver + etcd in a namespace on the test LAN, the real
 //! controller, real speakers in the node namespaces, a client namespace; see
 //! `tests/e2e/speaker_lan.rs`), with one fault injected per test: Services sharing an address
-//! across families, the API server killed and restarted.
+//! across families, the API server killed and restarted, a speaker alone among Ready Nodes.
 //!
 //! Skipped, with a message, when `KUBEBUILDER_ASSETS` is unset (even in CI). With it set, missing
 //! root or tools fail the test when `CI` is set, and skip it otherwise.
@@ -21,8 +21,10 @@ use serde_json::json;
 use e2e::APPS;
 use e2e::api::{create_service, ingress_ips, lb_service, wait_for_ips};
 use e2e::wait::wait_for as wait_until;
-use netns::{Lan, distinct, wait_for};
-use speaker_lan::{SETTLE, Setup, assert_only_answerer, ranked, set_endpoints, setup, setup_with};
+use netns::{Lan, distinct, ranking, wait_for};
+use speaker_lan::{
+    POOL, SETTLE, Setup, assert_only_answerer, ranked, set_endpoints, setup, setup_with,
+};
 
 /// Both families: the IPv6 range stays clear of the nodes' own addresses (2001:db8::11..13).
 const DUAL_POOL: &str = "address-pools:
@@ -203,4 +205,47 @@ async fn after_an_api_server_restart_a_new_service_is_answered_within_seconds() 
     for i in all {
         assert!(cluster.lan.running(i), "speaker {i} exited");
     }
+}
+
+/// Three Ready Nodes, but a speaker (and its Pod, as with a `nodeSelector`) on only one: gossip
+/// is on, yet nobody else is there to join. It must elect alone: answer for a Service within 2 s
+/// of its status showing the IP, and report ready. (Counting Nodes instead of speakers, it
+/// waited for a join that never came: no answer, `/readyz` 503.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_speaker_among_ready_nodes_answers_and_is_ready() {
+    let test = "a_lone_speaker_among_ready_nodes_answers_and_is_ready";
+    // The first Service gets the pool's lowest address; the lone speaker runs on the node that
+    // ranks last for it, so it cannot be answering because it would have won anyway.
+    let ip = "192.0.2.200";
+    let names = ["node-a", "node-b", "node-c"]; // the LAN's nodes, in order
+    let last = ranking(ip, &names)[2].clone();
+    let lone = names.iter().position(|n| *n == last).unwrap();
+    let speakers = [lone];
+    let setup = Setup {
+        pool: POOL,
+        speakers: &speakers,
+    };
+    let Some(cluster) = setup_with(test, setup).await else {
+        return;
+    };
+    let lan = &cluster.lan;
+    assert_eq!(
+        lan.http_get(lone, "/readyz").0,
+        200,
+        "the lone speaker is ready"
+    );
+    let services: Api<Service> = Api::namespaced(cluster.client.clone(), APPS);
+    let elsewhere = lan.nodes[(lone + 1) % 3].name.clone();
+    set_endpoints(&cluster.client, "web", &[(&elsewhere, true)]).await;
+    create_service(&services, &lb_service("web", json!({}))).await;
+    assert_eq!(wait_for_ips(&services, "web").await, [ip]);
+    let answered = wait_answered_by(lan, ip, lone, Duration::from_secs(2));
+    assert!(
+        answered.is_some(),
+        "{ip}: the lone speaker on {} did not answer within 2 s of the status; now: {:?}",
+        lan.nodes[lone].name,
+        lan.arping(ip, 2)
+    );
+    assert_only_answerer(lan, ip, lone);
+    assert_eq!(lan.http_get(lone, "/readyz").0, 200, "still ready");
 }
