@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 
 use crate::advertise::Cause;
 use crate::gossip::{
-    Gossip, GossipConfig, GossipError, KeyError, KeyFiles, SwimTiming, joined_differs,
+    Gossip, GossipConfig, GossipError, GossipHandle, KeyError, KeyFiles, SwimTiming, joined_differs,
 };
 use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry};
@@ -116,15 +116,12 @@ pub async fn run(
     health: Health,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StaticSpeakerError> {
-    let (mut stamp, mut config) = load(&options.file)?;
+    let (stamp, config) = load(&options.file)?;
     let key_files = KeyFiles {
         key: config.gossip.key_file.clone().or(options.keys.key.clone()),
         accept: options.keys.accept.clone(),
     };
     let keys = key_files.load()?;
-    let l2_metrics = Layer2Metrics::with_names(text_metrics, options.naming);
-    let announced = AnnouncedMetric::with_names(text_metrics, options.naming);
-    let service_ips = ServiceIpsMetric::register(registry, options.naming)?;
     let membership = Gossip::start(GossipConfig {
         node_name: config.node.clone(),
         bind_addr: config.gossip.bind,
@@ -135,7 +132,44 @@ pub async fn run(
         timing: options.timing.clone(),
     })
     .await?;
-    crate::gossip::register_metrics(registry, &membership)?;
+    let file = Loaded { stamp, config };
+    serve(
+        options,
+        file,
+        &membership,
+        registry,
+        text_metrics,
+        health,
+        shutdown,
+    )
+    .await
+}
+
+/// The file as [`run`] first read it.
+struct Loaded {
+    stamp: Option<FileStamp>,
+    config: StaticConfig,
+}
+
+/// [`run`]'s loop over a started gossip member: ends with `shutdown` (`Ok`) or when the member's
+/// task ends under it ([`super::GossipStopped`]), releasing every IP and leaving either way.
+async fn serve(
+    options: StaticOptions,
+    file: Loaded,
+    membership: &GossipHandle,
+    registry: &Registry,
+    text_metrics: &TextRegistry,
+    health: Health,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StaticSpeakerError> {
+    let Loaded {
+        mut stamp,
+        mut config,
+    } = file;
+    let l2_metrics = Layer2Metrics::with_names(text_metrics, options.naming);
+    let announced = AnnouncedMetric::with_names(text_metrics, options.naming);
+    let service_ips = ServiceIpsMetric::register(registry, options.naming)?;
+    crate::gossip::register_metrics(registry, membership)?;
     let mut members = membership.members();
     let mut stats = membership.stats_watch();
 
@@ -354,5 +388,89 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    /// Nothing from outside ends the gossip member's task (socket errors are logged and it reads
+    /// on; bad datagrams and key files are dropped), so the loop is driven with a real member
+    /// whose task is aborted, as a crash would end it, once the speaker announces its IP: the
+    /// speaker must release the IP and return `GossipStopped` (main exits non-zero on it) by
+    /// itself, with no shutdown signal.
+    #[tokio::test]
+    async fn a_member_task_that_ends_stops_the_speaker_with_gossip_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "ferrolb-static-mode-test-key-0123456789").unwrap();
+        let path = dir.path().join("static.yaml");
+        let text = format!(
+            "node: node-a\ngossip:\n  bind: 127.0.0.1:0\n  key-file: {}\naddresses:\n\
+             - service: web\n  ips: [192.0.2.1]\n",
+            key.display()
+        );
+        std::fs::write(&path, text).unwrap();
+        let (stamp, config) = load(&path).unwrap();
+        let membership = Gossip::start(GossipConfig {
+            node_name: config.node.clone(),
+            bind_addr: config.gossip.bind,
+            advertise_addr: None,
+            seeds: Vec::new(),
+            keys: KeyFiles {
+                key: Some(key),
+                accept: None,
+            }
+            .load()
+            .unwrap(),
+            reload: None,
+            timing: SwimTiming::default(),
+        })
+        .await
+        .unwrap();
+        let options = StaticOptions {
+            file: path,
+            keys: KeyFiles::default(),
+            // No interface at all: the test announces nothing on the host's networks.
+            announcer: AnnouncerOptions {
+                excludes: crate::layer2::iface::ExcludePatterns::new(["*"]),
+                garp_interval: None,
+            },
+            timing: SwimTiming::default(),
+            naming: Naming::default(),
+        };
+        let (registry, text, health) = (Registry::new(), TextRegistry::default(), Health::new());
+        let announced = |text: &TextRegistry| {
+            let mut out = String::new();
+            text.write_text(&mut out);
+            out.lines()
+                .any(|l| l.starts_with("ferrolb_speaker_announced{") && l.contains("192.0.2.1"))
+        };
+        let speaker = serve(
+            options,
+            Loaded { stamp, config },
+            &membership,
+            &registry,
+            &text,
+            health.clone(),
+            std::future::pending(),
+        );
+        let crash = async {
+            while !announced(&text) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            membership.abort();
+            std::future::pending::<()>().await;
+        };
+        let ended = tokio::time::timeout(Duration::from_secs(30), async {
+            tokio::select! {
+                result = speaker => result,
+                () = crash => unreachable!(),
+            }
+        })
+        .await
+        .expect("the speaker ended by itself when its gossip task ended");
+        assert!(
+            matches!(ended, Err(StaticSpeakerError::GossipStopped(_))),
+            "{ended:?}"
+        );
+        assert!(!announced(&text), "the IP is released before returning");
+        assert!(!health.is_ready());
     }
 }

@@ -8,7 +8,7 @@ use super::Lan;
 
 /// Python (stdlib only). Args: MAX_DURATION_S STOP_FILE INTERVAL_S VIP... Runs until STOP_FILE
 /// exists (or the maximum has passed, so it always ends). Prints one line per VIP at the end:
-/// `VIP probes=N unanswered=N double=N longest_double=N macs=a,b,...`.
+/// `VIP probes=N unanswered=N double=N longest_double=N longest_unanswered=N macs=a,b,...`.
 const PROBER: &str = r#"
 import os, socket, struct, sys, time
 duration, stop, interval, vips = float(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4:]
@@ -19,7 +19,7 @@ me4 = socket.inet_aton('192.0.2.100')
 targets = [socket.inet_aton(v) for v in vips]
 def request(tip):
     return b'\xff' * 6 + src + b'\x08\x06' + struct.pack('!HHBBH', 1, 0x0800, 6, 4, 1) + src + me4 + b'\0' * 6 + tip
-stats = {v: [0, 0, 0, set(), 0, 0] for v in vips}
+stats = {v: [0, 0, 0, set(), 0, 0, 0, 0] for v in vips}
 end = time.monotonic() + duration
 while time.monotonic() < end and not os.path.exists(stop):
     slot_end = time.monotonic() + interval
@@ -45,6 +45,10 @@ while time.monotonic() < end and not os.path.exists(stop):
         st[0] += 1
         if not seen[v]:
             st[1] += 1
+            st[6] += 1
+            st[7] = max(st[7], st[6])
+        else:
+            st[6] = 0
         if len(seen[v]) > 1:
             st[2] += 1
             st[4] += 1
@@ -54,7 +58,7 @@ while time.monotonic() < end and not os.path.exists(stop):
         st[3] |= seen[v]
 for v in vips:
     st = stats[v]
-    print(f"{v} probes={st[0]} unanswered={st[1]} double={st[2]} longest_double={st[5]} macs={','.join(sorted(st[3]))}", flush=True)
+    print(f"{v} probes={st[0]} unanswered={st[1]} double={st[2]} longest_double={st[5]} longest_unanswered={st[7]} macs={','.join(sorted(st[3]))}", flush=True)
 "#;
 
 /// One VIP's tally.
@@ -67,6 +71,10 @@ pub struct ProbeTally {
     pub double: u64,
     /// The longest run of consecutive such slots.
     pub longest_double: u64,
+    /// The longest run of consecutive request slots nobody answered.
+    pub longest_unanswered: u64,
+    /// Every MAC that answered, sorted.
+    pub macs: Vec<String>,
 }
 
 impl Lan {
@@ -101,16 +109,22 @@ impl Lan {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         text.lines()
             .filter_map(|line| {
-                let mut words = line.split_whitespace();
-                let vip = words.next()?.to_string();
-                let mut field =
-                    |name: &str| -> Option<u64> { words.next()?.strip_prefix(name)?.parse().ok() };
+                let words: Vec<&str> = line.split_whitespace().collect();
+                let (vip, rest) = words.split_first()?;
+                let value = |i: usize, name: &str| rest.get(i)?.strip_prefix(name);
+                let count = |i: usize, name: &str| -> Option<u64> { value(i, name)?.parse().ok() };
                 Some(ProbeTally {
-                    vip,
-                    probes: field("probes=")?,
-                    unanswered: field("unanswered=")?,
-                    double: field("double=")?,
-                    longest_double: field("longest_double=")?,
+                    vip: vip.to_string(),
+                    probes: count(0, "probes=")?,
+                    unanswered: count(1, "unanswered=")?,
+                    double: count(2, "double=")?,
+                    longest_double: count(3, "longest_double=")?,
+                    longest_unanswered: count(4, "longest_unanswered=")?,
+                    macs: value(5, "macs=")?
+                        .split(',')
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_string)
+                        .collect(),
                 })
             })
             .collect()

@@ -1,0 +1,251 @@
+//! `ferrolb speaker` in Kubernetes mode under faults, end to end: the cluster of
+//! `tests/e2e_speaker.rs` (real kube-apiserver + etcd in a namespace on the test LAN, the real
+//! controller, real speakers in the node namespaces, a client namespace; see
+//! `tests/e2e/speaker_lan.rs`), with one fault injected per test: Services sharing an address
+//! across families, the API server killed and restarted, a speaker alone among Ready Nodes.
+//!
+//! Skipped, with a message, when `KUBEBUILDER_ASSETS` is unset (even in CI). With it set, missing
+//! root or tools fail the test when `CI` is set, and skip it otherwise.
+
+mod e2e;
+mod netns;
+#[path = "e2e/speaker_lan.rs"]
+mod speaker_lan;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+use serde_json::json;
+
+use e2e::APPS;
+use e2e::api::{create_service, ingress_ips, lb_service, wait_for_ips};
+use e2e::wait::wait_for as wait_until;
+use netns::{Lan, distinct, ranking, wait_for};
+use speaker_lan::{
+    POOL, SETTLE, Setup, assert_only_answerer, ranked, set_endpoints, setup, setup_with,
+};
+
+/// Both families: the IPv6 range stays clear of the nodes' own addresses (2001:db8::11..13).
+const DUAL_POOL: &str = "address-pools:
+- name: lan
+  protocol: layer2
+  addresses:
+  - 192.0.2.200-192.0.2.207
+  - 2001:db8::200-2001:db8::20f
+";
+
+/// Waits (generously) until node `owner` alone answers ARP for `ip`, within `bound`; the
+/// caller's promise decides the bound.
+fn wait_answered_by(lan: &Lan, ip: &str, owner: usize, bound: Duration) -> Option<()> {
+    let want = &lan.nodes[owner].mac;
+    wait_for(bound, || {
+        let macs = lan.arping(ip, 1);
+        (!macs.is_empty() && macs.iter().all(|m| m == want)).then_some(())
+    })
+}
+
+/// A RequireDualStack Service and an IPv6-only one share the IPv6 address (same
+/// `allow-shared-ip` key, different ports). The addresses are chosen so that each Service's own
+/// first IP ranks a different node first: the old per-Service election gave the shared IPv6 two
+/// answerers (both Services' owners). Every neighbour advertisement for it must come from one
+/// node, the node that also answers the dual-stack Service's IPv4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_dual_stack_address_is_answered_by_exactly_one_node() {
+    let test = "shared_dual_stack_address_is_answered_by_exactly_one_node";
+    let setup = Setup {
+        pool: DUAL_POOL,
+        ..Setup::default()
+    };
+    let Some(cluster) = setup_with(test, setup).await else {
+        return;
+    };
+    let lan = &cluster.lan;
+    let all = [0, 1, 2];
+    let v4 = "192.0.2.200";
+    let v4_owner = ranked(lan, v4, &all)[0];
+    let v6 = (0x200..=0x20f)
+        .map(|n| format!("2001:db8::{n:x}"))
+        .find(|ip| ranked(lan, ip, &all)[0] != v4_owner)
+        .expect("some address of the range ranks another node first");
+
+    let services: Api<Service> = Api::namespaced(cluster.client.clone(), APPS);
+    let somewhere = lan.nodes[1].name.clone();
+    set_endpoints(&cluster.client, "dual", &[(&somewhere, true)]).await;
+    set_endpoints(&cluster.client, "v6only", &[(&somewhere, true)]).await;
+    let dual = json!({
+        "metadata": { "annotations": {
+            "metallb.io/allow-shared-ip": "shared-v6",
+            "metallb.io/loadBalancerIPs": format!("{v4},{v6}"),
+        } },
+        "spec": { "ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv4", "IPv6"] },
+    });
+    create_service(&services, &lb_service("dual", dual)).await;
+    let v6only = json!({
+        "metadata": { "annotations": {
+            "metallb.io/allow-shared-ip": "shared-v6",
+            "metallb.io/loadBalancerIPs": v6,
+        } },
+        "spec": {
+            "ipFamilyPolicy": "SingleStack",
+            "ipFamilies": ["IPv6"],
+            "ports": [{ "name": "https", "protocol": "TCP", "port": 443, "targetPort": 8443 }],
+        },
+    });
+    create_service(&services, &lb_service("v6only", v6only)).await;
+    // Each Service's own first IP: the dual-stack one's is the IPv4, whose first node is not the
+    // IPv6's.
+    assert_eq!(wait_for_ips(&services, "dual").await, [v4, v6.as_str()]);
+    assert_eq!(wait_for_ips(&services, "v6only").await, [v6.as_str()]);
+
+    // Settled: one advertiser answers a solicitation (the speakers may still be placing the
+    // new Services a moment after the status appears).
+    let settled = wait_for(SETTLE, || {
+        let macs = lan.ndisc6(&v6);
+        (!macs.is_empty() && distinct(&macs).len() == 1).then_some(macs[0].clone())
+    });
+    let Some(owner_mac) = settled else {
+        panic!(
+            "{v6}: never answered by exactly one node; last: {:?}",
+            lan.ndisc6(&v6)
+        );
+    };
+    // Then every advertisement, over many solicitations, from that one MAC.
+    let mut replies = Vec::new();
+    for _ in 0..15 {
+        let macs = lan.ndisc6(&v6);
+        assert!(!macs.is_empty(), "{v6}: a solicitation went unanswered");
+        replies.extend(macs);
+    }
+    let owner = lan.node_by_mac(&owner_mac).expect("a node answered");
+    assert_eq!(
+        distinct(&replies).into_iter().collect::<Vec<_>>(),
+        [owner_mac],
+        "{v6}: advertised by more than one node ({} replies)",
+        replies.len()
+    );
+    assert_only_answerer(lan, v4, owner);
+}
+
+/// The API server is SIGKILLed for 20 s and restarted (every watch then gets "too old resource
+/// version"). A Service created right after it is back gets its IP and is answered within 5 s of
+/// its status showing it (kube-runtime's default watch backoff, grown to 30 s by then, kept the
+/// speakers deaf for up to a minute). A Service from before is answered by its owner, and nobody
+/// else, throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_api_server_restart_a_new_service_is_answered_within_seconds() {
+    let test = "after_an_api_server_restart_a_new_service_is_answered_within_seconds";
+    let Some(mut cluster) = setup(test).await else {
+        return;
+    };
+    let all = [0, 1, 2];
+    let services: Api<Service> = Api::namespaced(cluster.client.clone(), APPS);
+    let somewhere = cluster.lan.nodes[0].name.clone();
+    set_endpoints(&cluster.client, "before", &[(&somewhere, true)]).await;
+    create_service(&services, &lb_service("before", json!({}))).await;
+    let before = wait_for_ips(&services, "before").await[0].clone();
+    let before_owner = ranked(&cluster.lan, &before, &all)[0];
+    assert_only_answerer(&cluster.lan, &before, before_owner);
+
+    let outage = Instant::now();
+    let probes = cluster.lan.start_prober(&[&before], 300);
+    cluster.plane.kill_apiserver();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    cluster.plane.restart_apiserver().await;
+
+    let client = cluster.plane.client().await;
+    let services: Api<Service> = Api::namespaced(client.clone(), APPS);
+    set_endpoints(&client, "after", &[(&somewhere, true)]).await;
+    create_service(&services, &lb_service("after", json!({}))).await;
+    // The controller's side has its own test (tests/e2e_controller_faults.rs); here a generous
+    // wait, so a slow controller does not hide what the speakers do.
+    let after = wait_until(
+        "after to get an EXTERNAL-IP",
+        Duration::from_secs(30),
+        || {
+            let services = services.clone();
+            async move {
+                let ips = ingress_ips(&services.get("after").await.ok()?);
+                ips.first().cloned()
+            }
+        },
+    )
+    .await;
+    assert_ne!(after, before);
+    let after_owner = ranked(&cluster.lan, &after, &all)[0];
+    let lan = &cluster.lan;
+    let answered = wait_answered_by(lan, &after, after_owner, Duration::from_secs(5));
+    assert!(
+        answered.is_some(),
+        "{after}: not answered by {} alone within 5 s of its status showing it; now: {:?}",
+        lan.nodes[after_owner].name,
+        lan.arping(&after, 2)
+    );
+
+    lan.stop_prober();
+    let tally = wait_for(Duration::from_secs(30), || {
+        Lan::probe_results(&probes).into_iter().next()
+    })
+    .expect("the prober finished");
+    // A request every 10 ms through the outage: half of those slots proves it ran throughout.
+    let slots = outage.elapsed().as_millis() / 20;
+    eprintln!("{before} through the outage: {tally:?}");
+    assert!(u128::from(tally.probes) >= slots, "{tally:?}");
+    assert_eq!(
+        tally.macs,
+        [lan.nodes[before_owner].mac.clone()],
+        "{before}: answered by another node during the outage: {tally:?}"
+    );
+    // Silence of a second or more would be a withdrawal, not a slow reply (53 ms measured).
+    assert!(
+        tally.longest_unanswered < 100,
+        "{before}: unanswered for a while during the outage: {tally:?}"
+    );
+    cluster.controller.assert_running();
+    for i in all {
+        assert!(cluster.lan.running(i), "speaker {i} exited");
+    }
+}
+
+/// Three Ready Nodes, but a speaker (and its Pod, as with a `nodeSelector`) on only one: gossip
+/// is on, yet nobody else is there to join. It must elect alone: answer for a Service within 2 s
+/// of its status showing the IP, and report ready. (Counting Nodes instead of speakers, it
+/// waited for a join that never came: no answer, `/readyz` 503.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_speaker_among_ready_nodes_answers_and_is_ready() {
+    let test = "a_lone_speaker_among_ready_nodes_answers_and_is_ready";
+    // The first Service gets the pool's lowest address; the lone speaker runs on the node that
+    // ranks last for it, so it cannot be answering because it would have won anyway.
+    let ip = "192.0.2.200";
+    let names = ["node-a", "node-b", "node-c"]; // the LAN's nodes, in order
+    let last = ranking(ip, &names)[2].clone();
+    let lone = names.iter().position(|n| *n == last).unwrap();
+    let speakers = [lone];
+    let setup = Setup {
+        pool: POOL,
+        speakers: &speakers,
+    };
+    let Some(cluster) = setup_with(test, setup).await else {
+        return;
+    };
+    let lan = &cluster.lan;
+    assert_eq!(
+        lan.http_get(lone, "/readyz").0,
+        200,
+        "the lone speaker is ready"
+    );
+    let services: Api<Service> = Api::namespaced(cluster.client.clone(), APPS);
+    let elsewhere = lan.nodes[(lone + 1) % 3].name.clone();
+    set_endpoints(&cluster.client, "web", &[(&elsewhere, true)]).await;
+    create_service(&services, &lb_service("web", json!({}))).await;
+    assert_eq!(wait_for_ips(&services, "web").await, [ip]);
+    let answered = wait_answered_by(lan, ip, lone, Duration::from_secs(2));
+    assert!(
+        answered.is_some(),
+        "{ip}: the lone speaker on {} did not answer within 2 s of the status; now: {:?}",
+        lan.nodes[lone].name,
+        lan.arping(ip, 2)
+    );
+    assert_only_answerer(lan, ip, lone);
+    assert_eq!(lan.http_get(lone, "/readyz").0, 200, "still ready");
+}
