@@ -19,6 +19,8 @@
 mod e2e;
 mod netns;
 mod scale;
+#[path = "e2e/speaker_lan.rs"]
+mod speaker_lan;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv6Addr;

@@ -147,7 +147,7 @@ pub async fn setup_with(test: &str, setup: Setup<'_>) -> Option<Cluster> {
 
     let kubeconfig = plane.lan_kubeconfig().expect("namespaced control plane");
     for &i in setup.speakers {
-        start_kube_speaker(&mut lan, i, kubeconfig);
+        start_kube_speaker(&mut lan, i, kubeconfig, &[]);
     }
     let cluster = Cluster {
         controller,
@@ -169,8 +169,9 @@ pub async fn setup_with(test: &str, setup: Setup<'_>) -> Option<Cluster> {
     Some(cluster)
 }
 
-/// Starts node `i`'s `ferrolb speaker` in Kubernetes mode, as the chart's DaemonSet runs it.
-fn start_kube_speaker(lan: &mut Lan, i: usize, kubeconfig: &Path) {
+/// Starts node `i`'s `ferrolb speaker` in Kubernetes mode, as the chart's DaemonSet runs it,
+/// with `env` added to its environment.
+pub fn start_kube_speaker(lan: &mut Lan, i: usize, kubeconfig: &Path, env: &[(&str, &str)]) {
     let key_file = lan.key_file();
     let node = lan.nodes[i].name.clone();
     let ip = lan.nodes[i].ip4.clone();
@@ -191,7 +192,7 @@ fn start_kube_speaker(lan: &mut Lan, i: usize, kubeconfig: &Path) {
         "--metrics-addr".as_ref(),
         metrics.as_ref(),
     ];
-    lan.start_speaker(i, &args, &[]);
+    lan.start_speaker(i, &args, env);
 }
 
 /// Node `i` as kube-proxy's IPVS mode leaves it: the kernel never answers ARP for an address
@@ -248,11 +249,16 @@ pub async fn create_ready_node(client: &Client, name: &str, ip: &str) {
         .unwrap_or_else(|e| panic!("set Node {name} status: {e}"));
 }
 
+/// The name of the speaker Pod on `node`.
+pub fn speaker_pod_name(node: &str) -> String {
+    format!("speaker-{node}")
+}
+
 /// The speaker Pod the chart's DaemonSet would run on `node`, Ready (status written as the
 /// kubelet would): the speakers count the nodes running one (`--ml-labels`).
 pub async fn create_speaker_pod(client: &Client, node: &str) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-    let name = format!("speaker-{node}");
+    let name = speaker_pod_name(node);
     let pod: Pod = serde_json::from_value(json!({
         "metadata": { "name": name, "labels": { SPEAKER_LABEL.0: SPEAKER_LABEL.1 } },
         "spec": {

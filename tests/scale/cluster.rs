@@ -5,14 +5,13 @@
 //! controller runs: the speakers only read the status, and thousands of allocations would load
 //! the two shared cores during the very measurement.
 
-use std::ffi::OsStr;
 use std::net::Ipv6Addr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -22,9 +21,10 @@ use crate::e2e::api::{self, lb_service};
 use crate::e2e::control_plane::assets_dir;
 use crate::e2e::{APPS, ControlPlane, NAMESPACE};
 use crate::netns::{Lan, environment_ready_with, wait_for};
+use crate::speaker_lan::{
+    API_IP, API_IP6, create_ready_node, create_speaker_pod, speaker_pod_name, start_kube_speaker,
+};
 
-const API_IP: &str = "192.0.2.50";
-const API_IP6: &str = "2001:db8::50";
 /// The pool, on the LAN's /64 (2001:db8::a:0 - 2001:db8::a:ffff).
 const POOL: &str = "address-pools:
 - name: scale
@@ -96,31 +96,10 @@ impl ScaleCluster {
 
     /// Starts node `i`'s speaker, as its DaemonSet pod would run it.
     pub fn start_speaker(&mut self, i: usize) {
-        let node = self.lan.nodes[i].name.clone();
-        let ip = self.lan.nodes[i].ip4.clone();
-        let metrics = format!("{ip}:7473");
-        let key_file = self.lan.key_file();
-        let kubeconfig = self.kubeconfig.clone();
-        let args: Vec<&OsStr> = vec![
-            "--kubeconfig".as_ref(),
-            kubeconfig.as_os_str(),
-            "--namespace".as_ref(),
-            NAMESPACE.as_ref(),
-            "--node-name".as_ref(),
-            node.as_ref(),
-            "--host-ip".as_ref(),
-            ip.as_ref(),
-            "--memberlist-key-file".as_ref(),
-            key_file.as_os_str(),
-            "--exclude-interfaces".as_ref(),
-            "".as_ref(),
-            "--metrics-addr".as_ref(),
-            metrics.as_ref(),
-        ];
-        let pod = speaker_pod_name(&node);
+        let pod = speaker_pod_name(&self.lan.nodes[i].name);
         // Per-Service info lines for thousands of Services would only measure the logger.
-        self.lan
-            .start_speaker(i, &args, &[("POD_NAME", &pod), ("RUST_LOG", "warn")]);
+        let env = [("POD_NAME", pod.as_str()), ("RUST_LOG", "warn")];
+        start_kube_speaker(&mut self.lan, i, &self.kubeconfig, &env);
     }
 
     /// Waits until node `i`'s speaker answers `/readyz` with 200.
@@ -231,55 +210,4 @@ where
             Err(e) => panic!("{what}: {e}"),
         }
     }
-}
-
-/// A Node as a kubelet registers it: InternalIP and Ready.
-async fn create_ready_node(client: &Client, name: &str, ip: &str) {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let node: Node = serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap();
-    nodes
-        .create(&PostParams::default(), &node)
-        .await
-        .unwrap_or_else(|e| panic!("create Node {name}: {e}"));
-    let status = json!({ "status": {
-        "addresses": [{ "type": "InternalIP", "address": ip }],
-        "conditions": [{ "type": "Ready", "status": "True", "reason": "KubeletReady" }],
-    } });
-    nodes
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(status))
-        .await
-        .unwrap_or_else(|e| panic!("set Node {name} status: {e}"));
-}
-
-fn speaker_pod_name(node: &str) -> String {
-    format!("speaker-{node}")
-}
-
-/// The speaker DaemonSet's Pod on `node`, Ready, with the chart's component label: the speakers
-/// count the nodes running one as the cluster they must join before electing.
-async fn create_speaker_pod(client: &Client, node: &str) {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-    let name = speaker_pod_name(node);
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {
-            "name": name,
-            "labels": { "app.kubernetes.io/component": "speaker" },
-        },
-        "spec": {
-            "nodeName": node,
-            "hostNetwork": true,
-            "containers": [{ "name": "speaker", "image": "ferrolb:scale" }],
-        },
-    }))
-    .expect("valid Pod");
-    pods.create(&PostParams::default(), &pod)
-        .await
-        .unwrap_or_else(|e| panic!("create Pod {name}: {e}"));
-    let status = json!({ "status": {
-        "phase": "Running",
-        "conditions": [{ "type": "Ready", "status": "True" }],
-    } });
-    pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
-        .await
-        .unwrap_or_else(|e| panic!("set Pod {name} status: {e}"));
 }
