@@ -235,8 +235,72 @@ fn trial(cluster: &mut ScaleCluster, n: usize, ips: &[Ipv6Addr], owners: &[usize
             c.send_errors
         );
     }
+    for i in (0..cluster.lan.nodes.len()).filter(|&i| i != victim) {
+        println!(
+            "FIGURES trial {n}: {} after the kill: {}",
+            cluster.lan.nodes[i].name,
+            timeline(&cluster.lan.log(i), killed_at)
+        );
+    }
     cluster.start_speaker(victim);
     cluster.wait_ready(victim);
+}
+
+/// What a surviving speaker logged after the kill, in ms after it: when gossip declared the
+/// victim down and when its ownership changed (the pass that took the IPs over), so the
+/// takeover splits into detection, the pass, and answering.
+fn timeline(log: &str, killed_at: u128) -> String {
+    let mut out = Vec::new();
+    for line in log.lines() {
+        let Some(at) = line.split_whitespace().next().and_then(rfc3339_ns) else {
+            continue;
+        };
+        if at < killed_at {
+            continue;
+        }
+        let what = if line.contains("gossip: member down") {
+            "member down"
+        } else if line.contains("ownership changed") {
+            "ownership changed"
+        } else {
+            continue;
+        };
+        let owned = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("owned="))
+            .map(|o| format!(" ({o} IPs)"))
+            .unwrap_or_default();
+        out.push(format!(
+            "+{} ms {what}{owned}",
+            (at - killed_at) / 1_000_000
+        ));
+    }
+    if out.is_empty() {
+        "nothing logged".to_owned()
+    } else {
+        out.join(", ")
+    }
+}
+
+/// `2026-11-30T09:28:19.123456Z` (the speaker's log timestamps) as unix ns.
+fn rfc3339_ns(stamp: &str) -> Option<u128> {
+    let (date, time) = stamp.strip_suffix('Z')?.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (h, min, sec) = (t.next()??, t.next()??, t.next()??);
+    // Days from the civil date (proleptic Gregorian), Howard Hinnant's algorithm.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = u128::try_from(days * 86_400 + h * 3600 + min * 60 + sec).ok()?;
+    let digits = frac.get(..frac.len().min(9))?;
+    let nanos = digits.parse::<u128>().ok()? * 10u128.pow(9 - digits.len() as u32);
+    Some(secs * 1_000_000_000 + nanos)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,4 +369,23 @@ async fn scale_failover_and_speaker_memory() {
     if let Some(api) = memory(cluster.plane.apiserver_pid()) {
         eprintln!("(kube-apiserver {api})");
     }
+}
+
+#[test]
+fn log_timestamps_read_as_unix_time() {
+    assert_eq!(
+        rfc3339_ns("2026-11-30T09:28:19.123456Z"),
+        Some(1_796_030_899_123_456_000)
+    );
+    assert_eq!(
+        rfc3339_ns("2024-02-29T23:59:59Z"),
+        Some(1_709_251_199_000_000_000)
+    );
+    assert_eq!(rfc3339_ns("\u{1b}[2m2026"), None);
+    let log = "2026-11-30T09:28:19.000000Z  WARN ferrolb::gossip::udp: gossip: member down member=node-a\n\
+               2026-11-30T09:28:19.250000Z  INFO ferrolb::speaker::kubernetes: ownership changed owned=1012 restricted=0\n";
+    assert_eq!(
+        timeline(log, 1_796_030_898_500_000_000),
+        "+500 ms member down, +750 ms ownership changed (1012 IPs)"
+    );
 }

@@ -97,8 +97,12 @@ impl ScaleCluster {
     /// Starts node `i`'s speaker, as its DaemonSet pod would run it.
     pub fn start_speaker(&mut self, i: usize) {
         let pod = speaker_pod_name(&self.lan.nodes[i].name);
-        // Per-Service info lines for thousands of Services would only measure the logger.
-        let env = [("POD_NAME", pod.as_str()), ("RUST_LOG", "warn")];
+        // Per-Service info lines for thousands of Services would only measure the logger; the
+        // loop's "ownership changed" line times each takeover's pass.
+        let env = [
+            ("POD_NAME", pod.as_str()),
+            ("RUST_LOG", "warn,ferrolb::speaker::kubernetes=info"),
+        ];
         start_kube_speaker(&mut self.lan, i, &self.kubeconfig, &env);
     }
 
