@@ -35,6 +35,8 @@ use crate::k8s::endpoints::{service_of_slice, slice_endpoints};
 use crate::k8s::node::{node_address, node_status};
 use crate::k8s::service::{class_is_ours, is_load_balancer, is_local_policy, status_ips};
 
+use super::l2status::Observed;
+
 /// Only what identifies the object (and lets the watch resume: kube-runtime's watcher needs
 /// each object's resourceVersion), plus labels where selectors read them.
 fn identity(meta: ObjectMeta, keep_labels: bool) -> ObjectMeta {
@@ -187,8 +189,9 @@ impl NodeView {
     }
 }
 
+/// `Resource` for a projection of a built-in or MetalLB kind.
 macro_rules! core_resource {
-    ($view:ty, $kind:literal, $group:literal, $version:literal, $plural:literal, $scope:ty) => {
+    ($view:ty, $kind:literal, $group:expr, $version:literal, $plural:literal, $scope:ty) => {
         impl Resource for $view {
             type DynamicType = ();
             type Scope = $scope;
@@ -237,6 +240,53 @@ core_resource!(
     NamespaceResourceScope
 );
 core_resource!(NodeView, "Node", "", "v1", "nodes", ClusterResourceScope);
+core_resource!(
+    L2StatusView,
+    "ServiceL2Status",
+    crate::config::crd::GROUP,
+    "v1beta1",
+    "servicel2statuses",
+    NamespaceResourceScope
+);
+
+/// A `ServiceL2Status` as the speaker caches it: what [`Observed`] reads (its name, the node and
+/// Service labels, `status.interfaces`), not its managed fields, owner reference or the rest
+/// of its status. Every speaker caches every node's objects, one per announced Service.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(from = "L2StatusObject")]
+pub struct L2StatusView {
+    /// Name, namespace, uid and resourceVersion.
+    metadata: ObjectMeta,
+    /// `None` for an object without the three labels (not one a speaker wrote).
+    observed: Option<Observed>,
+}
+
+/// The wire form a [`L2StatusView`] is read from.
+#[derive(Deserialize)]
+struct L2StatusObject {
+    metadata: ObjectMeta,
+    #[serde(default)]
+    status: Option<serde_json::Value>,
+}
+
+impl From<L2StatusObject> for L2StatusView {
+    fn from(o: L2StatusObject) -> Self {
+        let observed = o.metadata.name.as_deref().and_then(|name| {
+            let labels = o.metadata.labels.as_ref()?;
+            Observed::from_parts(name, labels, o.status.as_ref())
+        });
+        Self {
+            observed,
+            metadata: identity(o.metadata, false),
+        }
+    }
+}
+
+impl L2StatusView {
+    pub fn observed(&self) -> Option<&Observed> {
+        self.observed.as_ref()
+    }
+}
 
 /// What a cached object's change concerns.
 pub trait Watched: Resource<DynamicType = ()> + Clone + 'static {

@@ -271,3 +271,56 @@ fn a_completed_relist_marks_everything() {
         .collect();
     assert_eq!(keys, ["shop/web"], "the re-list replaced the cache");
 }
+
+/// A `ServiceL2Status` as the API sends it after a speaker created it and wrote its status.
+fn full_l2_status(name: &str, labels: Value) -> Value {
+    json!({
+        "apiVersion": "metallb.io/v1beta1", "kind": "ServiceL2Status",
+        "metadata": {
+            "name": name, "namespace": "ferrolb-system", "uid": format!("uid-{name}"),
+            "resourceVersion": "90", "generateName": "l2-", "labels": labels,
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "speaker-x",
+                                 "uid": "pod-uid", "controller": true}],
+            "managedFields": [
+                {"manager": "ferrolb-speaker", "operation": "Update", "fieldsType": "FieldsV1",
+                 "fieldsV1": {"f:metadata": {"f:labels": {"f:metallb.io/node": {}}}}},
+                {"manager": "ferrolb-speaker", "operation": "Update", "subresource": "status",
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {"f:interfaces": {}}}},
+            ],
+        },
+        "spec": {},
+        "status": {"node": "node-b", "serviceName": "web", "serviceNamespace": "shop",
+                   "interfaces": [{"name": "eth0"}, {"name": "eth1"}]},
+    })
+}
+
+#[test]
+fn an_l2_status_is_cached_as_what_the_writer_reads() {
+    let labels = json!({"metallb.io/node": "node-b", "metallb.io/service-name": "web",
+                        "metallb.io/service-namespace": "shop"});
+    let view: L2StatusView = serde_json::from_value(full_l2_status("l2-abc", labels)).unwrap();
+    assert_eq!(
+        view.observed(),
+        Some(&Observed {
+            name: "l2-abc".into(),
+            node: "node-b".into(),
+            service: "shop/web".into(),
+            interfaces: Some(vec!["eth0".into(), "eth1".into()]),
+        })
+    );
+    // Identity for the store and the watch; nothing else of the metadata is kept.
+    let meta = view.meta();
+    assert_eq!(
+        (meta.name.as_deref(), meta.namespace.as_deref()),
+        (Some("l2-abc"), Some("ferrolb-system"))
+    );
+    assert_eq!(meta.resource_version.as_deref(), Some("90"));
+    assert!(meta.managed_fields.is_none() && meta.owner_references.is_none());
+    assert!(meta.labels.is_none() && meta.generate_name.is_none());
+
+    // Not a speaker's object (a label missing): cached, never read as one.
+    let other: L2StatusView =
+        serde_json::from_value(full_l2_status("l2-x", json!({"metallb.io/node": "node-b"})))
+            .unwrap();
+    assert_eq!(other.observed(), None);
+}

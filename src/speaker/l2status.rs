@@ -104,15 +104,15 @@ pub fn desired(
 
 /// The actions that make the objects match `desired` for node `me`. `alive` is the set of
 /// nodes alive in this speaker's view.
-pub fn diff(
+pub fn diff<'a>(
     me: &str,
     desired: &BTreeMap<String, Vec<String>>,
-    observed: &[Observed],
+    observed: impl IntoIterator<Item = &'a Observed>,
     alive: &BTreeSet<String>,
 ) -> Vec<Action> {
     let mut actions = Vec::new();
     let mut mine: BTreeSet<&str> = BTreeSet::new();
-    let mut sorted: Vec<&Observed> = observed.iter().collect();
+    let mut sorted: Vec<&Observed> = observed.into_iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     for o in sorted {
         if o.node == me {

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
+use super::cache::L2StatusView;
 use super::l2status::{self, Action, Observed};
 use crate::config::crd::GROUP;
 use crate::k8s::config_state;
@@ -62,20 +63,20 @@ pub struct StatusWriter {
     pub pod_name: Option<String>,
 }
 
-/// Watches the `ServiceL2Status` objects in the namespace, poking `notify` on each change.
+/// Watches the `ServiceL2Status` objects in the namespace (projected: [`L2StatusView`]),
+/// poking `notify` on each change.
 fn watch_l2_statuses(
     client: &Client,
     namespace: &str,
     notify: &std::sync::Arc<Notify>,
-) -> Store<DynamicObject> {
-    let resource = resource();
-    let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
+) -> Store<L2StatusView> {
+    let api = Api::<L2StatusView>::namespaced(client.clone(), namespace);
     let notify = notify.clone();
     crate::k8s::backoff::spawn_watch(
         api,
         watcher::Config::default(),
         "ServiceL2Status",
-        reflector::store::Writer::new(resource),
+        reflector::store::Writer::default(),
         move |writer, event| {
             writer.apply_watcher_event(event);
             notify.notify_one();
@@ -94,7 +95,9 @@ impl StatusWriter {
                 let now = inputs.borrow_and_update().clone();
                 // Until the first list, absent objects may just be unseen: diff nothing yet.
                 let listed = futures::FutureExt::now_or_never(store.wait_until_ready()).is_some();
-                let ok = listed && self.pass(&mut state, &now, &observed(&store)).await;
+                let seen = store.state();
+                let seen = seen.iter().filter_map(|o| o.observed());
+                let ok = listed && self.pass(&mut state, &now, seen).await;
                 let ok = self.write_config(&mut state, &now).await && ok;
                 tokio::select! {
                     r = inputs.changed() => if r.is_err() { break },
@@ -106,16 +109,24 @@ impl StatusWriter {
     }
 
     /// One diff and its calls; false if any failed.
-    pub async fn pass(&self, state: &mut WriterState, inputs: &Inputs, seen: &[Observed]) -> bool {
+    pub async fn pass<'a>(
+        &self,
+        state: &mut WriterState,
+        inputs: &Inputs,
+        seen: impl IntoIterator<Item = &'a Observed>,
+    ) -> bool {
+        let seen: Vec<&Observed> = seen.into_iter().collect();
         // Objects created but not yet in the store count as there, or the next pass would
         // create a second one.
-        state
-            .created
-            .retain(|name, _| !seen.iter().any(|o| o.name == *name));
-        let mut all: Vec<Observed> = seen.to_vec();
-        all.extend(state.created.values().cloned());
+        if !state.created.is_empty() {
+            let names: BTreeSet<&str> = seen.iter().map(|o| o.name.as_str()).collect();
+            state
+                .created
+                .retain(|name, _| !names.contains(name.as_str()));
+        }
+        let all = seen.into_iter().chain(state.created.values());
         let mut ok = true;
-        for action in l2status::diff(&self.me, &inputs.desired, &all, &inputs.alive) {
+        for action in l2status::diff(&self.me, &inputs.desired, all, &inputs.alive) {
             if let Err(e) = self.act(state, &action).await {
                 warn!(?action, error = %error_chain(&e), "cannot update ServiceL2Status; retrying on the next pass");
                 ok = false;
@@ -216,18 +227,6 @@ pub struct WriterState {
     created: BTreeMap<String, Observed>,
     owner: Option<OwnerReference>,
     config_written: Option<Option<String>>,
-}
-
-fn observed(store: &Store<DynamicObject>) -> Vec<Observed> {
-    store
-        .state()
-        .iter()
-        .filter_map(|o| {
-            let name = o.metadata.name.as_deref()?;
-            let labels = o.metadata.labels.clone().unwrap_or_default();
-            Observed::from_parts(name, &labels, o.data.get("status"))
-        })
-        .collect()
 }
 
 /// Creates this node's object for `service`; returns the name the server generated.
