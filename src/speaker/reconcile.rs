@@ -101,7 +101,7 @@ pub struct Reconciler {
     /// Each offered Service's election result.
     placed: BTreeMap<String, Placed>,
     /// Each Service's EndpointSlices, and each slice's Service (to move it on a relabel).
-    slices: HashMap<String, HashMap<ObjectRef<SliceView>, Arc<SliceView>>>,
+    slices: HashMap<String, Vec<Arc<SliceView>>>,
     slice_owner: HashMap<ObjectRef<SliceView>, String>,
     may_elect: bool,
     service_ips: usize,
@@ -280,7 +280,8 @@ impl Reconciler {
     fn index_slice(&mut self, key: ObjectRef<SliceView>, slice: Arc<SliceView>) {
         if let Some(svc) = slice.service().map(str::to_owned) {
             self.slice_owner.insert(key.clone(), svc.clone());
-            self.slices.entry(svc).or_default().insert(key, slice);
+            // Most Services have one slice: a Vec, not a map per Service.
+            self.slices.entry(svc).or_default().push(slice);
         }
     }
 
@@ -290,7 +291,7 @@ impl Reconciler {
             if let Some(svc) = self.slice_owner.remove(key)
                 && let Some(of) = self.slices.get_mut(&svc)
             {
-                of.remove(key);
+                of.retain(|s| ObjectRef::from_obj(&**s) != *key);
                 if of.is_empty() {
                     self.slices.remove(&svc);
                 }
@@ -324,7 +325,7 @@ impl Reconciler {
 
     fn evaluate(&self, ctx: &Context<'_>, svc: &ServiceView) -> Option<Evaluated> {
         let slices = self.slices.get(svc.key()).into_iter().flatten();
-        cluster::evaluate(ctx, svc, slices.map(|(_, s)| &**s))
+        cluster::evaluate(ctx, svc, slices.map(|s| &**s))
     }
 
     /// Decides every Service from scratch (what they all read changed); returns how many were
