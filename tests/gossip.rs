@@ -187,3 +187,81 @@ async fn a_member_given_seeds_later_joins() {
         wait_for_members(member, &["a", "b", "c", "d"]).await;
     }
 }
+
+/// A speaker's own work must not make it look dead: a pass over thousands of Services or a
+/// re-list being decoded keeps its runtime's workers busy for a while. Members a and b are
+/// started from this test's single-threaded runtime, which is then blocked for well over the
+/// time c needs to declare an unanswering member down; c runs on a runtime of its own. a and b
+/// answer c's probes from their own threads throughout, so c never loses them.
+#[test]
+fn a_member_answers_while_the_runtime_that_started_it_is_blocked() {
+    use std::sync::{Arc, Mutex};
+
+    let speaker = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (a, b) = speaker.block_on(async {
+        let a = Gossip::start(config("a", KEY, vec![], SwimTiming::default()))
+            .await
+            .unwrap();
+        let b = Gossip::start(config(
+            "b",
+            KEY,
+            vec![a.local_addr()],
+            SwimTiming::default(),
+        ))
+        .await
+        .unwrap();
+        (a, b)
+    });
+    // c, and a record of every member set it saw, on a runtime of its own.
+    let seen: Arc<Mutex<Vec<BTreeSet<String>>>> = Arc::default();
+    let (c_ready, c_started) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let record = seen.clone();
+    let seed = vec![a.local_addr()];
+    let other = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let c = Gossip::start(config("c", KEY, seed, SwimTiming::default()))
+                .await
+                .unwrap();
+            wait_for_members(&c, &["a", "b", "c"]).await;
+            c_ready.send(()).unwrap();
+            let mut members = c.members();
+            tokio::pin!(stopped);
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    r = members.changed() => {
+                        r.unwrap();
+                        record.lock().unwrap().push(members.borrow_and_update().clone());
+                    }
+                }
+            }
+        });
+    });
+    c_started.recv_timeout(PATIENCE).expect("c joined a and b");
+    // The speaker's runtime busy: nothing on it runs for 3 s (c declares an unanswering member
+    // down within about 0.7 s with the default timing).
+    std::thread::sleep(Duration::from_secs(3));
+    speaker.block_on(async { tokio::time::sleep(Duration::from_millis(500)).await });
+    assert_eq!(
+        *a.members().borrow(),
+        set(&["a", "b", "c"]),
+        "{:?}",
+        a.stats()
+    );
+    stop.send(()).unwrap();
+    other.join().unwrap();
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.iter().all(|live| *live == set(&["a", "b", "c"])),
+        "c lost a member while their starter's runtime was blocked: {seen:?}"
+    );
+    drop((a, b));
+}

@@ -109,6 +109,8 @@ pub enum GossipError {
     UnspecifiedAdvertiseAddr(SocketAddr),
     #[error("gossip timing: {0}")]
     InvalidTiming(String),
+    #[error("gossip: cannot start the member's thread")]
+    Thread(#[source] std::io::Error),
     #[error("gossip: cannot bind UDP {addr}")]
     Bind {
         addr: SocketAddr,

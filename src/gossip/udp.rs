@@ -1,12 +1,18 @@
-//! The tokio edge: one UDP socket and one task driving [`GossipCore`].
+//! The tokio edge: one UDP socket and one task driving [`GossipCore`], on a thread of its own.
+//!
+//! The member runs on its own OS thread with a single-threaded runtime, apart from the
+//! speaker's: a pass over thousands of Services, a page of a re-list being decoded or a burst
+//! of status writes keeps the speaker's workers busy for tens of milliseconds, and a probe
+//! answered that late (50 ms `probe_rtt`) starts the indirect probes that end in a false
+//! suspicion. The kernel wakes this thread for each datagram whatever the speaker does.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use futures::future::{AbortHandle, Abortable};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 
 use super::config::{GossipConfig, GossipError};
 use super::core::{DropCounts, GossipCore, GossipEvent, MemberCounts};
@@ -53,14 +59,14 @@ pub struct GossipHandle {
     members: watch::Receiver<BTreeSet<String>>,
     stats: watch::Receiver<GossipStats>,
     commands: mpsc::Sender<Command>,
-    task: JoinHandle<()>,
+    task: AbortHandle,
     local_addr: SocketAddr,
     identity: NodeId,
 }
 
 impl Gossip {
-    /// Binds the gossip socket, announces to the seeds and runs SWIM until left or aborted.
-    /// Must be called within a tokio runtime.
+    /// Binds the gossip socket, announces to the seeds and runs SWIM until left or aborted, on
+    /// the member's own thread.
     pub async fn start(config: GossipConfig) -> Result<GossipHandle, GossipError> {
         // Check what needs no socket first, so a bad config does not hold the port.
         config.validate()?;
@@ -68,11 +74,21 @@ impl Gossip {
             addr: config.bind_addr,
             source,
         };
-        let socket = UdpSocket::bind(config.bind_addr)
-            .await
-            .map_err(bind_error)?;
+        let socket = std::net::UdpSocket::bind(config.bind_addr).map_err(bind_error)?;
+        socket.set_nonblocking(true).map_err(bind_error)?;
         let local_addr = socket.local_addr().map_err(bind_error)?;
         let advertise = config.advertise_addr_for(local_addr)?;
+        let mut runtime = MemberRuntime(Some(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(GossipError::Thread)?,
+        ));
+        // Registered with the member's own runtime, whose thread polls it.
+        let socket = {
+            let _in_member_runtime = runtime.0.as_ref().map(tokio::runtime::Runtime::enter);
+            UdpSocket::from_std(socket).map_err(bind_error)?
+        };
 
         // A fresh random incarnation per process, never a clock reading (see `NodeId`).
         let identity = NodeId {
@@ -101,7 +117,21 @@ impl Gossip {
             current: config.keys.clone(),
             last_error: None,
         };
-        let task = tokio::spawn(run(socket, core, keys, command_rx, members_tx, stats_tx));
+        let (task, registration) = AbortHandle::new_pair();
+        let member = Abortable::new(
+            run(socket, core, keys, command_rx, members_tx, stats_tx),
+            registration,
+        );
+        // Ends when the member stops (left, aborted, or every handle gone), dropping the
+        // watch senders: the speaker sees gossip stopped.
+        std::thread::Builder::new()
+            .name("gossip".to_owned())
+            .spawn(move || {
+                if let Some(runtime) = runtime.0.take() {
+                    let _ = runtime.block_on(member);
+                }
+            })
+            .map_err(GossipError::Thread)?;
         tracing::info!(node = %identity.name, addr = %advertise, seeds = ?config.seeds, "gossip started");
         Ok(GossipHandle {
             members,
@@ -158,6 +188,19 @@ impl GossipHandle {
     /// Stops at once without telling anyone, as a crash would (tests, and a last resort).
     pub fn abort(&self) {
         self.task.abort();
+    }
+}
+
+/// The member's runtime until its thread runs it. Dropped unrun (an error before the thread
+/// started), it shuts down without blocking: the caller may be on a runtime's worker, where
+/// dropping a runtime panics.
+struct MemberRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for MemberRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
