@@ -265,13 +265,20 @@ fn timeline(log: &str, killed_at: u128) -> String {
         } else {
             continue;
         };
-        let owned = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("owned="))
-            .map(|o| format!(" ({o} IPs)"))
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+        };
+        let owned = field("owned")
+            .map(|o| format!(" ({o} IPs"))
             .unwrap_or_default();
+        let pass = match (field("pass_ms"), field("since_wake_ms")) {
+            (Some(p), Some(w)) => format!("; pass {p} ms, {w} ms since the loop woke)"),
+            _ if owned.is_empty() => String::new(),
+            _ => ")".to_owned(),
+        };
         out.push(format!(
-            "+{} ms {what}{owned}",
+            "+{} ms {what}{owned}{pass}",
             (at - killed_at) / 1_000_000
         ));
     }
@@ -383,9 +390,11 @@ fn log_timestamps_read_as_unix_time() {
     );
     assert_eq!(rfc3339_ns("\u{1b}[2m2026"), None);
     let log = "2026-11-30T09:28:19.000000Z  WARN ferrolb::gossip::udp: gossip: member down member=node-a\n\
-               2026-11-30T09:28:19.250000Z  INFO ferrolb::speaker::kubernetes: ownership changed owned=1012 restricted=0\n";
+               2026-11-30T09:28:19.250000Z  INFO ferrolb::speaker::kubernetes: ownership changed owned=1012 restricted=0 evaluated=6000 pass_ms=41 since_wake_ms=43\n\
+               2026-11-30T09:28:20.000000Z  INFO ferrolb::speaker::kubernetes: ownership changed owned=0 restricted=0\n";
     assert_eq!(
         timeline(log, 1_796_030_898_500_000_000),
-        "+500 ms member down, +750 ms ownership changed (1012 IPs)"
+        "+500 ms member down, +750 ms ownership changed (1012 IPs; pass 41 ms, 43 ms since the loop woke), \
+         +1500 ms ownership changed (0 IPs)"
     );
 }

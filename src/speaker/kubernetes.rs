@@ -307,7 +307,15 @@ pub async fn run(
             }
             Err(e) => warn!(error = %e, "cannot list network interfaces"),
         }
+        let pass_started = std::time::Instant::now();
         let pass = reconciler.pass(live.as_ref(), gate.may_elect(now));
+        // How long this wake-up took to a decision: the pass, and before it the interface
+        // scan (a takeover's latency after gossip declares the owner down).
+        let took = Took {
+            woke: now.elapsed(),
+            pass: pass_started.elapsed(),
+            evaluated: pass.evaluated,
+        };
         if pass.elected > 0 {
             tracing::debug!(
                 evaluated = pass.evaluated,
@@ -323,6 +331,7 @@ pub async fn run(
                 before,
                 reconciler.owned(),
                 reconciler.only_on(),
+                Some(took),
             );
         } else if owned_tx.borrow().as_ref()
             != &Owned::new(reconciler.owned().keys().copied(), reconciler.only_on())
@@ -335,6 +344,7 @@ pub async fn run(
                 reconciler.owned(),
                 reconciler.owned(),
                 reconciler.only_on(),
+                Some(took),
             );
         }
         unannounced.set(reconciler.unannounced());
@@ -385,6 +395,7 @@ pub async fn run(
         reconciler.owned(),
         &BTreeMap::new(),
         &BTreeMap::new(),
+        None,
     );
     health.set_ready(false);
     if let Some(m) = &membership {
@@ -437,6 +448,17 @@ fn seeds(addresses: &[IpAddr], port: u16) -> Vec<SocketAddr> {
     s
 }
 
+/// The time a decision took, logged with the ownership change it made.
+#[derive(Debug, Clone, Copy)]
+struct Took {
+    /// From the loop waking (a watch, gossip, a timer) to the decision.
+    woke: std::time::Duration,
+    /// The pass alone.
+    pass: std::time::Duration,
+    /// Services whose part in the election was worked out again.
+    evaluated: usize,
+}
+
 fn apply(
     owned_tx: &watch::Sender<OwnedSet>,
     announced: &AnnouncedMetric,
@@ -444,11 +466,22 @@ fn apply(
     before: &BTreeMap<IpAddr, String>,
     after: &BTreeMap<IpAddr, String>,
     only_on: &BTreeMap<IpAddr, BTreeSet<String>>,
+    took: Option<Took>,
 ) {
-    info!(
-        owned = after.len(),
-        restricted = only_on.len(),
-        "ownership changed"
-    );
+    match took {
+        Some(t) => info!(
+            owned = after.len(),
+            restricted = only_on.len(),
+            evaluated = t.evaluated,
+            pass_ms = t.pass.as_millis() as u64,
+            since_wake_ms = t.woke.as_millis() as u64,
+            "ownership changed"
+        ),
+        None => info!(
+            owned = after.len(),
+            restricted = only_on.len(),
+            "ownership changed"
+        ),
+    }
     publish_scoped(owned_tx, announced, me, before, after, only_on);
 }
