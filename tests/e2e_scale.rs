@@ -289,25 +289,10 @@ fn timeline(log: &str, killed_at: u128) -> String {
     }
 }
 
-/// `2026-11-30T09:28:19.123456Z` (the speaker's log timestamps) as unix ns.
+/// `2026-11-30T09:28:19.123456Z` (the speaker's log timestamps) as unix ns, read by jiff (as k8s-openapi does).
 fn rfc3339_ns(stamp: &str) -> Option<u128> {
-    let (date, time) = stamp.strip_suffix('Z')?.split_once('T')?;
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
-    let (h, min, sec) = (t.next()??, t.next()??, t.next()??);
-    // Days from the civil date (proleptic Gregorian), Howard Hinnant's algorithm.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = u128::try_from(days * 86_400 + h * 3600 + min * 60 + sec).ok()?;
-    let digits = frac.get(..frac.len().min(9))?;
-    let nanos = digits.parse::<u128>().ok()? * 10u128.pow(9 - digits.len() as u32);
-    Some(secs * 1_000_000_000 + nanos)
+    let at: k8s_openapi::jiff::Timestamp = stamp.parse().ok()?;
+    u128::try_from(at.as_nanosecond()).ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
