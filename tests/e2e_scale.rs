@@ -13,7 +13,8 @@
 //!
 //! The prober solicits `FERROLB_SCALE_PROBE_RATE` (20 000) IPs per second, so a cycle over the
 //! killed node's IPs lasts count / rate; its measured cycle time is printed, and bounds the
-//! resolution. The speaker binary is `FERROLB_E2E_BIN` (see BENCHMARKS.md for the command with a
+//! resolution. After a kill an IP is no longer solicited once another node answered for it, so
+//! the cycle shrinks to the IPs still waiting. The speaker binary is `FERROLB_E2E_BIN` (see BENCHMARKS.md for the command with a
 //! release build), else the debug build cargo made for this test.
 
 mod e2e;
@@ -84,8 +85,17 @@ fn survey(
     let deadline = std::time::Instant::now() + patience;
     let dir = cluster.lan.dir.path().to_path_buf();
     loop {
-        let prober =
-            Prober::start(&cluster.lan.client_ns, &dir, "survey", ips, rate, 3, 60).wait_done();
+        let prober = Prober::start(
+            &cluster.lan.client_ns,
+            &dir,
+            "survey",
+            ips,
+            rate,
+            3,
+            60,
+            None,
+        )
+        .wait_done();
         let mut macs: BTreeMap<Ipv6Addr, BTreeSet<&str>> = BTreeMap::new();
         for answer in prober.answers.iter().filter(|a| a.solicited) {
             macs.entry(answer.ip).or_default().insert(&answer.mac);
@@ -161,6 +171,7 @@ fn trial(cluster: &mut ScaleCluster, n: usize, ips: &[Ipv6Addr], owners: &[usize
         rate,
         0,
         600,
+        Some(&victim_mac),
     );
     let want: BTreeSet<Ipv6Addr> = theirs.iter().copied().collect();
     let before = prober.wait_until(Duration::from_secs(60), |answers: &[Answer]| {
@@ -273,7 +284,13 @@ fn timeline(log: &str, killed_at: u128) -> String {
             .map(|o| format!(" ({o} IPs"))
             .unwrap_or_default();
         let pass = match (field("pass_ms"), field("since_wake_ms")) {
-            (Some(p), Some(w)) => format!("; pass {p} ms, {w} ms since the loop woke)"),
+            (Some(p), Some(w)) => {
+                let thread = match (field("pass_cpu_ms"), field("pass_wait_ms")) {
+                    (Some(c), Some(q)) => format!(" ({c} on a CPU, {q} waiting for one)"),
+                    _ => String::new(),
+                };
+                format!("; pass {p} ms{thread}, {w} ms since the loop woke)")
+            }
             _ if owned.is_empty() => String::new(),
             _ => ")".to_owned(),
         };
@@ -375,11 +392,11 @@ fn log_timestamps_read_as_unix_time() {
     );
     assert_eq!(rfc3339_ns("\u{1b}[2m2026"), None);
     let log = "2026-11-30T09:28:19.000000Z  WARN ferrolb::gossip::udp: gossip: member down member=node-a\n\
-               2026-11-30T09:28:19.250000Z  INFO ferrolb::speaker::kubernetes: ownership changed owned=1012 restricted=0 evaluated=6000 pass_ms=41 since_wake_ms=43\n\
+               2026-11-30T09:28:19.250000Z  INFO ferrolb::speaker::kubernetes: ownership changed owned=1012 restricted=0 evaluated=6000 pass_ms=41 pass_cpu_ms=30 pass_wait_ms=9 since_wake_ms=43\n\
                2026-11-30T09:28:20.000000Z  INFO ferrolb::speaker::kubernetes: ownership changed owned=0 restricted=0\n";
     assert_eq!(
         timeline(log, 1_796_030_898_500_000_000),
-        "+500 ms member down, +750 ms ownership changed (1012 IPs; pass 41 ms, 43 ms since the loop woke), \
+        "+500 ms member down, +750 ms ownership changed (1012 IPs; pass 41 ms (30 on a CPU, 9 waiting for one), 43 ms since the loop woke), \
          +1500 ms ownership changed (0 IPs)"
     );
 }

@@ -23,7 +23,7 @@ use crate::k8s::backoff::spawn_watch;
 use crate::k8s::metallb::{ConfigSource, Kind, L2, POOL};
 use crate::k8s::pod::{INTERFACES_ANNOTATION, interfaces_annotation};
 use crate::runtime::sleep_until;
-use crate::telemetry::{Health, TextRegistry};
+use crate::telemetry::{Health, TextRegistry, ThreadTime};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::cache::{self, Changes, NodeView, ServiceView, SliceView, Watched};
@@ -308,12 +308,17 @@ pub async fn run(
             Err(e) => warn!(error = %e, "cannot list network interfaces"),
         }
         let pass_started = std::time::Instant::now();
+        let thread_before = ThreadTime::now();
         let pass = reconciler.pass(live.as_ref(), gate.may_elect(now));
-        // How long this wake-up took to a decision: the pass, and before it the interface
-        // scan (a takeover's latency after gossip declares the owner down).
+        // How long this wake-up took to a decision: the pass (its own work, and the time this
+        // thread waited for a core meanwhile), and before it the interface scan (a takeover's
+        // latency after gossip declares the owner down).
         let took = Took {
             woke: now.elapsed(),
             pass: pass_started.elapsed(),
+            thread: thread_before
+                .zip(ThreadTime::now())
+                .map(|(b, a)| a.since(b)),
             evaluated: pass.evaluated,
         };
         if pass.elected > 0 {
@@ -455,6 +460,8 @@ struct Took {
     woke: std::time::Duration,
     /// The pass alone.
     pass: std::time::Duration,
+    /// The pass's thread meanwhile: on a core, and runnable but waiting for one.
+    thread: Option<ThreadTime>,
     /// Services whose part in the election was worked out again.
     evaluated: usize,
 }
@@ -474,6 +481,8 @@ fn apply(
             restricted = only_on.len(),
             evaluated = t.evaluated,
             pass_ms = t.pass.as_millis() as u64,
+            pass_cpu_ms = t.thread.map(|c| c.on_cpu.as_millis() as u64),
+            pass_wait_ms = t.thread.map(|c| c.waiting.as_millis() as u64),
             since_wake_ms = t.woke.as_millis() as u64,
             "ownership changed"
         ),

@@ -11,9 +11,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferrolb::layer2::iface::{self, ExcludePatterns};
@@ -68,7 +68,11 @@ pub struct Prober {
 
 impl Prober {
     /// Starts probing `ips` from namespace `ns` at `rate` solicitations per second, for `cycles`
-    /// cycles (0: until [`Prober::finish`]) and never longer than `max_secs`.
+    /// cycles (0: until [`Prober::finish`]) and never longer than `max_secs`. With `victim`
+    /// (a MAC), an IP is no longer solicited once another MAC has answered a solicitation for
+    /// it: the cycle shrinks to the IPs not yet taken over, so the last ones are seen sooner
+    /// and the survivors answer fewer probes meanwhile.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         ns: &str,
         dir: &Path,
@@ -77,11 +81,13 @@ impl Prober {
         rate: u32,
         cycles: u64,
         max_secs: u64,
+        victim: Option<&str>,
     ) -> Prober {
         let job = dir.join(format!("{name}.job"));
         let stop = dir.join(format!("{name}.stop"));
         let _ = std::fs::remove_file(&stop);
-        let mut text = format!("{rate} {cycles} {max_secs} {}\n", stop.display());
+        let victim = victim.unwrap_or("-");
+        let mut text = format!("{rate} {cycles} {max_secs} {victim} {}\n", stop.display());
         for ip in ips {
             text.push_str(&format!("{ip}\n"));
         }
@@ -195,6 +201,8 @@ struct Job {
     rate: u32,
     cycles: u64,
     max: Duration,
+    /// Stop soliciting an IP once a MAC other than this one answered for it.
+    victim: Option<String>,
     stop: PathBuf,
     ips: Vec<Ipv6Addr>,
 }
@@ -202,12 +210,13 @@ struct Job {
 fn read_job(path: &Path) -> Job {
     let text = std::fs::read_to_string(path).expect("prober job file");
     let mut lines = text.lines();
-    let head: Vec<&str> = lines.next().expect("job header").splitn(4, ' ').collect();
+    let head: Vec<&str> = lines.next().expect("job header").splitn(5, ' ').collect();
     Job {
         rate: head[0].parse().expect("rate"),
         cycles: head[1].parse().expect("cycles"),
         max: Duration::from_secs(head[2].parse().expect("max seconds")),
-        stop: PathBuf::from(head[3]),
+        victim: (head[3] != "-").then(|| head[3].to_owned()),
+        stop: PathBuf::from(head[4]),
         ips: lines.map(|l| l.parse().expect("IPv6 address")).collect(),
     }
 }
@@ -228,15 +237,18 @@ pub fn child_main(job: &Path) {
         .set_read_timeout(Some(Duration::from_millis(50)))
         .expect("read timeout");
     let stop = Arc::new(AtomicBool::new(false));
+    let retired: Retired = Arc::default();
     let reading = {
         let stop = stop.clone();
-        std::thread::spawn(move || receive(&receiver, &stop))
+        let retired = retired.clone();
+        let victim = job.victim.clone();
+        std::thread::spawn(move || receive(&receiver, &stop, victim.as_deref(), &retired))
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let cycles = runtime.block_on(send(&job, eth0.index, eth0.mac));
+    let cycles = runtime.block_on(send(&job, eth0.index, eth0.mac, &retired));
     // Answers to the last solicitations are on their way.
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
@@ -253,15 +265,18 @@ pub fn child_main(job: &Path) {
     );
 }
 
+/// IPs another node than the victim answered for: no longer solicited.
+type Retired = Arc<Mutex<HashSet<Ipv6Addr>>>;
+
 /// Sends the cycles; returns each cycle's duration and the number of failed sends.
-async fn send(job: &Job, ifindex: u32, mac: Mac) -> (Vec<Duration>, u64) {
+async fn send(job: &Job, ifindex: u32, mac: Mac, retired: &Retired) -> (Vec<Duration>, u64) {
     let socket = PacketSocket::open(ifindex).expect("packet socket on eth0");
-    let frames: Vec<Vec<u8>> = job
+    let frames: Vec<(Ipv6Addr, Vec<u8>)> = job
         .ips
         .iter()
         .map(|&target| {
             let group = solicited_node(target);
-            NdpRepr {
+            let frame = NdpRepr {
                 eth_dst: multicast_mac(group),
                 eth_src: mac,
                 src_ip: CLIENT_IP6,
@@ -272,7 +287,8 @@ async fn send(job: &Job, ifindex: u32, mac: Mac) -> (Vec<Duration>, u64) {
                     source_ll: Some(mac),
                 },
             }
-            .to_vec()
+            .to_vec();
+            (target, frame)
         })
         .collect();
     let gap = Duration::from_secs_f64(1.0 / f64::from(job.rate.max(1)));
@@ -284,7 +300,19 @@ async fn send(job: &Job, ifindex: u32, mac: Mac) -> (Vec<Duration>, u64) {
         && (job.cycles == 0 || (cycles.len() as u64) < job.cycles)
     {
         let start = Instant::now();
-        for (i, frame) in frames.iter().enumerate() {
+        let due: Vec<&Vec<u8>> = {
+            let retired = retired.lock().expect("retired set");
+            frames
+                .iter()
+                .filter(|(ip, _)| !retired.contains(ip))
+                .map(|(_, f)| f)
+                .collect()
+        };
+        if due.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        for (i, frame) in due.iter().enumerate() {
             let due = start + gap * i as u32;
             if due > Instant::now() {
                 tokio::time::sleep_until(due.into()).await;
@@ -293,7 +321,7 @@ async fn send(job: &Job, ifindex: u32, mac: Mac) -> (Vec<Duration>, u64) {
                 errors += 1;
             }
         }
-        let end = start + gap * frames.len() as u32;
+        let end = start + gap * due.len() as u32;
         if end > Instant::now() {
             tokio::time::sleep_until(end.into()).await;
         }
@@ -302,8 +330,9 @@ async fn send(job: &Job, ifindex: u32, mac: Mac) -> (Vec<Duration>, u64) {
     (cycles, errors)
 }
 
-/// Prints the first advertisement of each (IP, MAC, solicited) until `stop`.
-fn receive(socket: &Socket, stop: &AtomicBool) {
+/// Prints the first advertisement of each (IP, MAC, solicited) until `stop`; retires an IP
+/// when a MAC other than `victim` answers a solicitation for it.
+fn receive(socket: &Socket, stop: &AtomicBool, victim: Option<&str>, retired: &Retired) {
     let mut seen: HashSet<(Ipv6Addr, [u8; 6], bool)> = HashSet::new();
     let mut buf = [0u8; 1500];
     while !stop.load(Ordering::Relaxed) {
@@ -317,7 +346,11 @@ fn receive(socket: &Socket, stop: &AtomicBool) {
         };
         if seen.insert((ip, mac, solicited)) {
             let kind = if solicited { "probe" } else { "announce" };
-            println!("A {at} {kind} {ip} {}", Mac(mac));
+            let mac = Mac(mac).to_string();
+            println!("A {at} {kind} {ip} {mac}");
+            if solicited && victim.is_some_and(|v| v != mac) {
+                retired.lock().expect("retired set").insert(ip);
+            }
         }
     }
 }
