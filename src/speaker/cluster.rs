@@ -15,7 +15,7 @@ use crate::election::{
 };
 
 use super::cache::{NodeView, ServiceView, SliceView};
-use super::ownership::{self, Announcement, Offer, Placed};
+use super::ownership::{self, Announcement, Eligible, Offer, Placed};
 
 /// Everything that is not announced, and why (so each is reported once, not silently dropped).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub struct Context<'a> {
     shared: Vec<Option<Result<Arc<[Reach]>, Skip>>>,
     /// Per pool with a shared reach: the nodes that may announce a `Cluster`-policy Service of
     /// it (the same for all of them), worked out on first use.
-    cluster_eligible: RefCell<HashMap<usize, Result<BTreeSet<String>, Cause>>>,
+    cluster_eligible: RefCell<HashMap<usize, Eligible>>,
 }
 
 impl<'a> Context<'a> {
@@ -217,15 +217,17 @@ pub fn evaluate<'s>(
     }
     let eligible = if svc.is_local() {
         let with_endpoint = election::local_endpoint_nodes(endpoints());
-        advertise::candidates(&reach, ctx.health(TrafficScope::Local(&with_endpoint)))
+        advertise::candidates(&reach, ctx.health(TrafficScope::Local(&with_endpoint))).map(Arc::new)
     } else if shared.is_some() {
         ctx.cluster_eligible
             .borrow_mut()
             .entry(index)
-            .or_insert_with(|| advertise::candidates(&reach, ctx.health(TrafficScope::Cluster)))
+            .or_insert_with(|| {
+                advertise::candidates(&reach, ctx.health(TrafficScope::Cluster)).map(Arc::new)
+            })
             .clone()
     } else {
-        advertise::candidates(&reach, ctx.health(TrafficScope::Cluster))
+        advertise::candidates(&reach, ctx.health(TrafficScope::Cluster)).map(Arc::new)
     };
     Some(Evaluated::Offered(Offer {
         service: svc.key().to_owned(),

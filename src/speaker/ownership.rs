@@ -122,8 +122,12 @@ pub struct Offer {
     pub ips: Vec<IpAddr>,
     /// Shared by every Service of a pool whose advertisements select no Service by label.
     pub reach: Arc<[Reach]>,
-    pub eligible: Result<BTreeSet<String>, Cause>,
+    pub eligible: Eligible,
 }
+
+/// The nodes that may announce a Service (shared by the Services of a pool that read the same
+/// nodes), or why none may.
+pub type Eligible = Result<Arc<BTreeSet<String>>, Cause>;
 
 /// A service's election result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +149,7 @@ pub fn place<'a>(
     let eligible: Vec<(usize, &[IpAddr], &BTreeSet<String>)> = offers
         .iter()
         .enumerate()
-        .filter_map(|(i, o)| Some((i, o.ips.as_slice(), o.eligible.as_ref().ok()?)))
+        .filter_map(|(i, o)| Some((i, o.ips.as_slice(), &**o.eligible.as_ref().ok()?)))
         .collect();
     let members: Vec<(&[IpAddr], &BTreeSet<String>)> =
         eligible.iter().map(|(_, ips, e)| (*ips, *e)).collect();
@@ -353,7 +357,7 @@ mod tests {
             service: name.into(),
             ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
             reach: reach.into(),
-            eligible: Ok(live(nodes)),
+            eligible: Ok(Arc::new(live(nodes))),
         }
     }
 

@@ -240,10 +240,21 @@ impl Reconciler {
         } else {
             self.reindex_slices(&pending.slices);
         }
-        let (evaluated, elected) = if pending.all || self.globals.as_ref() != Some(&globals) {
-            self.decide_all(&globals)
-        } else {
-            self.decide(pending.services, &globals)
+        let (evaluated, elected) = match &self.globals {
+            None => self.decide_all(&globals),
+            _ if pending.all => self.decide_all(&globals),
+            Some(before) if *before != globals => {
+                // Every Service is worked out again, but an election result stands where the
+                // winner is still eligible and only lost company (see `keeps_winner`): a
+                // member leaving elects again only what it announced.
+                let keep = before.known == globals.known;
+                let mut every = pending.services;
+                every.extend(self.evaluated.keys().cloned());
+                let services = self.stores.services.state();
+                every.extend(services.iter().map(|s| s.key().to_owned()));
+                self.decide(every, &globals, keep)
+            }
+            Some(_) => self.decide(pending.services, &globals, true),
         };
         self.globals = Some(globals);
         if elected.is_none() && may_elect == self.may_elect {
@@ -358,8 +369,15 @@ impl Reconciler {
     }
 
     /// Decides `dirty` again, and elects again every group whose members changed; returns how
-    /// many Services were worked out and elected again (`None`: no decision changed).
-    fn decide(&mut self, dirty: BTreeSet<String>, globals: &Globals) -> (usize, Option<usize>) {
+    /// many Services were worked out and elected again (`None`: no decision changed). With
+    /// `keep` (the published interfaces, which placement reads, are unchanged), a Service whose
+    /// winner [`keeps_winner`] is not elected again.
+    fn decide(
+        &mut self,
+        dirty: BTreeSet<String>,
+        globals: &Globals,
+        keep: bool,
+    ) -> (usize, Option<usize>) {
         let count = dirty.len();
         let fresh: Vec<(String, Option<Evaluated>)> = self
             .with_context(globals, |ctx| {
@@ -376,7 +394,9 @@ impl Reconciler {
         let mut touched: Vec<IpAddr> = Vec::new();
         for (key, new) in fresh {
             let old = self.evaluated.remove(&key);
-            if old == new {
+            let kept = old == new
+                || (keep && keeps_winner(old.as_ref(), new.as_ref(), self.placed.get(&key)));
+            if kept {
                 if let Some(new) = new {
                     self.evaluated.insert(key, new);
                 }
@@ -558,6 +578,27 @@ impl Reconciler {
         self.unannounced = next;
         due
     }
+}
+
+/// Whether a Service's election result stands although its part in the election changed: it
+/// is offered with the same addresses and reach as before, its eligible nodes are a subset of
+/// the old ones, and the node it was elected to is still among them. The owner of a group is
+/// the first-ranked node every member allows, so when each member's set only shrinks (or stays)
+/// and still holds the owner, the owner stays; its placement (interfaces, cause) reads only the
+/// reach, the node and the published interfaces.
+fn keeps_winner(old: Option<&Evaluated>, new: Option<&Evaluated>, placed: Option<&Placed>) -> bool {
+    let (Some(old), Some(new), Some(placed)) = (
+        old.and_then(Evaluated::offer),
+        new.and_then(Evaluated::offer),
+        placed,
+    ) else {
+        return false;
+    };
+    let (Ok(was), Ok(now), Some(winner)) = (&old.eligible, &new.eligible, &placed.decision.node)
+    else {
+        return false;
+    };
+    old.ips == new.ips && old.reach == new.reach && now.contains(winner) && now.is_subset(was)
 }
 
 /// `/readyz`: the announcer can answer on every interface and, with gossip on while other
