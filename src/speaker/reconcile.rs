@@ -75,6 +75,13 @@ pub struct Pass {
     pub elected: usize,
 }
 
+/// Services worked out again: each one's new part in the election (`None`: none), and how
+/// many of the cache's Services that was.
+struct Fresh {
+    count: usize,
+    evaluated: Vec<(String, Option<Evaluated>)>,
+}
+
 /// What every Service's decision reads besides its own objects: when it changes, all are
 /// decided again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,13 +255,13 @@ impl Reconciler {
                 // winner is still eligible and only lost company (see `keeps_winner`): a
                 // member leaving elects again only what it announced.
                 let keep = before.known == globals.known;
-                let mut every = pending.services;
-                every.extend(self.evaluated.keys().cloned());
-                let services = self.stores.services.state();
-                every.extend(services.iter().map(|s| s.key().to_owned()));
-                self.decide(every, &globals, keep)
+                let fresh = self.evaluate_all(&globals);
+                self.decide(fresh, &globals, keep)
             }
-            Some(_) => self.decide(pending.services, &globals, true),
+            Some(_) => {
+                let fresh = self.evaluate_some(pending.services, &globals);
+                self.decide(fresh, &globals, true)
+            }
         };
         self.globals = Some(globals);
         if elected.is_none() && may_elect == self.may_elect {
@@ -368,18 +375,10 @@ impl Reconciler {
         (services.len(), Some(self.placed.len()))
     }
 
-    /// Decides `dirty` again, and elects again every group whose members changed; returns how
-    /// many Services were worked out and elected again (`None`: no decision changed). With
-    /// `keep` (the published interfaces, which placement reads, are unchanged), a Service whose
-    /// winner [`keeps_winner`] is not elected again.
-    fn decide(
-        &mut self,
-        dirty: BTreeSet<String>,
-        globals: &Globals,
-        keep: bool,
-    ) -> (usize, Option<usize>) {
+    /// Works out `dirty` again (`None`: no longer announced or skipped, or gone).
+    fn evaluate_some(&self, dirty: BTreeSet<String>, globals: &Globals) -> Fresh {
         let count = dirty.len();
-        let fresh: Vec<(String, Option<Evaluated>)> = self
+        let evaluated = self
             .with_context(globals, |ctx| {
                 dirty
                     .into_iter()
@@ -390,6 +389,44 @@ impl Reconciler {
                     .collect()
             })
             .unwrap_or_default();
+        Fresh { count, evaluated }
+    }
+
+    /// Works out every Service in the cache again, and those evaluated before that it no
+    /// longer holds.
+    fn evaluate_all(&self, globals: &Globals) -> Fresh {
+        let services = self.stores.services.state();
+        let mut evaluated: Vec<(String, Option<Evaluated>)> = self
+            .with_context(globals, |ctx| {
+                services
+                    .iter()
+                    .map(|svc| (svc.key().to_owned(), self.evaluate(ctx, svc)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let held: HashSet<&str> = services.iter().map(|s| s.key()).collect();
+        let gone: Vec<String> = self
+            .evaluated
+            .keys()
+            .filter(|k| !held.contains(k.as_str()))
+            .cloned()
+            .collect();
+        evaluated.extend(gone.into_iter().map(|k| (k, None)));
+        Fresh {
+            count: services.len(),
+            evaluated,
+        }
+    }
+
+    /// Takes in what was worked out again, and elects again every group whose members changed;
+    /// returns how many Services were worked out and elected again (`None`: no decision
+    /// changed). With `keep` (the published interfaces, which placement reads, are unchanged),
+    /// a Service whose winner [`keeps_winner`] is not elected again.
+    fn decide(&mut self, fresh: Fresh, globals: &Globals, keep: bool) -> (usize, Option<usize>) {
+        let Fresh {
+            count,
+            evaluated: fresh,
+        } = fresh;
         let mut regroup = BTreeSet::new();
         let mut touched: Vec<IpAddr> = Vec::new();
         for (key, new) in fresh {
