@@ -2,10 +2,9 @@
 //! EndpointSlice) on three nodes: `cargo bench --bench speaker_pass` (`FERROLB_BENCH_CPU=1` for
 //! on-CPU time). Figures go in BENCHMARKS.md.
 //!
-//! - "a member leaves": the case a takeover waits on: every Service worked out again, and the
-//!   leaver's share elected again (the others keep their owner);
-//! - "a member returns": every Service worked out and elected again (the joiner may outrank
-//!   anyone);
+//! - "a member leaves": the case a takeover waits on: every Service decided and elected again;
+//! - "a member returns": the same work the other way (measured apart, the leave pass being the
+//!   one a takeover waits on);
 //! - "one Service changes": a status IP moves; the pass decides that Service alone;
 //! - "nothing changed": a wake-up with nothing to do (a socket or gate event).
 
@@ -116,8 +115,8 @@ fn passes<M: Measurement>(c: &mut Criterion<M>) {
     assert_eq!(first.service_ips, SERVICES, "every Service is in the view");
     let mut group = c.benchmark_group("speaker pass, 10000 Services");
     group.sample_size(10);
-    // A takeover: node-b leaves (every Service is worked out again, node-b's third elected
-    // again); the pass that brings it back is the setup, not measured. Then the return alone.
+    // A takeover: node-b leaves (every Service decided again, node-b's third moves); the pass
+    // that brings it back is the setup, not measured. Then the return alone.
     let rec = std::cell::RefCell::new(rec);
     for (name, before, after) in [
         ("a member leaves", &all, &two),

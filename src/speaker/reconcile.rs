@@ -75,13 +75,6 @@ pub struct Pass {
     pub elected: usize,
 }
 
-/// Services worked out again: each one's new part in the election (`None`: none), and how
-/// many of the cache's Services that was.
-struct Fresh {
-    count: usize,
-    evaluated: Vec<(String, Option<Evaluated>)>,
-}
-
 /// What every Service's decision reads besides its own objects: when it changes, all are
 /// decided again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,21 +240,10 @@ impl Reconciler {
         } else {
             self.reindex_slices(&pending.slices);
         }
-        let (evaluated, elected) = match &self.globals {
-            None => self.decide_all(&globals),
-            _ if pending.all => self.decide_all(&globals),
-            Some(before) if *before != globals => {
-                // Every Service is worked out again, but an election result stands where the
-                // winner is still eligible and only lost company (see `keeps_winner`): a
-                // member leaving elects again only what it announced.
-                let keep = before.known == globals.known;
-                let fresh = self.evaluate_all(&globals);
-                self.decide(fresh, &globals, keep)
-            }
-            Some(_) => {
-                let fresh = self.evaluate_some(pending.services, &globals);
-                self.decide(fresh, &globals, true)
-            }
+        let (evaluated, elected) = if pending.all || self.globals.as_ref() != Some(&globals) {
+            self.decide_all(&globals)
+        } else {
+            self.decide(pending.services, &globals)
         };
         self.globals = Some(globals);
         if elected.is_none() && may_elect == self.may_elect {
@@ -375,10 +357,11 @@ impl Reconciler {
         (services.len(), Some(self.placed.len()))
     }
 
-    /// Works out `dirty` again (`None`: no longer announced or skipped, or gone).
-    fn evaluate_some(&self, dirty: BTreeSet<String>, globals: &Globals) -> Fresh {
+    /// Decides `dirty` again, and elects again every group whose members changed; returns how
+    /// many Services were worked out and elected again (`None`: no decision changed).
+    fn decide(&mut self, dirty: BTreeSet<String>, globals: &Globals) -> (usize, Option<usize>) {
         let count = dirty.len();
-        let evaluated = self
+        let fresh: Vec<(String, Option<Evaluated>)> = self
             .with_context(globals, |ctx| {
                 dirty
                     .into_iter()
@@ -389,51 +372,11 @@ impl Reconciler {
                     .collect()
             })
             .unwrap_or_default();
-        Fresh { count, evaluated }
-    }
-
-    /// Works out every Service in the cache again, and those evaluated before that it no
-    /// longer holds.
-    fn evaluate_all(&self, globals: &Globals) -> Fresh {
-        let services = self.stores.services.state();
-        let mut evaluated: Vec<(String, Option<Evaluated>)> = self
-            .with_context(globals, |ctx| {
-                services
-                    .iter()
-                    .map(|svc| (svc.key().to_owned(), self.evaluate(ctx, svc)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let held: HashSet<&str> = services.iter().map(|s| s.key()).collect();
-        let gone: Vec<String> = self
-            .evaluated
-            .keys()
-            .filter(|k| !held.contains(k.as_str()))
-            .cloned()
-            .collect();
-        evaluated.extend(gone.into_iter().map(|k| (k, None)));
-        Fresh {
-            count: services.len(),
-            evaluated,
-        }
-    }
-
-    /// Takes in what was worked out again, and elects again every group whose members changed;
-    /// returns how many Services were worked out and elected again (`None`: no decision
-    /// changed). With `keep` (the published interfaces, which placement reads, are unchanged),
-    /// a Service whose winner [`keeps_winner`] is not elected again.
-    fn decide(&mut self, fresh: Fresh, globals: &Globals, keep: bool) -> (usize, Option<usize>) {
-        let Fresh {
-            count,
-            evaluated: fresh,
-        } = fresh;
         let mut regroup = BTreeSet::new();
         let mut touched: Vec<IpAddr> = Vec::new();
         for (key, new) in fresh {
             let old = self.evaluated.remove(&key);
-            let kept = old == new
-                || (keep && keeps_winner(old.as_ref(), new.as_ref(), self.placed.get(&key)));
-            if kept {
+            if old == new {
                 if let Some(new) = new {
                     self.evaluated.insert(key, new);
                 }
@@ -615,27 +558,6 @@ impl Reconciler {
         self.unannounced = next;
         due
     }
-}
-
-/// Whether a Service's election result stands although its part in the election changed: it
-/// is offered with the same addresses and reach as before, its eligible nodes are a subset of
-/// the old ones, and the node it was elected to is still among them. The owner of a group is
-/// the first-ranked node every member allows, so when each member's set only shrinks (or stays)
-/// and still holds the owner, the owner stays; its placement (interfaces, cause) reads only the
-/// reach, the node and the published interfaces.
-fn keeps_winner(old: Option<&Evaluated>, new: Option<&Evaluated>, placed: Option<&Placed>) -> bool {
-    let (Some(old), Some(new), Some(placed)) = (
-        old.and_then(Evaluated::offer),
-        new.and_then(Evaluated::offer),
-        placed,
-    ) else {
-        return false;
-    };
-    let (Ok(was), Ok(now), Some(winner)) = (&old.eligible, &new.eligible, &placed.decision.node)
-    else {
-        return false;
-    };
-    old.ips == new.ips && old.reach == new.reach && now.contains(winner) && now.is_subset(was)
 }
 
 /// `/readyz`: the announcer can answer on every interface and, with gossip on while other
