@@ -14,8 +14,10 @@
 //! The prober solicits `FERROLB_SCALE_PROBE_RATE` (20 000) IPs per second, so a cycle over the
 //! killed node's IPs lasts count / rate; its measured cycle time is printed, and bounds the
 //! resolution. After a kill an IP is no longer solicited once another node answered for it, so
-//! the cycle shrinks to the IPs still waiting. The speaker binary is `FERROLB_E2E_BIN` (see BENCHMARKS.md for the command with a
-//! release build), else the debug build cargo made for this test.
+//! the cycle shrinks to the IPs still waiting. The speaker binary is `FERROLB_E2E_BIN` (see
+//! BENCHMARKS.md for the command with a release build), else the debug build cargo made for
+//! this test. The prober is this test binary: build it optimized (`--profile bench`, as
+//! BENCHMARKS.md does) for it to keep its rate.
 
 mod e2e;
 mod netns;
