@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::config::{AddressPool, Config, Labels, Protocol, Source};
 use crate::election::{self, EligibilityOptions, Liveness, NodeStatus, TrafficScope};
@@ -273,7 +274,7 @@ pub struct Decision {
 /// The nodes that may announce a Service, before ranking: healthy nodes its advertisements
 /// select, narrowed to those known to have one of their advertised interfaces when any has one
 /// (so the IP stays reachable). `Err` says why no node may.
-pub fn candidates(reach: &[Reach], health: Health<'_>) -> Result<BTreeSet<String>, Cause> {
+pub fn candidates(reach: &[Reach], health: Health<'_>) -> Eligible {
     let selected = reach_nodes(reach);
     let healthy =
         election::eligible_nodes(health.nodes, health.liveness, health.scope, health.options);
@@ -295,11 +296,15 @@ pub fn candidates(reach: &[Reach], health: Health<'_>) -> Result<BTreeSet<String
         .map(|n| (*n).to_owned())
         .collect();
     if reachable.is_empty() {
-        Ok(eligible.into_iter().map(str::to_owned).collect())
+        Ok(Arc::new(eligible.into_iter().map(str::to_owned).collect()))
     } else {
-        Ok(reachable)
+        Ok(Arc::new(reachable))
     }
 }
+
+/// The nodes that may announce a Service, shared (`Arc`) by the Services that read the same
+/// nodes, or why none may.
+pub type Eligible = Result<Arc<BTreeSet<String>>, Cause>;
 
 /// Whether `node` has one of the interfaces its advertisements allow; a node that published no
 /// interfaces is assumed to have them all.

@@ -582,10 +582,9 @@ mod tests {
 
     #[test]
     fn thread_time_counts_this_threads_work() {
-        let Some(before) = ThreadTime::now() else {
-            eprintln!("no /proc/thread-self/schedstat here: nothing to check");
-            return;
-        };
+        // Linux keeps the account wherever the speaker runs (schedstat is built into every
+        // distribution kernel); a machine without it fails here rather than skip.
+        let before = ThreadTime::now().expect("/proc/thread-self/schedstat");
         // Work until the account moves by a millisecond (the kernel updates it at ticks and
         // switches), giving up after 10 s of wall time.
         let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use e2e::process::memory;
 use scale::cluster::{ScaleCluster, vip};
-use scale::prober::{Answer, CHILD_ENV, Prober, child_main, unix_ns};
+use scale::prober::{Answer, CHILD_ENV, Pace, Prober, child_main, unix_ns};
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -87,17 +87,13 @@ fn survey(
     let deadline = std::time::Instant::now() + patience;
     let dir = cluster.lan.dir.path().to_path_buf();
     loop {
-        let prober = Prober::start(
-            &cluster.lan.client_ns,
-            &dir,
-            "survey",
-            ips,
+        let pace = Pace {
             rate,
-            3,
-            60,
-            None,
-        )
-        .wait_done();
+            cycles: 3,
+            max_secs: 60,
+            victim: None,
+        };
+        let prober = Prober::start(&cluster.lan.client_ns, &dir, "survey", ips, &pace).wait_done();
         let mut macs: BTreeMap<Ipv6Addr, BTreeSet<&str>> = BTreeMap::new();
         for answer in prober.answers.iter().filter(|a| a.solicited) {
             macs.entry(answer.ip).or_default().insert(&answer.mac);
@@ -170,10 +166,12 @@ fn trial(cluster: &mut ScaleCluster, n: usize, ips: &[Ipv6Addr], owners: &[usize
         &dir,
         &format!("trial{n}"),
         &theirs,
-        rate,
-        0,
-        600,
-        Some(&victim_mac),
+        &Pace {
+            rate,
+            cycles: 0,
+            max_secs: 600,
+            victim: Some(&victim_mac),
+        },
     );
     let want: BTreeSet<Ipv6Addr> = theirs.iter().copied().collect();
     let before = prober.wait_until(Duration::from_secs(60), |answers: &[Answer]| {
@@ -308,7 +306,8 @@ fn timeline(log: &str, killed_at: u128) -> String {
     }
 }
 
-/// `2026-11-30T09:28:19.123456Z` (the speaker's log timestamps) as unix ns, read by jiff (as k8s-openapi does).
+/// `2026-11-30T09:28:19.123456Z` (the speaker's log timestamps) as unix ns, read by jiff (as
+/// k8s-openapi does).
 fn rfc3339_ns(stamp: &str) -> Option<u128> {
     let at: k8s_openapi::jiff::Timestamp = stamp.parse().ok()?;
     u128::try_from(at.as_nanosecond()).ok()

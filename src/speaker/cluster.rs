@@ -8,14 +8,14 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::advertise::{self, Cause, Health, Interfaces, PoolReach, Reach};
+use crate::advertise::{self, Cause, Eligible, Health, Interfaces, PoolReach, Reach};
 use crate::config::{Config, Labels};
 use crate::election::{
     self, EligibilityOptions, EndpointStatus, Liveness, NodeStatus, TrafficScope,
 };
 
 use super::cache::{NodeView, ServiceView, SliceView};
-use super::ownership::{self, Announcement, Eligible, Offer, Placed};
+use super::ownership::{self, Announcement, Offer, Placed};
 
 /// Everything that is not announced, and why (so each is reported once, not silently dropped).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -217,17 +217,15 @@ pub fn evaluate<'s>(
     }
     let eligible = if svc.is_local() {
         let with_endpoint = election::local_endpoint_nodes(endpoints());
-        advertise::candidates(&reach, ctx.health(TrafficScope::Local(&with_endpoint))).map(Arc::new)
+        advertise::candidates(&reach, ctx.health(TrafficScope::Local(&with_endpoint)))
     } else if shared.is_some() {
         ctx.cluster_eligible
             .borrow_mut()
             .entry(index)
-            .or_insert_with(|| {
-                advertise::candidates(&reach, ctx.health(TrafficScope::Cluster)).map(Arc::new)
-            })
+            .or_insert_with(|| advertise::candidates(&reach, ctx.health(TrafficScope::Cluster)))
             .clone()
     } else {
-        advertise::candidates(&reach, ctx.health(TrafficScope::Cluster)).map(Arc::new)
+        advertise::candidates(&reach, ctx.health(TrafficScope::Cluster))
     };
     Some(Evaluated::Offered(Offer {
         service: svc.key().to_owned(),

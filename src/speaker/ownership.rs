@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::advertise::{self, Cause, Decision, Interfaces, Reach};
+use crate::advertise::{self, Cause, Decision, Eligible, Interfaces, Reach};
 use crate::election;
 
 /// The announcing decision for one service.
@@ -124,10 +124,6 @@ pub struct Offer {
     pub reach: Arc<[Reach]>,
     pub eligible: Eligible,
 }
-
-/// The nodes that may announce a Service (shared by the Services of a pool that read the same
-/// nodes), or why none may.
-pub type Eligible = Result<Arc<BTreeSet<String>>, Cause>;
 
 /// A service's election result.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -90,7 +90,7 @@ pub fn decide(
                     pool: svc.service.clone(),
                 })
             } else {
-                advertise::candidates(&reach, health).map(std::sync::Arc::new)
+                advertise::candidates(&reach, health)
             };
             Offer {
                 service: svc.service.clone(),

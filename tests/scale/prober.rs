@@ -57,6 +57,18 @@ pub struct Cycles {
     pub send_errors: u64,
 }
 
+/// How a prober solicits: `rate` solicitations per second, for `cycles` cycles (0: until
+/// [`Prober::finish`]) and never longer than `max_secs`. With `victim` (a MAC), an IP is no
+/// longer solicited once another MAC has answered a solicitation for it: the cycle shrinks to
+/// the IPs not yet taken over, so the last ones are seen sooner and the survivors answer fewer
+/// probes meanwhile.
+pub struct Pace<'a> {
+    pub rate: u32,
+    pub cycles: u64,
+    pub max_secs: u64,
+    pub victim: Option<&'a str>,
+}
+
 /// A running prober, seen from the test process.
 pub struct Prober {
     child: Child,
@@ -67,25 +79,17 @@ pub struct Prober {
 }
 
 impl Prober {
-    /// Starts probing `ips` from namespace `ns` at `rate` solicitations per second, for `cycles`
-    /// cycles (0: until [`Prober::finish`]) and never longer than `max_secs`. With `victim`
-    /// (a MAC), an IP is no longer solicited once another MAC has answered a solicitation for
-    /// it: the cycle shrinks to the IPs not yet taken over, so the last ones are seen sooner
-    /// and the survivors answer fewer probes meanwhile.
-    #[allow(clippy::too_many_arguments)]
-    pub fn start(
-        ns: &str,
-        dir: &Path,
-        name: &str,
-        ips: &[Ipv6Addr],
-        rate: u32,
-        cycles: u64,
-        max_secs: u64,
-        victim: Option<&str>,
-    ) -> Prober {
+    /// Starts probing `ips` from namespace `ns` as `pace` says.
+    pub fn start(ns: &str, dir: &Path, name: &str, ips: &[Ipv6Addr], pace: &Pace) -> Prober {
         let job = dir.join(format!("{name}.job"));
         let stop = dir.join(format!("{name}.stop"));
         let _ = std::fs::remove_file(&stop);
+        let Pace {
+            rate,
+            cycles,
+            max_secs,
+            victim,
+        } = pace;
         let victim = victim.unwrap_or("-");
         let mut text = format!("{rate} {cycles} {max_secs} {victim} {}\n", stop.display());
         for ip in ips {
@@ -313,9 +317,9 @@ async fn send(job: &Job, ifindex: u32, mac: Mac, retired: &Retired) -> (Vec<Dura
             continue;
         }
         for (i, frame) in due.iter().enumerate() {
-            let due = start + gap * i as u32;
-            if due > Instant::now() {
-                tokio::time::sleep_until(due.into()).await;
+            let at = start + gap * i as u32;
+            if at > Instant::now() {
+                tokio::time::sleep_until(at.into()).await;
             }
             if socket.send(frame).await.is_err() {
                 errors += 1;
