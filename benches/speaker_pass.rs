@@ -16,6 +16,7 @@ use criterion::{BatchSize, Criterion};
 use ferrolb::speaker::cache::{self, Changes, NodeView, ServiceView, SliceView};
 use ferrolb::speaker::cluster::ViewOptions;
 use ferrolb::speaker::reconcile::{Reconciler, Stores};
+use ferrolb::speaker::store::{self, Decoded};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::store::Writer;
@@ -32,7 +33,7 @@ fn ip(i: usize) -> String {
     format!("2001:db8::{:x}", i + 1)
 }
 
-fn service(i: usize, ip: &str) -> ServiceView {
+fn service(i: usize, ip: &str) -> Decoded<ServiceView> {
     let svc: Service = serde_json::from_value(json!({
         "metadata": {"name": format!("svc-{i}"), "namespace": "apps", "uid": format!("uid-{i}"),
                      "labels": {"app": format!("svc-{i}")}},
@@ -43,7 +44,7 @@ fn service(i: usize, ip: &str) -> ServiceView {
     svc.into()
 }
 
-fn slice(i: usize) -> SliceView {
+fn slice(i: usize) -> Decoded<SliceView> {
     let slice: EndpointSlice = serde_json::from_value(json!({
         "metadata": {"name": format!("svc-{i}-1"), "namespace": "apps",
                      "labels": {"kubernetes.io/service-name": format!("svc-{i}")}},
@@ -55,7 +56,7 @@ fn slice(i: usize) -> SliceView {
     slice.into()
 }
 
-fn node(name: &str) -> NodeView {
+fn node(name: &str) -> Decoded<NodeView> {
     let node: Node = serde_json::from_value(json!({
         "metadata": {"name": name},
         "status": {"conditions": [{"type": "Ready", "status": "True"}],
@@ -67,14 +68,14 @@ fn node(name: &str) -> NodeView {
 
 struct Cluster {
     stores: Stores,
-    services: Writer<ServiceView>,
+    services: store::Writer<ServiceView>,
 }
 
 fn cluster() -> Cluster {
     let changes = Changes::default();
-    let mut services = Writer::default();
-    let mut slices = Writer::default();
-    let mut nodes = Writer::default();
+    let mut services = store::Writer::default();
+    let mut slices = store::Writer::default();
+    let mut nodes = store::Writer::default();
     let mut configmaps = Writer::<ConfigMap>::default();
     let speakers = Writer::default();
     for i in 0..SERVICES {

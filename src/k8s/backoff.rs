@@ -130,19 +130,32 @@ where
         + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
-    use futures::StreamExt;
     let reader = writer.as_reader();
+    spawn_events(api, config, kind, move |event| apply(&mut writer, &event));
+    reader
+}
+
+/// Runs a watch of `api` with [`with_backoff`] on a task of its own, handing each event to
+/// `apply` and logging each error.
+pub fn spawn_events<K>(
+    api: kube::Api<K>,
+    config: kube::runtime::watcher::Config,
+    kind: &'static str,
+    mut apply: impl FnMut(kube::runtime::watcher::Event<K>) + Send + 'static,
+) where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    use futures::StreamExt;
     let stream = with_backoff(kube::runtime::watcher(api, config));
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             match event {
-                Ok(event) => apply(&mut writer, &event),
+                Ok(event) => apply(event),
                 Err(e) => log_watch_error(kind, &e),
             }
         }
     });
-    reader
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! Every speaker caches every Service, EndpointSlice and Node of the cluster for as long as it
 //! runs, so the per-object size is its memory, and the election runs over them after every
-//! change. The watches decode straight into the projections below, which keep only what the
+//! change. The watches decode straight into the projections below, cached by
+//! [`super::store`] under their `namespace/name` with no metadata, which keep only what the
 //! election reads: a Service is its key, type, class, traffic policy, labels and status IPs
 //! (not its spec, annotations or managed fields); a slice is its Service and each endpoint's
 //! node and conditions (not addresses, ports, targets); a Node is its name, labels, the three
@@ -13,18 +14,14 @@
 //! change touched, so it re-decides only those (and whatever shares an address with them);
 //! only changes that concern every Service (a Node, the config, a re-list) re-decide all.
 
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
 use kube::Resource;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde::Deserialize;
 use tokio::sync::Notify;
@@ -36,59 +33,69 @@ use crate::k8s::node::{node_address, node_status};
 use crate::k8s::service::{class_is_ours, is_load_balancer, is_local_policy, status_ips};
 
 use super::l2status::Observed;
+use super::store::{Decoded, View, Writer};
 
-/// Only what identifies the object (and lets the watch resume: kube-runtime's watcher needs
-/// each object's resourceVersion), plus labels where selectors read them.
-fn identity(meta: ObjectMeta, keep_labels: bool) -> ObjectMeta {
-    ObjectMeta {
-        name: meta.name,
-        namespace: meta.namespace,
-        uid: meta.uid,
-        resource_version: meta.resource_version,
-        labels: meta.labels.filter(|_| keep_labels),
-        ..ObjectMeta::default()
+/// `namespace/name` of a namespaced object (namespace `default` when absent, as `kubectl
+/// apply` would), or the name of a cluster-scoped one.
+fn object_key(meta: &ObjectMeta, namespaced: bool) -> Arc<str> {
+    let name = meta.name.as_deref().unwrap_or("");
+    match (namespaced, meta.namespace.as_deref()) {
+        (true, ns) => format!("{}/{name}", ns.unwrap_or("default")).into(),
+        (false, _) => name.into(),
     }
 }
 
+fn boxed(s: Option<&String>) -> Option<Box<str>> {
+    s.map(|s| s.as_str().into())
+}
+
 /// A Service as the speaker caches it.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(from = "Service")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ServiceView {
-    /// Name, namespace, uid, resourceVersion and labels (advertisements' service selectors).
-    metadata: ObjectMeta,
     /// `namespace/name`, the key of every decision about it.
-    key: Box<str>,
+    key: Arc<str>,
+    /// For the events about it.
+    uid: Option<Box<str>>,
+    /// For advertisements' service selectors.
+    labels: Option<Labels>,
     load_balancer: bool,
     class: Option<Box<str>>,
     local: bool,
     ips: Box<[IpAddr]>,
 }
 
-impl From<Service> for ServiceView {
-    fn from(svc: Service) -> Self {
-        let class = svc
-            .spec
-            .as_ref()
-            .and_then(|s| s.load_balancer_class.clone())
-            .map(String::into_boxed_str);
-        let key = service_ref_key(
-            svc.metadata.namespace.as_deref(),
-            svc.metadata.name.as_deref().unwrap_or(""),
-        );
+impl View for ServiceView {
+    type Object = Service;
+
+    fn project(svc: Service) -> Self {
         Self {
-            key: key.into_boxed_str(),
+            key: object_key(&svc.metadata, true),
+            uid: boxed(svc.metadata.uid.as_ref()),
             load_balancer: is_load_balancer(&svc),
             local: is_local_policy(&svc),
             ips: status_ips(&svc).into_boxed_slice(),
-            class,
-            metadata: identity(svc.metadata, true),
+            class: boxed(
+                svc.spec
+                    .as_ref()
+                    .and_then(|s| s.load_balancer_class.as_ref()),
+            ),
+            labels: svc.metadata.labels,
         }
+    }
+
+    fn key(&self) -> &Arc<str> {
+        &self.key
     }
 }
 
 impl ServiceView {
     /// `namespace/name`, as [`crate::k8s::service::service_key`] gives for the full Service.
     pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The shared key, for maps that hold it.
+    pub fn shared_key(&self) -> &Arc<str> {
         &self.key
     }
 
@@ -109,39 +116,63 @@ impl ServiceView {
     }
 
     pub fn labels(&self) -> Option<&Labels> {
-        self.metadata.labels.as_ref()
+        self.labels.as_ref()
     }
-}
 
-/// `namespace/name` (namespace `default` when absent, as `kubectl apply` would).
-fn service_ref_key(namespace: Option<&str>, name: &str) -> String {
-    format!("{}/{name}", namespace.unwrap_or("default"))
-}
-
-/// An EndpointSlice as the speaker caches it: its Service and each endpoint's node and
-/// conditions.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(from = "EndpointSlice")]
-pub struct SliceView {
-    metadata: ObjectMeta,
-    /// `namespace/name` of the Service it belongs to; `None` for a slice without the label.
-    service: Option<Box<str>>,
-    endpoints: Box<[EndpointStatus]>,
-}
-
-impl From<EndpointSlice> for SliceView {
-    fn from(slice: EndpointSlice) -> Self {
-        Self {
-            service: service_of_slice(&slice).map(String::into_boxed_str),
-            endpoints: slice_endpoints(&slice).into_boxed_slice(),
-            metadata: identity(slice.metadata, false),
+    /// The reference events about it carry.
+    pub fn object_ref(&self) -> ObjectReference {
+        let (namespace, name) = self.key.split_once('/').unwrap_or(("default", &self.key));
+        ObjectReference {
+            api_version: Some(<Service as k8s_openapi::Resource>::API_VERSION.to_owned()),
+            kind: Some(<Service as k8s_openapi::Resource>::KIND.to_owned()),
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            uid: self.uid.as_deref().map(str::to_owned),
+            ..ObjectReference::default()
         }
     }
 }
 
+/// An EndpointSlice as the speaker caches it: its Service and each endpoint's node and
+/// conditions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SliceView {
+    /// `namespace/name` of the slice.
+    key: Arc<str>,
+    /// `namespace/name` of the Service it belongs to; `None` for a slice without the label.
+    service: Option<Arc<str>>,
+    endpoints: Box<[EndpointStatus]>,
+}
+
+impl View for SliceView {
+    type Object = EndpointSlice;
+
+    fn project(slice: EndpointSlice) -> Self {
+        Self {
+            key: object_key(&slice.metadata, true),
+            service: service_of_slice(&slice).map(Arc::from),
+            endpoints: slice_endpoints(&slice).into_boxed_slice(),
+        }
+    }
+
+    fn key(&self) -> &Arc<str> {
+        &self.key
+    }
+}
+
 impl SliceView {
+    /// `namespace/name` of the slice itself.
+    pub fn key(&self) -> &Arc<str> {
+        &self.key
+    }
+
     pub fn service(&self) -> Option<&str> {
         self.service.as_deref()
+    }
+
+    /// The Service's key, shared.
+    pub fn shared_service(&self) -> Option<&Arc<str>> {
+        self.service.as_ref()
     }
 
     pub fn endpoints(&self) -> &[EndpointStatus] {
@@ -150,32 +181,39 @@ impl SliceView {
 }
 
 /// A Node as the speaker caches it.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(from = "Node")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NodeView {
-    /// Name, resourceVersion and labels (node selectors).
-    metadata: ObjectMeta,
+    name: Arc<str>,
+    /// For node selectors.
+    labels: Option<Labels>,
     status: Option<NodeStatus>,
     address: Option<IpAddr>,
 }
 
-impl From<Node> for NodeView {
-    fn from(node: Node) -> Self {
+impl View for NodeView {
+    type Object = Node;
+
+    fn project(node: Node) -> Self {
         Self {
+            name: object_key(&node.metadata, false),
             status: node_status(&node),
             address: node_address(&node),
-            metadata: identity(node.metadata, true),
+            labels: node.metadata.labels,
         }
+    }
+
+    fn key(&self) -> &Arc<str> {
+        &self.name
     }
 }
 
 impl NodeView {
     pub fn name(&self) -> Option<&str> {
-        self.metadata.name.as_deref()
+        Some(&*self.name).filter(|n| !n.is_empty())
     }
 
     pub fn labels(&self) -> Option<&Labels> {
-        self.metadata.labels.as_ref()
+        self.labels.as_ref()
     }
 
     /// What the election reads; `None` for a Node without a name.
@@ -189,96 +227,70 @@ impl NodeView {
     }
 }
 
-/// `Resource` for a projection of a built-in or MetalLB kind.
-macro_rules! core_resource {
-    ($view:ty, $kind:literal, $group:expr, $version:literal, $plural:literal, $scope:ty) => {
-        impl Resource for $view {
-            type DynamicType = ();
-            type Scope = $scope;
-
-            fn kind(_: &()) -> Cow<'_, str> {
-                Cow::Borrowed($kind)
-            }
-
-            fn group(_: &()) -> Cow<'_, str> {
-                Cow::Borrowed($group)
-            }
-
-            fn version(_: &()) -> Cow<'_, str> {
-                Cow::Borrowed($version)
-            }
-
-            fn plural(_: &()) -> Cow<'_, str> {
-                Cow::Borrowed($plural)
-            }
-
-            fn meta(&self) -> &ObjectMeta {
-                &self.metadata
-            }
-
-            fn meta_mut(&mut self) -> &mut ObjectMeta {
-                &mut self.metadata
-            }
-        }
-    };
-}
-
-core_resource!(
-    ServiceView,
-    "Service",
-    "",
-    "v1",
-    "services",
-    NamespaceResourceScope
-);
-core_resource!(
-    SliceView,
-    "EndpointSlice",
-    "discovery.k8s.io",
-    "v1",
-    "endpointslices",
-    NamespaceResourceScope
-);
-core_resource!(NodeView, "Node", "", "v1", "nodes", ClusterResourceScope);
-core_resource!(
-    L2StatusView,
-    "ServiceL2Status",
-    crate::config::crd::GROUP,
-    "v1beta1",
-    "servicel2statuses",
-    NamespaceResourceScope
-);
-
-/// A `ServiceL2Status` as the speaker caches it: what [`Observed`] reads (its name, the node and
-/// Service labels, `status.interfaces`), not its managed fields, owner reference or the rest
-/// of its status. Every speaker caches every node's objects, one per announced Service.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(from = "L2StatusObject")]
-pub struct L2StatusView {
-    /// Name, namespace, uid and resourceVersion.
-    metadata: ObjectMeta,
-    /// `None` for an object without the three labels (not one a speaker wrote).
-    observed: Option<Observed>,
-}
-
-/// The wire form a [`L2StatusView`] is read from.
-#[derive(Deserialize)]
-struct L2StatusObject {
+/// The wire form a [`L2StatusView`] is read from: its metadata and status, nothing typed
+/// beyond that.
+#[derive(Clone, Debug, Deserialize)]
+pub struct L2StatusObject {
     metadata: ObjectMeta,
     #[serde(default)]
     status: Option<serde_json::Value>,
 }
 
-impl From<L2StatusObject> for L2StatusView {
-    fn from(o: L2StatusObject) -> Self {
+impl Resource for L2StatusObject {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+
+    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+        "ServiceL2Status".into()
+    }
+
+    fn group(_: &()) -> std::borrow::Cow<'_, str> {
+        crate::config::crd::GROUP.into()
+    }
+
+    fn version(_: &()) -> std::borrow::Cow<'_, str> {
+        "v1beta1".into()
+    }
+
+    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+        "servicel2statuses".into()
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// A `ServiceL2Status` as the speaker caches it: what [`Observed`] reads (its name, the node and
+/// Service labels, `status.interfaces`), not its managed fields, owner reference or the rest
+/// of its status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct L2StatusView {
+    name: Arc<str>,
+    /// `None` for an object without the three labels (not one a speaker wrote).
+    observed: Option<Observed>,
+}
+
+impl View for L2StatusView {
+    type Object = L2StatusObject;
+
+    fn project(o: L2StatusObject) -> Self {
         let observed = o.metadata.name.as_deref().and_then(|name| {
             let labels = o.metadata.labels.as_ref()?;
             Observed::from_parts(name, labels, o.status.as_ref())
         });
         Self {
+            name: object_key(&o.metadata, false),
             observed,
-            metadata: identity(o.metadata, false),
         }
+    }
+
+    fn key(&self) -> &Arc<str> {
+        &self.name
     }
 }
 
@@ -288,52 +300,40 @@ impl L2StatusView {
     }
 }
 
-/// What a cached object's change concerns.
-pub trait Watched: Resource<DynamicType = ()> + Clone + 'static {
-    fn mark(&self, pending: &mut Pending);
-
-    /// Whether `other` decides the same: equal but for the resourceVersion, which every update
-    /// bumps (a Node's heartbeat too).
-    fn same(&self, other: &Self) -> bool;
+/// What a watch event for an API object carries.
+macro_rules! decoded_from {
+    ($($object:ty => $view:ty),*) => {$(
+        impl From<$object> for Decoded<$view> {
+            fn from(object: $object) -> Self {
+                Decoded::new(object)
+            }
+        }
+    )*};
 }
 
-/// Equal views, whatever their resourceVersions.
-fn same_but_version<K: Resource + Clone + PartialEq>(a: &K, b: &K) -> bool {
-    let mut b = b.clone();
-    b.meta_mut()
-        .resource_version
-        .clone_from(&a.meta().resource_version);
-    *a == b
+decoded_from!(Service => ServiceView, EndpointSlice => SliceView, Node => NodeView, L2StatusObject => L2StatusView);
+
+/// What a cached object's change concerns.
+pub trait Watched: View {
+    fn mark(&self, pending: &mut Pending);
 }
 
 impl Watched for ServiceView {
-    fn same(&self, other: &Self) -> bool {
-        same_but_version(self, other)
-    }
-
     fn mark(&self, pending: &mut Pending) {
         pending.services.insert(self.key().to_owned());
     }
 }
 
 impl Watched for SliceView {
-    fn same(&self, other: &Self) -> bool {
-        same_but_version(self, other)
-    }
-
     fn mark(&self, pending: &mut Pending) {
         if let Some(svc) = self.service() {
             pending.services.insert(svc.to_owned());
         }
-        pending.slices.push(ObjectRef::from_obj(self));
+        pending.slices.push(self.key.clone());
     }
 }
 
 impl Watched for NodeView {
-    fn same(&self, other: &Self) -> bool {
-        same_but_version(self, other)
-    }
-
     fn mark(&self, pending: &mut Pending) {
         pending.all = true;
     }
@@ -349,8 +349,9 @@ pub struct Pending {
     pub config: bool,
     /// Services whose object or endpoints changed, `namespace/name`.
     pub services: BTreeSet<String>,
-    /// EndpointSlices that changed (or went), so the pass can update its per-Service index.
-    pub slices: Vec<ObjectRef<SliceView>>,
+    /// EndpointSlices that changed (or went), `namespace/name`, so the pass can update its
+    /// per-Service index.
+    pub slices: Vec<Arc<str>>,
 }
 
 impl Pending {
@@ -416,25 +417,29 @@ impl Changes {
 }
 
 /// Applies one watch event to the cache and records what it changed: an object the same as
-/// the one cached changes nothing; a completed re-list may have replaced anything.
-pub fn apply<K: Watched>(writer: &mut Writer<K>, changes: &Changes, event: &watcher::Event<K>) {
+/// the one cached changes nothing (the projection has no resourceVersion, so a Node's
+/// heartbeat is no change); a completed re-list may have replaced anything.
+pub fn apply<K: Watched>(
+    writer: &mut Writer<K>,
+    changes: &Changes,
+    event: &watcher::Event<Decoded<K>>,
+) {
     let mut marks = Pending::default();
-    let cached = |obj: &K| writer.as_reader().get(&ObjectRef::from_obj(obj));
     match event {
-        watcher::Event::Apply(obj) => match cached(obj) {
-            Some(old) if old.same(obj) => {}
+        watcher::Event::Apply(obj) => match writer.get(obj.view.key()) {
+            Some(old) if *old == obj.view => {}
             Some(old) => {
                 // The old object's Service too: a slice moved to another Service changes both.
                 old.mark(&mut marks);
-                obj.mark(&mut marks);
+                obj.view.mark(&mut marks);
             }
-            None => obj.mark(&mut marks),
+            None => obj.view.mark(&mut marks),
         },
-        watcher::Event::Delete(obj) => obj.mark(&mut marks),
+        watcher::Event::Delete(obj) => obj.view.mark(&mut marks),
         watcher::Event::Init | watcher::Event::InitApply(_) => {}
         watcher::Event::InitDone => marks.all = true,
     }
-    writer.apply_watcher_event(event);
+    writer.apply(event);
     if marks != Pending::default() {
         changes.update(|p| p.merge(marks));
     }
@@ -443,7 +448,7 @@ pub fn apply<K: Watched>(writer: &mut Writer<K>, changes: &Changes, event: &watc
 /// Applies an event of a kind whose every change concerns the whole pass: the config objects
 /// (`config`: loaded again) or the speaker pods (a pass runs and compares what it reads).
 pub fn apply_whole<K>(
-    writer: &mut Writer<K>,
+    writer: &mut kube::runtime::reflector::store::Writer<K>,
     changes: &Changes,
     event: &watcher::Event<K>,
     config: bool,

@@ -112,7 +112,7 @@ fn projections_read_the_same_as_the_full_objects() {
         ),
     ];
     for svc in services {
-        let view = ServiceView::from(svc.clone());
+        let view = ServiceView::project(svc.clone());
         for class in [None, Some("example.com/x")] {
             assert_eq!(view.is_handled(class), is_handled(&svc, class), "{svc:?}");
         }
@@ -120,12 +120,11 @@ fn projections_read_the_same_as_the_full_objects() {
         assert_eq!(view.ips(), status_ips(&svc).as_slice());
         assert_eq!(view.is_local(), is_local_policy(&svc));
         assert_eq!(view.labels(), svc.metadata.labels.as_ref());
-        assert_eq!(view.meta().uid, svc.metadata.uid);
-        // What it drops: the annotations, spec, managed fields.
-        assert!(view.meta().annotations.is_none() && view.meta().managed_fields.is_none());
+        assert_eq!(view.object_ref().uid, svc.metadata.uid);
+        assert_eq!(view.object_ref().name, svc.metadata.name);
     }
     let node = full_node("node-a", json!({}));
-    let view = NodeView::from(node.clone());
+    let view = NodeView::project(node.clone());
     assert_eq!(view.status(), node_status(&node).as_ref());
     assert_eq!(view.address(), Some("192.0.2.5".parse().unwrap()));
     assert_eq!(view.labels(), node.metadata.labels.as_ref());
@@ -133,7 +132,7 @@ fn projections_read_the_same_as_the_full_objects() {
         full_slice("web-1", Some("web"), true),
         full_slice("web-2", None, false),
     ] {
-        let view = SliceView::from(slice.clone());
+        let view = SliceView::project(slice.clone());
         assert_eq!(view.endpoints(), slice_endpoints(&slice).as_slice());
         assert_eq!(
             view.service(),
@@ -152,9 +151,15 @@ fn projections_read_the_same_as_the_full_objects() {
 #[test]
 fn a_watch_event_decodes_into_the_projection() {
     let json = serde_json::to_value(full_service("web", json!({}))).unwrap();
-    let view: ServiceView = serde_json::from_value(json).unwrap();
-    assert_eq!(view, ServiceView::from(full_service("web", json!({}))));
-    assert_eq!(view.meta().resource_version.as_deref(), Some("41"));
+    let decoded: Decoded<ServiceView> = serde_json::from_value(json).unwrap();
+    assert_eq!(
+        decoded.view,
+        ServiceView::project(full_service("web", json!({})))
+    );
+    // The watch resumes from the version; nothing else of the metadata outlives the event.
+    let meta = decoded.meta();
+    assert_eq!(meta.resource_version.as_deref(), Some("41"));
+    assert!(meta.annotations.is_none() && meta.labels.is_none() && meta.uid.is_none());
 }
 
 struct Feed<K: Watched> {
@@ -172,7 +177,7 @@ impl<K: Watched> Feed<K> {
         }
     }
 
-    fn event(&mut self, event: watcher::Event<K>) -> Pending {
+    fn event(&mut self, event: watcher::Event<Decoded<K>>) -> Pending {
         apply(&mut self.writer, &self.changes, &event);
         self.changes.take()
     }
@@ -185,7 +190,7 @@ fn services(keys: &[&str]) -> BTreeSet<String> {
 #[test]
 fn only_changes_the_election_reads_are_marked() {
     let mut nodes = Feed::<NodeView>::new();
-    let node = |patch| NodeView::from(full_node("node-a", patch));
+    let node = |patch| Decoded::<NodeView>::new(full_node("node-a", patch));
     assert!(nodes.event(watcher::Event::Apply(node(json!({})))).all);
     // A heartbeat: new resourceVersion, new timestamps, same decision inputs.
     let beat = json!({"metadata": {"resourceVersion": "8"}, "status": {"conditions": [
@@ -202,7 +207,7 @@ fn only_changes_the_election_reads_are_marked() {
     assert!(nodes.event(watcher::Event::Apply(node(relabelled))).all);
 
     let mut svcs = Feed::<ServiceView>::new();
-    let svc = |patch| ServiceView::from(full_service("web", patch));
+    let svc = |patch| Decoded::<ServiceView>::new(full_service("web", patch));
     let first = svcs.event(watcher::Event::Apply(svc(json!({}))));
     assert_eq!(first.services, services(&["shop/web"]));
     assert!(!first.all);
@@ -227,21 +232,21 @@ fn only_changes_the_election_reads_are_marked() {
 #[test]
 fn a_slice_marks_its_service_and_the_one_it_left() {
     let mut slices = Feed::<SliceView>::new();
-    let web = SliceView::from(full_slice("s-1", Some("web"), true));
+    let web = Decoded::<SliceView>::new(full_slice("s-1", Some("web"), true));
     let marked = slices.event(watcher::Event::Apply(web.clone()));
     assert_eq!(marked.services, services(&["shop/web"]));
-    assert_eq!(marked.slices, vec![ObjectRef::from_obj(&web)]);
-    let unready = SliceView::from(full_slice("s-1", Some("web"), false));
+    assert_eq!(marked.slices, vec![web.view.key().clone()]);
+    let unready = Decoded::<SliceView>::new(full_slice("s-1", Some("web"), false));
     assert_eq!(
         slices.event(watcher::Event::Apply(unready)).services,
         services(&["shop/web"])
     );
-    let api = SliceView::from(full_slice("s-1", Some("api"), false));
+    let api = Decoded::<SliceView>::new(full_slice("s-1", Some("api"), false));
     assert_eq!(
         slices.event(watcher::Event::Apply(api)).services,
         services(&["shop/api", "shop/web"])
     );
-    let unlabelled = SliceView::from(full_slice("s-2", None, true));
+    let unlabelled = Decoded::<SliceView>::new(full_slice("s-2", None, true));
     let marked = slices.event(watcher::Event::Apply(unlabelled));
     assert!(marked.services.is_empty() && !marked.all);
 }
@@ -251,12 +256,11 @@ fn a_slice_marks_its_service_and_the_one_it_left() {
 #[test]
 fn a_completed_relist_marks_everything() {
     let mut svcs = Feed::<ServiceView>::new();
-    svcs.event(watcher::Event::Apply(ServiceView::from(full_service(
-        "gone",
-        json!({}),
-    ))));
+    svcs.event(watcher::Event::Apply(Decoded::<ServiceView>::new(
+        full_service("gone", json!({})),
+    )));
     assert_eq!(svcs.event(watcher::Event::Init), Pending::default());
-    let web = ServiceView::from(full_service("web", json!({})));
+    let web = Decoded::<ServiceView>::new(full_service("web", json!({})));
     assert_eq!(
         svcs.event(watcher::Event::InitApply(web)),
         Pending::default()
@@ -298,7 +302,9 @@ fn full_l2_status(name: &str, labels: Value) -> Value {
 fn an_l2_status_is_cached_as_what_the_writer_reads() {
     let labels = json!({"metallb.io/node": "node-b", "metallb.io/service-name": "web",
                         "metallb.io/service-namespace": "shop"});
-    let view: L2StatusView = serde_json::from_value(full_l2_status("l2-abc", labels)).unwrap();
+    let decoded: Decoded<L2StatusView> =
+        serde_json::from_value(full_l2_status("l2-abc", labels)).unwrap();
+    let view = &decoded.view;
     assert_eq!(
         view.observed(),
         Some(&Observed {
@@ -308,8 +314,8 @@ fn an_l2_status_is_cached_as_what_the_writer_reads() {
             interfaces: Some(vec!["eth0".into(), "eth1".into()]),
         })
     );
-    // Identity for the store and the watch; nothing else of the metadata is kept.
-    let meta = view.meta();
+    // Name and version for the watch, only while the event lasts.
+    let meta = decoded.meta();
     assert_eq!(
         (meta.name.as_deref(), meta.namespace.as_deref()),
         (Some("l2-abc"), Some("ferrolb-system"))
@@ -319,8 +325,8 @@ fn an_l2_status_is_cached_as_what_the_writer_reads() {
     assert!(meta.labels.is_none() && meta.generate_name.is_none());
 
     // Not a speaker's object (a label missing): cached, never read as one.
-    let other: L2StatusView =
+    let other: Decoded<L2StatusView> =
         serde_json::from_value(full_l2_status("l2-x", json!({"metallb.io/node": "node-b"})))
             .unwrap();
-    assert_eq!(other.observed(), None);
+    assert_eq!(other.view.observed(), None);
 }

@@ -8,11 +8,14 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
 
-fn views<T: Clone, V: From<T>>(objects: &[T]) -> Vec<Arc<V>> {
+fn views<V: crate::speaker::store::View>(objects: &[V::Object]) -> Vec<Arc<V>>
+where
+    V::Object: Clone,
+{
     objects
         .iter()
         .cloned()
-        .map(|o| Arc::new(V::from(o)))
+        .map(|o| Arc::new(V::project(o)))
         .collect()
 }
 
@@ -28,9 +31,9 @@ fn announcements(
 ) -> (Vec<Announcement>, Unannounced) {
     super::announcements(
         config,
-        &views::<_, ServiceView>(services),
-        &views::<_, SliceView>(slices),
-        &views::<_, NodeView>(nodes),
+        &views::<ServiceView>(services),
+        &views::<SliceView>(slices),
+        &views::<NodeView>(nodes),
         liveness,
         known,
         options,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::DynamicObject;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, Store as ReflectorStore};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use thiserror::Error;
@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use crate::gossip::{
     Gossip, GossipConfig, GossipError, GossipHandle, KeyError, KeyFiles, SwimTiming, joined_differs,
 };
-use crate::k8s::backoff::spawn_watch;
+use crate::k8s::backoff::{spawn_events, spawn_watch};
 use crate::k8s::metallb::{ConfigSource, Kind, L2, POOL};
 use crate::k8s::pod::{INTERFACES_ANNOTATION, interfaces_annotation};
 use crate::runtime::sleep_until;
@@ -37,6 +37,7 @@ use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
 use super::owned::Owned;
 use super::publish::{publish_scoped, spawn_announcer};
 use super::reconcile::{Reconciler, Stores, ready};
+use super::store::{self, Decoded, Store};
 use super::unannounced::UnannouncedMetric;
 use crate::metrics::{ConfigMetrics, Naming};
 
@@ -100,18 +101,14 @@ async fn wait_for_key_file(keys: &KeyFiles) {
 }
 
 /// Watches a projected kind into its cache, recording in `changes` what each event changed.
-fn watch_view<K>(api: Api<K>, changes: &Changes, what: &'static str) -> Store<K>
-where
-    K: Watched + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync,
-{
+fn watch_view<K: Watched>(api: Api<Decoded<K>>, changes: &Changes, what: &'static str) -> Store<K> {
     let changes = changes.clone();
-    spawn_watch(
-        api,
-        watcher::Config::default(),
-        what,
-        reflector::store::Writer::default(),
-        move |writer, event| cache::apply(writer, &changes, event),
-    )
+    let mut writer = store::Writer::default();
+    let reader = writer.as_reader();
+    spawn_events(api, watcher::Config::default(), what, move |event| {
+        cache::apply(&mut writer, &changes, &event)
+    });
+    reader
 }
 
 /// Watches a kind whose every change concerns the whole pass (`config`: the config objects,
@@ -123,7 +120,7 @@ fn watch_whole<K>(
     changes: &Changes,
     what: &'static str,
     is_config: bool,
-) -> Store<K>
+) -> ReflectorStore<K>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
@@ -140,7 +137,7 @@ fn watch_metallb(
     namespace: &str,
     kind: Kind,
     changes: &Changes,
-) -> Store<DynamicObject> {
+) -> ReflectorStore<DynamicObject> {
     let resource = kind.api_resource();
     let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
     let writer = reflector::store::Writer::new(resource);
@@ -154,16 +151,13 @@ fn watch_metallb(
     )
 }
 
-/// Waits for a store's first complete list; the error names the kind whose watch stopped.
-async fn synced<K>(store: &Store<K>, what: &'static str) -> Result<(), KubeSpeakerError>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    store
-        .wait_until_ready()
-        .await
-        .map_err(|_| KubeSpeakerError::Watch(what))
+/// Waits for a cache's first complete list (`ready`: its `wait_until_ready`); the error names
+/// the kind whose watch stopped.
+async fn synced<E>(
+    ready: impl Future<Output = Result<(), E>>,
+    what: &'static str,
+) -> Result<(), KubeSpeakerError> {
+    ready.await.map_err(|_| KubeSpeakerError::Watch(what))
 }
 
 /// Runs until `shutdown`, then releases every IP, leaves gossip and returns.
@@ -181,13 +175,21 @@ pub async fn run(
     let config_metrics = ConfigMetrics::register(registry, options.naming)?;
     let unannounced = UnannouncedMetric::new(text);
     let changes = Changes::default();
-    let services = watch_view(Api::<ServiceView>::all(client.clone()), &changes, "Service");
+    let services = watch_view(
+        Api::<Decoded<ServiceView>>::all(client.clone()),
+        &changes,
+        "Service",
+    );
     let slices = watch_view(
-        Api::<SliceView>::all(client.clone()),
+        Api::<Decoded<SliceView>>::all(client.clone()),
         &changes,
         "EndpointSlice",
     );
-    let nodes = watch_view(Api::<NodeView>::all(client.clone()), &changes, "Node");
+    let nodes = watch_view(
+        Api::<Decoded<NodeView>>::all(client.clone()),
+        &changes,
+        "Node",
+    );
     let (configmaps, metallb) = match options.config_source {
         ConfigSource::Configmap => {
             let store = watch_whole(
@@ -199,14 +201,14 @@ pub async fn run(
                 "ConfigMap",
                 true,
             );
-            synced(&store, "ConfigMap").await?;
+            synced(store.wait_until_ready(), "ConfigMap").await?;
             (store, None)
         }
         ConfigSource::Crds => {
             let pools = watch_metallb(&client, &options.namespace, POOL, &changes);
             let l2 = watch_metallb(&client, &options.namespace, L2, &changes);
-            synced(&pools, "IPAddressPool").await?;
-            synced(&l2, "L2Advertisement").await?;
+            synced(pools.wait_until_ready(), "IPAddressPool").await?;
+            synced(l2.wait_until_ready(), "L2Advertisement").await?;
             let stores = MetallbStores {
                 namespace: options.namespace.clone(),
                 pools,
@@ -223,10 +225,10 @@ pub async fn run(
         "Pod",
         false,
     );
-    synced(&services, "Service").await?;
-    synced(&slices, "EndpointSlice").await?;
-    synced(&nodes, "Node").await?;
-    synced(&speakers, "Pod").await?;
+    synced(services.wait_until_ready(), "Service").await?;
+    synced(slices.wait_until_ready(), "EndpointSlice").await?;
+    synced(nodes.wait_until_ready(), "Node").await?;
+    synced(speakers.wait_until_ready(), "Pod").await?;
     info!("caches synced");
     let stores = Stores {
         services,

@@ -11,7 +11,6 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource};
 use serde_json::{Value, json};
@@ -20,6 +19,7 @@ use tracing::{info, warn};
 
 use super::cache::L2StatusView;
 use super::l2status::{self, Action, Observed};
+use super::store::{self, Decoded, Store};
 use crate::config::crd::GROUP;
 use crate::k8s::config_state;
 use crate::telemetry::error_chain;
@@ -70,18 +70,20 @@ fn watch_l2_statuses(
     namespace: &str,
     notify: &std::sync::Arc<Notify>,
 ) -> Store<L2StatusView> {
-    let api = Api::<L2StatusView>::namespaced(client.clone(), namespace);
+    let api = Api::<Decoded<L2StatusView>>::namespaced(client.clone(), namespace);
     let notify = notify.clone();
-    crate::k8s::backoff::spawn_watch(
+    let mut writer = store::Writer::default();
+    let reader = writer.as_reader();
+    crate::k8s::backoff::spawn_events(
         api,
         watcher::Config::default(),
         "ServiceL2Status",
-        reflector::store::Writer::default(),
-        move |writer, event| {
-            writer.apply_watcher_event(event);
+        move |event| {
+            writer.apply(&event);
             notify.notify_one();
         },
-    )
+    );
+    reader
 }
 
 impl StatusWriter {
@@ -94,7 +96,7 @@ impl StatusWriter {
             loop {
                 let now = inputs.borrow_and_update().clone();
                 // Until the first list, absent objects may just be unseen: diff nothing yet.
-                let listed = futures::FutureExt::now_or_never(store.wait_until_ready()).is_some();
+                let listed = store.is_ready();
                 let seen = store.state();
                 let seen = seen.iter().filter_map(|o| o.observed());
                 let ok = listed && self.pass(&mut state, &now, seen).await;

@@ -18,6 +18,7 @@ pub mod reconcile;
 pub mod static_ads;
 pub mod static_config;
 pub mod static_mode;
+pub mod store;
 pub mod unannounced;
 
 /// Why a speaker's main loop ended.

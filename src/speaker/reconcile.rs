@@ -15,8 +15,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::Resource;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store as ReflectorStore;
 use tracing::{info, warn};
 
 use crate::advertise::Cause;
@@ -29,6 +28,7 @@ use super::cluster::{self, Context, Evaluated, Unannounced, ViewOptions};
 use super::config_load::{ConfigLoader, MetallbStores};
 use super::events::Assigned;
 use super::ownership::{self, Placed};
+use super::store::Store;
 
 /// The caches a speaker watches, and the log of what changed in them.
 #[derive(Clone)]
@@ -38,9 +38,9 @@ pub struct Stores {
     pub nodes: Store<NodeView>,
     /// Holds at most the one ConfigMap (the watch selects it by name; `--config-source
     /// configmap`).
-    pub configmaps: Store<ConfigMap>,
+    pub configmaps: ReflectorStore<ConfigMap>,
     /// The speaker pods (`--ml-labels` in the speaker's namespace).
-    pub speakers: Store<Pod>,
+    pub speakers: ReflectorStore<Pod>,
     /// `--config-source crds`: the pools and layer-2 advertisements in the namespace.
     pub metallb: Option<MetallbStores>,
     pub changes: Changes,
@@ -101,8 +101,8 @@ pub struct Reconciler {
     /// Each offered Service's election result.
     placed: BTreeMap<String, Placed>,
     /// Each Service's EndpointSlices, and each slice's Service (to move it on a relabel).
-    slices: HashMap<String, Vec<Arc<SliceView>>>,
-    slice_owner: HashMap<ObjectRef<SliceView>, String>,
+    slices: HashMap<Arc<str>, Vec<Arc<SliceView>>>,
+    slice_owner: HashMap<Arc<str>, Arc<str>>,
     may_elect: bool,
     service_ips: usize,
     owned: BTreeMap<IpAddr, String>,
@@ -273,31 +273,31 @@ impl Reconciler {
         self.slices.clear();
         self.slice_owner.clear();
         for slice in self.stores.slices.state() {
-            self.index_slice(ObjectRef::from_obj(&*slice), slice);
+            self.index_slice(slice);
         }
     }
 
-    fn index_slice(&mut self, key: ObjectRef<SliceView>, slice: Arc<SliceView>) {
-        if let Some(svc) = slice.service().map(str::to_owned) {
-            self.slice_owner.insert(key.clone(), svc.clone());
+    fn index_slice(&mut self, slice: Arc<SliceView>) {
+        if let Some(svc) = slice.shared_service().cloned() {
+            self.slice_owner.insert(slice.key().clone(), svc.clone());
             // Most Services have one slice: a Vec, not a map per Service.
             self.slices.entry(svc).or_default().push(slice);
         }
     }
 
     /// Moves the slices that changed to where the cache has them now.
-    fn reindex_slices(&mut self, changed: &[ObjectRef<SliceView>]) {
+    fn reindex_slices(&mut self, changed: &[Arc<str>]) {
         for key in changed {
             if let Some(svc) = self.slice_owner.remove(key)
                 && let Some(of) = self.slices.get_mut(&svc)
             {
-                of.retain(|s| ObjectRef::from_obj(&**s) != *key);
+                of.retain(|s| s.key() != key);
                 if of.is_empty() {
                     self.slices.remove(&svc);
                 }
             }
             if let Some(slice) = self.stores.slices.get(key) {
-                self.index_slice(key.clone(), slice);
+                self.index_slice(slice);
             }
         }
     }
@@ -503,15 +503,14 @@ impl Reconciler {
     }
 
     fn lookup(&self, key: &str) -> Option<Arc<ServiceView>> {
-        let (ns, name) = key.split_once('/')?;
-        self.stores.services.get(&ObjectRef::new(name).within(ns))
+        self.stores.services.get(key)
     }
 
     fn reference(&self, key: &str) -> Option<Assigned> {
         let svc = self.lookup(key)?;
         Some(Assigned {
             service: key.to_owned(),
-            reference: svc.object_ref(&()),
+            reference: svc.object_ref(),
             warning: None,
         })
     }

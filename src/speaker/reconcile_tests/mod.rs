@@ -21,6 +21,7 @@ use super::*;
 use crate::election;
 use crate::speaker::cache;
 use crate::speaker::events::EventWriter;
+use crate::speaker::store::Decoded;
 
 type Mock = Handle<Request<Body>, Response<Body>>;
 
@@ -100,64 +101,48 @@ fn slice_with(service: &str, endpoints: &[(&str, Option<bool>, Option<bool>)]) -
 
 /// A cache as a watch feeds it: each event goes in the way the speaker's watch task puts it,
 /// recording what changed.
-struct Fed<K: Resource<DynamicType = ()> + Clone + 'static> {
-    writer: Writer<K>,
-    changes: Changes,
-    apply: fn(&mut Writer<K>, &Changes, &watcher::Event<K>),
+struct Fed<E> {
+    feed: Box<Feed<E>>,
 }
 
-impl<K: Resource<DynamicType = ()> + Clone + 'static> Fed<K> {
-    fn new(
-        changes: &Changes,
-        apply: fn(&mut Writer<K>, &Changes, &watcher::Event<K>),
-    ) -> (Store<K>, Self) {
-        let writer = Writer::default();
-        (
-            writer.as_reader(),
-            Self {
-                writer,
-                changes: changes.clone(),
-                apply,
-            },
-        )
-    }
+type Feed<E> = dyn FnMut(&watcher::Event<E>) + Send;
+
+/// A projected cache ([`cache::apply`]).
+fn view_feed<V: cache::Watched>(changes: &Changes) -> (Store<V>, Fed<Decoded<V>>) {
+    let mut writer = crate::speaker::store::Writer::default();
+    let reader = writer.as_reader();
+    let changes = changes.clone();
+    let feed =
+        Box::new(move |e: &watcher::Event<Decoded<V>>| cache::apply(&mut writer, &changes, e));
+    (reader, Fed { feed })
 }
 
-fn config_event(w: &mut Writer<ConfigMap>, c: &Changes, e: &watcher::Event<ConfigMap>) {
-    cache::apply_whole(w, c, e, true);
-}
-
-fn pod_event(w: &mut Writer<Pod>, c: &Changes, e: &watcher::Event<Pod>) {
-    cache::apply_whole(w, c, e, false);
-}
-
-fn put<T, K>(fed: &mut Fed<K>, obj: T)
+/// A whole-object cache ([`cache::apply_whole`]; `config`: the config objects).
+fn whole_feed<K>(changes: &Changes, config: bool) -> (ReflectorStore<K>, Fed<K>)
 where
-    K: Resource<DynamicType = ()> + Clone + From<T>,
+    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
-    (fed.apply)(
-        &mut fed.writer,
-        &fed.changes,
-        &watcher::Event::Apply(K::from(obj)),
-    );
+    let mut writer = Writer::default();
+    let reader = writer.as_reader();
+    let changes = changes.clone();
+    let feed =
+        Box::new(move |e: &watcher::Event<K>| cache::apply_whole(&mut writer, &changes, e, config));
+    (reader, Fed { feed })
 }
 
-fn remove<T, K>(fed: &mut Fed<K>, obj: T)
-where
-    K: Resource<DynamicType = ()> + Clone + From<T>,
-{
-    (fed.apply)(
-        &mut fed.writer,
-        &fed.changes,
-        &watcher::Event::Delete(K::from(obj)),
-    );
+fn put<T, E: From<T>>(fed: &mut Fed<E>, obj: T) {
+    (fed.feed)(&watcher::Event::Apply(E::from(obj)));
+}
+
+fn remove<T, E: From<T>>(fed: &mut Fed<E>, obj: T) {
+    (fed.feed)(&watcher::Event::Delete(E::from(obj)));
 }
 
 /// What feeds the caches of [`Stores`].
 struct Feeds {
-    services: Fed<ServiceView>,
-    slices: Fed<SliceView>,
-    nodes: Fed<NodeView>,
+    services: Fed<Decoded<ServiceView>>,
+    slices: Fed<Decoded<SliceView>>,
+    nodes: Fed<Decoded<NodeView>>,
     configmaps: Fed<ConfigMap>,
     speakers: Fed<Pod>,
 }
@@ -165,11 +150,11 @@ struct Feeds {
 /// Caches holding the three ready `NODES` and `CONFIG`, and their feeds.
 fn feeds() -> (Stores, Feeds) {
     let changes = Changes::default();
-    let (services_r, services) = Fed::new(&changes, cache::apply);
-    let (slices_r, slices) = Fed::new(&changes, cache::apply);
-    let (nodes_r, mut nodes) = Fed::<NodeView>::new(&changes, cache::apply);
-    let (configmaps_r, mut configmaps) = Fed::new(&changes, config_event);
-    let (speakers_r, speakers) = Fed::new(&changes, pod_event);
+    let (services_r, services) = view_feed(&changes);
+    let (slices_r, slices) = view_feed(&changes);
+    let (nodes_r, mut nodes) = view_feed::<NodeView>(&changes);
+    let (configmaps_r, mut configmaps) = whole_feed(&changes, true);
+    let (speakers_r, speakers) = whole_feed(&changes, false);
     for n in NODES {
         put(&mut nodes, node(n));
     }
@@ -198,8 +183,8 @@ struct Harness {
     rec: Reconciler,
     events: EventWriter,
     api: Mock,
-    services: Fed<ServiceView>,
-    slices: Fed<SliceView>,
+    services: Fed<Decoded<ServiceView>>,
+    slices: Fed<Decoded<SliceView>>,
     configmaps: Fed<ConfigMap>,
     speakers: Fed<Pod>,
 }
