@@ -61,7 +61,7 @@ pub struct ServiceView {
     load_balancer: bool,
     class: Option<Box<str>>,
     local: bool,
-    ips: Box<[IpAddr]>,
+    ips: Arc<[IpAddr]>,
 }
 
 impl View for ServiceView {
@@ -73,7 +73,7 @@ impl View for ServiceView {
             uid: boxed(svc.metadata.uid.as_ref()),
             load_balancer: is_load_balancer(&svc),
             local: is_local_policy(&svc),
-            ips: status_ips(&svc).into_boxed_slice(),
+            ips: status_ips(&svc).into(),
             class: boxed(
                 svc.spec
                     .as_ref()
@@ -112,6 +112,11 @@ impl ServiceView {
 
     /// The IPs of `status.loadBalancer.ingress`, in order.
     pub fn ips(&self) -> &[IpAddr] {
+        &self.ips
+    }
+
+    /// The IPs, shared with the pass's offers and results.
+    pub fn shared_ips(&self) -> &Arc<[IpAddr]> {
         &self.ips
     }
 

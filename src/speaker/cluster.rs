@@ -142,8 +142,8 @@ pub enum Skip {
 pub enum Evaluated {
     Offered(Offer),
     Skipped {
-        service: String,
-        ips: Vec<IpAddr>,
+        service: Arc<str>,
+        ips: Arc<[IpAddr]>,
         skip: Skip,
     },
 }
@@ -179,8 +179,8 @@ pub fn evaluate<'s>(
     let first = svc.ips().first().copied()?;
     let skipped = |skip| {
         Some(Evaluated::Skipped {
-            service: svc.key().to_owned(),
-            ips: svc.ips().to_vec(),
+            service: svc.shared_key().clone(),
+            ips: svc.shared_ips().clone(),
             skip,
         })
     };
@@ -228,8 +228,8 @@ pub fn evaluate<'s>(
         advertise::candidates(&reach, ctx.health(TrafficScope::Cluster))
     };
     Some(Evaluated::Offered(Offer {
-        service: svc.key().to_owned(),
-        ips: svc.ips().to_vec(),
+        service: svc.shared_key().clone(),
+        ips: svc.shared_ips().clone(),
         reach,
         eligible,
     }))
@@ -265,11 +265,11 @@ impl Unannounced {
         let decision = &placed.decision;
         if let (Some(cause), Some(first)) = (&decision.cause, placed.ips.first()) {
             self.causes
-                .insert(placed.service.clone(), (*first, cause.clone()));
+                .insert(placed.service.to_string(), (*first, cause.clone()));
         }
         if let Interfaces::Named(names) = &decision.interfaces {
             self.interfaces
-                .insert(placed.service.clone(), names.clone());
+                .insert(placed.service.to_string(), names.clone());
         }
     }
 }
@@ -319,8 +319,8 @@ pub fn announcements(
     for p in placed {
         unannounced.placed(&p);
         out.push(Announcement {
-            service: p.service,
-            ips: p.ips,
+            service: p.service.to_string(),
+            ips: p.ips.to_vec(),
             node: p.decision.node,
         });
     }

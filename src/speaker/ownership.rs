@@ -118,8 +118,10 @@ fn address_groups<'a>(ips: impl Iterator<Item = &'a [IpAddr]>) -> Groups {
 /// announce it, or why none may.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Offer {
-    pub service: String,
-    pub ips: Vec<IpAddr>,
+    /// The key, shared with the cache and every map of the pass.
+    pub service: Arc<str>,
+    /// Shared with the cache.
+    pub ips: Arc<[IpAddr]>,
     /// Shared by every Service of a pool whose advertisements select no Service by label.
     pub reach: Arc<[Reach]>,
     pub eligible: Eligible,
@@ -128,8 +130,8 @@ pub struct Offer {
 /// A service's election result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placed {
-    pub service: String,
-    pub ips: Vec<IpAddr>,
+    pub service: Arc<str>,
+    pub ips: Arc<[IpAddr]>,
     pub decision: Decision,
 }
 
@@ -145,7 +147,7 @@ pub fn place<'a>(
     let eligible: Vec<(usize, &[IpAddr], &BTreeSet<String>)> = offers
         .iter()
         .enumerate()
-        .filter_map(|(i, o)| Some((i, o.ips.as_slice(), &**o.eligible.as_ref().ok()?)))
+        .filter_map(|(i, o)| Some((i, &*o.ips, &**o.eligible.as_ref().ok()?)))
         .collect();
     let members: Vec<(&[IpAddr], &BTreeSet<String>)> =
         eligible.iter().map(|(_, ips, e)| (*ips, *e)).collect();
@@ -180,7 +182,7 @@ pub fn place<'a>(
                             .and_then(|(_, key)| groups.get(&key))
                             .into_iter()
                             .flatten()
-                            .map(|&m| offers[eligible[m].0].service.clone())
+                            .map(|&m| offers[eligible[m].0].service.to_string())
                             .collect(),
                     }),
                 },

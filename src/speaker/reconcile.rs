@@ -95,11 +95,12 @@ pub struct Reconciler {
     /// The inputs of the last pass's decisions; `None` before the first.
     globals: Option<Globals>,
     /// Each announced-or-skipped Service's part in the election, as of the last pass.
-    evaluated: BTreeMap<String, Evaluated>,
-    /// The offered Services holding each address: who is elected together.
-    holders: HashMap<IpAddr, BTreeSet<String>>,
+    evaluated: BTreeMap<Arc<str>, Evaluated>,
+    /// The offered Services holding each address, sorted: who is elected together. (Most
+    /// addresses have one holder: a `Vec`, not a set per address.)
+    holders: HashMap<IpAddr, Vec<Arc<str>>>,
     /// Each offered Service's election result.
-    placed: BTreeMap<String, Placed>,
+    placed: BTreeMap<Arc<str>, Placed>,
     /// Each Service's EndpointSlices, and each slice's Service (to move it on a relabel).
     slices: HashMap<Arc<str>, Vec<Arc<SliceView>>>,
     slice_owner: HashMap<Arc<str>, Arc<str>>,
@@ -332,19 +333,19 @@ impl Reconciler {
     /// worked out and elected.
     fn decide_all(&mut self, globals: &Globals) -> (usize, Option<usize>) {
         let services = self.stores.services.state();
-        let evaluated: BTreeMap<String, Evaluated> = self
+        let evaluated: BTreeMap<Arc<str>, Evaluated> = self
             .with_context(globals, |ctx| {
                 services
                     .iter()
-                    .filter_map(|svc| Some((svc.key().to_owned(), self.evaluate(ctx, svc)?)))
+                    .filter_map(|svc| Some((svc.shared_key().clone(), self.evaluate(ctx, svc)?)))
                     .collect()
             })
             .unwrap_or_default();
         self.holders.clear();
         for (key, e) in &evaluated {
             if let Some(o) = e.offer() {
-                for ip in &o.ips {
-                    self.holders.entry(*ip).or_default().insert(key.clone());
+                for ip in o.ips.iter() {
+                    hold(&mut self.holders, *ip, key);
                 }
             }
         }
@@ -361,12 +362,22 @@ impl Reconciler {
     /// many Services were worked out and elected again (`None`: no decision changed).
     fn decide(&mut self, dirty: BTreeSet<String>, globals: &Globals) -> (usize, Option<usize>) {
         let count = dirty.len();
-        let fresh: Vec<(String, Option<Evaluated>)> = self
+        let fresh: Vec<(Arc<str>, Option<Evaluated>)> = self
             .with_context(globals, |ctx| {
                 dirty
                     .into_iter()
                     .map(|key| {
-                        let new = self.lookup(&key).and_then(|svc| self.evaluate(ctx, &svc));
+                        let svc = self.lookup(&key);
+                        let new = svc.as_ref().and_then(|svc| self.evaluate(ctx, svc));
+                        // The cache's key when it still holds the Service, else the old one's.
+                        let key = svc
+                            .map(|s| s.shared_key().clone())
+                            .or_else(|| {
+                                self.evaluated
+                                    .get_key_value(key.as_str())
+                                    .map(|(k, _)| k.clone())
+                            })
+                            .unwrap_or_else(|| key.as_str().into());
                         (key, new)
                     })
                     .collect()
@@ -383,9 +394,11 @@ impl Reconciler {
                 continue;
             }
             if let Some(o) = old.as_ref().and_then(Evaluated::offer) {
-                for ip in &o.ips {
+                for ip in o.ips.iter() {
                     if let Some(h) = self.holders.get_mut(ip) {
-                        h.remove(&key);
+                        if let Ok(at) = h.binary_search(&key) {
+                            h.remove(at);
+                        }
                         if h.is_empty() {
                             self.holders.remove(ip);
                         }
@@ -394,8 +407,8 @@ impl Reconciler {
                 }
             }
             if let Some(o) = new.as_ref().and_then(Evaluated::offer) {
-                for ip in &o.ips {
-                    self.holders.entry(*ip).or_default().insert(key.clone());
+                for ip in o.ips.iter() {
+                    hold(&mut self.holders, *ip, &key);
                     touched.push(*ip);
                 }
             }
@@ -451,8 +464,8 @@ impl Reconciler {
             skipped.placed(p);
             service_ips += p.ips.len();
             if may_elect && p.decision.node.as_deref() == Some(self.me.as_str()) {
-                for ip in &p.ips {
-                    next.entry(*ip).or_insert_with(|| p.service.clone());
+                for ip in p.ips.iter() {
+                    next.entry(*ip).or_insert_with(|| p.service.to_string());
                 }
             }
         }
@@ -556,6 +569,14 @@ impl Reconciler {
         }
         self.unannounced = next;
         due
+    }
+}
+
+/// Records `key` among the holders of `ip` (kept sorted, each once).
+fn hold(holders: &mut HashMap<IpAddr, Vec<Arc<str>>>, ip: IpAddr, key: &Arc<str>) {
+    let of = holders.entry(ip).or_default();
+    if let Err(at) = of.binary_search(key) {
+        of.insert(at, key.clone());
     }
 }
 

@@ -93,8 +93,8 @@ pub fn decide(
                 advertise::candidates(&reach, health)
             };
             Offer {
-                service: svc.service.clone(),
-                ips: svc.ips.clone(),
+                service: svc.service.as_str().into(),
+                ips: svc.ips.as_slice().into(),
                 reach: reach.into(),
                 eligible,
             }
@@ -114,8 +114,8 @@ pub fn serving(me: &str, decisions: &[StaticDecision]) -> Serving {
         .iter()
         .filter(|d| d.decision.node.as_deref() == Some(me))
     {
-        for ip in &d.ips {
-            owned.insert(*ip, d.service.clone());
+        for ip in d.ips.iter() {
+            owned.insert(*ip, d.service.to_string());
             if let Interfaces::Named(names) = &d.decision.interfaces {
                 only_on.insert(*ip, names.clone());
             }

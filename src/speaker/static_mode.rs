@@ -276,7 +276,7 @@ fn report_causes(decisions: &[static_ads::StaticDecision], reported: &mut BTreeM
         let Some(cause) = &d.decision.cause else {
             continue;
         };
-        if reported.get(&d.service) != Some(cause) {
+        if reported.get(&*d.service) != Some(cause) {
             match cause {
                 Cause::NoAdvertisement { .. } => {
                     warn!(service = %d.service, "not announced: no advertisement selects {}", d.service)
@@ -284,7 +284,7 @@ fn report_causes(decisions: &[static_ads::StaticDecision], reported: &mut BTreeM
                 other => warn!(service = %d.service, "{other}"),
             }
         }
-        next.insert(d.service.clone(), cause.clone());
+        next.insert(d.service.to_string(), cause.clone());
     }
     *reported = next;
 }
