@@ -57,7 +57,7 @@ pub struct ServiceView {
     /// For the events about it.
     uid: Option<Box<str>>,
     /// For advertisements' service selectors.
-    labels: Option<Labels>,
+    labels: PackedLabels,
     load_balancer: bool,
     class: Option<Box<str>>,
     local: bool,
@@ -79,7 +79,7 @@ impl View for ServiceView {
                     .as_ref()
                     .and_then(|s| s.load_balancer_class.as_ref()),
             ),
-            labels: svc.metadata.labels,
+            labels: PackedLabels::new(svc.metadata.labels.as_ref()),
         }
     }
 
@@ -120,8 +120,10 @@ impl ServiceView {
         &self.ips
     }
 
-    pub fn labels(&self) -> Option<&Labels> {
-        self.labels.as_ref()
+    /// Its labels (built on each call: only advertisements that select Services by label read
+    /// them).
+    pub fn labels(&self) -> Labels {
+        self.labels.unpack()
     }
 
     /// The reference events about it carry.
@@ -135,6 +137,38 @@ impl ServiceView {
             uid: self.uid.as_deref().map(str::to_owned),
             ..ObjectReference::default()
         }
+    }
+}
+
+/// An object's labels in one allocation: `key\0value\0` for each, in key order. A
+/// `BTreeMap` holding even one label allocates a node with room for eleven (over 500 bytes
+/// with `String`s); every Service of a cluster carries a few. Label keys and values cannot
+/// hold a NUL.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PackedLabels(Option<Box<str>>);
+
+impl PackedLabels {
+    pub fn new(labels: Option<&Labels>) -> Self {
+        let packed: String = labels
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| !k.contains('\0') && !v.contains('\0'))
+            .flat_map(|(k, v)| [k.as_str(), "\0", v.as_str(), "\0"])
+            .collect();
+        Self(
+            Some(packed)
+                .filter(|p| !p.is_empty())
+                .map(String::into_boxed_str),
+        )
+    }
+
+    pub fn unpack(&self) -> Labels {
+        let mut parts = self.0.as_deref().unwrap_or("").split_terminator('\0');
+        let mut out = Labels::new();
+        while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
+            out.insert(k.to_owned(), v.to_owned());
+        }
+        out
     }
 }
 

@@ -119,7 +119,10 @@ fn projections_read_the_same_as_the_full_objects() {
         assert_eq!(view.key(), service_key(&svc).to_string());
         assert_eq!(view.ips(), status_ips(&svc).as_slice());
         assert_eq!(view.is_local(), is_local_policy(&svc));
-        assert_eq!(view.labels(), svc.metadata.labels.as_ref());
+        assert_eq!(
+            view.labels(),
+            svc.metadata.labels.clone().unwrap_or_default()
+        );
         assert_eq!(view.object_ref().uid, svc.metadata.uid);
         assert_eq!(view.object_ref().name, svc.metadata.name);
     }
@@ -329,4 +332,27 @@ fn an_l2_status_is_cached_as_what_the_writer_reads() {
         serde_json::from_value(full_l2_status("l2-x", json!({"metallb.io/node": "node-b"})))
             .unwrap();
     assert_eq!(other.view.observed(), None);
+}
+
+#[test]
+fn packed_labels_give_back_what_they_were_given() {
+    let cases: Vec<Labels> = vec![
+        Labels::new(),
+        [("app".into(), "web".into())].into(),
+        [
+            ("app.kubernetes.io/name".into(), "web".into()),
+            ("empty".into(), String::new()),
+            ("tier".into(), "front-end_1.2".into()),
+        ]
+        .into(),
+    ];
+    for labels in cases {
+        let packed = PackedLabels::new(Some(&labels));
+        assert_eq!(packed.unpack(), labels);
+        assert_eq!(packed == PackedLabels::new(None), labels.is_empty());
+    }
+    // A label change is a change of the projection (the selector may now match).
+    let a = PackedLabels::new(Some(&[("app".into(), "web".into())].into()));
+    let b = PackedLabels::new(Some(&[("app".into(), "db".into())].into()));
+    assert_ne!(a, b);
 }

@@ -196,13 +196,12 @@ pub fn evaluate<'s>(
     let reach = match shared {
         Some(reach) => reach.clone(),
         None => {
-            static EMPTY: Labels = Labels::new();
-            let labels = svc.labels().unwrap_or(&EMPTY);
+            let labels = svc.labels();
             let pool = &ctx.config.address_pools[index];
             layer2_reach(advertise::reach_of_pool(
                 ctx.config,
                 pool,
-                Some(labels),
+                Some(&labels),
                 ctx.node_labels,
             ))
         }
