@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::watcher;
 use kube::{Client, Resource};
@@ -63,11 +63,15 @@ pub struct StatusWriter {
     pub pod_name: Option<String>,
 }
 
-/// Watches the `ServiceL2Status` objects in the namespace (projected: [`L2StatusView`]),
-/// poking `notify` on each change.
+/// Watches this node's `ServiceL2Status` objects in the namespace (projected:
+/// [`L2StatusView`]), poking `notify` on each change. Only this node's: every node's would be one
+/// object per announced Service of the cluster in every speaker. The objects of nodes that are
+/// not alive, which this speaker may have to delete, are listed when the live set changes
+/// ([`list_others_l2_statuses`]).
 fn watch_l2_statuses(
     client: &Client,
     namespace: &str,
+    me: &str,
     notify: &std::sync::Arc<Notify>,
 ) -> Store<L2StatusView> {
     let api = Api::<Decoded<L2StatusView>>::namespaced(client.clone(), namespace);
@@ -76,7 +80,7 @@ fn watch_l2_statuses(
     let reader = writer.as_reader();
     crate::k8s::backoff::spawn_events(
         api,
-        watcher::Config::default(),
+        watcher::Config::default().labels(&format!("{}={me}", l2status::NODE_LABEL)),
         "ServiceL2Status",
         move |event| {
             writer.apply(&event);
@@ -91,15 +95,17 @@ impl StatusWriter {
     pub fn spawn(self, mut inputs: watch::Receiver<Inputs>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let notify = std::sync::Arc::new(Notify::new());
-            let store = watch_l2_statuses(&self.client, &self.namespace, &notify);
+            let store = watch_l2_statuses(&self.client, &self.namespace, &self.me, &notify);
             let mut state = WriterState::default();
             loop {
                 let now = inputs.borrow_and_update().clone();
                 // Until the first list, absent objects may just be unseen: diff nothing yet.
                 let listed = store.is_ready();
+                // Without that list the pass still writes this node's own objects.
+                let others = self.others(&mut state, &now.alive).await;
                 let seen = store.state();
                 let seen = seen.iter().filter_map(|o| o.observed());
-                let ok = listed && self.pass(&mut state, &now, seen).await;
+                let ok = listed && self.pass(&mut state, &now, seen).await && others;
                 let ok = self.write_config(&mut state, &now).await && ok;
                 tokio::select! {
                     r = inputs.changed() => if r.is_err() { break },
@@ -110,7 +116,27 @@ impl StatusWriter {
         })
     }
 
-    /// One diff and its calls; false if any failed.
+    /// Lists the objects of the nodes not in `alive` when `alive` changed since the last
+    /// list; false if the list failed (tried again on the next pass).
+    pub async fn others(&self, state: &mut WriterState, alive: &BTreeSet<String>) -> bool {
+        if state.others_of.as_ref() == Some(alive) {
+            return true;
+        }
+        match list_others_l2_statuses(&self.client, &self.namespace, &self.me, alive).await {
+            Ok(others) => {
+                state.others = others;
+                state.others_of = Some(alive.clone());
+                true
+            }
+            Err(e) => {
+                warn!(error = %error_chain(&e), "cannot list the ServiceL2Status objects of nodes that are gone; retrying");
+                false
+            }
+        }
+    }
+
+    /// One diff and its calls; false if any failed. `seen` is this node's objects; the other
+    /// nodes' come from [`Self::others`].
     pub async fn pass<'a>(
         &self,
         state: &mut WriterState,
@@ -126,7 +152,10 @@ impl StatusWriter {
                 .created
                 .retain(|name, _| !names.contains(name.as_str()));
         }
-        let all = seen.into_iter().chain(state.created.values());
+        let all = seen
+            .into_iter()
+            .chain(state.created.values())
+            .chain(&state.others);
         let mut ok = true;
         for action in l2status::diff(&self.me, &inputs.desired, all, &inputs.alive) {
             if let Err(e) = self.act(state, &action).await {
@@ -177,6 +206,7 @@ impl StatusWriter {
             }
             Action::Delete { name } => {
                 state.created.remove(name);
+                state.others.retain(|o| o.name != *name);
                 info!(object = %name, "ServiceL2Status deleted");
                 delete_l2_status(&api, name).await?;
             }
@@ -227,8 +257,36 @@ impl StatusWriter {
 #[derive(Debug, Default)]
 pub struct WriterState {
     created: BTreeMap<String, Observed>,
+    /// Objects of nodes not alive, as listed when the live set was `others_of`.
+    others: Vec<Observed>,
+    others_of: Option<BTreeSet<String>>,
     owner: Option<OwnerReference>,
     config_written: Option<Option<String>>,
+}
+
+/// The objects labelled with a node other than `me` and not in `alive`.
+pub async fn list_others_l2_statuses(
+    client: &Client,
+    namespace: &str,
+    me: &str,
+    alive: &BTreeSet<String>,
+) -> Result<Vec<Observed>, kube::Error> {
+    let api = Api::<Decoded<L2StatusView>>::namespaced(client.clone(), namespace);
+    let label = l2status::NODE_LABEL;
+    let excluded: Vec<&str> = alive
+        .iter()
+        .map(String::as_str)
+        .chain([me])
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let selector = format!("{label},{label} notin ({})", excluded.join(","));
+    let list = api.list(&ListParams::default().labels(&selector)).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|o| o.view.observed().cloned())
+        .collect())
 }
 
 /// Creates this node's object for `service`; returns the name the server generated.

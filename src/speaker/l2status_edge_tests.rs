@@ -14,6 +14,7 @@ type Mock = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 struct Sent {
     method: Method,
     path: String,
+    query: String,
     body: Value,
 }
 
@@ -45,6 +46,7 @@ async fn serve<T>(
                 let (req, send) = req.expect("the client is alive");
                 let method = req.method().clone();
                 let path = req.uri().path().to_owned();
+                let query = req.uri().query().unwrap_or("").to_owned();
                 let bytes = req.into_body().collect_bytes().await.unwrap();
                 let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 let (status, reply) = answer(&method, &path, &body);
@@ -54,7 +56,7 @@ async fn serve<T>(
                         .body(Body::from(serde_json::to_vec(&reply).unwrap()))
                         .unwrap(),
                 );
-                sent.push(Sent { method, path, body });
+                sent.push(Sent { method, path, query, body });
             }
         }
     };
@@ -172,4 +174,98 @@ async fn letting_go_deletes_and_a_refusal_is_retried_on_the_next_pass() {
         (&sent[0].method, sent[0].path.as_str()),
         (&Method::DELETE, &*format!("{BASE}/l2-mine"))
     );
+}
+
+/// A node died while announcing `shop/web`; this node takes it over. Its object is not in this
+/// speaker's watch (only this node's objects are): the writer lists the objects of the nodes
+/// not alive, once per live set, and deletes the dead node's.
+#[tokio::test]
+async fn a_takeover_lists_the_dead_nodes_objects_once_and_deletes_its_object() {
+    let (w, mut api) = writer(None);
+    let mut state = WriterState::default();
+    let alive: BTreeSet<String> = ["node-a".to_owned(), "node-c".to_owned()].into();
+    let listed = json!({"apiVersion": "metallb.io/v1beta1", "kind": "ServiceL2StatusList",
+        "metadata": {"resourceVersion": "77"},
+        "items": [{"apiVersion": "metallb.io/v1beta1", "kind": "ServiceL2Status",
+            "metadata": {"name": "l2-dead", "namespace": NS, "resourceVersion": "70",
+                "labels": {"metallb.io/node": "node-b", "metallb.io/service-name": "web",
+                           "metallb.io/service-namespace": "shop"}},
+            "status": {"node": "node-b", "serviceName": "web", "serviceNamespace": "shop",
+                       "interfaces": []}}]});
+    let (ok, sent) = serve(&mut api, w.others(&mut state, &alive), |_, _, _| {
+        (StatusCode::OK, listed.clone())
+    })
+    .await;
+    assert!(ok);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (&sent[0].method, sent[0].path.as_str()),
+        (&Method::GET, BASE)
+    );
+    let selector = sent[0]
+        .query
+        .split('&')
+        .find_map(|p| p.strip_prefix("labelSelector="))
+        .map(decode);
+    assert_eq!(
+        selector.as_deref(),
+        Some("metallb.io/node,metallb.io/node notin (node-a,node-c)")
+    );
+
+    // The same live set: no second list.
+    let (ok, sent) = serve(&mut api, w.others(&mut state, &alive), |_, _, _| {
+        (StatusCode::OK, listed.clone())
+    })
+    .await;
+    assert!(ok && sent.is_empty(), "{sent:#?}");
+
+    let mut now = inputs(&[("shop/web", &[])], &["node-a", "node-c"]);
+    now.alive = alive;
+    let (ok, sent) = serve(&mut api, w.pass(&mut state, &now, &[]), |m, _, body| {
+        let mut echo = body.clone();
+        if *m == Method::POST {
+            echo["metadata"]["name"] = json!("l2-new");
+        }
+        if *m == Method::DELETE {
+            echo = json!({"kind": "Status", "apiVersion": "v1", "status": "Success"});
+        }
+        (StatusCode::OK, echo)
+    })
+    .await;
+    assert!(ok, "{sent:#?}");
+    let deletes: Vec<&str> = sent
+        .iter()
+        .filter(|s| s.method == Method::DELETE)
+        .map(|s| s.path.as_str())
+        .collect();
+    assert_eq!(deletes, [format!("{BASE}/l2-dead")]);
+    assert!(sent.iter().any(|s| s.method == Method::POST), "{sent:#?}");
+
+    // Deleted once: the next pass does not delete it again.
+    let (ok, sent) = serve(&mut api, w.pass(&mut state, &now, &[]), |_, _, b| {
+        (StatusCode::OK, b.clone())
+    })
+    .await;
+    assert!(ok);
+    assert!(sent.iter().all(|s| s.method != Method::DELETE), "{sent:#?}");
+}
+
+/// A query value, percent- and plus-decoded.
+fn decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
 }

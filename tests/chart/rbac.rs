@@ -361,6 +361,13 @@ const CALL_MARKERS: &[(&str, Scope, &str, &str, &[&str])] = &[
         &["list", "watch"],
     ),
     (
+        "pub async fn list_others_l2_statuses(",
+        Scope::ReleaseNamespace,
+        "metallb.io",
+        "servicel2statuses",
+        &["list"],
+    ),
+    (
         "pub async fn create_l2_status(",
         Scope::ReleaseNamespace,
         "metallb.io",
