@@ -66,6 +66,7 @@ pub struct ServiceView {
 
 impl View for ServiceView {
     type Object = Service;
+    type Wire = super::wire::SlimService;
 
     fn project(svc: Service) -> Self {
         Self {
@@ -185,6 +186,7 @@ pub struct SliceView {
 
 impl View for SliceView {
     type Object = EndpointSlice;
+    type Wire = super::wire::SlimSlice;
 
     fn project(slice: EndpointSlice) -> Self {
         Self {
@@ -231,6 +233,7 @@ pub struct NodeView {
 
 impl View for NodeView {
     type Object = Node;
+    type Wire = super::wire::SlimNode;
 
     fn project(node: Node) -> Self {
         Self {
@@ -270,6 +273,7 @@ impl NodeView {
 /// beyond that.
 #[derive(Clone, Debug, Deserialize)]
 pub struct L2StatusObject {
+    #[serde(deserialize_with = "super::wire::slim_meta")]
     metadata: ObjectMeta,
     #[serde(default)]
     status: Option<serde_json::Value>,
@@ -316,6 +320,7 @@ pub struct L2StatusView {
 
 impl View for L2StatusView {
     type Object = L2StatusObject;
+    type Wire = L2StatusObject;
 
     fn project(o: L2StatusObject) -> Self {
         let observed = o.metadata.name.as_deref().and_then(|name| {

@@ -3,6 +3,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::election::EXCLUDE_LB_LABEL;
 use crate::k8s::endpoints::slice_endpoints;
 use crate::k8s::node::node_status;
 use crate::k8s::service::{is_handled, is_local_policy, service_key, status_ips};
@@ -163,6 +164,51 @@ fn a_watch_event_decodes_into_the_projection() {
     let meta = decoded.meta();
     assert_eq!(meta.resource_version.as_deref(), Some("41"));
     assert!(meta.annotations.is_none() && meta.labels.is_none() && meta.uid.is_none());
+}
+
+/// Decoding the API's JSON reads only what the projection needs, into the same projection
+/// as the whole object gives: for every kind, and for every variant the projections tell apart.
+#[test]
+fn a_slim_decode_projects_as_the_whole_object() {
+    fn check<V: View + Clone>(whole: V::Object)
+    where
+        V::Object: serde::Serialize + Clone + std::fmt::Debug,
+    {
+        let json = serde_json::to_value(&whole).unwrap();
+        let decoded: Decoded<V> = serde_json::from_value(json).unwrap();
+        assert_eq!(decoded.view, V::project(whole.clone()), "{whole:?}");
+        assert_eq!(
+            decoded.meta().resource_version,
+            whole.meta().resource_version
+        );
+    }
+    for patch in [
+        json!({}),
+        json!({"spec": {"externalTrafficPolicy": "Local"}}),
+        json!({"spec": {"loadBalancerClass": "example.com/x"}}),
+        json!({"spec": {"type": "ClusterIP"}}),
+        json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.9"},
+            {"hostname": "lb.example"}, {"ip": "2001:db8::9"}]}}}),
+        json!({"metadata": {"namespace": null, "labels": null}}),
+    ] {
+        check::<ServiceView>(full_service("web", patch));
+    }
+    for slice in [
+        full_slice("web-1", Some("web"), true),
+        full_slice("web-2", Some("web"), false),
+        full_slice("web-3", None, true),
+    ] {
+        check::<SliceView>(slice);
+    }
+    for patch in [
+        json!({}),
+        json!({"status": {"conditions": [{"type": "Ready", "status": "False"},
+            {"type": "NetworkUnavailable", "status": "True"}]}}),
+        json!({"metadata": {"labels": {EXCLUDE_LB_LABEL: ""}}}),
+        json!({"status": {"addresses": [{"type": "ExternalIP", "address": "198.51.100.4"}]}}),
+    ] {
+        check::<NodeView>(full_node("node-a", patch));
+    }
 }
 
 struct Feed<K: Watched> {

@@ -20,6 +20,7 @@ pub mod static_config;
 pub mod static_mode;
 pub mod store;
 pub mod unannounced;
+pub mod wire;
 
 /// Why a speaker's main loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

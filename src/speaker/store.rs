@@ -25,8 +25,12 @@ use tokio::sync::watch;
 
 /// A projection of an API object, as a cache keeps it.
 pub trait View: Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static {
-    /// What the API sends: a full object, decoded once and projected at once.
-    type Object: Resource<DynamicType = ()> + DeserializeOwned;
+    /// The API type the projection reads.
+    type Object: Resource<DynamicType = ()>;
+
+    /// What the watch decodes: the fields of `Object` the projection reads
+    /// ([`super::wire`]), every other field skipped while decoding.
+    type Wire: DeserializeOwned + Into<Self::Object>;
 
     fn project(object: Self::Object) -> Self;
 
@@ -60,7 +64,7 @@ impl<V: View> Decoded<V> {
 
 impl<'de, V: View> Deserialize<'de> for Decoded<V> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        V::Object::deserialize(d).map(Self::new)
+        V::Wire::deserialize(d).map(|wire| Self::new(wire.into()))
     }
 }
 
