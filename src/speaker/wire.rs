@@ -1,9 +1,8 @@
 //! What the speaker's watches decode: each kind's fields that a projection reads, and nothing
 //! else. serde skips every other field of the API's JSON without allocating for it, so the
 //! managed fields, annotations (a `last-applied-configuration` copy of the whole object), ports,
-//! images and the rest never reach the heap. Decoding whole objects and dropping them right
-//! away left the heap fragmented: after a sync of 10,000 Services the speaker's memory was
-//! twice its live data.
+//! images and the rest never reach the heap: each watch event allocates what the speaker keeps
+//! and little else.
 //!
 //! Each slim form converts into the API type with only those fields set, and the projections
 //! read that with the same `k8s::{service,endpoints,node}` functions as the controller reads
