@@ -281,8 +281,11 @@ impl Reconciler {
     fn index_slice(&mut self, slice: Arc<SliceView>) {
         if let Some(svc) = slice.shared_service().cloned() {
             self.slice_owner.insert(slice.key().clone(), svc.clone());
-            // Most Services have one slice: a Vec, not a map per Service.
-            self.slices.entry(svc).or_default().push(slice);
+            // Most Services have one slice: a Vec sized for one, not a map per Service.
+            self.slices
+                .entry(svc)
+                .or_insert_with(|| Vec::with_capacity(1))
+                .push(slice);
         }
     }
 
@@ -369,15 +372,9 @@ impl Reconciler {
                     .map(|key| {
                         let svc = self.lookup(&key);
                         let new = svc.as_ref().and_then(|svc| self.evaluate(ctx, svc));
-                        // The cache's key when it still holds the Service, else the old one's.
-                        let key = svc
-                            .map(|s| s.shared_key().clone())
-                            .or_else(|| {
-                                self.evaluated
-                                    .get_key_value(key.as_str())
-                                    .map(|(k, _)| k.clone())
-                            })
-                            .unwrap_or_else(|| key.as_str().into());
+                        // The cache's key while it still holds the Service.
+                        let key =
+                            svc.map_or_else(|| Arc::from(key.as_str()), |s| s.shared_key().clone());
                         (key, new)
                     })
                     .collect()
@@ -574,7 +571,8 @@ impl Reconciler {
 
 /// Records `key` among the holders of `ip` (kept sorted, each once).
 fn hold(holders: &mut HashMap<IpAddr, Vec<Arc<str>>>, ip: IpAddr, key: &Arc<str>) {
-    let of = holders.entry(ip).or_default();
+    // Sized for the one holder most addresses have (a first push would reserve four).
+    let of = holders.entry(ip).or_insert_with(|| Vec::with_capacity(1));
     if let Err(at) = of.binary_search(key) {
         of.insert(at, key.clone());
     }

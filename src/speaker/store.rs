@@ -119,10 +119,14 @@ impl<V> std::fmt::Debug for Store<V> {
 #[error("the watch feeding this cache has stopped")]
 pub struct WatchStopped;
 
+fn read<V>(map: &RwLock<Map<V>>) -> std::sync::RwLockReadGuard<'_, Map<V>> {
+    // Writers replace whole entries, so a poisoned map is still consistent.
+    map.read().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl<V> Store<V> {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Map<V>> {
-        // Writers replace whole entries, so a poisoned map is still consistent.
-        self.map.read().unwrap_or_else(PoisonError::into_inner)
+        read(&self.map)
     }
 
     /// Every cached object, in no particular order.
@@ -189,11 +193,7 @@ impl<V: View> Writer<V> {
 
     /// The cached projection under `key`.
     pub fn get(&self, key: &str) -> Option<Arc<V>> {
-        self.map
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .cloned()
+        read(&self.map).get(key).cloned()
     }
 
     /// Puts one watch event in the cache.
