@@ -2,7 +2,9 @@
 //! on a task of its own: the announcer never waits for the API server. Each pass diffs what the
 //! speaker announces against the objects a reflector shows ([`super::l2status::diff`]); a
 //! failed call is logged and tried again on the next pass (at the latest after
-//! [`RETRY`]).
+//! [`RETRY`]). A change of the speaker's inputs is written [`SETTLE`] after it (later changes
+//! in that time join the same pass): a takeover's first second belongs to answering, not to
+//! the list of the dead node's objects and the thousands of calls that follow it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -26,6 +28,10 @@ use crate::telemetry::error_chain;
 
 /// A pass that failed is tried again after this long even if nothing changes.
 pub const RETRY: Duration = Duration::from_secs(5);
+
+/// The writer waits this long after the speaker's inputs change (and lets further changes in
+/// that time join the same pass) before it diffs them.
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 const FIELD_MANAGER: &str = "ferrolb-speaker";
 
@@ -108,7 +114,12 @@ impl StatusWriter {
                 let ok = listed && self.pass(&mut state, &now, seen).await && others;
                 let ok = self.write_config(&mut state, &now).await && ok;
                 tokio::select! {
-                    r = inputs.changed() => if r.is_err() { break },
+                    r = inputs.changed() => {
+                        if r.is_err() {
+                            break;
+                        }
+                        tokio::time::sleep(SETTLE).await;
+                    }
                     () = notify.notified() => {}
                     () = tokio::time::sleep(RETRY), if !ok => {}
                 }

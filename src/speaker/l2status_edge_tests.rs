@@ -269,3 +269,94 @@ fn decode(v: &str) -> String {
     }
     String::from_utf8(out).unwrap()
 }
+
+/// A takeover changes the inputs; the writer's calls (the list of the dead node's objects, the
+/// creates) wait [`SETTLE`] so they do not compete with answering, and a second change in that
+/// time joins the same pass.
+#[tokio::test(start_paused = true)]
+async fn a_change_is_written_once_the_inputs_have_settled() {
+    use tokio::time::Instant;
+
+    let (w, mut api) = writer(None);
+    let (tx, rx) = watch::channel(inputs(&[], &["node-a", "node-b"]));
+    let task = w.spawn(rx);
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(
+        Vec::<(Instant, Method, String)>::new(),
+    ));
+    let log = calls.clone();
+    let server = tokio::spawn(async move {
+        // Watch requests are held open, unanswered, for the test's length.
+        let mut held = Vec::new();
+        while let Some((req, send)) = api.next_request().await {
+            let method = req.method().clone();
+            let path = req.uri().path().to_owned();
+            let query = req.uri().query().unwrap_or("").to_owned();
+            log.lock()
+                .unwrap()
+                .push((Instant::now(), method.clone(), path));
+            if query.contains("watch=true") {
+                held.push(send);
+                continue;
+            }
+            let reply = match method {
+                Method::GET => json!({"apiVersion": "metallb.io/v1beta1",
+                    "kind": "ServiceL2StatusList", "metadata": {"resourceVersion": "5"},
+                    "items": []}),
+                Method::POST => json!({"apiVersion": "metallb.io/v1beta1",
+                    "kind": "ServiceL2Status",
+                    "metadata": {"name": "l2-new", "namespace": NS}}),
+                _ => json!({"apiVersion": "metallb.io/v1beta1", "kind": "ServiceL2Status",
+                    "metadata": {"name": "l2-new", "namespace": NS}}),
+            };
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                    .unwrap(),
+            );
+        }
+    });
+    // The writer starts, lists this node's objects and those of no node, and finds nothing to do.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let settled = calls.lock().unwrap().len();
+    assert!(
+        calls
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(_, m, _)| *m == Method::GET),
+        "{:?}",
+        calls.lock().unwrap()
+    );
+
+    // node-b dies: this node takes over shop/web, and a moment later shop/api.
+    let changed = Instant::now();
+    tx.send(inputs(&[("shop/web", &[])], &["node-a"])).unwrap();
+    tokio::time::sleep(SETTLE / 2).await;
+    tx.send(inputs(&[("shop/web", &[]), ("shop/api", &[])], &["node-a"]))
+        .unwrap();
+    tokio::time::sleep(SETTLE * 3).await;
+    let after: Vec<(Duration, Method, String)> = calls.lock().unwrap()[settled..]
+        .iter()
+        .map(|(at, m, p)| (*at - changed, m.clone(), p.clone()))
+        .collect();
+    let others = after
+        .iter()
+        .find(|(_, m, _)| *m == Method::GET)
+        .expect("the dead node's objects are listed");
+    assert!(others.0 >= SETTLE, "listed {:?} after the change", others.0);
+    let creates: Vec<&Duration> = after
+        .iter()
+        .filter(|(_, m, _)| *m == Method::POST)
+        .map(|(at, _, _)| at)
+        .collect();
+    assert_eq!(creates.len(), 2, "one pass creates both objects: {after:?}");
+    assert!(creates.iter().all(|at| **at >= SETTLE), "{after:?}");
+    assert!(
+        after.iter().all(|(at, _, _)| *at < SETTLE * 2),
+        "the change is written within one settle, not one per change: {after:?}"
+    );
+
+    drop(tx);
+    task.await.unwrap();
+    server.abort();
+}
