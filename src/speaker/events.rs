@@ -1,12 +1,15 @@
 //! Recording the speaker's events (`nodeAssigned`, and Warnings for Services nobody announces)
 //! on a task of its own, so a slow or unreachable API server delays only the events, never a
-//! change of ownership.
+//! change of ownership. A batch is recorded [`WRITE_SETTLE`] after it is queued, with every
+//! batch queued meanwhile.
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::mpsc;
 use tracing::warn;
+
+use super::WRITE_SETTLE;
 
 /// This node has just become the announcer of `service`: a `nodeAssigned` event is due.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,7 +90,11 @@ impl EventWriter {
     pub fn spawn(self) -> EventQueue {
         let (tx, mut rx) = mpsc::channel::<Vec<Assigned>>(EVENT_QUEUE);
         tokio::spawn(async move {
-            while let Some(batch) = rx.recv().await {
+            while let Some(mut batch) = rx.recv().await {
+                tokio::time::sleep(WRITE_SETTLE).await;
+                while let Ok(more) = rx.try_recv() {
+                    batch.extend(more);
+                }
                 self.record(&batch).await;
             }
         });
@@ -109,6 +116,69 @@ impl EventQueue {
                 }
             };
             warn!(services = ?dropped, "event queue full; nodeAssigned events dropped");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{Method, Request, Response};
+    use kube::client::Body;
+    use tokio::time::{Duration, Instant};
+
+    use super::*;
+
+    fn assigned(name: &str) -> Assigned {
+        Assigned {
+            service: format!("shop/{name}"),
+            reference: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Service".into()),
+                namespace: Some("shop".into()),
+                name: Some(name.into()),
+                uid: Some(format!("uid-{name}")),
+                ..ObjectReference::default()
+            },
+            warning: None,
+        }
+    }
+
+    /// A takeover queues `nodeAssigned` events; they are posted once the change has settled,
+    /// so they do not compete with answering, and a batch queued meanwhile joins them.
+    #[tokio::test(start_paused = true)]
+    async fn events_are_recorded_once_the_change_has_settled() {
+        let (mock, mut api) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let queue = EventWriter::new(Client::new(mock, "default"), "node-a".into()).spawn();
+        let start = Instant::now();
+        let server = tokio::spawn(async move {
+            let mut posts: Vec<(Duration, String)> = Vec::new();
+            while let Some((req, send)) = api.next_request().await {
+                assert_eq!(req.method(), Method::POST, "{}", req.uri());
+                let body = req.into_body().collect_bytes().await.unwrap();
+                let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let about = event["regarding"]["name"].as_str().unwrap_or("").to_owned();
+                posts.push((start.elapsed(), about));
+                send.send_response(Response::builder().body(Body::from(body)).unwrap());
+                if posts.len() == 2 {
+                    return posts;
+                }
+            }
+            posts
+        });
+        queue.send(vec![assigned("web")]);
+        tokio::time::sleep(WRITE_SETTLE / 2).await;
+        queue.send(vec![assigned("api")]);
+        let posts = tokio::time::timeout(WRITE_SETTLE * 5, server)
+            .await
+            .expect("both events are posted")
+            .unwrap();
+        let names: Vec<&str> = posts.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["web", "api"]);
+        for (at, name) in &posts {
+            assert!(
+                *at >= WRITE_SETTLE && *at < WRITE_SETTLE * 2,
+                "{name} posted {at:?} after the first batch"
+            );
         }
     }
 }

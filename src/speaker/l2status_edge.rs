@@ -2,9 +2,8 @@
 //! on a task of its own: the announcer never waits for the API server. Each pass diffs what the
 //! speaker announces against the objects a reflector shows ([`super::l2status::diff`]); a
 //! failed call is logged and tried again on the next pass (at the latest after
-//! [`RETRY`]). A change of the speaker's inputs is written [`SETTLE`] after it (later changes
-//! in that time join the same pass): a takeover's first second belongs to answering, not to
-//! the list of the dead node's objects and the thousands of calls that follow it.
+//! [`RETRY`]). A change of the speaker's inputs is written [`WRITE_SETTLE`] after it (later
+//! changes in that time join the same pass).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -19,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
+use super::WRITE_SETTLE;
 use super::cache::L2StatusView;
 use super::l2status::{self, Action, Observed};
 use super::store::{self, Decoded, Store};
@@ -28,10 +28,6 @@ use crate::telemetry::error_chain;
 
 /// A pass that failed is tried again after this long even if nothing changes.
 pub const RETRY: Duration = Duration::from_secs(5);
-
-/// The writer waits this long after the speaker's inputs change (and lets further changes in
-/// that time join the same pass) before it diffs them.
-pub const SETTLE: Duration = Duration::from_secs(1);
 
 const FIELD_MANAGER: &str = "ferrolb-speaker";
 
@@ -118,7 +114,7 @@ impl StatusWriter {
                         if r.is_err() {
                             break;
                         }
-                        tokio::time::sleep(SETTLE).await;
+                        tokio::time::sleep(WRITE_SETTLE).await;
                     }
                     () = notify.notified() => {}
                     () = tokio::time::sleep(RETRY), if !ok => {}

@@ -271,7 +271,7 @@ fn decode(v: &str) -> String {
 }
 
 /// A takeover changes the inputs; the writer's calls (the list of the dead node's objects, the
-/// creates) wait [`SETTLE`] so they do not compete with answering, and a second change in that
+/// creates) wait [`WRITE_SETTLE`] so they do not compete with answering, and a second change in that
 /// time joins the same pass.
 #[tokio::test(start_paused = true)]
 async fn a_change_is_written_once_the_inputs_have_settled() {
@@ -331,10 +331,10 @@ async fn a_change_is_written_once_the_inputs_have_settled() {
     // node-b dies: this node takes over shop/web, and a moment later shop/api.
     let changed = Instant::now();
     tx.send(inputs(&[("shop/web", &[])], &["node-a"])).unwrap();
-    tokio::time::sleep(SETTLE / 2).await;
+    tokio::time::sleep(WRITE_SETTLE / 2).await;
     tx.send(inputs(&[("shop/web", &[]), ("shop/api", &[])], &["node-a"]))
         .unwrap();
-    tokio::time::sleep(SETTLE * 3).await;
+    tokio::time::sleep(WRITE_SETTLE * 3).await;
     let after: Vec<(Duration, Method, String)> = calls.lock().unwrap()[settled..]
         .iter()
         .map(|(at, m, p)| (*at - changed, m.clone(), p.clone()))
@@ -343,16 +343,20 @@ async fn a_change_is_written_once_the_inputs_have_settled() {
         .iter()
         .find(|(_, m, _)| *m == Method::GET)
         .expect("the dead node's objects are listed");
-    assert!(others.0 >= SETTLE, "listed {:?} after the change", others.0);
+    assert!(
+        others.0 >= WRITE_SETTLE,
+        "listed {:?} after the change",
+        others.0
+    );
     let creates: Vec<&Duration> = after
         .iter()
         .filter(|(_, m, _)| *m == Method::POST)
         .map(|(at, _, _)| at)
         .collect();
     assert_eq!(creates.len(), 2, "one pass creates both objects: {after:?}");
-    assert!(creates.iter().all(|at| **at >= SETTLE), "{after:?}");
+    assert!(creates.iter().all(|at| **at >= WRITE_SETTLE), "{after:?}");
     assert!(
-        after.iter().all(|(at, _, _)| *at < SETTLE * 2),
+        after.iter().all(|(at, _, _)| *at < WRITE_SETTLE * 2),
         "the change is written within one settle, not one per change: {after:?}"
     );
 

@@ -22,6 +22,11 @@ pub mod store;
 pub mod unannounced;
 pub mod wire;
 
+/// The API writes that follow a change of what this node announces (its ServiceL2Status
+/// objects, its events) start this long after the change, and changes within it join them: a
+/// takeover's first second belongs to answering ARP and NDP, not to thousands of API calls.
+pub const WRITE_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Why a speaker's main loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoopEnd {
