@@ -29,9 +29,9 @@ pub fn spawn_announcer(
     (owned_tx, sockets_rx, task)
 }
 
-/// Moves `me` from owning `before` to owning `after`: clears the metric for every IP dropped
-/// (or now belonging to another service), sets it for every IP owned, and hands the new set to
-/// the announcer.
+/// Moves `me` from owning `before` to owning `after`: hands the new set to the announcer, then
+/// clears the metric for every IP dropped (or now belonging to another service) and sets it for
+/// every IP newly owned.
 pub fn publish(
     owned_tx: &watch::Sender<OwnedSet>,
     announced: &AnnouncedMetric,
@@ -52,13 +52,16 @@ pub fn publish_scoped(
     after: &BTreeMap<IpAddr, String>,
     only_on: &BTreeMap<IpAddr, BTreeSet<String>>,
 ) {
+    // The announcer first: after a takeover every millisecond until it answers counts.
+    owned_tx.send_replace(Arc::new(Owned::new(after.keys().copied(), only_on)));
     for (ip, service) in before {
         if after.get(ip) != Some(service) {
             announced.set(service, me, *ip, false);
         }
     }
     for (ip, service) in after {
-        announced.set(service, me, *ip, true);
+        if before.get(ip) != Some(service) {
+            announced.set(service, me, *ip, true);
+        }
     }
-    owned_tx.send_replace(Arc::new(Owned::new(after.keys().copied(), only_on)));
 }
