@@ -55,7 +55,7 @@ pub struct ServiceView {
     /// `namespace/name`, the key of every decision about it.
     key: Arc<str>,
     /// For the events about it.
-    uid: Option<Box<str>>,
+    uid: Option<Uid>,
     /// For advertisements' service selectors.
     labels: PackedLabels,
     load_balancer: bool,
@@ -71,7 +71,7 @@ impl View for ServiceView {
     fn project(svc: Service) -> Self {
         Self {
             key: object_key(&svc.metadata, true),
-            uid: boxed(svc.metadata.uid.as_ref()),
+            uid: svc.metadata.uid.as_deref().map(Uid::new),
             load_balancer: is_load_balancer(&svc),
             local: is_local_policy(&svc),
             ips: status_ips(&svc).into(),
@@ -135,8 +135,69 @@ impl ServiceView {
             kind: Some(<Service as k8s_openapi::Resource>::KIND.to_owned()),
             name: Some(name.to_owned()),
             namespace: Some(namespace.to_owned()),
-            uid: self.uid.as_deref().map(str::to_owned),
+            uid: self.uid.as_ref().map(Uid::to_string),
             ..ObjectReference::default()
+        }
+    }
+}
+
+/// A `metadata.uid`. The API server's are UUIDs, kept as their 16 bytes rather than a 36-byte
+/// string on the heap (one allocation per Service saved); anything else verbatim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Uid {
+    Uuid([u8; 16]),
+    Other(Box<str>),
+}
+
+/// Where a UUID's text has its hyphens.
+const UUID_HYPHENS: [usize; 4] = [8, 13, 18, 23];
+
+impl Uid {
+    pub fn new(uid: &str) -> Self {
+        Self::uuid(uid).map_or_else(|| Uid::Other(uid.into()), Uid::Uuid)
+    }
+
+    /// The bytes of a UUID in its canonical text (lower-case hex, hyphens at 8-4-4-4-12), the
+    /// only form [`Uid::to_string`] gives back unchanged.
+    fn uuid(text: &str) -> Option<[u8; 16]> {
+        let text = text.as_bytes();
+        if text.len() != 36 {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        let mut nibbles = 0;
+        for (i, &c) in text.iter().enumerate() {
+            if UUID_HYPHENS.contains(&i) {
+                if c != b'-' {
+                    return None;
+                }
+                continue;
+            }
+            let v = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                _ => return None,
+            };
+            out[nibbles / 2] |= if nibbles % 2 == 0 { v << 4 } else { v };
+            nibbles += 1;
+        }
+        Some(out)
+    }
+}
+
+impl std::fmt::Display for Uid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Uid::Other(text) => f.write_str(text),
+            Uid::Uuid(bytes) => {
+                for (i, b) in bytes.iter().enumerate() {
+                    if matches!(i, 4 | 6 | 8 | 10) {
+                        f.write_str("-")?;
+                    }
+                    write!(f, "{b:02x}")?;
+                }
+                Ok(())
+            }
         }
     }
 }

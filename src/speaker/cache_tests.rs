@@ -402,3 +402,33 @@ fn packed_labels_give_back_what_they_were_given() {
     let b = PackedLabels::new(Some(&[("app".into(), "db".into())].into()));
     assert_ne!(a, b);
 }
+
+/// The API server's UIDs are kept as 16 bytes and come back as the same text; any other text
+/// (upper case, no hyphens, not a UUID) is kept as it is. Events carry it back to the Service.
+#[test]
+fn a_uid_comes_back_exactly_as_the_api_server_wrote_it() {
+    let canonical = "0b5c8e4e-91a7-4f3d-a6c2-7d1e9f00ab34";
+    assert!(matches!(Uid::new(canonical), Uid::Uuid(_)));
+    for text in [
+        canonical,
+        "00000000-0000-0000-0000-000000000000",
+        "ffffffff-ffff-ffff-ffff-ffffffffffff",
+        "0B5C8E4E-91A7-4F3D-A6C2-7D1E9F00AB34",
+        "0b5c8e4e91a74f3da6c27d1e9f00ab34",
+        "0b5c8e4e-91a7-4f3d-a6c2-7d1e9f00ab3g",
+        "0b5c8e4e-91a7-4f3d-a6c2+7d1e9f00ab34",
+        "uid-web",
+        "",
+    ] {
+        assert_eq!(Uid::new(text).to_string(), text);
+    }
+    assert!(matches!(
+        Uid::new("0B5C8E4E-91A7-4F3D-A6C2-7D1E9F00AB34"),
+        Uid::Other(_)
+    ));
+
+    let mut svc = full_service("web", json!({}));
+    svc.metadata.uid = Some(canonical.into());
+    let view = ServiceView::project(svc);
+    assert_eq!(view.object_ref().uid.as_deref(), Some(canonical));
+}

@@ -14,6 +14,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// A list that is one element long for nearly every key: that element inline, the rare rest on
+/// the heap.
+type One<T> = smallvec::SmallVec<[T; 1]>;
+
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::runtime::reflector::Store as ReflectorStore;
 use tracing::{info, warn};
@@ -97,12 +101,12 @@ pub struct Reconciler {
     /// Each announced-or-skipped Service's part in the election, as of the last pass.
     evaluated: BTreeMap<Arc<str>, Evaluated>,
     /// The offered Services holding each address, sorted: who is elected together. (Most
-    /// addresses have one holder: a `Vec`, not a set per address.)
-    holders: HashMap<IpAddr, Vec<Arc<str>>>,
+    /// addresses have one holder, kept inline: no allocation per address.)
+    holders: HashMap<IpAddr, One<Arc<str>>>,
     /// Each offered Service's election result.
     placed: BTreeMap<Arc<str>, Placed>,
     /// Each Service's EndpointSlices, and each slice's Service (to move it on a relabel).
-    slices: HashMap<Arc<str>, Vec<Arc<SliceView>>>,
+    slices: HashMap<Arc<str>, One<Arc<SliceView>>>,
     slice_owner: HashMap<Arc<str>, Arc<str>>,
     may_elect: bool,
     service_ips: usize,
@@ -281,11 +285,8 @@ impl Reconciler {
     fn index_slice(&mut self, slice: Arc<SliceView>) {
         if let Some(svc) = slice.shared_service().cloned() {
             self.slice_owner.insert(slice.key().clone(), svc.clone());
-            // Most Services have one slice: a Vec sized for one, not a map per Service.
-            self.slices
-                .entry(svc)
-                .or_insert_with(|| Vec::with_capacity(1))
-                .push(slice);
+            // Most Services have one slice: kept inline, not a map per Service.
+            self.slices.entry(svc).or_default().push(slice);
         }
     }
 
@@ -570,9 +571,8 @@ impl Reconciler {
 }
 
 /// Records `key` among the holders of `ip` (kept sorted, each once).
-fn hold(holders: &mut HashMap<IpAddr, Vec<Arc<str>>>, ip: IpAddr, key: &Arc<str>) {
-    // Sized for the one holder most addresses have (a first push would reserve four).
-    let of = holders.entry(ip).or_insert_with(|| Vec::with_capacity(1));
+fn hold(holders: &mut HashMap<IpAddr, One<Arc<str>>>, ip: IpAddr, key: &Arc<str>) {
+    let of = holders.entry(ip).or_default();
     if let Err(at) = of.binary_search(key) {
         of.insert(at, key.clone());
     }
