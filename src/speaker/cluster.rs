@@ -8,14 +8,14 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::advertise::{self, Cause, Eligible, Health, Interfaces, PoolReach, Reach};
+use crate::advertise::{self, Cause, Decision, Eligible, Health, Interfaces, PoolReach, Reach};
 use crate::config::{Config, Labels};
 use crate::election::{
     self, EligibilityOptions, EndpointStatus, Liveness, NodeStatus, TrafficScope,
 };
 
 use super::cache::{NodeView, ServiceView, SliceView};
-use super::ownership::{self, Announcement, Offer, Placed};
+use super::ownership::{self, Announcement, Offer};
 
 /// Everything that is not announced, and why (so each is reported once, not silently dropped).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -260,15 +260,13 @@ impl Unannounced {
     }
 
     /// Records an elected Service's cause (when nobody may announce it) and interfaces.
-    pub fn placed(&mut self, placed: &Placed) {
-        let decision = &placed.decision;
-        if let (Some(cause), Some(first)) = (&decision.cause, placed.ips.first()) {
+    pub fn placed(&mut self, service: &str, ips: &[IpAddr], decision: &Decision) {
+        if let (Some(cause), Some(first)) = (&decision.cause, ips.first()) {
             self.causes
-                .insert(placed.service.to_string(), (*first, cause.clone()));
+                .insert(service.to_owned(), (*first, cause.clone()));
         }
         if let Interfaces::Named(names) = &decision.interfaces {
-            self.interfaces
-                .insert(placed.service.to_string(), names.clone());
+            self.interfaces.insert(service.to_owned(), names.clone());
         }
     }
 }
@@ -316,7 +314,7 @@ pub fn announcements(
     }
     let mut out = Vec::with_capacity(placed.len());
     for p in placed {
-        unannounced.placed(&p);
+        unannounced.placed(&p.service, &p.ips, &p.decision);
         out.push(Announcement {
             service: p.service.to_string(),
             ips: p.ips.to_vec(),

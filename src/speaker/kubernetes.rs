@@ -357,11 +357,11 @@ pub async fn run(
         unannounced.set(reconciler.unannounced());
         status_tx.send_if_modified(|inputs| {
             let next = Inputs {
-                desired: l2status::desired(
+                desired: std::sync::Arc::new(l2status::desired(
                     reconciler.owned(),
                     reconciler.only_on(),
                     own_interfaces.as_ref(),
-                ),
+                )),
                 alive: match &live {
                     Some(l) => l.iter().cloned().chain([me.clone()]).collect(),
                     None => reconciler.speaker_nodes(),

@@ -35,7 +35,8 @@ const FIELD_MANAGER: &str = "ferrolb-speaker";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inputs {
     /// Services announced by this node, with their restricted interfaces.
-    pub desired: BTreeMap<String, Vec<String>>,
+    /// Shared: the writer's copy of the inputs is the channel's, not a third one.
+    pub desired: std::sync::Arc<BTreeMap<String, Vec<String>>>,
     /// Nodes alive in this speaker's view.
     pub alive: BTreeSet<String>,
     /// The last config load: `Some(None)` valid, `Some(Some(errors))` refused.

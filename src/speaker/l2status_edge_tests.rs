@@ -65,10 +65,12 @@ async fn serve<T>(
 
 fn inputs(desired: &[(&str, &[&str])], alive: &[&str]) -> Inputs {
     Inputs {
-        desired: desired
-            .iter()
-            .map(|(s, i)| ((*s).to_owned(), i.iter().map(|n| (*n).to_owned()).collect()))
-            .collect(),
+        desired: std::sync::Arc::new(
+            desired
+                .iter()
+                .map(|(s, i)| ((*s).to_owned(), i.iter().map(|n| (*n).to_owned()).collect()))
+                .collect(),
+        ),
         alive: alive.iter().map(|n| (*n).to_owned()).collect(),
         config: None,
     }

@@ -31,8 +31,9 @@ use super::cache::{Changes, NodeView, ServiceView, SliceView};
 use super::cluster::{self, Context, Evaluated, Unannounced, ViewOptions};
 use super::config_load::{ConfigLoader, MetallbStores};
 use super::events::Assigned;
-use super::ownership::{self, Placed};
+use super::ownership;
 use super::store::Store;
+use crate::advertise::Decision;
 
 /// The caches a speaker watches, and the log of what changed in them.
 #[derive(Clone)]
@@ -103,8 +104,9 @@ pub struct Reconciler {
     /// The offered Services holding each address, sorted: who is elected together. (Most
     /// addresses have one holder, kept inline: no allocation per address.)
     holders: HashMap<IpAddr, One<Arc<str>>>,
-    /// Each offered Service's election result.
-    placed: BTreeMap<Arc<str>, Placed>,
+    /// Each offered Service's election result (its key and IPs are its offer's, in
+    /// `evaluated`: the same keys, in the same order).
+    placed: BTreeMap<Arc<str>, Decision>,
     /// Each Service's EndpointSlices, and each slice's Service (to move it on a relabel).
     slices: HashMap<Arc<str>, One<Arc<SliceView>>>,
     slice_owner: HashMap<Arc<str>, Arc<str>>,
@@ -357,7 +359,10 @@ impl Reconciler {
             evaluated.values().filter_map(Evaluated::offer),
             &globals.known,
         );
-        self.placed = placed.into_iter().map(|p| (p.service.clone(), p)).collect();
+        self.placed = placed
+            .into_iter()
+            .map(|p| (p.service, p.decision))
+            .collect();
         self.evaluated = evaluated;
         (services.len(), Some(self.placed.len()))
     }
@@ -443,7 +448,7 @@ impl Reconciler {
             self.placed.remove(key);
         }
         for p in placed {
-            self.placed.insert(p.service.clone(), p);
+            self.placed.insert(p.service, p.decision);
         }
         (count, Some(elected))
     }
@@ -451,19 +456,28 @@ impl Reconciler {
     /// This node's owned set, the unannounced causes and the events, from the decisions.
     fn conclude(&mut self, live: Option<&BTreeSet<String>>, may_elect: bool) -> Pass {
         let mut skipped = Unannounced::default();
-        for e in self.evaluated.values() {
-            if let Evaluated::Skipped { service, ips, skip } = e {
-                skipped.skipped(service, ips, skip);
-            }
-        }
         let mut service_ips = 0;
         let mut next = BTreeMap::new();
-        for p in self.placed.values() {
-            skipped.placed(p);
-            service_ips += p.ips.len();
-            if may_elect && p.decision.node.as_deref() == Some(self.me.as_str()) {
-                for ip in p.ips.iter() {
-                    next.entry(*ip).or_insert_with(|| p.service.to_string());
+        // Both maps hold their keys in the same order, so one walk pairs each offer with its
+        // result.
+        let mut placed = self.placed.iter().peekable();
+        for (key, e) in &self.evaluated {
+            let (service, ips) = match e {
+                Evaluated::Skipped { service, ips, skip } => {
+                    skipped.skipped(service, ips, skip);
+                    continue;
+                }
+                Evaluated::Offered(o) => (&o.service, &o.ips),
+            };
+            while placed.next_if(|(k, _)| *k < key).is_some() {}
+            let Some((_, decision)) = placed.next_if(|(k, _)| *k == key) else {
+                continue;
+            };
+            skipped.placed(service, ips, decision);
+            service_ips += ips.len();
+            if may_elect && decision.node.as_deref() == Some(self.me.as_str()) {
+                for ip in ips.iter() {
+                    next.entry(*ip).or_insert_with(|| service.to_string());
                 }
             }
         }
