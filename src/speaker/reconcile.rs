@@ -14,15 +14,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-/// A list that is one element long for nearly every key: that element inline, the rare rest on
-/// the heap.
-type One<T> = smallvec::SmallVec<[T; 1]>;
-
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::runtime::reflector::Store as ReflectorStore;
 use tracing::{info, warn};
 
-use crate::advertise::Cause;
+use crate::advertise::{Cause, Decision};
 use crate::election::{self, Liveness};
 use crate::k8s::pod::{published_interfaces, ready_pod_nodes};
 use crate::metrics::ConfigMetrics;
@@ -33,7 +29,10 @@ use super::config_load::{ConfigLoader, MetallbStores};
 use super::events::Assigned;
 use super::ownership;
 use super::store::Store;
-use crate::advertise::Decision;
+
+/// A list that is one element long for nearly every key: that element inline, the rare rest on
+/// the heap.
+type One<T> = smallvec::SmallVec<[T; 1]>;
 
 /// The caches a speaker watches, and the log of what changed in them.
 #[derive(Clone)]
