@@ -263,7 +263,8 @@ pub struct Health<'a> {
 /// Who announces a Service and where, or why nobody does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
-    pub node: Option<String>,
+    /// Shared by every Service of a pass elected to the same node.
+    pub node: Option<Arc<str>>,
     /// The interfaces the elected node may use (before its own exclusions).
     pub interfaces: Interfaces,
     /// Set when the Service is not announced (or, for `NoInterface`, announced by nobody even
@@ -344,7 +345,7 @@ pub fn decide(ips: &[IpAddr], reach: &[Reach], health: Health<'_>) -> Decision {
         }
     };
     let first = ips.first().map(std::slice::from_ref).unwrap_or_default();
-    let node = election::group_owner(first, pool.iter().map(String::as_str)).map(str::to_owned);
+    let node = election::group_owner(first, pool.iter().map(String::as_str)).map(Arc::from);
     let (interfaces, cause) = match &node {
         Some(n) => placement(reach, n, health.known_interfaces),
         None => (Interfaces::All, None),

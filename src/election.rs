@@ -113,19 +113,25 @@ pub fn eligible_nodes<'a>(
 /// `sha256(node_name + "#" + ip)`, the rank key of `node` for `ip`. IPv6 uses the canonical
 /// (RFC 5952) text form so every speaker hashes the same string.
 pub fn rank_key(node: &str, ip: IpAddr) -> [u8; 32] {
+    key_of(node, &ip.to_string())
+}
+
+/// [`rank_key`] with the IP already in its text form (written once for every node ranked).
+fn key_of(node: &str, ip: &str) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(node.as_bytes());
     hasher.update(b"#");
-    hasher.update(ip.to_string().as_bytes());
+    hasher.update(ip.as_bytes());
     hasher.finalize().into()
 }
 
 /// The given nodes in election order for `ip` (first = owner). Duplicates are removed, so the
 /// result is a permutation of the distinct input names.
 pub fn rank<'a>(ip: IpAddr, nodes: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let text = ip.to_string();
     let mut keyed: Vec<([u8; 32], &str)> = nodes
         .into_iter()
-        .map(|node| (rank_key(node, ip), node))
+        .map(|node| (key_of(node, &text), node))
         .collect();
     // The name breaks ties so the order is total even if two names ever hashed alike.
     keyed.sort_unstable();
@@ -135,9 +141,10 @@ pub fn rank<'a>(ip: IpAddr, nodes: impl IntoIterator<Item = &'a str>) -> Vec<&'a
 
 /// The node that announces `ip`, or `None` when no node is eligible.
 pub fn owner<'a>(ip: IpAddr, eligible: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let text = ip.to_string();
     eligible
         .into_iter()
-        .map(|node| (rank_key(node, ip), node))
+        .map(|node| (key_of(node, &text), node))
         .min()
         .map(|(_, node)| node)
 }

@@ -318,7 +318,7 @@ pub fn announcements(
         out.push(Announcement {
             service: p.service.to_string(),
             ips: p.ips.to_vec(),
-            node: p.decision.node,
+            node: p.decision.node.map(|n| n.to_string()),
         });
     }
     (out, unannounced)

@@ -56,8 +56,26 @@ pub fn elect(candidates: Vec<Candidate>) -> Vec<Announcement> {
         .collect()
 }
 
-/// Members elected together: each group's members, keyed by its smallest index.
-type Groups = BTreeMap<usize, Vec<usize>>;
+/// Members elected together (joined by shared addresses): each member's group key (the
+/// smallest index in its group), and the members in the order of their groups.
+struct Groups {
+    key: Vec<usize>,
+    order: Vec<usize>,
+}
+
+impl Groups {
+    /// Every group's members (never empty).
+    fn iter(&self) -> impl Iterator<Item = &[usize]> {
+        self.order.chunk_by(|a, b| self.key[*a] == self.key[*b])
+    }
+
+    /// The members of the group keyed `key`.
+    fn of(&self, key: usize) -> &[usize] {
+        let start = self.order.partition_point(|&m| self.key[m] < key);
+        let end = self.order.partition_point(|&m| self.key[m] <= key);
+        &self.order[start..end]
+    }
+}
 
 /// For members given as (ips, eligible nodes): each one's elected node (see [`elect`]) and
 /// group key, and the groups.
@@ -66,28 +84,27 @@ fn group_owners<'a>(
 ) -> (Vec<(Option<&'a str>, usize)>, Groups) {
     let mut out: Vec<(Option<&'a str>, usize)> = vec![(None, 0); members.len()];
     let groups = address_groups(members.iter().map(|(ips, _)| *ips));
-    for (key, group) in &groups {
-        let firsts: Vec<IpAddr> = group
-            .iter()
-            .filter_map(|&i| members[i].0.first().copied())
-            .collect();
-        let (first, rest) = group.split_first().expect("groups are never empty");
+    for group in groups.iter() {
+        let Some((first, rest)) = group.split_first() else {
+            continue;
+        };
+        // Ranked by the lowest first IP of its members (`election::group_owner`).
+        let lowest = group.iter().filter_map(|&i| members[i].0.first()).min();
         // The nodes every member allows: the first member's, kept where all others allow it.
         let common = members[*first]
             .1
             .iter()
             .filter(|n| rest.iter().all(|&m| members[m].1.contains(*n)))
             .map(String::as_str);
-        let node = election::group_owner(&firsts, common);
+        let node = lowest.and_then(|ip| election::owner(*ip, common));
         for &m in group {
-            out[m] = (node, *key);
+            out[m] = (node, *first);
         }
     }
     (out, groups)
 }
 
-/// Members joined by shared addresses (union-find over member indices): each group's members,
-/// keyed by its smallest index.
+/// Members joined by shared addresses (union-find over member indices).
 fn address_groups<'a>(ips: impl Iterator<Item = &'a [IpAddr]>) -> Groups {
     let ips: Vec<&[IpAddr]> = ips.collect();
     let mut parent: Vec<usize> = (0..ips.len()).collect();
@@ -106,12 +123,11 @@ fn address_groups<'a>(ips: impl Iterator<Item = &'a [IpAddr]>) -> Groups {
             parent[a.max(b)] = a.min(b);
         }
     }
-    let mut groups = Groups::new();
-    for i in 0..ips.len() {
-        let root = find(&mut parent, i);
-        groups.entry(root).or_default().push(i);
-    }
-    groups
+    let key: Vec<usize> = (0..ips.len()).map(|i| find(&mut parent, i)).collect();
+    let mut order: Vec<usize> = (0..ips.len()).collect();
+    // Stable, and already in order when no address is shared.
+    order.sort_by_key(|&i| key[i]);
+    Groups { key, order }
 }
 
 /// One service offered to the election: its advertisements' reach and the nodes that may
@@ -152,6 +168,18 @@ pub fn place<'a>(
     let members: Vec<(&[IpAddr], &BTreeSet<String>)> =
         eligible.iter().map(|(_, ips, e)| (*ips, *e)).collect();
     let (owners, groups) = group_owners(&members);
+    // One name per node for the whole election, not one per Service.
+    let mut names: Vec<Arc<str>> = Vec::new();
+    let mut name = |node: &str| -> Arc<str> {
+        match names.iter().find(|n| &***n == node) {
+            Some(n) => n.clone(),
+            None => {
+                let n: Arc<str> = Arc::from(node);
+                names.push(n.clone());
+                n
+            }
+        }
+    };
     let mut elected: Vec<Option<(Option<&str>, usize)>> = vec![None; offers.len()];
     for ((i, _, _), owner) in eligible.iter().zip(owners) {
         elected[*i] = Some(owner);
@@ -169,7 +197,7 @@ pub fn place<'a>(
                 (Ok(_), Some((Some(node), _))) => {
                     let (interfaces, cause) = advertise::placement(&o.reach, node, known);
                     Decision {
-                        node: Some(node.to_owned()),
+                        node: Some(name(node)),
                         interfaces,
                         cause,
                     }
@@ -179,9 +207,9 @@ pub fn place<'a>(
                     interfaces: Interfaces::All,
                     cause: Some(Cause::NoCommonNode {
                         sharers: unowned
-                            .and_then(|(_, key)| groups.get(&key))
-                            .into_iter()
-                            .flatten()
+                            .map(|(_, key)| groups.of(key))
+                            .unwrap_or_default()
+                            .iter()
                             .map(|&m| offers[eligible[m].0].service.to_string())
                             .collect(),
                     }),
@@ -420,7 +448,7 @@ mod tests {
             )],
             &known,
         );
-        let node = placed[0].decision.node.clone().unwrap();
+        let node = placed[0].decision.node.as_deref().unwrap().to_owned();
         assert_eq!(placed[0].decision.cause, Some(Cause::NoInterface { node }));
     }
 }

@@ -8,7 +8,9 @@
 //! Services the watches marked ([`super::cache::Changes`]), together with every Service sharing
 //! an address with one of them (a group is elected as one). Only a change that every decision
 //! reads — a Node, the config, the live members, the published interfaces, a re-list —
-//! decides all of them again. Nothing is cloned from the caches but the `Arc`s.
+//! decides all of them again; when members only left (a takeover), every Service is worked out
+//! again where it is kept, but only the groups the leavers owned are elected again
+//! ([`Reconciler::members_left`]). Nothing is cloned from the caches but the `Arc`s.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
@@ -88,6 +90,17 @@ struct Globals {
     known: BTreeMap<String, BTreeSet<String>>,
     /// Counts the configs put in force.
     config: u64,
+}
+
+impl Globals {
+    /// Whether `next` differs from these inputs only in members that left.
+    fn lost_members_only(&self, next: &Globals) -> bool {
+        next.alive.len() < self.alive.len()
+            && next.alive.is_subset(&self.alive)
+            && self.gossip == next.gossip
+            && self.known == next.known
+            && self.config == next.config
+    }
 }
 
 pub struct Reconciler {
@@ -246,10 +259,21 @@ impl Reconciler {
         } else {
             self.reindex_slices(&pending.slices);
         }
-        let (evaluated, elected) = if pending.all || self.globals.as_ref() != Some(&globals) {
+        let (evaluated, elected) = if pending.all {
             self.decide_all(&globals)
-        } else {
+        } else if self.globals.as_ref() == Some(&globals) {
             self.decide(pending.services, &globals)
+        } else if pending.services.is_empty()
+            && self
+                .globals
+                .as_ref()
+                .is_some_and(|old| old.lost_members_only(&globals))
+            && let Some(done) = self.members_left(&globals)
+        {
+            // A takeover's pass: members left, no Service's own objects changed.
+            done
+        } else {
+            self.decide_all(&globals)
         };
         self.globals = Some(globals);
         if elected.is_none() && may_elect == self.may_elect {
@@ -423,6 +447,73 @@ impl Reconciler {
         if regroup.is_empty() {
             return (count, None);
         }
+        let elected = self.elect_again(regroup, touched, &globals.known);
+        (count, Some(elected))
+    }
+
+    /// Decides every Service again after members left (and nothing else changed), and elects
+    /// again only the groups whose owner left or that had none; returns how many Services were
+    /// worked out and elected again (`None`: a Service is not as the last pass left it, so the
+    /// caller decides everything).
+    ///
+    /// Members leaving only take nodes out of each Service's eligible nodes (the same Nodes,
+    /// config and interfaces are read). Under rendezvous ranking a group's owner is the
+    /// first-ranked node every member allows, so a group whose owner stays eligible for every
+    /// member keeps it: its nodes in common only shrank around the owner. A takeover thus
+    /// elects the dead node's groups alone, and rebuilds no map: each Service's offer is
+    /// replaced where it is. (A member joining may outrank any owner, so that decides all.)
+    fn members_left(&mut self, globals: &Globals) -> Option<(usize, Option<usize>)> {
+        let mut evaluated = std::mem::take(&mut self.evaluated);
+        let mut regroup = BTreeSet::new();
+        let mut touched: Vec<IpAddr> = Vec::new();
+        let consistent = self.with_context(globals, |ctx| {
+            let mut placed = self.placed.iter().peekable();
+            for (key, old) in evaluated.iter_mut() {
+                let Some(new) = self.lookup(key).and_then(|svc| self.evaluate(ctx, &svc)) else {
+                    return false;
+                };
+                if new.ips() != old.ips() {
+                    return false;
+                }
+                match (&*old, &new) {
+                    // Why a Service is skipped reads no member.
+                    (Evaluated::Skipped { .. }, Evaluated::Skipped { .. }) => {}
+                    (Evaluated::Offered(_), Evaluated::Offered(offer)) => {
+                        while placed.next_if(|(k, _)| *k < key).is_some() {}
+                        let Some((_, decision)) = placed.next_if(|(k, _)| *k == key) else {
+                            return false;
+                        };
+                        let stays = match (&decision.node, &offer.eligible) {
+                            (Some(owner), Ok(nodes)) => nodes.contains(&**owner),
+                            _ => false,
+                        };
+                        if !stays {
+                            regroup.insert(key.clone());
+                            touched.extend_from_slice(&offer.ips);
+                        }
+                    }
+                    _ => return false,
+                }
+                *old = new;
+            }
+            true
+        });
+        self.evaluated = evaluated;
+        if consistent != Some(true) {
+            return None;
+        }
+        let elected = self.elect_again(regroup, touched, &globals.known);
+        Some((self.evaluated.len(), Some(elected)))
+    }
+
+    /// Elects again the Services in `regroup` (`touched`: their addresses) together with every
+    /// Service sharing an address with one of them; returns how many were elected.
+    fn elect_again(
+        &mut self,
+        mut regroup: BTreeSet<Arc<str>>,
+        mut touched: Vec<IpAddr>,
+        known: &BTreeMap<String, BTreeSet<String>>,
+    ) -> usize {
         // Whoever shares an address with a changed Service, before or after the change, is
         // elected with it again (its group may have grown, split or changed its rank).
         let mut seen = HashSet::new();
@@ -441,7 +532,7 @@ impl Reconciler {
         let offered = regroup
             .iter()
             .filter_map(|k| self.evaluated.get(k)?.offer());
-        let placed = ownership::place(offered, &globals.known);
+        let placed = ownership::place(offered, known);
         let elected = placed.len();
         for key in &regroup {
             self.placed.remove(key);
@@ -449,7 +540,7 @@ impl Reconciler {
         for p in placed {
             self.placed.insert(p.service, p.decision);
         }
-        (count, Some(elected))
+        elected
     }
 
     /// This node's owned set, the unannounced causes and the events, from the decisions.

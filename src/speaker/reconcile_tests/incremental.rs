@@ -94,21 +94,35 @@ fn a_pass_decides_again_only_what_changed() {
     assert_eq!(rec.pass(Some(&all), true).evaluated, 0);
     put(&mut f.nodes, node_ready("node-b", false));
     assert_eq!(rec.pass(Some(&all), true).evaluated, N + 1);
-    // So does a member leaving.
+    put(&mut f.nodes, node_ready("node-b", true));
+    assert_eq!(rec.pass(Some(&all), true).evaluated, N + 1);
+
+    // A member leaving: every Service's eligible nodes are worked out again, but only the
+    // groups it owned are elected again (s5 is unserved; the twin goes with s0).
+    let served = |i: &usize| *i != 5;
+    let of_b = (0..N)
+        .filter(served)
+        .filter(|i| ranked(&ip(*i))[0] == "node-b")
+        .count();
+    let twin_too = usize::from(ranked(&ip(0))[0] == "node-b");
+    assert!(of_b > N / 5, "node-b owns its share: {of_b}");
     let two = live(&["node-a", "node-c"]);
     let left = rec.pass(Some(&two), true);
-    assert_eq!(
-        (left.evaluated, left.elected),
-        (N + 1, N),
-        "all but s5, unserved"
-    );
+    assert_eq!((left.evaluated, left.elected), (N + 1, of_b + twin_too));
+    let owns = |rec: &Reconciler, members: &[&str]| {
+        (0..N).filter(served).all(|i| {
+            rec.owned().contains_key(&ip(i).parse().unwrap())
+                == (election::rank(ip(i).parse().unwrap(), members.iter().copied())[0] == ME)
+        })
+    };
     assert!(
-        (0..N)
-            .filter(|i| *i != 5)
-            .all(|i| rec.owned().contains_key(&ip(i).parse().unwrap())
-                == (election::rank(ip(i).parse().unwrap(), ["node-a", "node-c"])[0] == ME)),
+        owns(&rec, &["node-a", "node-c"]),
         "every Service's owner follows the new members"
     );
+    // It comes back: it may outrank any owner, so every group is elected again.
+    let back = rec.pass(Some(&all), true);
+    assert_eq!((back.evaluated, back.elected), (N + 1, N));
+    assert!(owns(&rec, &NODES), "node-b's groups are its own again");
 }
 
 /// The addresses the Services draw from (shared when drawn twice): both families, ranked first
@@ -205,6 +219,9 @@ proptest! {
             prop_assert_eq!(rec.owned(), scratch.owned());
             prop_assert_eq!(rec.only_on(), scratch.only_on());
             prop_assert_eq!(rec.unannounced(), scratch.unannounced());
+            // What the next passes start from: each Service's offer and election result.
+            prop_assert_eq!(&rec.evaluated, &scratch.evaluated);
+            prop_assert_eq!(&rec.placed, &scratch.placed);
         }
     }
 }
