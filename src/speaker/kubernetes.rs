@@ -278,6 +278,10 @@ pub async fn run(
     }
     .spawn(status_rx);
     let mut own_interfaces = None;
+    // The ServiceL2Status objects this node should hold, built again only when what they are
+    // made of changed (not on every wake-up): then an unchanged set compares by pointer.
+    let mut desired = std::sync::Arc::new(BTreeMap::new());
+    let mut desired_from = None;
     let mut gossip_seeds = Vec::new();
     let mut gate = ElectionGate::new(membership.is_some() && reconciler.others_expected());
     tokio::pin!(shutdown);
@@ -330,6 +334,8 @@ pub async fn run(
                 "services decided again"
             );
         }
+        let made_of = (reconciler.only_on().clone(), own_interfaces.clone());
+        let remade = pass.changed_from.is_some() || desired_from.as_ref() != Some(&made_of);
         if let Some(before) = &pass.changed_from {
             apply(
                 &owned_tx,
@@ -340,8 +346,9 @@ pub async fn run(
                 reconciler.only_on(),
                 Some(took),
             );
-        } else if owned_tx.borrow().as_ref()
-            != &Owned::new(reconciler.owned().keys().copied(), reconciler.only_on())
+        } else if remade
+            && owned_tx.borrow().as_ref()
+                != &Owned::new(reconciler.owned().keys().copied(), reconciler.only_on())
         {
             // Same IPs, other interfaces (an advertisement's `interfaces` changed).
             apply(
@@ -355,13 +362,17 @@ pub async fn run(
             );
         }
         unannounced.set(reconciler.unannounced());
+        if remade {
+            desired = std::sync::Arc::new(l2status::desired(
+                reconciler.owned(),
+                reconciler.only_on(),
+                own_interfaces.as_ref(),
+            ));
+            desired_from = Some(made_of);
+        }
         status_tx.send_if_modified(|inputs| {
             let next = Inputs {
-                desired: std::sync::Arc::new(l2status::desired(
-                    reconciler.owned(),
-                    reconciler.only_on(),
-                    own_interfaces.as_ref(),
-                )),
+                desired: desired.clone(),
                 alive: match &live {
                     Some(l) => l.iter().cloned().chain([me.clone()]).collect(),
                     None => reconciler.speaker_nodes(),
@@ -472,8 +483,8 @@ fn apply(
     owned_tx: &watch::Sender<OwnedSet>,
     announced: &AnnouncedMetric,
     me: &str,
-    before: &BTreeMap<IpAddr, String>,
-    after: &BTreeMap<IpAddr, String>,
+    before: &BTreeMap<IpAddr, std::sync::Arc<str>>,
+    after: &BTreeMap<IpAddr, std::sync::Arc<str>>,
     only_on: &BTreeMap<IpAddr, BTreeSet<String>>,
     took: Option<Took>,
 ) {

@@ -81,13 +81,13 @@ pub enum Action {
 /// announcement is restricted to (empty: every usable interface, as MetalLB leaves it). `own`
 /// is this node's usable interfaces, when known.
 pub fn desired(
-    owned: &BTreeMap<IpAddr, String>,
+    owned: &BTreeMap<IpAddr, impl std::ops::Deref<Target = str>>,
     only_on: &BTreeMap<IpAddr, BTreeSet<String>>,
     own: Option<&BTreeSet<String>>,
 ) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (ip, service) in owned {
-        let entry = out.entry(service.clone()).or_default();
+        let entry = out.entry(service.to_string()).or_default();
         if let Some(names) = only_on.get(ip) {
             entry.extend(
                 names

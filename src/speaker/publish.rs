@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -32,24 +33,24 @@ pub fn spawn_announcer(
 /// Moves `me` from owning `before` to owning `after`: hands the new set to the announcer, then
 /// clears the metric for every IP dropped (or now belonging to another service) and sets it for
 /// every IP newly owned.
-pub fn publish(
+pub fn publish<S: Deref<Target = str> + PartialEq>(
     owned_tx: &watch::Sender<OwnedSet>,
     announced: &AnnouncedMetric,
     me: &str,
-    before: &BTreeMap<IpAddr, String>,
-    after: &BTreeMap<IpAddr, String>,
+    before: &BTreeMap<IpAddr, S>,
+    after: &BTreeMap<IpAddr, S>,
 ) {
     publish_scoped(owned_tx, announced, me, before, after, &BTreeMap::new());
 }
 
 /// [`publish`] where some IPs are served only on the interfaces `only_on` names for them (their
-/// L2 advertisements' `interfaces`).
-pub fn publish_scoped(
+/// L2 advertisements' `interfaces`). The services are `String`s or the cache's shared keys.
+pub fn publish_scoped<S: Deref<Target = str> + PartialEq>(
     owned_tx: &watch::Sender<OwnedSet>,
     announced: &AnnouncedMetric,
     me: &str,
-    before: &BTreeMap<IpAddr, String>,
-    after: &BTreeMap<IpAddr, String>,
+    before: &BTreeMap<IpAddr, S>,
+    after: &BTreeMap<IpAddr, S>,
     only_on: &BTreeMap<IpAddr, BTreeSet<String>>,
 ) {
     // The announcer first: after a takeover every millisecond until it answers counts.

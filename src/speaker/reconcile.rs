@@ -68,7 +68,7 @@ impl Stores {
 pub struct Pass {
     /// The owned set before this pass, when the pass changed it; the caller hands
     /// `before -> Reconciler::owned()` to the announcer.
-    pub changed_from: Option<BTreeMap<IpAddr, String>>,
+    pub changed_from: Option<BTreeMap<IpAddr, Arc<str>>>,
     /// Services this node announces now and did not announce after the previous pass, then
     /// the Warning events due (see [`Reconciler::unannounced`]).
     pub assigned: Vec<Assigned>,
@@ -124,10 +124,11 @@ pub struct Reconciler {
     slice_owner: HashMap<Arc<str>, Arc<str>>,
     may_elect: bool,
     service_ips: usize,
-    owned: BTreeMap<IpAddr, String>,
+    /// Each owned IP's Service (the cache's key).
+    owned: BTreeMap<IpAddr, Arc<str>>,
     warned_bgp: BTreeSet<String>,
     /// Services this node announced after the previous pass.
-    announcing: BTreeSet<String>,
+    announcing: BTreeSet<Arc<str>>,
     /// Interfaces the owned IPs are restricted to by their advertisements.
     only_on: BTreeMap<IpAddr, BTreeSet<String>>,
     /// Services held but announced by nobody, with why, as of the last pass.
@@ -194,7 +195,7 @@ impl Reconciler {
     }
 
     /// The IPs this node owns after the last pass, each with its Service.
-    pub fn owned(&self) -> &BTreeMap<IpAddr, String> {
+    pub fn owned(&self) -> &BTreeMap<IpAddr, Arc<str>> {
         &self.owned
     }
 
@@ -552,7 +553,7 @@ impl Reconciler {
         // result.
         let mut placed = self.placed.iter().peekable();
         for (key, e) in &self.evaluated {
-            let (service, ips) = match e {
+            let (service, ips): (&Arc<str>, _) = match e {
                 Evaluated::Skipped { service, ips, skip } => {
                     skipped.skipped(service, ips, skip);
                     continue;
@@ -567,7 +568,7 @@ impl Reconciler {
             service_ips += ips.len();
             if may_elect && decision.node.as_deref() == Some(self.me.as_str()) {
                 for ip in ips.iter() {
-                    next.entry(*ip).or_insert_with(|| service.to_string());
+                    next.entry(*ip).or_insert_with(|| service.clone());
                 }
             }
         }
@@ -583,25 +584,25 @@ impl Reconciler {
             next.retain(|ip, svc| {
                 let lacking = skipped
                     .interfaces
-                    .get(svc)
+                    .get(&**svc)
                     .is_some_and(|names| names.is_disjoint(own));
                 if lacking {
                     let cause = Cause::NoInterface {
                         node: self.me.clone(),
                     };
-                    causes.entry(svc.clone()).or_insert((*ip, cause));
+                    causes.entry(svc.to_string()).or_insert((*ip, cause));
                 }
                 !lacking
             });
         }
         self.only_on = next
             .iter()
-            .filter_map(|(ip, svc)| Some((*ip, skipped.interfaces.get(svc)?.clone())))
+            .filter_map(|(ip, svc)| Some((*ip, skipped.interfaces.get(&**svc)?.clone())))
             .collect();
         let warnings = self.report_unannounced(causes, live);
         // Events follow what is actually announced: while the gate is closed this node may
         // elect itself on paper, but it announces nothing, so it records nothing either.
-        let announcing: BTreeSet<String> = next.values().cloned().collect();
+        let announcing: BTreeSet<Arc<str>> = next.values().cloned().collect();
         let mut assigned: Vec<Assigned> = announcing
             .difference(&self.announcing)
             .filter_map(|key| self.reference(key))
