@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -58,7 +59,8 @@ pub struct EligibilityOptions {
 /// One endpoint of a service as an EndpointSlice reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointStatus {
-    pub node_name: Option<String>,
+    /// Shared by every endpoint on the node ([`crate::k8s::endpoints::node_name`]).
+    pub node_name: Option<Arc<str>>,
     /// `conditions.ready`; `None` is "unknown", which the API says to read as ready.
     pub ready: Option<bool>,
     /// `conditions.serving`; `None` means the cluster does not report it, so `ready` decides.
@@ -80,7 +82,7 @@ pub fn local_endpoint_nodes<'a>(
     endpoints
         .into_iter()
         .filter(|ep| ep.counts_for_local())
-        .filter_map(|ep| ep.node_name.clone())
+        .filter_map(|ep| Some(ep.node_name.as_deref()?.to_owned()))
         .collect()
 }
 

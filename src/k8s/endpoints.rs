@@ -1,6 +1,9 @@
 //! What the speaker reads from EndpointSlices: which nodes hold endpoints of which Service, and
 //! in what condition (for `externalTrafficPolicy: Local`).
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::election::EndpointStatus;
@@ -15,6 +18,21 @@ pub fn service_of_slice(slice: &EndpointSlice) -> Option<String> {
     Some(format!("{ns}/{svc}"))
 }
 
+/// A node's name as endpoints hold it: one allocation per node name the process has seen, not
+/// one per endpoint (a cluster's endpoints name a few nodes many thousands of times). The
+/// names are kept for the life of the process, as many as the nodes that ever held one.
+pub fn node_name(name: &str) -> Arc<str> {
+    static NAMES: Mutex<BTreeSet<Arc<str>>> = Mutex::new(BTreeSet::new());
+    // Nothing is left half-done under the lock (one lookup, one insert).
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = names.get(name) {
+        return known.clone();
+    }
+    let new: Arc<str> = Arc::from(name);
+    names.insert(new.clone());
+    new
+}
+
 /// Each endpoint's node and conditions.
 pub fn slice_endpoints(slice: &EndpointSlice) -> Vec<EndpointStatus> {
     slice
@@ -23,10 +41,46 @@ pub fn slice_endpoints(slice: &EndpointSlice) -> Vec<EndpointStatus> {
         .map(|ep| {
             let cond = ep.conditions.as_ref();
             EndpointStatus {
-                node_name: ep.node_name.clone(),
+                node_name: ep.node_name.as_deref().map(node_name),
                 ready: cond.and_then(|c| c.ready),
                 serving: cond.and_then(|c| c.serving),
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(nodes: &[&str]) -> EndpointSlice {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-1", "namespace": "shop",
+                         "labels": {SERVICE_NAME_LABEL: "web"}},
+            "addressType": "IPv4",
+            "endpoints": nodes.iter().map(|n| serde_json::json!({
+                "addresses": ["10.0.0.7"], "nodeName": n, "conditions": {"ready": true}
+            })).collect::<Vec<_>>(),
+        }))
+        .expect("a valid EndpointSlice")
+    }
+
+    /// Endpoints on one node share one name, across slices; each keeps the name it had.
+    #[test]
+    fn endpoints_on_a_node_share_its_name() {
+        let a = slice_endpoints(&slice(&["ep-node-a", "ep-node-b"]));
+        let b = slice_endpoints(&slice(&["ep-node-a"]));
+        let names = |eps: &[EndpointStatus]| -> Vec<String> {
+            eps.iter()
+                .filter_map(|e| e.node_name.as_deref().map(str::to_owned))
+                .collect()
+        };
+        assert_eq!(names(&a), ["ep-node-a", "ep-node-b"]);
+        assert_eq!(names(&b), ["ep-node-a"]);
+        let (Some(first), Some(again)) = (&a[0].node_name, &b[0].node_name) else {
+            panic!("both endpoints name their node");
+        };
+        assert!(Arc::ptr_eq(first, again), "one allocation for the node");
+        assert_eq!(service_of_slice(&slice(&[])).as_deref(), Some("shop/web"));
+    }
 }

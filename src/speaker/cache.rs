@@ -540,7 +540,16 @@ pub fn apply<K: Watched>(
             }
             None => obj.view.mark(&mut marks),
         },
-        watcher::Event::Delete(obj) => obj.view.mark(&mut marks),
+        watcher::Event::Delete(obj) => {
+            // The cached object's Service too: the pass looks for a slice under the Service it
+            // was cached with, should the deleted object say another.
+            if let Some(old) = writer.get(obj.view.key())
+                && *old != obj.view
+            {
+                old.mark(&mut marks);
+            }
+            obj.view.mark(&mut marks);
+        }
         watcher::Event::Init | watcher::Event::InitApply(_) => {}
         watcher::Event::InitDone => marks.all = true,
     }

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod config_load;
 pub mod election_gate;
 pub mod events;
+pub mod holders;
 pub mod kubernetes;
 pub mod l2status;
 pub mod l2status_edge;

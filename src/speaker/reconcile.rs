@@ -29,6 +29,7 @@ use super::cache::{Changes, NodeView, ServiceView, SliceView};
 use super::cluster::{self, Context, Evaluated, Unannounced, ViewOptions};
 use super::config_load::{ConfigLoader, MetallbStores};
 use super::events::Assigned;
+use super::holders::Holders;
 use super::ownership;
 use super::store::Store;
 
@@ -113,15 +114,13 @@ pub struct Reconciler {
     globals: Option<Globals>,
     /// Each announced-or-skipped Service's part in the election, as of the last pass.
     evaluated: BTreeMap<Arc<str>, Evaluated>,
-    /// The offered Services holding each address, sorted: who is elected together. (Most
-    /// addresses have one holder, kept inline: no allocation per address.)
-    holders: HashMap<IpAddr, One<Arc<str>>>,
+    /// The offered Services holding each address: who is elected together.
+    holders: Holders,
     /// Each offered Service's election result (its key and IPs are its offer's, in
     /// `evaluated`: the same keys, in the same order).
     placed: BTreeMap<Arc<str>, Decision>,
-    /// Each Service's EndpointSlices, and each slice's Service (to move it on a relabel).
+    /// Each Service's EndpointSlices.
     slices: HashMap<Arc<str>, One<Arc<SliceView>>>,
-    slice_owner: HashMap<Arc<str>, Arc<str>>,
     may_elect: bool,
     service_ips: usize,
     /// Each owned IP's Service (the cache's key).
@@ -147,10 +146,9 @@ impl Reconciler {
             configs: 0,
             globals: None,
             evaluated: BTreeMap::new(),
-            holders: HashMap::new(),
+            holders: Holders::default(),
             placed: BTreeMap::new(),
             slices: HashMap::new(),
-            slice_owner: HashMap::new(),
             may_elect: false,
             service_ips: 0,
             owned: BTreeMap::new(),
@@ -258,7 +256,7 @@ impl Reconciler {
         if pending.all {
             self.index_slices();
         } else {
-            self.reindex_slices(&pending.slices);
+            self.reindex_slices(&pending.slices, &pending.services);
         }
         let (evaluated, elected) = if pending.all {
             self.decide_all(&globals)
@@ -302,7 +300,6 @@ impl Reconciler {
     /// Every Service's slices, from the whole cache (after a re-list).
     fn index_slices(&mut self) {
         self.slices.clear();
-        self.slice_owner.clear();
         for slice in self.stores.slices.state() {
             self.index_slice(slice);
         }
@@ -310,23 +307,28 @@ impl Reconciler {
 
     fn index_slice(&mut self, slice: Arc<SliceView>) {
         if let Some(svc) = slice.shared_service().cloned() {
-            self.slice_owner.insert(slice.key().clone(), svc.clone());
             // Most Services have one slice: kept inline, not a map per Service.
             self.slices.entry(svc).or_default().push(slice);
         }
     }
 
-    /// Moves the slices that changed to where the cache has them now.
-    fn reindex_slices(&mut self, changed: &[Arc<str>]) {
-        for key in changed {
-            if let Some(svc) = self.slice_owner.remove(key)
-                && let Some(of) = self.slices.get_mut(&svc)
-            {
-                of.retain(|s| s.key() != key);
+    /// Moves the slices that changed to where the cache has them now. A slice's Service
+    /// before the change is among the `marked` ones (its old object marked it), so the slice
+    /// is taken out of theirs, then put where the cache has it.
+    fn reindex_slices(&mut self, changed: &[Arc<str>], marked: &BTreeSet<String>) {
+        if changed.is_empty() {
+            return;
+        }
+        let changed: HashSet<&str> = changed.iter().map(|k| &**k).collect();
+        for svc in marked {
+            if let Some(of) = self.slices.get_mut(svc.as_str()) {
+                of.retain(|s| !changed.contains(&**s.key()));
                 if of.is_empty() {
-                    self.slices.remove(&svc);
+                    self.slices.remove(svc.as_str());
                 }
             }
+        }
+        for key in changed {
             if let Some(slice) = self.stores.slices.get(key) {
                 self.index_slice(slice);
             }
@@ -371,14 +373,13 @@ impl Reconciler {
                     .collect()
             })
             .unwrap_or_default();
-        self.holders.clear();
-        for (key, e) in &evaluated {
-            if let Some(o) = e.offer() {
-                for ip in o.ips.iter() {
-                    hold(&mut self.holders, *ip, key);
-                }
-            }
-        }
+        self.holders = Holders::from_pairs(
+            evaluated
+                .iter()
+                .filter_map(|(key, e)| Some((key, e.offer()?)))
+                .flat_map(|(key, o)| o.ips.iter().map(|ip| (*ip, key.clone())))
+                .collect(),
+        );
         let placed = ownership::place(
             evaluated.values().filter_map(Evaluated::offer),
             &globals.known,
@@ -422,20 +423,13 @@ impl Reconciler {
             }
             if let Some(o) = old.as_ref().and_then(Evaluated::offer) {
                 for ip in o.ips.iter() {
-                    if let Some(h) = self.holders.get_mut(ip) {
-                        if let Ok(at) = h.binary_search(&key) {
-                            h.remove(at);
-                        }
-                        if h.is_empty() {
-                            self.holders.remove(ip);
-                        }
-                    }
+                    self.holders.release(*ip, &key);
                     touched.push(*ip);
                 }
             }
             if let Some(o) = new.as_ref().and_then(Evaluated::offer) {
                 for ip in o.ips.iter() {
-                    hold(&mut self.holders, *ip, &key);
+                    self.holders.hold(*ip, &key);
                     touched.push(*ip);
                 }
             }
@@ -522,7 +516,7 @@ impl Reconciler {
             if !seen.insert(ip) {
                 continue;
             }
-            for svc in self.holders.get(&ip).into_iter().flatten() {
+            for svc in self.holders.of(ip) {
                 if regroup.insert(svc.clone())
                     && let Some(e) = self.evaluated.get(svc)
                 {
@@ -672,14 +666,6 @@ impl Reconciler {
         }
         self.unannounced = next;
         due
-    }
-}
-
-/// Records `key` among the holders of `ip` (kept sorted, each once).
-fn hold(holders: &mut HashMap<IpAddr, One<Arc<str>>>, ip: IpAddr, key: &Arc<str>) {
-    let of = holders.entry(ip).or_default();
-    if let Err(at) = of.binary_search(key) {
-        of.insert(at, key.clone());
     }
 }
 

@@ -151,6 +151,11 @@ enum Op {
         ready: bool,
     },
     DeleteSlice(usize),
+    /// `s{i}`'s slice now labelled for `s{to}`.
+    Relabel {
+        i: usize,
+        to: usize,
+    },
     Node {
         n: usize,
         ready: bool,
@@ -171,6 +176,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..6usize, 0..3usize, any::<bool>())
             .prop_map(|(i, node, ready)| Op::Slice { i, node, ready }),
         1 => (0..6usize).prop_map(Op::DeleteSlice),
+        1 => (0..6usize, 0..6usize).prop_map(|(i, to)| Op::Relabel { i, to }),
         1 => (0..3usize, any::<bool>()).prop_map(|(n, ready)| Op::Node { n, ready }),
         1 => (0..3usize, any::<bool>()).prop_map(|(n, ready)| Op::Pod { n, ready }),
         1 => prop::collection::vec(any::<bool>(), 3).prop_map(Op::Members),
@@ -203,7 +209,14 @@ proptest! {
                 Op::Slice { i, node, ready } => {
                     put(&mut f.slices, slice_with(&name(i), &[(NODES[node], Some(ready), None)]));
                 }
+                // Deleted as labelled for `s{i}`, whatever it was relabelled to.
                 Op::DeleteSlice(i) => remove(&mut f.slices, slice_with(&name(i), &[])),
+                Op::Relabel { i, to } => {
+                    let mut moved = slice_with(&name(i), &[(NODES[i % 3], Some(true), None)]);
+                    moved.metadata.labels =
+                        Some([("kubernetes.io/service-name".to_string(), name(to))].into());
+                    put(&mut f.slices, moved);
+                }
                 Op::Node { n, ready } => put(&mut f.nodes, node_ready(NODES[n], ready)),
                 Op::Pod { n, ready } => put(&mut f.speakers, speaker_pod(NODES[n], ready)),
                 Op::Members(up) => {
