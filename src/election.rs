@@ -59,7 +59,7 @@ pub struct EligibilityOptions {
 /// One endpoint of a service as an EndpointSlice reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointStatus {
-    /// Shared by every endpoint on the node ([`crate::k8s::endpoints::node_name`]).
+    /// Shared by every endpoint on the node ([`crate::k8s::node::shared_name`]).
     pub node_name: Option<Arc<str>>,
     /// `conditions.ready`; `None` is "unknown", which the API says to read as ready.
     pub ready: Option<bool>,

@@ -1,12 +1,10 @@
 //! What the speaker reads from EndpointSlices: which nodes hold endpoints of which Service, and
 //! in what condition (for `externalTrafficPolicy: Local`).
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::election::EndpointStatus;
+use crate::k8s::node::shared_name;
 
 /// Label EndpointSlices carry naming their Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -18,21 +16,6 @@ pub fn service_of_slice(slice: &EndpointSlice) -> Option<String> {
     Some(format!("{ns}/{svc}"))
 }
 
-/// A node's name as endpoints hold it: one allocation per node name the process has seen, not
-/// one per endpoint (a cluster's endpoints name a few nodes many thousands of times). The
-/// names are kept for the life of the process, as many as the nodes that ever held one.
-pub fn node_name(name: &str) -> Arc<str> {
-    static NAMES: Mutex<BTreeSet<Arc<str>>> = Mutex::new(BTreeSet::new());
-    // Nothing is left half-done under the lock (one lookup, one insert).
-    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(known) = names.get(name) {
-        return known.clone();
-    }
-    let new: Arc<str> = Arc::from(name);
-    names.insert(new.clone());
-    new
-}
-
 /// Each endpoint's node and conditions.
 pub fn slice_endpoints(slice: &EndpointSlice) -> Vec<EndpointStatus> {
     slice
@@ -41,7 +24,7 @@ pub fn slice_endpoints(slice: &EndpointSlice) -> Vec<EndpointStatus> {
         .map(|ep| {
             let cond = ep.conditions.as_ref();
             EndpointStatus {
-                node_name: ep.node_name.as_deref().map(node_name),
+                node_name: ep.node_name.as_deref().map(shared_name),
                 ready: cond.and_then(|c| c.ready),
                 serving: cond.and_then(|c| c.serving),
             }
@@ -51,6 +34,8 @@ pub fn slice_endpoints(slice: &EndpointSlice) -> Vec<EndpointStatus> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn slice(nodes: &[&str]) -> EndpointSlice {

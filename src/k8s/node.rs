@@ -1,11 +1,29 @@
 //! What the speaker reads from a Node: its conditions and labels (for the election) and the
 //! address its host-network speaker gossips on.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::Node;
 
 use crate::election::{EXCLUDE_LB_LABEL, NodeStatus};
+
+/// A node's name as cached objects hold it (endpoints, ServiceL2Status objects): one allocation
+/// per node name the process has seen, not one per object (a cluster's objects name a few nodes
+/// many thousands of times). The names are kept for the life of the process, as many as the
+/// nodes ever named.
+pub fn shared_name(name: &str) -> Arc<str> {
+    static NAMES: Mutex<BTreeSet<Arc<str>>> = Mutex::new(BTreeSet::new());
+    // Nothing is left half-done under the lock (one lookup, one insert).
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = names.get(name) {
+        return known.clone();
+    }
+    let new: Arc<str> = Arc::from(name);
+    names.insert(new.clone());
+    new
+}
 
 fn condition(node: &Node, kind: &str) -> Option<bool> {
     node.status

@@ -384,14 +384,12 @@ impl View for L2StatusView {
     type Wire = L2StatusObject;
 
     fn project(o: L2StatusObject) -> Self {
-        let observed = o.metadata.name.as_deref().and_then(|name| {
+        let name = object_key(&o.metadata, false);
+        let observed = o.metadata.name.as_ref().and_then(|_| {
             let labels = o.metadata.labels.as_ref()?;
-            Observed::from_parts(name, labels, o.status.as_ref())
+            Observed::from_parts(&name, labels, o.status.as_ref())
         });
-        Self {
-            name: object_key(&o.metadata, false),
-            observed,
-        }
+        Self { name, observed }
     }
 
     fn key(&self) -> &Arc<str> {

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -19,9 +20,10 @@ pub const SERVICE_NAMESPACE_LABEL: &str = "metallb.io/service-namespace";
 /// One `ServiceL2Status` object as seen in the namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
-    pub name: String,
-    /// Its `metallb.io/node` label.
-    pub node: String,
+    /// Shared with the cache's key.
+    pub name: Arc<str>,
+    /// Its `metallb.io/node` label (one allocation per node name).
+    pub node: Arc<str>,
     /// `namespace/name` from its two service labels.
     pub service: String,
     /// `status.interfaces`; `None` while the status is not written yet.
@@ -32,7 +34,7 @@ impl Observed {
     /// Reads the labels and status of an object; `None` for an object without the three labels
     /// (not one a speaker wrote, so never touched).
     pub fn from_parts(
-        name: &str,
+        name: &Arc<str>,
         labels: &BTreeMap<String, String>,
         status: Option<&Value>,
     ) -> Option<Self> {
@@ -50,8 +52,8 @@ impl Observed {
                 .unwrap_or_default()
         });
         Some(Self {
-            name: name.to_owned(),
-            node: node.clone(),
+            name: name.clone(),
+            node: crate::k8s::node::shared_name(node),
             service: format!("{ns}/{svc}"),
             interfaces,
         })
@@ -77,17 +79,21 @@ pub enum Action {
     },
 }
 
+/// Each Service this node announces (`namespace/name`, the cache's key) with the interfaces
+/// its announcement is restricted to.
+pub type Desired = BTreeMap<Arc<str>, Vec<String>>;
+
 /// The Services this node announces (`namespace/name`), each with the interfaces its
 /// announcement is restricted to (empty: every usable interface, as MetalLB leaves it). `own`
 /// is this node's usable interfaces, when known.
 pub fn desired(
-    owned: &BTreeMap<IpAddr, impl std::ops::Deref<Target = str>>,
+    owned: &BTreeMap<IpAddr, Arc<str>>,
     only_on: &BTreeMap<IpAddr, BTreeSet<String>>,
     own: Option<&BTreeSet<String>>,
-) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+) -> Desired {
+    let mut out: BTreeMap<Arc<str>, BTreeSet<String>> = BTreeMap::new();
     for (ip, service) in owned {
-        let entry = out.entry(service.to_string()).or_default();
+        let entry = out.entry(service.clone()).or_default();
         if let Some(names) = only_on.get(ip) {
             entry.extend(
                 names
@@ -106,7 +112,7 @@ pub fn desired(
 /// nodes alive in this speaker's view.
 pub fn diff<'a>(
     me: &str,
-    desired: &BTreeMap<String, Vec<String>>,
+    desired: &Desired,
     observed: impl IntoIterator<Item = &'a Observed>,
     alive: &BTreeSet<String>,
 ) -> Vec<Action> {
@@ -115,32 +121,32 @@ pub fn diff<'a>(
     let mut sorted: Vec<&Observed> = observed.into_iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     for o in sorted {
-        if o.node == me {
-            match desired.get(&o.service) {
+        if *o.node == *me {
+            match desired.get(o.service.as_str()) {
                 // A duplicate of our own (a create whose answer was lost) goes.
                 Some(want) if mine.insert(o.service.as_str()) => {
                     if o.interfaces.as_ref() != Some(want) {
                         actions.push(Action::Patch {
-                            name: o.name.clone(),
+                            name: o.name.to_string(),
                             service: o.service.clone(),
                             interfaces: want.clone(),
                         });
                     }
                 }
                 _ => actions.push(Action::Delete {
-                    name: o.name.clone(),
+                    name: o.name.to_string(),
                 }),
             }
-        } else if desired.contains_key(&o.service) && !alive.contains(&o.node) {
+        } else if desired.contains_key(o.service.as_str()) && !alive.contains(&*o.node) {
             actions.push(Action::Delete {
-                name: o.name.clone(),
+                name: o.name.to_string(),
             });
         }
     }
     for (service, interfaces) in desired {
-        if !mine.contains(service.as_str()) {
+        if !mine.contains(&**service) {
             actions.push(Action::Create {
-                service: service.clone(),
+                service: service.to_string(),
                 interfaces: interfaces.clone(),
             });
         }

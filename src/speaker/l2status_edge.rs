@@ -36,7 +36,7 @@ const FIELD_MANAGER: &str = "ferrolb-speaker";
 pub struct Inputs {
     /// Services announced by this node, with their restricted interfaces.
     /// Shared: the writer's copy of the inputs is the channel's, not a third one.
-    pub desired: std::sync::Arc<BTreeMap<String, Vec<String>>>,
+    pub desired: std::sync::Arc<l2status::Desired>,
     /// Nodes alive in this speaker's view.
     pub alive: BTreeSet<String>,
     /// The last config load: `Some(None)` valid, `Some(Some(errors))` refused.
@@ -155,7 +155,7 @@ impl StatusWriter {
         // Objects created but not yet in the store count as there, or the next pass would
         // create a second one.
         if !state.created.is_empty() {
-            let names: BTreeSet<&str> = seen.iter().map(|o| o.name.as_str()).collect();
+            let names: BTreeSet<&str> = seen.iter().map(|o| &*o.name).collect();
             state
                 .created
                 .retain(|name, _| !names.contains(name.as_str()));
@@ -188,8 +188,8 @@ impl StatusWriter {
                 state.created.insert(
                     name.clone(),
                     Observed {
-                        name: name.clone(),
-                        node: self.me.clone(),
+                        name: name.as_str().into(),
+                        node: crate::k8s::node::shared_name(&self.me),
                         service: service.clone(),
                         interfaces: None,
                     },
@@ -214,7 +214,7 @@ impl StatusWriter {
             }
             Action::Delete { name } => {
                 state.created.remove(name);
-                state.others.retain(|o| o.name != *name);
+                state.others.retain(|o| *o.name != **name);
                 info!(object = %name, "ServiceL2Status deleted");
                 delete_l2_status(&api, name).await?;
             }

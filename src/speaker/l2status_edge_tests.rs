@@ -68,7 +68,7 @@ fn inputs(desired: &[(&str, &[&str])], alive: &[&str]) -> Inputs {
         desired: std::sync::Arc::new(
             desired
                 .iter()
-                .map(|(s, i)| ((*s).to_owned(), i.iter().map(|n| (*n).to_owned()).collect()))
+                .map(|(s, i)| ((*s).into(), i.iter().map(|n| (*n).to_owned()).collect()))
                 .collect(),
         ),
         alive: alive.iter().map(|n| (*n).to_owned()).collect(),

@@ -4,10 +4,10 @@ fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| (*s).to_owned()).collect()
 }
 
-fn want(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+fn want(pairs: &[(&str, &[&str])]) -> Desired {
     pairs
         .iter()
-        .map(|(s, i)| ((*s).to_owned(), i.iter().map(|n| (*n).to_owned()).collect()))
+        .map(|(s, i)| ((*s).into(), i.iter().map(|n| (*n).to_owned()).collect()))
         .collect()
 }
 
@@ -154,9 +154,9 @@ fn desired_lists_only_restricted_interfaces_this_node_has() {
     let b: IpAddr = "192.0.2.2".parse().unwrap();
     let c: IpAddr = "2001:db8::3".parse().unwrap();
     let owned = BTreeMap::from([
-        (a, "shop/web".to_owned()),
-        (b, "shop/api".to_owned()),
-        (c, "shop/web".to_owned()),
+        (a, "shop/web".into()),
+        (b, "shop/api".into()),
+        (c, "shop/web".into()),
     ]);
     let only_on = BTreeMap::from([(a, set(&["eth1", "eth2"])), (c, set(&["eth3"]))]);
     let own = set(&["eth0", "eth1", "eth3"]);
@@ -173,11 +173,11 @@ fn objects_read_back_from_labels_and_status() {
     assert_eq!(body["status"]["serviceName"], "web");
     assert_eq!(body["status"]["serviceNamespace"], "shop");
     assert_eq!(body["status"]["node"], "node-a");
-    let o = Observed::from_parts("l2-x", &labels, Some(&body["status"])).unwrap();
+    let o = Observed::from_parts(&"l2-x".into(), &labels, Some(&body["status"])).unwrap();
     assert_eq!(o, obj("l2-x", "node-a", "shop/web", Some(&["eth1"])));
     // Without a written status the object still counts, waiting for its patch.
-    let o = Observed::from_parts("l2-x", &labels, None).unwrap();
+    let o = Observed::from_parts(&"l2-x".into(), &labels, None).unwrap();
     assert_eq!(o.interfaces, None);
     // An object without the labels is not a speaker's and is ignored.
-    assert!(Observed::from_parts("other", &BTreeMap::new(), None).is_none());
+    assert!(Observed::from_parts(&"other".into(), &BTreeMap::new(), None).is_none());
 }

@@ -149,8 +149,9 @@ impl TextFamilies for Layer2Families {
     }
 }
 
-/// (ip, service) pairs announced by one node.
-type AnnouncedIps = BTreeSet<(IpAddr, Box<str>)>;
+/// (ip, service) pairs announced by one node; the Service's name is the speaker's own (shared
+/// with its cache in Kubernetes mode).
+type AnnouncedIps = BTreeSet<(IpAddr, Arc<str>)>;
 
 /// Keyed by node: in practice always this speaker, so its name is stored once rather than once
 /// per IP.
@@ -184,13 +185,14 @@ impl AnnouncedMetric {
         metric
     }
 
-    pub fn set(&self, service: &str, node: &str, ip: IpAddr, announced: bool) {
+    pub fn set(&self, service: impl Into<Arc<str>>, node: &str, ip: IpAddr, announced: bool) {
+        let service = service.into();
         let mut all = lock(&self.0.announced);
         if announced {
             let started = match all.get_mut(node) {
-                Some(ips) => ips.insert((ip, service.into())),
+                Some(ips) => ips.insert((ip, service)),
                 None => {
-                    all.insert(node.into(), BTreeSet::from([(ip, service.into())]));
+                    all.insert(node.into(), BTreeSet::from([(ip, service)]));
                     true
                 }
             };
@@ -204,7 +206,7 @@ impl AnnouncedMetric {
                 }
             }
         } else if let Some(ips) = all.get_mut(node) {
-            ips.remove(&(ip, Box::from(service)));
+            ips.remove(&(ip, service));
             if ips.is_empty() {
                 all.remove(node);
             }

@@ -33,7 +33,7 @@ pub fn spawn_announcer(
 /// Moves `me` from owning `before` to owning `after`: hands the new set to the announcer, then
 /// clears the metric for every IP dropped (or now belonging to another service) and sets it for
 /// every IP newly owned.
-pub fn publish<S: Deref<Target = str> + PartialEq>(
+pub fn publish<S: Deref<Target = str> + PartialEq + Clone + Into<Arc<str>>>(
     owned_tx: &watch::Sender<OwnedSet>,
     announced: &AnnouncedMetric,
     me: &str,
@@ -45,7 +45,7 @@ pub fn publish<S: Deref<Target = str> + PartialEq>(
 
 /// [`publish`] where some IPs are served only on the interfaces `only_on` names for them (their
 /// L2 advertisements' `interfaces`). The services are `String`s or the cache's shared keys.
-pub fn publish_scoped<S: Deref<Target = str> + PartialEq>(
+pub fn publish_scoped<S: Deref<Target = str> + PartialEq + Clone + Into<Arc<str>>>(
     owned_tx: &watch::Sender<OwnedSet>,
     announced: &AnnouncedMetric,
     me: &str,
@@ -57,12 +57,12 @@ pub fn publish_scoped<S: Deref<Target = str> + PartialEq>(
     owned_tx.send_replace(Arc::new(Owned::new(after.keys().copied(), only_on)));
     for (ip, service) in before {
         if after.get(ip) != Some(service) {
-            announced.set(service, me, *ip, false);
+            announced.set(service.clone(), me, *ip, false);
         }
     }
     for (ip, service) in after {
         if before.get(ip) != Some(service) {
-            announced.set(service, me, *ip, true);
+            announced.set(service.clone(), me, *ip, true);
         }
     }
 }
