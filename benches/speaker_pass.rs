@@ -2,7 +2,8 @@
 //! EndpointSlice) on three nodes: `cargo bench --bench speaker_pass` (`FERROLB_BENCH_CPU=1` for
 //! on-CPU time). Figures go in BENCHMARKS.md.
 //!
-//! - "a member leaves": the case a takeover waits on: every Service decided and elected again;
+//! - "a member leaves": the case a takeover waits on: every Service worked out again, the
+//!   leaver's groups elected again;
 //! - "a member returns": the same work the other way (measured apart, the leave pass being the
 //!   one a takeover waits on);
 //! - "one Service changes": a status IP moves; the pass decides that Service alone;
@@ -116,8 +117,9 @@ fn passes<M: Measurement>(c: &mut Criterion<M>) {
     assert_eq!(first.service_ips, SERVICES, "every Service is in the view");
     let mut group = c.benchmark_group("speaker pass, 10000 Services");
     group.sample_size(10);
-    // A takeover: node-b leaves (every Service decided again, node-b's third moves); the pass
-    // that brings it back is the setup, not measured. Then the return alone.
+    // A takeover: node-b leaves (every Service worked out again, node-b's third elected again
+    // and moved); the pass that brings it back is the setup, not measured. Then the return
+    // alone.
     let rec = std::cell::RefCell::new(rec);
     for (name, before, after) in [
         ("a member leaves", &all, &two),
