@@ -12,11 +12,12 @@ use super::key::{KeyFiles, KeyRing};
 /// Default gossip port, memberlist's (and so MetalLB's).
 pub const DEFAULT_PORT: u16 = 7946;
 
-/// SWIM timing. The defaults aim at a crashed speaker being declared down in about half a second
+/// SWIM timing. The defaults aim at a crashed speaker being declared down in under a second
 /// on a LAN, without false suspicion when idle:
 ///
-/// - every member probes one other member each `probe_period` (200 ms); with N members a crashed
-///   one is probed by someone within about `probe_period / (N-1)`;
+/// - every member probes one other member each `probe_period` (200 ms), going through the others
+///   in shuffled rounds, so a crashed member waits for its turn in some survivor's round (up to
+///   about two rounds after its last probe; the earliest survivor's probe counts);
 /// - a direct ack is expected within `probe_rtt` (50 ms: LAN round trips are well under 1 ms, the
 ///   rest absorbs scheduling hiccups on a busy node), otherwise `num_indirect_probes` (3) members
 ///   ping it on our behalf until the period ends, so one lost packet or one slow path is not enough
@@ -26,9 +27,10 @@ pub const DEFAULT_PORT: u16 = 7946;
 /// - updates ride on probes and on a gossip round every `gossip_interval` (50 ms, only sent when
 ///   there is news), so everyone learns of the death within tens of milliseconds.
 ///
-/// Crash to "down": probe wait (0–200 ms) + probe period (200 ms) + suspicion (300 ms), about
-/// 0.5–0.7 s. memberlist's LAN profile (MetalLB) takes 1 s periods and 4–5 s suspicion. Traffic stays
-/// tiny: one ping and one ack per member per period (a few KB/s for a 10-node cluster).
+/// Crash to "down": probe wait + probe period (200 ms) + suspicion (300 ms); 0.54–0.86 s measured
+/// with three members (BENCHMARKS.md, the scale runs). memberlist's LAN profile (MetalLB) takes
+/// 1 s periods and 4–5 s suspicion. Traffic stays tiny: one ping and one ack per member per
+/// period (a few KB/s for a 10-node cluster).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwimTiming {
     pub probe_period: Duration,
