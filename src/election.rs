@@ -156,11 +156,11 @@ pub fn owner<'a>(ip: IpAddr, eligible: impl IntoIterator<Item = &'a str>) -> Opt
 /// its own first IP (as MetalLB ranks it), so its dual-stack IPs move together; services sharing
 /// an address are ranked by one IP whatever each one's first IP is, so one node answers for the
 /// shared address. `None` when there is no IP or no node is eligible.
-pub fn group_owner<'a>(
-    firsts: &[IpAddr],
+pub fn group_owner<'a, 'i>(
+    firsts: impl IntoIterator<Item = &'i IpAddr>,
     eligible: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let lowest = firsts.iter().min()?;
+    let lowest = firsts.into_iter().min()?;
     owner(*lowest, eligible)
 }
 

@@ -334,8 +334,10 @@ pub async fn run(
                 "services decided again"
             );
         }
-        let made_of = (reconciler.only_on().clone(), own_interfaces.clone());
-        let remade = pass.changed_from.is_some() || desired_from.as_ref() != Some(&made_of);
+        let remade = pass.changed_from.is_some()
+            || !desired_from.as_ref().is_some_and(|(only_on, own)| {
+                only_on == reconciler.only_on() && *own == own_interfaces
+            });
         if let Some(before) = &pass.changed_from {
             apply(
                 &owned_tx,
@@ -368,7 +370,7 @@ pub async fn run(
                 reconciler.only_on(),
                 own_interfaces.as_ref(),
             ));
-            desired_from = Some(made_of);
+            desired_from = Some((reconciler.only_on().clone(), own_interfaces.clone()));
         }
         status_tx.send_if_modified(|inputs| {
             let next = Inputs {

@@ -88,15 +88,14 @@ fn group_owners<'a>(
         let Some((first, rest)) = group.split_first() else {
             continue;
         };
-        // Ranked by the lowest first IP of its members (`election::group_owner`).
-        let lowest = group.iter().filter_map(|&i| members[i].0.first()).min();
+        let firsts = group.iter().filter_map(|&i| members[i].0.first());
         // The nodes every member allows: the first member's, kept where all others allow it.
         let common = members[*first]
             .1
             .iter()
             .filter(|n| rest.iter().all(|&m| members[m].1.contains(*n)))
             .map(String::as_str);
-        let node = lowest.and_then(|ip| election::owner(*ip, common));
+        let node = election::group_owner(firsts, common);
         for &m in group {
             out[m] = (node, *first);
         }

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::ops::Deref;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -33,7 +32,7 @@ pub fn spawn_announcer(
 /// Moves `me` from owning `before` to owning `after`: hands the new set to the announcer, then
 /// clears the metric for every IP dropped (or now belonging to another service) and sets it for
 /// every IP newly owned.
-pub fn publish<S: Deref<Target = str> + PartialEq + Clone + Into<Arc<str>>>(
+pub fn publish<S: PartialEq + Clone + Into<Arc<str>>>(
     owned_tx: &watch::Sender<OwnedSet>,
     announced: &AnnouncedMetric,
     me: &str,
@@ -45,7 +44,7 @@ pub fn publish<S: Deref<Target = str> + PartialEq + Clone + Into<Arc<str>>>(
 
 /// [`publish`] where some IPs are served only on the interfaces `only_on` names for them (their
 /// L2 advertisements' `interfaces`). The services are `String`s or the cache's shared keys.
-pub fn publish_scoped<S: Deref<Target = str> + PartialEq + Clone + Into<Arc<str>>>(
+pub fn publish_scoped<S: PartialEq + Clone + Into<Arc<str>>>(
     owned_tx: &watch::Sender<OwnedSet>,
     announced: &AnnouncedMetric,
     me: &str,
