@@ -54,7 +54,8 @@ FERROLB_CA_BUNDLE="$FERROLB_TOOLS/${FERROLB_CERTIFI_PIN/==/-}.pem"
 if ! [ -s "$FERROLB_CA_BUNDLE" ]; then
     echo "fetching the CA bundle ($FERROLB_CERTIFI_PIN from PyPI)"
     certifi_dl="$(mktemp -d)"
-    python3 -m pip download --quiet --disable-pip-version-check --root-user-action=ignore --no-deps \
+    # `pip download` takes no --root-user-action (it installs nothing): pip 23 refuses the option.
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps \
         "$FERROLB_CERTIFI_PIN" -d "$certifi_dl"
     python3 - "$certifi_dl" "$FERROLB_CA_BUNDLE" <<'PY'
 import glob, os, sys, zipfile

