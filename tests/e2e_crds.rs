@@ -293,3 +293,93 @@ webhooks:
     assert!(output.status.success(), "{report}");
     assert!(!report.contains("ERROR"), "{report}");
 }
+
+/// Pools pinned by Service labels in the running controller, as `plan` decides them: a Service
+/// picked by `serviceSelectors` (`matchExpressions`) gets the label's pool, in a namespace that
+/// is not pinned and in one that is (the label's pool has the better priority there); a Service
+/// labelled after it got an address keeps it (as MetalLB does), and the next labelled one is
+/// pinned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_labels_pin_pools_by_priority_in_the_live_controller() {
+    let test = "service_labels_pin_pools_by_priority_in_the_live_controller";
+    let Some((plane, client)) = setup(test).await else {
+        return;
+    };
+    // Priority 1 is tried before apps-only's 10.
+    let gold = format!(
+        "apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: gold, namespace: {NAMESPACE}}}
+spec:
+  addresses: [203.0.113.1-203.0.113.6]
+  serviceAllocation:
+    priority: 1
+    serviceSelectors:
+    - matchExpressions:
+      - {{key: tier, operator: In, values: [gold, platinum]}}
+"
+    );
+    kubectl_apply(&plane, &gold).expect("the gold pool is valid");
+    let mut options = ControllerOptions::new(NAMESPACE, "ctrl-labels").crds();
+    options.log = Some("info,ferrolb::controller::live=debug".into());
+    let controller = Controller::start_ready(&plane, &options).await;
+    let apps: Api<Service> = Api::namespaced(client.clone(), APPS);
+    let other: Api<Service> = Api::namespaced(client.clone(), OTHER);
+    let labelled =
+        |name: &str, tier: &str| lb_service(name, json!({"metadata": {"labels": {"tier": tier}}}));
+
+    create_service(&other, &labelled("gold-other", "gold")).await;
+    assert_eq!(wait_for_ips(&other, "gold-other").await, ["203.0.113.1"]);
+    create_service(&apps, &labelled("gold-apps", "platinum")).await;
+    assert_eq!(wait_for_ips(&apps, "gold-apps").await, ["203.0.113.2"]);
+    // Not picked by the selector: the namespace's pool, or the unpinned one.
+    create_service(&apps, &labelled("silver-apps", "silver")).await;
+    assert_eq!(wait_for_ips(&apps, "silver-apps").await, ["198.51.100.0"]);
+    create_service(&other, &lb_service("plain", json!({}))).await;
+    assert_eq!(wait_for_ips(&other, "plain").await, ["192.0.2.0"]);
+    for (services, name, pool) in [
+        (&other, "gold-other", "gold"),
+        (&apps, "gold-apps", "gold"),
+        (&apps, "silver-apps", "apps-only"),
+        (&other, "plain", "general"),
+    ] {
+        let svc = services.get(name).await.unwrap();
+        assert_eq!(
+            api::annotation(&svc, "metallb.io/ip-allocated-from-pool"),
+            Some(pool),
+            "{name}"
+        );
+    }
+
+    // Labelled later: the controller decides on the labelled version and keeps the address.
+    let relabelled = other
+        .patch(
+            "plain",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"labels": {"tier": "gold"}}})),
+        )
+        .await
+        .unwrap();
+    let version = format!("version={} ", relabelled.metadata.resource_version.unwrap());
+    wait_for(
+        "the controller's decision on the labelled plain",
+        PATIENCE,
+        || {
+            let log = controller.log_tail(100_000);
+            let decided = log.lines().any(|l| {
+                l.contains("decided") && l.contains("other/plain") && l.contains(&version)
+            });
+            async move { decided.then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(wait_for_ips(&other, "plain").await, ["192.0.2.0"]);
+    create_service(&other, &labelled("gold-later", "gold")).await;
+    assert_eq!(wait_for_ips(&other, "gold-later").await, ["203.0.113.3"]);
+    let plain = other.get("plain").await.unwrap();
+    assert_eq!(api::ingress_ips(&plain), ["192.0.2.0"]);
+    assert_eq!(
+        api::annotation(&plain, "metallb.io/ip-allocated-from-pool"),
+        Some("general")
+    );
+}

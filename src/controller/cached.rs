@@ -80,6 +80,8 @@ pub struct CachedService {
     metadata: ObjectMeta,
     /// The `metallb.universe.tf/` and `metallb.io/` annotations; others are never read.
     annotations: Option<Pairs>,
+    /// Every label: pools' `serviceAllocation.serviceSelectors` match them.
+    labels: Option<Box<[(Text, Text)]>>,
     spec: Option<CachedSpec>,
     /// `status.loadBalancer.ingress`; `None` when there is no list.
     ingress: Option<Box<[Ingress]>>,
@@ -141,6 +143,11 @@ impl From<Service> for CachedService {
                 .map(|(k, v)| (word(k), v.into_boxed_str()))
                 .collect()
         });
+        let labels = meta.labels.map(|l| {
+            l.into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+                .collect()
+        });
         let spec = svc.spec.map(|s| {
             let families_known = s.ip_families.as_ref().is_some_and(|f| !f.is_empty());
             let local = s.external_traffic_policy.as_deref() == Some("Local");
@@ -199,6 +206,7 @@ impl From<Service> for CachedService {
                 ..ObjectMeta::default()
             },
             annotations,
+            labels,
             spec,
             ingress,
         }
@@ -223,6 +231,7 @@ impl CachedService {
     pub fn to_service(&self) -> Service {
         let mut metadata = self.metadata.clone();
         metadata.annotations = self.annotations.as_deref().map(map);
+        metadata.labels = self.labels.as_deref().map(map);
         let spec = self.spec.as_ref().map(|s| ServiceSpec {
             type_: s.type_.as_deref().map(str::to_owned),
             load_balancer_class: s.load_balancer_class.as_deref().map(str::to_owned),

@@ -1,5 +1,6 @@
 use super::*;
-use crate::controller::plan::{Plan, parse_services, plan};
+use crate::config::Namespaces;
+use crate::controller::plan::{Plan, parse_objects, plan_with_namespaces};
 use crate::k8s::service::{allocated_pool, status_ips};
 
 /// What the API would send: the Service as JSON, decoded the way the watch decodes it.
@@ -7,12 +8,16 @@ fn cached(svc: &Service) -> CachedService {
     serde_json::from_value(serde_json::to_value(svc).unwrap()).unwrap()
 }
 
-fn example(config: &str, services: &str) -> (crate::config::Config, Vec<Service>) {
+/// An example config (ConfigMap or custom resources) and its Services, with the Namespaces'
+/// labels both files give.
+fn example(config: &str, services: &str) -> (crate::config::Config, Namespaces, Vec<Service>) {
     let root = env!("CARGO_MANIFEST_DIR");
     let read = |f: &str| std::fs::read_to_string(format!("{root}/config/{f}")).unwrap();
-    let config = crate::config::parse(&read(config)).unwrap();
-    let services = parse_services(&read(services), services).unwrap();
-    (config, services)
+    let file = crate::config::crd::parse_file(&read(config)).unwrap();
+    let (services, listed) = parse_objects(&read(services), services).unwrap();
+    let mut namespaces = file.namespaces;
+    namespaces.extend(listed);
+    (file.config, namespaces, services)
 }
 
 /// Everything a plan decides: its events, and per Service its status addresses and pool
@@ -48,23 +53,26 @@ fn assert_same_reading(svc: &Service, back: &Service) {
     assert_eq!(allocated_pool(back), allocated_pool(svc), "{key}");
 }
 
-const EXAMPLES: [(&str, &str); 4] = [
+const EXAMPLES: [(&str, &str); 5] = [
     ("example-config.yaml", "example-services.yaml"),
     ("single-ipv4.yaml", "services-single-ipv4.yaml"),
     ("dual-stack.yaml", "services-dual-stack.yaml"),
     ("multi-pool.yaml", "services-multi-pool.yaml"),
+    // Pools pinned by namespace, namespace labels and Service labels.
+    ("crds-example.yaml", "crds-example-services.yaml"),
 ];
 
 #[test]
 fn the_core_decides_the_same_on_cached_services_for_every_example() {
     for (config_file, services_file) in EXAMPLES {
-        let (config, services) = example(config_file, services_file);
-        let full = plan(&config, services.clone(), None).unwrap();
+        let (config, namespaces, services) = example(config_file, services_file);
+        let plan = |services| plan_with_namespaces(&config, &namespaces, services, None).unwrap();
+        let full = plan(services.clone());
         let projected: Vec<Service> = services.iter().map(|s| cached(s).to_service()).collect();
         for (svc, back) in services.iter().zip(&projected) {
             assert_same_reading(svc, back);
         }
-        let from_cache = plan(&config, projected, None).unwrap();
+        let from_cache = plan(projected);
         assert_eq!(
             outcome(&full),
             outcome(&from_cache),
@@ -76,7 +84,7 @@ fn the_core_decides_the_same_on_cached_services_for_every_example() {
         );
 
         // A restart: the planned Services (statuses filled in) rebuild the core.
-        let restarted = plan(&config, full.services.clone(), None).unwrap();
+        let restarted = plan(full.services.clone());
         let restarted_cached: Vec<Service> = full
             .services
             .iter()
@@ -85,7 +93,7 @@ fn the_core_decides_the_same_on_cached_services_for_every_example() {
         for (svc, back) in full.services.iter().zip(&restarted_cached) {
             assert_same_reading(svc, back);
         }
-        let restarted_from_cache = plan(&config, restarted_cached, None).unwrap();
+        let restarted_from_cache = plan(restarted_cached);
         assert_eq!(
             outcome(&restarted),
             outcome(&restarted_from_cache),
@@ -95,11 +103,11 @@ fn the_core_decides_the_same_on_cached_services_for_every_example() {
 }
 
 #[test]
-fn keeps_identity_and_metallb_annotations_and_drops_the_rest() {
+fn keeps_identity_labels_and_metallb_annotations_and_drops_the_rest() {
     let svc: Service = serde_json::from_value(serde_json::json!({
         "metadata": {
             "name": "web", "namespace": "shop", "uid": "u-1", "resourceVersion": "42",
-            "labels": {"app": "web"},
+            "labels": {"app": "web", "tier": "gold"},
             "creationTimestamp": "2026-11-21T10:00:00Z",
             "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
             "annotations": {
@@ -122,7 +130,14 @@ fn keeps_identity_and_metallb_annotations_and_drops_the_rest() {
     assert_eq!(back.metadata.namespace.as_deref(), Some("shop"));
     assert_eq!(back.metadata.uid.as_deref(), Some("u-1"));
     assert_eq!(back.metadata.resource_version.as_deref(), Some("42"));
-    assert_eq!(back.metadata.labels, None);
+    // Every label: pools' serviceSelectors pick Services by them.
+    assert_eq!(
+        back.metadata.labels,
+        Some(BTreeMap::from([
+            ("app".to_owned(), "web".to_owned()),
+            ("tier".to_owned(), "gold".to_owned())
+        ]))
+    );
     assert_eq!(back.metadata.managed_fields, None);
     let annotations: Vec<&str> = back
         .metadata
@@ -176,6 +191,7 @@ fn a_service_without_spec_or_status_stays_without() {
     assert_eq!(back.spec, None);
     assert_eq!(back.status, None);
     assert_eq!(back.metadata.annotations, None);
+    assert_eq!(back.metadata.labels, None);
 }
 
 #[test]

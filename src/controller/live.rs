@@ -573,6 +573,8 @@ async fn reconcile_version(svc: &Service, ctx: &Context) -> Result<Action, Recon
         return Ok(Action::await_change());
     };
     let key = decision.key.clone();
+    tracing::debug!(service = %key, version = %svc.metadata.resource_version.as_deref().unwrap_or(""),
+        outcome = ?decision.outcome, "decided");
     // Events and writes go out together (one round trip of latency instead of several); a
     // failed write is retried without repeating the events, since the core reports a change
     // only once.

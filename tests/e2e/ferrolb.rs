@@ -27,6 +27,8 @@ pub struct ControllerOptions {
     /// `--config-source`: `configmap` (what most suites write) or `crds`.
     pub config_source: &'static str,
     pub extra_args: Vec<String>,
+    /// `RUST_LOG` for this replica (default: `FERROLB_E2E_LOG`, else `info`).
+    pub log: Option<String>,
 }
 
 impl ControllerOptions {
@@ -38,6 +40,7 @@ impl ControllerOptions {
             lease_duration_secs: 4,
             config_source: "configmap",
             extra_args: Vec::new(),
+            log: None,
         }
     }
 
@@ -89,7 +92,9 @@ impl Controller {
             .env_remove("KUBECONFIG")
             .env(
                 "RUST_LOG",
-                std::env::var("FERROLB_E2E_LOG").unwrap_or_else(|_| "info".to_string()),
+                options.log.clone().unwrap_or_else(|| {
+                    std::env::var("FERROLB_E2E_LOG").unwrap_or_else(|_| "info".to_string())
+                }),
             );
         let n = STARTS.fetch_add(1, Ordering::Relaxed);
         let log = plane

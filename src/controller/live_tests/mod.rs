@@ -231,5 +231,6 @@ fn shown(svc: &Service, ips: &[&str], pool: &str) -> Service {
 
 mod allocation;
 mod crds;
+mod differential;
 mod faults;
 mod resilience;
