@@ -154,3 +154,87 @@ spec: {type: LoadBalancer}
     );
     assert!(status_ips(&back[3]).is_empty());
 }
+
+/// Two Services (namespace `old`) show addresses of a pool whose `serviceAllocation` now admits
+/// only namespace `shop`: a restarted controller frees them before it places the new `shop`
+/// Service, which gets the pool's first address, as a controller running through the change
+/// would have given it (and MetalLB gives it).
+#[test]
+fn a_restart_frees_addresses_the_pool_no_longer_admits_before_placing_anyone() {
+    let config = crate::config::crd::parse_file(
+        r#"
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: shop, namespace: metallb-system}
+spec:
+  addresses: [192.0.2.1-192.0.2.4]
+  serviceAllocation: {namespaces: [shop]}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: rest, namespace: metallb-system}
+spec:
+  addresses: [198.51.100.1-198.51.100.4]
+"#,
+    )
+    .unwrap()
+    .config;
+    let services = parse_services(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: new, namespace: shop}
+spec: {type: LoadBalancer, ipFamilies: [IPv4]}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: first
+  namespace: old
+  annotations: {metallb.io/ip-allocated-from-pool: shop}
+spec: {type: LoadBalancer, ipFamilies: [IPv4]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.1}]}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: second
+  namespace: old
+  annotations: {metallb.io/ip-allocated-from-pool: shop}
+spec: {type: LoadBalancer, ipFamilies: [IPv4]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.2}]}}
+"#,
+        "in.yaml",
+    )
+    .unwrap();
+    let p = plan(&config, services, None).unwrap();
+    let shown: Vec<(String, Vec<std::net::IpAddr>, Option<&str>)> = p
+        .services
+        .iter()
+        .map(|s| (service_key(s).to_string(), status_ips(s), allocated_pool(s)))
+        .collect();
+    let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+    assert_eq!(
+        shown,
+        [
+            ("shop/new".into(), vec![ip("192.0.2.1")], Some("shop")),
+            ("old/first".into(), vec![ip("198.51.100.1")], Some("rest")),
+            ("old/second".into(), vec![ip("198.51.100.2")], Some("rest")),
+        ]
+    );
+    // Each moved Service is told why.
+    let cleared: Vec<(&str, &str)> = p
+        .events
+        .iter()
+        .filter(|e| e.reason == Reason::ClearAssignment)
+        .map(|e| (e.key.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(cleared.len(), 2, "{cleared:?}");
+    for (name, message) in cleared {
+        assert!(
+            message.contains("pool \"shop\" is not for this service")
+                && message.contains("admits only namespaces shop"),
+            "{name}: {message}"
+        );
+    }
+}

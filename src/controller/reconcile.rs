@@ -14,8 +14,8 @@ use k8s_openapi::api::core::v1::Service;
 
 use crate::config::Config;
 use crate::ipam::{
-    Allocator, Assignment, Family, FamilyPolicy, PoolSpec, PoolSpecError, PoolStats, Request,
-    ServiceKey, TrafficPolicy,
+    AllocError, Allocator, Assignment, Family, FamilyPolicy, PoolSpec, PoolSpecError, PoolStats,
+    Request, ServiceKey, TrafficPolicy,
 };
 use crate::k8s::service::{
     allocated_pool, is_load_balancer, is_our_class, request_for, service_key, status_ips,
@@ -135,7 +135,7 @@ impl Core {
         }
         // Only the requests are kept, not the Services: the live controller hands over
         // Services restored one at a time from its compact cache.
-        let mut holding: Vec<(ServiceKey, Vec<IpAddr>, Request)> = services
+        let mut holding: Vec<(ServiceKey, Vec<IpAddr>, Option<Request>)> = services
             .into_iter()
             .filter_map(|svc| {
                 let svc = svc.borrow();
@@ -146,17 +146,24 @@ impl Core {
                 if ips.is_empty() {
                     return None;
                 }
-                // A Service whose request is invalid still keeps its addresses, reserved
-                // exclusively (no sharing key), so a bad annotation never lets its addresses
-                // go to someone else.
-                let request = request_for(svc).unwrap_or_else(|_| reservation(&ips));
-                Some((service_key(svc), ips, request))
+                Some((service_key(svc), ips, request_for(svc).ok()))
             })
             .collect();
         holding.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
         let mut issues = Vec::new();
         for (key, ips, request) in holding {
-            if let Err(error) = self.allocator.assign(&key, &request, &ips) {
+            let registered = match &request {
+                // An address whose pool no longer admits the Service (its `serviceAllocation`
+                // changed while no controller ran) is freed now, before anyone is placed, so
+                // the Services placed next get the lowest free addresses, as they would have
+                // had the controller been running when the pool changed.
+                Some(request) => self.register(&key, request, &ips),
+                // A Service whose request is invalid still keeps its addresses, reserved
+                // exclusively (no sharing key), so a bad annotation never lets its addresses
+                // go to someone else.
+                None => self.allocator.assign(&key, &reservation(&ips), &ips),
+            };
+            if let Err(error) = registered {
                 self.evicted.insert(
                     key.clone(),
                     format!("{} can no longer be used: {error}", show_ips(&ips)),
@@ -166,6 +173,22 @@ impl Core {
         }
         self.synced = true;
         Ok(issues)
+    }
+
+    /// Re-registers the status addresses `ips` of `key`, if its pool still admits it (see
+    /// [`Allocator::check_admitted`]); otherwise it holds nothing.
+    fn register(
+        &mut self,
+        key: &ServiceKey,
+        request: &Request,
+        ips: &[IpAddr],
+    ) -> Result<Assignment, AllocError> {
+        let assignment = self.allocator.assign(key, request, ips)?;
+        if let Err(error) = self.allocator.check_admitted(key, request) {
+            self.allocator.release(key);
+            return Err(error);
+        }
+        Ok(assignment)
     }
 
     fn handles(&self, svc: &Service) -> bool {
@@ -236,12 +259,13 @@ impl Core {
         let mut cleared = self.evicted.remove(key);
         if self.allocator.assignment(key).is_none()
             && !status.is_empty()
-            && let Err(e) = self.allocator.assign(key, &request, &status)
+            && let Err(e) = self.register(key, &request, &status)
         {
             cleared
                 .get_or_insert_with(|| format!("{} can no longer be used: {e}", show_ips(&status)));
         }
         let before = self.allocator.assignment(key).cloned();
+        let not_admitted = self.allocator.check_admitted(key, &request).err();
         if !self.synced {
             // Only re-registration before the gate opens; a fresh allocation could hand out an
             // address some not-yet-seen Service still shows.
@@ -265,7 +289,7 @@ impl Core {
                                     "{} (pool {:?}) no longer fit Service {key}: {}; reassigning",
                                     show_ips(&prev.ips),
                                     prev.pool,
-                                    misfit(prev, &request)
+                                    misfit(prev, &request, not_admitted)
                                 ),
                             ));
                         }
@@ -363,7 +387,7 @@ fn reservation(ips: &[IpAddr]) -> Request {
 }
 
 /// Why a held assignment no longer fits the request, for the ClearAssignment message.
-fn misfit(prev: &Assignment, request: &Request) -> String {
+fn misfit(prev: &Assignment, request: &Request, not_admitted: Option<AllocError>) -> String {
     if let Some(pool) = request.pool.as_deref()
         && pool != prev.pool
     {
@@ -377,6 +401,9 @@ fn misfit(prev: &Assignment, request: &Request) -> String {
         if want != have {
             return format!("the Service now requests {}", show_ips(&request.requested));
         }
+    }
+    if let Some(error) = not_admitted {
+        return error.to_string();
     }
     let families: Vec<Family> = prev.ips.iter().map(Family::of).collect();
     if families.iter().any(|f| !request.families.allows(*f))

@@ -130,6 +130,25 @@ impl Allocator {
         Ok(self.install_picks(service, picks, params))
     }
 
+    /// Whether the pool `service`'s addresses come from still admits it by its
+    /// `serviceAllocation` (namespace, labels); `Ok` when it holds nothing. A restarted
+    /// controller frees what fails this before it places anyone ([`Allocator::allocate`] would
+    /// replace it anyway, after others took the lower addresses).
+    pub fn check_admitted(
+        &self,
+        service: &ServiceKey,
+        request: &Request,
+    ) -> Result<(), AllocError> {
+        match self
+            .services
+            .get(service)
+            .and_then(|held| held.addrs.first())
+        {
+            Some(&(slot, _)) => self.check_compatible(slot.pool, service, request),
+            None => Ok(()),
+        }
+    }
+
     /// Frees what `service` holds (an address shared with others stays with them). Returns the
     /// released assignment, if there was one.
     pub fn release(&mut self, service: &ServiceKey) -> Option<Assignment> {
