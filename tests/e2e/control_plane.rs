@@ -24,6 +24,24 @@ const SERVICE_CIDRS: &str = "10.0.0.0/16,fd00:10::/108";
 /// The API port inside a namespace of the control plane's own.
 pub const NETNS_API_PORT: u16 = 6443;
 
+/// The audit policy of [`PlaneOptions::audit`]: every request at level Metadata (who, what, on
+/// which object, and the answer's code), once its answer is complete (watches also when their
+/// answer starts).
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+";
+
+/// What a test asks of its control plane beyond the defaults.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlaneOptions {
+    /// Keep an audit log of every request (`--audit-policy-file`, `--audit-log-path`: one JSON
+    /// line per event, written as each request completes), read with [`ControlPlane::audit_log`].
+    pub audit: bool,
+}
+
 pub struct ControlPlane {
     // Field order is drop order: the way in closes first, the API server stops before etcd,
     // the folder goes last.
@@ -35,6 +53,10 @@ pub struct ControlPlane {
     kubeconfig: PathBuf,
     lan_kubeconfig: Option<PathBuf>,
     server: String,
+    /// The API server's address on the LAN, for a control plane in a namespace.
+    lan_server: Option<String>,
+    ca_cert: PathBuf,
+    audit_log: Option<PathBuf>,
     dir: PathBuf,
     /// Removes `dir` on drop; `None` when `FERROLB_E2E_KEEP` asks to keep the logs.
     _cleanup: Option<tempfile::TempDir>,
@@ -70,7 +92,7 @@ impl ControlPlane {
     /// ready. `None` when `KUBEBUILDER_ASSETS` is unset (the test should return early: it is
     /// skipped).
     pub async fn start(test: &str) -> Option<ControlPlane> {
-        ControlPlane::launch(test, Network::Loopback).await
+        ControlPlane::launch(test, Network::Loopback, PlaneOptions::default()).await
     }
 
     /// Starts etcd and kube-apiserver inside the network namespace `netns` (made by the test),
@@ -81,14 +103,24 @@ impl ControlPlane {
     /// port, fed by a forwarder on a free 127.0.0.1 port of the host, which is what
     /// [`ControlPlane::kubeconfig`] names.
     pub async fn start_in_netns(test: &str, netns: &str, address: IpAddr) -> Option<ControlPlane> {
+        ControlPlane::start_in_netns_with(test, netns, address, PlaneOptions::default()).await
+    }
+
+    /// [`ControlPlane::start_in_netns`] with `options`.
+    pub async fn start_in_netns_with(
+        test: &str,
+        netns: &str,
+        address: IpAddr,
+        options: PlaneOptions,
+    ) -> Option<ControlPlane> {
         let network = Network::Netns {
             netns: netns.to_string(),
             address,
         };
-        ControlPlane::launch(test, network).await
+        ControlPlane::launch(test, network, options).await
     }
 
-    async fn launch(test: &str, network: Network) -> Option<ControlPlane> {
+    async fn launch(test: &str, network: Network, options: PlaneOptions) -> Option<ControlPlane> {
         let assets = assets_dir(test)?;
         let temp = tempfile::Builder::new()
             .prefix("ferrolb-e2e-")
@@ -164,14 +196,23 @@ impl ControlPlane {
             // No pods run here, so nothing needs service-account tokens mounted.
             .arg("--disable-admission-plugins=ServiceAccount")
             .arg("--allow-privileged=true");
+        let audit_log = options.audit.then(|| {
+            let policy = dir.join("audit-policy.yaml");
+            std::fs::write(&policy, AUDIT_POLICY).expect("write the audit policy");
+            let log = dir.join("audit.log");
+            apiserver
+                .arg(arg("audit-policy-file", &policy))
+                .arg(arg("audit-log-path", &log));
+            log
+        });
         // The flags only: `restart` already has the namespace prefix, if any.
         let prefix = restart.get_args().count();
         restart.args(apiserver.get_args().skip(prefix));
         let apiserver =
             ChildGuard::spawn("kube-apiserver", apiserver, &dir.join("kube-apiserver.log"));
 
-        let (server, bridge, lan_kubeconfig) = match &network {
-            Network::Loopback => (home, None, None),
+        let (server, bridge, lan_kubeconfig, lan_server) = match &network {
+            Network::Loopback => (home, None, None, None),
             Network::Netns { .. } => {
                 let bridge = Bridge::start(&network, dir, port).await;
                 let lan = dir.join("kubeconfig-lan");
@@ -180,6 +221,7 @@ impl ControlPlane {
                     format!("https://127.0.0.1:{}", bridge.port),
                     Some(bridge),
                     Some(lan),
+                    Some(home),
                 )
             }
         };
@@ -194,6 +236,9 @@ impl ControlPlane {
             kubeconfig,
             lan_kubeconfig,
             server,
+            lan_server,
+            ca_cert: pki.ca_cert.clone(),
+            audit_log,
             dir: dir.to_path_buf(),
             _cleanup: cleanup,
         };
@@ -227,12 +272,7 @@ impl ControlPlane {
 
     /// An admin client, through the same kubeconfig a user (and the controller) reads.
     pub async fn client(&self) -> Client {
-        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .expect("kubeconfig to client config");
-        Client::try_from(config).expect("client")
+        client_from(&self.kubeconfig).await
     }
 
     /// The kubeconfig the test process (host namespace) uses; the controller uses it too.
@@ -248,6 +288,46 @@ impl ControlPlane {
 
     pub fn server(&self) -> &str {
         &self.server
+    }
+
+    /// For a control plane in a namespace: the API server's URL on the LAN.
+    pub fn lan_server(&self) -> Option<&str> {
+        self.lan_server.as_deref()
+    }
+
+    /// Writes `<dir>/<file>`, a kubeconfig that authenticates with `token` (a ServiceAccount's,
+    /// say) to `server` (one of [`ControlPlane::server`], [`ControlPlane::lan_server`]), trusting
+    /// the control plane's CA as the admin kubeconfig does.
+    pub fn token_kubeconfig(&self, file: &str, server: &str, token: &str) -> PathBuf {
+        let path = self.dir.join(file);
+        let text = format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster:
+    server: {server}
+    certificate-authority: {ca}
+users:
+- name: token
+  user:
+    token: {token}
+contexts:
+- name: e2e
+  context:
+    cluster: e2e
+    user: token
+current-context: e2e
+",
+            ca = self.ca_cert.display(),
+        );
+        std::fs::write(&path, text).expect("write kubeconfig");
+        path
+    }
+
+    /// The audit log, when the control plane was started with [`PlaneOptions::audit`].
+    pub fn audit_log(&self) -> Option<&Path> {
+        self.audit_log.as_deref()
     }
 
     /// The test's temporary folder (logs of every process started for it live here).
@@ -293,6 +373,15 @@ impl ControlPlane {
         );
         self.wait_ready().await;
     }
+}
+
+/// A client that authenticates as the kubeconfig at `path` says.
+pub async fn client_from(path: &Path) -> Client {
+    let kubeconfig = Kubeconfig::read_from(path).expect("read kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig to client config");
+    Client::try_from(config).expect("client")
 }
 
 fn kubeconfig_yaml(server: &str, pki: &Pki) -> String {

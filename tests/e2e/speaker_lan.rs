@@ -257,10 +257,21 @@ pub fn speaker_pod_name(node: &str) -> String {
 /// The speaker Pod the chart's DaemonSet would run on `node`, Ready (status written as the
 /// kubelet would): the speakers count the nodes running one (`--ml-labels`).
 pub async fn create_speaker_pod(client: &Client, node: &str) {
+    let labels = json!({ SPEAKER_LABEL.0: SPEAKER_LABEL.1 });
+    create_labelled_speaker_pod(client, &speaker_pod_name(node), node, &labels).await;
+}
+
+/// [`create_speaker_pod`] with the Pod's `name` and `labels` (a JSON object) given, as a
+/// DaemonSet's template sets them.
+pub async fn create_labelled_speaker_pod(
+    client: &Client,
+    name: &str,
+    node: &str,
+    labels: &serde_json::Value,
+) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-    let name = speaker_pod_name(node);
     let pod: Pod = serde_json::from_value(json!({
-        "metadata": { "name": name, "labels": { SPEAKER_LABEL.0: SPEAKER_LABEL.1 } },
+        "metadata": { "name": name, "labels": labels },
         "spec": {
             "nodeName": node,
             "hostNetwork": true,
@@ -275,7 +286,7 @@ pub async fn create_speaker_pod(client: &Client, node: &str) {
         "phase": "Running",
         "conditions": [{ "type": "Ready", "status": "True" }],
     } });
-    pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
         .await
         .unwrap_or_else(|e| panic!("set Pod {name} status: {e}"));
 }

@@ -346,12 +346,20 @@ impl Lan {
             .append(true)
             .open(&node.log)
             .expect("log file");
-        let child = Command::new("ip")
+        let mut command = Command::new("ip");
+        command
             .args(["netns", "exec", &node.ns])
             .arg(&self.binary)
-            .arg("speaker")
-            // The suites write the legacy ConfigMap; the custom-resource source has its own.
-            .arg("--config-source=configmap")
+            .arg("speaker");
+        // The suites write the legacy ConfigMap, unless ARGS name a source (the flag may be given
+        // once only).
+        if !args
+            .iter()
+            .any(|a| a.to_string_lossy().starts_with("--config-source"))
+        {
+            command.arg("--config-source=configmap");
+        }
+        let child = command
             .args(args)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
