@@ -7,7 +7,7 @@ mod netns;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use netns::{Lan, Vip, distinct, environment_ready, ranking, wait_for};
+use netns::{Lan, Vip, environment_ready, ranking, wait_for};
 
 const SETTLE: Duration = Duration::from_secs(20);
 /// The promise: after a link fault heals, ARP and NDP are answered again within this.
@@ -96,8 +96,9 @@ fn settled(ip4: &str, ip6: &str) -> (Lan, usize) {
     (lan, owner)
 }
 
-/// After the fault healed at `healed`: ARP and NDP both answered within [`RECOVERY`], by one
-/// node each, and the owner's /readyz is 200.
+/// After the fault healed at `healed`: ARP and NDP both answered within [`RECOVERY`], then by
+/// the owner alone (its MAC now: a re-created interface has a new one), and the owner's /readyz
+/// is 200.
 fn assert_recovers(lan: &Lan, ip4: &str, ip6: &str, healed: Instant, owner: usize) {
     let deadline = healed + RECOVERY;
     let v4 = answered_by(deadline, || arp_once(lan, ip4));
@@ -107,13 +108,22 @@ fn assert_recovers(lan: &Lan, ip4: &str, ip6: &str, healed: Instant, owner: usiz
         "not answered within {RECOVERY:?} of the link healing: ARP {v4:?}, NDP {v6:?}\n{}",
         logs(lan)
     );
-    // Exactly one answerer per family, the same for both (dual-stack moves together).
+    // The owner is back and still ranked first, whoever answered meanwhile: it alone answers, one
+    // reply per request, both families (dual-stack moves together).
+    let mac = &lan.nodes[owner].mac;
     let both = wait_for(SETTLE, || {
         let a = lan.arping(ip4, 2);
         let n = ndp_once(lan, ip6);
-        (a.len() == 2 && distinct(&a).len() == 1 && n.len() == 1 && n[0] == a[0]).then_some(())
+        (a.len() == 2 && a.iter().all(|m| m == mac) && n.len() == 1 && n[0] == *mac).then_some(())
     });
-    assert!(both.is_some(), "not one answerer afterwards\n{}", logs(lan));
+    assert!(
+        both.is_some(),
+        "not answered by the owner {} ({mac}) alone afterwards: ARP {:?}, NDP {:?}\n{}",
+        lan.nodes[owner].name,
+        lan.arping(ip4, 2),
+        ndp_once(lan, ip6),
+        logs(lan)
+    );
     let ready = wait_for(SETTLE, || {
         (lan.http_get(owner, "/readyz").0 == 200).then_some(())
     });
