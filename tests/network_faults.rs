@@ -189,8 +189,12 @@ fn the_parent_interface_ignores_vlan_tagged_requests() {
     );
     let requests = format!("ferrolb_layer2_requests_received{{ip=\"{ip}\"}}");
     let responses = format!("ferrolb_layer2_responses_sent{{ip=\"{ip}\"}}");
-    let before = (lan.metric(0, &requests), lan.metric(0, &responses));
-    assert!(before.0.is_some(), "the untagged request was counted");
+    // Every request so far answered and counted (the response is counted after it is sent).
+    let before = wait_for(SETTLE, || {
+        let counts = (lan.metric(0, &requests), lan.metric(0, &responses));
+        (counts.0.is_some() && counts.0 == counts.1).then_some(counts)
+    })
+    .expect("the untagged requests were counted");
     // Built by hand (this needs no 8021q module): the same broadcast ARP request, tagged VLAN 10.
     let sent = netns::in_ns(&lan.client_ns, &["python3", "-c", TAGGED_ARP, ip, "5"]);
     assert!(
@@ -198,14 +202,20 @@ fn the_parent_interface_ignores_vlan_tagged_requests() {
         "{}",
         String::from_utf8_lossy(&sent.stderr)
     );
-    std::thread::sleep(Duration::from_millis(500));
-    let after = (lan.metric(0, &requests), lan.metric(0, &responses));
+    // Then one untagged request: it reaches the node's socket behind the tagged ones, so once it
+    // is counted every tagged one has been read and decided on. Exactly one more request and one
+    // more response: the tagged ones counted nothing.
+    assert_eq!(lan.arping(ip, 1).len(), 1, "untagged ARP unanswered");
+    let one_more = (before.0.map(|n| n + 1.0), before.1.map(|n| n + 1.0));
+    let after = wait_for(SETTLE, || {
+        let now = (lan.metric(0, &requests), lan.metric(0, &responses));
+        (now.1 >= one_more.1).then_some(now)
+    });
     assert_eq!(
-        before, after,
-        "the tagged requests were taken as untagged ones"
+        after,
+        Some(one_more),
+        "the tagged requests were taken as untagged ones (before {before:?})"
     );
-    // Untagged requests are still answered.
-    assert_eq!(lan.arping(ip, 1).len(), 1);
 }
 
 /// Sends COUNT broadcast ARP requests for IP out of the client's eth0, tagged with VLAN 10.
