@@ -111,7 +111,16 @@ async fn a_leader_paused_past_its_lease_writes_nothing_when_it_resumes() {
     for name in ["after-1", "after-2", "after-3"] {
         wait_for_ips(&services, name).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The resumed replica has decided by the time it says it stepped down (its first look at the
+    // Lease since the pause), rather than after a pause of ours: until then only the lease
+    // deadline kept it from writing, from then on it does not lead.
+    let stepped_down = "not leading: writes stopped";
+    wait_for("ctrl-a to step down after it resumed", PATIENCE, || async {
+        let log = a.log_tail(10_000);
+        let after: Vec<&str> = log.lines().skip(log_before).collect();
+        after.iter().any(|l| l.contains(stepped_down)).then_some(())
+    })
+    .await;
     a.assert_running();
     let log = a.log_tail(10_000);
     let after: Vec<&str> = log.lines().skip(log_before).collect();
@@ -195,19 +204,28 @@ async fn an_emptied_config_is_refused_and_every_ip_stays() {
         create_service(&services, &lb_service(name, json!({}))).await;
         wait_for_ips(&services, name).await;
     }
-    let before = api::external_ips(&services).await;
-    for empty in ["", "address-pools: []\n"] {
+    let mut before = api::external_ips(&services).await;
+    let refusals = "ferrolb_config_update_errors_total";
+    for (n, empty) in ["", "address-pools: []\n"].into_iter().enumerate() {
+        let refused = controller.metric(refusals).await.unwrap_or(0.0);
         api::apply_config(&client, NAMESPACE, empty).await;
-        wait_for("ferrolb_config_stale to be 1", PATIENCE, || async {
-            (controller.metric("ferrolb_config_stale").await == Some(1.0)).then_some(())
+        // This config's own refusal (the stale flag is already 1 for the second one).
+        wait_for("the config to be refused", PATIENCE, || async {
+            (controller.metric(refusals).await? > refused).then_some(())
         })
         .await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(
-            api::external_ips(&services).await,
-            before,
-            "config {empty:?}"
-        );
+        assert_eq!(controller.metric("ferrolb_config_stale").await, Some(1.0));
+        // Decided after the refusal, rather than after a pause: a new Service still gets an
+        // address from the last good pool, and every address stays.
+        let late = format!("late-{n}");
+        create_service(&services, &lb_service(&late, json!({}))).await;
+        let got = wait_for_ips(&services, &late).await;
+        assert!(got[0].starts_with("192.0.2."), "{late} got {got:?}");
+        let now = api::external_ips(&services).await;
+        let mut expected = before.clone();
+        expected.insert(late, got);
+        assert_eq!(now, expected, "config {empty:?}");
+        before = now;
     }
     let warning = wait_for("a Warning event on the ConfigMap", PATIENCE, || {
         let client = client.clone();
@@ -251,9 +269,14 @@ async fn lb_class_serves_only_its_class_and_others_services_are_untouched() {
     )
     .await;
     assert_eq!(wait_for_ips(&services, "ours").await, ["192.0.2.0"]);
-    // Whatever the controller would do, it has done by now: the classless Service is not
-    // ours with a class set, and the other Service keeps what its owner wrote.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // One more of ours, created after all of them, instead of a pause: once it has its address,
+    // the controller has seen every one of them (the watch delivers in order) and queued each
+    // for a decision before it (deciding a Service is not ours takes no API call; its address
+    // took a write). The classless Service is not ours with a class set, and the other Service
+    // keeps what its owner wrote.
+    let ours = json!({"spec": {"loadBalancerClass": "example.com/ferrolb"}});
+    create_service(&services, &lb_service("ours-last", ours)).await;
+    wait_for_ips(&services, "ours-last").await;
     let plain = services.get("plain").await.unwrap();
     assert!(
         ingress_ips(&plain).is_empty(),

@@ -31,8 +31,10 @@ use serde_json::json;
 use e2e::api::{create_service, delete_service, events_about, lb_service, wait_for_ips};
 use e2e::wait::{PATIENCE, wait_for as wait_until};
 use e2e::{APPS, NAMESPACE};
+use netns::wait_for;
 use speaker_lan::{
-    accept_on_every_node, assert_nobody_answers, assert_serves, ranked, set_endpoints, setup,
+    SETTLE, accept_on_every_node, assert_nobody_answers, assert_serves, ranked, set_endpoints,
+    setup,
 };
 
 /// Waits until the ServiceL2Status objects for `apps/web` are exactly one, written by `node`
@@ -92,8 +94,23 @@ async fn service_created_through_the_api_is_reachable_at_its_external_ip() {
     let ip = ips[0].as_str();
     accept_on_every_node(&cluster.lan, ip);
 
-    // No endpoint yet: nobody announces it (MetalLB's rule). One ready endpoint, anywhere (the
-    // policy is Cluster): its owner answers.
+    // No endpoint yet: nobody announces it (MetalLB's rule). A silence proves that only once the
+    // speakers have seen the Service: each reports why nobody announces it. One ready endpoint,
+    // anywhere (the policy is Cluster): its owner answers.
+    let cause = format!(
+        "ferrolb_speaker_unannounced{{reason=\"no_serving_endpoint\",service=\"{APPS}/web\"}}"
+    );
+    for i in 0..3 {
+        let lan = &cluster.lan;
+        let decided = wait_for(SETTLE, || {
+            (lan.metric(i, &cause) == Some(1.0)).then_some(())
+        });
+        assert!(
+            decided.is_some(),
+            "speaker {} never reported {cause}",
+            lan.nodes[i].name
+        );
+    }
     assert_nobody_answers(&cluster.lan, ip);
     let somewhere = cluster.lan.nodes[2].name.clone();
     set_endpoints(&cluster.client, "web", &[(&somewhere, true)]).await;

@@ -12,7 +12,7 @@ mod netns;
 #[path = "e2e/speaker_lan.rs"]
 mod speaker_lan;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
@@ -48,8 +48,10 @@ fn wait_answered_by(lan: &Lan, ip: &str, owner: usize, bound: Duration) -> Optio
 /// A RequireDualStack Service and an IPv6-only one share the IPv6 address (same
 /// `allow-shared-ip` key, different ports). The addresses are chosen so that each Service's own
 /// first IP ranks a different node first: the old per-Service election gave the shared IPv6 two
-/// answerers (both Services' owners). Every neighbour advertisement for it must come from one
-/// node, the node that also answers the dual-stack Service's IPv4.
+/// answerers (both Services' owners). The two are one address group, ranked by the lowest of its
+/// members' first IPs (docs/architecture.md, "Election rules"): the dual-stack Service's IPv4.
+/// Every neighbour advertisement for the IPv6 must come from that IPv4's first node, which also
+/// answers the IPv4.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_dual_stack_address_is_answered_by_exactly_one_node() {
     let test = "shared_dual_stack_address_is_answered_by_exactly_one_node";
@@ -98,18 +100,22 @@ async fn shared_dual_stack_address_is_answered_by_exactly_one_node() {
     assert_eq!(wait_for_ips(&services, "dual").await, [v4, v6.as_str()]);
     assert_eq!(wait_for_ips(&services, "v6only").await, [v6.as_str()]);
 
-    // Settled: one advertiser answers a solicitation (the speakers may still be placing the
+    // The group's owner: the first node for the lowest first IP of its members (any IPv4 ranks
+    // below any IPv6), not the IPv6's own first node.
+    let owner = v4_owner;
+    let owner_mac = lan.nodes[owner].mac.clone();
+    // Settled: the owner alone answers a solicitation (the speakers may still be placing the
     // new Services a moment after the status appears).
     let settled = wait_for(SETTLE, || {
         let macs = lan.ndisc6(&v6);
-        (!macs.is_empty() && distinct(&macs).len() == 1).then_some(macs[0].clone())
+        (!macs.is_empty() && macs.iter().all(|m| *m == owner_mac)).then_some(())
     });
-    let Some(owner_mac) = settled else {
-        panic!(
-            "{v6}: never answered by exactly one node; last: {:?}",
-            lan.ndisc6(&v6)
-        );
-    };
+    assert!(
+        settled.is_some(),
+        "{v6}: never advertised by {} ({owner_mac}) alone, the first node for {v4}; last: {:?}",
+        lan.nodes[owner].name,
+        lan.ndisc6(&v6)
+    );
     // Then every advertisement, over many solicitations, from that one MAC.
     let mut replies = Vec::new();
     for _ in 0..15 {
@@ -117,7 +123,6 @@ async fn shared_dual_stack_address_is_answered_by_exactly_one_node() {
         assert!(!macs.is_empty(), "{v6}: a solicitation went unanswered");
         replies.extend(macs);
     }
-    let owner = lan.node_by_mac(&owner_mac).expect("a node answered");
     assert_eq!(
         distinct(&replies).into_iter().collect::<Vec<_>>(),
         [owner_mac],
@@ -131,7 +136,8 @@ async fn shared_dual_stack_address_is_answered_by_exactly_one_node() {
 /// version"). A Service created right after it is back gets its IP and is answered within 5 s of
 /// its status showing it (kube-runtime's default watch backoff, grown to 30 s by then, kept the
 /// speakers deaf for up to a minute). A Service from before is answered by its owner, and nobody
-/// else, throughout.
+/// else, throughout: probed from before the kill until after the new Service is answered, and
+/// never withdrawn (no speaker logs losing or taking it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_an_api_server_restart_a_new_service_is_answered_within_seconds() {
     let test = "after_an_api_server_restart_a_new_service_is_answered_within_seconds";
@@ -147,8 +153,19 @@ async fn after_an_api_server_restart_a_new_service_is_answered_within_seconds() 
     let before_owner = ranked(&cluster.lan, &before, &all)[0];
     assert_only_answerer(&cluster.lan, &before, before_owner);
 
-    let outage = Instant::now();
+    // The prober is answered before the kill: it probes from before the outage.
+    let requests = format!("ferrolb_layer2_requests_received{{ip=\"{before}\"}}");
+    let asked = cluster.lan.metric(before_owner, &requests).unwrap_or(0.0);
     let probes = cluster.lan.start_prober(&[&before], 300);
+    let probing = wait_for(SETTLE, || {
+        let now = cluster.lan.metric(before_owner, &requests)?;
+        (now >= asked + 10.0).then_some(())
+    });
+    assert!(
+        probing.is_some(),
+        "the prober's requests never reached {before}'s owner"
+    );
+    let log_from: Vec<usize> = all.iter().map(|&i| cluster.lan.log(i).len()).collect();
     cluster.plane.kill_apiserver();
     tokio::time::sleep(Duration::from_secs(20)).await;
     cluster.plane.restart_apiserver().await;
@@ -182,25 +199,39 @@ async fn after_an_api_server_restart_a_new_service_is_answered_within_seconds() 
         lan.arping(&after, 2)
     );
 
+    // Still probing now (it prints its tallies only when it ends): it ran through the outage.
+    assert!(
+        Lan::probe_results(&probes).is_empty(),
+        "the prober ended before the outage was over: {:?}",
+        Lan::probe_results(&probes)
+    );
     lan.stop_prober();
     let tally = wait_for(Duration::from_secs(30), || {
         Lan::probe_results(&probes).into_iter().next()
     })
     .expect("the prober finished");
-    // A request every 10 ms through the outage: half of those slots proves it ran throughout.
-    let slots = outage.elapsed().as_millis() / 20;
+    // The figures (the longest silence is 53 ms on an idle machine), not asserted: how long a
+    // reply takes depends on the machine's load; who answered does not.
     eprintln!("{before} through the outage: {tally:?}");
-    assert!(u128::from(tally.probes) >= slots, "{tally:?}");
+    assert!(tally.unanswered < tally.probes, "{tally:?}");
     assert_eq!(
         tally.macs,
         [lan.nodes[before_owner].mac.clone()],
         "{before}: answered by another node during the outage: {tally:?}"
     );
-    // Silence of a second or more would be a withdrawal, not a slow reply (53 ms measured).
-    assert!(
-        tally.longest_unanswered < 100,
-        "{before}: unanswered for a while during the outage: {tally:?}"
-    );
+    // Never withdrawn: the owner did not let go of it, and nobody else took it.
+    for i in all {
+        let log = lan.log(i);
+        let moved: Vec<&str> = log[log_from[i]..]
+            .lines()
+            .filter(|l| l.contains("ownership") && l.contains(before.as_str()))
+            .collect();
+        assert!(
+            moved.is_empty(),
+            "{before} changed hands on {} during the outage: {moved:#?}",
+            lan.nodes[i].name
+        );
+    }
     cluster.controller.assert_running();
     for i in all {
         assert!(cluster.lan.running(i), "speaker {i} exited");
@@ -208,9 +239,11 @@ async fn after_an_api_server_restart_a_new_service_is_answered_within_seconds() 
 }
 
 /// Three Ready Nodes, but a speaker (and its Pod, as with a `nodeSelector`) on only one: gossip
-/// is on, yet nobody else is there to join. It must elect alone: answer for a Service within 2 s
-/// of its status showing the IP, and report ready. (Counting Nodes instead of speakers, it
-/// waited for a join that never came: no answer, `/readyz` 503.)
+/// is on, yet nobody else is there to join. It must elect alone: answer for a Service once its
+/// status shows the IP, alone, and report ready. (Counting Nodes instead of speakers, it waited
+/// for a join that never came: no answer, `/readyz` 503.) How soon it answers is not asserted: a
+/// bound would fail on a loaded machine, and the failure it guards against is an answer never
+/// coming.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_speaker_among_ready_nodes_answers_and_is_ready() {
     let test = "a_lone_speaker_among_ready_nodes_answers_and_is_ready";
@@ -239,13 +272,6 @@ async fn a_lone_speaker_among_ready_nodes_answers_and_is_ready() {
     set_endpoints(&cluster.client, "web", &[(&elsewhere, true)]).await;
     create_service(&services, &lb_service("web", json!({}))).await;
     assert_eq!(wait_for_ips(&services, "web").await, [ip]);
-    let answered = wait_answered_by(lan, ip, lone, Duration::from_secs(2));
-    assert!(
-        answered.is_some(),
-        "{ip}: the lone speaker on {} did not answer within 2 s of the status; now: {:?}",
-        lan.nodes[lone].name,
-        lan.arping(ip, 2)
-    );
     assert_only_answerer(lan, ip, lone);
     assert_eq!(lan.http_get(lone, "/readyz").0, 200, "still ready");
 }

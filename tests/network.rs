@@ -349,10 +349,38 @@ fn wrong_gossip_key_neither_joins_nor_takes_an_ip() {
     for ip in &wanted {
         wait_single_answerer(&lan, ip, expected_owner(&lan, ip, &[0, 1]));
     }
-    // Two more rounds to give the intruder every chance to misbehave.
+    // Proof that both sides have decided, rather than a pause: each member has refused several
+    // of the intruder's announcements (it re-announces every second while alone), and the
+    // intruder has not joined (/readyz 503, it sees itself alone), so it may not elect.
+    let refused = "ferrolb_gossip_packets_dropped_total{reason=\"auth\"}";
+    for i in 0..2 {
+        let got = wait_for(SETTLE, || (lan.metric(i, refused)? >= 3.0).then_some(()));
+        assert!(
+            got.is_some(),
+            "{} never refused the intruder: {:?}\n{}",
+            lan.nodes[i].name,
+            lan.metric(i, refused),
+            logs(&lan)
+        );
+        assert_eq!(lan.metric(i, "ferrolb_members{state=\"alive\"}"), Some(2.0));
+    }
+    let not_joined = wait_for(SETTLE, || {
+        (lan.http_get(2, "/readyz").0 == 503).then_some(())
+    });
+    assert!(
+        not_joined.is_some(),
+        "the intruder's /readyz: {:?}",
+        lan.http_get(2, "/readyz")
+    );
+    assert_eq!(lan.metric(2, "ferrolb_members{state=\"alive\"}"), Some(1.0));
     for ip in &wanted {
+        let owner = &lan.nodes[expected_owner(&lan, ip, &[0, 1])].mac;
         let macs = lan.arping(ip, 2);
-        assert!(!macs.contains(&lan.nodes[2].mac), "intruder answered {ip}");
+        assert!(
+            macs.len() == 2 && macs.iter().all(|m| m == owner),
+            "{ip}: answered by {macs:?}, not {owner} alone (intruder {})",
+            lan.nodes[2].mac
+        );
     }
     assert!(
         lan.running(2),
@@ -382,6 +410,11 @@ fn malformed_frames_do_not_crash_or_change_answers() {
         let sent = lan.send_junk(ip4, ip6, &lan.nodes[node].mac.clone(), 1500);
         assert!(sent > 1000, "junk frames sent: {sent}");
     }
+    // These requests reach the owners' sockets behind the junk: answered, the junk was read.
+    let macs = lan.arping(ip4, 3);
+    assert_eq!(macs.len(), 3, "{macs:?}");
+    assert!(macs.iter().all(|m| *m == lan.nodes[owner4].mac), "{macs:?}");
+    wait_single_ndp_answerer(&lan, ip6, owner6);
     for i in 0..3 {
         assert!(
             lan.running(i),
@@ -390,10 +423,6 @@ fn malformed_frames_do_not_crash_or_change_answers() {
             lan.log(i)
         );
     }
-    let macs = lan.arping(ip4, 3);
-    assert_eq!(macs.len(), 3, "{macs:?}");
-    assert!(macs.iter().all(|m| *m == lan.nodes[owner4].mac), "{macs:?}");
-    wait_single_ndp_answerer(&lan, ip6, owner6);
 }
 
 #[test]
