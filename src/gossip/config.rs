@@ -28,7 +28,7 @@ pub const DEFAULT_PORT: u16 = 7946;
 ///   there is news), so everyone learns of the death within tens of milliseconds.
 ///
 /// Crash to "down": probe wait + probe period (200 ms) + suspicion (300 ms); 0.54–0.86 s measured
-/// with three members (BENCHMARKS.md, the scale runs). memberlist's LAN profile (MetalLB) takes
+/// with three members (BENCHMARKS.md, "Takeover at scale"). memberlist's LAN profile (MetalLB) takes
 /// 1 s periods and 4–5 s suspicion. Traffic stays tiny: one ping and one ack per member per
 /// period (a few KB/s for a 10-node cluster).
 #[derive(Debug, Clone, PartialEq, Eq)]
