@@ -24,7 +24,7 @@ use super::metrics::ControllerMetrics;
 use super::writes::FIELD_MANAGER;
 use crate::k8s::backoff::{WatchBackoff, with_backoff};
 use crate::k8s::metallb::ConfigSource;
-use crate::k8s::{ClientError, client};
+use crate::k8s::{ClientError, fenced_client};
 use crate::runtime::termination;
 use crate::telemetry::{self, Health, Registry};
 
@@ -83,7 +83,8 @@ pub fn identity() -> String {
 
 /// `ferrolb controller`: everything from the flags (tracing must already be set up).
 pub async fn main(args: ControllerArgs) -> Result<(), RunError> {
-    let client = client(args.kubeconfig.as_deref()).await?;
+    // Every write the controller makes is fenced by its lease: no hidden retries.
+    let client = fenced_client(args.kubeconfig.as_deref()).await?;
     let namespace = args
         .namespace
         .clone()

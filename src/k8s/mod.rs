@@ -15,4 +15,4 @@ pub mod pod;
 pub mod service;
 
 pub use backoff::WatchBackoff;
-pub use client::{ClientError, client};
+pub use client::{ClientError, client, fenced_client};
