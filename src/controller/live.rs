@@ -26,6 +26,7 @@ pub use super::writes::{FIELD_MANAGER, INVALID_CONFIG_REASON};
 use crate::config::Config;
 use crate::ipam::ServiceKey;
 use crate::k8s::service::{is_handled, service_key, status_ips};
+use status::StatusWrites;
 
 /// Errors of one reconcile; the Service is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -57,16 +58,6 @@ struct State {
     namespaces: crate::config::Namespaces,
     /// Status written back to the custom resources (CRD source only).
     status: Option<StatusWrites>,
-}
-
-/// What this leader wrote to the objects' status, so only changes are written.
-#[derive(Debug, Default)]
-struct StatusWrites {
-    namespace: String,
-    pools: std::collections::BTreeMap<String, serde_json::Value>,
-    /// The config state to show: `None` = valid, else the errors.
-    state_wanted: Option<Option<String>>,
-    state_written: Option<Option<String>>,
 }
 
 /// Whether this replica leads at `now`: the flag, and the lease's deadline when there is one.
@@ -308,97 +299,6 @@ impl Context {
         self.status_due.notify_one();
     }
 
-    /// Writes status back to the custom resources in `namespace` (`--config-source crds`).
-    pub fn enable_status(&self, namespace: &str) {
-        self.lock().status = Some(StatusWrites {
-            namespace: namespace.to_owned(),
-            ..StatusWrites::default()
-        });
-    }
-
-    /// Waits until some status may be due.
-    pub async fn status_due(&self) {
-        self.status_due.notified().await;
-    }
-
-    /// Writes the pools' status and the ConfigurationState where they changed since this
-    /// leader last wrote them. Leader only; a failed write is retried on the next change.
-    pub async fn flush_status(&self) {
-        let (namespace, pools, config_state) = {
-            let mut state = self.lock();
-            if !may_write(&state, Instant::now()) {
-                return;
-            }
-            let stats = state
-                .core
-                .as_ref()
-                .map(|core| core.pool_stats())
-                .unwrap_or_default();
-            let Some(status) = state.status.as_mut() else {
-                return;
-            };
-            let mut due = Vec::new();
-            status
-                .pools
-                .retain(|name, _| stats.iter().any(|s| &s.pool == name));
-            for s in &stats {
-                let body = super::crd_status::pool_status(s);
-                if status.pools.get(&s.pool) != Some(&body) {
-                    status.pools.insert(s.pool.clone(), body.clone());
-                    due.push((s.pool.clone(), body));
-                }
-            }
-            let config_state = match &status.state_wanted {
-                Some(wanted) if status.state_written.as_ref() != Some(wanted) => {
-                    status.state_written = Some(wanted.clone());
-                    Some(wanted.clone())
-                }
-                _ => None,
-            };
-            (status.namespace.clone(), due, config_state)
-        };
-        for (pool, body) in pools {
-            // Fencing: leadership is checked again right before each request.
-            if !self.is_leading() {
-                self.forget_status_writes();
-                return;
-            }
-            let written =
-                super::crd_status::write_pool_status(&self.client, &namespace, &pool, &body).await;
-            if let Err(e) = written {
-                tracing::warn!(%pool, error = %crate::telemetry::error_chain(&e), "cannot write the pool's status; retrying on the next change");
-                if let Some(status) = self.lock().status.as_mut() {
-                    status.pools.remove(&pool);
-                }
-            }
-        }
-        if let Some(error) = config_state {
-            if !self.is_leading() {
-                self.forget_status_writes();
-                return;
-            }
-            let now = k8s_openapi::jiff::Timestamp::now().to_string();
-            let body = super::crd_status::configuration_state(error.as_deref(), &now);
-            let written =
-                super::crd_status::write_configuration_state(&self.client, &namespace, &body).await;
-            if let Err(e) = written {
-                tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot write the ConfigurationState; retrying on the next change");
-                if let Some(status) = self.lock().status.as_mut() {
-                    status.state_written = None;
-                }
-            }
-        }
-    }
-
-    /// Leadership ended mid-flush: what was not written must be written by the next leader
-    /// term in full.
-    fn forget_status_writes(&self) {
-        if let Some(status) = self.lock().status.as_mut() {
-            status.pools.clear();
-            status.state_written = None;
-        }
-    }
-
     /// Namespace labels changed (or were first listed): pools with `namespaceSelectors` are
     /// re-evaluated for every Service.
     pub fn set_namespaces(&self, namespaces: crate::config::Namespaces) {
@@ -612,6 +512,8 @@ pub fn error_policy(svc: Arc<CachedService>, err: &ReconcileError, ctx: Arc<Cont
     tracing::warn!(service = %key, error = %crate::telemetry::error_chain(err), retry_in = ?delay, "reconcile failed; retrying");
     Action::requeue(delay)
 }
+
+mod status;
 
 #[cfg(test)]
 #[path = "live_tests/mod.rs"]
