@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::UnboundedSender;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Reporter;
@@ -25,7 +25,6 @@ use super::writes::{self, WriteError};
 pub use super::writes::{FIELD_MANAGER, INVALID_CONFIG_REASON};
 use crate::config::Config;
 use crate::ipam::ServiceKey;
-use crate::k8s::service::{is_handled, service_key, status_ips};
 use status::StatusWrites;
 
 /// Errors of one reconcile; the Service is retried with backoff.
@@ -181,7 +180,7 @@ impl Context {
                 return None;
             }
             let services = self.services.state();
-            match core.rebuild(services.iter().map(|s| s.to_service())) {
+            match core.rebuild(services.iter().map(Arc::as_ref)) {
                 Ok(issues) => {
                     for issue in issues {
                         tracing::warn!(service = %issue.key, error = %issue.error,
@@ -281,9 +280,8 @@ impl Context {
         let services = self.services.state();
         let holders: Vec<String> = services
             .iter()
-            .map(|s| s.to_service())
-            .filter(|s| is_handled(s, self.lb_class.as_deref()) && !status_ips(s).is_empty())
-            .map(|s| service_key(&s).to_string())
+            .filter(|s| s.is_handled(self.lb_class.as_deref()) && !s.status_ips().is_empty())
+            .map(|s| s.key().to_string())
             .collect();
         let first = holders.first()?;
         Some(format!(
@@ -381,24 +379,23 @@ impl Context {
     /// Whether the Service store still holds this very object (same UID). A reconcile queued
     /// before a delete runs with the last version of a Service that is gone; deciding for it
     /// would re-register its addresses after the delete handler freed them.
-    fn still_exists(&self, svc: &Service) -> bool {
-        let reference = kube::runtime::reflector::ObjectRef::<CachedService>::new(
-            svc.metadata.name.as_deref().unwrap_or(""),
-        )
-        .within(svc.metadata.namespace.as_deref().unwrap_or("default"));
+    fn still_exists(&self, svc: &CachedService) -> bool {
+        let reference =
+            kube::runtime::reflector::ObjectRef::<CachedService>::new(svc.name().unwrap_or(""))
+                .within(svc.namespace().unwrap_or("default"));
         self.services
             .get(&reference)
-            .is_some_and(|cached| cached.uid() == svc.metadata.uid.as_deref())
+            .is_some_and(|cached| cached.uid() == svc.uid())
     }
 
     /// Decides under the lock; `None` when this replica must not write or the Service is gone.
-    fn decide(&self, svc: &Service) -> Option<(Decision, bool)> {
+    fn decide(&self, svc: &CachedService) -> Option<(Decision, bool)> {
         let mut state = self.lock();
         // Checked under the lock: the delete handler frees addresses under it too, after the
         // store has dropped the object, so either it runs after this decision and frees what
         // it took, or this check sees the Service gone.
         if !self.still_exists(svc) {
-            tracing::debug!(service = %crate::k8s::service::service_key(svc), "Service gone; nothing to do");
+            tracing::debug!(service = %svc.key(), "Service gone; nothing to do");
             return None;
         }
         let core = self.core(&mut state)?;
@@ -443,21 +440,20 @@ const CONFLICT_ATTEMPTS: usize = 3;
 
 /// One reconcile of one Service (the kube-runtime `Controller` calls this).
 pub async fn reconcile(
-    cached: Arc<CachedService>,
+    mut svc: Arc<CachedService>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    let mut svc = cached.to_service();
     let mut attempt = 1;
     loop {
         match reconcile_version(&svc, &ctx).await {
             Err(ReconcileError::Write(e)) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
                 // Decided on a version of the Service that is no longer current: decide
                 // again from the one the API shows now.
-                tracing::info!(service = %service_key(&svc), error = %crate::telemetry::error_chain(&e),
+                tracing::info!(service = %svc.key(), error = %crate::telemetry::error_chain(&e),
                     "Service changed since the decision; deciding again");
                 attempt += 1;
                 match writes::fetch_service(&ctx.client, &svc).await? {
-                    Some(current) => svc = current,
+                    Some(current) => svc = Arc::new(current),
                     // Deleted: its delete event frees what it held.
                     None => return Ok(Action::await_change()),
                 }
@@ -467,28 +463,26 @@ pub async fn reconcile(
     }
 }
 
-async fn reconcile_version(svc: &Service, ctx: &Context) -> Result<Action, ReconcileError> {
-    let svc = svc.clone();
-    let Some((decision, others_waiting)) = ctx.decide(&svc) else {
+async fn reconcile_version(svc: &CachedService, ctx: &Context) -> Result<Action, ReconcileError> {
+    let Some((decision, others_waiting)) = ctx.decide(svc) else {
         return Ok(Action::await_change());
     };
     let key = decision.key.clone();
-    tracing::debug!(service = %key, version = %svc.metadata.resource_version.as_deref().unwrap_or(""),
+    tracing::debug!(service = %key, version = %svc.resource_version().unwrap_or(""),
         outcome = ?decision.outcome, "decided");
     // Events and writes go out together (one round trip of latency instead of several); a
     // failed write is retried without repeating the events, since the core reports a change
     // only once.
     let publish = async {
         if ctx.is_leading() && ctx.events_are_new(&key, &decision.events) {
-            writes::publish_service_events(&ctx.client, &ctx.reporter, &svc, &decision.events)
-                .await;
+            writes::publish_service_events(&ctx.client, &ctx.reporter, svc, &decision.events).await;
         }
     };
     let write = async {
         match &decision.outcome {
-            Outcome::Apply(desired) if !desired.is_shown_by(&svc) => {
+            Outcome::Apply(desired) if !desired.is_shown_by(svc) => {
                 let leading = || ctx.is_leading();
-                writes::write_service(&ctx.client, &svc, desired, &leading).await?;
+                writes::write_service(&ctx.client, svc, desired, &leading).await?;
                 tracing::info!(service = %key, ips = ?desired.ips, pool = ?desired.pool, "Service updated");
                 Ok::<bool, WriteError>(true)
             }
