@@ -1,45 +1,46 @@
-//! The controller's cached form of a Service: only the fields the reconcile core reads, in
-//! compact containers.
+//! The controller's form of a Service: the view the reconcile core reads, holding only what it
+//! reads, in compact containers.
 //!
 //! The watch cache holds every Service in the cluster for as long as the controller runs, so
 //! its per-object size is the controller's memory. A decoded `k8s_openapi` Service is about
 //! 2.4 KB on the heap even with managed fields stripped (824 bytes of mostly-empty struct, a
 //! `BTreeMap` node of ~0.5 KB for the annotations and another for the selector, cluster IPs,
 //! node ports...). [`CachedService`] decodes the same JSON through `Service` and keeps only
-//! what [`crate::k8s::service`] and [`super::reconcile`] read; [`CachedService::to_service`] turns it
-//! back into a (minimal) `Service` for the one reconcile that needs it.
+//! what [`super::reconcile`] reads: the watch decodes straight into it, `ferrolb plan` converts
+//! its parsed Services with the same `From<Service>`, and a Service re-read after a write
+//! conflict is decoded into it too, so every path reads a Service alike. The request is parsed
+//! by [`crate::k8s::service::request_for`] through [`ServiceFields`], the one parser the full
+//! `Service` goes through too.
 //!
-//! The projection must never lose anything the core reads: the tests check that the core
-//! decides the same for every example Service and for its cached-and-restored form.
+//! The projection must never lose anything the core reads: the tests check every reading the
+//! core makes, for every example Service, against the full Service's.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::core::v1::{
-    LoadBalancerIngress, LoadBalancerStatus, Service, ServicePort, ServiceSpec, ServiceStatus,
-};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde::Deserialize;
 
 use crate::ipam::ServiceKey;
-use crate::k8s::service::{ALLOCATED_FROM_POOL, ANNOTATION_PREFIXES};
+use crate::k8s::service::{
+    ALLOCATED_FROM_POOL, ANNOTATION_PREFIXES, ServiceFields, allocated_pool, class_is_ours,
+    is_load_balancer, status_ips,
+};
 
 type Text = Box<str>;
 
-/// Text that nearly every Service repeats (its type, policies, families, port protocols, the
-/// MetalLB annotation keys): a known spelling is borrowed from [`WORDS`] and costs no
-/// allocation; anything else is kept as sent.
+/// Text that nearly every Service repeats (its policies, families, port protocols, the MetalLB
+/// annotation keys): a known spelling is borrowed from [`WORDS`] and costs no allocation;
+/// anything else is kept as sent.
 type Word = Cow<'static, str>;
 type Pairs = Box<[(Word, Text)]>;
 
 /// The spellings [`word`] shares. Extending it saves memory; omitting one loses nothing.
 const WORDS: &[&str] = &[
-    "LoadBalancer",
-    "ClusterIP",
-    "NodePort",
-    "ExternalName",
     "Cluster",
     "Local",
     "SingleStack",
@@ -70,28 +71,31 @@ fn words(v: Option<Vec<String>>) -> Option<Box<[Word]>> {
     v.map(|v| v.into_iter().map(word).collect())
 }
 
-/// A Service as the controller caches it. Decodes from the API's Service JSON.
+/// A Service as the controller reads it: decodes from the API's Service JSON, or converts from
+/// a parsed `Service` (`From<Service>`). Every field is something the reconcile core or the
+/// live edge reads.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(from = "Service")]
 pub struct CachedService {
-    /// Name, namespace, uid and resourceVersion only: the cache's keys and the events'
-    /// `regarding` need the first three, and the watch resumes from each object's
-    /// resourceVersion (kube-runtime's watcher fails an event without one).
+    /// Name, namespace, uid and resourceVersion only: the keys, the events' `regarding`, the
+    /// writes' precondition; the watch resumes from each object's resourceVersion
+    /// (kube-runtime's watcher fails an event without one).
     metadata: ObjectMeta,
+    /// `spec.type` is `LoadBalancer` ([`is_load_balancer`]).
+    load_balancer: bool,
+    /// `spec.loadBalancerClass`.
+    class: Option<Text>,
+    /// The addresses of `status.loadBalancer.ingress` ([`status_ips`]).
+    status_ips: Box<[IpAddr]>,
+    /// How many `status.loadBalancer.ingress` entries there are (a hostname-only entry still
+    /// counts: it makes the status differ from ours).
+    ingress_entries: u32,
     /// The `metallb.universe.tf/` and `metallb.io/` annotations; others are never read.
     annotations: Option<Pairs>,
     /// Every label: pools' `serviceAllocation.serviceSelectors` match them.
     labels: Option<Box<[(Text, Text)]>>,
-    spec: Option<CachedSpec>,
-    /// `status.loadBalancer.ingress`; `None` when there is no list.
-    ingress: Option<Box<[Ingress]>>,
-}
-
-/// One `status.loadBalancer.ingress` entry (a hostname-only entry still counts as an entry).
-#[derive(Clone, Debug, PartialEq)]
-struct Ingress {
-    ip: Option<Text>,
-    hostname: Option<Text>,
+    /// The rest of what the request is parsed from.
+    spec: RequestSpec,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -100,10 +104,10 @@ struct Port {
     protocol: Option<Word>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-struct CachedSpec {
-    type_: Option<Word>,
-    load_balancer_class: Option<Text>,
+/// The `spec` fields [`crate::k8s::service::request_for`] reads besides the annotations and
+/// labels (all `None` when the Service has no spec).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct RequestSpec {
     load_balancer_ip: Option<Text>,
     ports: Option<Box<[Port]>>,
     external_traffic_policy: Option<Word>,
@@ -130,12 +134,20 @@ fn map<K: AsRef<str>>(p: &[(K, Text)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn strings<S: AsRef<str>>(v: &[S]) -> Vec<String> {
-    v.iter().map(|s| s.as_ref().to_owned()).collect()
+fn strs<S: AsRef<str>>(v: Option<&[S]>) -> Vec<&str> {
+    v.unwrap_or_default().iter().map(AsRef::as_ref).collect()
 }
 
 impl From<Service> for CachedService {
     fn from(svc: Service) -> Self {
+        let load_balancer = is_load_balancer(&svc);
+        let status_ips = status_ips(&svc).into();
+        let ingress_entries = svc
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .map_or(0, |i| u32::try_from(i.len()).unwrap_or(u32::MAX));
         let meta = svc.metadata;
         let annotations = meta.annotations.map(|a| {
             a.into_iter()
@@ -148,55 +160,39 @@ impl From<Service> for CachedService {
                 .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
                 .collect()
         });
-        let spec = svc.spec.map(|s| {
-            let families_known = s.ip_families.as_ref().is_some_and(|f| !f.is_empty());
-            let local = s.external_traffic_policy.as_deref() == Some("Local");
-            CachedSpec {
-                type_: s.type_.map(word),
-                load_balancer_class: text(s.load_balancer_class),
-                load_balancer_ip: text(s.load_balancer_ip),
-                ports: s.ports.map(|ports| {
-                    ports
-                        .into_iter()
-                        .map(|p| Port {
-                            port: p.port,
-                            protocol: p.protocol.map(word),
-                        })
-                        .collect()
-                }),
-                external_traffic_policy: s.external_traffic_policy.map(word),
-                selector: s.selector.filter(|_| local).map(|m| {
-                    m.into_iter()
-                        .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
-                        .collect()
-                }),
-                ip_families: words(s.ip_families),
-                ip_family_policy: s.ip_family_policy.map(word),
-                cluster_ip: if families_known {
-                    None
-                } else {
-                    text(s.cluster_ip)
-                },
-                cluster_ips: if families_known {
-                    None
-                } else {
-                    texts(s.cluster_ips)
-                },
-            }
-        });
-        let ingress = svc
-            .status
-            .and_then(|s| s.load_balancer)
-            .and_then(|lb| lb.ingress)
-            .map(|entries| {
-                entries
+        let s = svc.spec.unwrap_or_default();
+        let families_known = s.ip_families.as_ref().is_some_and(|f| !f.is_empty());
+        let local = s.external_traffic_policy.as_deref() == Some("Local");
+        let spec = RequestSpec {
+            load_balancer_ip: text(s.load_balancer_ip),
+            ports: s.ports.map(|ports| {
+                ports
                     .into_iter()
-                    .map(|e| Ingress {
-                        ip: text(e.ip),
-                        hostname: text(e.hostname),
+                    .map(|p| Port {
+                        port: p.port,
+                        protocol: p.protocol.map(word),
                     })
                     .collect()
-            });
+            }),
+            external_traffic_policy: s.external_traffic_policy.map(word),
+            selector: s.selector.filter(|_| local).map(|m| {
+                m.into_iter()
+                    .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+                    .collect()
+            }),
+            ip_families: words(s.ip_families),
+            ip_family_policy: s.ip_family_policy.map(word),
+            cluster_ip: if families_known {
+                None
+            } else {
+                text(s.cluster_ip)
+            },
+            cluster_ips: if families_known {
+                None
+            } else {
+                texts(s.cluster_ips)
+            },
+        };
         Self {
             metadata: ObjectMeta {
                 name: meta.name,
@@ -205,10 +201,13 @@ impl From<Service> for CachedService {
                 resource_version: meta.resource_version,
                 ..ObjectMeta::default()
             },
+            load_balancer,
+            class: text(s.load_balancer_class),
+            status_ips,
+            ingress_entries,
             annotations,
             labels,
             spec,
-            ingress,
         }
     }
 }
@@ -222,58 +221,106 @@ impl CachedService {
         )
     }
 
+    /// `metadata.name`.
+    pub fn name(&self) -> Option<&str> {
+        self.metadata.name.as_deref()
+    }
+
+    /// `metadata.namespace`.
+    pub fn namespace(&self) -> Option<&str> {
+        self.metadata.namespace.as_deref()
+    }
+
     /// `metadata.uid`: tells a re-created Service from the one deleted under the same name.
     pub fn uid(&self) -> Option<&str> {
         self.metadata.uid.as_deref()
     }
 
-    /// The Service the core reads: every field it consults, nothing else.
-    pub fn to_service(&self) -> Service {
-        let mut metadata = self.metadata.clone();
-        metadata.annotations = self.annotations.as_deref().map(map);
-        metadata.labels = self.labels.as_deref().map(map);
-        let spec = self.spec.as_ref().map(|s| ServiceSpec {
-            type_: s.type_.as_deref().map(str::to_owned),
-            load_balancer_class: s.load_balancer_class.as_deref().map(str::to_owned),
-            load_balancer_ip: s.load_balancer_ip.as_deref().map(str::to_owned),
-            ports: s.ports.as_ref().map(|ports| {
-                ports
-                    .iter()
-                    .map(|p| ServicePort {
-                        port: p.port,
-                        protocol: p.protocol.as_deref().map(str::to_owned),
-                        ..ServicePort::default()
-                    })
-                    .collect()
-            }),
-            external_traffic_policy: s.external_traffic_policy.as_deref().map(str::to_owned),
-            selector: s.selector.as_deref().map(map),
-            ip_families: s.ip_families.as_deref().map(strings),
-            ip_family_policy: s.ip_family_policy.as_deref().map(str::to_owned),
-            cluster_ip: s.cluster_ip.as_deref().map(str::to_owned),
-            cluster_ips: s.cluster_ips.as_deref().map(strings),
-            ..ServiceSpec::default()
-        });
-        let status = self.ingress.as_ref().map(|entries| ServiceStatus {
-            load_balancer: Some(LoadBalancerStatus {
-                ingress: Some(
-                    entries
-                        .iter()
-                        .map(|e| LoadBalancerIngress {
-                            ip: e.ip.as_deref().map(str::to_owned),
-                            hostname: e.hostname.as_deref().map(str::to_owned),
-                            ..LoadBalancerIngress::default()
-                        })
-                        .collect(),
-                ),
-            }),
-            ..ServiceStatus::default()
-        });
-        Service {
-            metadata,
-            spec,
-            status,
-        }
+    /// `metadata.resourceVersion`: the version a decision is made on, and written against.
+    pub fn resource_version(&self) -> Option<&str> {
+        self.metadata.resource_version.as_deref()
+    }
+
+    /// Whether the Service is `type: LoadBalancer`.
+    pub fn is_load_balancer(&self) -> bool {
+        self.load_balancer
+    }
+
+    /// Whether the Service's class is ours ([`crate::k8s::service::is_our_class`]).
+    pub fn is_our_class(&self, lb_class: Option<&str>) -> bool {
+        class_is_ours(self.class.as_deref(), lb_class)
+    }
+
+    /// Whether ferrolb gives this Service addresses ([`crate::k8s::service::is_handled`]).
+    pub fn is_handled(&self, lb_class: Option<&str>) -> bool {
+        self.is_load_balancer() && self.is_our_class(lb_class)
+    }
+
+    /// The IP addresses of `status.loadBalancer.ingress`.
+    pub fn status_ips(&self) -> &[IpAddr] {
+        &self.status_ips
+    }
+
+    /// How many `status.loadBalancer.ingress` entries there are, addresses or not.
+    pub fn ingress_entries(&self) -> usize {
+        self.ingress_entries as usize
+    }
+
+    /// The `metallb.io/ip-allocated-from-pool` annotation.
+    pub fn allocated_pool(&self) -> Option<&str> {
+        allocated_pool(self)
+    }
+}
+
+/// What the request is parsed from: the same parser reads the full `Service`.
+impl ServiceFields for CachedService {
+    fn annotation(&self, key: &str) -> Option<&str> {
+        let annotations = self.annotations.as_deref()?;
+        annotations
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| &**v)
+    }
+
+    fn labels(&self) -> BTreeMap<String, String> {
+        self.labels.as_deref().map(map).unwrap_or_default()
+    }
+
+    fn load_balancer_ip(&self) -> Option<&str> {
+        self.spec.load_balancer_ip.as_deref()
+    }
+
+    fn ip_families(&self) -> Vec<&str> {
+        strs(self.spec.ip_families.as_deref())
+    }
+
+    fn ip_family_policy(&self) -> Option<&str> {
+        self.spec.ip_family_policy.as_deref()
+    }
+
+    fn cluster_ips(&self) -> Vec<&str> {
+        strs(self.spec.cluster_ips.as_deref())
+    }
+
+    fn cluster_ip(&self) -> Option<&str> {
+        self.spec.cluster_ip.as_deref()
+    }
+
+    fn ports(&self) -> Vec<(i32, Option<&str>)> {
+        self.spec
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.port, p.protocol.as_deref()))
+            .collect()
+    }
+
+    fn external_traffic_policy(&self) -> Option<&str> {
+        self.spec.external_traffic_policy.as_deref()
+    }
+
+    fn selector(&self) -> BTreeMap<String, String> {
+        self.spec.selector.as_deref().map(map).unwrap_or_default()
     }
 }
 

@@ -1,7 +1,8 @@
 use super::*;
 use crate::config::Namespaces;
 use crate::controller::plan::{Plan, parse_objects, plan_with_namespaces};
-use crate::k8s::service::{allocated_pool, status_ips};
+use crate::controller::reconcile::{Core, Outcome};
+use crate::k8s::service::{has_ingress, is_handled, is_our_class, request_for, service_key};
 
 /// What the API would send: the Service as JSON, decoded the way the watch decodes it.
 fn cached(svc: &Service) -> CachedService {
@@ -30,7 +31,7 @@ fn outcome(p: &Plan) -> Vec<String> {
     let services = p.services.iter().map(|s| {
         format!(
             "service {} {:?} {:?}",
-            crate::k8s::service::service_key(s),
+            service_key(s),
             status_ips(s),
             allocated_pool(s)
         )
@@ -38,19 +39,75 @@ fn outcome(p: &Plan) -> Vec<String> {
     events.chain(services).collect()
 }
 
-/// Every reading the core makes of a Service gives the same answer on its cached form.
-fn assert_same_reading(svc: &Service, back: &Service) {
-    use crate::k8s::service::{has_ingress, is_handled, request_for, service_key};
-    let key = service_key(svc);
-    assert_eq!(service_key(back), key);
-    assert_eq!(cached(svc).key(), key);
-    assert_eq!(request_for(back), request_for(svc), "{key}: request");
-    for class in [None, Some("ferrolb"), Some("other")] {
-        assert_eq!(is_handled(back, class), is_handled(svc, class), "{key}");
+/// What the core decides for `services` read as the watch decodes them (JSON into
+/// [`CachedService`]), in [`outcome`]'s shape: the decisions applied to the Services as `plan`
+/// applies them.
+fn decoded_outcome(
+    config: &crate::config::Config,
+    namespaces: &Namespaces,
+    services: &[Service],
+) -> Vec<String> {
+    let mut core = Core::new(None);
+    core.set_namespaces(namespaces.clone());
+    core.set_config(config).unwrap();
+    let decoded: Vec<CachedService> = services.iter().map(cached).collect();
+    core.rebuild(decoded.iter()).unwrap();
+    let mut events = Vec::new();
+    let mut shown = Vec::new();
+    for (svc, view) in services.iter().zip(&decoded) {
+        let decision = core.reconcile(view);
+        let key = &decision.key;
+        events.extend(
+            decision
+                .events
+                .iter()
+                .map(|e| format!("event {key} {:?} {}", e.reason, e.message)),
+        );
+        let mut svc = svc.clone();
+        if let Outcome::Apply(desired) = &decision.outcome {
+            desired.apply_to(&mut svc);
+        }
+        shown.push(format!(
+            "service {key} {:?} {:?}",
+            status_ips(&svc),
+            allocated_pool(&svc)
+        ));
     }
-    assert_eq!(status_ips(back), status_ips(svc), "{key}");
-    assert_eq!(has_ingress(back), has_ingress(svc), "{key}");
-    assert_eq!(allocated_pool(back), allocated_pool(svc), "{key}");
+    events.into_iter().chain(shown).collect()
+}
+
+/// Every reading the core and the live edge make of a Service gives on the controller's form
+/// what the `k8s::service` functions give on the full Service.
+fn assert_same_reading(svc: &Service, view: &CachedService) {
+    let key = service_key(svc);
+    assert_eq!(view.key(), key);
+    assert_eq!(
+        view,
+        &CachedService::from(svc.clone()),
+        "{key}: decoded as converted"
+    );
+    assert_eq!(request_for(view), request_for(svc), "{key}: request");
+    for class in [None, Some("ferrolb"), Some("other")] {
+        assert_eq!(view.is_handled(class), is_handled(svc, class), "{key}");
+        assert_eq!(view.is_our_class(class), is_our_class(svc, class), "{key}");
+    }
+    assert_eq!(view.is_load_balancer(), is_load_balancer(svc), "{key}");
+    assert_eq!(view.status_ips(), status_ips(svc), "{key}");
+    let entries = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .map_or(0, Vec::len);
+    assert_eq!(view.ingress_entries(), entries, "{key}");
+    assert_eq!(view.ingress_entries() > 0, has_ingress(svc), "{key}");
+    assert_eq!(view.allocated_pool(), allocated_pool(svc), "{key}");
+    let meta = &svc.metadata;
+    assert_eq!(view.name(), meta.name.as_deref(), "{key}");
+    assert_eq!(view.namespace(), meta.namespace.as_deref(), "{key}");
+    assert_eq!(view.uid(), meta.uid.as_deref(), "{key}");
+    let version = meta.resource_version.as_deref();
+    assert_eq!(view.resource_version(), version, "{key}");
 }
 
 const EXAMPLES: [(&str, &str); 5] = [
@@ -63,19 +120,17 @@ const EXAMPLES: [(&str, &str); 5] = [
 ];
 
 #[test]
-fn the_core_decides_the_same_on_cached_services_for_every_example() {
+fn the_controllers_form_reads_every_example_as_the_full_service_and_decides_as_plan() {
     for (config_file, services_file) in EXAMPLES {
         let (config, namespaces, services) = example(config_file, services_file);
+        for svc in &services {
+            assert_same_reading(svc, &cached(svc));
+        }
         let plan = |services| plan_with_namespaces(&config, &namespaces, services, None).unwrap();
         let full = plan(services.clone());
-        let projected: Vec<Service> = services.iter().map(|s| cached(s).to_service()).collect();
-        for (svc, back) in services.iter().zip(&projected) {
-            assert_same_reading(svc, back);
-        }
-        let from_cache = plan(projected);
         assert_eq!(
             outcome(&full),
-            outcome(&from_cache),
+            decoded_outcome(&config, &namespaces, &services),
             "{services_file}: fresh Services"
         );
         assert!(
@@ -84,19 +139,12 @@ fn the_core_decides_the_same_on_cached_services_for_every_example() {
         );
 
         // A restart: the planned Services (statuses filled in) rebuild the core.
-        let restarted = plan(full.services.clone());
-        let restarted_cached: Vec<Service> = full
-            .services
-            .iter()
-            .map(|s| cached(s).to_service())
-            .collect();
-        for (svc, back) in full.services.iter().zip(&restarted_cached) {
-            assert_same_reading(svc, back);
+        for svc in &full.services {
+            assert_same_reading(svc, &cached(svc));
         }
-        let restarted_from_cache = plan(restarted_cached);
         assert_eq!(
-            outcome(&restarted),
-            outcome(&restarted_from_cache),
+            outcome(&plan(full.services.clone())),
+            decoded_outcome(&config, &namespaces, &full.services),
             "{services_file}: after a restart"
         );
     }
@@ -125,27 +173,30 @@ fn keeps_identity_labels_and_metallb_annotations_and_drops_the_rest() {
         "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1", "ipMode": "VIP"}, {"hostname": "lb.example"}]}},
     }))
     .unwrap();
-    let back = cached(&svc).to_service();
-    assert_eq!(back.metadata.name.as_deref(), Some("web"));
-    assert_eq!(back.metadata.namespace.as_deref(), Some("shop"));
-    assert_eq!(back.metadata.uid.as_deref(), Some("u-1"));
-    assert_eq!(back.metadata.resource_version.as_deref(), Some("42"));
-    // Every label: pools' serviceSelectors pick Services by them.
+    let c = cached(&svc);
     assert_eq!(
-        back.metadata.labels,
-        Some(BTreeMap::from([
-            ("app".to_owned(), "web".to_owned()),
-            ("tier".to_owned(), "gold".to_owned())
-        ]))
+        c.metadata,
+        ObjectMeta {
+            name: Some("web".into()),
+            namespace: Some("shop".into()),
+            uid: Some("u-1".into()),
+            resource_version: Some("42".into()),
+            ..ObjectMeta::default()
+        }
     );
-    assert_eq!(back.metadata.managed_fields, None);
-    let annotations: Vec<&str> = back
-        .metadata
+    // Every label: pools' serviceSelectors pick Services by them.
+    let labels = BTreeMap::from([
+        ("app".to_owned(), "web".to_owned()),
+        ("tier".to_owned(), "gold".to_owned()),
+    ]);
+    assert_eq!(c.labels(), labels);
+    assert_eq!(request_for(&c).unwrap().labels, labels);
+    let annotations: Vec<&str> = c
         .annotations
-        .as_ref()
+        .as_deref()
         .unwrap()
-        .keys()
-        .map(String::as_str)
+        .iter()
+        .map(|(k, _)| k.as_ref())
         .collect();
     assert_eq!(
         annotations,
@@ -154,19 +205,20 @@ fn keeps_identity_labels_and_metallb_annotations_and_drops_the_rest() {
             "metallb.universe.tf/allow-shared-ip"
         ]
     );
-    let spec = back.spec.as_ref().unwrap();
+    assert!(c.is_load_balancer());
     // The families are known, so the cluster IPs (only a fallback for them) are not kept.
-    assert_eq!(spec.cluster_ip, None);
-    assert_eq!(spec.cluster_ips, None);
-    assert_eq!(spec.session_affinity, None);
-    let port = &spec.ports.as_ref().unwrap()[0];
-    assert_eq!((port.port, port.protocol.as_deref()), (80, Some("TCP")));
-    assert_eq!(port.node_port, None);
-    // Both ingress entries stay (a hostname entry makes the status differ from ours).
-    let ingress = back.status.unwrap().load_balancer.unwrap().ingress.unwrap();
-    assert_eq!(ingress.len(), 2);
-    assert_eq!(ingress[0].ip.as_deref(), Some("192.0.2.1"));
-    assert_eq!(ingress[1].hostname.as_deref(), Some("lb.example"));
+    assert_eq!(c.spec.cluster_ip, None);
+    assert_eq!(c.spec.cluster_ips, None);
+    let ports = c.spec.ports.as_deref().unwrap();
+    assert_eq!(
+        (ports[0].port, ports[0].protocol.as_deref()),
+        (80, Some("TCP"))
+    );
+    // Both ingress entries count (a hostname entry makes the status differ from ours); only
+    // the address is an address.
+    assert_eq!(c.ingress_entries(), 2);
+    assert_eq!(c.status_ips(), ["192.0.2.1".parse::<IpAddr>().unwrap()]);
+    assert_same_reading(&svc, &c);
 }
 
 #[test]
@@ -176,22 +228,23 @@ fn cluster_ips_are_kept_when_they_are_the_only_clue_to_the_families() {
         "spec": {"type": "LoadBalancer", "clusterIPs": ["2001:db8::1", "10.0.0.1"]},
     }))
     .unwrap();
-    let back = cached(&svc).to_service();
-    assert_eq!(
-        back.spec.unwrap().cluster_ips,
-        Some(vec!["2001:db8::1".to_owned(), "10.0.0.1".to_owned()])
-    );
+    let c = cached(&svc);
+    assert_eq!(c.cluster_ips(), ["2001:db8::1", "10.0.0.1"]);
+    assert_same_reading(&svc, &c);
 }
 
 #[test]
 fn a_service_without_spec_or_status_stays_without() {
     let svc: Service =
         serde_json::from_value(serde_json::json!({"metadata": {"name": "bare"}})).unwrap();
-    let back = cached(&svc).to_service();
-    assert_eq!(back.spec, None);
-    assert_eq!(back.status, None);
-    assert_eq!(back.metadata.annotations, None);
-    assert_eq!(back.metadata.labels, None);
+    let c = cached(&svc);
+    assert_eq!(c.spec, RequestSpec::default());
+    assert!(!c.is_load_balancer());
+    assert_eq!(c.class, None);
+    assert_eq!((c.status_ips(), c.ingress_entries()), (&[][..], 0));
+    assert_eq!(c.annotations, None);
+    assert_eq!(c.labels, None);
+    assert_same_reading(&svc, &c);
 }
 
 #[test]
@@ -210,9 +263,8 @@ fn common_spellings_are_shared_and_others_kept_as_sent() {
     }))
     .unwrap();
     let c = cached(&svc);
-    let spec = c.spec.as_ref().unwrap();
+    let spec = &c.spec;
     let shared = |w: &Word| matches!(w, Cow::Borrowed(_));
-    assert!(shared(spec.type_.as_ref().unwrap()));
     assert!(shared(spec.external_traffic_policy.as_ref().unwrap()));
     assert!(shared(spec.ip_family_policy.as_ref().unwrap()));
     assert!(spec.ip_families.as_ref().unwrap().iter().all(shared));
@@ -236,7 +288,7 @@ fn common_spellings_are_shared_and_others_kept_as_sent() {
             ("metallb.universe.tf/address-pool", true),
         ]
     );
-    assert_same_reading(&svc, &c.to_service());
+    assert_same_reading(&svc, &c);
 }
 
 #[test]
@@ -262,15 +314,41 @@ fn the_selector_is_kept_only_where_the_core_reads_it() {
         .unwrap()
     };
     let local = with_policy("Local");
-    let back = cached(&local).to_service();
+    let c = cached(&local);
     assert_eq!(
-        back.spec.as_ref().and_then(|s| s.selector.clone()),
-        Some(BTreeMap::from([("app".to_owned(), "web".to_owned())]))
+        c.selector(),
+        BTreeMap::from([("app".to_owned(), "web".to_owned())])
     );
-    assert_same_reading(&local, &back);
+    assert_same_reading(&local, &c);
 
     let cluster = with_policy("Cluster");
-    let back = cached(&cluster).to_service();
-    assert_eq!(back.spec.as_ref().and_then(|s| s.selector.clone()), None);
-    assert_same_reading(&cluster, &back);
+    let c = cached(&cluster);
+    assert_eq!(c.spec.selector, None);
+    assert_same_reading(&cluster, &c);
+}
+
+#[test]
+fn type_class_and_status_are_read_as_on_the_full_service() {
+    let variants = [
+        serde_json::json!({"type": "LoadBalancer", "loadBalancerClass": "ferrolb"}),
+        serde_json::json!({"type": "LoadBalancer", "loadBalancerClass": "other"}),
+        serde_json::json!({"type": "ClusterIP"}),
+        serde_json::json!({}),
+    ];
+    let statuses = [
+        serde_json::json!(null),
+        serde_json::json!({"loadBalancer": {}}),
+        serde_json::json!({"loadBalancer": {"ingress": []}}),
+        serde_json::json!({"loadBalancer": {"ingress": [{"ip": "2001:db8::1"}, {"ip": "bogus"}]}}),
+    ];
+    for spec in &variants {
+        for status in &statuses {
+            let svc: Service = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "web", "namespace": "shop"},
+                "spec": spec, "status": status,
+            }))
+            .unwrap();
+            assert_same_reading(&svc, &cached(&svc));
+        }
+    }
 }

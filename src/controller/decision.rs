@@ -7,8 +7,9 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
 
+use super::cached::CachedService;
 use crate::ipam::{AllocError, Assignment, Reload, ServiceKey};
-use crate::k8s::service::{ALLOCATED_FROM_POOL, allocated_pool, status_ips};
+use crate::k8s::service::ALLOCATED_FROM_POOL;
 
 /// Severity of an event, as in `kubectl describe`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -134,25 +135,19 @@ impl Desired {
     }
 
     /// Whether `svc` already shows this (status addresses in order, and the pool annotation).
-    pub fn is_shown_by(&self, svc: &Service) -> bool {
+    pub fn is_shown_by(&self, svc: &CachedService) -> bool {
         self.status_shown_by(svc) && self.pool_shown_by(svc)
     }
 
     /// Whether `status.loadBalancer.ingress` is exactly these addresses, in order.
-    pub fn status_shown_by(&self, svc: &Service) -> bool {
+    pub fn status_shown_by(&self, svc: &CachedService) -> bool {
         // Entries other than our addresses (a hostname, say) also make the status differ.
-        let entries = svc
-            .status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|lb| lb.ingress.as_ref())
-            .map_or(0, Vec::len);
-        entries == self.ips.len() && status_ips(svc) == self.ips
+        svc.ingress_entries() == self.ips.len() && svc.status_ips() == self.ips
     }
 
     /// Whether the pool annotation is this pool (or absent when there is none).
-    pub fn pool_shown_by(&self, svc: &Service) -> bool {
-        allocated_pool(svc) == self.pool.as_deref()
+    pub fn pool_shown_by(&self, svc: &CachedService) -> bool {
+        svc.allocated_pool() == self.pool.as_deref()
     }
 }
 

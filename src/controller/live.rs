@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::UnboundedSender;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Reporter;
@@ -25,7 +25,7 @@ use super::writes::{self, WriteError};
 pub use super::writes::{FIELD_MANAGER, INVALID_CONFIG_REASON};
 use crate::config::Config;
 use crate::ipam::ServiceKey;
-use crate::k8s::service::{is_handled, service_key, status_ips};
+use status::StatusWrites;
 
 /// Errors of one reconcile; the Service is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -57,16 +57,6 @@ struct State {
     namespaces: crate::config::Namespaces,
     /// Status written back to the custom resources (CRD source only).
     status: Option<StatusWrites>,
-}
-
-/// What this leader wrote to the objects' status, so only changes are written.
-#[derive(Debug, Default)]
-struct StatusWrites {
-    namespace: String,
-    pools: std::collections::BTreeMap<String, serde_json::Value>,
-    /// The config state to show: `None` = valid, else the errors.
-    state_wanted: Option<Option<String>>,
-    state_written: Option<Option<String>>,
 }
 
 /// Whether this replica leads at `now`: the flag, and the lease's deadline when there is one.
@@ -190,7 +180,7 @@ impl Context {
                 return None;
             }
             let services = self.services.state();
-            match core.rebuild(services.iter().map(|s| s.to_service())) {
+            match core.rebuild(services.iter().map(Arc::as_ref)) {
                 Ok(issues) => {
                     for issue in issues {
                         tracing::warn!(service = %issue.key, error = %issue.error,
@@ -290,9 +280,8 @@ impl Context {
         let services = self.services.state();
         let holders: Vec<String> = services
             .iter()
-            .map(|s| s.to_service())
-            .filter(|s| is_handled(s, self.lb_class.as_deref()) && !status_ips(s).is_empty())
-            .map(|s| service_key(&s).to_string())
+            .filter(|s| s.is_handled(self.lb_class.as_deref()) && !s.status_ips().is_empty())
+            .map(|s| s.key().to_string())
             .collect();
         let first = holders.first()?;
         Some(format!(
@@ -306,97 +295,6 @@ impl Context {
     fn publish_pools(&self, stats: &[crate::ipam::PoolStats]) {
         self.metrics.set_pools(stats);
         self.status_due.notify_one();
-    }
-
-    /// Writes status back to the custom resources in `namespace` (`--config-source crds`).
-    pub fn enable_status(&self, namespace: &str) {
-        self.lock().status = Some(StatusWrites {
-            namespace: namespace.to_owned(),
-            ..StatusWrites::default()
-        });
-    }
-
-    /// Waits until some status may be due.
-    pub async fn status_due(&self) {
-        self.status_due.notified().await;
-    }
-
-    /// Writes the pools' status and the ConfigurationState where they changed since this
-    /// leader last wrote them. Leader only; a failed write is retried on the next change.
-    pub async fn flush_status(&self) {
-        let (namespace, pools, config_state) = {
-            let mut state = self.lock();
-            if !may_write(&state, Instant::now()) {
-                return;
-            }
-            let stats = state
-                .core
-                .as_ref()
-                .map(|core| core.pool_stats())
-                .unwrap_or_default();
-            let Some(status) = state.status.as_mut() else {
-                return;
-            };
-            let mut due = Vec::new();
-            status
-                .pools
-                .retain(|name, _| stats.iter().any(|s| &s.pool == name));
-            for s in &stats {
-                let body = super::crd_status::pool_status(s);
-                if status.pools.get(&s.pool) != Some(&body) {
-                    status.pools.insert(s.pool.clone(), body.clone());
-                    due.push((s.pool.clone(), body));
-                }
-            }
-            let config_state = match &status.state_wanted {
-                Some(wanted) if status.state_written.as_ref() != Some(wanted) => {
-                    status.state_written = Some(wanted.clone());
-                    Some(wanted.clone())
-                }
-                _ => None,
-            };
-            (status.namespace.clone(), due, config_state)
-        };
-        for (pool, body) in pools {
-            // Fencing: leadership is checked again right before each request.
-            if !self.is_leading() {
-                self.forget_status_writes();
-                return;
-            }
-            let written =
-                super::crd_status::write_pool_status(&self.client, &namespace, &pool, &body).await;
-            if let Err(e) = written {
-                tracing::warn!(%pool, error = %crate::telemetry::error_chain(&e), "cannot write the pool's status; retrying on the next change");
-                if let Some(status) = self.lock().status.as_mut() {
-                    status.pools.remove(&pool);
-                }
-            }
-        }
-        if let Some(error) = config_state {
-            if !self.is_leading() {
-                self.forget_status_writes();
-                return;
-            }
-            let now = k8s_openapi::jiff::Timestamp::now().to_string();
-            let body = super::crd_status::configuration_state(error.as_deref(), &now);
-            let written =
-                super::crd_status::write_configuration_state(&self.client, &namespace, &body).await;
-            if let Err(e) = written {
-                tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot write the ConfigurationState; retrying on the next change");
-                if let Some(status) = self.lock().status.as_mut() {
-                    status.state_written = None;
-                }
-            }
-        }
-    }
-
-    /// Leadership ended mid-flush: what was not written must be written by the next leader
-    /// term in full.
-    fn forget_status_writes(&self) {
-        if let Some(status) = self.lock().status.as_mut() {
-            status.pools.clear();
-            status.state_written = None;
-        }
     }
 
     /// Namespace labels changed (or were first listed): pools with `namespaceSelectors` are
@@ -481,24 +379,23 @@ impl Context {
     /// Whether the Service store still holds this very object (same UID). A reconcile queued
     /// before a delete runs with the last version of a Service that is gone; deciding for it
     /// would re-register its addresses after the delete handler freed them.
-    fn still_exists(&self, svc: &Service) -> bool {
-        let reference = kube::runtime::reflector::ObjectRef::<CachedService>::new(
-            svc.metadata.name.as_deref().unwrap_or(""),
-        )
-        .within(svc.metadata.namespace.as_deref().unwrap_or("default"));
+    fn still_exists(&self, svc: &CachedService) -> bool {
+        let reference =
+            kube::runtime::reflector::ObjectRef::<CachedService>::new(svc.name().unwrap_or(""))
+                .within(svc.namespace().unwrap_or("default"));
         self.services
             .get(&reference)
-            .is_some_and(|cached| cached.uid() == svc.metadata.uid.as_deref())
+            .is_some_and(|cached| cached.uid() == svc.uid())
     }
 
     /// Decides under the lock; `None` when this replica must not write or the Service is gone.
-    fn decide(&self, svc: &Service) -> Option<(Decision, bool)> {
+    fn decide(&self, svc: &CachedService) -> Option<(Decision, bool)> {
         let mut state = self.lock();
         // Checked under the lock: the delete handler frees addresses under it too, after the
         // store has dropped the object, so either it runs after this decision and frees what
         // it took, or this check sees the Service gone.
         if !self.still_exists(svc) {
-            tracing::debug!(service = %crate::k8s::service::service_key(svc), "Service gone; nothing to do");
+            tracing::debug!(service = %svc.key(), "Service gone; nothing to do");
             return None;
         }
         let core = self.core(&mut state)?;
@@ -543,21 +440,20 @@ const CONFLICT_ATTEMPTS: usize = 3;
 
 /// One reconcile of one Service (the kube-runtime `Controller` calls this).
 pub async fn reconcile(
-    cached: Arc<CachedService>,
+    mut svc: Arc<CachedService>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    let mut svc = cached.to_service();
     let mut attempt = 1;
     loop {
         match reconcile_version(&svc, &ctx).await {
             Err(ReconcileError::Write(e)) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
                 // Decided on a version of the Service that is no longer current: decide
                 // again from the one the API shows now.
-                tracing::info!(service = %service_key(&svc), error = %crate::telemetry::error_chain(&e),
+                tracing::info!(service = %svc.key(), error = %crate::telemetry::error_chain(&e),
                     "Service changed since the decision; deciding again");
                 attempt += 1;
                 match writes::fetch_service(&ctx.client, &svc).await? {
-                    Some(current) => svc = current,
+                    Some(current) => svc = Arc::new(current),
                     // Deleted: its delete event frees what it held.
                     None => return Ok(Action::await_change()),
                 }
@@ -567,28 +463,26 @@ pub async fn reconcile(
     }
 }
 
-async fn reconcile_version(svc: &Service, ctx: &Context) -> Result<Action, ReconcileError> {
-    let svc = svc.clone();
-    let Some((decision, others_waiting)) = ctx.decide(&svc) else {
+async fn reconcile_version(svc: &CachedService, ctx: &Context) -> Result<Action, ReconcileError> {
+    let Some((decision, others_waiting)) = ctx.decide(svc) else {
         return Ok(Action::await_change());
     };
     let key = decision.key.clone();
-    tracing::debug!(service = %key, version = %svc.metadata.resource_version.as_deref().unwrap_or(""),
+    tracing::debug!(service = %key, version = %svc.resource_version().unwrap_or(""),
         outcome = ?decision.outcome, "decided");
     // Events and writes go out together (one round trip of latency instead of several); a
     // failed write is retried without repeating the events, since the core reports a change
     // only once.
     let publish = async {
         if ctx.is_leading() && ctx.events_are_new(&key, &decision.events) {
-            writes::publish_service_events(&ctx.client, &ctx.reporter, &svc, &decision.events)
-                .await;
+            writes::publish_service_events(&ctx.client, &ctx.reporter, svc, &decision.events).await;
         }
     };
     let write = async {
         match &decision.outcome {
-            Outcome::Apply(desired) if !desired.is_shown_by(&svc) => {
+            Outcome::Apply(desired) if !desired.is_shown_by(svc) => {
                 let leading = || ctx.is_leading();
-                writes::write_service(&ctx.client, &svc, desired, &leading).await?;
+                writes::write_service(&ctx.client, svc, desired, &leading).await?;
                 tracing::info!(service = %key, ips = ?desired.ips, pool = ?desired.pool, "Service updated");
                 Ok::<bool, WriteError>(true)
             }
@@ -612,6 +506,8 @@ pub fn error_policy(svc: Arc<CachedService>, err: &ReconcileError, ctx: Arc<Cont
     tracing::warn!(service = %key, error = %crate::telemetry::error_chain(err), retry_in = ?delay, "reconcile failed; retrying");
     Action::requeue(delay)
 }
+
+mod status;
 
 #[cfg(test)]
 #[path = "live_tests/mod.rs"]

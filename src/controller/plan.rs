@@ -2,7 +2,9 @@
 //!
 //! The same [`Core`] the live controller runs is fed the Services in file order after the startup
 //! rebuild, exactly as a freshly started controller would see them, so the plan is what the
-//! controller would write.
+//! controller would write. The core reads each Service as the live controller's watch decodes it
+//! ([`CachedService`], through the same `From<Service>`); the decisions are then applied to the
+//! parsed Services for output.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -11,10 +13,11 @@ use k8s_openapi::api::core::v1::{Service, ServiceSpec, ServiceStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
+use super::cached::CachedService;
 use super::reconcile::{Core, EventType, Outcome, Reason};
 use crate::config::{Config, Namespaces};
 use crate::ipam::ServiceKey;
-use crate::k8s::service::{allocated_pool, service_key, status_ips};
+use crate::k8s::service::{allocated_pool, status_ips};
 
 /// Why the Services could not be read or printed.
 #[derive(Debug, thiserror::Error)]
@@ -191,9 +194,11 @@ pub fn plan_with_namespaces(
     services: Vec<Service>,
     lb_class: Option<&str>,
 ) -> Result<Plan, PlanError> {
+    // What the core reads: each Service as the live controller holds it.
+    let views: Vec<CachedService> = services.iter().cloned().map(CachedService::from).collect();
     let mut seen = BTreeSet::new();
-    for svc in &services {
-        let key = service_key(svc);
+    for view in &views {
+        let key = view.key();
         if !seen.insert(key.clone()) {
             return Err(PlanError::Duplicate { key });
         }
@@ -203,11 +208,11 @@ pub fn plan_with_namespaces(
     core.set_config(config)?;
     // With a config loaded the rebuild cannot wait; its issues resurface as ClearAssignment
     // events on the Services concerned.
-    let _ = core.rebuild(services.iter());
+    let _ = core.rebuild(views.iter());
     let mut events = Vec::new();
     let mut out = Vec::with_capacity(services.len());
-    for mut svc in services {
-        let decision = core.reconcile(&svc);
+    for (mut svc, view) in services.into_iter().zip(&views) {
+        let decision = core.reconcile(view);
         events.extend(decision.events.into_iter().map(|e| PlanEvent {
             key: decision.key.clone(),
             event_type: e.event_type(),

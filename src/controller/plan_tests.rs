@@ -1,4 +1,5 @@
 use super::*;
+use crate::k8s::service::service_key;
 
 const CONFIG: &str = r#"
 address-pools:

@@ -3,23 +3,22 @@
 //!
 //! The core owns the allocator. It never talks to Kubernetes and never reads the clock; the edge
 //! feeds it Services and config and carries its decisions out (status patch, annotation patch,
-//! events). The status it asks for always mirrors what the allocator holds, so a failed write is
-//! simply retried: nothing is ever dropped from the allocator because the API said no.
+//! events). It reads a Service in the one form the controller holds it, [`CachedService`]: the
+//! live watch decodes into it and `plan` converts into it alike. The status it asks for always
+//! mirrors what the allocator holds, so a failed write is simply retried: nothing is ever
+//! dropped from the allocator because the API said no.
 
 use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Service;
-
+use super::cached::CachedService;
 use crate::config::Config;
 use crate::ipam::{
     AllocError, Allocator, Assignment, Family, FamilyPolicy, PoolSpec, PoolSpecError, PoolStats,
     Request, ServiceKey, TrafficPolicy,
 };
-use crate::k8s::service::{
-    allocated_pool, is_load_balancer, is_our_class, request_for, service_key, status_ips,
-};
+use crate::k8s::service::request_for;
 
 pub use super::decision::{
     ConfigChange, Decision, Desired, EventType, Outcome, PlannedEvent, Reason, RebuildIssue,
@@ -126,27 +125,26 @@ impl Core {
     ///
     /// Addresses that cannot be re-registered are returned; those Services get a new allocation
     /// (and a ClearAssignment event) on their next reconcile.
-    pub fn rebuild<S: Borrow<Service>>(
+    pub fn rebuild<S: Borrow<CachedService>>(
         &mut self,
         services: impl IntoIterator<Item = S>,
     ) -> Result<Vec<RebuildIssue>, WaitReason> {
         if !self.has_config {
             return Err(WaitReason::NoConfig);
         }
-        // Only the requests are kept, not the Services: the live controller hands over
-        // Services restored one at a time from its compact cache.
+        // Only the requests are kept, not the Services.
         let mut holding: Vec<(ServiceKey, Vec<IpAddr>, Option<Request>)> = services
             .into_iter()
             .filter_map(|svc| {
                 let svc = svc.borrow();
-                if !self.handles(svc) {
+                if !svc.is_handled(self.lb_class.as_deref()) {
                     return None;
                 }
-                let ips = status_ips(svc);
+                let ips = svc.status_ips().to_vec();
                 if ips.is_empty() {
                     return None;
                 }
-                Some((service_key(svc), ips, request_for(svc).ok()))
+                Some((svc.key(), ips, request_for(svc).ok()))
             })
             .collect();
         holding.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
@@ -191,10 +189,6 @@ impl Core {
         Ok(assignment)
     }
 
-    fn handles(&self, svc: &Service) -> bool {
-        is_load_balancer(svc) && is_our_class(svc, self.lb_class.as_deref())
-    }
-
     /// A Service is gone: free what it held. Returns what was released.
     pub fn delete(&mut self, key: &ServiceKey) -> Option<Assignment> {
         self.evicted.remove(key);
@@ -203,8 +197,8 @@ impl Core {
     }
 
     /// Decides what `svc` should show. See [`Outcome`].
-    pub fn reconcile(&mut self, svc: &Service) -> Decision {
-        let key = service_key(svc);
+    pub fn reconcile(&mut self, svc: &CachedService) -> Decision {
+        let key = svc.key();
         let mut events = Vec::new();
         let outcome = self.decide(&key, svc, &mut events);
         if events.iter().any(|e| e.reason == Reason::AllocationFailed) {
@@ -222,13 +216,13 @@ impl Core {
     fn decide(
         &mut self,
         key: &ServiceKey,
-        svc: &Service,
+        svc: &CachedService,
         events: &mut Vec<PlannedEvent>,
     ) -> Outcome {
-        if !is_load_balancer(svc) {
+        if !svc.is_load_balancer() {
             return self.clear_non_load_balancer(key, svc, events);
         }
-        if !is_our_class(svc, self.lb_class.as_deref()) {
+        if !svc.is_our_class(self.lb_class.as_deref()) {
             // The class is immutable while the type is LoadBalancer, so we can only hold
             // something here through a bug; free it rather than leak it.
             self.allocator.release(key);
@@ -237,7 +231,7 @@ impl Core {
         if !self.has_config {
             return Outcome::Waiting(WaitReason::NoConfig);
         }
-        let status = status_ips(svc);
+        let status = svc.status_ips();
         let request = match request_for(svc) {
             Ok(request) => request,
             Err(e) => {
@@ -247,7 +241,7 @@ impl Core {
                 ));
                 if self.allocator.assignment(key).is_none() && !status.is_empty() {
                     // Keep what it shows reserved; losing it would be worse than the bad spec.
-                    let _ = self.allocator.assign(key, &reservation(&status), &status);
+                    let _ = self.allocator.assign(key, &reservation(status), status);
                 }
                 return match self.allocator.assignment(key) {
                     Some(a) => Outcome::Apply(Desired::from_assignment(a)),
@@ -259,10 +253,10 @@ impl Core {
         let mut cleared = self.evicted.remove(key);
         if self.allocator.assignment(key).is_none()
             && !status.is_empty()
-            && let Err(e) = self.register(key, &request, &status)
+            && let Err(e) = self.register(key, &request, status)
         {
             cleared
-                .get_or_insert_with(|| format!("{} can no longer be used: {e}", show_ips(&status)));
+                .get_or_insert_with(|| format!("{} can no longer be used: {e}", show_ips(status)));
         }
         let before = self.allocator.assignment(key).cloned();
         let not_admitted = self.allocator.check_admitted(key, &request).err();
@@ -335,19 +329,18 @@ impl Core {
     fn clear_non_load_balancer(
         &mut self,
         key: &ServiceKey,
-        svc: &Service,
+        svc: &CachedService,
         events: &mut Vec<PlannedEvent>,
     ) -> Outcome {
         self.evicted.remove(key);
         let released = self.allocator.release(key);
-        let shown = status_ips(svc);
         let ips = match &released {
             Some(a) => a.ips.clone(),
-            None => shown,
+            None => svc.status_ips().to_vec(),
         };
         // Only what our allocator or our pool annotation says we hold is ours to clear: a
         // status another implementation wrote on a Service we never served stays as it is.
-        if released.is_none() && allocated_pool(svc).is_none() {
+        if released.is_none() && svc.allocated_pool().is_none() {
             return Outcome::NotOurs;
         }
         if !ips.is_empty() {

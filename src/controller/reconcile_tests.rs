@@ -1,5 +1,8 @@
 use super::*;
+use k8s_openapi::api::core::v1::Service;
 use serde_json::json;
+
+use crate::k8s::service::status_ips;
 
 /// default: 192.0.2.0-192.0.2.3 (auto); reserved: 198.51.100.10-12 (by request only);
 /// dual: 203.0.113.0-1 and 2001:db8::-2001:db8::1 (by request only).
@@ -25,8 +28,14 @@ fn config(text: &str) -> Config {
 fn ready_core() -> Core {
     let mut core = Core::new(None);
     core.set_config(&config(CONFIG)).unwrap();
-    core.rebuild(std::iter::empty::<&Service>()).unwrap();
+    core.rebuild(std::iter::empty::<CachedService>()).unwrap();
     core
+}
+
+/// The tests write Services as the API shows them; the core reads each as the controller holds
+/// it.
+fn view(svc: &Service) -> CachedService {
+    svc.clone().into()
 }
 
 fn service(name: &str, extra: serde_json::Value) -> Service {
@@ -78,7 +87,7 @@ fn reasons(d: &Decision) -> Vec<Reason> {
 #[test]
 fn assigns_lowest_free_address_and_says_so() {
     let mut core = ready_core();
-    let a = core.reconcile(&service("a", json!({})));
+    let a = core.reconcile(&view(&service("a", json!({}))));
     assert_eq!(desired(&a).ips, vec![ip("192.0.2.0")]);
     assert_eq!(desired(&a).pool.as_deref(), Some("default"));
     assert_eq!(reasons(&a), vec![Reason::IpAllocated]);
@@ -87,7 +96,7 @@ fn assigns_lowest_free_address_and_says_so() {
         msg.contains("192.0.2.0") && msg.contains("\"default\"") && msg.contains("ns/a"),
         "{msg}"
     );
-    let b = core.reconcile(&service("b", json!({})));
+    let b = core.reconcile(&view(&service("b", json!({}))));
     assert_eq!(desired(&b).ips, vec![ip("192.0.2.1")]);
 }
 
@@ -95,12 +104,12 @@ fn assigns_lowest_free_address_and_says_so() {
 fn reconciling_again_is_quiet_and_shown_status_matches() {
     let mut core = ready_core();
     let mut svc = service("a", json!({}));
-    let first = core.reconcile(&svc);
+    let first = core.reconcile(&view(&svc));
     let want = desired(&first).clone();
-    assert!(!want.is_shown_by(&svc));
+    assert!(!want.is_shown_by(&view(&svc)));
     want.apply_to(&mut svc);
-    assert!(want.is_shown_by(&svc));
-    let again = core.reconcile(&svc);
+    assert!(want.is_shown_by(&view(&svc)));
+    let again = core.reconcile(&view(&svc));
     assert_eq!(desired(&again), &want);
     assert!(again.events.is_empty(), "{:?}", again.events);
 }
@@ -108,10 +117,10 @@ fn reconciling_again_is_quiet_and_shown_status_matches() {
 #[test]
 fn requested_address_comes_from_a_manual_pool() {
     let mut core = ready_core();
-    let d = core.reconcile(&service(
+    let d = core.reconcile(&view(&service(
         "a",
         json!({"spec": {"loadBalancerIP": "198.51.100.11"}}),
-    ));
+    )));
     assert_eq!(desired(&d).ips, vec![ip("198.51.100.11")]);
     assert_eq!(desired(&d).pool.as_deref(), Some("reserved"));
 }
@@ -123,7 +132,7 @@ fn pool_annotation_picks_the_pool_and_changing_it_reassigns_with_a_reason() {
         "a",
         json!({"metadata": {"annotations": {"metallb.universe.tf/address-pool": "reserved"}}}),
     );
-    let d = core.reconcile(&svc);
+    let d = core.reconcile(&view(&svc));
     assert_eq!(desired(&d).ips, vec![ip("198.51.100.10")]);
     desired(&d).apply_to(&mut svc);
 
@@ -134,7 +143,7 @@ fn pool_annotation_picks_the_pool_and_changing_it_reassigns_with_a_reason() {
             "metallb.io/ip-allocated-from-pool": "reserved"}},
             "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.10"}]}}}),
     );
-    let d = core.reconcile(&moved);
+    let d = core.reconcile(&view(&moved));
     assert_eq!(desired(&d).ips, vec![ip("192.0.2.0")]);
     assert_eq!(
         reasons(&d),
@@ -147,21 +156,21 @@ fn pool_annotation_picks_the_pool_and_changing_it_reassigns_with_a_reason() {
         d.events[0].message
     );
     // The old address is free again.
-    let other = core.reconcile(&service(
+    let other = core.reconcile(&view(&service(
         "b",
         json!({"spec": {"loadBalancerIP": "198.51.100.10"}}),
-    ));
+    )));
     assert_eq!(desired(&other).ips, vec![ip("198.51.100.10")]);
 }
 
 #[test]
 fn dual_stack_require_gets_both_families_from_one_pool() {
     let mut core = ready_core();
-    let d = core.reconcile(&service(
+    let d = core.reconcile(&view(&service(
         "a",
         json!({"metadata": {"annotations": {"metallb.io/address-pool": "dual"}},
                "spec": {"ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv6", "IPv4"]}}),
-    ));
+    )));
     assert_eq!(desired(&d).ips, vec![ip("2001:db8::"), ip("203.0.113.0")]);
 }
 
@@ -175,11 +184,11 @@ fn compatible_sharing_key_shares_and_port_clash_does_not() {
                    "spec": {"loadBalancerIP": "192.0.2.2", "ports": [{"port": port}]}}),
         )
     };
-    let a = core.reconcile(&shared("a", 80));
-    let b = core.reconcile(&shared("b", 443));
+    let a = core.reconcile(&view(&shared("a", 80)));
+    let b = core.reconcile(&view(&shared("b", 443)));
     assert_eq!(desired(&a).ips, vec![ip("192.0.2.2")]);
     assert_eq!(desired(&b).ips, vec![ip("192.0.2.2")]);
-    let c = core.reconcile(&shared("c", 80));
+    let c = core.reconcile(&view(&shared("c", 80)));
     assert_eq!(c.outcome, Outcome::Apply(Desired::default()));
     assert_eq!(reasons(&c), vec![Reason::AllocationFailed]);
     assert!(
@@ -194,9 +203,9 @@ fn compatible_sharing_key_shares_and_port_clash_does_not() {
 fn exhausted_pool_fails_then_succeeds_after_a_delete() {
     let mut core = ready_core();
     for name in ["a", "b", "c", "d"] {
-        core.reconcile(&service(name, json!({})));
+        core.reconcile(&view(&service(name, json!({}))));
     }
-    let e = core.reconcile(&service("e", json!({})));
+    let e = core.reconcile(&view(&service("e", json!({}))));
     assert_eq!(reasons(&e), vec![Reason::AllocationFailed]);
     assert_eq!(e.outcome, Outcome::Apply(Desired::default()));
     assert_eq!(
@@ -204,7 +213,7 @@ fn exhausted_pool_fails_then_succeeds_after_a_delete() {
         Some(vec![ip("192.0.2.1")])
     );
     assert!(core.failed().contains(&ServiceKey::new("ns", "e")));
-    let e = core.reconcile(&service("e", json!({})));
+    let e = core.reconcile(&view(&service("e", json!({}))));
     assert_eq!(desired(&e).ips, vec![ip("192.0.2.1")]);
     assert!(core.failed().is_empty());
 }
@@ -213,20 +222,20 @@ fn exhausted_pool_fails_then_succeeds_after_a_delete() {
 fn leaving_load_balancer_type_frees_and_clears() {
     let mut core = ready_core();
     let mut svc = service("a", json!({}));
-    let d = core.reconcile(&svc);
+    let d = core.reconcile(&view(&svc));
     desired(&d).apply_to(&mut svc);
     let mut cluster_ip = svc.clone();
     cluster_ip.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
-    let d = core.reconcile(&cluster_ip);
+    let d = core.reconcile(&view(&cluster_ip));
     assert_eq!(d.outcome, Outcome::Apply(Desired::default()));
     assert_eq!(reasons(&d), vec![Reason::ClearAssignment]);
     assert!(d.events[0].message.contains("192.0.2.0"));
     desired(&d).apply_to(&mut cluster_ip);
-    assert!(Desired::default().is_shown_by(&cluster_ip));
+    assert!(Desired::default().is_shown_by(&view(&cluster_ip)));
     // Once cleared, nothing more to do.
-    assert_eq!(core.reconcile(&cluster_ip).outcome, Outcome::NotOurs);
+    assert_eq!(core.reconcile(&view(&cluster_ip)).outcome, Outcome::NotOurs);
     // The address is free for the next one.
-    let b = core.reconcile(&service("b", json!({})));
+    let b = core.reconcile(&view(&service("b", json!({}))));
     assert_eq!(desired(&b).ips, vec![ip("192.0.2.0")]);
 }
 
@@ -238,31 +247,33 @@ fn foreign_class_is_never_touched() {
         &["192.0.2.0"],
         json!({"spec": {"loadBalancerClass": "example.com/other"}}),
     );
-    let d = core.reconcile(&svc);
+    let d = core.reconcile(&view(&svc));
     assert_eq!(d.outcome, Outcome::NotOurs);
     assert!(d.events.is_empty());
     // And its status address is not registered as ours.
-    let b = core.reconcile(&service("b", json!({})));
+    let b = core.reconcile(&view(&service("b", json!({}))));
     assert_eq!(desired(&b).ips, vec![ip("192.0.2.0")]);
 
     let mut classed = Core::new(Some("example.com/other".into()));
     classed.set_config(&config(CONFIG)).unwrap();
-    classed.rebuild(std::iter::empty::<&Service>()).unwrap();
-    let d = classed.reconcile(&service(
+    classed
+        .rebuild(std::iter::empty::<CachedService>())
+        .unwrap();
+    let d = classed.reconcile(&view(&service(
         "c",
         json!({"spec": {"loadBalancerClass": "example.com/other"}}),
-    ));
+    )));
     assert_eq!(desired(&d).ips, vec![ip("192.0.2.0")]);
     // With a class, a classless Service is another implementation's: not even its status
     // address is registered.
     let plain = with_status("p", &["192.0.2.1"], json!({}));
-    let d = classed.reconcile(&plain);
+    let d = classed.reconcile(&view(&plain));
     assert_eq!(d.outcome, Outcome::NotOurs);
     assert!(d.events.is_empty());
-    let e = classed.reconcile(&service(
+    let e = classed.reconcile(&view(&service(
         "e",
         json!({"spec": {"loadBalancerClass": "example.com/other"}}),
-    ));
+    )));
     assert_eq!(desired(&e).ips, vec![ip("192.0.2.1")]);
 }
 
@@ -271,7 +282,7 @@ fn non_load_balancer_service_is_cleared_only_when_we_held_it() {
     let mut core = ready_core();
     // Status written by someone else, no pool annotation of ours: not ours to clear.
     let theirs = with_status("t", &["203.0.113.9"], json!({"spec": {"type": "NodePort"}}));
-    let d = core.reconcile(&theirs);
+    let d = core.reconcile(&view(&theirs));
     assert_eq!(d.outcome, Outcome::NotOurs);
     assert!(d.events.is_empty());
     // Our pool annotation says we gave it (before a restart, say): cleared.
@@ -281,7 +292,7 @@ fn non_load_balancer_service_is_cleared_only_when_we_held_it() {
         json!({"spec": {"type": "ClusterIP"},
                "metadata": {"annotations": {"metallb.io/ip-allocated-from-pool": "default"}}}),
     );
-    let d = core.reconcile(&ours);
+    let d = core.reconcile(&view(&ours));
     assert_eq!(d.outcome, Outcome::Apply(Desired::default()));
     assert_eq!(reasons(&d), vec![Reason::ClearAssignment]);
 }
@@ -290,21 +301,21 @@ fn non_load_balancer_service_is_cleared_only_when_we_held_it() {
 fn nothing_is_allocated_without_config_or_before_the_gate_opens() {
     let mut core = Core::new(None);
     assert_eq!(
-        core.reconcile(&service("a", json!({}))).outcome,
+        core.reconcile(&view(&service("a", json!({})))).outcome,
         Outcome::Waiting(WaitReason::NoConfig)
     );
     assert_eq!(
-        core.rebuild(std::iter::empty::<&Service>()),
+        core.rebuild(std::iter::empty::<CachedService>()),
         Err(WaitReason::NoConfig)
     );
     core.set_config(&config(CONFIG)).unwrap();
     assert_eq!(
-        core.reconcile(&service("a", json!({}))).outcome,
+        core.reconcile(&view(&service("a", json!({})))).outcome,
         Outcome::Waiting(WaitReason::NotSynced)
     );
     // A Service showing an address is confirmed even before the gate opens.
     let held = with_status("held", &["192.0.2.0"], json!({}));
-    let d = core.reconcile(&held);
+    let d = core.reconcile(&view(&held));
     assert_eq!(desired(&d).ips, vec![ip("192.0.2.0")]);
     assert!(d.events.is_empty());
 }
@@ -317,12 +328,12 @@ fn restart_rebuild_keeps_every_address_and_new_services_avoid_them() {
     ];
     let mut core = Core::new(None);
     core.set_config(&config(CONFIG)).unwrap();
-    assert!(core.rebuild(existing.iter()).unwrap().is_empty());
-    let fresh = core.reconcile(&service("new", json!({})));
+    assert!(core.rebuild(existing.iter().map(view)).unwrap().is_empty());
+    let fresh = core.reconcile(&view(&service("new", json!({}))));
     assert_eq!(desired(&fresh).ips, vec![ip("192.0.2.1")]);
     for svc in &existing {
-        let d = core.reconcile(svc);
-        assert!(desired(&d).is_shown_by(svc) || desired(&d).ips == status_ips(svc));
+        let d = core.reconcile(&view(svc));
+        assert!(desired(&d).is_shown_by(&view(svc)) || desired(&d).ips == status_ips(svc));
         assert!(d.events.is_empty(), "{:?}", d.events);
     }
 }
@@ -344,7 +355,7 @@ fn rebuild_registers_services_holding_more_addresses_first() {
     );
     let mut core = Core::new(None);
     core.set_config(&config(CONFIG)).unwrap();
-    let issues = core.rebuild([&single, &dual]).unwrap();
+    let issues = core.rebuild([view(&single), view(&dual)]).unwrap();
     assert_eq!(issues.len(), 1);
     assert_eq!(issues[0].key, ServiceKey::new("ns", "a-single"));
     assert_eq!(
@@ -353,7 +364,7 @@ fn rebuild_registers_services_holding_more_addresses_first() {
         Some(vec![ip("203.0.113.0"), ip("2001:db8::")])
     );
     // The loser is reassigned on its reconcile, with the reason.
-    let d = core.reconcile(&single);
+    let d = core.reconcile(&view(&single));
     assert_eq!(desired(&d).ips, vec![ip("203.0.113.1")]);
     assert_eq!(
         reasons(&d),
@@ -370,14 +381,14 @@ fn rebuild_registers_services_holding_more_addresses_first() {
 fn config_change_reassigns_services_whose_address_left_every_pool() {
     let mut core = ready_core();
     let mut svc = service("a", json!({}));
-    let d = core.reconcile(&svc);
+    let d = core.reconcile(&view(&svc));
     desired(&d).apply_to(&mut svc);
     assert_eq!(desired(&d).ips, vec![ip("192.0.2.0")]);
 
     let shrunk = CONFIG.replace("192.0.2.0/30", "192.0.2.2-192.0.2.3");
     let change = core.set_config(&config(&shrunk)).unwrap();
     assert_eq!(change.reload.evicted.len(), 1);
-    let d = core.reconcile(&svc);
+    let d = core.reconcile(&view(&svc));
     assert_eq!(desired(&d).ips, vec![ip("192.0.2.2")]);
     assert_eq!(
         reasons(&d),
@@ -394,11 +405,11 @@ fn config_change_reassigns_services_whose_address_left_every_pool() {
 fn config_change_keeps_addresses_still_in_a_pool() {
     let mut core = ready_core();
     let mut svc = service("a", json!({}));
-    let d = core.reconcile(&svc);
+    let d = core.reconcile(&view(&svc));
     desired(&d).apply_to(&mut svc);
     let renamed = CONFIG.replace("name: default", "name: main");
     core.set_config(&config(&renamed)).unwrap();
-    let d = core.reconcile(&svc);
+    let d = core.reconcile(&view(&svc));
     assert_eq!(desired(&d).ips, vec![ip("192.0.2.0")]);
     assert_eq!(desired(&d).pool.as_deref(), Some("main"));
     assert!(d.events.is_empty(), "{:?}", d.events);
@@ -409,20 +420,20 @@ fn invalid_service_is_reported_and_keeps_what_it_holds() {
     let mut core = ready_core();
     let both = json!({"metadata": {"annotations": {"metallb.io/loadBalancerIPs": "192.0.2.3"}},
                       "spec": {"loadBalancerIP": "192.0.2.2"}});
-    let d = core.reconcile(&service("new", both.clone()));
+    let d = core.reconcile(&view(&service("new", both.clone())));
     assert_eq!(d.outcome, Outcome::Invalid);
     assert_eq!(reasons(&d), vec![Reason::LoadBalancerFailed]);
     assert!(d.events[0].message.contains("ns/new"));
 
     // A Service that shows an address and then becomes invalid keeps it, exclusively.
     let held = with_status("held", &["192.0.2.1"], both);
-    let d = core.reconcile(&held);
+    let d = core.reconcile(&view(&held));
     assert_eq!(desired(&d).ips, vec![ip("192.0.2.1")]);
     assert_eq!(reasons(&d), vec![Reason::LoadBalancerFailed]);
-    let other = core.reconcile(&service(
+    let other = core.reconcile(&view(&service(
         "other",
         json!({"spec": {"loadBalancerIP": "192.0.2.1"}}),
-    ));
+    )));
     assert_eq!(reasons(&other), vec![Reason::AllocationFailed]);
 }
 
@@ -430,12 +441,12 @@ fn invalid_service_is_reported_and_keeps_what_it_holds() {
 fn requested_address_taken_keeps_the_old_one() {
     let mut core = ready_core();
     let mut a = service("a", json!({}));
-    let d = core.reconcile(&a);
+    let d = core.reconcile(&view(&a));
     desired(&d).apply_to(&mut a);
-    core.reconcile(&service("b", json!({})));
+    core.reconcile(&view(&service("b", json!({}))));
     // "a" now asks for b's address: refused, and it keeps 192.0.2.0.
     a.spec.as_mut().unwrap().load_balancer_ip = Some("192.0.2.1".into());
-    let d = core.reconcile(&a);
+    let d = core.reconcile(&view(&a));
     assert_eq!(desired(&d).ips, vec![ip("192.0.2.0")]);
     assert_eq!(reasons(&d), vec![Reason::AllocationFailed]);
     assert!(

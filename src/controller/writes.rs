@@ -12,6 +12,7 @@ use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporte
 use kube::{Client, Resource};
 use serde_json::json;
 
+use super::cached::CachedService;
 use super::reconcile::{Desired, EventType, PlannedEvent, Reason};
 use crate::k8s::service::ALLOCATED_FROM_POOL;
 
@@ -95,18 +96,18 @@ pub fn annotation_patch(desired: &Desired, resource_version: Option<&str>) -> se
 /// Service changed meanwhile fails with a conflict ([`WriteError::is_conflict`]).
 pub async fn write_service(
     client: &Client,
-    svc: &Service,
+    svc: &CachedService,
     desired: &Desired,
     leading: &(dyn Fn() -> bool + Sync),
 ) -> Result<(), WriteError> {
-    let namespace = svc.metadata.namespace.clone().unwrap_or_default();
-    let name = svc.metadata.name.clone().unwrap_or_default();
+    let namespace = svc.namespace().unwrap_or_default().to_owned();
+    let name = svc.name().unwrap_or_default().to_owned();
     let not_leading = || WriteError::NotLeading {
         namespace: namespace.clone(),
         name: name.clone(),
     };
     let api: Api<Service> = Api::namespaced(client.clone(), &namespace);
-    let mut version = svc.metadata.resource_version.clone();
+    let mut version = svc.resource_version().map(str::to_owned);
     if !desired.status_shown_by(svc) {
         if !leading() {
             return Err(not_leading());
@@ -138,11 +139,15 @@ pub async fn write_service(
     Ok(())
 }
 
-/// The Service as the API shows it now (`None`: gone), to decide again after a conflict.
-pub async fn fetch_service(client: &Client, svc: &Service) -> Result<Option<Service>, WriteError> {
-    let namespace = svc.metadata.namespace.clone().unwrap_or_default();
-    let name = svc.metadata.name.clone().unwrap_or_default();
-    let api: Api<Service> = Api::namespaced(client.clone(), &namespace);
+/// The Service as the API shows it now (`None`: gone), to decide again after a conflict:
+/// decoded into the controller's form, as the watch decodes it.
+pub async fn fetch_service(
+    client: &Client,
+    svc: &CachedService,
+) -> Result<Option<CachedService>, WriteError> {
+    let namespace = svc.namespace().unwrap_or_default().to_owned();
+    let name = svc.name().unwrap_or_default().to_owned();
+    let api: Api<CachedService> = Api::namespaced(client.clone(), &namespace);
     api.get_opt(&name)
         .await
         .map_err(|source| WriteError::Status {
@@ -186,7 +191,7 @@ fn action(reason: Reason) -> &'static str {
 pub async fn publish_service_events(
     client: &Client,
     reporter: &Reporter,
-    svc: &Service,
+    svc: &CachedService,
     events: &[PlannedEvent],
 ) {
     if events.is_empty() {

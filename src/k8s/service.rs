@@ -1,10 +1,14 @@
-//! What a Kubernetes Service asks of the allocator: the translation from `Service` to
+//! What a Kubernetes Service asks of the allocator: the translation from a Service to
 //! [`ipam::Request`], and which Services ferrolb handles at all.
+//!
+//! [`request_for`] reads a Service through [`ServiceFields`], so the API's `Service` and the
+//! controller's compact form of it (`controller::cached`) are read by the one parser.
 //!
 //! Annotations are read under MetalLB's legacy `metallb.universe.tf/` prefix and the newer
 //! `metallb.io/` one, so an unchanged MetalLB user keeps working; the same annotation under both
 //! prefixes with different values is an error rather than a silent pick.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
@@ -54,6 +58,91 @@ pub enum ServiceError {
     UnknownProtocol { index: usize, value: String },
     #[error("spec.ports[{index}] has port {value}, outside 1-65535")]
     InvalidPort { index: usize, value: i32 },
+}
+
+/// The fields of a Service that [`request_for`] and [`allocated_pool`] read, whichever form
+/// holds them: the API's [`Service`], or a projection that keeps only these (the controller's
+/// cache). Absent lists read as empty: the parser treats both alike.
+pub trait ServiceFields {
+    /// The annotation under its full key (prefix included).
+    fn annotation(&self, key: &str) -> Option<&str>;
+    /// `metadata.labels` (pools' `serviceSelectors` match them).
+    fn labels(&self) -> BTreeMap<String, String>;
+    /// `spec.loadBalancerIP`.
+    fn load_balancer_ip(&self) -> Option<&str>;
+    /// `spec.ipFamilies`.
+    fn ip_families(&self) -> Vec<&str>;
+    /// `spec.ipFamilyPolicy`.
+    fn ip_family_policy(&self) -> Option<&str>;
+    /// `spec.clusterIPs` (read for the families only when `spec.ipFamilies` is empty).
+    fn cluster_ips(&self) -> Vec<&str>;
+    /// `spec.clusterIP` (likewise, and only when `spec.clusterIPs` is empty too).
+    fn cluster_ip(&self) -> Option<&str>;
+    /// `spec.ports`: each port's number and protocol.
+    fn ports(&self) -> Vec<(i32, Option<&str>)>;
+    /// `spec.externalTrafficPolicy`.
+    fn external_traffic_policy(&self) -> Option<&str>;
+    /// `spec.selector` (read only under the `Local` traffic policy).
+    fn selector(&self) -> BTreeMap<String, String>;
+}
+
+impl ServiceFields for Service {
+    fn annotation(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .map(String::as_str)
+    }
+
+    fn labels(&self) -> BTreeMap<String, String> {
+        self.metadata.labels.clone().unwrap_or_default()
+    }
+
+    fn load_balancer_ip(&self) -> Option<&str> {
+        self.spec.as_ref()?.load_balancer_ip.as_deref()
+    }
+
+    fn ip_families(&self) -> Vec<&str> {
+        strs(self.spec.as_ref().and_then(|s| s.ip_families.as_deref()))
+    }
+
+    fn ip_family_policy(&self) -> Option<&str> {
+        self.spec.as_ref()?.ip_family_policy.as_deref()
+    }
+
+    fn cluster_ips(&self) -> Vec<&str> {
+        strs(self.spec.as_ref().and_then(|s| s.cluster_ips.as_deref()))
+    }
+
+    fn cluster_ip(&self) -> Option<&str> {
+        self.spec.as_ref()?.cluster_ip.as_deref()
+    }
+
+    fn ports(&self) -> Vec<(i32, Option<&str>)> {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.ports.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|p| (p.port, p.protocol.as_deref()))
+            .collect()
+    }
+
+    fn external_traffic_policy(&self) -> Option<&str> {
+        self.spec.as_ref()?.external_traffic_policy.as_deref()
+    }
+
+    fn selector(&self) -> BTreeMap<String, String> {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.selector.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn strs(v: Option<&[String]>) -> Vec<&str> {
+    v.unwrap_or_default().iter().map(String::as_str).collect()
 }
 
 /// `namespace/name` of a Service (namespace `default` when the manifest leaves it out, as
@@ -129,24 +218,20 @@ pub fn has_ingress(svc: &Service) -> bool {
 }
 
 /// The value of the `metallb.io/ip-allocated-from-pool` annotation.
-pub fn allocated_pool(svc: &Service) -> Option<&str> {
-    svc.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(ALLOCATED_FROM_POOL))
-        .map(String::as_str)
+pub fn allocated_pool<S: ServiceFields + ?Sized>(svc: &S) -> Option<&str> {
+    svc.annotation(ALLOCATED_FROM_POOL)
 }
 
 /// An annotation read under both prefixes. Empty values count as absent (MetalLB ignores them
 /// too); two different non-empty values are an error naming both annotations.
-fn annotation(svc: &Service, name: &str) -> Result<Option<(String, String)>, ServiceError> {
-    let Some(annotations) = svc.metadata.annotations.as_ref() else {
-        return Ok(None);
-    };
+fn annotation<S: ServiceFields + ?Sized>(
+    svc: &S,
+    name: &str,
+) -> Result<Option<(String, String)>, ServiceError> {
     let mut found: Option<(String, String)> = None;
     for prefix in ANNOTATION_PREFIXES {
         let key = format!("{prefix}{name}");
-        let Some(value) = annotations.get(&key).map(|v| v.trim()) else {
+        let Some(value) = svc.annotation(&key).map(str::trim) else {
             continue;
         };
         if value.is_empty() {
@@ -175,13 +260,11 @@ fn parse_ip(field: &str, value: &str) -> Result<IpAddr, ServiceError> {
     })
 }
 
-/// Translates a Service into the request the allocator serves.
-pub fn request_for(svc: &Service) -> Result<Request, ServiceError> {
-    let spec = svc.spec.clone().unwrap_or_default();
-
-    let spec_ip = spec
-        .load_balancer_ip
-        .as_deref()
+/// Translates a Service (either form, see [`ServiceFields`]) into the request the allocator
+/// serves.
+pub fn request_for<S: ServiceFields + ?Sized>(svc: &S) -> Result<Request, ServiceError> {
+    let spec_ip = svc
+        .load_balancer_ip()
         .map(str::trim)
         .filter(|s| !s.is_empty());
     let annotated_ips = annotation(svc, LOAD_BALANCER_IPS)?;
@@ -203,13 +286,13 @@ pub fn request_for(svc: &Service) -> Result<Request, ServiceError> {
         (None, None) => Vec::new(),
     };
 
-    let families = family_policy(&spec, &requested)?;
+    let families = family_policy(svc, &requested)?;
     let pool = annotation(svc, ADDRESS_POOL)?.map(|(_, v)| v);
     let sharing_key = annotation(svc, ALLOW_SHARED_IP)?.map(|(_, v)| v);
 
     let mut ports = Vec::new();
-    for (index, p) in spec.ports.iter().flatten().enumerate() {
-        let protocol = match p.protocol.as_deref().unwrap_or("TCP") {
+    for (index, (port, protocol)) in svc.ports().into_iter().enumerate() {
+        let protocol = match protocol.unwrap_or("TCP") {
             "TCP" => Protocol::Tcp,
             "UDP" => Protocol::Udp,
             "SCTP" => Protocol::Sctp,
@@ -220,20 +303,16 @@ pub fn request_for(svc: &Service) -> Result<Request, ServiceError> {
                 });
             }
         };
-        let port =
-            u16::try_from(p.port)
-                .ok()
-                .filter(|&p| p != 0)
-                .ok_or(ServiceError::InvalidPort {
-                    index,
-                    value: p.port,
-                })?;
+        let port = u16::try_from(port)
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or(ServiceError::InvalidPort { index, value: port })?;
         ports.push(Port { protocol, port });
     }
 
-    let traffic = match spec.external_traffic_policy.as_deref() {
+    let traffic = match svc.external_traffic_policy() {
         Some("Local") => TrafficPolicy::Local {
-            selector: spec.selector.clone().unwrap_or_default(),
+            selector: svc.selector(),
         },
         _ => TrafficPolicy::Cluster,
     };
@@ -245,7 +324,7 @@ pub fn request_for(svc: &Service) -> Result<Request, ServiceError> {
         sharing_key,
         ports,
         traffic,
-        labels: svc.metadata.labels.clone().unwrap_or_default(),
+        labels: svc.labels(),
     })
 }
 
@@ -262,16 +341,15 @@ fn parse_family(value: &str) -> Result<Family, ServiceError> {
 /// The Service's families, in order: `spec.ipFamilies`, else the families of `spec.clusterIPs`
 /// (or `spec.clusterIP`). Empty when neither says (a hand-written manifest the API server has not
 /// defaulted yet).
-fn known_families(
-    spec: &k8s_openapi::api::core::v1::ServiceSpec,
-) -> Result<Vec<Family>, ServiceError> {
-    if let Some(families) = spec.ip_families.as_ref().filter(|f| !f.is_empty()) {
-        return families.iter().map(|f| parse_family(f)).collect();
+fn known_families<S: ServiceFields + ?Sized>(svc: &S) -> Result<Vec<Family>, ServiceError> {
+    let families = svc.ip_families();
+    if !families.is_empty() {
+        return families.into_iter().map(parse_family).collect();
     }
-    let cluster_ips: Vec<&str> = match spec.cluster_ips.as_ref().filter(|c| !c.is_empty()) {
-        Some(ips) => ips.iter().map(String::as_str).collect(),
-        None => spec.cluster_ip.as_deref().into_iter().collect(),
-    };
+    let mut cluster_ips = svc.cluster_ips();
+    if cluster_ips.is_empty() {
+        cluster_ips.extend(svc.cluster_ip());
+    }
     let mut families = Vec::new();
     for ip in cluster_ips {
         // "None" (headless) and "" carry no family.
@@ -291,11 +369,11 @@ fn known_families(
 /// PreferDualStack Service that the cluster gave only one family is single-stack (MetalLB, too,
 /// goes by the families the Service actually has). When no family is known at all, the first
 /// requested address decides, else IPv4 (the API server's default on an IPv4 cluster).
-fn family_policy(
-    spec: &k8s_openapi::api::core::v1::ServiceSpec,
+fn family_policy<S: ServiceFields + ?Sized>(
+    svc: &S,
     requested: &[IpAddr],
 ) -> Result<FamilyPolicy, ServiceError> {
-    let families = known_families(spec)?;
+    let families = known_families(svc)?;
     let primary = families
         .first()
         .copied()
@@ -303,7 +381,7 @@ fn family_policy(
         .unwrap_or(Family::V4);
     let both_known = families.len() >= 2;
     let unknown = families.is_empty();
-    Ok(match spec.ip_family_policy.as_deref() {
+    Ok(match svc.ip_family_policy() {
         None if both_known => FamilyPolicy::RequireDualStack { primary },
         None | Some("SingleStack") => FamilyPolicy::Single(primary),
         Some("PreferDualStack") if both_known || unknown => {

@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::config::Namespaces;
 use crate::controller::plan::plan_with_namespaces;
-use crate::k8s::service::allocated_pool;
+use crate::k8s::service::{allocated_pool, status_ips};
 
 const NAMESPACES: [&str; 4] = ["shop", "payments", "staging", "default"];
 
