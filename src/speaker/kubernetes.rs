@@ -509,3 +509,14 @@ fn apply(
     }
     publish_scoped(owned_tx, announced, me, before, after, only_on);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_gossip_ends_the_kubernetes_speaker_with_an_error() {
+        let error = KubeSpeakerError::from(crate::speaker::GossipStopped);
+        assert!(error.to_string().contains("gossip stopped"));
+    }
+}

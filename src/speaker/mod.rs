@@ -64,9 +64,5 @@ mod tests {
         assert_eq!(LoopEnd::Shutdown.into_result(), Ok(()));
         let error = LoopEnd::GossipStopped.into_result().unwrap_err();
         assert!(error.to_string().contains("gossip stopped"));
-        let static_error = crate::speaker::static_mode::StaticSpeakerError::from(error);
-        assert!(static_error.to_string().contains("gossip stopped"));
-        let kube_error = crate::speaker::kubernetes::KubeSpeakerError::from(error);
-        assert!(kube_error.to_string().contains("gossip stopped"));
     }
 }

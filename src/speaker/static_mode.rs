@@ -352,6 +352,12 @@ mod tests {
     }
 
     #[test]
+    fn a_stopped_gossip_ends_the_static_speaker_with_an_error() {
+        let error = StaticSpeakerError::from(crate::speaker::GossipStopped);
+        assert!(error.to_string().contains("gossip stopped"));
+    }
+
+    #[test]
     fn reload_reports_only_address_changes_and_keeps_the_last_good_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("static.yaml");
