@@ -16,8 +16,6 @@ pub mod owned;
 pub mod ownership;
 pub mod publish;
 pub mod reconcile;
-pub mod static_ads;
-pub mod static_config;
 pub mod static_mode;
 pub mod store;
 pub mod unannounced;
