@@ -178,7 +178,7 @@ fn no_two_files_import_each_other() {
     let all = files();
     let edges = imports(&all);
     // The resolver must see real imports, or the check below proves nothing.
-    assert!(edges["speaker/cache.rs"].contains("k8s/service.rs"));
+    assert!(edges["speaker/kubernetes/cache.rs"].contains("k8s/service.rs"));
     assert!(edges["controller/live.rs"].contains("controller/writes.rs"));
     let mut cycles = Vec::new();
     for (a, targets) in &edges {

@@ -1,30 +1,14 @@
 //! Kubernetes/static edge of the speaker: cluster view, ownership changes.
 
 pub mod announcer;
-pub mod cache;
 pub mod cli;
-pub mod cluster;
-pub mod config_load;
 pub mod election_gate;
-pub mod events;
-pub mod holders;
 pub mod kubernetes;
-pub mod l2status;
-pub mod l2status_edge;
 pub mod metrics;
 pub mod owned;
 pub mod ownership;
 pub mod publish;
-pub mod reconcile;
 pub mod static_mode;
-pub mod store;
-pub mod unannounced;
-pub mod wire;
-
-/// The API writes that follow a change of what this node announces (its ServiceL2Status
-/// objects, its events) start this long after the change, and changes within it join them: a
-/// takeover's first second belongs to answering ARP and NDP, not to thousands of API calls.
-pub const WRITE_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why a speaker's main loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,18 @@
 //! runs gossip with the other speakers (seeded with the Nodes' InternalIPs, since speakers run
 //! on the host network), elects per Service and drives the announcer.
 
+pub mod cache;
+pub mod cluster;
+pub mod config_load;
+pub mod events;
+pub mod holders;
+pub mod l2status;
+pub mod l2status_edge;
+pub mod reconcile;
+pub mod store;
+pub mod unannounced;
+pub mod wire;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -26,20 +38,24 @@ use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry, ThreadTime};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
-use super::cache::{self, Changes, NodeView, ServiceView, SliceView, Watched};
-use super::cluster::ViewOptions;
-use super::config_load::MetallbStores;
 use super::election_gate::ElectionGate;
-use super::events::EventWriter;
-use super::l2status;
-use super::l2status_edge::{Inputs, StatusWriter};
 use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
 use super::owned::Owned;
 use super::publish::{publish_scoped, spawn_announcer};
-use super::reconcile::{Reconciler, Stores, ready};
-use super::store::{self, Decoded, Store};
-use super::unannounced::UnannouncedMetric;
 use crate::metrics::{ConfigMetrics, Naming};
+use cache::{Changes, NodeView, ServiceView, SliceView, Watched};
+use cluster::ViewOptions;
+use config_load::MetallbStores;
+use events::EventWriter;
+use l2status_edge::{Inputs, StatusWriter};
+use reconcile::{Reconciler, Stores, ready};
+use store::{Decoded, Store};
+use unannounced::UnannouncedMetric;
+
+/// The API writes that follow a change of what this node announces (its ServiceL2Status
+/// objects, its events) start this long after the change, and changes within it join them: a
+/// takeover's first second belongs to answering ARP and NDP, not to thousands of API calls.
+pub const WRITE_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct KubeOptions {

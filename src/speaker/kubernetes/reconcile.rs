@@ -30,8 +30,8 @@ use super::cluster::{self, Context, Evaluated, Unannounced, ViewOptions};
 use super::config_load::{ConfigLoader, MetallbStores};
 use super::events::Assigned;
 use super::holders::Holders;
-use super::ownership;
 use super::store::Store;
+use crate::speaker::ownership;
 
 /// A list that is one element long for nearly every key: that element inline, the rare rest on
 /// the heap.
