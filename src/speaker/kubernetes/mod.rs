@@ -31,9 +31,9 @@ use tracing::{info, warn};
 use crate::gossip::{
     Gossip, GossipConfig, GossipError, GossipHandle, KeyError, KeyFiles, SwimTiming, joined_differs,
 };
-use crate::k8s::backoff::{spawn_events, spawn_watch};
 use crate::k8s::metallb::{ConfigSource, Kind, L2, POOL};
 use crate::k8s::pod::{INTERFACES_ANNOTATION, interfaces_annotation};
+use crate::k8s::reflect::reflect;
 use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry, ThreadTime};
 
@@ -119,12 +119,14 @@ async fn wait_for_key_file(keys: &KeyFiles) {
 /// Watches a projected kind into its cache, recording in `changes` what each event changed.
 fn watch_view<K: Watched>(api: Api<Decoded<K>>, changes: &Changes, what: &'static str) -> Store<K> {
     let changes = changes.clone();
-    let mut writer = store::Writer::default();
-    let reader = writer.as_reader();
-    spawn_events(api, watcher::Config::default(), what, move |event| {
-        cache::apply(&mut writer, &changes, &event)
-    });
-    reader
+    let writer = store::Writer::default();
+    reflect(
+        api,
+        watcher::Config::default(),
+        what,
+        writer,
+        move |w, e| cache::apply(w, &changes, e),
+    )
 }
 
 /// Watches a kind whose every change concerns the whole pass (`config`: the config objects,
@@ -142,7 +144,7 @@ where
     K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let changes = changes.clone();
-    spawn_watch(api, config, what, writer, move |writer, event| {
+    reflect(api, config, what, writer, move |writer, event| {
         cache::apply_whole(writer, &changes, event, is_config)
     })
 }
