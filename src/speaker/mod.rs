@@ -1,4 +1,7 @@
-//! Kubernetes/static edge of the speaker: cluster view, ownership changes.
+//! The speaker, in rooms: the files here are what both modes share (the election path
+//! `ownership`, the election gate, the announcer and what feeds it, flags, metrics); the
+//! Kubernetes mode is [`kubernetes`], the `--static FILE` mode [`static_mode`]. The static mode
+//! never imports the Kubernetes mode, and nothing here imports either (`tests/architecture.rs`).
 
 pub mod announcer;
 pub mod cli;
