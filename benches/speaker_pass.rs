@@ -14,10 +14,10 @@ use std::hint::black_box;
 
 use criterion::measurement::Measurement;
 use criterion::{BatchSize, Criterion};
-use ferrolb::speaker::cache::{self, Changes, NodeView, ServiceView, SliceView};
-use ferrolb::speaker::cluster::ViewOptions;
-use ferrolb::speaker::reconcile::{Reconciler, Stores};
-use ferrolb::speaker::store::{self, Decoded};
+use ferrolb::speaker::kubernetes::cache::{self, Changes, NodeView, ServiceView, SliceView};
+use ferrolb::speaker::kubernetes::cluster::ViewOptions;
+use ferrolb::speaker::kubernetes::reconcile::{Reconciler, Stores};
+use ferrolb::speaker::kubernetes::store::{self, Decoded};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::store::Writer;

@@ -125,7 +125,7 @@ mod speaker_main {
     use anyhow::{Context, bail};
     use ferrolb::metrics::Naming;
     use ferrolb::speaker::cli::SpeakerArgs;
-    use ferrolb::speaker::cluster::ViewOptions;
+    use ferrolb::speaker::kubernetes::cluster::ViewOptions;
     use ferrolb::speaker::kubernetes::{self, GossipOptions, KubeOptions};
     use ferrolb::speaker::static_mode::{self, StaticOptions};
     use ferrolb::telemetry::{self, Health};

@@ -215,7 +215,7 @@ pub const API_ACCESS: &[ApiAccess] = &[
         "",
         "pods",
         &["list", "watch", "get", "patch"],
-        "the speaker pods (--ml-labels): which nodes run a ready speaker, and the interfaces each published (speaker::kubernetes); get reads its own Pod (--pod-name), the owner of its ServiceL2Status objects (speaker::l2status_edge); patch writes its own Pod's ferrolb.io/interfaces annotation (speaker::kubernetes::publish_interfaces)",
+        "the speaker pods (--ml-labels): which nodes run a ready speaker, and the interfaces each published (speaker::kubernetes); get reads its own Pod (--pod-name), the owner of its ServiceL2Status objects (speaker::kubernetes::l2status_edge); patch writes its own Pod's ferrolb.io/interfaces annotation (speaker::kubernetes::publish_interfaces)",
     ),
     access(
         "speaker",
@@ -223,7 +223,7 @@ pub const API_ACCESS: &[ApiAccess] = &[
         "metallb.io",
         "servicel2statuses",
         &["list", "watch", "create", "delete"],
-        "one ServiceL2Status per announced Service: created by its announcer, deleted when it lets go or its node is dead (speaker::l2status_edge)",
+        "one ServiceL2Status per announced Service: created by its announcer, deleted when it lets go or its node is dead (speaker::kubernetes::l2status_edge)",
     ),
     access(
         "speaker",
@@ -231,7 +231,7 @@ pub const API_ACCESS: &[ApiAccess] = &[
         "metallb.io",
         "servicel2statuses/status",
         &["patch"],
-        "the ServiceL2Status's node, Service and interfaces (speaker::l2status_edge)",
+        "the ServiceL2Status's node, Service and interfaces (speaker::kubernetes::l2status_edge)",
     ),
     access(
         "speaker",
@@ -239,7 +239,7 @@ pub const API_ACCESS: &[ApiAccess] = &[
         "metallb.io",
         "configurationstates",
         &["create"],
-        "the ConfigurationState `speaker-<node>`, created the first time (speaker::l2status_edge)",
+        "the ConfigurationState `speaker-<node>`, created the first time (speaker::kubernetes::l2status_edge)",
     ),
     access(
         "speaker",
@@ -247,7 +247,7 @@ pub const API_ACCESS: &[ApiAccess] = &[
         "metallb.io",
         "configurationstates/status",
         &["patch"],
-        "the speaker's config result and errors (speaker::l2status_edge)",
+        "the speaker's config result and errors (speaker::kubernetes::l2status_edge)",
     ),
     access(
         "speaker",

@@ -106,37 +106,8 @@ pub fn log_watch_error(kind: &str, error: &kube::runtime::watcher::Error) {
     }
 }
 
-/// Watches `api` into a cache (`writer`) on a task of its own, with [`with_backoff`]: `apply`
-/// puts each event into the cache (and says who should hear of it); errors are logged
-/// ([`log_watch_error`]) and retried within seconds. Returns the cache's reader.
-pub fn spawn_watch<K>(
-    api: kube::Api<K>,
-    config: kube::runtime::watcher::Config,
-    kind: &'static str,
-    mut writer: kube::runtime::reflector::store::Writer<K>,
-    mut apply: impl FnMut(
-        &mut kube::runtime::reflector::store::Writer<K>,
-        &kube::runtime::watcher::Event<K>,
-    ) + Send
-    + 'static,
-) -> kube::runtime::reflector::Store<K>
-where
-    K: kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
-{
-    let reader = writer.as_reader();
-    spawn_events(api, config, kind, move |event| apply(&mut writer, &event));
-    reader
-}
-
 /// Runs a watch of `api` with [`with_backoff`] on a task of its own, handing each event to
-/// `apply` and logging each error.
+/// `apply` and logging each error (into a cache: [`super::reflect::reflect`]).
 pub fn spawn_events<K>(
     api: kube::Api<K>,
     config: kube::runtime::watcher::Config,

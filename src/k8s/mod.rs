@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod metallb;
 pub mod node;
 pub mod pod;
+pub mod reflect;
 pub mod service;
 
 pub use backoff::WatchBackoff;

@@ -1,32 +1,17 @@
-//! Kubernetes/static edge of the speaker: cluster view, ownership changes.
+//! The speaker, in rooms: the files here are what both modes share (the election path
+//! `ownership`, the election gate, the announcer and what feeds it, flags, metrics); the
+//! Kubernetes mode is [`kubernetes`], the `--static FILE` mode [`static_mode`]. The static mode
+//! never imports the Kubernetes mode, and nothing here imports either (`tests/architecture.rs`).
 
 pub mod announcer;
-pub mod cache;
 pub mod cli;
-pub mod cluster;
-pub mod config_load;
 pub mod election_gate;
-pub mod events;
-pub mod holders;
 pub mod kubernetes;
-pub mod l2status;
-pub mod l2status_edge;
 pub mod metrics;
 pub mod owned;
 pub mod ownership;
 pub mod publish;
-pub mod reconcile;
-pub mod static_ads;
-pub mod static_config;
 pub mod static_mode;
-pub mod store;
-pub mod unannounced;
-pub mod wire;
-
-/// The API writes that follow a change of what this node announces (its ServiceL2Status
-/// objects, its events) start this long after the change, and changes within it join them: a
-/// takeover's first second belongs to answering ARP and NDP, not to thousands of API calls.
-pub const WRITE_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why a speaker's main loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,9 +49,5 @@ mod tests {
         assert_eq!(LoopEnd::Shutdown.into_result(), Ok(()));
         let error = LoopEnd::GossipStopped.into_result().unwrap_err();
         assert!(error.to_string().contains("gossip stopped"));
-        let static_error = crate::speaker::static_mode::StaticSpeakerError::from(error);
-        assert!(static_error.to_string().contains("gossip stopped"));
-        let kube_error = crate::speaker::kubernetes::KubeSpeakerError::from(error);
-        assert!(kube_error.to_string().contains("gossip stopped"));
     }
 }

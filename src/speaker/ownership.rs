@@ -1,7 +1,7 @@
 //! Which IPs this node announces (pure): the one election path of both speaker modes. Each mode
 //! works out, per service, the nodes its advertisements and the health rules allow
-//! ([`crate::advertise::candidates`]; Kubernetes: [`super::cluster`], static:
-//! [`super::static_ads`]), then [`place`] elects one owner per address group and says where it
+//! ([`crate::advertise::candidates`]; Kubernetes: [`super::kubernetes::cluster`], static:
+//! [`super::static_mode::static_ads`]), then [`place`] elects one owner per address group and says where it
 //! announces, and [`owned_by`] turns the decisions into this node's owned set.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

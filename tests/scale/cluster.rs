@@ -98,10 +98,15 @@ impl ScaleCluster {
     pub fn start_speaker(&mut self, i: usize) {
         let pod = speaker_pod_name(&self.lan.nodes[i].name);
         // Per-Service info lines for thousands of Services would only measure the logger; the
-        // loop's "ownership changed" line times each takeover's pass.
+        // loop's "ownership changed" line times each takeover's pass. The loop's module alone:
+        // a target matches every target it begins, and the longer directive wins, so
+        // `kubernetes::` keeps the room's other modules (the status writer, the pass) at warn.
         let env = [
             ("POD_NAME", pod.as_str()),
-            ("RUST_LOG", "warn,ferrolb::speaker::kubernetes=info"),
+            (
+                "RUST_LOG",
+                "warn,ferrolb::speaker::kubernetes=info,ferrolb::speaker::kubernetes::=warn",
+            ),
         ];
         start_kube_speaker(&mut self.lan, i, &self.kubeconfig, &env);
     }

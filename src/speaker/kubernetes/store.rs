@@ -183,6 +183,14 @@ impl<V: View> Default for Writer<V> {
     }
 }
 
+impl<V: View> crate::k8s::reflect::Cache for Writer<V> {
+    type Reader = Store<V>;
+
+    fn reader(&self) -> Store<V> {
+        self.as_reader()
+    }
+}
+
 impl<V: View> Writer<V> {
     pub fn as_reader(&self) -> Store<V> {
         Store {

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
 
-fn views<V: crate::speaker::store::View>(objects: &[V::Object]) -> Vec<Arc<V>>
+fn views<V: crate::speaker::kubernetes::store::View>(objects: &[V::Object]) -> Vec<Arc<V>>
 where
     V::Object: Clone,
 {

@@ -4,6 +4,9 @@
 //! than inotify) needs no extra dependency, survives the file being replaced by rename (how
 //! editors and ConfigMap mounts update files), and costs one small read a second.
 
+pub mod static_ads;
+pub mod static_config;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::PathBuf;
@@ -25,9 +28,8 @@ use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::election_gate::ElectionGate;
 use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
 use super::publish::{publish_scoped, spawn_announcer};
-use super::static_ads;
-use super::static_config::{self, StaticConfig, StaticConfigError};
 use crate::metrics::Naming;
+use static_config::{StaticConfig, StaticConfigError};
 
 /// How often the static file is checked for changes.
 pub const FILE_POLL: Duration = Duration::from_secs(1);
@@ -349,6 +351,12 @@ mod tests {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, format!("{HEAD}{body}")).unwrap();
         std::fs::rename(&tmp, path).unwrap();
+    }
+
+    #[test]
+    fn a_stopped_gossip_ends_the_static_speaker_with_an_error() {
+        let error = StaticSpeakerError::from(crate::speaker::GossipStopped);
+        assert!(error.to_string().contains("gossip stopped"));
     }
 
     #[test]

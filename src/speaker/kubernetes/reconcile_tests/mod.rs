@@ -19,9 +19,9 @@ use tower_test::mock::Handle;
 
 use super::*;
 use crate::election;
-use crate::speaker::cache;
-use crate::speaker::events::EventWriter;
-use crate::speaker::store::Decoded;
+use crate::speaker::kubernetes::cache;
+use crate::speaker::kubernetes::events::EventWriter;
+use crate::speaker::kubernetes::store::Decoded;
 
 type Mock = Handle<Request<Body>, Response<Body>>;
 
@@ -109,7 +109,7 @@ type Feed<E> = dyn FnMut(&watcher::Event<E>) + Send;
 
 /// A projected cache ([`cache::apply`]).
 fn view_feed<V: cache::Watched>(changes: &Changes) -> (Store<V>, Fed<Decoded<V>>) {
-    let mut writer = crate::speaker::store::Writer::default();
+    let mut writer = crate::speaker::kubernetes::store::Writer::default();
     let reader = writer.as_reader();
     let changes = changes.clone();
     let feed =

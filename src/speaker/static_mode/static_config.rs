@@ -175,7 +175,7 @@ addresses:
 
     #[test]
     fn the_shipped_example_is_valid() {
-        let text = include_str!("../../config/example-static-speaker.yaml");
+        let text = include_str!("../../../config/example-static-speaker.yaml");
         let c = parse(text).unwrap();
         assert_eq!(c.addresses.len(), 2);
     }

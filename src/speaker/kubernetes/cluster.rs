@@ -15,7 +15,7 @@ use crate::election::{
 };
 
 use super::cache::{NodeView, ServiceView, SliceView};
-use super::ownership::{self, Announcement, Offer};
+use crate::speaker::ownership::{self, Announcement, Offer};
 
 /// Everything that is not announced, and why (so each is reported once, not silently dropped).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -2,6 +2,18 @@
 //! runs gossip with the other speakers (seeded with the Nodes' InternalIPs, since speakers run
 //! on the host network), elects per Service and drives the announcer.
 
+pub mod cache;
+pub mod cluster;
+pub mod config_load;
+pub mod events;
+pub mod holders;
+pub mod l2status;
+pub mod l2status_edge;
+pub mod reconcile;
+pub mod store;
+pub mod unannounced;
+pub mod wire;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -19,27 +31,31 @@ use tracing::{info, warn};
 use crate::gossip::{
     Gossip, GossipConfig, GossipError, GossipHandle, KeyError, KeyFiles, SwimTiming, joined_differs,
 };
-use crate::k8s::backoff::{spawn_events, spawn_watch};
 use crate::k8s::metallb::{ConfigSource, Kind, L2, POOL};
 use crate::k8s::pod::{INTERFACES_ANNOTATION, interfaces_annotation};
+use crate::k8s::reflect::reflect;
 use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry, ThreadTime};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
-use super::cache::{self, Changes, NodeView, ServiceView, SliceView, Watched};
-use super::cluster::ViewOptions;
-use super::config_load::MetallbStores;
 use super::election_gate::ElectionGate;
-use super::events::EventWriter;
-use super::l2status;
-use super::l2status_edge::{Inputs, StatusWriter};
 use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
 use super::owned::Owned;
 use super::publish::{publish_scoped, spawn_announcer};
-use super::reconcile::{Reconciler, Stores, ready};
-use super::store::{self, Decoded, Store};
-use super::unannounced::UnannouncedMetric;
 use crate::metrics::{ConfigMetrics, Naming};
+use cache::{Changes, NodeView, ServiceView, SliceView, Watched};
+use cluster::ViewOptions;
+use config_load::MetallbStores;
+use events::EventWriter;
+use l2status_edge::{Inputs, StatusWriter};
+use reconcile::{Reconciler, Stores, ready};
+use store::{Decoded, Store};
+use unannounced::UnannouncedMetric;
+
+/// The API writes that follow a change of what this node announces (its ServiceL2Status
+/// objects, its events) start this long after the change, and changes within it join them: a
+/// takeover's first second belongs to answering ARP and NDP, not to thousands of API calls.
+pub const WRITE_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct KubeOptions {
@@ -103,12 +119,14 @@ async fn wait_for_key_file(keys: &KeyFiles) {
 /// Watches a projected kind into its cache, recording in `changes` what each event changed.
 fn watch_view<K: Watched>(api: Api<Decoded<K>>, changes: &Changes, what: &'static str) -> Store<K> {
     let changes = changes.clone();
-    let mut writer = store::Writer::default();
-    let reader = writer.as_reader();
-    spawn_events(api, watcher::Config::default(), what, move |event| {
-        cache::apply(&mut writer, &changes, &event)
-    });
-    reader
+    let writer = store::Writer::default();
+    reflect(
+        api,
+        watcher::Config::default(),
+        what,
+        writer,
+        move |w, e| cache::apply(w, &changes, e),
+    )
 }
 
 /// Watches a kind whose every change concerns the whole pass (`config`: the config objects,
@@ -126,7 +144,7 @@ where
     K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let changes = changes.clone();
-    spawn_watch(api, config, what, writer, move |writer, event| {
+    reflect(api, config, what, writer, move |writer, event| {
         cache::apply_whole(writer, &changes, event, is_config)
     })
 }
@@ -508,4 +526,15 @@ fn apply(
         ),
     }
     publish_scoped(owned_tx, announced, me, before, after, only_on);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_gossip_ends_the_kubernetes_speaker_with_an_error() {
+        let error = KubeSpeakerError::from(crate::speaker::GossipStopped);
+        assert!(error.to_string().contains("gossip stopped"));
+    }
 }

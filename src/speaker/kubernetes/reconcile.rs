@@ -4,15 +4,19 @@
 //! `nodeAssigned` events, recorded by [`super::events`]).
 //!
 //! A pass does work for what changed. It keeps each Service's part in the election
-//! ([`cluster::evaluate`]) and its election result between passes, and decides again only the
-//! Services the watches marked ([`super::cache::Changes`]), together with every Service sharing
-//! an address with one of them (a group is elected as one). Only a change that every decision
+//! ([`super::cluster::evaluate`]) and its election result between passes, and decides again
+//! only the Services the watches marked ([`super::cache::Changes`]), together with every Service
+//! sharing an address with one of them (a group is elected as one). Only a change that every decision
 //! reads — a Node, the config, the live members, the published interfaces, a re-list —
 //! decides all of them again; when members only left (a takeover), every Service is worked out
 //! again where it is kept, but only the groups the leavers owned are elected again
-//! ([`Reconciler::members_left`]). Nothing is cloned from the caches but the `Arc`s.
+//! ([`Reconciler::members_left`]). Nothing is cloned from the caches but the `Arc`s. This file
+//! is the pass and what it concludes (the owned set, the events, the unannounced report);
+//! [`incremental`] is what it keeps between passes and how a change reaches it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+mod incremental;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -21,17 +25,17 @@ use kube::runtime::reflector::Store as ReflectorStore;
 use tracing::{info, warn};
 
 use crate::advertise::{Cause, Decision};
-use crate::election::{self, Liveness};
+use crate::election;
 use crate::k8s::pod::{published_interfaces, ready_pod_nodes};
 use crate::metrics::ConfigMetrics;
 
 use super::cache::{Changes, NodeView, ServiceView, SliceView};
-use super::cluster::{self, Context, Evaluated, Unannounced, ViewOptions};
+use super::cluster::{Evaluated, Unannounced, ViewOptions};
 use super::config_load::{ConfigLoader, MetallbStores};
 use super::events::Assigned;
 use super::holders::Holders;
-use super::ownership;
 use super::store::Store;
+use incremental::Globals;
 
 /// A list that is one element long for nearly every key: that element inline, the rare rest on
 /// the heap.
@@ -80,28 +84,6 @@ pub struct Pass {
     /// changed).
     pub evaluated: usize,
     pub elected: usize,
-}
-
-/// What every Service's decision reads besides its own objects: when it changes, all are
-/// decided again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Globals {
-    alive: BTreeSet<String>,
-    gossip: bool,
-    known: BTreeMap<String, BTreeSet<String>>,
-    /// Counts the configs put in force.
-    config: u64,
-}
-
-impl Globals {
-    /// Whether `next` differs from these inputs only in members that left.
-    fn lost_members_only(&self, next: &Globals) -> bool {
-        next.alive.len() < self.alive.len()
-            && next.alive.is_subset(&self.alive)
-            && self.gossip == next.gossip
-            && self.known == next.known
-            && self.config == next.config
-    }
 }
 
 pub struct Reconciler {
@@ -295,247 +277,6 @@ impl Reconciler {
     fn stand_in_config(&mut self, config: crate::config::Config) {
         self.loader.stand_in(config);
         self.configs += 1;
-    }
-
-    /// Every Service's slices, from the whole cache (after a re-list).
-    fn index_slices(&mut self) {
-        self.slices.clear();
-        for slice in self.stores.slices.state() {
-            self.index_slice(slice);
-        }
-    }
-
-    fn index_slice(&mut self, slice: Arc<SliceView>) {
-        if let Some(svc) = slice.shared_service().cloned() {
-            // Most Services have one slice: kept inline, not a map per Service.
-            self.slices.entry(svc).or_default().push(slice);
-        }
-    }
-
-    /// Moves the slices that changed to where the cache has them now. A slice's Service
-    /// before the change is among the `marked` ones (its old object marked it), so the slice
-    /// is taken out of theirs, then put where the cache has it.
-    fn reindex_slices(&mut self, changed: &[Arc<str>], marked: &BTreeSet<String>) {
-        if changed.is_empty() {
-            return;
-        }
-        let changed: HashSet<&str> = changed.iter().map(|k| &**k).collect();
-        for svc in marked {
-            if let Some(of) = self.slices.get_mut(svc.as_str()) {
-                of.retain(|s| !changed.contains(&**s.key()));
-                if of.is_empty() {
-                    self.slices.remove(svc.as_str());
-                }
-            }
-        }
-        for key in changed {
-            if let Some(slice) = self.stores.slices.get(key) {
-                self.index_slice(slice);
-            }
-        }
-    }
-
-    /// What every decision reads this pass, or `None` before a config is in force.
-    fn with_context<T>(&self, globals: &Globals, f: impl FnOnce(&Context<'_>) -> T) -> Option<T> {
-        let config = self.loader.config()?;
-        let nodes = self.stores.nodes.state();
-        let (statuses, node_labels) = cluster::node_inputs(&nodes);
-        let liveness = if globals.gossip {
-            Liveness::Gossip(&globals.alive)
-        } else {
-            Liveness::NodeReady(&globals.alive)
-        };
-        let ctx = Context::new(
-            config,
-            &statuses,
-            &node_labels,
-            liveness,
-            &globals.known,
-            &self.view,
-        );
-        Some(f(&ctx))
-    }
-
-    fn evaluate(&self, ctx: &Context<'_>, svc: &ServiceView) -> Option<Evaluated> {
-        let slices = self.slices.get(svc.key()).into_iter().flatten();
-        cluster::evaluate(ctx, svc, slices.map(|s| &**s))
-    }
-
-    /// Decides every Service from scratch (what they all read changed); returns how many were
-    /// worked out and elected.
-    fn decide_all(&mut self, globals: &Globals) -> (usize, Option<usize>) {
-        let services = self.stores.services.state();
-        let evaluated: BTreeMap<Arc<str>, Evaluated> = self
-            .with_context(globals, |ctx| {
-                services
-                    .iter()
-                    .filter_map(|svc| Some((svc.shared_key().clone(), self.evaluate(ctx, svc)?)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        self.holders = Holders::from_pairs(
-            evaluated
-                .iter()
-                .filter_map(|(key, e)| Some((key, e.offer()?)))
-                .flat_map(|(key, o)| o.ips.iter().map(|ip| (*ip, key.clone())))
-                .collect(),
-        );
-        let placed = ownership::place(
-            evaluated.values().filter_map(Evaluated::offer),
-            &globals.known,
-        );
-        self.placed = placed
-            .into_iter()
-            .map(|p| (p.service, p.decision))
-            .collect();
-        self.evaluated = evaluated;
-        (services.len(), Some(self.placed.len()))
-    }
-
-    /// Decides `dirty` again, and elects again every group whose members changed; returns how
-    /// many Services were worked out and elected again (`None`: no decision changed).
-    fn decide(&mut self, dirty: BTreeSet<String>, globals: &Globals) -> (usize, Option<usize>) {
-        let count = dirty.len();
-        let fresh: Vec<(Arc<str>, Option<Evaluated>)> = self
-            .with_context(globals, |ctx| {
-                dirty
-                    .into_iter()
-                    .map(|key| {
-                        let svc = self.lookup(&key);
-                        let new = svc.as_ref().and_then(|svc| self.evaluate(ctx, svc));
-                        // The cache's key while it still holds the Service.
-                        let key =
-                            svc.map_or_else(|| Arc::from(key.as_str()), |s| s.shared_key().clone());
-                        (key, new)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut regroup = BTreeSet::new();
-        let mut touched: Vec<IpAddr> = Vec::new();
-        for (key, new) in fresh {
-            let old = self.evaluated.remove(&key);
-            if old == new {
-                if let Some(new) = new {
-                    self.evaluated.insert(key, new);
-                }
-                continue;
-            }
-            if let Some(o) = old.as_ref().and_then(Evaluated::offer) {
-                for ip in o.ips.iter() {
-                    self.holders.release(*ip, &key);
-                    touched.push(*ip);
-                }
-            }
-            if let Some(o) = new.as_ref().and_then(Evaluated::offer) {
-                for ip in o.ips.iter() {
-                    self.holders.hold(*ip, &key);
-                    touched.push(*ip);
-                }
-            }
-            self.placed.remove(&key);
-            if let Some(new) = new {
-                self.evaluated.insert(key.clone(), new);
-            }
-            regroup.insert(key);
-        }
-        if regroup.is_empty() {
-            return (count, None);
-        }
-        let elected = self.elect_again(regroup, touched, &globals.known);
-        (count, Some(elected))
-    }
-
-    /// Decides every Service again after members left (and nothing else changed), and elects
-    /// again only the groups whose owner left or that had none; returns how many Services were
-    /// worked out and elected again (`None`: a Service is not as the last pass left it, so the
-    /// caller decides everything).
-    ///
-    /// Members leaving only take nodes out of each Service's eligible nodes (the same Nodes,
-    /// config and interfaces are read). Under rendezvous ranking a group's owner is the
-    /// first-ranked node every member allows, so a group whose owner stays eligible for every
-    /// member keeps it: its nodes in common only shrank around the owner. A takeover thus
-    /// elects the dead node's groups alone, and rebuilds no map: each Service's offer is
-    /// replaced where it is. (A member joining may outrank any owner, so that decides all.)
-    fn members_left(&mut self, globals: &Globals) -> Option<(usize, Option<usize>)> {
-        let mut evaluated = std::mem::take(&mut self.evaluated);
-        let mut regroup = BTreeSet::new();
-        let mut touched: Vec<IpAddr> = Vec::new();
-        let consistent = self.with_context(globals, |ctx| {
-            let mut placed = self.placed.iter().peekable();
-            for (key, old) in evaluated.iter_mut() {
-                let Some(new) = self.lookup(key).and_then(|svc| self.evaluate(ctx, &svc)) else {
-                    return false;
-                };
-                if new.ips() != old.ips() {
-                    return false;
-                }
-                match (&*old, &new) {
-                    // Why a Service is skipped reads no member.
-                    (Evaluated::Skipped { .. }, Evaluated::Skipped { .. }) => {}
-                    (Evaluated::Offered(_), Evaluated::Offered(offer)) => {
-                        while placed.next_if(|(k, _)| *k < key).is_some() {}
-                        let Some((_, decision)) = placed.next_if(|(k, _)| *k == key) else {
-                            return false;
-                        };
-                        let stays = match (&decision.node, &offer.eligible) {
-                            (Some(owner), Ok(nodes)) => nodes.contains(&**owner),
-                            _ => false,
-                        };
-                        if !stays {
-                            regroup.insert(key.clone());
-                            touched.extend_from_slice(&offer.ips);
-                        }
-                    }
-                    _ => return false,
-                }
-                *old = new;
-            }
-            true
-        });
-        self.evaluated = evaluated;
-        if consistent != Some(true) {
-            return None;
-        }
-        let elected = self.elect_again(regroup, touched, &globals.known);
-        Some((self.evaluated.len(), Some(elected)))
-    }
-
-    /// Elects again the Services in `regroup` (`touched`: their addresses) together with every
-    /// Service sharing an address with one of them; returns how many were elected.
-    fn elect_again(
-        &mut self,
-        mut regroup: BTreeSet<Arc<str>>,
-        mut touched: Vec<IpAddr>,
-        known: &BTreeMap<String, BTreeSet<String>>,
-    ) -> usize {
-        // Whoever shares an address with a changed Service, before or after the change, is
-        // elected with it again (its group may have grown, split or changed its rank).
-        let mut seen = HashSet::new();
-        while let Some(ip) = touched.pop() {
-            if !seen.insert(ip) {
-                continue;
-            }
-            for svc in self.holders.of(ip) {
-                if regroup.insert(svc.clone())
-                    && let Some(e) = self.evaluated.get(svc)
-                {
-                    touched.extend_from_slice(e.ips());
-                }
-            }
-        }
-        let offered = regroup
-            .iter()
-            .filter_map(|k| self.evaluated.get(k)?.offer());
-        let placed = ownership::place(offered, known);
-        let elected = placed.len();
-        for key in &regroup {
-            self.placed.remove(key);
-        }
-        for p in placed {
-            self.placed.insert(p.service, p.decision);
-        }
-        elected
     }
 
     /// This node's owned set, the unannounced causes and the events, from the decisions.

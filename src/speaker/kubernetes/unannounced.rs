@@ -10,7 +10,7 @@ use crate::advertise::Cause;
 use crate::metrics::SPEAKER_UNANNOUNCED;
 use crate::telemetry::{TextFamilies, TextRegistry};
 
-use super::metrics::{header, label_value, lock};
+use crate::speaker::metrics::{header, label_value, lock};
 
 #[derive(Debug, Default)]
 struct Family {

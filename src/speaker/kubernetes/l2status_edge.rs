@@ -79,18 +79,16 @@ fn watch_l2_statuses(
 ) -> Store<L2StatusView> {
     let api = Api::<Decoded<L2StatusView>>::namespaced(client.clone(), namespace);
     let notify = notify.clone();
-    let mut writer = store::Writer::default();
-    let reader = writer.as_reader();
-    crate::k8s::backoff::spawn_events(
+    crate::k8s::reflect::reflect(
         api,
         watcher::Config::default().labels(&format!("{}={me}", l2status::NODE_LABEL)),
         "ServiceL2Status",
-        move |event| {
-            writer.apply(&event);
+        store::Writer::default(),
+        move |writer, event| {
+            writer.apply(event);
             notify.notify_one();
         },
-    );
-    reader
+    )
 }
 
 impl StatusWriter {

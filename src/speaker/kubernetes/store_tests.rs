@@ -1,5 +1,5 @@
 use super::*;
-use crate::speaker::cache::ServiceView;
+use crate::speaker::kubernetes::cache::ServiceView;
 use k8s_openapi::api::core::v1::Service;
 use serde_json::json;
 

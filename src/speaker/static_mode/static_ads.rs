@@ -18,8 +18,8 @@ use std::net::IpAddr;
 use crate::advertise::{self, Health, Interfaces, Reach};
 use crate::election::{EligibilityOptions, Liveness, NodeStatus, TrafficScope};
 
-use super::ownership::{self, Offer, Placed};
 use super::static_config::{StaticAdvertisement, StaticService};
+use crate::speaker::ownership::{self, Offer, Placed};
 
 /// One service's election in static mode.
 pub type StaticDecision = Placed;
