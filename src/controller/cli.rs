@@ -32,8 +32,8 @@ pub struct ControllerArgs {
     #[arg(long, default_value = "config")]
     pub config_name: String,
     /// Handle only LoadBalancer Services whose spec.loadBalancerClass is exactly this class
-    /// (default: only those without a class, as MetalLB). Services that are not ours are never
-    /// touched.
+    /// (default, or empty: only those without a class, as MetalLB). Services that are not ours
+    /// are never touched.
     #[arg(long)]
     pub lb_class: Option<String>,
     /// Address for /metrics, /healthz and /readyz.
@@ -94,7 +94,8 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = PlanFormat::Table)]
     pub output: PlanFormat,
-    /// Plan as a controller started with this --lb-class (only Services of this class).
+    /// Plan as a controller started with this --lb-class (only Services of this class; empty:
+    /// those without one).
     #[arg(long)]
     pub lb_class: Option<String>,
 }

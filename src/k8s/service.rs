@@ -181,9 +181,10 @@ pub fn is_our_class(svc: &Service, lb_class: Option<&str>) -> bool {
     )
 }
 
-/// [`is_our_class`] for a Service whose `spec.loadBalancerClass` is `class`.
+/// [`is_our_class`] for a Service whose `spec.loadBalancerClass` is `class`. An empty
+/// `--lb-class=` means no class, as in MetalLB (whose flag defaults to the empty string).
 pub fn class_is_ours(class: Option<&str>, lb_class: Option<&str>) -> bool {
-    class == lb_class
+    class == lb_class.filter(|c| !c.is_empty())
 }
 
 /// Whether ferrolb gives this Service addresses: a LoadBalancer of our class.

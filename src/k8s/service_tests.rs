@@ -52,6 +52,9 @@ fn handled_only_for_load_balancers_of_our_class() {
     assert!(!is_handled(&classed, None));
     assert!(!is_handled(&classed, Some("ferrolb")));
     assert!(is_handled(&classed, Some("example.com/other")));
+    // `--lb-class=` (empty) is no class at all, as MetalLB's flag defaults to "".
+    assert!(is_handled(&lb(json!({})), Some("")));
+    assert!(!is_handled(&classed, Some("")));
 }
 
 #[test]

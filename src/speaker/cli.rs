@@ -49,7 +49,8 @@ pub struct SpeakerArgs {
     /// Address other speakers reach this one at for gossip.
     #[arg(long, env = "HOST_IP")]
     pub host_ip: Option<IpAddr>,
-    /// Only handle Services with this spec.loadBalancerClass (default: only those without one).
+    /// Only handle Services with this spec.loadBalancerClass (default, or empty: only those
+    /// without one).
     #[arg(long)]
     pub lb_class: Option<String>,
     /// Address of the /metrics, /healthz and /readyz server.
