@@ -157,21 +157,6 @@ pub async fn fetch_service(
         })
 }
 
-/// The API refuses event notes over 1 kB; a long config error list is cut, with a marker, rather
-/// than losing the whole event.
-pub fn bounded_note(message: &str) -> String {
-    const LIMIT: usize = 1024;
-    const MARKER: &str = " [...]";
-    if message.len() <= LIMIT {
-        return message.to_owned();
-    }
-    let mut end = LIMIT - MARKER.len();
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{MARKER}", &message[..end])
-}
-
 fn kube_type(t: EventType) -> KubeEventType {
     match t {
         EventType::Normal => KubeEventType::Normal,
@@ -205,7 +190,7 @@ pub async fn publish_service_events(
         let event = Event {
             type_: kube_type(e.event_type()),
             reason: e.reason.as_str().to_owned(),
-            note: Some(bounded_note(&e.message)),
+            note: Some(crate::k8s::bounded_note(&e.message)),
             action: action(e.reason).to_owned(),
             secondary: None,
         };
@@ -237,7 +222,7 @@ pub async fn publish_object_warning(
     let event = Event {
         type_: KubeEventType::Warning,
         reason: INVALID_CONFIG_REASON.to_owned(),
-        note: Some(bounded_note(&format!(
+        note: Some(crate::k8s::bounded_note(&format!(
             "invalid config, the last good config stays in force: {message}"
         ))),
         action: "LoadConfig".to_owned(),

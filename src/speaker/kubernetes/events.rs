@@ -73,7 +73,7 @@ impl EventWriter {
                     warning = Event {
                         type_: EventType::Warning,
                         reason: (*reason).into(),
-                        note: Some(note.clone()),
+                        note: Some(crate::k8s::bounded_note(note)),
                         action: "Announce".into(),
                         secondary: None,
                     };

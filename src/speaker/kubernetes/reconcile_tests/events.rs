@@ -162,3 +162,32 @@ async fn queued_events_are_posted_in_order_from_their_own_task() {
     let body: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(body["regarding"]["name"], "api");
 }
+
+/// A Warning's note (a long list of sharers, say) is cut to the API's 1 kB limit with a marker,
+/// instead of the whole event being refused.
+#[tokio::test]
+async fn a_long_warning_note_is_cut_to_the_apis_limit() {
+    let mut h = Harness::new(NODES[0]);
+    let note = format!(
+        "shares its address with {}",
+        "shop/sharer-with-a-long-name, ".repeat(100)
+    );
+    let assigned = [crate::speaker::kubernetes::events::Assigned {
+        service: "shop/web".into(),
+        reference: k8s_openapi::api::core::v1::ObjectReference {
+            kind: Some("Service".into()),
+            api_version: Some("v1".into()),
+            namespace: Some("shop".into()),
+            name: Some("web".into()),
+            ..Default::default()
+        },
+        warning: Some(("noCommonNode", note.clone())),
+    }];
+    let sent = h.record(&assigned, StatusCode::CREATED).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let written = sent[0].body["note"].as_str().unwrap();
+    assert!(written.len() <= 1024, "{} bytes", written.len());
+    assert!(written.ends_with(" [...]"), "{written}");
+    assert!(note.starts_with(written.trim_end_matches(" [...]")));
+    assert_eq!(sent[0].body["type"], "Warning");
+}
