@@ -238,60 +238,80 @@ async fn an_emptied_config_is_refused_and_every_ip_stays() {
     assert!(warning.note.contains("no address pools"), "{warning:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lb_class_serves_only_its_class_and_others_services_are_untouched() {
-    let test = "lb_class_serves_only_its_class_and_others_services_are_untouched";
-    let Some((plane, client)) = setup(test).await else {
-        return;
-    };
-    let mut options = ControllerOptions::new(NAMESPACE, "ctrl-a");
-    options.extra_args = vec!["--lb-class=example.com/ferrolb".into()];
-    let _controller = Controller::start_ready(&plane, &options).await;
-    let services: Api<Service> = Api::namespaced(client.clone(), APPS);
-    let ours = json!({"spec": {"loadBalancerClass": "example.com/ferrolb"}});
-    create_service(&services, &lb_service("ours", ours)).await;
-    create_service(&services, &lb_service("plain", json!({}))).await;
-    // Another implementation's Service: its class, the status its owner wrote.
-    let theirs = json!({"spec": {"loadBalancerClass": "example.com/other"}});
-    create_service(&services, &lb_service("theirs", theirs)).await;
+/// Writes `ip` into a Service's status, as its own load balancer would.
+async fn set_status(services: &Api<Service>, name: &str, ip: &str) {
     services
         .patch_status(
-            "theirs",
+            name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}})),
+            &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}})),
         )
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lb_class_serves_only_its_class_and_never_hands_out_what_others_show() {
+    let test = "lb_class_serves_only_its_class_and_never_hands_out_what_others_show";
+    let Some((plane, client)) = setup(test).await else {
+        return;
+    };
+    let services: Api<Service> = Api::namespaced(client.clone(), APPS);
+    // A classless Service that got 192.0.2.0 before the flag was set (written here as its load
+    // balancer would have): with the flag, it is not ours, and its address stays taken.
+    create_service(&services, &lb_service("plain", json!({}))).await;
+    set_status(&services, "plain", "192.0.2.0").await;
+    let mut options = ControllerOptions::new(NAMESPACE, "ctrl-a");
+    options.extra_args = vec!["--lb-class=example.com/ferrolb".into()];
+    let _controller = Controller::start_ready(&plane, &options).await;
+    // Another implementation's Service, given 192.0.2.1 by its owner while we run.
+    let theirs = json!({"spec": {"loadBalancerClass": "example.com/other"}});
+    create_service(&services, &lb_service("theirs", theirs)).await;
+    set_status(&services, "theirs", "192.0.2.1").await;
     // Not a LoadBalancer, annotated by nobody we know: nothing to do with us either.
     create_service(
         &services,
         &lb_service("internal", json!({"spec": {"type": "ClusterIP"}})),
     )
     .await;
-    assert_eq!(wait_for_ips(&services, "ours").await, ["192.0.2.0"]);
-    // One more of ours, created after all of them, instead of a pause: once it has its address,
-    // the controller has seen every one of them (the watch delivers in order) and queued each
-    // for a decision before it (deciding a Service is not ours takes no API call; its address
-    // took a write). The classless Service is not ours with a class set, and the other Service
-    // keeps what its owner wrote.
     let ours = json!({"spec": {"loadBalancerClass": "example.com/ferrolb"}});
-    create_service(&services, &lb_service("ours-last", ours)).await;
-    wait_for_ips(&services, "ours-last").await;
-    let plain = services.get("plain").await.unwrap();
-    assert!(
-        ingress_ips(&plain).is_empty(),
-        "plain got {:?}",
-        ingress_ips(&plain)
-    );
-    assert!(
-        events_about(&client, APPS, "Service", "plain")
+    create_service(&services, &lb_service("ours", ours)).await;
+    assert_eq!(wait_for_ips(&services, "ours").await, ["192.0.2.2"]);
+    // One more of ours, asking for the other implementation's address: refused, naming it.
+    let asks = json!({"spec": {"loadBalancerClass": "example.com/ferrolb",
+                               "loadBalancerIP": "192.0.2.1"}});
+    create_service(&services, &lb_service("asks", asks)).await;
+    let refused = wait_for("the request for 192.0.2.1 refused", PATIENCE, || async {
+        events_about(&client, APPS, "Service", "asks")
             .await
-            .is_empty()
-    );
+            .into_iter()
+            .find(|e| e.reason == "AllocationFailed")
+    })
+    .await;
+    assert!(refused.note.contains("apps/theirs"), "{refused:?}");
+    // The pool's Warnings (on the ConfigMap that defines it) name both holders.
+    for holder in ["apps/plain", "apps/theirs"] {
+        let warning = wait_for("a Warning on the pool", PATIENCE, || async {
+            events_about(&client, NAMESPACE, "ConfigMap", api::CONFIG_NAME)
+                .await
+                .into_iter()
+                .find(|e| e.reason == "AddressHeldElsewhere" && e.note.contains(holder))
+        })
+        .await;
+        assert_eq!(warning.type_, "Warning");
+    }
+    let plain = services.get("plain").await.unwrap();
+    assert_eq!(ingress_ips(&plain), ["192.0.2.0"]);
     let theirs = services.get("theirs").await.unwrap();
     assert_eq!(ingress_ips(&theirs), ["192.0.2.1"]);
-    for name in ["theirs", "internal"] {
-        let events = events_about(&client, APPS, "Service", name).await;
+    // Nothing of theirs is touched: no event of ours, no annotation, the status their owner
+    // wrote. (The API server records events of its own about Services.)
+    for name in ["plain", "theirs", "internal"] {
+        let events: Vec<_> = events_about(&client, APPS, "Service", name)
+            .await
+            .into_iter()
+            .filter(|e| e.reporting_controller == "ferrolb-controller")
+            .collect();
         assert!(events.is_empty(), "{name}: {events:#?}");
         let svc = services.get(name).await.unwrap();
         assert_eq!(annotation(&svc, "metallb.io/ip-allocated-from-pool"), None);

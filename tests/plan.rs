@@ -257,9 +257,20 @@ fn lb_class_flag_takes_the_foreign_service() {
     );
     // Classless Services belong to the cluster's default load balancer then: not ours.
     assert_eq!(rows["shop/web"].external_ip, "<pending>");
+    // The address one of them shows stays taken, and the pool's Warning says by whom.
+    assert_eq!(rows["shop/api"].external_ip, "192.0.2.5");
+    let (not_ours, ours): (Vec<_>, Vec<_>) =
+        events.iter().partition(|(s, _, _)| s != "other/foreign");
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(not_ours.len(), 1, "{not_ours:?}");
+    let (service, reason, message) = not_ours[0];
+    assert_eq!(
+        (service.as_str(), reason.as_str()),
+        ("shop/api", "AddressHeldElsewhere")
+    );
     assert!(
-        events.iter().all(|(s, _, _)| s == "other/foreign"),
-        "{events:?}"
+        message.contains("192.0.2.5") && message.contains("\"default\""),
+        "{message}"
     );
 }
 

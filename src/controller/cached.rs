@@ -246,6 +246,11 @@ impl CachedService {
         self.load_balancer
     }
 
+    /// `spec.loadBalancerClass`.
+    pub fn class(&self) -> Option<&str> {
+        self.class.as_deref()
+    }
+
     /// Whether the Service's class is ours ([`crate::k8s::service::is_our_class`]).
     pub fn is_our_class(&self, lb_class: Option<&str>) -> bool {
         class_is_ours(self.class.as_deref(), lb_class)

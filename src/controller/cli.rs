@@ -33,7 +33,7 @@ pub struct ControllerArgs {
     pub config_name: String,
     /// Handle only LoadBalancer Services whose spec.loadBalancerClass is exactly this class
     /// (default, or empty: only those without a class, as MetalLB). Services that are not ours
-    /// are never touched.
+    /// are never touched, but an address of our pools their status shows is never handed out.
     #[arg(long)]
     pub lb_class: Option<String>,
     /// Address for /metrics, /healthz and /readyz.

@@ -193,7 +193,20 @@ pub(super) async fn load(ctx: &Context, objects: &Objects, namespace: &str) {
         .as_ref()
         .map(|f| f.config.warnings.clone())
         .unwrap_or_default();
+    // The pools' Warnings go on their objects, once their config is in force.
+    let pools = built.as_ref().ok().map(|f| {
+        f.config
+            .address_pools
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), objects.reference("IPAddressPool", &p.name)?)))
+            .collect()
+    });
     let outcome = ctx.load_parsed(built.map(|f| f.config).map_err(|e| e.to_string()));
+    if let Some(pools) = pools
+        && matches!(outcome, ConfigOutcome::Loaded | ConfigOutcome::Unchanged)
+    {
+        ctx.set_config_objects(pools, None);
+    }
     if outcome == ConfigOutcome::Loaded {
         // Reported once per config that carries them (BGP objects: not announced by ferrolb).
         for w in &warnings {

@@ -38,6 +38,9 @@ pub enum Reason {
     ClearAssignment,
     /// The Service itself is invalid (conflicting annotations, unparsable address...).
     LoadBalancerFailed,
+    /// On a pool: a Service ferrolb does not serve shows one of the pool's addresses (ferrolb's
+    /// own reason; MetalLB does not look).
+    AddressHeldElsewhere,
 }
 
 impl Reason {
@@ -47,13 +50,16 @@ impl Reason {
             Reason::AllocationFailed => "AllocationFailed",
             Reason::ClearAssignment => "ClearAssignment",
             Reason::LoadBalancerFailed => "LoadBalancerFailed",
+            Reason::AddressHeldElsewhere => "AddressHeldElsewhere",
         }
     }
 
     pub fn event_type(self) -> EventType {
         match self {
             Reason::IpAllocated | Reason::ClearAssignment => EventType::Normal,
-            Reason::AllocationFailed | Reason::LoadBalancerFailed => EventType::Warning,
+            Reason::AllocationFailed
+            | Reason::LoadBalancerFailed
+            | Reason::AddressHeldElsewhere => EventType::Warning,
         }
     }
 }
@@ -69,6 +75,14 @@ impl fmt::Display for Reason {
 pub struct PlannedEvent {
     pub reason: Reason,
     pub message: String,
+}
+
+/// An event the edge should record on an address pool (the `IPAddressPool`, or the ConfigMap
+/// that defines the pool).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolEvent {
+    pub pool: String,
+    pub event: PlannedEvent,
 }
 
 impl PlannedEvent {
@@ -173,7 +187,8 @@ impl fmt::Display for WaitReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Not a Service of ours (another load-balancer class, or never was a LoadBalancer): touch
-    /// nothing.
+    /// nothing. Addresses of our pools its status shows are held as in use, so they are never
+    /// handed out to one of ours.
     NotOurs,
     /// The Service is invalid and holds no addresses; nothing to write (the event says why).
     Invalid,
@@ -188,6 +203,9 @@ pub struct Decision {
     pub key: ServiceKey,
     pub outcome: Outcome,
     pub events: Vec<PlannedEvent>,
+    /// Warnings about the pools' addresses this Service shows without being ours (see
+    /// [`Outcome::NotOurs`]); recorded on the pools, each change once.
+    pub pool_events: Vec<PoolEvent>,
 }
 
 /// What a config load did.

@@ -6,13 +6,13 @@
 //! the Service store whenever leadership is gained, so a new leader starts from what the API
 //! shows, not from a stale memory of its own.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::UnboundedSender;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::Client;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Reporter;
@@ -20,7 +20,7 @@ use kube::runtime::reflector::Store;
 
 use super::cached::CachedService;
 use super::metrics::ControllerMetrics;
-use super::reconcile::{Core, Decision, Outcome, PlannedEvent};
+use super::reconcile::{Core, Decision, Outcome, PlannedEvent, PoolEvent};
 use super::writes::{self, WriteError};
 pub use super::writes::{FIELD_MANAGER, INVALID_CONFIG_REASON};
 use crate::config::Config;
@@ -57,6 +57,10 @@ struct State {
     namespaces: crate::config::Namespaces,
     /// Status written back to the custom resources (CRD source only).
     status: Option<StatusWrites>,
+    /// The objects that define the pools, for the pools' events: each `IPAddressPool`, or the
+    /// ConfigMap for every pool.
+    pool_objects: BTreeMap<String, ObjectReference>,
+    config_object: Option<ObjectReference>,
 }
 
 /// Whether this replica leads at `now`: the flag, and the lease's deadline when there is one.
@@ -312,6 +316,48 @@ impl Context {
         self.trigger_all();
     }
 
+    /// Names the objects that define the pools (`by_pool`), or the one that defines them all
+    /// (`all`), so the pools' Warnings land on them.
+    pub fn set_config_objects(
+        &self,
+        by_pool: BTreeMap<String, ObjectReference>,
+        all: Option<ObjectReference>,
+    ) {
+        let mut state = self.lock();
+        state.pool_objects = by_pool;
+        state.config_object = all;
+    }
+
+    /// The object a pool's events go on.
+    fn pool_object(&self, pool: &str) -> Option<ObjectReference> {
+        let state = self.lock();
+        state
+            .pool_objects
+            .get(pool)
+            .or(state.config_object.as_ref())
+            .cloned()
+    }
+
+    /// Records the Warnings about a pool's addresses a Service not ours shows (leader only;
+    /// logged in any case).
+    async fn publish_pool_events(&self, events: &[PoolEvent]) {
+        for e in events {
+            tracing::warn!(pool = %e.pool, reason = %e.event.reason, "{}", e.event.message);
+            if !self.is_leading() {
+                continue;
+            }
+            match self.pool_object(&e.pool) {
+                Some(reference) => {
+                    let event = std::slice::from_ref(&e.event);
+                    writes::publish_events(&self.client, &self.reporter, &reference, event).await;
+                }
+                None => {
+                    tracing::debug!(pool = %e.pool, "no object defines the pool; event not recorded")
+                }
+            }
+        }
+    }
+
     /// Records the refused config as a Warning event on the ConfigMap (leader only).
     pub async fn report_invalid_config(&self, cm: &ConfigMap, message: &str) {
         if !self.is_leading() {
@@ -330,6 +376,14 @@ impl Context {
             return;
         }
         writes::publish_object_warning(&self.client, &self.reporter, reference, message).await;
+    }
+
+    /// The watch delivered `svc`: a Service not ours has what it shows held before any
+    /// Service of ours is decided after it ([`Core::observe`]).
+    pub fn service_seen(&self, svc: &CachedService) {
+        if let Some(core) = self.lock().core.as_mut() {
+            core.observe(svc);
+        }
     }
 
     /// A Service disappeared: free what it held, and retry Services waiting for addresses.
@@ -477,6 +531,7 @@ async fn reconcile_version(svc: &CachedService, ctx: &Context) -> Result<Action,
         if ctx.is_leading() && ctx.events_are_new(&key, &decision.events) {
             writes::publish_service_events(&ctx.client, &ctx.reporter, svc, &decision.events).await;
         }
+        ctx.publish_pool_events(&decision.pool_events).await;
     };
     let write = async {
         match &decision.outcome {

@@ -213,12 +213,21 @@ pub fn plan_with_namespaces(
     let mut out = Vec::with_capacity(services.len());
     for (mut svc, view) in services.into_iter().zip(&views) {
         let decision = core.reconcile(view);
-        events.extend(decision.events.into_iter().map(|e| PlanEvent {
-            key: decision.key.clone(),
-            event_type: e.event_type(),
-            reason: e.reason,
-            message: e.message,
-        }));
+        // The Warnings the controller records on a pool about a Service not ours are listed
+        // with that Service (their message names the pool).
+        let pool_events = decision.pool_events.into_iter().map(|p| p.event);
+        events.extend(
+            decision
+                .events
+                .into_iter()
+                .chain(pool_events)
+                .map(|e| PlanEvent {
+                    key: decision.key.clone(),
+                    event_type: e.event_type(),
+                    reason: e.reason,
+                    message: e.message,
+                }),
+        );
         if let Outcome::Apply(desired) = decision.outcome {
             desired.apply_to(&mut svc);
         }

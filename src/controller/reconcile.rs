@@ -9,7 +9,7 @@
 //! dropped from the allocator because the API said no.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use super::cached::CachedService;
@@ -21,9 +21,11 @@ use crate::ipam::{
 use crate::k8s::service::request_for;
 
 pub use super::decision::{
-    ConfigChange, Decision, Desired, EventType, Outcome, PlannedEvent, Reason, RebuildIssue,
-    WaitReason,
+    ConfigChange, Decision, Desired, EventType, Outcome, PlannedEvent, PoolEvent, Reason,
+    RebuildIssue, WaitReason,
 };
+
+mod foreign;
 
 /// The config pools in the shape the allocator takes (BGP pools allocate too: only their
 /// announcement is missing).
@@ -57,6 +59,13 @@ pub struct Core {
     evicted: HashMap<ServiceKey, String>,
     /// Services whose last allocation failed: worth retrying when addresses free up.
     failed: BTreeSet<ServiceKey>,
+    /// Services not ours whose status shows addresses of our pools (see `foreign.rs`), by key:
+    /// ordered, so holds are retaken in the same order by `plan` and the live controller.
+    foreign: BTreeMap<ServiceKey, foreign::ForeignHolder>,
+    /// The allocator keys holding those addresses.
+    foreign_holds: HashSet<ServiceKey>,
+    /// Foreign Services with an address one of ours holds: held as soon as ours lets go.
+    foreign_blocked: BTreeSet<ServiceKey>,
 }
 
 impl Core {
@@ -81,9 +90,14 @@ impl Core {
         self.allocator.assignment(key)
     }
 
-    /// Services holding addresses.
+    /// Services holding addresses: ours, and those not ours whose status shows addresses of
+    /// our pools (held as in use).
     pub fn assigned(&self) -> impl Iterator<Item = &ServiceKey> {
-        self.allocator.assignments().map(|(k, _)| k)
+        self.allocator
+            .assignments()
+            .map(|(k, _)| k)
+            .filter(|k| !self.is_foreign_hold(k))
+            .chain(self.foreign_services())
     }
 
     pub fn pool_stats(&self) -> Vec<PoolStats> {
@@ -103,8 +117,10 @@ impl Core {
     /// Loads a (validated) config. Services whose addresses left every pool are remembered, so
     /// their next reconcile says why they changed.
     pub fn set_config(&mut self, config: &Config) -> Result<ConfigChange, PoolSpecError> {
-        let reload = self.allocator.set_pools(pool_specs(config))?;
+        let mut reload = self.allocator.set_pools(pool_specs(config))?;
         self.has_config = true;
+        // Foreign Services' holds are not ours to report: they are taken again below.
+        reload.evicted.retain(|e| !self.is_foreign_hold(&e.service));
         for eviction in &reload.evicted {
             self.evicted.insert(
                 eviction.service.clone(),
@@ -116,6 +132,8 @@ impl Core {
                 ),
             );
         }
+        // What foreign Services show is held again in the new pools before anyone is placed.
+        self.rehold_foreign(false);
         Ok(ConfigChange { reload })
     }
 
@@ -132,12 +150,16 @@ impl Core {
         if !self.has_config {
             return Err(WaitReason::NoConfig);
         }
-        // Only the requests are kept, not the Services.
+        // Only the requests are kept, not the Services; the foreign ones are held after ours.
+        let mut foreign = Vec::new();
         let mut holding: Vec<(ServiceKey, Vec<IpAddr>, Option<Request>)> = services
             .into_iter()
             .filter_map(|svc| {
                 let svc = svc.borrow();
                 if !svc.is_handled(self.lb_class.as_deref()) {
+                    if self.is_foreign(&svc.key(), svc) && !svc.status_ips().is_empty() {
+                        foreign.push(svc.clone());
+                    }
                     return None;
                 }
                 let ips = svc.status_ips().to_vec();
@@ -169,6 +191,9 @@ impl Core {
                 issues.push(RebuildIssue { key, ips, error });
             }
         }
+        for svc in &foreign {
+            self.update_foreign(&svc.key(), svc);
+        }
         self.synced = true;
         Ok(issues)
     }
@@ -193,12 +218,32 @@ impl Core {
     pub fn delete(&mut self, key: &ServiceKey) -> Option<Assignment> {
         self.evicted.remove(key);
         self.failed.remove(key);
-        self.allocator.release(key)
+        if self.foreign.contains_key(key) {
+            return self.drop_foreign(key);
+        }
+        let released = self.allocator.release(key);
+        self.rehold_foreign(true);
+        released
     }
 
     /// Decides what `svc` should show. See [`Outcome`].
     pub fn reconcile(&mut self, svc: &CachedService) -> Decision {
         let key = svc.key();
+        if self.is_foreign(&key, svc) {
+            let pool_events = self.decide_foreign(&key, svc);
+            return Decision {
+                key,
+                outcome: Outcome::NotOurs,
+                events: Vec::new(),
+                pool_events,
+            };
+        }
+        // Ours now (its type changed to LoadBalancer of our class): what it shows is
+        // registered as ours below.
+        self.drop_foreign(&key);
+        // An address one of ours held may have been freed since: hold what foreign Services
+        // show before anyone is placed.
+        self.rehold_foreign(true);
         let mut events = Vec::new();
         let outcome = self.decide(&key, svc, &mut events);
         if events.iter().any(|e| e.reason == Reason::AllocationFailed) {
@@ -210,6 +255,7 @@ impl Core {
             key,
             outcome,
             events,
+            pool_events: Vec::new(),
         }
     }
 
@@ -315,7 +361,10 @@ impl Core {
                 }
                 events.push(PlannedEvent::new(
                     Reason::AllocationFailed,
-                    format!("Failed to allocate IP for Service {key}: {e}"),
+                    format!(
+                        "Failed to allocate IP for Service {key}: {}",
+                        self.describe(&e)
+                    ),
                 ));
                 // The allocator keeps a previous assignment when a new request cannot be met.
                 match self.allocator.assignment(key) {

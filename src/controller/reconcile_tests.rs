@@ -6,7 +6,7 @@ use crate::k8s::service::status_ips;
 
 /// default: 192.0.2.0-192.0.2.3 (auto); reserved: 198.51.100.10-12 (by request only);
 /// dual: 203.0.113.0-1 and 2001:db8::-2001:db8::1 (by request only).
-const CONFIG: &str = r#"
+pub(super) const CONFIG: &str = r#"
 address-pools:
 - name: default
   protocol: layer2
@@ -21,11 +21,11 @@ address-pools:
   addresses: [203.0.113.0/31, "2001:db8::/127"]
 "#;
 
-fn config(text: &str) -> Config {
+pub(super) fn config(text: &str) -> Config {
     crate::config::parse(text).unwrap()
 }
 
-fn ready_core() -> Core {
+pub(super) fn ready_core() -> Core {
     let mut core = Core::new(None);
     core.set_config(&config(CONFIG)).unwrap();
     core.rebuild(std::iter::empty::<CachedService>()).unwrap();
@@ -34,11 +34,11 @@ fn ready_core() -> Core {
 
 /// The tests write Services as the API shows them; the core reads each as the controller holds
 /// it.
-fn view(svc: &Service) -> CachedService {
+pub(super) fn view(svc: &Service) -> CachedService {
     svc.clone().into()
 }
 
-fn service(name: &str, extra: serde_json::Value) -> Service {
+pub(super) fn service(name: &str, extra: serde_json::Value) -> Service {
     let mut v = json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": name, "namespace": "ns"},
@@ -59,7 +59,7 @@ fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
     }
 }
 
-fn with_status(name: &str, ips: &[&str], extra: serde_json::Value) -> Service {
+pub(super) fn with_status(name: &str, ips: &[&str], extra: serde_json::Value) -> Service {
     let ingress: Vec<_> = ips.iter().map(|ip| json!({"ip": ip})).collect();
     let mut extra = extra;
     merge(
@@ -69,18 +69,18 @@ fn with_status(name: &str, ips: &[&str], extra: serde_json::Value) -> Service {
     service(name, extra)
 }
 
-fn ip(s: &str) -> IpAddr {
+pub(super) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn desired(d: &Decision) -> &Desired {
+pub(super) fn desired(d: &Decision) -> &Desired {
     match &d.outcome {
         Outcome::Apply(d) => d,
         other => panic!("expected Apply, got {other:?} for {}", d.key),
     }
 }
 
-fn reasons(d: &Decision) -> Vec<Reason> {
+pub(super) fn reasons(d: &Decision) -> Vec<Reason> {
     d.events.iter().map(|e| e.reason).collect()
 }
 
@@ -237,44 +237,6 @@ fn leaving_load_balancer_type_frees_and_clears() {
     // The address is free for the next one.
     let b = core.reconcile(&view(&service("b", json!({}))));
     assert_eq!(desired(&b).ips, vec![ip("192.0.2.0")]);
-}
-
-#[test]
-fn foreign_class_is_never_touched() {
-    let mut core = ready_core();
-    let svc = with_status(
-        "a",
-        &["192.0.2.0"],
-        json!({"spec": {"loadBalancerClass": "example.com/other"}}),
-    );
-    let d = core.reconcile(&view(&svc));
-    assert_eq!(d.outcome, Outcome::NotOurs);
-    assert!(d.events.is_empty());
-    // And its status address is not registered as ours.
-    let b = core.reconcile(&view(&service("b", json!({}))));
-    assert_eq!(desired(&b).ips, vec![ip("192.0.2.0")]);
-
-    let mut classed = Core::new(Some("example.com/other".into()));
-    classed.set_config(&config(CONFIG)).unwrap();
-    classed
-        .rebuild(std::iter::empty::<CachedService>())
-        .unwrap();
-    let d = classed.reconcile(&view(&service(
-        "c",
-        json!({"spec": {"loadBalancerClass": "example.com/other"}}),
-    )));
-    assert_eq!(desired(&d).ips, vec![ip("192.0.2.0")]);
-    // With a class, a classless Service is another implementation's: not even its status
-    // address is registered.
-    let plain = with_status("p", &["192.0.2.1"], json!({}));
-    let d = classed.reconcile(&view(&plain));
-    assert_eq!(d.outcome, Outcome::NotOurs);
-    assert!(d.events.is_empty());
-    let e = classed.reconcile(&view(&service(
-        "e",
-        json!({"spec": {"loadBalancerClass": "example.com/other"}}),
-    )));
-    assert_eq!(desired(&e).ips, vec![ip("192.0.2.1")]);
 }
 
 #[test]

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Client;
 use kube::api::Api;
 use kube::runtime::events::Reporter;
 use kube::runtime::{Controller, WatchStreamExt, controller, reflector, watcher};
+use kube::{Client, Resource};
 use tokio::sync::watch;
 
 use super::cached::CachedService;
@@ -168,6 +168,7 @@ pub async fn run(
     let services = reflector(writer, watch)
         .inspect_ok(move |event| match event {
             watcher::Event::Delete(svc) => tap.service_deleted(svc),
+            watcher::Event::Apply(svc) | watcher::Event::InitApply(svc) => tap.service_seen(svc),
             watcher::Event::InitDone => {
                 tap.sweep_deleted();
                 synced.mark(Readiness::SERVICES);
@@ -400,6 +401,8 @@ async fn watch_config(
 }
 
 async fn load(ctx: &Context, cm: &ConfigMap) {
+    // The ConfigMap defines every pool: the pools' Warnings go on it.
+    ctx.set_config_objects(Default::default(), Some(cm.object_ref(&())));
     if let ConfigOutcome::Invalid(message) = ctx.load_config(Some(cm)) {
         ctx.report_invalid_config(cm, &message).await;
     }

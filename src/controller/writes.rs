@@ -169,6 +169,7 @@ fn action(reason: Reason) -> &'static str {
         Reason::IpAllocated | Reason::AllocationFailed => "AllocateIP",
         Reason::ClearAssignment => "ClearAssignment",
         Reason::LoadBalancerFailed => "ValidateService",
+        Reason::AddressHeldElsewhere => "HoldAddress",
     }
 }
 
@@ -182,10 +183,20 @@ pub async fn publish_service_events(
     if events.is_empty() {
         return;
     }
+    publish_events(client, reporter, &svc.object_ref(&()), events).await;
+}
+
+/// Records `events` on the object `reference` names (a Service, a pool). Events are
+/// informational: a refused event is logged, not retried.
+pub async fn publish_events(
+    client: &Client,
+    reporter: &Reporter,
+    reference: &ObjectReference,
+    events: &[PlannedEvent],
+) {
     // A fresh recorder per batch: kube's recorder folds events with the same reason into one
     // series keeping the first message, which would hide which address was assigned.
     let recorder = Recorder::new(client.clone(), reporter.clone());
-    let reference = svc.object_ref(&());
     for e in events {
         let event = Event {
             type_: kube_type(e.event_type()),
@@ -194,7 +205,7 @@ pub async fn publish_service_events(
             action: action(e.reason).to_owned(),
             secondary: None,
         };
-        if let Err(err) = recorder.publish(&event, &reference).await {
+        if let Err(err) = recorder.publish(&event, reference).await {
             tracing::warn!(reason = %e.reason, error = %crate::telemetry::error_chain(&err), "cannot record event");
         }
     }

@@ -155,6 +155,12 @@ impl Allocator {
         self.uninstall(service).map(|held| held.assignment)
     }
 
+    /// The pool whose ranges contain `ip`, whether or not it may hand it out.
+    pub fn pool_containing(&self, ip: IpAddr) -> Option<&str> {
+        let slot = self.pools.locate(Addr::from_ip(ip))?;
+        Some(&self.pools.pools[slot.pool].name)
+    }
+
     /// What `service` holds.
     pub fn assignment(&self, service: &ServiceKey) -> Option<&Assignment> {
         self.services.get(service).map(|held| &held.assignment)
