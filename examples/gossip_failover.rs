@@ -18,6 +18,7 @@ async fn start(name: &str, seeds: Vec<std::net::SocketAddr>) -> GossipHandle {
             .into(),
         reload: None,
         timing: SwimTiming::default(),
+        withdrawn: false,
     };
     Gossip::start(config).await.expect("loopback bind")
 }

@@ -148,6 +148,10 @@ pub const SPEAKER_SERVICE_IPS: Family = ours(
     "ferrolb_speaker_service_ips",
     "Layer-2 Service IPs this speaker sees assigned; each should be announced by exactly one node",
 );
+pub const SPEAKER_CANDIDATE: Family = ours(
+    "ferrolb_speaker_election_candidate",
+    "1 while this speaker takes part in the elections; 0 while it holds no config with address pools and has withdrawn from them",
+);
 pub const SPEAKER_UNANNOUNCED: Family = ours(
     "ferrolb_speaker_unannounced",
     "1 for each service that holds an IP announced by no node, labelled with the cause",
@@ -184,6 +188,7 @@ pub const ALL: &[Family] = &[
     SPEAKER_ANNOUNCED,
     SPEAKER_TAKEOVERS,
     SPEAKER_SERVICE_IPS,
+    SPEAKER_CANDIDATE,
     SPEAKER_UNANNOUNCED,
     GOSSIP_MEMBERS,
     GOSSIP_DROPPED,

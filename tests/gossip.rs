@@ -20,6 +20,7 @@ fn config(name: &str, key: &[u8], seeds: Vec<SocketAddr>, timing: SwimTiming) ->
         keys: GossipKey::from_bytes(key, "test").unwrap().into(),
         reload: None,
         timing,
+        withdrawn: false,
     }
 }
 

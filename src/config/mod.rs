@@ -37,5 +37,25 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
     validate::validate(raw).map_err(ConfigError::Invalid)
 }
 
+/// The empty-set guard, the same in the controller and the speakers: a config with no address
+/// pools is refused while any Service of ours shows an address (`holders`: their keys). An
+/// emptied ConfigMap or object set is far likelier a mistake than a wish to unassign
+/// everything; removing the Services, or their type, does that. `None`: the config may load.
+pub fn refuse_emptied(
+    config: &Config,
+    holders: impl IntoIterator<Item = String>,
+) -> Option<String> {
+    if !config.address_pools.is_empty() {
+        return None;
+    }
+    let mut holders = holders.into_iter();
+    let first = holders.next()?;
+    let count = 1 + holders.count();
+    Some(format!(
+        "the config has no address pools, but {count} Service(s) hold addresses (first: {first}); \
+         removing every pool would take all of them away, so the config is refused"
+    ))
+}
+
 #[cfg(test)]
 mod tests;

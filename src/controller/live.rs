@@ -278,21 +278,12 @@ impl Context {
     /// any Service of ours shows one (an emptied ConfigMap is far likelier a mistake than a
     /// wish to unassign everything; removing the Services or their type does that).
     fn held_without_pools(&self, config: &Config) -> Option<String> {
-        if !config.address_pools.is_empty() {
-            return None;
-        }
         let services = self.services.state();
-        let holders: Vec<String> = services
+        let holders = services
             .iter()
             .filter(|s| s.is_handled(self.lb_class.as_deref()) && !s.status_ips().is_empty())
-            .map(|s| s.key().to_string())
-            .collect();
-        let first = holders.first()?;
-        Some(format!(
-            "the config has no address pools, but {} Service(s) hold addresses (first: {first}); \
-             removing every pool would take all of them away, so the config is refused",
-            holders.len()
-        ))
+            .map(|s| s.key().to_string());
+        crate::config::refuse_emptied(config, holders)
     }
 
     /// Pool usage changed: the gauges now, the pools' status on the next flush.

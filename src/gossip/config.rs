@@ -95,6 +95,9 @@ pub struct GossipConfig {
     /// Files to read the keys from again when they change (`None`: the keys never change).
     pub reload: Option<KeyFiles>,
     pub timing: SwimTiming,
+    /// Start out of the cluster, telling nobody of us, until [`super::GossipHandle::set_candidate`]
+    /// brings us in (a speaker that cannot announce yet must not be elected).
+    pub withdrawn: bool,
 }
 
 /// Why a member could not start.
@@ -225,6 +228,7 @@ mod tests {
                 .into(),
             reload: None,
             timing: SwimTiming::default(),
+            withdrawn: false,
         }
     }
 

@@ -95,6 +95,8 @@ pub struct GossipCore {
     seed_retry_interval: Duration,
     drops: DropCounts,
     left: bool,
+    /// Out of the cluster by choice until [`Self::rejoin`] (see [`Self::withdraw`]).
+    withdrawn: bool,
 }
 
 impl GossipCore {
@@ -140,6 +142,7 @@ impl GossipCore {
             seed_retry_interval: timing.seed_retry_interval,
             drops: DropCounts::default(),
             left: false,
+            withdrawn: false,
         };
         core.schedule(now, Deadline::SeedRetry);
         core
@@ -148,7 +151,8 @@ impl GossipCore {
     /// A datagram arrived. Anything not authentic, not fresh or not valid SWIM is counted and
     /// dropped; only authenticated payloads reach foca.
     pub fn handle_datagram(&mut self, packet: &[u8], now: Instant) {
-        if self.left {
+        if self.left || self.withdrawn {
+            // Withdrawn: an announce answered now would make us a member again.
             return;
         }
         let opened = match envelope::open_with(&self.keys, packet) {
@@ -189,7 +193,7 @@ impl GossipCore {
                 break;
             }
             let deadline = entry.remove();
-            if self.left {
+            if self.left || self.withdrawn {
                 continue;
             }
             match deadline {
@@ -242,11 +246,62 @@ impl GossipCore {
         self.deadlines.clear();
     }
 
+    /// Leaves the cluster but keeps running, so [`Self::rejoin`] can come back: a speaker that
+    /// cannot announce (no usable config) must not be elected, and a graceful leave makes the
+    /// others mark it down and elect again at once. Until it rejoins it ignores every datagram
+    /// and timer, and counts only itself as live.
+    pub fn withdraw(&mut self, now: Instant) {
+        if self.left || self.withdrawn {
+            return;
+        }
+        if let Err(error) = self.swim.leave_cluster(&mut self.outbox) {
+            tracing::debug!(%error, "gossip: withdraw");
+        }
+        for _ in 0..2 {
+            if let Err(error) = self.swim.gossip(&mut self.outbox) {
+                tracing::debug!(%error, "gossip: withdraw");
+            }
+        }
+        self.drain(now);
+        self.withdrawn = true;
+        self.deadlines.clear();
+    }
+
+    /// Comes back after [`Self::withdraw`]: under a renewed identity (the next generation,
+    /// which wins over the down record the others keep of the withdrawn one), announced to the
+    /// seeds at once and again while alone.
+    pub fn rejoin(&mut self, now: Instant) {
+        if self.left || !self.withdrawn {
+            return;
+        }
+        self.withdrawn = false;
+        let renewed = foca::Identity::renew(self.swim.identity());
+        match renewed.map(|id| self.swim.change_identity(id, &mut self.outbox)) {
+            Some(Ok(())) => {}
+            Some(Err(error)) => tracing::debug!(%error, "gossip: rejoin"),
+            None => tracing::debug!("gossip: rejoin: identity cannot be renewed"),
+        }
+        self.announce_to_seeds();
+        self.schedule(now + self.seed_retry_interval, Deadline::SeedRetry);
+        self.drain(now);
+    }
+
+    /// Whether this member is out of the cluster by choice ([`Self::withdraw`]).
+    pub fn is_withdrawn(&self) -> bool {
+        self.withdrawn
+    }
+
     /// Replaces the seed list (e.g. when the speaker learns of new speaker pods) and announces to
     /// the seeds not in the previous list at once, even when not alone: two groups that formed
     /// separately merge this way.
     pub fn set_seeds(&mut self, seeds: &[SocketAddr], now: Instant) {
         if self.left {
+            return;
+        }
+        if self.withdrawn {
+            // Kept for the rejoin; nobody is told of us meanwhile.
+            let own = self.swim.identity().addr;
+            self.seeds = seeds.iter().copied().filter(|s| *s != own).collect();
             return;
         }
         let own = self.swim.identity().addr;
@@ -283,8 +338,12 @@ impl GossipCore {
         self.left
     }
 
-    /// Names of live members (alive or suspect), this speaker included until it leaves.
+    /// Names of live members (alive or suspect), this speaker included until it leaves (only
+    /// this speaker while withdrawn: it hears nobody).
     pub fn live_members(&self) -> BTreeSet<String> {
+        if self.withdrawn {
+            return [self.swim.identity().name.clone()].into();
+        }
         let mut names: BTreeSet<String> = self
             .swim
             .iter_members()
@@ -301,6 +360,9 @@ impl GossipCore {
             alive: u64::from(!self.left),
             ..MemberCounts::default()
         };
+        if self.withdrawn {
+            return counts;
+        }
         for member in self.swim.iter_membership_state() {
             match member.state() {
                 State::Alive => counts.alive += 1,

@@ -195,6 +195,48 @@ fn graceful_leave_is_seen_at_once() {
 }
 
 #[test]
+fn a_withdrawn_member_is_down_for_the_others_at_once_and_comes_back_when_it_rejoins() {
+    let mut sim = Sim::new(3);
+    sim.run_until(Duration::from_secs(5), |s| {
+        (0..3).all(|i| s.members_of(i).len() == 3)
+    })
+    .expect("converged");
+    let now = sim.now;
+    sim.nodes[2].as_mut().unwrap().withdraw(now);
+    assert!(sim.node(2).is_withdrawn());
+    sim.flush(); // no time passes: the others elect again at once
+    assert_eq!(sim.members_of(0), names(&[0, 1]));
+    assert_eq!(sim.members_of(1), names(&[0, 1]));
+    assert_eq!(sim.members_of(2), names(&[2]), "it hears nobody meanwhile");
+    // Seconds later it is still out: nothing it hears (probes, announces) takes it back in.
+    sim.run_until(Duration::from_secs(3), |_| false);
+    assert_eq!(sim.members_of(0), names(&[0, 1]));
+    let now = sim.now;
+    sim.nodes[2].as_mut().unwrap().rejoin(now);
+    sim.run_until(Duration::from_secs(2), |s| {
+        (0..3).all(|i| s.members_of(i).len() == 3)
+    })
+    .expect("back in everyone's view");
+    assert_eq!(sim.node(2).identity().generation, 1, "a renewed identity");
+}
+
+#[test]
+fn a_member_started_withdrawn_joins_nobody_until_it_rejoins() {
+    let mut sim = Sim::new(2);
+    let now = sim.now;
+    sim.nodes[1].as_mut().unwrap().withdraw(now);
+    sim.run_until(Duration::from_secs(3), |_| false);
+    assert_eq!(sim.members_of(0), names(&[0]));
+    assert_eq!(sim.members_of(1), names(&[1]));
+    let now = sim.now;
+    sim.nodes[1].as_mut().unwrap().rejoin(now);
+    sim.run_until(Duration::from_secs(2), |s| {
+        s.members_of(0).len() == 2 && s.members_of(1).len() == 2
+    })
+    .expect("joined after the rejoin");
+}
+
+#[test]
 fn a_member_with_the_wrong_key_never_joins_and_is_counted() {
     let mut sim = Sim::new(2);
     sim.add(2, b"another-secret-0123", 1000);

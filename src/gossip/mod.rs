@@ -18,6 +18,7 @@
 //!     keys: GossipKey::load(None)?.into(),
 //!     reload: None,
 //!     timing: SwimTiming::default(),
+//!     withdrawn: false,
 //! })
 //! .await?;
 //! let mut members = handle.members();

@@ -48,6 +48,7 @@ pub async fn joined_differs(
 enum Command {
     Leave(oneshot::Sender<()>),
     SetSeeds(Vec<SocketAddr>),
+    SetCandidate(bool),
 }
 
 /// Entry point; see [`Gossip::start`].
@@ -97,7 +98,7 @@ impl Gossip {
             incarnation: rand::random::<u64>().max(1),
             generation: 0,
         };
-        let core = GossipCore::new(
+        let mut core = GossipCore::new(
             identity.clone(),
             &config.keys,
             &config.seeds,
@@ -105,6 +106,9 @@ impl Gossip {
             rand::random(),
             Instant::now(),
         );
+        if config.withdrawn {
+            core.withdraw(Instant::now());
+        }
         let (members_tx, members) = watch::channel(core.live_members());
         let (stats_tx, stats) = watch::channel(GossipStats {
             members: core.member_counts(),
@@ -185,6 +189,14 @@ impl GossipHandle {
         let _ = self.commands.send(Command::SetSeeds(seeds)).await;
     }
 
+    /// Takes part in the cluster (`true`), or withdraws from it while running (`false`): the
+    /// others mark us down at once, as for a leave, and elect again; coming back renews our
+    /// identity. A speaker that cannot announce withdraws so it is never elected.
+    pub async fn set_candidate(&self, candidate: bool) {
+        // An error means the member stopped; nobody is left to tell.
+        let _ = self.commands.send(Command::SetCandidate(candidate)).await;
+    }
+
     /// Stops at once without telling anyone, as a crash would (tests, and a last resort).
     pub fn abort(&self) {
         self.task.abort();
@@ -263,6 +275,12 @@ async fn run(
         tokio::select! {
             command = commands.recv() => match command {
                 Some(Command::SetSeeds(seeds)) => core.set_seeds(&seeds, Instant::now()),
+                Some(Command::SetCandidate(true)) => core.rejoin(Instant::now()),
+                Some(Command::SetCandidate(false)) => {
+                    // Joined again only once the others take us back after a rejoin.
+                    joined = false;
+                    core.withdraw(Instant::now());
+                }
                 Some(Command::Leave(done)) => {
                     reply = Some(done);
                     core.leave(Instant::now());

@@ -69,7 +69,9 @@ pub struct SpeakerArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Use SWIM gossip for liveness; with false, a node is alive when its Node is Ready.
+    /// Use SWIM gossip for liveness; with false, a node is alive when its Node is Ready and
+    /// its speaker Pod is Ready. A speaker with no config holding address pools takes part in
+    /// no election: it withdraws from gossip (the others elect again at once) and is not ready.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub gossip: bool,
     /// UDP port of the gossip protocol.

@@ -272,6 +272,22 @@ impl ServiceIpsMetric {
     }
 }
 
+/// `ferrolb_speaker_election_candidate`: whether this speaker takes part in the elections.
+pub struct CandidateMetric(IntGauge);
+
+impl CandidateMetric {
+    pub fn register(registry: &Registry, naming: Naming) -> Result<Self, prometheus::Error> {
+        let family = names::SPEAKER_CANDIDATE;
+        let gauge = IntGauge::new(family.name(naming), family.help)?;
+        registry.register(Box::new(gauge.clone()))?;
+        Ok(Self(gauge))
+    }
+
+    pub fn set(&self, candidate: bool) {
+        self.0.set(i64::from(candidate));
+    }
+}
+
 #[cfg(test)]
 #[path = "metrics_tests.rs"]
 mod tests;

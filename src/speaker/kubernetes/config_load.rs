@@ -97,10 +97,14 @@ impl ConfigLoader {
     /// Applies a changed, valid config; returns whether the config in force changed. An invalid one, a ConfigMap without the `config`
     /// key, or none at all is logged once and the last good config stays in force (as in the
     /// controller), so a slip in the ConfigMap never takes every IP off the LAN.
+    ///
+    /// `holders` lists the Services of ours showing an address: a config with no pools is
+    /// refused while there is one ([`config::refuse_emptied`], the controller's rule).
     pub fn reload(
         &mut self,
         metallb: Option<&MetallbStores>,
         configmaps: &Store<ConfigMap>,
+        holders: &dyn Fn() -> Vec<String>,
     ) -> bool {
         let source = match (metallb, configmaps.state().first()) {
             (Some(m), _) => ConfigSource::Objects(m.config()),
@@ -114,6 +118,13 @@ impl ConfigLoader {
             return false;
         }
         self.seen = Some(source.clone());
+        let source = match source {
+            ConfigSource::Objects(Ok(c)) => match config::refuse_emptied(&c, holders()) {
+                Some(why) => ConfigSource::Objects(Err(why)),
+                None => ConfigSource::Objects(Ok(c)),
+            },
+            other => other,
+        };
         let applied = match source {
             ConfigSource::Objects(Ok(c)) => {
                 info!(
@@ -141,6 +152,11 @@ impl ConfigLoader {
                 false
             }
             ConfigSource::Text(text) => match config::parse(&text) {
+                Ok(c) if let Some(why) = config::refuse_emptied(&c, holders()) => {
+                    error!(error = %why, "config rejected; keeping the last good one");
+                    self.config_state = Some(Some(why));
+                    false
+                }
                 Ok(c) => {
                     info!(pools = c.address_pools.len(), "config loaded");
                     self.adopt(c);

@@ -3,6 +3,7 @@
 //! on the host network), elects per Service and drives the announcer.
 
 pub mod cache;
+pub mod candidacy;
 pub mod cluster;
 pub mod config_load;
 pub mod events;
@@ -39,11 +40,12 @@ use crate::telemetry::{Health, TextRegistry, ThreadTime};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::election_gate::ElectionGate;
-use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
+use super::metrics::{AnnouncedMetric, CandidateMetric, Layer2Metrics, ServiceIpsMetric};
 use super::owned::Owned;
 use super::publish::{publish_scoped, spawn_announcer};
 use crate::metrics::{ConfigMetrics, Naming};
 use cache::{Changes, NodeView, ServiceView, SliceView, Watched};
+use candidacy::{config_state, no_config_warning, take_part};
 use cluster::ViewOptions;
 use config_load::MetallbStores;
 use events::EventWriter;
@@ -190,6 +192,7 @@ pub async fn run(
     let l2_metrics = Layer2Metrics::with_names(text, options.naming);
     let announced = AnnouncedMetric::with_names(text, options.naming);
     let service_ips = ServiceIpsMetric::register(registry, options.naming)?;
+    let candidate_metric = CandidateMetric::register(registry, options.naming)?;
     let config_metrics = ConfigMetrics::register(registry, options.naming)?;
     let unannounced = UnannouncedMetric::new(text);
     let changes = Changes::default();
@@ -270,6 +273,8 @@ pub async fn run(
                 keys,
                 reload: g.keys.reloadable().then(|| g.keys.clone()),
                 timing: g.timing.clone(),
+                // In once the first pass shows a config this speaker can announce with.
+                withdrawn: true,
             })
             .await?;
             crate::gossip::register_metrics(registry, &handle)?;
@@ -302,6 +307,8 @@ pub async fn run(
     let mut desired_from = None;
     let mut gossip_seeds = Vec::new();
     let mut gate = ElectionGate::new(membership.is_some() && reconciler.others_expected());
+    // Whether this speaker takes part in the elections (`None` before the first pass).
+    let mut candidate: Option<bool> = None;
     tokio::pin!(shutdown);
     let end = loop {
         let now = std::time::Instant::now();
@@ -352,6 +359,20 @@ pub async fn run(
                 "services decided again"
             );
         }
+        let can_announce = reconciler.can_announce();
+        if candidate != Some(can_announce) {
+            take_part(&membership, can_announce, candidate.is_some()).await;
+            if !can_announce {
+                events.send(vec![no_config_warning(
+                    &reconciler,
+                    options.pod_name.as_deref(),
+                )]);
+                // Coming back, it waits to hear the others again before electing.
+                gate = ElectionGate::new(membership.is_some() && others_expected);
+            }
+            candidate_metric.set(can_announce);
+            candidate = Some(can_announce);
+        }
         let remade = pass.changed_from.is_some()
             || !desired_from.as_ref().is_some_and(|(only_on, own)| {
                 only_on == reconciler.only_on() && *own == own_interfaces
@@ -397,18 +418,21 @@ pub async fn run(
                     Some(l) => l.iter().cloned().chain([me.clone()]).collect(),
                     None => reconciler.speaker_nodes(),
                 },
-                config: reconciler.config_state(),
+                config: config_state(&reconciler),
             };
             (*inputs != next).then(|| *inputs = next).is_some()
         });
         events.send(pass.assigned);
         service_ips.set(pass.service_ips);
-        health.set_ready(ready(
-            *sockets_rx.borrow(),
-            membership.is_some(),
-            gate.joined(),
-            others_expected,
-        ));
+        health.set_ready(
+            can_announce
+                && ready(
+                    *sockets_rx.borrow(),
+                    membership.is_some(),
+                    gate.joined(),
+                    others_expected,
+                ),
+        );
 
         let wake = gate.next_check(now);
         tokio::select! {

@@ -164,10 +164,23 @@ impl Reconciler {
         &self.unannounced
     }
 
+    /// Whether this speaker can announce: it holds a config with address pools (the one it
+    /// loaded, or the last good one). A speaker that cannot takes no part in any election.
+    pub fn can_announce(&self) -> bool {
+        self.loader
+            .config()
+            .is_some_and(|c| !c.address_pools.is_empty())
+    }
+
     /// The last config load for the ConfigurationState: `Some(None)` valid, `Some(Some(why))`
     /// refused, `None` before any config was seen.
     pub fn config_state(&self) -> Option<Option<String>> {
         self.loader.state()
+    }
+
+    /// This node's name.
+    pub fn me(&self) -> &str {
+        &self.me
     }
 
     pub fn stores(&self) -> &Stores {
@@ -214,10 +227,23 @@ impl Reconciler {
     /// always counts itself alive. `may_elect` is the election gate (false: own nothing yet).
     pub fn pass(&mut self, live: Option<&BTreeSet<String>>, may_elect: bool) -> Pass {
         let pending = self.stores.changes.take();
+        let services = &self.stores.services;
+        let lb_class = self.view.lb_class.as_deref();
+        // The Services of ours showing an address (the empty-set guard's holders).
+        let holders = || {
+            services
+                .state()
+                .iter()
+                .filter(|s| s.is_handled(lb_class) && !s.ips().is_empty())
+                .map(|s| s.key().to_owned())
+                .collect::<Vec<String>>()
+        };
         if pending.config
-            && self
-                .loader
-                .reload(self.stores.metallb.as_ref(), &self.stores.configmaps)
+            && self.loader.reload(
+                self.stores.metallb.as_ref(),
+                &self.stores.configmaps,
+                &holders,
+            )
         {
             self.configs += 1;
         }

@@ -132,6 +132,7 @@ pub async fn run(
         keys,
         reload: key_files.reloadable().then_some(key_files),
         timing: options.timing.clone(),
+        withdrawn: false,
     })
     .await?;
     let file = Loaded { stamp, config };
@@ -429,6 +430,7 @@ mod tests {
             .unwrap(),
             reload: None,
             timing: SwimTiming::default(),
+            withdrawn: false,
         })
         .await
         .unwrap();

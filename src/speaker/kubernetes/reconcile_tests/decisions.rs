@@ -278,3 +278,32 @@ async fn services_sharing_an_address_are_owned_by_exactly_one_speaker() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_emptied_config_is_refused_while_services_hold_addresses_and_a_speaker_without_pools_is_no_candidate()
+ {
+    let ip = "192.0.2.50";
+    let mut h = Harness::new(ranked(ip)[0]);
+    h.add(service("web", ip, "Cluster"));
+    h.pass(&NODES);
+    assert!(h.rec.can_announce());
+    assert_eq!(h.owned(), [ip]);
+    // Emptied while a Service holds an address: refused, as by the controller.
+    put(&mut h.configmaps, configmap(json!({"config": ""})));
+    h.pass(&NODES);
+    assert_eq!(h.owned(), [ip]);
+    assert!(h.rec.can_announce());
+    let refused = h.rec.config_state().flatten().unwrap_or_default();
+    assert!(
+        refused.contains("no address pools") && refused.contains("shop/web"),
+        "{refused}"
+    );
+
+    // A speaker that never loaded a config with pools cannot announce: no candidate.
+    let mut fresh = Harness::new(ranked(ip)[0]);
+    put(&mut fresh.configmaps, configmap(json!({"config": ""})));
+    fresh.add(service("web", ip, "Cluster"));
+    fresh.pass(&NODES);
+    assert!(!fresh.rec.can_announce());
+    assert!(fresh.owned().is_empty());
+}

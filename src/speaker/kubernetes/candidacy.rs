@@ -1,0 +1,73 @@
+//! Whether this speaker takes part in the elections: only while it holds a config with address
+//! pools ([`Reconciler::can_announce`]). One that cannot announce would own its share of the
+//! addresses and answer none, so it withdraws (from gossip, and by readiness), and says why: its
+//! ConfigurationState, a Warning on its Pod, `ferrolb_speaker_election_candidate`.
+
+use tracing::{info, warn};
+
+use super::events;
+use super::reconcile::Reconciler;
+use crate::gossip::GossipHandle;
+use kube::Resource;
+
+/// Why a speaker without a usable config announces nothing, as its ConfigurationState says.
+const NO_USABLE_CONFIG: &str = "this speaker holds no config with address pools (none loaded, \
+    or every one refused), so it takes part in no election and announces nothing";
+
+/// Joins the elections (`true`) or withdraws from them: with gossip, by leaving the member list
+/// (the others elect again at once) and coming back under a renewed identity; without it, by
+/// readiness alone (the others count only nodes whose speaker pod is Ready).
+pub async fn take_part(membership: &Option<GossipHandle>, candidate: bool, was_known: bool) {
+    if candidate {
+        if was_known {
+            info!("a config with address pools is in force: taking part in the elections again");
+        }
+    } else {
+        warn!("{NO_USABLE_CONFIG}");
+    }
+    if let Some(m) = membership {
+        m.set_candidate(candidate).await;
+    }
+}
+
+/// The ConfigurationState to show: the last load's, and Invalid while this speaker cannot
+/// announce whatever the last load said.
+pub fn config_state(reconciler: &Reconciler) -> Option<Option<String>> {
+    let state = reconciler.config_state();
+    if reconciler.can_announce() {
+        return state;
+    }
+    Some(Some(match state {
+        Some(Some(why)) => format!("{why}; {NO_USABLE_CONFIG}"),
+        _ => NO_USABLE_CONFIG.to_owned(),
+    }))
+}
+
+/// The Warning recorded when this speaker withdraws: on its Pod (or its Node without one).
+pub fn no_config_warning(reconciler: &Reconciler, pod_name: Option<&str>) -> events::Assigned {
+    let pod = pod_name.and_then(|name| {
+        reconciler
+            .stores()
+            .speakers
+            .state()
+            .into_iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
+    });
+    let reference = match pod {
+        Some(pod) => pod.object_ref(&()),
+        None => k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".to_owned()),
+            kind: Some("Node".to_owned()),
+            name: Some(reconciler.me().to_owned()),
+            ..Default::default()
+        },
+    };
+    let why = config_state(reconciler)
+        .flatten()
+        .unwrap_or_else(|| NO_USABLE_CONFIG.to_owned());
+    events::Assigned {
+        service: String::new(),
+        reference,
+        warning: Some(("NoUsableConfig", why)),
+    }
+}
