@@ -63,13 +63,7 @@ async fn with_crds(test: &str) -> Option<ControlPlane> {
     let crds = repo("charts/ferrolb/crds");
     let out = plane.kubectl(&["apply", "--server-side", "-f", &crds]);
     eprintln!("{out}");
-    plane.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]);
+    plane.wait_crds_established();
     plane.kubectl(&["create", "namespace", NS]);
     Some(plane)
 }

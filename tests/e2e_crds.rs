@@ -72,13 +72,7 @@ async fn setup(test: &str) -> Option<(ControlPlane, kube::Client)> {
     }
     let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/ferrolb/crds");
     plane.kubectl(&["apply", "-f", &crds.display().to_string()]);
-    plane.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]);
+    plane.wait_crds_established();
     kubectl_apply(&plane, &objects()).expect("the objects are valid");
     Some((plane, client))
 }

@@ -227,23 +227,15 @@ impl GossipCore {
     }
 
     /// Announces our departure, so the others mark us down at once instead of by failure
-    /// detection. The leave update goes out in three gossip rounds to random members, so one lost
-    /// datagram does not turn a graceful stop into a timeout. Afterwards the core is inert.
+    /// detection. Afterwards the core is inert.
     pub fn leave(&mut self, now: Instant) {
         if self.left {
             return;
         }
-        if let Err(error) = self.swim.leave_cluster(&mut self.outbox) {
-            tracing::debug!(%error, "gossip: leave");
+        if !self.withdrawn {
+            self.announce_departure(now);
         }
-        for _ in 0..2 {
-            if let Err(error) = self.swim.gossip(&mut self.outbox) {
-                tracing::debug!(%error, "gossip: leave");
-            }
-        }
-        self.drain(now);
         self.left = true;
-        self.deadlines.clear();
     }
 
     /// Leaves the cluster but keeps running, so [`Self::rejoin`] can come back: a speaker that
@@ -254,16 +246,22 @@ impl GossipCore {
         if self.left || self.withdrawn {
             return;
         }
+        self.announce_departure(now);
+        self.withdrawn = true;
+    }
+
+    /// The graceful leave: our down update goes out in three gossip rounds to random members, so
+    /// one lost datagram does not turn it into a timeout; no timer of ours runs afterwards.
+    fn announce_departure(&mut self, now: Instant) {
         if let Err(error) = self.swim.leave_cluster(&mut self.outbox) {
-            tracing::debug!(%error, "gossip: withdraw");
+            tracing::debug!(%error, "gossip: leave");
         }
         for _ in 0..2 {
             if let Err(error) = self.swim.gossip(&mut self.outbox) {
-                tracing::debug!(%error, "gossip: withdraw");
+                tracing::debug!(%error, "gossip: leave");
             }
         }
         self.drain(now);
-        self.withdrawn = true;
         self.deadlines.clear();
     }
 

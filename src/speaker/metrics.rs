@@ -259,12 +259,20 @@ impl TextFamilies for AnnouncedFamily {
 #[derive(Clone, Debug)]
 pub struct ServiceIpsMetric(IntGauge);
 
+/// A gauge of one of the speaker's families, registered under `naming`.
+fn gauge(
+    registry: &Registry,
+    family: Family,
+    naming: Naming,
+) -> Result<IntGauge, prometheus::Error> {
+    let gauge = IntGauge::new(family.name(naming), family.help)?;
+    registry.register(Box::new(gauge.clone()))?;
+    Ok(gauge)
+}
+
 impl ServiceIpsMetric {
     pub fn register(registry: &Registry, naming: Naming) -> Result<Self, prometheus::Error> {
-        let family = names::SPEAKER_SERVICE_IPS;
-        let gauge = IntGauge::new(family.name(naming), family.help)?;
-        registry.register(Box::new(gauge.clone()))?;
-        Ok(Self(gauge))
+        gauge(registry, names::SPEAKER_SERVICE_IPS, naming).map(Self)
     }
 
     pub fn set(&self, ips: usize) {
@@ -277,10 +285,7 @@ pub struct CandidateMetric(IntGauge);
 
 impl CandidateMetric {
     pub fn register(registry: &Registry, naming: Naming) -> Result<Self, prometheus::Error> {
-        let family = names::SPEAKER_CANDIDATE;
-        let gauge = IntGauge::new(family.name(naming), family.help)?;
-        registry.register(Box::new(gauge.clone()))?;
-        Ok(Self(gauge))
+        gauge(registry, names::SPEAKER_CANDIDATE, naming).map(Self)
     }
 
     pub fn set(&self, candidate: bool) {

@@ -99,13 +99,7 @@ pub fn install(plane: &ControlPlane, manifests: &Manifests) {
         plane.kubectl(&["apply", "-f", &path.display().to_string()]);
     };
     apply(FIRST, "chart-first.json");
-    plane.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]);
+    plane.wait_crds_established();
     apply(THEN, "chart-then.json");
 }
 

@@ -336,6 +336,17 @@ current-context: e2e
     }
 
     /// Runs `kubectl` against this control plane; panics with its stderr when it fails.
+    /// Waits until every CustomResourceDefinition applied so far is served.
+    pub fn wait_crds_established(&self) {
+        self.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ]);
+    }
+
     pub fn kubectl(&self, args: &[&str]) -> String {
         let output = Command::new("kubectl")
             .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
