@@ -201,3 +201,35 @@ fn crd_errors_name_the_object_and_field() {
         "{stderr}"
     );
 }
+
+/// A field ferrolb does not know in a custom resource (one a newer MetalLB added) is a warning
+/// naming the object and the field, and the config is valid: exit 0, the known fields shown.
+#[test]
+fn an_unknown_crd_field_is_a_warning_and_the_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("newer.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan}\nspec:\n  \
+         addresses: [192.0.2.0/28]\n---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\n\
+         metadata: {name: l2}\nspec:\n  ipAddressPools: [lan]\n  interfaces: [eth0]\n  \
+         preferredNodeSelectors:\n  - weight: 50\n    preference:\n      matchLabels: {zone: \
+         east}\n",
+    )
+    .unwrap();
+    let out = check_config(&path);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains(": valid"), "{stdout}");
+    assert_eq!(row(&stdout, "l2"), ["l2", "lan", "<all>", "eth0", "<all>"]);
+    let warning = stdout
+        .lines()
+        .find(|l| l.starts_with("warning:") && l.contains("L2Advertisement \"l2\""))
+        .unwrap_or_else(|| panic!("no warning about the advertisement in:\n{stdout}"));
+    assert!(
+        warning.contains("field spec.preferredNodeSelectors")
+            && warning.contains("unknown field")
+            && warning.contains("ignored"),
+        "{warning}"
+    );
+}

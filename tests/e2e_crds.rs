@@ -377,3 +377,194 @@ spec:
         Some("general")
     );
 }
+
+/// Sent (and counted in `series`) Events with `reason` about the object `kind`/`name`.
+async fn events_with_reason(
+    client: &kube::Client,
+    kind: &str,
+    name: &str,
+    reason: &str,
+) -> Vec<(u32, String)> {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), NAMESPACE);
+    events
+        .list(&kube::api::ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().is_some_and(|r| {
+                    r.kind.as_deref() == Some(kind) && r.name.as_deref() == Some(name)
+                })
+        })
+        .map(|e| {
+            let sent = e.series.as_ref().map_or(1, |s| s.count.max(1)) as u32;
+            (sent, e.note.unwrap_or_default())
+        })
+        .collect()
+}
+
+/// The `preferredNodeSelectors` MetalLB's newer L2Advertisement CRD declares (a weight of
+/// 1–100 and a `preference` label selector), added to the installed CRD so that the API server
+/// keeps the field instead of pruning it.
+const PREFERRED_NODE_SELECTORS: &str = r#"[{"op": "add",
+ "path": "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/preferredNodeSelectors",
+ "value": {"type": "array", "items": {"type": "object", "required": ["weight", "preference"],
+   "properties": {
+     "weight": {"type": "integer", "minimum": 1, "maximum": 100},
+     "preference": {"type": "object", "properties": {
+       "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+       "matchExpressions": {"type": "array", "items": {"type": "object",
+         "required": ["key", "operator"], "properties": {
+           "key": {"type": "string"}, "operator": {"type": "string"},
+           "values": {"type": "array", "items": {"type": "string"}}}}}}}}}}}]"#;
+
+/// An L2Advertisement with a field a newer MetalLB added (kept by MetalLB's CRDs after a
+/// migration) does not refuse the config: the controller allocates from the pools, its
+/// ConfigurationState says Valid, and the object gets one Warning `UnknownField` naming the
+/// field, recorded again only when the object changes, not on every reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_field_of_a_newer_metallb_is_ignored_with_one_warning_event() {
+    let test = "an_unknown_field_of_a_newer_metallb_is_ignored_with_one_warning_event";
+    let Some((plane, client)) = setup(test).await else {
+        return;
+    };
+    plane.kubectl(&[
+        "patch",
+        "crd",
+        "l2advertisements.metallb.io",
+        "--type=json",
+        "-p",
+        PREFERRED_NODE_SELECTORS,
+    ]);
+    let preferred = |interfaces: &str| {
+        format!(
+            "apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {{name: preferred, namespace: {NAMESPACE}}}
+spec:
+  ipAddressPools: [general]
+  interfaces: [{interfaces}]
+  preferredNodeSelectors:
+  - weight: 50
+    preference:
+      matchLabels: {{zone: east}}
+"
+        )
+    };
+    // The CRD may take a moment to serve the new schema; until then the field is pruned.
+    wait_for(
+        "the API server to keep preferredNodeSelectors",
+        PATIENCE,
+        || {
+            kubectl_apply(&plane, &preferred("eth0")).expect("the advertisement is valid");
+            let stored = plane.kubectl(&[
+                "-n",
+                NAMESPACE,
+                "get",
+                "l2advertisement",
+                "preferred",
+                "-o",
+                "jsonpath={.spec.preferredNodeSelectors[0].weight}",
+            ]);
+            async move { (stored.trim() == "50").then_some(()) }
+        },
+    )
+    .await;
+
+    let controller = Controller::start_ready(
+        &plane,
+        &ControllerOptions::new(NAMESPACE, "ctrl-unknown").crds(),
+    )
+    .await;
+    let other: Api<Service> = Api::namespaced(client.clone(), OTHER);
+    create_service(&other, &lb_service("web", json!({}))).await;
+    let ips = wait_for_ips(&other, "web").await;
+    assert!(ips[0].starts_with("192.0.2."), "other/web got {ips:?}");
+    assert_eq!(controller.metric("ferrolb_config_stale").await, Some(0.0));
+    let states: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        NAMESPACE,
+        &kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("metallb.io", "v1beta1", "ConfigurationState"),
+            "configurationstates",
+        ),
+    );
+    wait_for(
+        "the controller's ConfigurationState to say Valid",
+        PATIENCE,
+        || {
+            let states = states.clone();
+            async move {
+                let state = states.get_opt("controller").await.ok()??;
+                (state.data["status"]["result"] == "Valid").then_some(())
+            }
+        },
+    )
+    .await;
+    let warned = wait_for(
+        "a Warning UnknownField on the advertisement",
+        PATIENCE,
+        || {
+            let client = client.clone();
+            async move {
+                let seen =
+                    events_with_reason(&client, "L2Advertisement", "preferred", "UnknownField")
+                        .await;
+                (!seen.is_empty()).then_some(seen)
+            }
+        },
+    )
+    .await;
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(warned[0].0, 1, "{warned:?}");
+    assert!(
+        warned[0].1.contains("spec.preferredNodeSelectors") && warned[0].1.contains("ignored"),
+        "{warned:?}"
+    );
+    let events = events_about(&client, NAMESPACE, "L2Advertisement", "preferred").await;
+    assert!(
+        events
+            .iter()
+            .all(|e| e.reason != "UnknownField" || e.type_ == "Warning"),
+        "{events:?}"
+    );
+
+    // Another object changes: the config is loaded again, the warning is not recorded again.
+    let tagged = format!(
+        "apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: tagged, namespace: {NAMESPACE}}}
+spec:
+  addresses: [203.0.113.0/29]
+  serviceAllocation:
+    priority: 1
+    serviceSelectors:
+    - matchLabels: {{tier: tagged}}
+"
+    );
+    kubectl_apply(&plane, &tagged).expect("the pool is valid");
+    let labelled = lb_service(
+        "tagged",
+        json!({"metadata": {"labels": {"tier": "tagged"}}}),
+    );
+    create_service(&other, &labelled).await;
+    assert_eq!(wait_for_ips(&other, "tagged").await, ["203.0.113.0"]);
+    let seen = events_with_reason(&client, "L2Advertisement", "preferred", "UnknownField").await;
+    let sent: u32 = seen.iter().map(|(n, _)| n).sum();
+    assert_eq!(sent, 1, "recorded again on a reload: {seen:?}");
+
+    // A new version of the object itself still holds the field: recorded once more.
+    kubectl_apply(&plane, &preferred("eth1")).expect("the advertisement is valid");
+    wait_for("the warning about the new version", PATIENCE, || {
+        let client = client.clone();
+        async move {
+            let seen =
+                events_with_reason(&client, "L2Advertisement", "preferred", "UnknownField").await;
+            (seen.iter().map(|(n, _)| n).sum::<u32>() == 2).then_some(())
+        }
+    })
+    .await;
+}

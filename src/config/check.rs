@@ -13,8 +13,9 @@ pub struct CheckConfigArgs {
     /// Config to check: MetalLB custom resources (IPAddressPool, L2Advertisement, BGP kinds,
     /// Namespaces; multi-document YAML or a `kubectl get -o yaml` List), or a legacy ConfigMap
     /// manifest (the config under `data.config`) or its bare config text; the form is detected.
-    /// Exits 0 and prints a summary of the pools (and advertisements) when valid, 1 with every
-    /// error found otherwise.
+    /// Exits 0 and prints a summary of the pools (and advertisements) when valid, with a
+    /// `warning:` line for what does not invalidate it (a custom resource's field ferrolb does
+    /// not know, ignored; a pool nothing announces); 1 with every error found otherwise.
     pub file: PathBuf,
 }
 

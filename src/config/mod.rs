@@ -26,7 +26,7 @@ pub use error::{ConfigError, Rule, Subject, ValidationError};
 pub use parse::{MAX_ALIASES, MAX_DEPTH, MAX_DOCUMENTS, MAX_INPUT_BYTES, MAX_NODES};
 pub use schema::{
     AddressPool, AddressRange, BfdProfile, BgpAdvertisement, Community, Config, ConfigWarning,
-    Families, L2Advertisement, Peer, Protocol, ServiceAllocation, Source,
+    Families, L2Advertisement, Peer, Protocol, ServiceAllocation, Source, WarningKind,
 };
 pub use selector::{LabelSelector, Labels, NodeSelector, SelectorOperator, SelectorRequirement};
 

@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::error::Subject;
 pub use super::selector::{LabelSelector, Labels, NodeSelector};
 
 /// A parsed and validated configuration, from either source: the legacy (v0.9–v0.12) ConfigMap
@@ -67,9 +68,41 @@ pub enum Source {
 pub struct ConfigWarning {
     /// The object concerned, e.g. `L2Advertisement "lan"`.
     pub object: String,
+    /// The custom resource concerned, when the warning is about one (kind and name): the
+    /// object the controller records the warning on as an event.
+    pub subject: Option<Subject>,
     /// The field concerned, e.g. `spec.ipAddressPools[1]`; empty for the whole object.
     pub field: String,
     pub message: String,
+    pub kind: WarningKind,
+}
+
+/// What a [`ConfigWarning`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WarningKind {
+    /// A field of a custom resource that ferrolb does not know (one a newer MetalLB added, or a
+    /// misspelling): ignored, and the fields ferrolb knows apply.
+    UnknownField,
+    /// Anything else: a pool nothing announces, a BGP object, an object of another namespace.
+    Other,
+}
+
+impl ConfigWarning {
+    /// A warning about `field` of the object `subject`.
+    pub fn about(
+        subject: &Subject,
+        field: impl Into<String>,
+        message: impl Into<String>,
+        kind: WarningKind,
+    ) -> ConfigWarning {
+        ConfigWarning {
+            object: subject.to_string(),
+            subject: Some(subject.clone()),
+            field: field.into(),
+            message: message.into(),
+            kind,
+        }
+    }
 }
 
 impl fmt::Display for ConfigWarning {

@@ -3,8 +3,11 @@
 //!
 //! The objects are validated together, as MetalLB does: a set that breaks a rule (two pools
 //! overlapping, say) keeps the last good config in force, marks the config stale and records a
-//! Warning event on each object an error names, with the field.
+//! Warning event on each object an error names, with the field. A field ferrolb does not know
+//! refuses nothing: it is ignored, and a Warning `UnknownField` on the object names it, once per
+//! version of the object (see [`RecordedWarnings`]).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -16,7 +19,7 @@ use kube::runtime::watcher;
 use tokio::sync::watch;
 
 use super::live::{ConfigOutcome, Context};
-use crate::config::{ConfigError, Namespaces, Subject};
+use crate::config::{ConfigError, ConfigWarning, Namespaces, Subject, WarningKind};
 use crate::k8s::backoff::{WatchTrouble, with_backoff};
 use crate::k8s::metallb::{KINDS, Kind, Objects};
 
@@ -102,8 +105,9 @@ pub async fn watch_crds(
     }
     let mut objects = Objects::default();
     let mut namespaces = NamespaceView::default();
-    let mut reported_missing = std::collections::BTreeSet::new();
-    let mut relisting = std::collections::BTreeSet::new();
+    let mut reported_missing = BTreeSet::new();
+    let mut relisting = BTreeSet::new();
+    let mut recorded = RecordedWarnings::default();
     loop {
         let change = tokio::select! {
             c = streams.next() => c,
@@ -178,12 +182,26 @@ pub async fn watch_crds(
                 continue;
             }
         }
-        load(&ctx, &objects, &namespace).await;
+        load(&ctx, &objects, &namespace, &mut recorded).await;
         ready();
     }
 }
 
-pub(super) async fn load(ctx: &Context, objects: &Objects, namespace: &str) {
+/// The unknown-field warnings already recorded as events, each with the version of its object
+/// (`metadata.generation`, which the controller's own status writes leave unchanged): a reload
+/// of an unchanged object records nothing again, a new version of it records its warnings anew.
+#[derive(Debug, Default)]
+pub(super) struct RecordedWarnings(BTreeSet<WarningKey>);
+
+/// (kind, name, uid, generation, field, message).
+type WarningKey = (String, String, Option<String>, Option<i64>, String, String);
+
+pub(super) async fn load(
+    ctx: &Context,
+    objects: &Objects,
+    namespace: &str,
+    recorded: &mut RecordedWarnings,
+) {
     let built = objects.build(namespace, &Namespaces::new());
     let errors = match &built {
         Err(ConfigError::Invalid(errors)) => errors.clone(),
@@ -208,10 +226,14 @@ pub(super) async fn load(ctx: &Context, objects: &Objects, namespace: &str) {
         ctx.set_config_objects(pools, None);
     }
     if outcome == ConfigOutcome::Loaded {
-        // Reported once per config that carries them (BGP objects: not announced by ferrolb).
+        // Reported once per config that carries them (BGP objects: not announced by ferrolb;
+        // fields ferrolb does not know, ignored).
         for w in &warnings {
             tracing::warn!(object = %w.object, field = %w.field, "{}", w.message);
         }
+    }
+    if matches!(outcome, ConfigOutcome::Loaded | ConfigOutcome::Unchanged) {
+        record_unknown_fields(ctx, objects, &warnings, recorded).await;
     }
     if !matches!(outcome, ConfigOutcome::Invalid(_)) {
         return;
@@ -225,4 +247,44 @@ pub(super) async fn load(ctx: &Context, objects: &Objects, namespace: &str) {
             ctx.report_invalid_object(&reference, &message).await;
         }
     }
+}
+
+/// Records each unknown-field warning of the config in force as a Warning on its object, unless
+/// already recorded for this version of the object (leader only: a replica that does not lead
+/// records them once it leads and loads again).
+async fn record_unknown_fields(
+    ctx: &Context,
+    objects: &Objects,
+    warnings: &[ConfigWarning],
+    recorded: &mut RecordedWarnings,
+) {
+    let mut current = BTreeSet::new();
+    for w in warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::UnknownField)
+    {
+        let Some(Subject::Object { kind, name }) = &w.subject else {
+            continue;
+        };
+        let Some(reference) = objects.reference(kind, name) else {
+            continue;
+        };
+        let key: WarningKey = (
+            kind.clone(),
+            name.clone(),
+            reference.uid.clone(),
+            objects.generation(kind, name),
+            w.field.clone(),
+            w.message.clone(),
+        );
+        if !recorded.0.contains(&key) {
+            let message = format!("field {}: {}", w.field, w.message);
+            if !ctx.report_unknown_field(&reference, &message).await {
+                continue;
+            }
+        }
+        current.insert(key);
+    }
+    // Warnings gone (the field removed, the object deleted) are forgotten.
+    recorded.0 = current;
 }

@@ -22,7 +22,7 @@ use super::cached::CachedService;
 use super::metrics::ControllerMetrics;
 use super::reconcile::{Core, Decision, Outcome, PlannedEvent, PoolEvent};
 use super::writes::{self, WriteError};
-pub use super::writes::{FIELD_MANAGER, INVALID_CONFIG_REASON};
+pub use super::writes::{FIELD_MANAGER, INVALID_CONFIG_REASON, UNKNOWN_FIELD_REASON};
 use crate::config::Config;
 use crate::ipam::ServiceKey;
 use status::StatusWrites;
@@ -367,6 +367,15 @@ impl Context {
             return;
         }
         writes::publish_object_warning(&self.client, &self.reporter, reference, message).await;
+    }
+
+    /// Records a Warning `UnknownField` on an object (leader only); returns whether it did.
+    pub async fn report_unknown_field(&self, reference: &ObjectReference, message: &str) -> bool {
+        let leading = self.is_leading();
+        if leading {
+            writes::publish_unknown_field(&self.client, &self.reporter, reference, message).await;
+        }
+        leading
     }
 
     /// The watch delivered `svc`: a Service not ours has what it shows held before any

@@ -22,6 +22,9 @@ pub const FIELD_MANAGER: &str = "ferrolb-controller";
 /// Event reason recorded on the ConfigMap when its config is refused.
 pub const INVALID_CONFIG_REASON: &str = "InvalidConfig";
 
+/// Event reason recorded on a custom resource holding a field ferrolb does not know (ignored).
+pub const UNKNOWN_FIELD_REASON: &str = "UnknownField";
+
 /// A write the API refused; the reconcile is retried.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -229,17 +232,37 @@ pub async fn publish_object_warning(
     reference: &ObjectReference,
     message: &str,
 ) {
+    let note = format!("invalid config, the last good config stays in force: {message}");
+    publish_warning(client, reporter, reference, INVALID_CONFIG_REASON, &note).await;
+}
+
+/// Records a Warning `UnknownField` on a custom resource holding a field ferrolb does not know
+/// (ignored; the config it is part of is in force).
+pub async fn publish_unknown_field(
+    client: &Client,
+    reporter: &Reporter,
+    reference: &ObjectReference,
+    message: &str,
+) {
+    publish_warning(client, reporter, reference, UNKNOWN_FIELD_REASON, message).await;
+}
+
+async fn publish_warning(
+    client: &Client,
+    reporter: &Reporter,
+    reference: &ObjectReference,
+    reason: &str,
+    note: &str,
+) {
     let recorder = Recorder::new(client.clone(), reporter.clone());
     let event = Event {
         type_: KubeEventType::Warning,
-        reason: INVALID_CONFIG_REASON.to_owned(),
-        note: Some(crate::k8s::bounded_note(&format!(
-            "invalid config, the last good config stays in force: {message}"
-        ))),
+        reason: reason.to_owned(),
+        note: Some(crate::k8s::bounded_note(note)),
         action: "LoadConfig".to_owned(),
         secondary: None,
     };
     if let Err(err) = recorder.publish(&event, reference).await {
-        tracing::warn!(error = %crate::telemetry::error_chain(&err), "cannot record the invalid-config event");
+        tracing::warn!(reason, error = %crate::telemetry::error_chain(&err), "cannot record the config event");
     }
 }

@@ -196,6 +196,17 @@ impl Objects {
         })
     }
 
+    /// The object's `metadata.generation`: its spec's version, which a status write leaves
+    /// unchanged (unlike its `resourceVersion`).
+    pub fn generation(&self, kind: &str, name: &str) -> Option<i64> {
+        self.by_kind
+            .iter()
+            .find(|(k, _)| k.kind == kind)
+            .and_then(|(_, m)| m.get(name))?
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+    }
+
     /// Names of the pools seen (for status writes).
     pub fn pool(&self, name: &str) -> Option<&Value> {
         self.by_kind.get(&POOL).and_then(|m| m.get(name))

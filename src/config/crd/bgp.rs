@@ -13,7 +13,7 @@ use super::raw::{
 use crate::config::community::parse_community;
 use crate::config::error::{Subject, ValidationError};
 use crate::config::peers::parse_go_duration;
-use crate::config::schema::ConfigWarning;
+use crate::config::schema::{ConfigWarning, WarningKind};
 use crate::config::selector::{CRD_KEYS, check_selectors};
 
 /// Checks every BGP object; returns them as `Kind/name` and adds one warning per problem plus
@@ -25,22 +25,27 @@ pub(super) fn read(
     let mut names = Vec::with_capacity(objects.len());
     for (subject, value) in objects {
         let mut problems: Vec<ValidationError> = Vec::new();
+        let mut unknown: Vec<ConfigWarning> = Vec::new();
         let Subject::Object { kind, name } = &subject else {
             continue;
         };
         names.push(format!("{kind}/{name}"));
         let mut note = |field: &str, msg: String| {
-            warnings.push(ConfigWarning {
-                object: subject.to_string(),
-                field: field.to_owned(),
-                message: msg,
-            });
+            warnings.push(ConfigWarning::about(
+                &subject,
+                field,
+                msg,
+                WarningKind::Other,
+            ));
         };
         match kind.as_str() {
             "BGPPeer" => {
-                if let Some(o) =
-                    decode_object::<RawObject<RawBgpPeerSpec>>(&subject, value, &mut problems)
-                {
+                if let Some(o) = decode_object::<RawObject<RawBgpPeerSpec>>(
+                    &subject,
+                    value,
+                    &mut problems,
+                    &mut unknown,
+                ) {
                     peer(o.spec.unwrap_or_default(), &mut note);
                 }
             }
@@ -49,21 +54,28 @@ pub(super) fn read(
                     &subject,
                     value,
                     &mut problems,
+                    &mut unknown,
                 ) {
                     advertisement(o.spec.unwrap_or_default(), &mut note);
                 }
             }
             "BFDProfile" => {
-                if let Some(o) =
-                    decode_object::<RawObject<RawBfdProfileSpec>>(&subject, value, &mut problems)
-                {
+                if let Some(o) = decode_object::<RawObject<RawBfdProfileSpec>>(
+                    &subject,
+                    value,
+                    &mut problems,
+                    &mut unknown,
+                ) {
                     bfd(o.spec.unwrap_or_default(), &mut note);
                 }
             }
             _ => {
-                if let Some(o) =
-                    decode_object::<RawObject<RawCommunitySpec>>(&subject, value, &mut problems)
-                {
+                if let Some(o) = decode_object::<RawObject<RawCommunitySpec>>(
+                    &subject,
+                    value,
+                    &mut problems,
+                    &mut unknown,
+                ) {
                     for (i, c) in o
                         .spec
                         .unwrap_or_default()
@@ -82,15 +94,18 @@ pub(super) fn read(
         for p in problems {
             note(&p.field, p.message);
         }
+        warnings.extend(unknown);
     }
     if !names.is_empty() {
         warnings.push(ConfigWarning {
             object: format!("{} BGP object(s)", names.len()),
+            subject: None,
             field: String::new(),
             message: format!(
                 "BGP is not announced by ferrolb; read and ignored: {}",
                 names.join(", ")
             ),
+            kind: WarningKind::Other,
         });
     }
     names

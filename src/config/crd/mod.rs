@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::error::{ConfigError, Rule, Subject, ValidationError};
 use super::parse::decode_documents;
 use super::raw::RawManifest;
-use super::schema::{Config, ConfigWarning, Labels};
+use super::schema::{Config, ConfigWarning, Labels, WarningKind};
 
 /// API group of every MetalLB object.
 pub const GROUP: &str = "metallb.io";
@@ -166,11 +166,12 @@ pub fn from_objects(
             o.pointer("/metadata/namespace").and_then(Value::as_str),
         ) && want != have
         {
-            warnings.push(ConfigWarning {
-                object: subject.to_string(),
-                field: "metadata.namespace".into(),
-                message: format!("in namespace {have:?}, not {want:?}: ignored"),
-            });
+            warnings.push(ConfigWarning::about(
+                &subject,
+                "metadata.namespace",
+                format!("in namespace {have:?}, not {want:?}: ignored"),
+                WarningKind::Other,
+            ));
             continue;
         }
         let group_ok = version.split_once('/').is_some_and(|(g, _)| g == GROUP);
@@ -214,23 +215,69 @@ struct Sorted {
     bgp: Vec<(Subject, Value)>,
 }
 
-/// Decodes one object strictly, or records why not against `subject`.
+/// What an unknown field's warning says.
+const UNKNOWN_FIELD: &str = "unknown field, ignored: ferrolb does not know it (a field a newer \
+                             MetalLB added, or a misspelt one); the fields ferrolb knows apply";
+
+/// Decodes one object, or records why not against `subject`.
+///
+/// A field ferrolb does not know does not refuse the object: it is ignored, with a warning
+/// naming the object and the field's path, and every known field applies (MetalLB's newer CRDs
+/// keep fields of their own). A known field of the wrong type refuses the object, naming the
+/// field. `metadata` and `status` are written by the API server and read only for what a
+/// config needs, so what else they hold is no finding.
 pub(crate) fn decode_object<T: serde::de::DeserializeOwned>(
     subject: &Subject,
     value: Value,
     errors: &mut Vec<ValidationError>,
+    warnings: &mut Vec<ConfigWarning>,
 ) -> Option<T> {
-    match serde_json::from_value(value) {
-        Ok(v) => Some(v),
+    let mut unknown: Vec<String> = Vec::new();
+    let mut note = |path: serde_ignored::Path<'_>| {
+        let field = field_path(&path);
+        let top = field.split(['.', '[']).next().unwrap_or_default();
+        if !matches!(top, "metadata" | "status") {
+            unknown.push(field);
+        }
+    };
+    let decoded =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut note));
+    match decoded {
+        Ok(v) => {
+            warnings.extend(unknown.into_iter().map(|field| {
+                ConfigWarning::about(subject, field, UNKNOWN_FIELD, WarningKind::UnknownField)
+            }));
+            Some(v)
+        }
         Err(e) => {
+            let field = match e.path().to_string() {
+                p if p == "." => "spec".to_owned(),
+                p => p,
+            };
             errors.push(ValidationError::new(
                 subject.clone(),
-                "spec",
+                field,
                 Rule::MalformedObject,
-                format!("does not fit the schema: {e}"),
+                format!("does not fit the schema: {}", e.inner()),
             ));
             None
         }
+    }
+}
+
+/// A field's path as errors name it: `spec.nodeSelectors[0].matchLabels`.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => match field_path(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
     }
 }
 

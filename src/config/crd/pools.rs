@@ -12,7 +12,7 @@ use crate::config::addresses::{ParsedAddress, parse_address, report_overlaps};
 use crate::config::error::{Rule, Subject, ValidationError};
 use crate::config::schema::{
     AddressPool, Config, ConfigWarning, L2Advertisement, LabelSelector, Protocol,
-    ServiceAllocation, Source,
+    ServiceAllocation, Source, WarningKind,
 };
 use crate::config::selector::{CRD_KEYS, check_selectors, is_dns_subdomain};
 
@@ -99,7 +99,7 @@ pub(super) fn build(
     let mut names = BTreeSet::new();
     let mut checked: Vec<CheckedPool> = pools
         .into_iter()
-        .map(|(subject, value)| check_pool(subject, value, &mut names, errors))
+        .map(|(subject, value)| check_pool(subject, value, &mut names, errors, warnings))
         .collect();
     // Fallback order is by name (MetalLB's is random), and so is overlap blame.
     checked.sort_by_key(|c| c.subject.to_string());
@@ -112,18 +112,23 @@ pub(super) fn build(
     let mut ad_names = BTreeSet::new();
     let mut l2_advertisements: Vec<L2Advertisement> = ads
         .into_iter()
-        .filter_map(|(subject, value)| check_ad(&subject, value, &mut ad_names, errors))
+        .filter_map(|(subject, value)| check_ad(&subject, value, &mut ad_names, errors, warnings))
         .collect();
     l2_advertisements.sort_by(|a, b| a.name.cmp(&b.name));
     let known: BTreeSet<&str> = address_pools.iter().map(|p| p.name.as_str()).collect();
     for ad in &l2_advertisements {
         for (i, pool) in ad.pools.iter().enumerate() {
             if !known.contains(pool.as_str()) {
-                warnings.push(ConfigWarning {
-                    object: format!("L2Advertisement {:?}", ad.name),
-                    field: format!("spec.ipAddressPools[{i}]"),
-                    message: format!("pool {pool:?} does not exist; nothing is announced for it"),
-                });
+                let subject = Subject::Object {
+                    kind: super::L2.into(),
+                    name: ad.name.clone(),
+                };
+                warnings.push(ConfigWarning::about(
+                    &subject,
+                    format!("spec.ipAddressPools[{i}]"),
+                    format!("pool {pool:?} does not exist; nothing is announced for it"),
+                    WarningKind::Other,
+                ));
             }
         }
     }
@@ -136,13 +141,16 @@ pub(super) fn build(
         .iter()
         .filter(|p| p.protocol != Protocol::Layer2)
     {
-        warnings.push(ConfigWarning {
-            object: format!("IPAddressPool {:?}", pool.name),
-            field: String::new(),
-            message: "no L2Advertisement selects this pool: its addresses are allocated but not \
-                      announced"
-                .into(),
-        });
+        let subject = Subject::Object {
+            kind: super::POOL.into(),
+            name: pool.name.clone(),
+        };
+        warnings.push(ConfigWarning::about(
+            &subject,
+            "",
+            "no L2Advertisement selects this pool: its addresses are allocated but not announced",
+            WarningKind::Other,
+        ));
     }
     Config {
         source: Source::Crds,
@@ -157,9 +165,10 @@ fn check_pool(
     value: Value,
     names: &mut BTreeSet<String>,
     errors: &mut Vec<ValidationError>,
+    warnings: &mut Vec<ConfigWarning>,
 ) -> CheckedPool {
     let before = errors.len();
-    let raw: Option<RawObject<RawPoolSpec>> = decode_object(&subject, value, errors);
+    let raw: Option<RawObject<RawPoolSpec>> = decode_object(&subject, value, errors, warnings);
     let mut sink = Sink {
         subject: &subject,
         errors,
@@ -231,9 +240,10 @@ fn check_ad(
     value: Value,
     names: &mut BTreeSet<String>,
     errors: &mut Vec<ValidationError>,
+    warnings: &mut Vec<ConfigWarning>,
 ) -> Option<L2Advertisement> {
     let before = errors.len();
-    let raw: RawObject<RawL2Spec> = decode_object(subject, value, errors)?;
+    let raw: RawObject<RawL2Spec> = decode_object(subject, value, errors, warnings)?;
     let mut sink = Sink { subject, errors };
     let name = check_name(subject, names, &mut sink);
     let spec = raw.spec.unwrap_or_default();

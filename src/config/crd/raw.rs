@@ -1,10 +1,14 @@
 //! The custom resources exactly as written: serde shapes of MetalLB's `metallb.io` objects.
 //!
-//! Specs deny unknown fields, so a misspelt `autoAsign` is an error naming the object and the
-//! field instead of a silent default. `metadata` and `status` are written by the API server and
-//! carry much more than a config needs, so only the fields read here are looked at.
+//! No struct denies unknown fields: `super::decode_object` collects the fields these shapes do
+//! not know (a field a newer MetalLB added, such as `L2Advertisement.spec.preferredNodeSelectors`,
+//! or a misspelt `autoAsign`) and reports each as a warning naming the object and the field,
+//! instead of refusing the whole config or defaulting silently. A known field of the wrong type
+//! is still an error. `metadata` and `status` are written by the API server and carry much more
+//! than a config needs, so only the fields read here are looked at. (The legacy ConfigMap's
+//! shapes, `config::raw`, still deny unknown keys: that text is written by hand.)
 
-// BGP fields are read only so that a misspelt one is refused; ferrolb does not use them.
+// BGP fields are read only so that a wrong one is reported; ferrolb does not use them.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -23,7 +27,6 @@ pub(crate) struct RawMeta {
 
 /// Any object: the envelope around a kind's spec.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawObject<S> {
     #[serde(rename = "apiVersion")]
     #[allow(dead_code)]
@@ -45,7 +48,6 @@ pub(crate) struct RawNamespace {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawSelector {
     #[serde(rename = "matchLabels")]
     pub match_labels: Option<BTreeMap<String, String>>,
@@ -54,7 +56,6 @@ pub(crate) struct RawSelector {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawRequirement {
     pub key: Option<String>,
     pub operator: Option<String>,
@@ -80,7 +81,6 @@ impl From<RawSelector> for SelectorInput {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawPoolSpec {
     pub addresses: Option<Vec<String>>,
     #[serde(rename = "autoAssign")]
@@ -92,7 +92,6 @@ pub(crate) struct RawPoolSpec {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawServiceAllocation {
     pub priority: Option<i32>,
     pub namespaces: Option<Vec<String>>,
@@ -103,7 +102,6 @@ pub(crate) struct RawServiceAllocation {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawL2Spec {
     #[serde(rename = "ipAddressPools")]
     pub ip_address_pools: Option<Vec<String>>,
@@ -119,7 +117,6 @@ pub(crate) struct RawL2Spec {
 /// `BGPPeer`, v1beta1 and v1beta2 fields together (v1beta1 is a subset apart from its selector
 /// struct, which reads the same).
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawBgpPeerSpec {
     #[serde(rename = "myASN")]
     pub my_asn: Option<u32>,
@@ -163,7 +160,6 @@ pub(crate) struct RawBgpPeerSpec {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawBgpAdvertisementSpec {
     #[serde(rename = "aggregationLength")]
     pub aggregation_length: Option<i64>,
@@ -184,7 +180,6 @@ pub(crate) struct RawBgpAdvertisementSpec {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawBfdProfileSpec {
     #[serde(rename = "receiveInterval")]
     pub receive_interval: Option<i64>,
@@ -203,13 +198,11 @@ pub(crate) struct RawBfdProfileSpec {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawCommunitySpec {
     pub communities: Option<Vec<RawCommunityAlias>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawCommunityAlias {
     pub name: Option<String>,
     pub value: Option<String>,

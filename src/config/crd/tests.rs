@@ -95,19 +95,133 @@ fn service_allocation_is_read() {
     );
 }
 
+/// The warnings about unknown fields, as (object, field); each names its object as the
+/// subject the controller records it on.
+fn unknown_fields(c: &Config) -> Vec<(String, String)> {
+    c.warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::UnknownField)
+        .map(|w| {
+            let Some(Subject::Object { kind, name }) = &w.subject else {
+                panic!("no object named: {w:?}");
+            };
+            assert_eq!(w.object, format!("{kind} {name:?}"));
+            assert!(w.message.contains("unknown field"), "{w}");
+            (w.object.clone(), w.field.clone())
+        })
+        .collect()
+}
+
 #[test]
-fn unknown_field_is_an_error_naming_object_and_field() {
-    let err = parse_file(&pool(
-        "p",
-        "  addresses: [192.0.2.0/28]\n  autoAsign: false",
-    ))
-    .unwrap_err();
-    let text = err.to_string();
-    assert!(
-        text.contains("IPAddressPool \"p\"") && text.contains("autoAsign"),
-        "{text}"
+fn an_unknown_advertisement_field_is_a_warning_and_the_known_ones_apply() {
+    // MetalLB's newer L2Advertisement field (weight and a `preference` node selector).
+    let text = pool("lan", "  addresses: [192.0.2.0/28]")
+        + &ad(
+            "l2",
+            "  ipAddressPools: [lan]\n  interfaces: [eth0]\n  nodeSelectors:\n  - matchLabels: \
+             {rack: a}\n  preferredNodeSelectors:\n  - weight: 50\n    preference:\n      \
+             matchLabels: {zone: east}",
+        );
+    let c = ok(&text).config;
+    let l2 = &c.l2_advertisements[0];
+    assert_eq!(l2.pools, ["lan"]);
+    assert_eq!(l2.interfaces, ["eth0"]);
+    assert_eq!(l2.node_selectors[0].match_labels["rack"], "a");
+    assert_eq!(c.address_pools[0].protocol, Protocol::Layer2);
+    // Reported once, at the field itself: not once per key inside it.
+    assert_eq!(
+        unknown_fields(&c),
+        [(
+            "L2Advertisement \"l2\"".to_owned(),
+            "spec.preferredNodeSelectors".to_owned()
+        )]
     );
-    assert_eq!(err.validation_errors()[0].rule, Rule::MalformedObject);
+    let shown = c.warnings[0].to_string();
+    assert!(
+        shown.contains("ignored") && shown.contains("ferrolb does not know it"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn an_unknown_pool_field_is_a_warning_naming_object_and_field() {
+    // A misspelt key is reported too, and the spelling ferrolb knows keeps its default.
+    let c = ok(&pool(
+        "p",
+        "  addresses: [192.0.2.0/28]\n  autoAsign: false\n  avoidBuggyIPs: true",
+    ))
+    .config;
+    let p = &c.address_pools[0];
+    assert!(p.auto_assign && p.avoid_buggy_ips);
+    assert_eq!(p.addresses[0].to_string(), "192.0.2.0-192.0.2.15");
+    assert_eq!(
+        unknown_fields(&c),
+        [(
+            "IPAddressPool \"p\"".to_owned(),
+            "spec.autoAsign".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn an_unknown_field_inside_a_selector_is_named_with_its_path() {
+    let text = pool(
+        "p",
+        "  addresses: [192.0.2.0/28]\n  serviceAllocation:\n    serviceSelectors:\n    - \
+         matchLabels: {tier: gold}\n    - matchExpressions:\n      - {key: app, operator: \
+         Exists, valuez: [x]}\n      matchFields: {a: b}",
+    );
+    let c = ok(&text).config;
+    let sa = c.address_pools[0].allocation.as_ref().unwrap();
+    assert_eq!(sa.service_selectors.len(), 2);
+    assert_eq!(sa.service_selectors[0].match_labels["tier"], "gold");
+    assert_eq!(sa.service_selectors[1].match_expressions[0].key, "app");
+    assert_eq!(
+        unknown_fields(&c),
+        [
+            (
+                "IPAddressPool \"p\"".to_owned(),
+                "spec.serviceAllocation.serviceSelectors[1].matchExpressions[0].valuez".to_owned()
+            ),
+            (
+                "IPAddressPool \"p\"".to_owned(),
+                "spec.serviceAllocation.serviceSelectors[1].matchFields".to_owned()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn what_the_api_server_writes_is_not_an_unknown_field() {
+    // metadata and status are read for what a config needs only; the rest is not a finding.
+    let text = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p, \
+                uid: x, resourceVersion: \"7\", generation: 2, managedFields: [{manager: \
+                kubectl}]}\nspec: {addresses: [192.0.2.0/28]}\nstatus: {assignedIPv4: 3}\n";
+    assert_eq!(unknown_fields(&ok(text).config), []);
+}
+
+#[test]
+fn a_wrong_type_of_a_known_field_still_refuses_the_object() {
+    for (text, field) in [
+        (
+            pool("p", "  addresses: [192.0.2.0/28]\n  autoAssign: maybe"),
+            "spec.autoAssign",
+        ),
+        (
+            pool("p", "  addresses: [192.0.2.0/28]")
+                + &ad(
+                    "l2",
+                    "  nodeSelectors:\n  - matchLabels: [a, b]\n  unknownToo: 1",
+                ),
+            "spec.nodeSelectors[0].matchLabels",
+        ),
+    ] {
+        let err = parse_file(&text).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.contains(field), "{shown}");
+        assert_eq!(err.validation_errors()[0].rule, Rule::MalformedObject);
+        assert_eq!(err.validation_errors()[0].field, field);
+    }
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! objects break a rule together, with the Warning on the object the error names.
 
 use super::*;
-use crate::controller::crd_watch::load;
+use crate::controller::crd_watch::{RecordedWarnings, load};
 use crate::k8s::metallb::{KINDS, L2, Objects, POOL};
 use kube::api::DynamicObject;
 
@@ -45,7 +45,7 @@ async fn an_overlapping_pool_keeps_the_last_good_config_and_warns_on_that_pool()
     h.store
         .apply_watcher_event(&watcher::Event::Apply(web.clone().into()));
     let mut objects = listed();
-    load(&h.ctx, &objects, NS).await;
+    load(&h.ctx, &objects, NS, &mut RecordedWarnings::default()).await;
     assert!(h.metrics.config.is_loaded());
     h.ctx.set_leading(true);
     done(h.spawn(&web)).await.unwrap();
@@ -57,7 +57,10 @@ async fn an_overlapping_pool_keeps_the_last_good_config_and_warns_on_that_pool()
         &object("overlap", json!({"addresses": ["192.0.2.0/30"]})),
     );
     let ctx = h.ctx.clone();
-    let task = tokio::spawn(async move { load(&ctx, &objects, NS).await });
+    let task =
+        tokio::spawn(
+            async move { load(&ctx, &objects, NS, &mut RecordedWarnings::default()).await },
+        );
     let (_, body, send) = h
         .expect(
             Method::POST,
@@ -97,11 +100,67 @@ async fn a_follower_records_no_event_for_a_refused_set() {
         &object("overlap", json!({"addresses": ["192.0.2.0/30"]})),
     );
     // Not leading: no request may go out, so the load finishes with the mock never answering.
-    tokio::time::timeout(Duration::from_secs(10), load(&h.ctx, &objects, NS))
-        .await
-        .expect("no API request from a follower");
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        load(&h.ctx, &objects, NS, &mut RecordedWarnings::default()),
+    )
+    .await
+    .expect("no API request from a follower");
     assert!(h.metrics.config.is_stale());
     assert!(!h.metrics.config.is_loaded());
+}
+
+/// The advertisement `all` with a field a newer MetalLB added, at `generation`.
+fn ad_with_unknown_field(generation: i64) -> DynamicObject {
+    let mut ad = object(
+        "all",
+        json!({"preferredNodeSelectors": [{"weight": 50, "preference": {"matchLabels": {"zone": "east"}}}]}),
+    );
+    ad.metadata.generation = Some(generation);
+    ad
+}
+
+#[tokio::test]
+async fn an_unknown_field_is_recorded_on_its_object_once_per_version() {
+    let mut h = harness();
+    h.ctx.set_leading(true);
+    let mut objects = listed();
+    let mut recorded = RecordedWarnings::default();
+    for generation in [1, 2] {
+        objects.apply(L2, &ad_with_unknown_field(generation));
+        let ctx = h.ctx.clone();
+        let task = tokio::spawn(async move {
+            load(&ctx, &objects, NS, &mut recorded).await;
+            (objects, recorded)
+        });
+        let (_, body, send) = h
+            .expect(
+                Method::POST,
+                &format!("/apis/events.k8s.io/v1/namespaces/{NS}/events"),
+            )
+            .await;
+        assert_eq!(body["type"], "Warning");
+        assert_eq!(body["reason"], UNKNOWN_FIELD_REASON);
+        assert_eq!(body["regarding"]["kind"], "L2Advertisement");
+        assert_eq!(body["regarding"]["name"], "all");
+        assert_eq!(body["regarding"]["uid"], "uid-all");
+        let note = body["note"].as_str().unwrap();
+        assert!(
+            note.contains("spec.preferredNodeSelectors") && note.contains("ignored"),
+            "{note}"
+        );
+        ok(send, &body);
+        (objects, recorded) = task.await.unwrap();
+        // The config is in force: the advertisement's known fields apply.
+        assert!(h.metrics.config.is_loaded() && !h.metrics.config.is_stale());
+        // Loaded again, the object unchanged: no request goes out (the mock never answers).
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            load(&h.ctx, &objects, NS, &mut recorded),
+        )
+        .await
+        .expect("recorded once per version of the object");
+    }
 }
 
 #[tokio::test]
@@ -143,7 +202,7 @@ async fn pool_status_and_configuration_state_are_written_by_the_leader_on_change
         .apply_watcher_event(&watcher::Event::Apply(web.clone().into()));
     h.ctx.enable_status(NS);
     let mut objects = listed();
-    load(&h.ctx, &objects, NS).await;
+    load(&h.ctx, &objects, NS, &mut RecordedWarnings::default()).await;
     // A follower writes nothing (the flush finishes with the mock never answering).
     flushed(&h.ctx).await;
 
@@ -215,7 +274,10 @@ async fn pool_status_and_configuration_state_are_written_by_the_leader_on_change
         &object("overlap", json!({"addresses": ["192.0.2.0/30"]})),
     );
     let ctx = h.ctx.clone();
-    let refused = tokio::spawn(async move { load(&ctx, &objects, NS).await });
+    let refused =
+        tokio::spawn(
+            async move { load(&ctx, &objects, NS, &mut RecordedWarnings::default()).await },
+        );
     let (_, body, send) = h
         .expect(
             Method::POST,

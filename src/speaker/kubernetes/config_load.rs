@@ -8,7 +8,7 @@ use kube::api::DynamicObject;
 use kube::runtime::reflector::Store;
 use tracing::{error, info, warn};
 
-use crate::config::{self, Config, L2Advertisement, LabelSelector, Protocol};
+use crate::config::{self, Config, L2Advertisement, LabelSelector, Protocol, WarningKind};
 use crate::k8s::metallb::{KINDS, L2, Objects, POOL};
 use crate::metrics::ConfigMetrics;
 
@@ -131,6 +131,14 @@ impl ConfigLoader {
                     pools = c.address_pools.len(),
                     "config loaded from the custom resources"
                 );
+                // Once per config: the controller records them as events on the objects.
+                for w in c
+                    .warnings
+                    .iter()
+                    .filter(|w| w.kind == WarningKind::UnknownField)
+                {
+                    warn!(object = %w.object, field = %w.field, "{}", w.message);
+                }
                 self.adopt(c);
                 true
             }
@@ -224,3 +232,7 @@ impl ConfigLoader {
         self.config = Some(c);
     }
 }
+
+#[cfg(test)]
+#[path = "config_load_tests.rs"]
+mod tests;
