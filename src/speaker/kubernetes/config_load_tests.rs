@@ -67,7 +67,7 @@ fn an_unknown_field_is_logged_once_per_config_and_the_config_applies() {
     let logged = || text().matches("spec.preferredNodeSelectors").count();
 
     let mut loader = ConfigLoader::default();
-    assert!(loader.reload(Some(&stores("192.0.2.0/28")), &configmaps));
+    assert!(loader.reload(Some(&stores("192.0.2.0/28")), &configmaps, &Vec::new));
     let config = loader.config().expect("the config applies");
     assert_eq!(config.l2_advertisements[0].interfaces, ["eth0"]);
     assert_eq!(loader.state(), Some(None));
@@ -78,9 +78,9 @@ fn an_unknown_field_is_logged_once_per_config_and_the_config_applies() {
         text()
     );
     // The same objects again: nothing new, nothing logged.
-    assert!(!loader.reload(Some(&stores("192.0.2.0/28")), &configmaps));
+    assert!(!loader.reload(Some(&stores("192.0.2.0/28")), &configmaps, &Vec::new));
     assert_eq!(logged(), 1, "{}", text());
     // A new config (another pool) still carrying the field: logged with it.
-    assert!(loader.reload(Some(&stores("198.51.100.0/28")), &configmaps));
+    assert!(loader.reload(Some(&stores("198.51.100.0/28")), &configmaps, &Vec::new));
     assert_eq!(logged(), 2, "{}", text());
 }
