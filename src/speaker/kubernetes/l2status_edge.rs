@@ -81,7 +81,11 @@ fn watch_l2_statuses(
     let notify = notify.clone();
     crate::k8s::reflect::reflect(
         api,
-        watcher::Config::default().labels(&format!("{}={me}", l2status::NODE_LABEL)),
+        watcher::Config::default().labels(&format!(
+            "{}={}",
+            l2status::NODE_LABEL,
+            l2status::node_label(me)
+        )),
         "ServiceL2Status",
         store::Writer::default(),
         move |writer, event| {
@@ -270,7 +274,9 @@ pub struct WriterState {
     config_written: Option<Option<String>>,
 }
 
-/// The objects labelled with a node other than `me` and not in `alive`.
+/// The objects of nodes other than `me` and not in `alive`: selected by their labels (a long
+/// node name's label is its [`l2status::node_label`]), then by the exact node name their status
+/// holds.
 pub async fn list_others_l2_statuses(
     client: &Client,
     namespace: &str,
@@ -279,19 +285,20 @@ pub async fn list_others_l2_statuses(
 ) -> Result<Vec<Observed>, kube::Error> {
     let api = Api::<Decoded<L2StatusView>>::namespaced(client.clone(), namespace);
     let label = l2status::NODE_LABEL;
-    let excluded: Vec<&str> = alive
+    let excluded: BTreeSet<std::borrow::Cow<'_, str>> = alive
         .iter()
         .map(String::as_str)
         .chain([me])
-        .collect::<BTreeSet<_>>()
-        .into_iter()
+        .map(l2status::node_label)
         .collect();
+    let excluded: Vec<&str> = excluded.iter().map(|v| &**v).collect();
     let selector = format!("{label},{label} notin ({})", excluded.join(","));
     let list = api.list(&ListParams::default().labels(&selector)).await?;
     Ok(list
         .items
         .into_iter()
         .filter_map(|o| o.view.observed().cloned())
+        .filter(|o| *o.node != *me && !alive.contains(&*o.node))
         .collect())
 }
 
@@ -344,6 +351,12 @@ pub async fn own_pod(client: &Client, namespace: &str, name: &str) -> Result<Pod
     pods.get(name).await
 }
 
+/// The name of `me`'s ConfigurationState: `speaker-<node>` as MetalLB names it, shortened
+/// ([`l2status::shortened`]) past the 253 characters an object name may have.
+pub fn config_state_name(me: &str) -> String {
+    l2status::shortened(&format!("speaker-{me}"), 253).into_owned()
+}
+
 /// Writes the ConfigurationState `speaker-<node>`, creating it the first time.
 pub async fn write_speaker_state(
     client: &Client,
@@ -353,13 +366,16 @@ pub async fn write_speaker_state(
 ) -> Result<(), kube::Error> {
     let labels = [
         ("metallb.io/component-type".to_owned(), "speaker".to_owned()),
-        ("metallb.io/node-name".to_owned(), me.to_owned()),
+        (
+            "metallb.io/node-name".to_owned(),
+            l2status::node_label(me).into_owned(),
+        ),
     ]
     .into();
     config_state::write_state(
         client,
         namespace,
-        &format!("speaker-{me}"),
+        &config_state_name(me),
         labels,
         FIELD_MANAGER,
         status,
