@@ -506,3 +506,6 @@ fn a_long_node_names_configuration_state_name_is_valid() {
     );
     assert_ne!(name, config_state_name(&format!("{}y", "n".repeat(252))));
 }
+
+#[path = "l2status_gone_tests.rs"]
+mod gone;
