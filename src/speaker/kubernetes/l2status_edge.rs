@@ -1,11 +1,14 @@
 //! Writes this speaker's `ServiceL2Status` objects and its ConfigurationState `speaker-<node>`
 //! on a task of its own: the announcer never waits for the API server. Each pass diffs what the
 //! speaker announces against the objects a reflector shows ([`super::l2status::diff`]); a
-//! failed call is logged and tried again on the next pass (at the latest after
-//! [`RETRY`]). A change of the speaker's inputs is written [`WRITE_SETTLE`] after it (later
-//! changes in that time join the same pass). An object deleted behind the writer's back is
-//! made again: the watch's delete or a list without it ([`WatchNews`]), or a status write
-//! answered 404, tells the writer it is gone.
+//! failed call is logged and tried again on the next pass. A pass that failed is tried again
+//! after [`RETRY_INITIAL`], doubling while passes keep failing up to [`RETRY_MAX`] (or sooner
+//! when the inputs change); a pass stops at the first call the server did not take at all
+//! (unavailable, overloaded, unreachable), so an outage costs one request per attempt, and
+//! what was written stays as it is. A change of the speaker's inputs is written
+//! [`WRITE_SETTLE`] after it (later changes in that time join the same pass). An object
+//! deleted behind the writer's back is made again: the watch's delete or a list without it
+//! ([`WatchNews`]), or a status write answered 404, tells the writer it is gone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,11 +29,15 @@ use super::cache::L2StatusView;
 use super::l2status::{self, Action, Observed};
 use super::store::{self, Decoded, Store, View};
 use crate::config::crd::GROUP;
+use crate::k8s::backoff::Exponential;
 use crate::k8s::config_state;
 use crate::telemetry::error_chain;
 
-/// A pass that failed is tried again after this long even if nothing changes.
-pub const RETRY: Duration = Duration::from_secs(5);
+/// A pass that failed is tried again after this long even if nothing changes; the delay doubles
+/// while passes keep failing ([`crate::k8s::backoff::Exponential`]), up to [`RETRY_MAX`].
+pub const RETRY_INITIAL: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts of a failing pass.
+pub const RETRY_MAX: Duration = Duration::from_secs(30);
 
 const FIELD_MANAGER: &str = "ferrolb-speaker";
 
@@ -139,6 +146,7 @@ impl StatusWriter {
         tokio::spawn(async move {
             let notify = Arc::new(Notify::new());
             let mut state = WriterState::default();
+            let mut backoff = Exponential::new(RETRY_INITIAL, RETRY_MAX);
             let store = watch_l2_statuses(
                 &self.client,
                 &self.namespace,
@@ -154,8 +162,17 @@ impl StatusWriter {
                 let others = self.others(&mut state, &now.alive).await;
                 let seen = store.state();
                 let seen = seen.iter().filter_map(|o| o.observed());
-                let ok = listed && self.pass(&mut state, &now, seen).await && others;
-                let ok = self.write_config(&mut state, &now).await && ok;
+                // Until the watch has listed, the pass waits for it (it pokes `notify`).
+                let passed = !listed || self.pass(&mut state, &now, seen).await;
+                let ok = self.write_config(&mut state, &now).await && passed && others;
+                // After a failure the next attempt waits for the backoff (or new inputs), not
+                // for the watch; success starts the backoff over.
+                let retry = if ok {
+                    backoff.reset();
+                    None
+                } else {
+                    backoff.next()
+                };
                 tokio::select! {
                     r = inputs.changed() => {
                         if r.is_err() {
@@ -163,8 +180,8 @@ impl StatusWriter {
                         }
                         tokio::time::sleep(WRITE_SETTLE).await;
                     }
-                    () = notify.notified() => {}
-                    () = tokio::time::sleep(RETRY), if !ok => {}
+                    () = notify.notified(), if ok || !listed => {}
+                    () = tokio::time::sleep(retry.unwrap_or_default()), if retry.is_some() => {}
                 }
             }
         })
@@ -221,8 +238,13 @@ impl StatusWriter {
         let mut ok = true;
         for action in l2status::diff(&self.me, &inputs.desired, all, &inputs.alive) {
             if let Err(e) = self.act(state, &action).await {
-                warn!(?action, error = %error_chain(&e), "cannot update ServiceL2Status; retrying on the next pass");
                 ok = false;
+                if unavailable(&e) {
+                    // The next call would meet the same: stop here, and back off.
+                    warn!(?action, error = %error_chain(&e), "cannot update ServiceL2Status: the API server did not take it; backing off");
+                    break;
+                }
+                warn!(?action, error = %error_chain(&e), "cannot update ServiceL2Status; retrying on the next pass");
             }
         }
         ok
@@ -341,6 +363,15 @@ impl StatusWriter {
                 false
             }
         }
+    }
+}
+
+/// Whether the server did not take a call at all (unavailable, overloaded, unreachable), as
+/// opposed to refusing this one object.
+fn unavailable(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code == 429 || s.code >= 500,
+        _ => true,
     }
 }
 

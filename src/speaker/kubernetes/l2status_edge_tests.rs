@@ -509,3 +509,6 @@ fn a_long_node_names_configuration_state_name_is_valid() {
 
 #[path = "l2status_gone_tests.rs"]
 mod gone;
+
+#[path = "l2status_retry_tests.rs"]
+mod retry;
