@@ -36,6 +36,19 @@ impl Interfaces {
         }
     }
 
+    /// What both allow: an address several Services share is answered only where every one of
+    /// them may be reached.
+    pub fn intersect(self, other: &Interfaces) -> Interfaces {
+        match (self, other) {
+            (Interfaces::All, other) => other.clone(),
+            (this, Interfaces::All) => this,
+            (Interfaces::Named(mut a), Interfaces::Named(b)) => {
+                a.retain(|name| b.contains(name));
+                Interfaces::Named(a)
+            }
+        }
+    }
+
     /// The interfaces of `usable` (a node's interfaces after its exclusions) this allows.
     pub fn on<'a>(&self, usable: &'a BTreeSet<String>) -> BTreeSet<&'a str> {
         usable

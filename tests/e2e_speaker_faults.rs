@@ -2,7 +2,8 @@
 //! `tests/e2e_speaker.rs` (real kube-apiserver + etcd in a namespace on the test LAN, the real
 //! controller, real speakers in the node namespaces, a client namespace; see
 //! `tests/e2e/speaker_lan.rs`), with one fault injected per test: Services sharing an address
-//! across families, the API server killed and restarted, a speaker alone among Ready Nodes.
+//! across families, the API server killed and restarted, a speaker alone among Ready Nodes, a
+//! node name longer than a label value and its ServiceL2Status deleted by hand.
 //!
 //! Skipped, with a message, when `KUBEBUILDER_ASSETS` is unset (even in CI). With it set, missing
 //! root or tools fail the test when `CI` is set, and skip it otherwise.
@@ -20,7 +21,7 @@ use serde_json::json;
 
 use e2e::APPS;
 use e2e::api::{create_service, ingress_ips, lb_service, wait_for_ips};
-use e2e::wait::wait_for as wait_until;
+use e2e::wait::{PATIENCE, wait_for as wait_until};
 use netns::{Lan, distinct, ranking, wait_for};
 use speaker_lan::{
     POOL, SETTLE, Setup, assert_only_answerer, ranked, set_endpoints, setup, setup_with,
@@ -257,6 +258,7 @@ async fn a_lone_speaker_among_ready_nodes_answers_and_is_ready() {
     let setup = Setup {
         pool: POOL,
         speakers: &speakers,
+        names: None,
     };
     let Some(cluster) = setup_with(test, setup).await else {
         return;
@@ -274,4 +276,91 @@ async fn a_lone_speaker_among_ready_nodes_answers_and_is_ready() {
     assert_eq!(wait_for_ips(&services, "web").await, [ip]);
     assert_only_answerer(lan, ip, lone);
     assert_eq!(lan.http_get(lone, "/readyz").0, 200, "still ready");
+}
+
+/// The `ServiceL2Status` objects of `apps/web`, as (name, `metallb.io/node` label, `status.node`).
+async fn l2_statuses_of_web(client: &kube::Client) -> Vec<(String, String, String)> {
+    use kube::api::{DynamicObject, ListParams};
+    use kube::core::{ApiResource, GroupVersionKind};
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("metallb.io", "v1beta1", "ServiceL2Status"),
+        "servicel2statuses",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), e2e::NAMESPACE, &resource);
+    let Ok(list) = api.list(&ListParams::default()).await else {
+        return Vec::new();
+    };
+    list.items
+        .into_iter()
+        .filter_map(|o| {
+            let labels = o.metadata.labels.clone().unwrap_or_default();
+            (labels.get("metallb.io/service-name").map(String::as_str) == Some("web")).then(|| {
+                (
+                    o.metadata.name.clone().unwrap_or_default(),
+                    labels.get("metallb.io/node").cloned().unwrap_or_default(),
+                    o.data["status"]["node"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// A speaker on a node whose name is longer than a label value may be (Kubernetes allows 253
+/// characters in a node name, 63 in a label value) still gets its Service's `ServiceL2Status`:
+/// labelled with a value the API server accepts, the exact name in `status.node`. (Labelled with
+/// the whole name, every create was refused and the object never existed.) Deleted by hand, the
+/// object is made again by its speaker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_named_node_keeps_its_service_l2_status_even_when_deleted_by_hand() {
+    let test = "a_long_named_node_keeps_its_service_l2_status_even_when_deleted_by_hand";
+    let long = format!(
+        "{}node-a",
+        "rack-17.row-4.hall-b.datacenter-frankfurt-2.compute.internal.".repeat(3)
+    );
+    assert!(long.len() > 63 && long.len() <= 253);
+    let names = [long.as_str(), "node-b", "node-c"];
+    let setup = Setup {
+        pool: POOL,
+        speakers: &[0],
+        names: Some(&names),
+    };
+    let Some(cluster) = setup_with(test, setup).await else {
+        return;
+    };
+    let client = cluster.client.clone();
+    let services: Api<Service> = Api::namespaced(client.clone(), APPS);
+    set_endpoints(&client, "web", &[(&long, true)]).await;
+    create_service(&services, &lb_service("web", json!({}))).await;
+    let ip = wait_for_ips(&services, "web").await;
+    assert_only_answerer(&cluster.lan, &ip[0], 0);
+
+    let mine = |seen: &[(String, String, String)]| -> Option<String> {
+        match seen {
+            [(name, label, node)] if *node == long => {
+                assert!(label.len() <= 63 && label.starts_with("rack-17"), "{label}");
+                Some(name.clone())
+            }
+            _ => None,
+        }
+    };
+    let first = wait_until("the long-named node's ServiceL2Status", PATIENCE, || {
+        let client = client.clone();
+        async move { mine(&l2_statuses_of_web(&client).await) }
+    })
+    .await;
+
+    // Someone deletes it: its speaker makes it again.
+    cluster
+        .plane
+        .kubectl(&["delete", "servicel2statuses", "-n", e2e::NAMESPACE, &first]);
+    let again = wait_until("the ServiceL2Status made again", PATIENCE, || {
+        let client = client.clone();
+        let first = first.clone();
+        async move { mine(&l2_statuses_of_web(&client).await).filter(|name| *name != first) }
+    })
+    .await;
+    assert_ne!(again, first);
 }

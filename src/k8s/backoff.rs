@@ -41,22 +41,53 @@ pub fn watch_trouble(error: &kube::runtime::watcher::Error) -> WatchTrouble {
     }
 }
 
-/// Exponential backoff from [`WatchBackoff::INITIAL`] doubling up to [`WatchBackoff::MAX`],
-/// each delay shortened by up to a quarter at random so that replicas restarted together do not
-/// retry in lockstep.
+/// Exponential backoff from `initial` doubling up to `max`, each delay shortened by up to a
+/// quarter at random so that replicas that failed together do not retry in lockstep; `reset`
+/// (the next attempt succeeded) starts it over. The watches' [`WatchBackoff`] is one; the
+/// speaker's ServiceL2Status writer backs its failed passes off with another.
 #[derive(Debug, Clone)]
-pub struct WatchBackoff {
+pub struct Exponential {
+    initial: Duration,
+    max: Duration,
     next: Duration,
 }
+
+impl Exponential {
+    pub const fn new(initial: Duration, max: Duration) -> Self {
+        Self {
+            initial,
+            max,
+            next: initial,
+        }
+    }
+
+    /// Starts over from `initial`.
+    pub fn reset(&mut self) {
+        self.next = self.initial;
+    }
+}
+
+impl Iterator for Exponential {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let base = self.next;
+        self.next = (base * 2).min(self.max);
+        let jitter = base.mul_f64(rand::random::<f64>() / 4.0);
+        Some(base - jitter)
+    }
+}
+
+/// [`Exponential`] from [`WatchBackoff::INITIAL`] up to [`WatchBackoff::MAX`].
+#[derive(Debug, Clone)]
+pub struct WatchBackoff(Exponential);
 
 impl WatchBackoff {
     pub const INITIAL: Duration = Duration::from_millis(200);
     pub const MAX: Duration = Duration::from_secs(2);
 
     pub fn new() -> Self {
-        Self {
-            next: Self::INITIAL,
-        }
+        Self(Exponential::new(Self::INITIAL, Self::MAX))
     }
 }
 
@@ -70,16 +101,13 @@ impl Iterator for WatchBackoff {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
-        let base = self.next;
-        self.next = (base * 2).min(Self::MAX);
-        let jitter = base.mul_f64(rand::random::<f64>() / 4.0);
-        Some(base - jitter)
+        self.0.next()
     }
 }
 
 impl Backoff for WatchBackoff {
     fn reset(&mut self) {
-        self.next = Self::INITIAL;
+        self.0.reset();
     }
 }
 
@@ -149,6 +177,19 @@ mod tests {
         assert!(total <= WatchBackoff::MAX * 12);
         backoff.reset();
         assert!(backoff.next().unwrap() <= WatchBackoff::INITIAL);
+    }
+
+    #[test]
+    fn exponential_doubles_up_to_its_cap_and_starts_over() {
+        let (initial, max) = (Duration::from_secs(1), Duration::from_secs(30));
+        let mut backoff = Exponential::new(initial, max);
+        let delays: Vec<Duration> = backoff.by_ref().take(10).collect();
+        for (i, d) in delays.iter().enumerate() {
+            let base = (initial * 2u32.pow(i as u32)).min(max);
+            assert!(*d <= base && *d >= base * 3 / 4, "attempt {i}: {d:?}");
+        }
+        backoff.reset();
+        assert!(backoff.next().unwrap() <= initial);
     }
 
     #[tokio::test(start_paused = true)]

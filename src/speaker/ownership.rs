@@ -223,6 +223,36 @@ pub fn place<'a>(
         .collect()
 }
 
+/// The interfaces each address placed on `me` is restricted to, from the decisions of the
+/// Services holding it: an address several Services share takes the interfaces *every* sharer
+/// allows (their intersection, possibly none), not those of whichever sharer comes first. An
+/// address every holder allows on every interface is absent.
+pub fn address_interfaces<'a>(
+    me: &str,
+    placed: impl IntoIterator<Item = (&'a [IpAddr], &'a Decision)>,
+) -> BTreeMap<IpAddr, BTreeSet<String>> {
+    let mut by_ip: BTreeMap<IpAddr, Interfaces> = BTreeMap::new();
+    for (ips, decision) in placed {
+        if decision.node.as_deref() != Some(me) {
+            continue;
+        }
+        for ip in ips {
+            let next = match by_ip.remove(ip) {
+                None => decision.interfaces.clone(),
+                Some(held) => held.intersect(&decision.interfaces),
+            };
+            by_ip.insert(*ip, next);
+        }
+    }
+    by_ip
+        .into_iter()
+        .filter_map(|(ip, i)| match i {
+            Interfaces::All => None,
+            Interfaces::Named(names) => Some((ip, names)),
+        })
+        .collect()
+}
+
 /// The IPs `me` must answer for, each with the service it belongs to.
 pub fn owned_by(me: &str, announcements: &[Announcement]) -> BTreeMap<IpAddr, String> {
     announcements
@@ -449,5 +479,46 @@ mod tests {
         );
         let node = placed[0].decision.node.as_deref().unwrap().to_owned();
         assert_eq!(placed[0].decision.cause, Some(Cause::NoInterface { node }));
+    }
+
+    /// An address shared by Services whose advertisements name different interfaces is
+    /// restricted to those every sharer allows, in any order; an unrestricted sharer restricts
+    /// nothing; an address held alone keeps its own; other nodes' placements count for nothing.
+    #[test]
+    fn address_interfaces_intersect_over_every_sharer() {
+        let placed = place(
+            &vec![
+                offer(
+                    "a",
+                    &["192.0.2.7", "192.0.2.8"],
+                    &["node-b"],
+                    Some(&["eth1", "eth2"]),
+                ),
+                offer("b", &["192.0.2.7"], &["node-b"], Some(&["eth2", "eth3"])),
+                offer("c", &["192.0.2.7"], &["node-b"], None),
+                offer("d", &["192.0.2.9"], &["node-b"], Some(&["eth4"])),
+                offer("e", &["192.0.2.9"], &["node-b"], Some(&["eth5"])),
+                offer("f", &["192.0.2.10"], &["node-c"], Some(&["eth6"])),
+            ],
+            &BTreeMap::new(),
+        );
+        let of = |order: &[usize]| {
+            let decisions = order
+                .iter()
+                .map(|&i| (&*placed[i].ips, &placed[i].decision));
+            address_interfaces("node-b", decisions)
+        };
+        let want = BTreeMap::from([
+            ("192.0.2.7".parse().unwrap(), live(&["eth2"])),
+            ("192.0.2.8".parse().unwrap(), live(&["eth1", "eth2"])),
+            ("192.0.2.9".parse().unwrap(), live(&[])),
+        ]);
+        assert_eq!(of(&[0, 1, 2, 3, 4, 5]), want);
+        assert_eq!(of(&[5, 4, 3, 2, 1, 0]), want);
+        assert_eq!(
+            of(&[2, 0]).get(&"192.0.2.7".parse().unwrap()),
+            Some(&live(&["eth1", "eth2"]))
+        );
+        assert!(of(&[2]).is_empty());
     }
 }

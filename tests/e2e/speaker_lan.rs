@@ -97,6 +97,8 @@ pub struct Setup<'a> {
     pub pool: &'a str,
     /// The nodes that run a speaker (and a speaker Pod); every node has a Ready Node object.
     pub speakers: &'a [usize],
+    /// Node names other than the LAN's (`node-a`, ...), by node.
+    pub names: Option<&'a [&'a str]>,
 }
 
 impl Default for Setup<'_> {
@@ -104,6 +106,7 @@ impl Default for Setup<'_> {
         Setup {
             pool: POOL,
             speakers: &[0, 1, 2],
+            names: None,
         }
     }
 }
@@ -122,6 +125,9 @@ pub async fn setup_with(test: &str, setup: Setup<'_>) -> Option<Cluster> {
         return None;
     }
     let mut lan = Lan::new(3, Path::new(env!("CARGO_BIN_EXE_ferrolb")));
+    for (node, name) in lan.nodes.iter_mut().zip(setup.names.unwrap_or_default()) {
+        node.name = (*name).to_owned();
+    }
     let (api_ns, _) = lan.add_host("api", "v5", API_IP, API_IP6);
     for i in 0..lan.nodes.len() {
         play_kube_proxy_node(&mut lan, i);

@@ -6,12 +6,18 @@
 //! objects labelled with its own node, and deletes another node's object only when that node is
 //! not alive in its view and it announces that Service itself now. A live node's leftovers are
 //! its own to delete, and it does so as soon as it stops announcing.
+//!
+//! Objects are labelled with their node ([`NODE_LABEL`]) as MetalLB labels them, but a label
+//! value holds at most 63 characters and a node name up to 253: a longer name is labelled with
+//! [`node_label`] (its start and a hash of it), and the exact name is read from `status.node`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 pub const NODE_LABEL: &str = "metallb.io/node";
 pub const SERVICE_NAME_LABEL: &str = "metallb.io/service-name";
@@ -22,7 +28,8 @@ pub const SERVICE_NAMESPACE_LABEL: &str = "metallb.io/service-namespace";
 pub struct Observed {
     /// Shared with the cache's key.
     pub name: Arc<str>,
-    /// Its `metallb.io/node` label (one allocation per node name).
+    /// Its node: `status.node` once written, else its `metallb.io/node` label (the name itself,
+    /// or for a name longer than a label value its [`node_label`]). One allocation per node.
     pub node: Arc<str>,
     /// `namespace/name` from its two service labels.
     pub service: String,
@@ -38,9 +45,14 @@ impl Observed {
         labels: &BTreeMap<String, String>,
         status: Option<&Value>,
     ) -> Option<Self> {
-        let node = labels.get(NODE_LABEL)?;
+        let label = labels.get(NODE_LABEL)?;
         let ns = labels.get(SERVICE_NAMESPACE_LABEL)?;
         let svc = labels.get(SERVICE_NAME_LABEL)?;
+        // The label of a long node name is cut: the status holds the exact name.
+        let node = status
+            .and_then(|s| s.get("node")?.as_str())
+            .filter(|n| !n.is_empty())
+            .unwrap_or(label);
         let interfaces = status.filter(|s| s.get("node").is_some()).map(|s| {
             s.get("interfaces")
                 .and_then(Value::as_array)
@@ -116,12 +128,15 @@ pub fn diff<'a>(
     observed: impl IntoIterator<Item = &'a Observed>,
     alive: &BTreeSet<String>,
 ) -> Vec<Action> {
+    // An object whose status is not written yet is known by its label only.
+    let my_label = node_label(me);
+    let alive_labels: BTreeSet<Cow<'_, str>> = alive.iter().map(|n| node_label(n)).collect();
     let mut actions = Vec::new();
     let mut mine: BTreeSet<&str> = BTreeSet::new();
     let mut sorted: Vec<&Observed> = observed.into_iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     for o in sorted {
-        if *o.node == *me {
+        if *o.node == *me || *o.node == *my_label {
             match desired.get(o.service.as_str()) {
                 // A duplicate of our own (a create whose answer was lost) goes.
                 Some(want) if mine.insert(o.service.as_str()) => {
@@ -137,7 +152,10 @@ pub fn diff<'a>(
                     name: o.name.to_string(),
                 }),
             }
-        } else if desired.contains_key(o.service.as_str()) && !alive.contains(&*o.node) {
+        } else if desired.contains_key(o.service.as_str())
+            && !alive.contains(&*o.node)
+            && !alive_labels.contains(&*o.node)
+        {
             actions.push(Action::Delete {
                 name: o.name.to_string(),
             });
@@ -154,11 +172,58 @@ pub fn diff<'a>(
     actions
 }
 
+/// The longest label value the API server accepts.
+pub const LABEL_VALUE_MAX: usize = 63;
+
+/// How many hex digits of a long name's SHA-256 end its shortened form (64 bits: two node
+/// names of one cluster never meet on one).
+const HASH_DIGITS: usize = 16;
+
+/// `value` if it is at most `max` bytes long, else its first characters (only alphanumerics,
+/// `-`, `_` and `.`; starting and ending alphanumeric), a dash and the first [`HASH_DIGITS`] hex
+/// digits of its SHA-256: deterministic (every speaker works out the same for a node), and
+/// different for values that only differ past the cut.
+pub fn shortened(value: &str, max: usize) -> Cow<'_, str> {
+    if value.len() <= max {
+        return Cow::Borrowed(value);
+    }
+    let hash: String = Sha256::digest(value.as_bytes())
+        .iter()
+        .take(HASH_DIGITS / 2)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let keep = max.saturating_sub(HASH_DIGITS + 1);
+    let start: String = value
+        .chars()
+        .take(keep)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let start = start.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    if start.is_empty() {
+        Cow::Owned(hash)
+    } else {
+        Cow::Owned(format!("{start}-{hash}"))
+    }
+}
+
+/// The [`NODE_LABEL`] value of `node`'s objects: the name itself up to 63 characters (as
+/// MetalLB labels them), else its [`shortened`] form, since the API server refuses a longer
+/// label value. The exact name is in each object's `status.node`.
+pub fn node_label(node: &str) -> Cow<'_, str> {
+    shortened(node, LABEL_VALUE_MAX)
+}
+
 /// The labels of this node's object for `service` (`namespace/name`).
 pub fn labels(me: &str, service: &str) -> BTreeMap<String, String> {
     let (ns, name) = service.split_once('/').unwrap_or(("", service));
     [
-        (NODE_LABEL.to_owned(), me.to_owned()),
+        (NODE_LABEL.to_owned(), node_label(me).into_owned()),
         (SERVICE_NAME_LABEL.to_owned(), name.to_owned()),
         (SERVICE_NAMESPACE_LABEL.to_owned(), ns.to_owned()),
     ]

@@ -1,11 +1,17 @@
 //! Writes this speaker's `ServiceL2Status` objects and its ConfigurationState `speaker-<node>`
 //! on a task of its own: the announcer never waits for the API server. Each pass diffs what the
 //! speaker announces against the objects a reflector shows ([`super::l2status::diff`]); a
-//! failed call is logged and tried again on the next pass (at the latest after
-//! [`RETRY`]). A change of the speaker's inputs is written [`WRITE_SETTLE`] after it (later
-//! changes in that time join the same pass).
+//! failed call is logged and tried again on the next pass. A pass that failed is tried again
+//! after [`RETRY_INITIAL`], doubling while passes keep failing up to [`RETRY_MAX`] (or sooner
+//! when the inputs change); a pass stops at the first call the server did not take at all
+//! (unavailable, overloaded, unreachable), so an outage costs one request per attempt, and
+//! what was written stays as it is. A change of the speaker's inputs is written
+//! [`WRITE_SETTLE`] after it (later changes in that time join the same pass). An object
+//! deleted behind the writer's back is made again: the watch's delete or a list without it
+//! ([`WatchNews`]), or a status write answered 404, tells the writer it is gone.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -21,13 +27,17 @@ use tracing::{info, warn};
 use super::WRITE_SETTLE;
 use super::cache::L2StatusView;
 use super::l2status::{self, Action, Observed};
-use super::store::{self, Decoded, Store};
+use super::store::{self, Decoded, Store, View};
 use crate::config::crd::GROUP;
+use crate::k8s::backoff::Exponential;
 use crate::k8s::config_state;
 use crate::telemetry::error_chain;
 
-/// A pass that failed is tried again after this long even if nothing changes.
-pub const RETRY: Duration = Duration::from_secs(5);
+/// A pass that failed is tried again after this long even if nothing changes; the delay doubles
+/// while passes keep failing ([`crate::k8s::backoff::Exponential`]), up to [`RETRY_MAX`].
+pub const RETRY_INITIAL: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts of a failing pass.
+pub const RETRY_MAX: Duration = Duration::from_secs(30);
 
 const FIELD_MANAGER: &str = "ferrolb-speaker";
 
@@ -36,7 +46,7 @@ const FIELD_MANAGER: &str = "ferrolb-speaker";
 pub struct Inputs {
     /// Services announced by this node, with their restricted interfaces.
     /// Shared: the writer's copy of the inputs is the channel's, not a third one.
-    pub desired: std::sync::Arc<l2status::Desired>,
+    pub desired: Arc<l2status::Desired>,
     /// Nodes alive in this speaker's view.
     pub alive: BTreeSet<String>,
     /// The last config load: `Some(None)` valid, `Some(Some(errors))` refused.
@@ -66,25 +76,64 @@ pub struct StatusWriter {
     pub pod_name: Option<String>,
 }
 
+/// What the watch of this node's objects tells the writer besides what its cache holds: which
+/// objects it saw deleted, and which of its lists are complete. An object the writer created
+/// and the watch never showed (deleted before that, by a user or another actor) is otherwise
+/// indistinguishable from one the watch has not shown yet.
+#[derive(Debug, Default)]
+pub struct WatchNews {
+    /// Objects whose delete the watch showed since the writer last heard.
+    deleted: Vec<Arc<str>>,
+    /// Lists begun (an `Init`, sent before the list request), and the number of the last one
+    /// completed: an object created before a list began and absent from it is gone.
+    lists_begun: u64,
+    listed: u64,
+}
+
+impl WatchNews {
+    /// Notes what a watch event says about objects that are gone.
+    pub fn note(&mut self, event: &watcher::Event<Decoded<L2StatusView>>) {
+        match event {
+            watcher::Event::Delete(d) => self.deleted.push(d.view.key().clone()),
+            watcher::Event::Init => self.lists_begun += 1,
+            watcher::Event::InitDone => self.listed = self.lists_begun,
+            watcher::Event::Apply(_) | watcher::Event::InitApply(_) => {}
+        }
+    }
+}
+
+type News = Arc<Mutex<WatchNews>>;
+
+fn lock(news: &News) -> std::sync::MutexGuard<'_, WatchNews> {
+    news.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Watches this node's `ServiceL2Status` objects in the namespace (projected:
-/// [`L2StatusView`]), poking `notify` on each change. Only this node's: every node's would be one
-/// object per announced Service of the cluster in every speaker. The objects of nodes that are
-/// not alive, which this speaker may have to delete, are listed when the live set changes
-/// ([`list_others_l2_statuses`]).
+/// [`L2StatusView`]), poking `notify` on each change and noting deletes in `news`. Only this
+/// node's: every node's would be one object per announced Service of the cluster in every
+/// speaker. The objects of nodes that are not alive, which this speaker may have to delete, are
+/// listed when the live set changes ([`list_others_l2_statuses`]).
 fn watch_l2_statuses(
     client: &Client,
     namespace: &str,
     me: &str,
-    notify: &std::sync::Arc<Notify>,
+    notify: &Arc<Notify>,
+    news: &News,
 ) -> Store<L2StatusView> {
     let api = Api::<Decoded<L2StatusView>>::namespaced(client.clone(), namespace);
     let notify = notify.clone();
+    let news = news.clone();
     crate::k8s::reflect::reflect(
         api,
-        watcher::Config::default().labels(&format!("{}={me}", l2status::NODE_LABEL)),
+        watcher::Config::default().labels(&format!(
+            "{}={}",
+            l2status::NODE_LABEL,
+            l2status::node_label(me)
+        )),
         "ServiceL2Status",
         store::Writer::default(),
         move |writer, event| {
+            lock(&news).note(event);
             writer.apply(event);
             notify.notify_one();
         },
@@ -95,9 +144,16 @@ impl StatusWriter {
     /// Runs until `inputs`' sender is dropped.
     pub fn spawn(self, mut inputs: watch::Receiver<Inputs>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let notify = std::sync::Arc::new(Notify::new());
-            let store = watch_l2_statuses(&self.client, &self.namespace, &self.me, &notify);
+            let notify = Arc::new(Notify::new());
             let mut state = WriterState::default();
+            let mut backoff = Exponential::new(RETRY_INITIAL, RETRY_MAX);
+            let store = watch_l2_statuses(
+                &self.client,
+                &self.namespace,
+                &self.me,
+                &notify,
+                &state.news,
+            );
             loop {
                 let now = inputs.borrow_and_update().clone();
                 // Until the first list, absent objects may just be unseen: diff nothing yet.
@@ -106,8 +162,17 @@ impl StatusWriter {
                 let others = self.others(&mut state, &now.alive).await;
                 let seen = store.state();
                 let seen = seen.iter().filter_map(|o| o.observed());
-                let ok = listed && self.pass(&mut state, &now, seen).await && others;
-                let ok = self.write_config(&mut state, &now).await && ok;
+                // Until the watch has listed, the pass waits for it (it pokes `notify`).
+                let passed = !listed || self.pass(&mut state, &now, seen).await;
+                let ok = self.write_config(&mut state, &now).await && passed && others;
+                // After a failure the next attempt waits for the backoff (or new inputs), not
+                // for the watch; success starts the backoff over.
+                let retry = if ok {
+                    backoff.reset();
+                    None
+                } else {
+                    backoff.next()
+                };
                 tokio::select! {
                     r = inputs.changed() => {
                         if r.is_err() {
@@ -115,8 +180,8 @@ impl StatusWriter {
                         }
                         tokio::time::sleep(WRITE_SETTLE).await;
                     }
-                    () = notify.notified() => {}
-                    () = tokio::time::sleep(RETRY), if !ok => {}
+                    () = notify.notified(), if ok || !listed => {}
+                    () = tokio::time::sleep(retry.unwrap_or_default()), if retry.is_some() => {}
                 }
             }
         })
@@ -150,23 +215,36 @@ impl StatusWriter {
         seen: impl IntoIterator<Item = &'a Observed>,
     ) -> bool {
         let seen: Vec<&Observed> = seen.into_iter().collect();
+        let names: BTreeSet<&str> = seen.iter().map(|o| &*o.name).collect();
+        // Objects the API answered 404 for count as gone while the store still shows them.
+        state.gone.retain(|name| names.contains(name.as_str()));
+        let seen = seen.into_iter().filter(|o| !state.gone.contains(&*o.name));
         // Objects created but not yet in the store count as there, or the next pass would
-        // create a second one.
-        if !state.created.is_empty() {
-            let names: BTreeSet<&str> = seen.iter().map(|o| &*o.name).collect();
-            state
-                .created
-                .retain(|name, _| !names.contains(name.as_str()));
-        }
+        // create a second one; unless the watch showed their delete, or completed a list
+        // begun after their create without them: then they are gone, and made again.
+        let listed = {
+            let mut news = lock(&state.news);
+            for name in std::mem::take(&mut news.deleted) {
+                state.created.remove(&*name);
+            }
+            news.listed
+        };
+        state
+            .created
+            .retain(|name, c| !names.contains(name.as_str()) && c.lists_begun >= listed);
         let all = seen
-            .into_iter()
-            .chain(state.created.values())
+            .chain(state.created.values().map(|c| &c.observed))
             .chain(&state.others);
         let mut ok = true;
         for action in l2status::diff(&self.me, &inputs.desired, all, &inputs.alive) {
             if let Err(e) = self.act(state, &action).await {
-                warn!(?action, error = %error_chain(&e), "cannot update ServiceL2Status; retrying on the next pass");
                 ok = false;
+                if unavailable(&e) {
+                    // The next call would meet the same: stop here, and back off.
+                    warn!(?action, error = %error_chain(&e), "cannot update ServiceL2Status: the API server did not take it; backing off");
+                    break;
+                }
+                warn!(?action, error = %error_chain(&e), "cannot update ServiceL2Status; retrying on the next pass");
             }
         }
         ok
@@ -179,36 +257,22 @@ impl StatusWriter {
             Action::Create {
                 service,
                 interfaces,
-            } => {
-                let owner = self.owner(state).await?;
-                let name = create_l2_status(&api, &self.me, service, owner).await?;
-                info!(%service, object = %name, "ServiceL2Status created");
-                state.created.insert(
-                    name.clone(),
-                    Observed {
-                        name: name.as_str().into(),
-                        node: crate::k8s::node::shared_name(&self.me),
-                        service: service.clone(),
-                        interfaces: None,
-                    },
-                );
-                patch_l2_status(
-                    &api,
-                    &name,
-                    &l2status::status(&self.me, service, interfaces),
-                )
-                .await?;
-                if let Some(o) = state.created.get_mut(&name) {
-                    o.interfaces = Some(interfaces.clone());
-                }
-            }
+            } => self.create(state, &api, service, interfaces).await?,
             Action::Patch {
                 name,
                 service,
                 interfaces,
             } => {
-                patch_l2_status(&api, name, &l2status::status(&self.me, service, interfaces))
-                    .await?;
+                let status = l2status::status(&self.me, service, interfaces);
+                match patch_l2_status(&api, name, &status).await {
+                    Err(kube::Error::Api(e)) if e.code == 404 => {
+                        // Deleted by someone else, and the watch has not shown it yet.
+                        info!(%service, object = %name, "ServiceL2Status was deleted; creating it again");
+                        state.forget(name);
+                        self.create(state, &api, service, interfaces).await?;
+                    }
+                    other => other?,
+                }
             }
             Action::Delete { name } => {
                 state.created.remove(name);
@@ -218,6 +282,49 @@ impl StatusWriter {
             }
         }
         Ok(())
+    }
+
+    /// Creates this node's object for `service` and writes its status.
+    async fn create(
+        &self,
+        state: &mut WriterState,
+        api: &Api<DynamicObject>,
+        service: &str,
+        interfaces: &[String],
+    ) -> Result<(), kube::Error> {
+        let owner = self.owner(state).await?;
+        let name = create_l2_status(api, &self.me, service, owner).await?;
+        info!(%service, object = %name, "ServiceL2Status created");
+        let lists_begun = lock(&state.news).lists_begun;
+        let observed = Observed {
+            name: name.as_str().into(),
+            node: crate::k8s::node::shared_name(&self.me),
+            service: service.to_owned(),
+            interfaces: None,
+        };
+        state.created.insert(
+            name.clone(),
+            Created {
+                observed,
+                lists_begun,
+            },
+        );
+        let status = l2status::status(&self.me, service, interfaces);
+        match patch_l2_status(api, &name, &status).await {
+            Ok(()) => {
+                if let Some(c) = state.created.get_mut(&name) {
+                    c.observed.interfaces = Some(interfaces.to_vec());
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if matches!(&e, kube::Error::Api(s) if s.code == 404) {
+                    // Deleted before its status was written: the next pass makes it again.
+                    state.forget(&name);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// The owner reference to this speaker's pod, read once.
@@ -259,10 +366,31 @@ impl StatusWriter {
     }
 }
 
+/// Whether the server did not take a call at all (unavailable, overloaded, unreachable), as
+/// opposed to refusing this one object.
+fn unavailable(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code == 429 || s.code >= 500,
+        _ => true,
+    }
+}
+
+/// An object this writer created that its watch may not have shown yet.
+#[derive(Debug)]
+struct Created {
+    observed: Observed,
+    /// [`WatchNews::lists_begun`] when it was created.
+    lists_begun: u64,
+}
+
 /// What the writer remembers between passes.
 #[derive(Debug, Default)]
 pub struct WriterState {
-    created: BTreeMap<String, Observed>,
+    created: BTreeMap<String, Created>,
+    /// Objects the API answered 404 for, while the store still shows them.
+    gone: BTreeSet<String>,
+    /// Shared with the watch of this node's objects.
+    news: News,
     /// Objects of nodes not alive, as listed when the live set was `others_of`.
     others: Vec<Observed>,
     others_of: Option<BTreeSet<String>>,
@@ -270,7 +398,17 @@ pub struct WriterState {
     config_written: Option<Option<String>>,
 }
 
-/// The objects labelled with a node other than `me` and not in `alive`.
+impl WriterState {
+    /// `name` is gone: neither created by this writer nor there, whatever the store shows.
+    fn forget(&mut self, name: &str) {
+        self.created.remove(name);
+        self.gone.insert(name.to_owned());
+    }
+}
+
+/// The objects of nodes other than `me` and not in `alive`: selected by their labels (a long
+/// node name's label is its [`l2status::node_label`]), then by the exact node name their status
+/// holds.
 pub async fn list_others_l2_statuses(
     client: &Client,
     namespace: &str,
@@ -279,19 +417,20 @@ pub async fn list_others_l2_statuses(
 ) -> Result<Vec<Observed>, kube::Error> {
     let api = Api::<Decoded<L2StatusView>>::namespaced(client.clone(), namespace);
     let label = l2status::NODE_LABEL;
-    let excluded: Vec<&str> = alive
+    let excluded: BTreeSet<std::borrow::Cow<'_, str>> = alive
         .iter()
         .map(String::as_str)
         .chain([me])
-        .collect::<BTreeSet<_>>()
-        .into_iter()
+        .map(l2status::node_label)
         .collect();
+    let excluded: Vec<&str> = excluded.iter().map(|v| &**v).collect();
     let selector = format!("{label},{label} notin ({})", excluded.join(","));
     let list = api.list(&ListParams::default().labels(&selector)).await?;
     Ok(list
         .items
         .into_iter()
         .filter_map(|o| o.view.observed().cloned())
+        .filter(|o| *o.node != *me && !alive.contains(&*o.node))
         .collect())
 }
 
@@ -344,6 +483,12 @@ pub async fn own_pod(client: &Client, namespace: &str, name: &str) -> Result<Pod
     pods.get(name).await
 }
 
+/// The name of `me`'s ConfigurationState: `speaker-<node>` as MetalLB names it, shortened
+/// ([`l2status::shortened`]) past the 253 characters an object name may have.
+pub fn config_state_name(me: &str) -> String {
+    l2status::shortened(&format!("speaker-{me}"), 253).into_owned()
+}
+
 /// Writes the ConfigurationState `speaker-<node>`, creating it the first time.
 pub async fn write_speaker_state(
     client: &Client,
@@ -353,13 +498,16 @@ pub async fn write_speaker_state(
 ) -> Result<(), kube::Error> {
     let labels = [
         ("metallb.io/component-type".to_owned(), "speaker".to_owned()),
-        ("metallb.io/node-name".to_owned(), me.to_owned()),
+        (
+            "metallb.io/node-name".to_owned(),
+            l2status::node_label(me).into_owned(),
+        ),
     ]
     .into();
     config_state::write_state(
         client,
         namespace,
-        &format!("speaker-{me}"),
+        &config_state_name(me),
         labels,
         FIELD_MANAGER,
         status,

@@ -366,3 +366,149 @@ async fn a_change_is_written_once_the_inputs_have_settled() {
     task.await.unwrap();
     server.abort();
 }
+
+/// Node names longer than a label value (63 characters) are valid Kubernetes node names (up to
+/// 253). Such a node's objects are created with a label the API server accepts, its watch and
+/// the list of dead nodes' objects select by such labels only, and the listed objects are told
+/// apart by the exact node name their status holds.
+#[tokio::test]
+async fn a_node_name_longer_than_a_label_value_still_gets_its_objects() {
+    let stem = "rack-17.row-4.hall-b.datacenter-frankfurt-2.compute.example.internal.";
+    let me = format!("{}node-a", stem.repeat(3));
+    let alive_other = format!("{}node-c", stem.repeat(3));
+    let dead = format!("{}node-b", stem.repeat(3));
+    let (mut w, mut api) = writer(None);
+    w.me = me.clone();
+    let valid = |v: &str| {
+        v.len() <= 63
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+
+    // The dead node's object and, under the dead node's label, one whose status says it is a
+    // live node's (labels are cut and hashed: only the status names the node exactly).
+    let item = |name: &str, label_of: &str, node: &str| {
+        json!({"apiVersion": "metallb.io/v1beta1", "kind": "ServiceL2Status",
+            "metadata": {"name": name, "namespace": NS, "resourceVersion": "70",
+                "labels": l2status::labels(label_of, "shop/web")},
+            "status": {"node": node, "serviceName": "web", "serviceNamespace": "shop",
+                       "interfaces": []}})
+    };
+    let listed = json!({"apiVersion": "metallb.io/v1beta1", "kind": "ServiceL2StatusList",
+        "metadata": {"resourceVersion": "77"},
+        "items": [item("l2-dead", &dead, &dead), item("l2-live", &dead, &alive_other)]});
+    let mut state = WriterState::default();
+    let alive: BTreeSet<String> = [me.clone(), alive_other.clone()].into();
+    let (ok, sent) = serve(&mut api, w.others(&mut state, &alive), |_, _, _| {
+        (StatusCode::OK, listed.clone())
+    })
+    .await;
+    assert!(ok, "{sent:#?}");
+    let selector = sent[0]
+        .query
+        .split('&')
+        .find_map(|p| p.strip_prefix("labelSelector="))
+        .map(decode)
+        .unwrap_or_default();
+    let values = selector
+        .split_once(" notin (")
+        .and_then(|(_, v)| v.strip_suffix(')'))
+        .unwrap_or_default();
+    assert_eq!(values.split(',').count(), 2, "{selector}");
+    assert!(values.split(',').all(valid), "{selector}");
+
+    let mut now = inputs(&[("shop/web", &[])], &[]);
+    now.alive = alive;
+    let (ok, sent) = serve(&mut api, w.pass(&mut state, &now, &[]), |m, _, body| {
+        let mut echo = body.clone();
+        if *m == Method::POST {
+            echo["metadata"]["name"] = json!("l2-new");
+        }
+        if *m == Method::DELETE {
+            echo = json!({"kind": "Status", "apiVersion": "v1", "status": "Success"});
+        }
+        (StatusCode::OK, echo)
+    })
+    .await;
+    assert!(ok, "{sent:#?}");
+    let deletes: Vec<&str> = sent
+        .iter()
+        .filter(|s| s.method == Method::DELETE)
+        .map(|s| s.path.as_str())
+        .collect();
+    assert_eq!(
+        deletes,
+        [format!("{BASE}/l2-dead")],
+        "the live node's is left"
+    );
+    let create = sent
+        .iter()
+        .find(|s| s.method == Method::POST)
+        .expect("created");
+    let label = create.body["metadata"]["labels"]["metallb.io/node"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(valid(label), "{label:?}");
+    let patch = sent
+        .iter()
+        .find(|s| s.method == Method::PATCH)
+        .expect("status written");
+    assert_eq!(patch.body["status"]["node"], json!(me), "the exact name");
+}
+
+/// The watch of a long-named node's own objects selects them by the label its objects carry.
+#[tokio::test(start_paused = true)]
+async fn a_long_named_node_watches_its_objects_by_a_valid_label() {
+    let me = format!(
+        "{}node-a",
+        "rack-17.row-4.hall-b.datacenter-frankfurt-2.compute.example.internal.".repeat(3)
+    );
+    let (mut w, mut api) = writer(None);
+    w.me = me.clone();
+    let (tx, rx) = watch::channel(inputs(&[], &[]));
+    let task = w.spawn(rx);
+    // The watch's list and the list of dead nodes' objects go out in either order.
+    let mut selector = String::new();
+    let mut held = Vec::new();
+    while !selector.starts_with("metallb.io/node=") {
+        let (req, send) = api.next_request().await.expect("the watch lists");
+        held.push(send);
+        let query = req.uri().query().unwrap_or("").to_owned();
+        selector = query
+            .split('&')
+            .find_map(|p| p.strip_prefix("labelSelector="))
+            .map(decode)
+            .unwrap_or_default();
+    }
+    let labels = l2status::labels(&me, "shop/web");
+    assert_eq!(
+        selector,
+        format!("metallb.io/node={}", labels["metallb.io/node"])
+    );
+    assert!(
+        selector.len() <= "metallb.io/node=".len() + 63,
+        "{selector}"
+    );
+    drop(tx);
+    task.abort();
+}
+
+/// The ConfigurationState `speaker-<node>` keeps MetalLB's name, and stays a valid object name
+/// (253 characters at most) for the longest node names.
+#[test]
+fn a_long_node_names_configuration_state_name_is_valid() {
+    assert_eq!(config_state_name("node-a"), "speaker-node-a");
+    let long = format!("{}z", "n".repeat(252));
+    let name = config_state_name(&long);
+    assert!(
+        name.len() <= 253 && name.starts_with("speaker-nnn"),
+        "{name}"
+    );
+    assert_ne!(name, config_state_name(&format!("{}y", "n".repeat(252))));
+}
+
+#[path = "l2status_gone_tests.rs"]
+mod gone;
+
+#[path = "l2status_retry_tests.rs"]
+mod retry;

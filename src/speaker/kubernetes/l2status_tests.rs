@@ -181,3 +181,92 @@ fn objects_read_back_from_labels_and_status() {
     // An object without the labels is not a speaker's and is ignored.
     assert!(Observed::from_parts(&"other".into(), &BTreeMap::new(), None).is_none());
 }
+
+/// A node name as long as Kubernetes allows (253 characters, a DNS subdomain) and another
+/// that differs from it only past the 63rd character.
+fn long_names() -> (String, String) {
+    let stem = "rack-17.row-4.hall-b.datacenter-frankfurt-2.compute.example.internal.";
+    let a = format!("{}node-a", stem.repeat(3));
+    let b = format!("{}node-b", stem.repeat(3));
+    assert!(a.len() > 63 && a.len() <= 253 && a[..63] == b[..63]);
+    (a, b)
+}
+
+/// What the API server accepts as a label value: at most 63 characters, alphanumerics, `-`, `_`
+/// and `.`, starting and ending alphanumeric.
+fn is_label_value(v: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    v.is_empty()
+        || (v.len() <= 63
+            && edge(v.chars().next())
+            && edge(v.chars().last())
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+}
+
+/// Node names up to 63 characters label the objects exactly as MetalLB does; longer ones (a
+/// label value cannot hold them, and the API server would refuse the object) get a label made of
+/// their start and a hash of the whole name: valid, the same on every speaker, and different
+/// for names that share their first 63 characters.
+#[test]
+fn a_long_node_name_labels_its_objects_with_a_valid_value_of_its_own() {
+    let (a, b) = long_names();
+    let of = |node: &str| labels(node, "shop/web")[NODE_LABEL].clone();
+    assert_eq!(of("node-a"), "node-a");
+    let exactly = "n".repeat(63);
+    assert_eq!(of(&exactly), exactly);
+    for long in [&a, &b] {
+        assert!(is_label_value(&of(long)), "{:?}", of(long));
+        assert_eq!(of(long), of(long));
+        assert!(of(long).starts_with(&long[..20]), "{:?}", of(long));
+    }
+    assert_ne!(of(&a), of(&b));
+    // A name that would end the cut on a dot or a dash still gives a valid value.
+    let dotted = format!("{}.{}", "x".repeat(45), "y".repeat(40));
+    assert!(is_label_value(&of(&dotted)), "{:?}", of(&dotted));
+}
+
+/// The objects of a long-named node are told apart by the exact name in their status: its own
+/// are its own (patched, never created twice), and those of another long-named node whose
+/// label might read the same are that node's.
+#[test]
+fn objects_of_long_named_nodes_are_matched_by_their_exact_name() {
+    let (a, b) = long_names();
+    let mine = want(&[("shop/web", &[])]);
+    let read = |node: &str, name: &str, written: bool| {
+        let body = status(node, "shop/web", &[]);
+        let labels = labels(node, "shop/web");
+        Observed::from_parts(&name.into(), &labels, written.then_some(&body["status"])).unwrap()
+    };
+    let own = read(&a, "l2-a", true);
+    assert_eq!(*own.node, *a);
+    assert!(diff(&a, &mine, [&own], &set(&[a.as_str(), b.as_str()])).is_empty());
+    // Its own object whose status is not written yet is still its own: patched, not doubled.
+    let unwritten = read(&a, "l2-a", false);
+    assert_eq!(
+        diff(&a, &mine, [&unwritten], &set(&[a.as_str(), b.as_str()])),
+        [Action::Patch {
+            name: "l2-a".into(),
+            service: "shop/web".into(),
+            interfaces: vec![]
+        }]
+    );
+    // Another long-named node's object, even under our label: not ours while that node lives.
+    let mut theirs = read(&b, "l2-b", true);
+    assert_eq!(*theirs.node, *b);
+    let alive = set(&[a.as_str(), b.as_str()]);
+    assert_eq!(
+        diff(&a, &mine, [&theirs], &alive),
+        [Action::Create {
+            service: "shop/web".into(),
+            interfaces: vec![]
+        }]
+    );
+    // A live long-named node's object whose status is not written yet is left alone too.
+    theirs = read(&b, "l2-b", false);
+    assert!(
+        !diff(&a, &mine, [&theirs], &alive)
+            .iter()
+            .any(|x| matches!(x, Action::Delete { .. }))
+    );
+}

@@ -28,6 +28,7 @@ use crate::advertise::{Cause, Decision};
 use crate::election;
 use crate::k8s::pod::{published_interfaces, ready_pod_nodes};
 use crate::metrics::ConfigMetrics;
+use crate::speaker::ownership;
 
 use super::cache::{Changes, NodeView, ServiceView, SliceView};
 use super::cluster::{Evaluated, Unannounced, ViewOptions};
@@ -310,6 +311,8 @@ impl Reconciler {
         let mut skipped = Unannounced::default();
         let mut service_ips = 0;
         let mut next = BTreeMap::new();
+        // This node's decisions, for the interfaces of each address it announces.
+        let mut mine: Vec<(&[IpAddr], &Decision)> = Vec::new();
         // Both maps hold their keys in the same order, so one walk pairs each offer with its
         // result.
         let mut placed = self.placed.iter().peekable();
@@ -328,6 +331,7 @@ impl Reconciler {
             skipped.placed(service, ips, decision);
             service_ips += ips.len();
             if may_elect && decision.node.as_deref() == Some(self.me.as_str()) {
+                mine.push((ips, decision));
                 for ip in ips.iter() {
                     next.entry(*ip).or_insert_with(|| service.clone());
                 }
@@ -339,14 +343,13 @@ impl Reconciler {
         }
         self.warned_bgp = skipped.bgp;
         let mut causes = skipped.causes;
+        // A shared address takes the interfaces every sharer allows, not its first sharer's.
+        let mut only_on = ownership::address_interfaces(&self.me, mine);
         if let Some(own) = &self.own_interfaces {
             // Elected, but none of the advertised interfaces is here: announce nothing (and
             // say so) rather than claim an address nobody can reach through this node.
             next.retain(|ip, svc| {
-                let lacking = skipped
-                    .interfaces
-                    .get(&**svc)
-                    .is_some_and(|names| names.is_disjoint(own));
+                let lacking = only_on.get(ip).is_some_and(|names| names.is_disjoint(own));
                 if lacking {
                     let cause = Cause::NoInterface {
                         node: self.me.clone(),
@@ -356,10 +359,8 @@ impl Reconciler {
                 !lacking
             });
         }
-        self.only_on = next
-            .iter()
-            .filter_map(|(ip, svc)| Some((*ip, skipped.interfaces.get(&**svc)?.clone())))
-            .collect();
+        only_on.retain(|ip, _| next.contains_key(ip));
+        self.only_on = only_on;
         let warnings = self.report_unannounced(causes, live);
         // Events follow what is actually announced: while the gate is closed this node may
         // elect itself on paper, but it announces nothing, so it records nothing either.

@@ -109,18 +109,17 @@ pub type Serving = (BTreeMap<IpAddr, String>, BTreeMap<IpAddr, BTreeSet<String>>
 
 pub fn serving(me: &str, decisions: &[StaticDecision]) -> Serving {
     let mut owned = BTreeMap::new();
-    let mut only_on = BTreeMap::new();
     for d in decisions
         .iter()
         .filter(|d| d.decision.node.as_deref() == Some(me))
     {
         for ip in d.ips.iter() {
             owned.insert(*ip, d.service.to_string());
-            if let Interfaces::Named(names) = &d.decision.interfaces {
-                only_on.insert(*ip, names.clone());
-            }
         }
     }
+    // A shared address takes the interfaces every sharer allows.
+    let only_on =
+        ownership::address_interfaces(me, decisions.iter().map(|d| (&*d.ips, &d.decision)));
     (owned, only_on)
 }
 
@@ -165,5 +164,42 @@ mod tests {
         let all = decide(&services, None, &live);
         assert_eq!(all[0].decision.node.as_deref(), Some("node-b"));
         assert!(serving("node-b", &all).1.is_empty());
+    }
+
+    /// Two services sharing one address through advertisements naming different interfaces:
+    /// the address is answered only on the interfaces both allow, in either order.
+    #[test]
+    fn a_shared_address_is_served_on_the_interfaces_every_sharer_allows() {
+        let ads = [
+            StaticAdvertisement {
+                name: "lan".into(),
+                services: Some(set(&["web"])),
+                nodes: None,
+                interfaces: Some(set(&["eth1", "eth2"])),
+            },
+            StaticAdvertisement {
+                name: "dmz".into(),
+                services: Some(set(&["api"])),
+                nodes: None,
+                interfaces: Some(set(&["eth2", "eth3"])),
+            },
+        ];
+        let live = set(&["node-a", "node-b", "node-c"]);
+        for services in [
+            [svc("web", "10.0.0.1"), svc("api", "10.0.0.1")],
+            [svc("api", "10.0.0.1"), svc("web", "10.0.0.1")],
+        ] {
+            let decisions = decide(&services, Some(&ads), &live);
+            let owner = decisions[0].decision.node.clone().unwrap();
+            assert_eq!(decisions[1].decision.node.as_deref(), Some(&*owner));
+            let (owned, only_on) = serving(&owner, &decisions);
+            assert_eq!(owned.len(), 1);
+            assert_eq!(
+                only_on.get(&"10.0.0.1".parse().unwrap()),
+                Some(&set(&["eth2"])),
+                "{}",
+                services[0].service
+            );
+        }
     }
 }

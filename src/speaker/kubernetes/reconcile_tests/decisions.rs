@@ -307,3 +307,55 @@ async fn an_emptied_config_is_refused_while_services_hold_addresses_and_a_speake
     assert!(!fresh.rec.can_announce());
     assert!(fresh.owned().is_empty());
 }
+
+/// A dual-stack Service drawn from a pool advertised on eth1 and eth2 shares its IPv6 address
+/// with an IPv6-only Service whose pool is advertised on eth2 and eth3. The shared address is
+/// answered only where every sharer may be reached (eth2), whichever Service sorts first; the
+/// IPv4 address, the dual-stack Service's alone, keeps its own advertisement's interfaces.
+#[tokio::test]
+async fn a_shared_address_takes_the_interfaces_every_sharer_allows() {
+    let (v4, v6) = ("192.0.2.90", "2001:db8::5a");
+    let crds = crate::config::parse_file(
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: four, namespace: f}\n\
+         spec: {addresses: [192.0.2.0/24]}\n---\n\
+         apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: six, namespace: f}\n\
+         spec: {addresses: ['2001:db8::/120']}\n---\n\
+         apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: a, namespace: f}\n\
+         spec: {ipAddressPools: [four], interfaces: [eth1, eth2]}\n---\n\
+         apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: b, namespace: f}\n\
+         spec: {ipAddressPools: [six], interfaces: [eth2, eth3]}\n",
+    )
+    .unwrap()
+    .config;
+    let names =
+        |list: &[&str]| -> BTreeSet<String> { list.iter().map(|n| n.to_string()).collect() };
+    for (first, second) in [("alpha", "beta"), ("beta", "alpha")] {
+        let mut owners = 0;
+        for me in NODES {
+            let mut h = Harness::new(me);
+            // `first` sorts first: it is the dual-stack one in one round, the IPv6-only one in
+            // the other.
+            h.add(service_ips(first, &[v4, v6], "Cluster"));
+            h.add(service_ips(second, &[v6], "Cluster"));
+            h.pass(&NODES);
+            h.rec.stand_in_config(crds.clone());
+            h.pass(&NODES);
+            if h.owned().is_empty() {
+                continue;
+            }
+            owners += 1;
+            let only_on = h.rec.only_on();
+            assert_eq!(
+                only_on.get(&v6.parse().unwrap()),
+                Some(&names(&["eth2"])),
+                "{first} first"
+            );
+            assert_eq!(
+                only_on.get(&v4.parse().unwrap()),
+                Some(&names(&["eth1", "eth2"])),
+                "{first} first"
+            );
+        }
+        assert_eq!(owners, 1);
+    }
+}
