@@ -506,3 +506,69 @@ fn per_ip_series_follow_traffic_and_ownership() {
     assert!(gone.is_some(), "still exported: {:?}", series(asked));
     assert_eq!(series(quiet).len(), 2, "{:?}", series(quiet));
 }
+
+/// Where `line` first occurs in `log` on a line that also names `member`.
+fn line_about(log: &str, line: &str, member: &str) -> Option<usize> {
+    log.lines()
+        .position(|l| l.contains(line) && l.contains(&format!("member={member}")))
+}
+
+/// A SIGKILLed speaker whose host stays up: the host's kernel answers the survivors' next probe
+/// with ICMP port unreachable, so they suspect it at once and declare it down when it does not
+/// refute, instead of waiting for the probe to time out (docs/user-guide.md, "Failover").
+#[test]
+fn a_killed_speaker_whose_host_answers_port_unreachable_is_suspected_at_once() {
+    if !environment_ready("icmp_suspicion") {
+        return;
+    }
+    let mut lan = Lan::new(3, binary());
+    let ip = "192.0.2.220";
+    lan.start_all(&[vip("default/icmp", &[ip])]);
+    let owner = expected_owner(&lan, ip, &[0, 1, 2]);
+    wait_single_answerer(&lan, ip, owner);
+    let victim = lan.nodes[owner].name.clone();
+    lan.signal(owner, "KILL");
+    let rest: Vec<usize> = (0..3).filter(|&i| i != owner).collect();
+    wait_single_answerer(&lan, ip, expected_owner(&lan, ip, &rest));
+    let down = wait_for(SETTLE, || {
+        rest.iter()
+            .all(|&i| line_about(&lan.log(i), "gossip: member down", &victim).is_some())
+            .then_some(())
+    });
+    assert!(
+        down.is_some(),
+        "{victim} never declared down\n{}",
+        logs(&lan)
+    );
+    // On some survivor the unrefuted port-unreachable suspicion is what declared it down: the
+    // suspicion came first, then the ICMP path's own verdict, then the member down.
+    let by_icmp = rest.iter().copied().find(|&i| {
+        let log = lan.log(i);
+        let suspected = line_about(&log, "gossip: member suspected: port unreachable", &victim);
+        let confirmed = line_about(
+            &log,
+            "gossip: port-unreachable suspicion not refuted",
+            &victim,
+        );
+        let down = line_about(&log, "gossip: member down", &victim);
+        matches!((suspected, confirmed, down), (Some(s), Some(c), Some(d)) if s < c && c <= d)
+    });
+    let Some(survivor) = by_icmp else {
+        panic!(
+            "no survivor declared {victim} down from ICMP\n{}",
+            logs(&lan)
+        );
+    };
+    let counted = lan.metric(survivor, "ferrolb_gossip_icmp_suspicions_total");
+    assert!(counted.unwrap_or(0.0) >= 1.0, "{counted:?}");
+    // Nobody alive was suspected: each survivor counts only the dead member.
+    for &i in &rest {
+        let log = lan.log(i);
+        let others = log
+            .lines()
+            .filter(|l| l.contains("gossip: member suspected: port unreachable"))
+            .filter(|l| !l.contains(&format!("member={victim}")))
+            .count();
+        assert_eq!(others, 0, "{}", logs(&lan));
+    }
+}
