@@ -410,6 +410,22 @@ mod tests {
         assert!(joined_differs(&mut rx, true).now_or_never().is_none());
     }
 
+    /// The error queue wakes the member on its own, with no datagram arriving to wake it.
+    #[tokio::test]
+    async fn a_port_unreachable_is_read_without_other_traffic() {
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let dest = closed.local_addr().unwrap();
+        drop(closed);
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        sys::enable_recv_err(&socket, false).unwrap();
+        socket.send_to(b"anyone?", dest).await.unwrap();
+        let read = socket.async_io(Interest::ERROR, || sys::recv_queued_error(&socket));
+        let queued = tokio::time::timeout(Duration::from_secs(10), read).await;
+        let error = queued.expect("woken").unwrap().expect("an ICMP error");
+        assert!(is_port_unreachable(&error), "{error:?}");
+        assert_eq!(error.dest, dest);
+    }
+
     #[test]
     fn joined_differs_reports_stopped_gossip() {
         let (tx, mut rx) = watch::channel(GossipStats::default());
