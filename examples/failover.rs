@@ -2,8 +2,12 @@
 //! to the first ARP reply from the new owner, with a client asking every 10 ms.
 //!
 //! ```text
-//! cargo build --bin ferrolb && cargo run --example failover -- [TRIALS] [KILL|TERM|both]
+//! cargo build --bin ferrolb && cargo run --example failover -- [TRIALS] [KILL|TERM|POWER|both]
 //! ```
+//!
+//! KILL is SIGKILL with the owner's host up (its kernel answers gossip with ICMP port
+//! unreachable); POWER takes the owner's link down, then SIGKILLs it, as a power loss looks to
+//! the others (nothing answers); both is KILL then TERM.
 //!
 //! Prints every trial and the p50/p90/p99/max per signal. A reply counts when it answers the
 //! client's probe (unicast to the client, target = client IP): gratuitous announcements are
@@ -88,7 +92,12 @@ fn trial(lan: &mut Lan, vip: &str, owner: usize, next: usize, signal: &str) -> O
             .then_some(())
     });
     let killed_at = unix_ns();
-    lan.signal(owner, signal);
+    if signal == "POWER" {
+        lan.set_link(owner, false);
+        lan.signal(owner, "KILL");
+    } else {
+        lan.signal(owner, signal);
+    }
     let new_mac = lan.nodes[next].mac.clone();
     let mut first_garp = None;
     let mut first_reply = None;
@@ -121,6 +130,15 @@ fn trial(lan: &mut Lan, vip: &str, owner: usize, next: usize, signal: &str) -> O
     })
 }
 
+/// How a trial's stop is printed: SIGKILL, SIGTERM, or power loss.
+fn label(signal: &str) -> String {
+    if signal == "POWER" {
+        "power loss".into()
+    } else {
+        format!("SIG{signal}")
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
@@ -145,6 +163,7 @@ fn main() {
     let signals: Vec<&str> = match which.as_str() {
         "KILL" => vec!["KILL"],
         "TERM" => vec!["TERM"],
+        "POWER" => vec!["POWER"],
         _ => vec!["KILL", "TERM"],
     };
     let mut lan = Lan::new(3, &binary);
@@ -173,7 +192,8 @@ fn main() {
             match trial(&mut lan, vip, owner, next, signal) {
                 Some(t) => {
                     println!(
-                        "SIG{signal} trial {n:2}: first reply {:7.1} ms, first gratuitous {}",
+                        "{} trial {n:2}: first reply {:7.1} ms, first gratuitous {}",
+                        label(signal),
                         t.first_reply.as_secs_f64() * 1e3,
                         t.first_garp
                             .map(|g| format!("{:7.1} ms", g.as_secs_f64() * 1e3))
@@ -183,8 +203,14 @@ fn main() {
                     garps.extend(t.first_garp);
                 }
                 None => {
-                    println!("SIG{signal} trial {n:2}: no reply from the new owner within 10 s")
+                    println!(
+                        "{} trial {n:2}: no reply from the new owner within 10 s",
+                        label(signal)
+                    )
                 }
+            }
+            if signal == "POWER" {
+                lan.set_link(owner, true);
             }
             lan.start(owner);
         }
@@ -195,7 +221,8 @@ fn main() {
             v.sort();
             let ms = |d: Duration| d.as_secs_f64() * 1e3;
             println!(
-                "SIG{signal} {what}: n={} p50={:.0} ms p90={:.0} ms p99={:.0} ms max={:.0} ms",
+                "{} {what}: n={} p50={:.0} ms p90={:.0} ms p99={:.0} ms max={:.0} ms",
+                label(signal),
                 v.len(),
                 ms(percentile(&v, 0.5)),
                 ms(percentile(&v, 0.9)),

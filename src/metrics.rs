@@ -169,6 +169,11 @@ pub const GOSSIP_KEYS: Family = ours(
     "ferrolb_gossip_keys",
     "Gossip keys this speaker accepts: 1, or 2 during a key rotation",
 );
+pub const GOSSIP_ICMP_SUSPICIONS: Family = ours(
+    "ferrolb_gossip_icmp_suspicions_total",
+    "Gossip members suspected at once because their host answered a gossip datagram with ICMP \
+     port unreachable (their speaker is gone, the host up)",
+);
 
 /// Every family either component can export.
 pub const ALL: &[Family] = &[
@@ -193,6 +198,7 @@ pub const ALL: &[Family] = &[
     GOSSIP_MEMBERS,
     GOSSIP_DROPPED,
     GOSSIP_KEYS,
+    GOSSIP_ICMP_SUSPICIONS,
 ];
 
 /// Whether a config update was applied or refused, as both components count them.

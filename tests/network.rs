@@ -506,3 +506,79 @@ fn per_ip_series_follow_traffic_and_ownership() {
     assert!(gone.is_some(), "still exported: {:?}", series(asked));
     assert_eq!(series(quiet).len(), 2, "{:?}", series(quiet));
 }
+
+/// Where `line` first occurs in `log` on a line that also names `member`.
+fn line_about(log: &str, line: &str, member: &str) -> Option<usize> {
+    log.lines()
+        .position(|l| l.contains(line) && l.contains(&format!("member={member}")))
+}
+
+/// A SIGKILLed speaker whose host stays up: the host's kernel answers the survivors' next probe
+/// with ICMP port unreachable, so they suspect it at once and declare it down when it does not
+/// refute, instead of waiting for the probe to time out (docs/user-guide.md, "Failover").
+#[test]
+fn a_killed_speaker_whose_host_answers_port_unreachable_is_suspected_at_once() {
+    if !environment_ready("icmp_suspicion") {
+        return;
+    }
+    let mut lan = Lan::new(3, binary());
+    let ip = "192.0.2.220";
+    lan.start_all(&[vip("default/icmp", &[ip])]);
+    let owner = expected_owner(&lan, ip, &[0, 1, 2]);
+    wait_single_answerer(&lan, ip, owner);
+    let victim = lan.nodes[owner].name.clone();
+    lan.signal(owner, "KILL");
+    let rest: Vec<usize> = (0..3).filter(|&i| i != owner).collect();
+    wait_single_answerer(&lan, ip, expected_owner(&lan, ip, &rest));
+    let down = wait_for(SETTLE, || {
+        rest.iter()
+            .all(|&i| line_about(&lan.log(i), "gossip: member down", &victim).is_some())
+            .then_some(())
+    });
+    assert!(
+        down.is_some(),
+        "{victim} never declared down\n{}",
+        logs(&lan)
+    );
+    // On some survivor the unrefuted port-unreachable suspicion is what declared it down: the
+    // suspicion came first, then the ICMP path's own verdict, then the member down.
+    let by_icmp = rest.iter().copied().find(|&i| {
+        let log = lan.log(i);
+        let suspected = line_about(&log, "gossip: member suspected: port unreachable", &victim);
+        let confirmed = line_about(
+            &log,
+            "gossip: port-unreachable suspicion not refuted",
+            &victim,
+        );
+        let down = line_about(&log, "gossip: member down", &victim);
+        matches!((suspected, confirmed, down), (Some(s), Some(c), Some(d)) if s < c && c <= d)
+    });
+    let Some(survivor) = by_icmp else {
+        panic!(
+            "no survivor declared {victim} down from ICMP\n{}",
+            logs(&lan)
+        );
+    };
+    let counted = lan.metric(survivor, "ferrolb_gossip_icmp_suspicions_total");
+    assert!(counted.unwrap_or(0.0) >= 1.0, "{counted:?}");
+    // No survivor was declared down, by the ICMP path or any other. (A survivor may have been
+    // suspected and refuted: a port unreachable about a datagram sent to it before its socket
+    // was bound can be read after it joined.)
+    let survivors: Vec<&str> = rest.iter().map(|&i| lan.nodes[i].name.as_str()).collect();
+    for &i in &rest {
+        let log = lan.log(i);
+        for name in &survivors {
+            for line in [
+                "gossip: port-unreachable suspicion not refuted",
+                "gossip: member down",
+            ] {
+                assert!(
+                    line_about(&log, line, name).is_none(),
+                    "{}: {line} {name}\n{}",
+                    lan.nodes[i].name,
+                    logs(&lan)
+                );
+            }
+        }
+    }
+}

@@ -27,6 +27,12 @@ pub const DEFAULT_PORT: u16 = 7946;
 /// - updates ride on probes and on a gossip round every `gossip_interval` (50 ms, only sent when
 ///   there is news), so everyone learns of the death within tens of milliseconds.
 ///
+/// - a member whose host answers one of our datagrams with ICMP port unreachable (its speaker is
+///   gone but the host is up: nothing listens on the gossip port) is suspected at once, without
+///   waiting for the probe to time out, and declared down if it does not refute within
+///   `icmp_suspect_to_down_after` (100 ms) — when the suspicion went straight to it — or
+///   `suspect_to_down_after` otherwise (see [`crate::gossip::core`], "Port unreachable").
+///
 /// Crash to "down": probe wait + probe period (200 ms) + suspicion (300 ms); 0.54–0.86 s measured
 /// with three members (BENCHMARKS.md, "Takeover at scale"). memberlist's LAN profile (MetalLB) takes
 /// 1 s periods and 4–5 s suspicion. Traffic stays tiny: one ping and one ack per member per
@@ -37,6 +43,11 @@ pub struct SwimTiming {
     pub probe_rtt: Duration,
     pub num_indirect_probes: NonZeroUsize,
     pub suspect_to_down_after: Duration,
+    /// How long a member suspected because its host answered ICMP port unreachable has to refute,
+    /// when the suspicion was sent to it directly (clusters where our gossip round reaches every
+    /// member); twice `probe_rtt` by default, the round trip a live member is given to answer a
+    /// ping.
+    pub icmp_suspect_to_down_after: Duration,
     /// How often each update is retransmitted; 6 reaches every member of clusters up to ~30 nodes
     /// with a wide margin (memberlist uses 4·log10(N+1)).
     pub max_transmissions: NonZeroU8,
@@ -66,6 +77,7 @@ impl Default for SwimTiming {
             probe_rtt: Duration::from_millis(50),
             num_indirect_probes: NonZeroUsize::MIN.saturating_add(2),
             suspect_to_down_after: Duration::from_millis(300),
+            icmp_suspect_to_down_after: Duration::from_millis(100),
             max_transmissions: NonZeroU8::MIN.saturating_add(5),
             gossip_interval: Duration::from_millis(50),
             gossip_fanout: NonZeroUsize::MIN.saturating_add(2),
@@ -131,6 +143,10 @@ impl SwimTiming {
             ("probe_period", self.probe_period),
             ("probe_rtt", self.probe_rtt),
             ("suspect_to_down_after", self.suspect_to_down_after),
+            (
+                "icmp_suspect_to_down_after",
+                self.icmp_suspect_to_down_after,
+            ),
             ("gossip_interval", self.gossip_interval),
             ("announce_interval", self.announce_interval),
             ("announce_to_down_interval", self.announce_to_down_interval),

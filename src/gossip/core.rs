@@ -1,12 +1,30 @@
 //! The sans-io membership state machine: foca plus authentication, replay protection, timers and
 //! seed handling. Fed datagrams and `now`, it yields datagrams to send and the next deadline
 //! (quinn-proto style); it never reads the clock or touches a socket.
+//!
+//! # Port unreachable
+//!
+//! When the host of a member answers one of our datagrams with ICMP port unreachable, nothing
+//! listens on that member's gossip socket: its speaker is gone while its host is up (a crash, an
+//! OOM kill, a restart in progress). The edge reports it ([`GossipCore::handle_port_unreachable`])
+//! and the member is suspected at once, as a failed probe would have it suspected one probe
+//! period later. It stays an ordinary SWIM suspicion: gossiped to the cluster, and refuted by a
+//! live member with a higher incarnation, so a forged ICMP message cannot by itself evict a live
+//! speaker. The suspicion is gossiped at once; when that gossip round reaches every member
+//! (clusters of up to [`SwimTiming::num_indirect_probes`] other members, the number foca's
+//! `gossip` sends to), it reaches the suspect directly, and a live suspect's refutation is one
+//! round trip away, so the suspect is declared down after the shorter
+//! [`SwimTiming::icmp_suspect_to_down_after`]. In larger clusters the suspicion reaches the
+//! suspect only by dissemination and it gets the usual `suspect_to_down_after`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use foca::{Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, Runtime, State, Timer};
+use foca::{
+    Foca, Incarnation, Member, NoCustomBroadcast, OwnedNotification, PostcardCodec, Runtime, State,
+    Timer,
+};
 use rand_foca::SeedableRng;
 use rand_foca::rngs::SmallRng;
 
@@ -49,11 +67,22 @@ pub enum GossipEvent {
     Alone,
     /// We were declared down and rejoined under a new generation.
     Rejoined(NodeId),
+    /// Its host answered ICMP port unreachable: suspected at once, declared down after
+    /// `down_after` unless it refutes.
+    SuspectedUnreachable {
+        id: NodeId,
+        down_after: Duration,
+    },
+    /// A port-unreachable suspicion was not refuted in time: declared down (a [`Self::Down`]
+    /// follows).
+    UnreachableConfirmed(NodeId),
 }
 
 enum Deadline {
     Swim(Timer<NodeId>),
     SeedRetry,
+    /// The end of a port-unreachable suspicion of this member at this SWIM incarnation.
+    UnreachableSuspect(NodeId, Incarnation),
 }
 
 /// foca's runtime: collects what foca asks for, so the core can seal and schedule it afterwards.
@@ -93,6 +122,13 @@ pub struct GossipCore {
     events: VecDeque<GossipEvent>,
     seeds: Vec<SocketAddr>,
     seed_retry_interval: Duration,
+    /// Port-unreachable suspicions: how long to refute when the suspicion went straight to the
+    /// suspect, how long otherwise, and up to how many other members the suspicion's gossip
+    /// round reaches every one of.
+    icmp_down_after: Duration,
+    down_after: Duration,
+    direct_reach: usize,
+    icmp_suspicions: u64,
     drops: DropCounts,
     left: bool,
     /// Out of the cluster by choice until [`Self::rejoin`] (see [`Self::withdraw`]).
@@ -140,6 +176,13 @@ impl GossipCore {
             events: VecDeque::new(),
             seeds,
             seed_retry_interval: timing.seed_retry_interval,
+            icmp_down_after: timing.icmp_suspect_to_down_after,
+            down_after: timing.suspect_to_down_after,
+            direct_reach: timing
+                .num_indirect_probes
+                .get()
+                .min(usize::from(timing.max_transmissions.get())),
+            icmp_suspicions: 0,
             drops: DropCounts::default(),
             left: false,
             withdrawn: false,
@@ -208,9 +251,65 @@ impl GossipCore {
                     }
                     self.schedule(now + self.seed_retry_interval, Deadline::SeedRetry);
                 }
+                Deadline::UnreachableSuspect(id, incarnation) => {
+                    self.confirm_unreachable(id, incarnation);
+                }
             }
             self.drain(now);
         }
+    }
+
+    /// The host at `addr` answered a datagram of ours with ICMP port unreachable: every alive
+    /// member at that gossip socket is suspected at once (see the module docs, "Port
+    /// unreachable"). Members already suspect or down, unknown addresses and our own are left
+    /// alone.
+    pub fn handle_port_unreachable(&mut self, addr: SocketAddr, now: Instant) {
+        if self.left || addr == self.swim.identity().addr {
+            return;
+        }
+        let suspects: Vec<Member<NodeId>> = self
+            .swim
+            .iter_membership_state()
+            .filter(|m| m.id().addr == addr && m.state() == State::Alive)
+            .map(|m| Member::new(m.id().clone(), m.incarnation(), State::Suspect))
+            .collect();
+        if suspects.is_empty() {
+            return;
+        }
+        // Counted before the suspicion: the suspect is one of the active members.
+        let down_after = if self.swim.num_members() <= self.direct_reach {
+            self.icmp_down_after
+        } else {
+            self.down_after
+        };
+        for suspect in &suspects {
+            self.icmp_suspicions += 1;
+            self.schedule(
+                now + down_after,
+                Deadline::UnreachableSuspect(suspect.id().clone(), suspect.incarnation()),
+            );
+            self.events.push_back(GossipEvent::SuspectedUnreachable {
+                id: suspect.id().clone(),
+                down_after,
+            });
+        }
+        if let Err(error) = self
+            .swim
+            .apply_many(suspects.into_iter(), true, &mut self.outbox)
+        {
+            tracing::debug!(%error, "gossip: suspect");
+        }
+        // Now rather than at the next gossip round: this is what reaches a live suspect, whose
+        // refutation then races the deadline.
+        if let Err(error) = self.swim.gossip(&mut self.outbox) {
+            tracing::debug!(%error, "gossip: suspect");
+        }
+        self.drain(now);
+    }
+
+    /// Port-unreachable suspicions so far (`ferrolb_gossip_icmp_suspicions_total`).
+    pub fn icmp_suspicions(&self) -> u64 {
+        self.icmp_suspicions
     }
 
     /// Replaces the keys (a rotation step): sends with `keys.send` from now on, accepts any of
@@ -373,6 +472,26 @@ impl GossipCore {
 
     pub fn drops(&self) -> DropCounts {
         self.drops
+    }
+
+    /// Declares `id` down if it is still suspect at `incarnation`: a refutation raised its
+    /// incarnation, and down is final, so anything else leaves it alone.
+    fn confirm_unreachable(&mut self, id: NodeId, incarnation: Incarnation) {
+        let unrefuted = self.swim.iter_membership_state().any(|m| {
+            m.id() == &id && m.state() == State::Suspect && m.incarnation() == incarnation
+        });
+        if !unrefuted {
+            return;
+        }
+        self.events
+            .push_back(GossipEvent::UnreachableConfirmed(id.clone()));
+        let down = Member::new(id, incarnation, State::Down);
+        if let Err(error) = self
+            .swim
+            .apply_many(std::iter::once(down), true, &mut self.outbox)
+        {
+            tracing::debug!(%error, "gossip: declare down");
+        }
     }
 
     fn announce_to_seeds(&mut self) {

@@ -508,3 +508,6 @@ proptest::proptest! {
         sim.step();
     }
 }
+
+#[path = "core_icmp_tests.rs"]
+mod port_unreachable;

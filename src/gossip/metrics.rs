@@ -1,8 +1,9 @@
 //! Prometheus view of a member: `ferrolb_members{state}` and
-//! `ferrolb_gossip_packets_dropped_total{reason}` and `ferrolb_gossip_keys`, read from the member's stats at scrape time.
+//! `ferrolb_gossip_packets_dropped_total{reason}`, `ferrolb_gossip_keys` and
+//! `ferrolb_gossip_icmp_suspicions_total`, read from the member's stats at scrape time.
 
 use prometheus::core::{Collector, Desc};
-use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, proto};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, proto};
 use tokio::sync::watch;
 
 use super::udp::{GossipHandle, GossipStats};
@@ -14,6 +15,7 @@ pub struct GossipCollector {
     members: IntGaugeVec,
     dropped: IntCounterVec,
     keys: IntGauge,
+    icmp_suspicions: IntCounter,
 }
 
 impl GossipCollector {
@@ -23,11 +25,14 @@ impl GossipCollector {
         let dropped = IntCounterVec::new(Opts::new(d.ferrolb, d.help), &["reason"])?;
         let k = names::GOSSIP_KEYS;
         let keys = IntGauge::new(k.ferrolb, k.help)?;
+        let i = names::GOSSIP_ICMP_SUSPICIONS;
+        let icmp_suspicions = IntCounter::new(i.ferrolb, i.help)?;
         Ok(Self {
             stats,
             members,
             dropped,
             keys,
+            icmp_suspicions,
         })
     }
 
@@ -54,6 +59,8 @@ impl GossipCollector {
             let counter = self.dropped.with_label_values(&[reason]);
             counter.inc_by(total.saturating_sub(counter.get()));
         }
+        let icmp = &self.icmp_suspicions;
+        icmp.inc_by(stats.icmp_suspicions.saturating_sub(icmp.get()));
     }
 }
 
@@ -62,6 +69,7 @@ impl Collector for GossipCollector {
         let mut descs = self.members.desc();
         descs.extend(self.dropped.desc());
         descs.extend(self.keys.desc());
+        descs.extend(self.icmp_suspicions.desc());
         descs
     }
 
@@ -70,6 +78,7 @@ impl Collector for GossipCollector {
         let mut families = self.members.collect();
         families.extend(self.dropped.collect());
         families.extend(self.keys.collect());
+        families.extend(self.icmp_suspicions.collect());
         families
     }
 }
@@ -111,10 +120,15 @@ mod tests {
                 replay: 0,
             },
             keys: 2,
+            icmp_suspicions: 3,
             ..GossipStats::default()
         });
         let text = scrape();
         assert!(text.contains("ferrolb_gossip_keys 2"), "{text}");
+        assert!(
+            text.contains("ferrolb_gossip_icmp_suspicions_total 3"),
+            "{text}"
+        );
         assert!(
             text.contains("ferrolb_members{state=\"alive\"} 3"),
             "{text}"

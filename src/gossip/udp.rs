@@ -5,12 +5,18 @@
 //! of status writes keeps the speaker's workers busy for tens of milliseconds, and a probe
 //! answered that late (50 ms `probe_rtt`) starts the indirect probes that end in a false
 //! suspicion. The kernel wakes this thread for each datagram whatever the speaker does.
+//!
+//! The socket also asks for the ICMP errors about what it sends (`IP_RECVERR`): a port
+//! unreachable from a member's host goes to the core at once, which suspects that member
+//! (`GossipCore::handle_port_unreachable`).
 
 use std::collections::BTreeSet;
+use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures::future::{AbortHandle, Abortable};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -18,6 +24,7 @@ use super::config::{GossipConfig, GossipError};
 use super::core::{DropCounts, GossipCore, GossipEvent, MemberCounts};
 use super::identity::NodeId;
 use super::key::{KeyFiles, KeyRing};
+use crate::layer2::sys::{self, QueuedError};
 
 /// How often the key files are read again. The kubelet takes up to a minute or two to update a
 /// mounted Secret, so a second more is nothing; reading two small files is cheap.
@@ -33,6 +40,9 @@ pub struct GossipStats {
     pub left: bool,
     /// Keys accepted: 1, or 2 during a key rotation (`ferrolb_gossip_keys`).
     pub keys: usize,
+    /// Members suspected because their host answered ICMP port unreachable
+    /// (`ferrolb_gossip_icmp_suspicions_total`).
+    pub icmp_suspicions: u64,
 }
 
 /// Resolves once `joined` differs from `seen`, or fails when gossip has stopped (the sender is
@@ -78,6 +88,10 @@ impl Gossip {
         let socket = std::net::UdpSocket::bind(config.bind_addr).map_err(bind_error)?;
         socket.set_nonblocking(true).map_err(bind_error)?;
         let local_addr = socket.local_addr().map_err(bind_error)?;
+        if let Err(error) = sys::enable_recv_err(&socket, local_addr.is_ipv6()) {
+            // Failure detection still works, by probe timeouts alone.
+            tracing::warn!(%error, "gossip: ICMP errors not enabled; a crashed speaker is found by probe timeouts only");
+        }
         let advertise = config.advertise_addr_for(local_addr)?;
         let mut runtime = MemberRuntime(Some(
             tokio::runtime::Builder::new_current_thread()
@@ -290,7 +304,15 @@ async fn run(
             },
             received = socket.recv_from(&mut buf) => match received {
                 Ok((len, _from)) => core.handle_datagram(&buf[..len], Instant::now()),
+                // ECONNREFUSED here is a queued ICMP error, read below from the error queue.
                 Err(error) => tracing::debug!(%error, "gossip: receive"),
+            },
+            queued = socket.async_io(Interest::ERROR, || sys::recv_queued_error(&socket)) => match queued {
+                Ok(Some(error)) if is_port_unreachable(&error) => {
+                    core.handle_port_unreachable(error.dest, Instant::now());
+                }
+                Ok(other) => tracing::debug!(?other, "gossip: queued socket error"),
+                Err(error) => tracing::debug!(%error, "gossip: error queue"),
             },
             () = crate::runtime::sleep_until(deadline), if deadline.is_some() => core.handle_timeout(Instant::now()),
             _ = key_poll.tick(), if keys.files.is_some() => {
@@ -300,7 +322,13 @@ async fn run(
             }
         }
         while let Some((to, packet)) = core.poll_transmit() {
-            if let Err(error) = socket.send_to(&packet, to).await {
+            let mut sent = socket.send_to(&packet, to).await;
+            if matches!(&sent, Err(e) if e.kind() == io::ErrorKind::ConnectionRefused) {
+                // An ICMP error about an earlier datagram surfaced on this send, which was not
+                // sent: send it again (the error is cleared by being reported).
+                sent = socket.send_to(&packet, to).await;
+            }
+            if let Err(error) = sent {
                 tracing::debug!(%to, %error, "gossip: send");
             }
         }
@@ -315,6 +343,7 @@ async fn run(
             joined,
             left: core.has_left(),
             keys: core.key_count(),
+            icmp_suspicions: core.icmp_suspicions(),
         };
         stats.send_if_modified(|current| {
             let changed = *current != snapshot;
@@ -337,6 +366,12 @@ async fn run(
     }
 }
 
+/// ICMP (or ICMPv6) port unreachable: `ECONNREFUSED` reported by an ICMP message.
+fn is_port_unreachable(error: &QueuedError) -> bool {
+    error.from_icmp
+        && io::Error::from_raw_os_error(error.errno).kind() == io::ErrorKind::ConnectionRefused
+}
+
 fn log_event(event: &GossipEvent) {
     match event {
         GossipEvent::Up(id) => tracing::info!(
@@ -353,6 +388,15 @@ fn log_event(event: &GossipEvent) {
         GossipEvent::Rejoined(id) => tracing::warn!(
             generation = id.generation,
             "gossip: we were declared down; rejoined under a new generation"
+        ),
+        GossipEvent::SuspectedUnreachable { id, down_after } => tracing::warn!(
+            member = %id.name, addr = %id.addr, incarnation = id.incarnation,
+            down_after_ms = down_after.as_millis(),
+            "gossip: member suspected: port unreachable (its host answered ICMP port unreachable)"
+        ),
+        GossipEvent::UnreachableConfirmed(id) => tracing::warn!(
+            member = %id.name, addr = %id.addr, incarnation = id.incarnation,
+            "gossip: port-unreachable suspicion not refuted; declaring the member down"
         ),
     }
 }
@@ -382,6 +426,22 @@ mod tests {
         busy.drops.replay = 1;
         tx.send_replace(busy);
         assert!(joined_differs(&mut rx, true).now_or_never().is_none());
+    }
+
+    /// The error queue wakes the member on its own, with no datagram arriving to wake it.
+    #[tokio::test]
+    async fn a_port_unreachable_is_read_without_other_traffic() {
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let dest = closed.local_addr().unwrap();
+        drop(closed);
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        sys::enable_recv_err(&socket, false).unwrap();
+        socket.send_to(b"anyone?", dest).await.unwrap();
+        let read = socket.async_io(Interest::ERROR, || sys::recv_queued_error(&socket));
+        let queued = tokio::time::timeout(Duration::from_secs(10), read).await;
+        let error = queued.expect("woken").unwrap().expect("an ICMP error");
+        assert!(is_port_unreachable(&error), "{error:?}");
+        assert_eq!(error.dest, dest);
     }
 
     #[test]

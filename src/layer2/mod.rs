@@ -15,7 +15,8 @@ pub use responder::{Decision, Ignored, Interface, OwnedIps, Reply, decide};
 pub use schedule::AnnounceSchedule;
 pub use wire::{BufferTooSmall, Layer, Mac, MacParseError, ParseError};
 
-// OS edge: interface discovery and AF_PACKET sockets (the crate's only `unsafe` is in `sys`).
+// OS edge: interface discovery and AF_PACKET sockets (the crate's only `unsafe` is in `sys`, which
+// also holds the gossip socket's ICMP error queue calls).
 pub mod iface;
 pub mod socket;
-mod sys;
+pub(crate) mod sys;

@@ -2,13 +2,18 @@
 //! can be bound to a single interface (socket2 has safe constructors for IP and Unix addresses
 //! only; packet addresses must be written into its raw storage by hand), and registering the
 //! socket with tokio's reactor (`AsyncFd::register` is `unsafe` since tokio 1.54 because it cannot
-//! check that the descriptor stays open).
+//! check that the descriptor stays open). It also holds the gossip socket's two calls that no
+//! safe crate API offers: turning on `IP_RECVERR` (socket2 and rustix have no such option) and
+//! reading the error queue's control bytes (socket2's `recvmsg` is safe but fills
+//! `MaybeUninit` bytes).
 #![allow(unsafe_code)]
 
 use std::io;
-use std::mem::size_of;
+use std::mem::{MaybeUninit, size_of};
+use std::net::{Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd};
 
-use socket2::{SockAddr, SockAddrStorage, Socket, socklen_t};
+use socket2::{MaybeUninitSlice, MsgHdrMut, SockAddr, SockAddrStorage, SockRef, Socket, socklen_t};
 use tokio::io::unix::AsyncFd;
 
 /// `AF_PACKET` from `<sys/socket.h>`, identical on every Linux architecture.
@@ -62,10 +67,197 @@ pub(crate) fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
     unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)
 }
 
+/// Asks the kernel to queue the ICMP errors about datagrams this UDP socket sends (`IP_RECVERR`,
+/// and `IPV6_RECVERR` too on an IPv6 socket), to be read with [`recv_queued_error`]. Without it
+/// an unconnected UDP socket never hears of them.
+pub(crate) fn enable_recv_err(socket: &impl AsFd, ipv6: bool) -> io::Result<()> {
+    let fd = socket.as_fd().as_raw_fd();
+    let mut options = vec![(libc::SOL_IP, libc::IP_RECVERR)];
+    if ipv6 {
+        options.push((libc::SOL_IPV6, libc::IPV6_RECVERR));
+    }
+    for (level, name) in options {
+        let on: libc::c_int = 1;
+        // SAFETY: `fd` is an open socket, borrowed through `socket` for the whole call; the value
+        // points to a live `c_int` and the length passed is that of a `c_int`, which is what both
+        // options take. The kernel only reads the value.
+        let done = unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&raw const on).cast(),
+                size_of::<libc::c_int>() as socklen_t,
+            )
+        };
+        if done != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// An error the kernel queued about a datagram this socket sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueuedError {
+    /// Where the datagram the error is about was sent (IPv4-mapped addresses unmapped).
+    pub dest: SocketAddr,
+    /// `ee_errno`: `ECONNREFUSED` for ICMP port unreachable.
+    pub errno: i32,
+    /// Reported by an ICMP or ICMPv6 message (not, say, a local error).
+    pub from_icmp: bool,
+}
+
+/// Takes one entry off the socket's error queue (`MSG_ERRQUEUE`, never blocks): `Ok(None)` for
+/// an entry that is not an extended error with a destination, `Err(WouldBlock)` when the queue
+/// is empty. Reading the queue also clears the socket's pending error.
+pub(crate) fn recv_queued_error(socket: &impl AsFd) -> io::Result<Option<QueuedError>> {
+    let socket = SockRef::from(socket);
+    // Large enough for either family's address; the kernel writes the family it reports.
+    let mut name = SockAddr::from(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)));
+    let mut control = [MaybeUninit::new(0u8); 256];
+    let mut payload: [MaybeUninitSlice<'_>; 0] = [];
+    let mut msg = MsgHdrMut::new()
+        .with_addr(&mut name)
+        .with_buffers(&mut payload)
+        .with_control(&mut control);
+    socket.recvmsg(&mut msg, libc::MSG_ERRQUEUE)?;
+    let len = msg.control_len().min(256);
+    // SAFETY: every byte of `control` was initialised (to zero) before the call, and the kernel
+    // writes only initialised bytes over some of them, so all 256 are initialised.
+    let control = control.map(|byte| unsafe { byte.assume_init() });
+    let Some((errno, origin)) = extended_error(&control[..len]) else {
+        return Ok(None);
+    };
+    let Some(dest) = name.as_socket() else {
+        return Ok(None);
+    };
+    Ok(Some(QueuedError {
+        dest: SocketAddr::new(dest.ip().to_canonical(), dest.port()),
+        errno,
+        from_icmp: matches!(origin, SO_EE_ORIGIN_ICMP | SO_EE_ORIGIN_ICMP6),
+    }))
+}
+
+/// `SO_EE_ORIGIN_ICMP` and `SO_EE_ORIGIN_ICMP6` from `<linux/errqueue.h>`.
+const SO_EE_ORIGIN_ICMP: u8 = 2;
+const SO_EE_ORIGIN_ICMP6: u8 = 3;
+
+/// The `ee_errno` and `ee_origin` of the first `IP_RECVERR` / `IPV6_RECVERR` control message in
+/// `control` (a `recvmsg` control buffer: `cmsghdr`s, each padded to the size of a `size_t`).
+fn extended_error(control: &[u8]) -> Option<(i32, u8)> {
+    let word = size_of::<usize>();
+    let align = |n: usize| n.checked_add(word - 1).map(|n| n & !(word - 1));
+    let header = align(size_of::<libc::cmsghdr>())?;
+    let mut at = 0;
+    while let Some(rest) = control.get(at..) {
+        let len = usize::from_ne_bytes(rest.get(..word)?.try_into().ok()?);
+        let level = i32::from_ne_bytes(rest.get(word..word + 4)?.try_into().ok()?);
+        let kind = i32::from_ne_bytes(rest.get(word + 4..word + 8)?.try_into().ok()?);
+        let data = rest.get(header..len)?;
+        let is_recverr = (level, kind) == (libc::SOL_IP, libc::IP_RECVERR)
+            || (level, kind) == (libc::SOL_IPV6, libc::IPV6_RECVERR);
+        // `struct sock_extended_err`: ee_errno (u32), ee_origin (u8), type, code, pad, info, data.
+        if is_recverr && data.len() >= size_of::<libc::sock_extended_err>() {
+            let errno = u32::from_ne_bytes(data.get(..4)?.try_into().ok()?);
+            return Some((i32::try_from(errno).ok()?, data[4]));
+        }
+        at = at.checked_add(align(len.max(header))?)?;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn sockaddr_ll_has_the_kernel_abi_size() {
         assert_eq!(std::mem::size_of::<super::SockaddrLl>(), 20);
+    }
+
+    fn cmsg(level: i32, kind: i32, data: &[u8]) -> Vec<u8> {
+        let word = size_of::<usize>();
+        let header = size_of::<libc::cmsghdr>().next_multiple_of(word);
+        let mut out = (header + data.len()).to_ne_bytes().to_vec();
+        out.extend(level.to_ne_bytes());
+        out.extend(kind.to_ne_bytes());
+        out.resize(header, 0);
+        out.extend(data);
+        out.resize(out.len().next_multiple_of(word), 0);
+        out
+    }
+
+    fn extended(errno: u32, origin: u8) -> Vec<u8> {
+        let mut data = errno.to_ne_bytes().to_vec();
+        data.extend([origin, 3, 3, 0]);
+        data.extend([0; 8]);
+        data
+    }
+
+    #[test]
+    fn the_extended_error_is_found_among_control_messages() {
+        let refused = libc::ECONNREFUSED as u32;
+        let v4 = cmsg(libc::SOL_IP, libc::IP_RECVERR, &extended(refused, 2));
+        assert_eq!(extended_error(&v4), Some((libc::ECONNREFUSED, 2)));
+        let mut both = cmsg(libc::SOL_IP, libc::IP_TTL, &[64, 0, 0, 0]);
+        both.extend(cmsg(
+            libc::SOL_IPV6,
+            libc::IPV6_RECVERR,
+            &extended(refused, 3),
+        ));
+        assert_eq!(extended_error(&both), Some((libc::ECONNREFUSED, 3)));
+        // Truncated, lying or foreign control bytes give nothing rather than a panic.
+        assert_eq!(extended_error(&v4[..v4.len() - 8]), None);
+        assert_eq!(extended_error(&[]), None);
+        assert_eq!(
+            extended_error(&cmsg(libc::SOL_IP, libc::IP_TTL, &[1; 16])),
+            None
+        );
+        let mut lying = v4.clone();
+        lying[..size_of::<usize>()].copy_from_slice(&usize::MAX.to_ne_bytes());
+        assert_eq!(extended_error(&lying), None);
+        let mut short = v4;
+        short[..size_of::<usize>()].copy_from_slice(&1usize.to_ne_bytes());
+        assert_eq!(extended_error(&short), None);
+    }
+
+    /// A datagram to a closed loopback port: the kernel's ICMP port unreachable comes back on
+    /// the sender's error queue, naming the closed port.
+    #[test]
+    fn port_unreachable_is_read_off_the_error_queue() {
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let dest = closed.local_addr().unwrap();
+        drop(closed);
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.set_nonblocking(true).unwrap();
+        assert_eq!(
+            recv_queued_error(&sender).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        enable_recv_err(&sender, false).unwrap();
+        sender.send_to(b"anyone?", dest).unwrap();
+        let mut got = None;
+        for _ in 0..500 {
+            match recv_queued_error(&sender) {
+                Ok(entry) => {
+                    got = entry;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let got = got.expect("an ICMP error on the queue");
+        assert_eq!(got.dest, dest);
+        assert_eq!(got.errno, libc::ECONNREFUSED);
+        assert!(got.from_icmp);
+        // Read: the queue is empty again.
+        assert_eq!(
+            recv_queued_error(&sender).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
     }
 }

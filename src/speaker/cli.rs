@@ -82,11 +82,14 @@ pub struct SpeakerArgs {
     #[arg(long, value_name = "MS")]
     pub gossip_probe_interval_ms: Option<u64>,
     /// Gossip: milliseconds a probed member has to answer before indirect probes are sent
-    /// (default 50); must be shorter than the probe interval.
+    /// (default 50); must be shorter than the probe interval. A member whose host answers ICMP
+    /// port unreachable is suspected at once and has twice this (at most the suspect timeout)
+    /// to refute.
     #[arg(long, value_name = "MS")]
     pub gossip_probe_timeout_ms: Option<u64>,
     /// Gossip: milliseconds a member stays suspect before it is declared down and its addresses
-    /// move (default 300). Raise it on lossy or congested networks.
+    /// move (default 300). Raise it on lossy or congested networks. Also bounds the suspicion of
+    /// a member whose host answers ICMP port unreachable (see --gossip-probe-timeout-ms).
     #[arg(long, value_name = "MS")]
     pub gossip_suspect_timeout_ms: Option<u64>,
     /// File holding the gossip shared secret (else $FERROLB_MEMBERLIST_KEY holds the key itself).
@@ -163,6 +166,12 @@ impl SpeakerArgs {
         if let Some(v) = self.gossip_suspect_timeout_ms {
             timing.suspect_to_down_after = ms(v);
         }
+        // A port-unreachable suspicion sent straight to its member gets two probe round trips to
+        // be refuted, never more than any suspicion gets.
+        timing.icmp_suspect_to_down_after = timing
+            .probe_rtt
+            .saturating_mul(2)
+            .min(timing.suspect_to_down_after);
         timing.validate().map_err(|e| {
             format!(
                 "--gossip-probe-interval-ms / --gossip-probe-timeout-ms / \
@@ -248,6 +257,12 @@ mod tests {
         assert_eq!(t.probe_period, Duration::from_millis(1000));
         assert_eq!(t.probe_rtt, Duration::from_millis(400));
         assert_eq!(t.suspect_to_down_after, Duration::from_millis(2500));
+        // A port-unreachable suspicion: two probe timeouts, never more than the suspect timeout.
+        assert_eq!(t.icmp_suspect_to_down_after, Duration::from_millis(800));
+        let short = parse(&["--gossip-suspect-timeout-ms=60"])
+            .swim_timing()
+            .unwrap();
+        assert_eq!(short.icmp_suspect_to_down_after, Duration::from_millis(60));
         assert_eq!(t.gossip_interval, SwimTiming::default().gossip_interval);
         // A probe timeout as long as the interval leaves no time for indirect probes.
         let err = parse(&["--gossip-probe-timeout-ms=200"])
