@@ -264,7 +264,7 @@ impl GossipCore {
     /// unreachable"). Members already suspect or down, unknown addresses and our own are left
     /// alone.
     pub fn handle_port_unreachable(&mut self, addr: SocketAddr, now: Instant) {
-        if self.left || addr == self.swim.identity().addr {
+        if self.left || self.withdrawn || addr == self.swim.identity().addr {
             return;
         }
         let suspects: Vec<Member<NodeId>> = self
