@@ -72,6 +72,15 @@ async fn a_leader_paused_past_its_lease_writes_nothing_when_it_resumes() {
     let mut b = Controller::start_ready(&plane, &b_opts).await;
     create_service(&services, &lb_service("before", json!({}))).await;
     assert_eq!(wait_for_ips(&services, "before").await, ["192.0.2.0"]);
+    // Its whole write done (the status shows first; the pool annotation follows, then the log
+    // line), so a request still in flight when the pause hits cannot be taken for one sent
+    // after the resume.
+    wait_for("ctrl-a to finish writing before", PATIENCE, || async {
+        a.log_tail(10_000)
+            .contains("Service updated service=apps/before")
+            .then_some(())
+    })
+    .await;
 
     // Pause the leader (SIGSTOP: a stalled node, a long GC pause) past its lease; the standby
     // takes over and serves Services created meanwhile.
