@@ -1,5 +1,3 @@
-use std::sync::{Arc, Mutex};
-
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
@@ -7,19 +5,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::k8s::metallb::Kind;
 
-/// Captures this thread's log lines.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use crate::speaker::kubernetes::test_logs::Logs;
 
 fn store(kind: Kind, objects: &[Value]) -> Store<DynamicObject> {
     let mut writer = Writer::new(kind.api_resource());
@@ -55,15 +41,9 @@ fn stores(addresses: &str) -> MetallbStores {
 
 #[test]
 fn an_unknown_field_is_logged_once_per_config_and_the_config_applies() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Logs::capture();
     let configmaps = Writer::<ConfigMap>::default().as_reader();
-    let text = || String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = || logs.text();
     let logged = || text().matches("spec.preferredNodeSelectors").count();
 
     let mut loader = ConfigLoader::default();

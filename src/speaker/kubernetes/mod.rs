@@ -12,6 +12,8 @@ pub mod l2status;
 pub mod l2status_edge;
 pub mod reconcile;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod test_logs;
 pub mod unannounced;
 pub mod wire;
 
