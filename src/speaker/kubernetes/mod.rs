@@ -12,8 +12,6 @@ pub mod l2status;
 pub mod l2status_edge;
 pub mod reconcile;
 pub mod store;
-#[cfg(test)]
-pub(crate) mod test_logs;
 pub mod unannounced;
 pub mod wire;
 
@@ -564,3 +562,6 @@ mod tests {
         assert!(error.to_string().contains("gossip stopped"));
     }
 }
+
+#[cfg(test)]
+pub(crate) mod test_logs;
