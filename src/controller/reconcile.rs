@@ -9,7 +9,7 @@
 //! dropped from the allocator because the API said no.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use super::cached::CachedService;
@@ -62,8 +62,8 @@ pub struct Core {
     /// Services not ours whose status shows addresses of our pools (see `foreign.rs`), by key:
     /// ordered, so holds are retaken in the same order by `plan` and the live controller.
     foreign: BTreeMap<ServiceKey, foreign::ForeignHolder>,
-    /// The allocator keys holding those addresses.
-    foreign_holds: HashSet<ServiceKey>,
+    /// The allocator keys holding those addresses, each with the Service it holds for.
+    foreign_holds: HashMap<ServiceKey, ServiceKey>,
     /// Foreign Services with an address one of ours holds: held as soon as ours lets go.
     foreign_blocked: BTreeSet<ServiceKey>,
 }

@@ -158,7 +158,7 @@ impl Core {
             let message = match self.allocator.assign(&hold, &reservation(&ips), &ips) {
                 Ok(_) => {
                     holder.holds.push(hold.clone());
-                    self.foreign_holds.insert(hold);
+                    self.foreign_holds.insert(hold, key.clone());
                     format!(
                         "{} in pool {pool:?} is shown in the status of Service {key}, which \
                          ferrolb does not serve ({}): held as in use and never handed out",
@@ -168,7 +168,7 @@ impl Core {
                 }
                 Err(AllocError::Conflict {
                     ip, holder: ours, ..
-                }) if !self.foreign_holds.contains(&ours) => {
+                }) if !self.foreign_holds.contains_key(&ours) => {
                     blocked = true;
                     format!(
                         "{ip} in pool {pool:?} is shown in the status of Service {key}, which \
@@ -222,7 +222,7 @@ impl Core {
 
     /// Whether `key` is an allocator key holding a foreign Service's addresses.
     pub(super) fn is_foreign_hold(&self, key: &ServiceKey) -> bool {
-        self.foreign_holds.contains(key)
+        self.foreign_holds.contains_key(key)
     }
 
     /// The foreign Services with addresses of ours in their status.
@@ -233,15 +233,17 @@ impl Core {
     /// An allocation error, with a foreign holder named as such.
     pub(super) fn describe(&self, error: &AllocError) -> String {
         match error {
-            AllocError::Conflict { ip, holder, .. } if self.foreign_holds.contains(holder) => {
-                let owner = holder.as_str().split('#').next().unwrap_or_default();
-                let mut s = format!("{ip} is shown in the status of Service {owner}");
-                if let Some(f) = self.foreign.get(&ServiceKey::from(owner)) {
-                    let _ = write!(s, ", which ferrolb does not serve ({})", f.why);
+            AllocError::Conflict { ip, holder, .. } => match self.foreign_holds.get(holder) {
+                Some(owner) => {
+                    let mut s = format!("{ip} is shown in the status of Service {owner}");
+                    if let Some(f) = self.foreign.get(owner) {
+                        let _ = write!(s, ", which ferrolb does not serve ({})", f.why);
+                    }
+                    s.push_str(", so it is never handed out");
+                    s
                 }
-                s.push_str(", so it is never handed out");
-                s
-            }
+                None => error.to_string(),
+            },
             other => other.to_string(),
         }
     }
