@@ -63,6 +63,26 @@ async fn serve<T>(
     (out, sent)
 }
 
+/// An API server that takes every request: a create is named `l2-new`, a delete succeeds.
+fn accept_all(method: &Method, _: &str, body: &Value) -> (StatusCode, Value) {
+    let mut echo = body.clone();
+    if *method == Method::POST {
+        echo["metadata"]["name"] = json!("l2-new");
+    }
+    if *method == Method::DELETE {
+        echo = json!({"kind": "Status", "apiVersion": "v1", "status": "Success"});
+    }
+    (StatusCode::OK, echo)
+}
+
+/// The paths deleted among `sent`.
+fn deleted(sent: &[Sent]) -> Vec<&str> {
+    sent.iter()
+        .filter(|s| s.method == Method::DELETE)
+        .map(|s| s.path.as_str())
+        .collect()
+}
+
 fn inputs(desired: &[(&str, &[&str])], alive: &[&str]) -> Inputs {
     Inputs {
         desired: std::sync::Arc::new(
@@ -223,23 +243,9 @@ async fn a_takeover_lists_the_dead_nodes_objects_once_and_deletes_its_object() {
 
     let mut now = inputs(&[("shop/web", &[])], &["node-a", "node-c"]);
     now.alive = alive;
-    let (ok, sent) = serve(&mut api, w.pass(&mut state, &now, &[]), |m, _, body| {
-        let mut echo = body.clone();
-        if *m == Method::POST {
-            echo["metadata"]["name"] = json!("l2-new");
-        }
-        if *m == Method::DELETE {
-            echo = json!({"kind": "Status", "apiVersion": "v1", "status": "Success"});
-        }
-        (StatusCode::OK, echo)
-    })
-    .await;
+    let (ok, sent) = serve(&mut api, w.pass(&mut state, &now, &[]), accept_all).await;
     assert!(ok, "{sent:#?}");
-    let deletes: Vec<&str> = sent
-        .iter()
-        .filter(|s| s.method == Method::DELETE)
-        .map(|s| s.path.as_str())
-        .collect();
+    let deletes = deleted(&sent);
     assert_eq!(deletes, [format!("{BASE}/l2-dead")]);
     assert!(sent.iter().any(|s| s.method == Method::POST), "{sent:#?}");
 
@@ -419,23 +425,9 @@ async fn a_node_name_longer_than_a_label_value_still_gets_its_objects() {
 
     let mut now = inputs(&[("shop/web", &[])], &[]);
     now.alive = alive;
-    let (ok, sent) = serve(&mut api, w.pass(&mut state, &now, &[]), |m, _, body| {
-        let mut echo = body.clone();
-        if *m == Method::POST {
-            echo["metadata"]["name"] = json!("l2-new");
-        }
-        if *m == Method::DELETE {
-            echo = json!({"kind": "Status", "apiVersion": "v1", "status": "Success"});
-        }
-        (StatusCode::OK, echo)
-    })
-    .await;
+    let (ok, sent) = serve(&mut api, w.pass(&mut state, &now, &[]), accept_all).await;
     assert!(ok, "{sent:#?}");
-    let deletes: Vec<&str> = sent
-        .iter()
-        .filter(|s| s.method == Method::DELETE)
-        .map(|s| s.path.as_str())
-        .collect();
+    let deletes = deleted(&sent);
     assert_eq!(
         deletes,
         [format!("{BASE}/l2-dead")],
