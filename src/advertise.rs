@@ -171,6 +171,7 @@ pub fn selects_by_service_label(config: &Config, pool: &AddressPool) -> bool {
 pub enum NodeReason {
     NotSelected,
     NotAlive,
+    OutOfService,
     NetworkUnavailable,
     ExcludedByLabel,
     NoEndpoint,
@@ -181,6 +182,7 @@ impl NodeReason {
         match self {
             NodeReason::NotSelected => "not selected by an advertisement",
             NodeReason::NotAlive => "not alive",
+            NodeReason::OutOfService => "out-of-service taint",
             NodeReason::NetworkUnavailable => "NetworkUnavailable",
             NodeReason::ExcludedByLabel => "exclude-from-external-load-balancers",
             NodeReason::NoEndpoint => "no serving endpoint",
@@ -370,7 +372,8 @@ pub fn decide(ips: &[IpAddr], reach: &[Reach], health: Health<'_>) -> Decision {
     }
 }
 
-/// For each node, the first rule it fails (advertisement, liveness, network, label, endpoint).
+/// For each node, the first rule it fails (advertisement, liveness, taint, network, label,
+/// endpoint).
 fn reasons(selected: &BTreeSet<&str>, health: Health<'_>) -> BTreeMap<NodeReason, usize> {
     let mut counts = BTreeMap::new();
     for node in health.nodes {
@@ -382,6 +385,8 @@ fn reasons(selected: &BTreeSet<&str>, health: Health<'_>) -> BTreeMap<NodeReason
             NodeReason::NotSelected
         } else if !alive {
             NodeReason::NotAlive
+        } else if node.out_of_service {
+            NodeReason::OutOfService
         } else if node.network_unavailable {
             NodeReason::NetworkUnavailable
         } else if node.exclude_from_external_lb && !health.options.ignore_exclude_lb {

@@ -39,6 +39,7 @@ fn healthy(name: &str) -> NodeStatus {
         name: name.into(),
         ready: true,
         network_unavailable: false,
+        out_of_service: false,
         exclude_from_external_lb: false,
     }
 }
@@ -251,6 +252,26 @@ fn the_owner_is_the_first_ranked_of_the_selected_healthy_nodes() {
         "not announced: no eligible node (1 not selected by an advertisement, 2 not alive)"
     );
     assert_eq!(cause.label(), "no_eligible_node");
+}
+
+#[test]
+fn an_out_of_service_node_is_counted_as_such_when_nobody_is_eligible() {
+    let mut gone = healthy("node-a");
+    gone.out_of_service = true;
+    let nodes = vec![gone];
+    let live = names(&["node-a"]);
+    let known = BTreeMap::new();
+    let d = decide(
+        &[ip("10.0.0.1")],
+        &[reach(&["node-a"], None)],
+        health(&nodes, &live, &known),
+    );
+    assert_eq!(d.node, None);
+    let cause = d.cause.unwrap();
+    assert_eq!(
+        cause.to_string(),
+        "not announced: no eligible node (1 out-of-service taint)"
+    );
 }
 
 #[test]

@@ -21,12 +21,19 @@ pub struct NodeStatus {
     pub ready: bool,
     /// The Node's `NetworkUnavailable` condition is `True`.
     pub network_unavailable: bool,
+    /// The Node carries the taint [`OUT_OF_SERVICE_TAINT`] (any effect): an operator declared
+    /// the node gone, so it announces nothing whatever gossip or its Ready condition say.
+    pub out_of_service: bool,
     /// The Node carries the label [`EXCLUDE_LB_LABEL`] (any value, as Kubernetes does).
     pub exclude_from_external_lb: bool,
 }
 
 /// The well-known label that keeps a node out of external load balancers.
 pub const EXCLUDE_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// The well-known taint an operator puts on a node that is shut down for good (Kubernetes'
+/// non-graceful node shutdown): a node carrying it never announces.
+pub const OUT_OF_SERVICE_TAINT: &str = "node.kubernetes.io/out-of-service";
 
 /// How liveness is decided.
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +106,7 @@ pub fn eligible_nodes<'a>(
             Liveness::Gossip(alive) => alive.contains(&node.name),
             Liveness::NodeReady(speakers) => node.ready && speakers.contains(&node.name),
         })
+        .filter(|node| !node.out_of_service)
         .filter(|node| !node.network_unavailable)
         .filter(|node| options.ignore_exclude_lb || !node.exclude_from_external_lb)
         .filter(|node| match scope {
@@ -178,6 +186,7 @@ mod tests {
             name: name.to_string(),
             ready: true,
             network_unavailable: false,
+            out_of_service: false,
             exclude_from_external_lb: false,
         }
     }
@@ -289,6 +298,25 @@ mod tests {
     }
 
     #[test]
+    fn an_out_of_service_node_is_excluded_whatever_says_it_is_alive() {
+        let mut gone = healthy("node-a");
+        gone.out_of_service = true;
+        let nodes = vec![gone, healthy("node-b")];
+        let alive = set(&["node-a", "node-b"]);
+        for liveness in [Liveness::Gossip(&alive), Liveness::NodeReady(&alive)] {
+            let eligible = eligible_nodes(
+                &nodes,
+                liveness,
+                TrafficScope::Cluster,
+                EligibilityOptions {
+                    ignore_exclude_lb: true,
+                },
+            );
+            assert_eq!(eligible, ["node-b"], "{liveness:?}");
+        }
+    }
+
+    #[test]
     fn exclude_label_is_honoured_unless_ignored() {
         let mut labelled = healthy("node-a");
         labelled.exclude_from_external_lb = true;
@@ -370,14 +398,24 @@ mod tests {
     }
 
     fn node_strategy() -> impl Strategy<Value = NodeStatus> {
-        ("[a-z]{1,3}", any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-            |(name, ready, network_unavailable, exclude_from_external_lb)| NodeStatus {
-                name,
-                ready,
-                network_unavailable,
-                exclude_from_external_lb,
-            },
+        (
+            "[a-z]{1,3}",
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
         )
+            .prop_map(
+                |(name, ready, network_unavailable, out_of_service, exclude_from_external_lb)| {
+                    NodeStatus {
+                        name,
+                        ready,
+                        network_unavailable,
+                        out_of_service,
+                        exclude_from_external_lb,
+                    }
+                },
+            )
     }
 
     fn ip_strategy() -> impl Strategy<Value = IpAddr> {
@@ -410,6 +448,7 @@ mod tests {
                     n.name == *name
                         && live
                         && !n.network_unavailable
+                        && !n.out_of_service
                         && (ignore_exclude_lb || !n.exclude_from_external_lb)
                         && (!local || with_endpoint.contains(&n.name))
                 });

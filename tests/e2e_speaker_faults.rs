@@ -3,7 +3,8 @@
 //! controller, real speakers in the node namespaces, a client namespace; see
 //! `tests/e2e/speaker_lan.rs`), with one fault injected per test: Services sharing an address
 //! across families, the API server killed and restarted, a speaker alone among Ready Nodes, a
-//! node name longer than a label value and its ServiceL2Status deleted by hand.
+//! node name longer than a label value and its ServiceL2Status deleted by hand, a Node tainted
+//! out-of-service with gossip on, and with gossip off under a dead speaker.
 //!
 //! Skipped, with a message, when `KUBEBUILDER_ASSETS` is unset (even in CI). With it set, missing
 //! root or tools fail the test when `CI` is set, and skip it otherwise.
@@ -15,8 +16,9 @@ mod speaker_lan;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Service};
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use e2e::APPS;
@@ -24,7 +26,8 @@ use e2e::api::{create_service, ingress_ips, lb_service, wait_for_ips};
 use e2e::wait::{PATIENCE, wait_for as wait_until};
 use netns::{Lan, distinct, ranking, wait_for};
 use speaker_lan::{
-    POOL, SETTLE, Setup, assert_only_answerer, ranked, set_endpoints, setup, setup_with,
+    POOL, SETTLE, Setup, assert_nobody_answers, assert_only_answerer, ranked, set_endpoints, setup,
+    setup_with,
 };
 
 /// Both families: the IPv6 range stays clear of the nodes' own addresses (2001:db8::11..13).
@@ -258,7 +261,7 @@ async fn a_lone_speaker_among_ready_nodes_answers_and_is_ready() {
     let setup = Setup {
         pool: POOL,
         speakers: &speakers,
-        names: None,
+        ..Setup::default()
     };
     let Some(cluster) = setup_with(test, setup).await else {
         return;
@@ -326,6 +329,7 @@ async fn a_long_named_node_keeps_its_service_l2_status_even_when_deleted_by_hand
         pool: POOL,
         speakers: &[0],
         names: Some(&names),
+        ..Setup::default()
     };
     let Some(cluster) = setup_with(test, setup).await else {
         return;
@@ -363,4 +367,77 @@ async fn a_long_named_node_keeps_its_service_l2_status_even_when_deleted_by_hand
     })
     .await;
     assert_ne!(again, first);
+}
+
+/// Puts Kubernetes' out-of-service taint on Node `name` (`Some`), or takes every taint off
+/// (`None`), as an operator does with `kubectl taint`.
+async fn set_out_of_service(client: &kube::Client, name: &str, on: bool) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let taints = if on {
+        json!([{"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown",
+            "effect": "NoExecute"}])
+    } else {
+        json!(null)
+    };
+    nodes
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"taints": taints}})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("taint Node {name}: {e}"));
+}
+
+/// A Service with a ready endpoint, its address answered by its owner alone; returns the
+/// address and the ranking of the three nodes for it.
+async fn web_answered(cluster: &speaker_lan::Cluster) -> (String, Vec<usize>) {
+    let services: Api<Service> = Api::namespaced(cluster.client.clone(), APPS);
+    let somewhere = cluster.lan.nodes[0].name.clone();
+    set_endpoints(&cluster.client, "web", &[(&somewhere, true)]).await;
+    create_service(&services, &lb_service("web", json!({}))).await;
+    let ip = wait_for_ips(&services, "web").await.remove(0);
+    let order = ranked(&cluster.lan, &ip, &[0, 1, 2]);
+    assert_only_answerer(&cluster.lan, &ip, order[0]);
+    (ip, order)
+}
+
+/// Gossip on: the owner's speaker is alive and a member, but its Node gets the out-of-service
+/// taint. The owner stops answering and the next node in the ranking answers alone; with the
+/// taint gone the ranking gives the address back. (Before, the taint was not read: the owner
+/// kept answering.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_of_service_node_hands_its_addresses_on_with_gossip_on() {
+    let test = "an_out_of_service_node_hands_its_addresses_on_with_gossip_on";
+    let Some(cluster) = setup(test).await else {
+        return;
+    };
+    let (ip, order) = web_answered(&cluster).await;
+    let owner = cluster.lan.nodes[order[0]].name.clone();
+    set_out_of_service(&cluster.client, &owner, true).await;
+    assert_only_answerer(&cluster.lan, &ip, order[1]);
+    set_out_of_service(&cluster.client, &owner, false).await;
+    assert_only_answerer(&cluster.lan, &ip, order[0]);
+}
+
+/// Gossip off (`--gossip=false`): liveness is the Node's and its speaker Pod's Ready condition,
+/// which the test leaves True as a kubelet that died with its node would. The owner's speaker is
+/// killed: nobody answers, and nothing moves by itself. The operator taints the Node
+/// out-of-service, and the next node in the ranking answers alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_gossip_off_the_out_of_service_taint_moves_a_dead_nodes_addresses() {
+    let test = "with_gossip_off_the_out_of_service_taint_moves_a_dead_nodes_addresses";
+    let setup = Setup {
+        speaker_args: &["--gossip=false"],
+        ..Setup::default()
+    };
+    let Some(mut cluster) = setup_with(test, setup).await else {
+        return;
+    };
+    let (ip, order) = web_answered(&cluster).await;
+    cluster.lan.signal(order[0], "KILL");
+    assert_nobody_answers(&cluster.lan, &ip);
+    let owner = cluster.lan.nodes[order[0]].name.clone();
+    set_out_of_service(&cluster.client, &owner, true).await;
+    assert_only_answerer(&cluster.lan, &ip, order[1]);
 }

@@ -1,5 +1,5 @@
-//! What the speaker reads from a Node: its conditions and labels (for the election) and the
-//! address its host-network speaker gossips on.
+//! What the speaker reads from a Node: its conditions, labels and out-of-service taint (for the
+//! election) and the address its host-network speaker gossips on.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::Node;
 
-use crate::election::{EXCLUDE_LB_LABEL, NodeStatus};
+use crate::election::{EXCLUDE_LB_LABEL, NodeStatus, OUT_OF_SERVICE_TAINT};
 
 /// A node's name as cached objects hold it (endpoints, ServiceL2Status objects): one allocation
 /// per node name the process has seen, not one per object (a cluster's objects name a few nodes
@@ -42,6 +42,11 @@ pub fn node_status(node: &Node) -> Option<NodeStatus> {
         name,
         ready: condition(node, "Ready").unwrap_or(false),
         network_unavailable: condition(node, "NetworkUnavailable").unwrap_or(false),
+        out_of_service: node
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.taints.as_ref())
+            .is_some_and(|taints| taints.iter().any(|t| t.key == OUT_OF_SERVICE_TAINT)),
         exclude_from_external_lb: node
             .metadata
             .labels

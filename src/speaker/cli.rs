@@ -70,7 +70,8 @@ pub struct SpeakerArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Use SWIM gossip for liveness; with false, a node is alive when its Node is Ready and
-    /// its speaker Pod is Ready. A speaker with no config holding address pools takes part in
+    /// its speaker Pod is Ready. Either way a Node tainted node.kubernetes.io/out-of-service
+    /// announces nothing. A speaker with no config holding address pools takes part in
     /// no election: it withdraws from gossip (the others elect again at once) and is not ready.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub gossip: bool,

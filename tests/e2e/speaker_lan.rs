@@ -99,6 +99,8 @@ pub struct Setup<'a> {
     pub speakers: &'a [usize],
     /// Node names other than the LAN's (`node-a`, ...), by node.
     pub names: Option<&'a [&'a str]>,
+    /// Flags added to every speaker's command line (e.g. `--gossip=false`).
+    pub speaker_args: &'a [&'a str],
 }
 
 impl Default for Setup<'_> {
@@ -107,6 +109,7 @@ impl Default for Setup<'_> {
             pool: POOL,
             speakers: &[0, 1, 2],
             names: None,
+            speaker_args: &[],
         }
     }
 }
@@ -153,7 +156,7 @@ pub async fn setup_with(test: &str, setup: Setup<'_>) -> Option<Cluster> {
 
     let kubeconfig = plane.lan_kubeconfig().expect("namespaced control plane");
     for &i in setup.speakers {
-        start_kube_speaker(&mut lan, i, kubeconfig, &[]);
+        start_kube_speaker_with(&mut lan, i, kubeconfig, &[], setup.speaker_args);
     }
     let cluster = Cluster {
         controller,
@@ -178,11 +181,22 @@ pub async fn setup_with(test: &str, setup: Setup<'_>) -> Option<Cluster> {
 /// Starts node `i`'s `ferrolb speaker` in Kubernetes mode, as the chart's DaemonSet runs it,
 /// with `env` added to its environment.
 pub fn start_kube_speaker(lan: &mut Lan, i: usize, kubeconfig: &Path, env: &[(&str, &str)]) {
+    start_kube_speaker_with(lan, i, kubeconfig, env, &[]);
+}
+
+/// [`start_kube_speaker`] with `extra` flags after the chart's.
+pub fn start_kube_speaker_with(
+    lan: &mut Lan,
+    i: usize,
+    kubeconfig: &Path,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) {
     let key_file = lan.key_file();
     let node = lan.nodes[i].name.clone();
     let ip = lan.nodes[i].ip4.clone();
     let metrics = format!("{ip}:7473");
-    let args: Vec<&OsStr> = vec![
+    let mut args: Vec<&OsStr> = vec![
         "--kubeconfig".as_ref(),
         kubeconfig.as_os_str(),
         "--namespace".as_ref(),
@@ -198,6 +212,7 @@ pub fn start_kube_speaker(lan: &mut Lan, i: usize, kubeconfig: &Path, env: &[(&s
         "--metrics-addr".as_ref(),
         metrics.as_ref(),
     ];
+    args.extend(extra.iter().map(OsStr::new));
     lan.start_speaker(i, &args, env);
 }
 

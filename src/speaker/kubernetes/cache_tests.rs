@@ -3,7 +3,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::election::EXCLUDE_LB_LABEL;
+use crate::election::{EXCLUDE_LB_LABEL, OUT_OF_SERVICE_TAINT};
 use crate::k8s::endpoints::slice_endpoints;
 use crate::k8s::node::node_status;
 use crate::k8s::service::{is_handled, is_local_policy, service_key, status_ips};
@@ -206,6 +206,8 @@ fn a_slim_decode_projects_as_the_whole_object() {
             {"type": "NetworkUnavailable", "status": "True"}]}}),
         json!({"metadata": {"labels": {EXCLUDE_LB_LABEL: ""}}}),
         json!({"status": {"addresses": [{"type": "ExternalIP", "address": "198.51.100.4"}]}}),
+        json!({"spec": {"taints": [{"key": OUT_OF_SERVICE_TAINT, "effect": "NoExecute"}]}}),
+        json!({"spec": {"taints": [{"key": "example.com/other", "effect": "NoSchedule"}]}}),
     ] {
         check::<NodeView>(full_node("node-a", patch));
     }
@@ -254,6 +256,12 @@ fn only_changes_the_election_reads_are_marked() {
     assert!(nodes.event(watcher::Event::Apply(node(down))).all);
     let relabelled = json!({"metadata": {"resourceVersion": "10", "labels": {"zone": "b"}}});
     assert!(nodes.event(watcher::Event::Apply(node(relabelled))).all);
+    // An operator declares the node gone: the election reads it.
+    let gone = json!({"metadata": {"resourceVersion": "11", "labels": {"zone": "b"}},
+        "spec": {"taints": [{"key": OUT_OF_SERVICE_TAINT, "value": "nodeshutdown",
+            "effect": "NoExecute"}]}});
+    let marked = nodes.event(watcher::Event::Apply(node(gone)));
+    assert!(marked.all);
 
     let mut svcs = Feed::<ServiceView>::new();
     let svc = |patch| Decoded::<ServiceView>::new(full_service("web", patch));

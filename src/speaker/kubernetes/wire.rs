@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, Service, ServiceSpec, ServiceStatus,
+    Taint,
 };
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -120,11 +121,18 @@ struct SlimNodeStatus {
     addresses: Option<Vec<NodeAddress>>,
 }
 
-/// A Node: its metadata, conditions and addresses.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SlimNodeSpec {
+    taints: Option<Vec<Taint>>,
+}
+
+/// A Node: its metadata, taints, conditions and addresses.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct SlimNode {
     metadata: Meta,
+    spec: Option<SlimNodeSpec>,
     status: Option<SlimNodeStatus>,
 }
 
@@ -132,7 +140,10 @@ impl From<SlimNode> for Node {
     fn from(n: SlimNode) -> Self {
         Node {
             metadata: n.metadata.into(),
-            spec: None::<NodeSpec>,
+            spec: n.spec.map(|s| NodeSpec {
+                taints: s.taints,
+                ..NodeSpec::default()
+            }),
             status: n.status.map(|s| NodeStatus {
                 conditions: s.conditions,
                 addresses: s.addresses,

@@ -70,6 +70,7 @@ pub fn decide(
             name: name.clone(),
             ready: true,
             network_unavailable: false,
+            out_of_service: false,
             exclude_from_external_lb: false,
         })
         .collect();
