@@ -31,7 +31,8 @@ enum Command {
     /// Offline: run the controller's allocation over a config and Service manifests, and print
     /// the EXTERNAL-IP each Service would get and the events the controller would record.
     Plan(ferrolb::controller::cli::PlanArgs),
-    /// Run the controller: assign IPs from the ConfigMap's pools to LoadBalancer Services and
+    /// Run the controller: assign IPs from the address pools (MetalLB's IPAddressPool objects,
+    /// or with --config-source configmap a legacy MetalLB ConfigMap) to LoadBalancer Services and
     /// write them to their status (one active replica, leader-elected).
     Controller(ferrolb::controller::cli::ControllerArgs),
     /// Answer ARP/NDP for the LoadBalancer IPs this node is elected to announce.

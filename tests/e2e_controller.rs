@@ -424,3 +424,46 @@ async fn two_controllers_only_the_lease_holder_writes_and_the_other_takes_over()
     }
     a.assert_running();
 }
+
+/// A user switching from MetalLB v0.12 keeps its ConfigMap and starts the controller with the
+/// default source, MetalLB's custom resources, whose CRDs this cluster does not have. The
+/// controller says so once, naming the ConfigMap and both fixes (read it with
+/// `--config-source configmap`, or convert it), however often its watches retry. (Before, it
+/// said "this kind is not served (are the CRDs installed?)", once per kind, and no word of
+/// either fix.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_metallb_crds_the_controller_names_the_configmap_and_both_fixes_once() {
+    let test = "without_metallb_crds_the_controller_names_the_configmap_and_both_fixes_once";
+    let Some((plane, _client)) = setup(test, CONFIG).await else {
+        return;
+    };
+    let mut options = ControllerOptions::new(NAMESPACE, "ctrl").crds();
+    options.log = Some("info,ferrolb::controller::crd_watch=debug".into());
+    let controller = Controller::start(&plane, &options);
+    let hint = format!("The ConfigMap {NAMESPACE}/config holds a MetalLB config");
+    let retries = "this kind is not served; retrying";
+    // Wait until the watches have retried after the hint was said.
+    wait_for("the hint, then two more watch retries", PATIENCE, || {
+        let log = controller.log_tail(100_000);
+        let seen = log
+            .find(&hint)
+            .filter(|&said| log[said..].matches(retries).count() >= 2)
+            .map(|_| ());
+        async move { seen }
+    })
+    .await;
+    let log = controller.log_tail(100_000);
+    assert_eq!(log.matches(&hint).count(), 1, "{log}");
+    let line = log.lines().find(|l| l.contains(&hint)).unwrap();
+    assert!(
+        line.contains("--config-source configmap --config-name config"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(
+            "kubectl get configmap -n {NAMESPACE} config -o yaml | ferrolb convert --namespace \
+             {NAMESPACE} - | kubectl apply -f -"
+        )),
+        "{line}"
+    );
+}

@@ -182,13 +182,17 @@ async fn a_legacy_configmap_converted_to_custom_resources_keeps_every_ip() {
     controller.terminate();
     drop(controller);
 
-    let cm = plane.dir().join("legacy.yaml");
-    std::fs::write(&cm, legacy).unwrap();
-    let converted = std::process::Command::new(e2e::ferrolb::binary())
-        .args(["convert", "--namespace", NAMESPACE])
-        .arg(&cm)
-        .output()
+    // The fix a controller without the CRDs names (k8s::source_hint), on what kubectl prints.
+    let cm = plane.kubectl(&["get", "configmap", "-n", NAMESPACE, "config", "-o", "yaml"]);
+    let mut convert = std::process::Command::new(e2e::ferrolb::binary())
+        .args(["convert", "--namespace", NAMESPACE, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    std::io::Write::write_all(&mut convert.stdin.take().unwrap(), cm.as_bytes()).unwrap();
+    let converted = convert.wait_with_output().unwrap();
     assert!(
         converted.status.success(),
         "{}",

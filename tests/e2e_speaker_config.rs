@@ -2,7 +2,9 @@
 //! cluster of `tests/e2e_speaker.rs` (real kube-apiserver + etcd, the real controller, real
 //! speakers on the test LAN; see `tests/e2e/speaker_lan.rs`). One speaker is restarted under a
 //! config it cannot use (emptied while Services hold addresses, or refused for a rule across
-//! objects): it must withdraw, so every address stays answered by exactly one other node.
+//! objects): it must withdraw, so every address stays answered by exactly one other node. And a
+//! speaker restarted to read MetalLB's custom resources in a cluster that has none tells the
+//! user what to do.
 //!
 //! Skipped, with a message, when `KUBEBUILDER_ASSETS` is unset (even in CI). With it set, missing
 //! root or tools fail the test when `CI` is set, and skip it otherwise.
@@ -22,7 +24,7 @@ use e2e::{APPS, NAMESPACE};
 use netns::wait_for;
 use speaker_lan::{
     SETTLE, assert_only_answerer, ranked, set_endpoints, setup, speaker_pod_name,
-    start_kube_speaker,
+    start_kube_speaker, start_kube_speaker_with,
 };
 
 /// The speaker restarted under the unusable config.
@@ -145,4 +147,70 @@ async fn a_speaker_restarted_under_a_refused_config_is_elected_for_nothing() {
         OVERLAPPING,
     )
     .await;
+}
+
+/// A speaker restarted with `--config-source crds` in a cluster that has only the legacy
+/// ConfigMap (MetalLB's CRDs not installed) says so once, naming the ConfigMap and both fixes,
+/// however often its watches retry; it is not ready, and the others go on answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_speaker_without_metallb_crds_names_the_configmap_and_both_fixes_once() {
+    let test = "a_speaker_without_metallb_crds_names_the_configmap_and_both_fixes_once";
+    let Some(mut cluster) = setup(test).await else {
+        return;
+    };
+    let services: Api<Service> = Api::namespaced(cluster.client.clone(), APPS);
+    let somewhere = cluster.lan.nodes[0].name.clone();
+    set_endpoints(&cluster.client, "web", &[(&somewhere, true)]).await;
+    create_service(&services, &lb_service("web", json!({}))).await;
+    let ip = wait_for_ips(&services, "web").await.remove(0);
+    cluster.plane.kubectl(&[
+        "delete",
+        "crd",
+        "ipaddresspools.metallb.io",
+        "l2advertisements.metallb.io",
+    ]);
+    cluster.lan.signal(RESTARTED, "KILL");
+    let kubeconfig = cluster
+        .plane
+        .lan_kubeconfig()
+        .expect("namespaced control plane")
+        .to_path_buf();
+    let pod = speaker_pod_name(&cluster.lan.nodes[RESTARTED].name);
+    start_kube_speaker_with(
+        &mut cluster.lan,
+        RESTARTED,
+        &kubeconfig,
+        &[("POD_NAME", &pod)],
+        &["--config-source=crds"],
+    );
+    let lan = &cluster.lan;
+    let hint = format!("The ConfigMap {NAMESPACE}/config holds a MetalLB config");
+    let retries = "this kind is not served";
+    let said = wait_for(SETTLE, || {
+        let log = lan.log(RESTARTED);
+        let at = log.find(&hint)?;
+        (log[at..].matches(retries).count() >= 2).then_some(())
+    });
+    let log = lan.log(RESTARTED);
+    assert!(said.is_some(), "no hint, or no retry after it:\n{log}");
+    assert_eq!(log.matches(&hint).count(), 1, "{log}");
+    let line = log.lines().find(|l| l.contains(&hint)).unwrap();
+    assert!(line.contains("the speaker reads its config"), "{line}");
+    assert!(
+        line.contains("--config-source configmap --config-name config"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(
+            "kubectl get configmap -n {NAMESPACE} config -o yaml | ferrolb convert --namespace \
+             {NAMESPACE} - | kubectl apply -f -"
+        )),
+        "{line}"
+    );
+    assert_eq!(lan.http_get(RESTARTED, "/readyz").0, 503);
+    let others = [0, 1, 2]
+        .into_iter()
+        .filter(|&n| n != RESTARTED)
+        .collect::<Vec<_>>();
+    assert_only_answerer(lan, &ip, ranked(lan, &ip, &others)[0]);
 }

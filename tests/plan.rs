@@ -414,6 +414,33 @@ fn crd_example_is_planned_by_the_pinning_rules() {
     );
 }
 
+/// `convert -` reads the ConfigMap from stdin (what `kubectl get configmap -o yaml` pipes in) and
+/// writes what `convert FILE` writes.
+#[test]
+fn convert_reads_stdin_given_a_dash() {
+    let legacy = repo("config/example-config.yaml");
+    let from_file = ferrolb(&["convert", legacy.as_str()]);
+    assert!(from_file.status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrolb"))
+        .args(["convert", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ferrolb");
+    let text = std::fs::read(&legacy).unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &text).unwrap();
+    let from_stdin = child.wait_with_output().unwrap();
+    assert!(
+        from_stdin.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_stdin.stderr)
+    );
+    assert!(!from_stdin.stdout.is_empty());
+    assert_eq!(from_stdin.stdout, from_file.stdout);
+    assert_eq!(from_stdin.stderr, from_file.stderr);
+}
+
 /// `convert` of the legacy example gives objects on which `plan` keeps every address the legacy
 /// config gave.
 #[test]

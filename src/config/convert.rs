@@ -336,9 +336,10 @@ fn bgp_objects(config: &Config, namespace: &str, out: &mut Vec<Value>) -> Result
 /// Arguments of `ferrolb convert`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConvertArgs {
-    /// Legacy MetalLB config: a ConfigMap manifest or the bare config text. The custom
-    /// resources go to stdout (apply them with `kubectl apply -f`); notes about renamed pools
-    /// and a changed pool order go to stderr.
+    /// Legacy MetalLB config: a ConfigMap manifest or the bare config text; `-` reads it from
+    /// stdin (`kubectl get configmap -n NS NAME -o yaml | ferrolb convert --namespace NS -`).
+    /// The custom resources go to stdout (apply them with `kubectl apply -f`); notes about
+    /// renamed pools and a changed pool order go to stderr.
     pub file: std::path::PathBuf,
     /// Namespace of the objects written (MetalLB reads them only from its own namespace).
     #[arg(long, default_value = "metallb-system")]
@@ -375,7 +376,13 @@ pub fn run(
     err: &mut dyn std::io::Write,
 ) -> Result<(), ConvertCommandError> {
     let path = &args.file;
-    let text = std::fs::read_to_string(path).map_err(|source| ConvertCommandError::Read {
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| text)
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|source| ConvertCommandError::Read {
         path: path.clone(),
         source,
     })?;

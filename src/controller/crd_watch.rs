@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::stream::{BoxStream, SelectAll};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::watcher;
@@ -22,6 +22,7 @@ use super::live::{ConfigOutcome, Context};
 use crate::config::{ConfigError, ConfigWarning, Namespaces, Subject, WarningKind};
 use crate::k8s::backoff::{WatchTrouble, with_backoff};
 use crate::k8s::metallb::{KINDS, Kind, Objects};
+use crate::k8s::source_hint::tell_if_not_served;
 
 enum Change {
     Object(Kind, Result<watcher::Event<DynamicObject>, watcher::Error>),
@@ -144,10 +145,19 @@ pub async fn watch_crds(
                         "cannot read this BGP kind (CRD absent, or its conversion webhook gone \
                          with MetalLB); BGP is not announced by ferrolb, layer 2 goes on");
                 } else if trouble == WatchTrouble::NotServed && kind.required {
-                    if reported_missing.insert(kind) {
-                        tracing::error!(kind = kind.kind, error = %e,
-                            "this kind is not served (are the CRDs installed?); retrying");
+                    if reported_missing.is_empty() {
+                        // Said once, with what to do (a ConfigMap to read or convert).
+                        let client = client.clone();
+                        let namespace = namespace.clone();
+                        tokio::spawn(async move {
+                            let configmaps =
+                                Api::<ConfigMap>::namespaced(client.clone(), &namespace);
+                            tell_if_not_served(&client, configmaps, "controller", &namespace).await
+                        });
                     }
+                    reported_missing.insert(kind);
+                    tracing::debug!(kind = kind.kind, error = %e,
+                        "this kind is not served; retrying");
                     continue;
                 } else if kind.required {
                     tracing::warn!(kind = kind.kind, error = %e, "watch failed; retrying");

@@ -14,6 +14,7 @@ pub mod node;
 pub mod pod;
 pub mod reflect;
 pub mod service;
+pub mod source_hint;
 
 pub use backoff::WatchBackoff;
 pub use client::{ClientError, client, fenced_client};

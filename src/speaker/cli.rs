@@ -20,7 +20,8 @@ pub struct SpeakerArgs {
     /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config, then the in-cluster account).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// Namespace holding the ConfigMap.
+    /// Namespace holding the config: MetalLB's objects (IPAddressPool, L2Advertisement) or,
+    /// with --config-source configmap, the legacy ConfigMap.
     #[arg(long, env = "POD_NAMESPACE", default_value = "ferrolb-system")]
     pub namespace: String,
     /// Where pools and advertisements come from: MetalLB's custom resources in --namespace, or

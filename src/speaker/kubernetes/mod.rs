@@ -35,6 +35,7 @@ use crate::gossip::{
 use crate::k8s::metallb::{ConfigSource, Kind, L2, POOL};
 use crate::k8s::pod::{INTERFACES_ANNOTATION, interfaces_annotation};
 use crate::k8s::reflect::reflect;
+use crate::k8s::source_hint::tell_if_not_served;
 use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry, ThreadTime};
 
@@ -226,6 +227,14 @@ pub async fn run(
             (store, None)
         }
         ConfigSource::Crds => {
+            // A cluster without MetalLB's CRDs (a switch from the legacy ConfigMap): said once,
+            // with what to do, while the watches below wait for the kinds.
+            let hint_client = client.clone();
+            let namespace = options.namespace.clone();
+            tokio::spawn(async move {
+                let configmaps = Api::<ConfigMap>::namespaced(hint_client.clone(), &namespace);
+                tell_if_not_served(&hint_client, configmaps, "speaker", &namespace).await
+            });
             let pools = watch_metallb(&client, &options.namespace, POOL, &changes);
             let l2 = watch_metallb(&client, &options.namespace, L2, &changes);
             synced(pools.wait_until_ready(), "IPAddressPool").await?;
