@@ -21,10 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use foca::{
-    Foca, Incarnation, Member, NoCustomBroadcast, OwnedNotification, PostcardCodec, Runtime, State,
-    Timer,
-};
+use foca::{Foca, Incarnation, Member, OwnedNotification, PostcardCodec, Runtime, State, Timer};
 use rand_foca::SeedableRng;
 use rand_foca::rngs::SmallRng;
 
@@ -32,6 +29,7 @@ use super::config::SwimTiming;
 use super::envelope::{self, PacketKey, Rejected, ReplayGuard, Sealer};
 use super::identity::NodeId;
 use super::key::KeyRing;
+use super::node_state::{self, NodeState, StateHandler};
 
 /// Datagrams dropped before reaching SWIM, by reason (for `ferrolb_gossip_dropped_total`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -83,6 +81,8 @@ enum Deadline {
     SeedRetry,
     /// The end of a port-unreachable suspicion of this member at this SWIM incarnation.
     UnreachableSuspect(NodeId, Incarnation),
+    /// Time to publish this node's state again, unchanged ([`node_state::REFRESH`]).
+    StateRefresh,
 }
 
 /// foca's runtime: collects what foca asks for, so the core can seal and schedule it afterwards.
@@ -107,7 +107,7 @@ impl Runtime<NodeId> for Outbox {
     }
 }
 
-type Swim = Foca<NodeId, PostcardCodec, SmallRng, NoCustomBroadcast>;
+type Swim = Foca<NodeId, PostcardCodec, SmallRng, StateHandler>;
 
 pub struct GossipCore {
     swim: Swim,
@@ -133,6 +133,12 @@ pub struct GossipCore {
     left: bool,
     /// Out of the cluster by choice until [`Self::rejoin`] (see [`Self::withdraw`]).
     withdrawn: bool,
+    /// The node states heard (this node's included), shared with foca's handler.
+    states: StateHandler,
+    /// This node's state as last published, with its sequence.
+    own_state: Option<(u64, NodeState)>,
+    /// The live members' states as [`Self::take_node_states`] last gave them.
+    states_given: BTreeMap<String, NodeState>,
 }
 
 impl GossipCore {
@@ -158,11 +164,13 @@ impl GossipCore {
             .copied()
             .filter(|seed| *seed != identity.addr)
             .collect();
-        let swim = Foca::new(
+        let states = StateHandler::default();
+        let swim = Foca::with_custom_broadcast(
             identity,
             timing.foca_config(),
             SmallRng::seed_from_u64(rng_seed),
             PostcardCodec,
+            states.clone(),
         );
         let mut core = Self {
             swim,
@@ -186,6 +194,9 @@ impl GossipCore {
             drops: DropCounts::default(),
             left: false,
             withdrawn: false,
+            states,
+            own_state: None,
+            states_given: BTreeMap::new(),
         };
         core.schedule(now, Deadline::SeedRetry);
         core
@@ -253,6 +264,11 @@ impl GossipCore {
                 }
                 Deadline::UnreachableSuspect(id, incarnation) => {
                     self.confirm_unreachable(id, incarnation);
+                }
+                Deadline::StateRefresh => {
+                    if let Some((seq, state)) = self.own_state.take() {
+                        self.publish(seq + 1, state, now);
+                    }
                 }
             }
             self.drain(now);
@@ -380,6 +396,9 @@ impl GossipCore {
         }
         self.announce_to_seeds();
         self.schedule(now + self.seed_retry_interval, Deadline::SeedRetry);
+        if let Some((seq, state)) = self.own_state.take() {
+            self.publish(seq + 1, state, now);
+        }
         self.drain(now);
     }
 
@@ -522,7 +541,15 @@ impl GossipCore {
         for notification in std::mem::take(&mut self.outbox.notifications) {
             let event = match notification {
                 OwnedNotification::MemberUp(id) => GossipEvent::Up(id),
-                OwnedNotification::MemberDown(id) => GossipEvent::Down(id),
+                OwnedNotification::MemberDown(id) => {
+                    // Nothing is left half-done under the lock (one removal).
+                    self.states
+                        .0
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .forget(&id.name, id.incarnation);
+                    GossipEvent::Down(id)
+                }
                 OwnedNotification::Rename(from, to) => GossipEvent::Renamed { from, to },
                 OwnedNotification::Active => GossipEvent::Joined,
                 OwnedNotification::Idle => GossipEvent::Alone,
@@ -534,6 +561,10 @@ impl GossipCore {
         }
     }
 }
+
+// This node's state in gossip: publishing it, and the live members' states.
+#[path = "core_state.rs"]
+mod state;
 
 #[cfg(test)]
 #[path = "core_tests.rs"]

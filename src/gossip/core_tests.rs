@@ -511,3 +511,7 @@ proptest::proptest! {
 
 #[path = "core_icmp_tests.rs"]
 mod port_unreachable;
+
+#[cfg(test)]
+#[path = "core_state_tests.rs"]
+mod node_states;

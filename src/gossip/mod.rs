@@ -5,6 +5,7 @@
 //! - [`core`]: the sans-io state machine (foca + envelope + timers), driven with `now`;
 //! - [`envelope`]: HMAC-SHA256 envelope and replay window;
 //! - [`udp`]: the tokio edge, [`Gossip::start`] → [`GossipHandle`];
+//! - [`node_state`]: each speaker's interface state, spread as foca custom broadcasts;
 //! - [`metrics`]: the Prometheus collector.
 //!
 //! ```no_run
@@ -34,6 +35,7 @@ pub mod envelope;
 pub mod identity;
 pub mod key;
 pub mod metrics;
+pub mod node_state;
 pub mod udp;
 
 pub use config::{DEFAULT_PORT, GossipConfig, GossipError, SwimTiming};

@@ -10,7 +10,7 @@
 //! unreachable from a member's host goes to the core at once, which suspects that member
 //! (`GossipCore::handle_port_unreachable`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -24,6 +24,7 @@ use super::config::{GossipConfig, GossipError};
 use super::core::{DropCounts, GossipCore, GossipEvent, MemberCounts};
 use super::identity::NodeId;
 use super::key::{KeyFiles, KeyRing};
+use super::node_state::NodeState;
 use crate::layer2::sys::{self, QueuedError};
 
 /// How often the key files are read again. The kubelet takes up to a minute or two to update a
@@ -59,6 +60,14 @@ enum Command {
     Leave(oneshot::Sender<()>),
     SetSeeds(Vec<SocketAddr>),
     SetCandidate(bool),
+    PublishState(NodeState),
+}
+
+/// What the member tells the speaker, each as a watch.
+struct Outputs {
+    members: watch::Sender<BTreeSet<String>>,
+    stats: watch::Sender<GossipStats>,
+    states: watch::Sender<BTreeMap<String, NodeState>>,
 }
 
 /// Entry point; see [`Gossip::start`].
@@ -68,6 +77,7 @@ pub struct Gossip;
 /// [`GossipHandle::leave`] to wait for the announcement to be sent.
 pub struct GossipHandle {
     members: watch::Receiver<BTreeSet<String>>,
+    states: watch::Receiver<BTreeMap<String, NodeState>>,
     stats: watch::Receiver<GossipStats>,
     commands: mpsc::Sender<Command>,
     task: AbortHandle,
@@ -129,17 +139,20 @@ impl Gossip {
             keys: core.key_count(),
             ..GossipStats::default()
         });
+        let (states_tx, states) = watch::channel(BTreeMap::new());
         let (commands, command_rx) = mpsc::channel(4);
+        let outputs = Outputs {
+            members: members_tx,
+            stats: stats_tx,
+            states: states_tx,
+        };
         let keys = KeyReload {
             files: config.reload.clone(),
             current: config.keys.clone(),
             last_error: None,
         };
         let (task, registration) = AbortHandle::new_pair();
-        let member = Abortable::new(
-            run(socket, core, keys, command_rx, members_tx, stats_tx),
-            registration,
-        );
+        let member = Abortable::new(run(socket, core, keys, command_rx, outputs), registration);
         // Ends when the member stops (left, aborted, or every handle gone), dropping the
         // watch senders: the speaker sees gossip stopped.
         std::thread::Builder::new()
@@ -153,6 +166,7 @@ impl Gossip {
         tracing::info!(node = %identity.name, addr = %advertise, seeds = ?config.seeds, "gossip started");
         Ok(GossipHandle {
             members,
+            states,
             stats,
             commands,
             task,
@@ -166,6 +180,18 @@ impl GossipHandle {
     /// Live member names (alive or suspect), this speaker included.
     pub fn members(&self) -> watch::Receiver<BTreeSet<String>> {
         self.members.clone()
+    }
+
+    /// Every node's newest interface state heard (this speaker's own included, once published).
+    pub fn node_states(&self) -> watch::Receiver<BTreeMap<String, NodeState>> {
+        self.states.clone()
+    }
+
+    /// Publishes this node's interface state to the others (see [`super::node_state`]); an
+    /// unchanged state is not sent again before its periodic refresh.
+    pub async fn publish_state(&self, state: NodeState) {
+        // An error means the member stopped; nobody is left to tell.
+        let _ = self.commands.send(Command::PublishState(state)).await;
     }
 
     pub fn stats(&self) -> GossipStats {
@@ -276,8 +302,7 @@ async fn run(
     mut core: GossipCore,
     mut keys: KeyReload,
     mut commands: mpsc::Receiver<Command>,
-    members: watch::Sender<BTreeSet<String>>,
-    stats: watch::Sender<GossipStats>,
+    outputs: Outputs,
 ) {
     let mut buf = vec![0u8; 65_536];
     let mut joined = false;
@@ -290,6 +315,7 @@ async fn run(
             command = commands.recv() => match command {
                 Some(Command::SetSeeds(seeds)) => core.set_seeds(&seeds, Instant::now()),
                 Some(Command::SetCandidate(true)) => core.rejoin(Instant::now()),
+                Some(Command::PublishState(state)) => core.publish_state(state, Instant::now()),
                 Some(Command::SetCandidate(false)) => {
                     // Joined again only once the others take us back after a rejoin.
                     joined = false;
@@ -345,17 +371,20 @@ async fn run(
             keys: core.key_count(),
             icmp_suspicions: core.icmp_suspicions(),
         };
-        stats.send_if_modified(|current| {
+        outputs.stats.send_if_modified(|current| {
             let changed = *current != snapshot;
             *current = snapshot;
             changed
         });
-        members.send_if_modified(|current| {
+        outputs.members.send_if_modified(|current| {
             let live = core.live_members();
             let changed = *current != live;
             *current = live;
             changed
         });
+        if let Some(states) = core.take_node_states() {
+            outputs.states.send_replace(states);
+        }
         if let Some(done) = reply {
             let _ = done.send(());
         }
