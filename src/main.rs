@@ -36,7 +36,7 @@ enum Command {
     /// write them to their status (one active replica, leader-elected).
     Controller(ferrolb::controller::cli::ControllerArgs),
     /// Answer ARP/NDP for the LoadBalancer IPs this node is elected to announce.
-    Speaker(ferrolb::speaker::cli::SpeakerArgs),
+    Speaker(Box<ferrolb::speaker::cli::SpeakerArgs>),
 }
 
 fn main() -> ExitCode {
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
             );
             exit_on(result.map_err(anyhow::Error::from), 1)
         }
-        Command::Speaker(args) => report(speaker_main::run(args)),
+        Command::Speaker(args) => report(speaker_main::run(*args)),
     }
 }
 
@@ -161,6 +161,7 @@ mod speaker_main {
                         keys: args.key_files(),
                         announcer: args.announcer_options(),
                         timing: args.swim_timing().map_err(anyhow::Error::msg)?,
+                        link_debounce: std::time::Duration::from_millis(args.link_debounce_ms),
                         naming: Naming::from_flag(args.metallb_metric_names),
                     };
                     static_mode::run(options, &registry, &text, health, shutdown)
@@ -213,6 +214,7 @@ mod speaker_main {
             },
             gossip,
             announcer: args.announcer_options(),
+            link_debounce: std::time::Duration::from_millis(args.link_debounce_ms),
             naming: Naming::from_flag(args.metallb_metric_names),
         };
         kubernetes::run(client, options, registry, text, health, shutdown)

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client};
@@ -50,7 +50,6 @@ use e2e::ferrolb::{binary, http_get};
 use e2e::process::{ChildGuard, free_port};
 use e2e::wait::{PATIENCE, wait_for};
 use e2e::{APPS, ControlPlane, NAMESPACE, api};
-use ferrolb::k8s::pod::INTERFACES_ANNOTATION;
 use netns::{Lan, environment_ready_with};
 use rbac_checks::Component;
 use speaker_lan::{
@@ -408,25 +407,31 @@ async fn drive(cluster: &Cluster, source: Source) {
         .await;
     }
 
-    // Each speaker published its interfaces on its own Pod.
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-    for pod in &cluster.pods {
-        wait_for(
-            &format!("{INTERFACES_ANNOTATION} on {pod}"),
-            PATIENCE,
-            || {
-                let pods = pods.clone();
-                async move {
-                    let pod = pods.get(pod).await.ok()?;
-                    pod.metadata
-                        .annotations?
-                        .get(INTERFACES_ANNOTATION)
-                        .map(|_| ())
-                }
-            },
-        )
-        .await;
-    }
+    // `kubectl auth can-i patch pods --as` the speaker's ServiceAccount: no.
+    let speaker_user = &cluster.users[1].1;
+    let can_i = std::process::Command::new("kubectl")
+        .arg(format!(
+            "--kubeconfig={}",
+            cluster.plane.kubeconfig().display()
+        ))
+        .args([
+            "auth",
+            "can-i",
+            "patch",
+            "pods",
+            "-n",
+            NAMESPACE,
+            "--as",
+            speaker_user,
+        ])
+        .output()
+        .expect("kubectl");
+    assert_eq!(
+        String::from_utf8_lossy(&can_i.stdout).trim(),
+        "no",
+        "{speaker_user} may patch pods: {}",
+        String::from_utf8_lossy(&can_i.stderr)
+    );
 
     // The leader's Lease.
     let lease = cluster.controller_command.flag("--lease-name").unwrap();

@@ -214,8 +214,8 @@ pub const API_ACCESS: &[ApiAccess] = &[
         ReleaseNamespace,
         "",
         "pods",
-        &["list", "watch", "get", "patch"],
-        "the speaker pods (--ml-labels): which nodes run a ready speaker, and the interfaces each published (speaker::kubernetes); get reads its own Pod (--pod-name), the owner of its ServiceL2Status objects (speaker::kubernetes::l2status_edge); patch writes its own Pod's ferrolb.io/interfaces annotation (speaker::kubernetes::publish_interfaces)",
+        &["list", "watch", "get"],
+        "the speaker pods (--ml-labels): which nodes run a ready speaker (speaker::kubernetes); get reads its own Pod (--pod-name), the owner of its ServiceL2Status objects (speaker::kubernetes::l2status_edge). No patch: each node's interfaces travel in gossip (gossip::node_state)",
     ),
     access(
         "speaker",

@@ -200,6 +200,18 @@ pub fn discover(excludes: &ExcludePatterns) -> io::Result<Vec<Interface>> {
         .collect())
 }
 
+/// Whether interface `name` has its link (`carrier` in sysfs): `Some(false)` without carrier or
+/// when the interface is administratively down (the kernel then refuses the read), `None` when
+/// it cannot be told (the interface is gone, or the attribute is unreadable otherwise).
+pub fn carrier(name: &str) -> Option<bool> {
+    let dir = Path::new("/sys/class/net").join(name);
+    match fs::read_to_string(dir.join("carrier")) {
+        Ok(text) => Some(text.trim() == "1"),
+        Err(e) if e.raw_os_error() == Some(22) => Some(false), // EINVAL: down
+        Err(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

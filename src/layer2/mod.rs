@@ -15,8 +15,9 @@ pub use responder::{Decision, Ignored, Interface, OwnedIps, Reply, decide};
 pub use schedule::AnnounceSchedule;
 pub use wire::{BufferTooSmall, Layer, Mac, MacParseError, ParseError};
 
-// OS edge: interface discovery and AF_PACKET sockets (the crate's only `unsafe` is in `sys`, which
+// OS edge: interface discovery, link change wake-ups and AF_PACKET sockets (the crate's only `unsafe` is in `sys`, which
 // also holds the gossip socket's ICMP error queue calls).
 pub mod iface;
+pub mod links;
 pub mod socket;
 pub(crate) mod sys;

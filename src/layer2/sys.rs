@@ -5,7 +5,9 @@
 //! check that the descriptor stays open). It also holds the gossip socket's two calls that no
 //! safe crate API offers: turning on `IP_RECVERR` (socket2 and rustix have no such option) and
 //! reading the error queue's control bytes (socket2's `recvmsg` is safe but fills
-//! `MaybeUninit` bytes).
+//! `MaybeUninit` bytes). And the speaker's view of its links: a netlink socket that wakes it on
+//! link and address changes (its `sockaddr_nl` written by hand as the packet address is), and
+//! the interfaces' addresses (`getifaddrs`, which std does not wrap).
 #![allow(unsafe_code)]
 
 use std::io;
@@ -56,6 +58,91 @@ pub(crate) fn bind_packet(socket: &Socket, ifindex: u32, protocol: u16) -> io::R
     // `sockaddr_ll` initialised in `storage`, which is what `SockAddr::new` requires.
     let addr = unsafe { SockAddr::new(storage, size_of::<SockaddrLl>() as socklen_t) };
     socket.bind(&addr)
+}
+
+/// `AF_NETLINK` and `NETLINK_ROUTE` from `<linux/netlink.h>`, identical on every architecture.
+const AF_NETLINK: u16 = 16;
+const NETLINK_ROUTE: i32 = 0;
+/// `RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR` from `<linux/rtnetlink.h>`.
+const LINK_AND_ADDRESS_GROUPS: u32 = 0x1 | 0x10 | 0x100;
+
+/// `struct sockaddr_nl` from `<linux/netlink.h>`; the layout is fixed by the kernel ABI.
+#[repr(C)]
+struct SockaddrNl {
+    nl_family: u16,
+    nl_pad: u16,
+    nl_pid: u32,
+    nl_groups: u32,
+}
+
+/// A non-blocking route netlink socket subscribed to link and address changes: each message
+/// it receives says that some interface or address changed (the reader rescans sysfs rather
+/// than parse it).
+pub(crate) fn link_events_socket() -> io::Result<Socket> {
+    let socket = Socket::new(
+        socket2::Domain::from(i32::from(AF_NETLINK)),
+        socket2::Type::RAW,
+        Some(socket2::Protocol::from(NETLINK_ROUTE)),
+    )?;
+    socket.set_nonblocking(true)?;
+    let mut storage = SockAddrStorage::zeroed();
+    // SAFETY: `SockaddrNl` is a `repr(C)` mirror of the kernel's `sockaddr_nl` (12 bytes,
+    // smaller than `sockaddr_storage`, which `view_as` asserts), and every bit pattern is valid
+    // for its integer fields, so viewing the zeroed storage as one and writing it is sound.
+    let nl = unsafe { storage.view_as::<SockaddrNl>() };
+    *nl = SockaddrNl {
+        nl_family: AF_NETLINK,
+        nl_pad: 0,
+        nl_pid: 0,
+        nl_groups: LINK_AND_ADDRESS_GROUPS,
+    };
+    // SAFETY: the family written above is AF_NETLINK and the length is exactly that of the
+    // `sockaddr_nl` initialised in `storage`, which is what `SockAddr::new` requires.
+    let addr = unsafe { SockAddr::new(storage, size_of::<SockaddrNl>() as socklen_t) };
+    socket.bind(&addr)?;
+    Ok(socket)
+}
+
+/// Every address of every interface of this network namespace, as `(interface, address)`.
+pub fn interface_addresses() -> io::Result<Vec<(String, std::net::IpAddr)>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: `getifaddrs` writes a pointer to a list it allocates into `list`; on success it
+    // is freed below with `freeifaddrs`, exactly once.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut found = Vec::new();
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: `entry` is a non-null node of the list `getifaddrs` returned, valid until
+        // `freeifaddrs`; its name is a NUL-terminated string and `ifa_addr`, when non-null,
+        // points to a `sockaddr` whose `sa_family` says which larger struct it is.
+        unsafe {
+            let ifa = &*entry;
+            if !ifa.ifa_addr.is_null() && !ifa.ifa_name.is_null() {
+                let name = std::ffi::CStr::from_ptr(ifa.ifa_name)
+                    .to_string_lossy()
+                    .into_owned();
+                match i32::from((*ifa.ifa_addr).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                        let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                        found.push((name, ip.into()));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                        found.push((name, Ipv6Addr::from(sin6.sin6_addr.s6_addr).into()));
+                    }
+                    _ => {}
+                }
+            }
+            entry = ifa.ifa_next;
+        }
+    }
+    // SAFETY: `list` came from a successful `getifaddrs` and is freed once; no reference into
+    // it outlives this call (names and addresses were copied out).
+    unsafe { libc::freeifaddrs(list) };
+    Ok(found)
 }
 
 /// Registers an owned socket with the tokio reactor. Must be called within a tokio runtime.

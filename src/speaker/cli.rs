@@ -110,6 +110,12 @@ pub struct SpeakerArgs {
     /// Announce from nodes labelled node.kubernetes.io/exclude-from-external-load-balancers.
     #[arg(long)]
     pub ignore_exclude_lb: bool,
+    /// Milliseconds a usable interface must stay without its link (no carrier, down or deleted)
+    /// before it counts as down: then this node gives up the addresses advertised on it to a
+    /// node whose link there is up (told through gossip). A shorter blip moves nothing. A link
+    /// that returns counts as up at once.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub link_debounce_ms: u64,
     /// Repeat gratuitous ARP / unsolicited NA for every owned IP at this interval (seconds,
     /// 1 to 86400).
     #[arg(long, value_parser = parse_seconds)]

@@ -7,6 +7,8 @@ pub mod announcer;
 pub mod cli;
 pub mod election_gate;
 pub mod kubernetes;
+pub mod link_state;
+pub mod links;
 pub mod metrics;
 pub mod owned;
 pub mod ownership;

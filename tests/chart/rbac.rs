@@ -340,13 +340,6 @@ const CALL_MARKERS: &[(&str, Scope, &str, &str, &[&str])] = &[
         &["list", "watch"],
     ),
     (
-        "fn publish_interfaces(",
-        Scope::ReleaseNamespace,
-        "",
-        "pods",
-        &["patch"],
-    ),
-    (
         "pub async fn own_pod(",
         Scope::ReleaseNamespace,
         "",

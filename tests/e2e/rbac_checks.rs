@@ -287,6 +287,14 @@ pub async fn refused_calls(
         "patch a Pod outside the release namespace",
         pods.patch("app", &params, &merge).await,
     );
+    // Not even its own: the interfaces travel in gossip, so root on one node cannot rewrite
+    // the release's Pods (the controller's image among them).
+    let pods: Api<Pod> = Api::namespaced(speaker.clone(), NAMESPACE);
+    expect_403(
+        Speaker,
+        "patch its own Pod",
+        pods.patch(speaker_pod, &params, &merge).await,
+    );
     let secrets: Api<Secret> = Api::namespaced(speaker.clone(), NAMESPACE);
     expect_403(
         Speaker,
@@ -316,6 +324,7 @@ pub async fn refused_calls(
         refusal(Speaker, "patch", "", "services/status", APPS),
         refusal(Speaker, "delete", "", "pods", NAMESPACE),
         refusal(Speaker, "patch", "", "pods", APPS),
+        refusal(Speaker, "patch", "", "pods", NAMESPACE),
         refusal(Speaker, "get", "", "secrets", NAMESPACE),
         refusal(
             Speaker,

@@ -81,6 +81,12 @@ impl Lan {
     /// Starts probing `vips` every 10 ms until [`Lan::stop_prober`] (or `max_seconds`, so it
     /// always stops by itself); read the result with [`Lan::probe_results`].
     pub fn start_prober(&mut self, vips: &[&str], max_seconds: u32) -> PathBuf {
+        let ns = self.client_ns.clone();
+        self.start_prober_in(&ns, vips, max_seconds)
+    }
+
+    /// [`Lan::start_prober`] from namespace `ns`'s eth0 (e.g. the second LAN's client).
+    pub fn start_prober_in(&mut self, ns: &str, vips: &[&str], max_seconds: u32) -> PathBuf {
         let log = self.dir.path().join("prober.log");
         let stop = self.dir.path().join("prober.stop");
         let duration = max_seconds.to_string();
@@ -94,8 +100,7 @@ impl Lan {
             "0.01",
         ];
         args.extend_from_slice(vips);
-        let ns = self.client_ns.clone();
-        self.spawn_in(&ns, &args, &log);
+        self.spawn_in(ns, &args, &log);
         log
     }
 

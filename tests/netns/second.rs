@@ -76,6 +76,15 @@ impl Lan {
         SecondLan { client_ns, macs }
     }
 
+    /// Takes node `i`'s second-LAN link down or up from the bridge side: the node's eth1 loses
+    /// (or regains) carrier while it stays administratively up, as when a cable or switch port
+    /// dies.
+    pub fn set_second_link(&self, i: usize, up: bool) {
+        let state = if up { "up" } else { "down" };
+        let port = format!("w{}", i + 1);
+        run("ip", &["-n", &self.bridge_ns, "link", "set", &port, state]);
+    }
+
     /// Broadcast ARP requests for `ip` from namespace `ns`'s eth0: the MAC of every reply.
     pub fn arping_from(&self, ns: &str, ip: &str, count: u32) -> Vec<String> {
         let out = in_ns(

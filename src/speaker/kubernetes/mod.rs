@@ -27,13 +27,12 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use thiserror::Error;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::gossip::{
     Gossip, GossipConfig, GossipError, GossipHandle, KeyError, KeyFiles, SwimTiming, joined_differs,
 };
 use crate::k8s::metallb::{ConfigSource, Kind, L2, POOL};
-use crate::k8s::pod::{INTERFACES_ANNOTATION, interfaces_annotation};
 use crate::k8s::reflect::reflect;
 use crate::k8s::source_hint::tell_if_not_served;
 use crate::runtime::sleep_until;
@@ -74,6 +73,8 @@ pub struct KubeOptions {
     /// `None` = `--gossip=false`: liveness from the Node Ready condition.
     pub gossip: Option<GossipOptions>,
     pub announcer: AnnouncerOptions,
+    /// `--link-debounce-ms`: how long a link stays down before it counts as down.
+    pub link_debounce: std::time::Duration,
     /// Metric names: ferrolb's or MetalLB's.
     pub naming: Naming,
 }
@@ -310,6 +311,7 @@ pub async fn run(
     }
     .spawn(status_rx);
     let mut own_interfaces = None;
+    let mut links = super::links::OwnLinks::new(options.link_debounce, membership.as_ref());
     // The ServiceL2Status objects this node should hold, built again only when what they are
     // made of changed (not on every wake-up): then an unchanged set compares by pointer.
     let mut desired = std::sync::Arc::new(BTreeMap::new());
@@ -334,19 +336,14 @@ pub async fn run(
             }
         }
         let live = members.as_ref().map(|m| m.borrow().clone());
-        match crate::layer2::iface::discover(&options.announcer.excludes) {
-            Ok(found) => {
-                let names: BTreeSet<String> = found.into_iter().map(|i| i.name).collect();
-                if let Some(pod) = options.pod_name.as_deref()
-                    && own_interfaces.as_ref() != Some(&names)
-                {
-                    publish_interfaces(&client, &options.namespace, pod, &names);
-                }
-                own_interfaces = Some(names.clone());
-                reconciler.set_own_interfaces(names);
-            }
-            Err(e) => warn!(error = %e, "cannot list network interfaces"),
+        if let Some(up) = links
+            .refresh(&options.announcer.excludes, membership.as_ref(), now)
+            .await
+        {
+            own_interfaces = Some(up.clone());
+            reconciler.set_own_interfaces(up);
         }
+        reconciler.set_other_interfaces(links.others(&me));
         let pass_started = std::time::Instant::now();
         let thread_before = ThreadTime::now();
         let pass = reconciler.pass(live.as_ref(), gate.may_elect(now));
@@ -443,7 +440,10 @@ pub async fn run(
                 ),
         );
 
-        let wake = gate.next_check(now);
+        let wake = [gate.next_check(now), links.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
         tokio::select! {
             _ = &mut shutdown => break super::LoopEnd::Shutdown,
             () = changes.changed() => {}
@@ -455,6 +455,7 @@ pub async fn run(
                 }
             } => if r.is_err() { break super::LoopEnd::GossipStopped },
             _ = sockets_rx.changed() => {}
+            () = links.changed() => {}
             _ = sleep_until(wake) => {}
         }
     };
@@ -487,27 +488,6 @@ async fn changed<T>(
         Some(rx) => Some(rx.changed().await),
         None => std::future::pending().await,
     }
-}
-
-/// Writes this node's usable interfaces to its own Pod ([`INTERFACES_ANNOTATION`]), so the other
-/// speakers skip this node for an advertisement whose interfaces it lacks. In the background:
-/// announcing never waits for the API; a failed write is logged and made again when the
-/// interfaces next change (until then the others assume this node has every interface, as
-/// before).
-fn publish_interfaces(client: &Client, namespace: &str, pod: &str, names: &BTreeSet<String>) {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let pod = pod.to_owned();
-    let patch = serde_json::json!({"metadata": {"annotations": {
-        INTERFACES_ANNOTATION: interfaces_annotation(names),
-    }}});
-    tokio::spawn(async move {
-        let params = kube::api::PatchParams::default();
-        let merge = kube::api::Patch::Merge(&patch);
-        if let Err(e) = pods.patch(&pod, &params, &merge).await {
-            warn!(%pod, error = %crate::telemetry::error_chain(&e),
-                "cannot publish this node's interfaces on its pod; the other speakers assume it has them all");
-        }
-    });
 }
 
 fn seeds(addresses: &[IpAddr], port: u16) -> Vec<SocketAddr> {

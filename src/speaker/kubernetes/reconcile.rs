@@ -26,7 +26,7 @@ use tracing::{info, warn};
 
 use crate::advertise::{Cause, Decision};
 use crate::election;
-use crate::k8s::pod::{published_interfaces, ready_pod_nodes};
+use crate::k8s::pod::ready_pod_nodes;
 use crate::metrics::ConfigMetrics;
 use crate::speaker::ownership;
 
@@ -115,8 +115,12 @@ pub struct Reconciler {
     only_on: BTreeMap<IpAddr, BTreeSet<String>>,
     /// Services held but announced by nobody, with why, as of the last pass.
     unannounced: BTreeMap<String, Cause>,
-    /// This node's usable interfaces, when known (`None`: assume it has every interface).
+    /// This node's usable interfaces with their link, when known (`None`: assume it has every
+    /// interface).
     own_interfaces: Option<BTreeSet<String>>,
+    /// The other nodes' usable interfaces with their link, as gossip carries them (a node
+    /// absent: assume it has every interface).
+    other_interfaces: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Reconciler {
@@ -140,6 +144,7 @@ impl Reconciler {
             only_on: BTreeMap::new(),
             unannounced: BTreeMap::new(),
             own_interfaces: None,
+            other_interfaces: BTreeMap::new(),
         }
     }
 
@@ -149,9 +154,15 @@ impl Reconciler {
         self
     }
 
-    /// Records this node's usable interfaces (after exclusions), for the next passes.
+    /// Records this node's usable interfaces (after exclusions) whose link counts as up, for
+    /// the next passes.
     pub fn set_own_interfaces(&mut self, interfaces: BTreeSet<String>) {
         self.own_interfaces = Some(interfaces);
+    }
+
+    /// Records the other nodes' usable interfaces whose link counts as up (from gossip).
+    pub fn set_other_interfaces(&mut self, interfaces: BTreeMap<String, BTreeSet<String>>) {
+        self.other_interfaces = interfaces;
     }
 
     /// The interfaces owned IPs are restricted to (IPs absent: every interface).
@@ -201,10 +212,10 @@ impl Reconciler {
         nodes
     }
 
-    /// The usable interfaces each node's speaker published on its pod, this node's own as it
-    /// knows them now.
+    /// The usable interfaces with their link of each node whose speaker said so through
+    /// gossip, this node's own as it knows them now.
     fn known_interfaces(&self) -> BTreeMap<String, BTreeSet<String>> {
-        let mut known = published_interfaces(self.stores.speakers.state().iter().map(|p| &**p));
+        let mut known = self.other_interfaces.clone();
         match &self.own_interfaces {
             Some(own) => {
                 known.insert(self.me.clone(), own.clone());

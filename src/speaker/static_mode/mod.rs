@@ -26,6 +26,7 @@ use crate::telemetry::{Health, TextRegistry};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::election_gate::ElectionGate;
+use super::links::OwnLinks;
 use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
 use super::publish::{publish_scoped, spawn_announcer};
 use crate::metrics::Naming;
@@ -42,6 +43,8 @@ pub struct StaticOptions {
     pub keys: KeyFiles,
     pub announcer: AnnouncerOptions,
     pub timing: SwimTiming,
+    /// `--link-debounce-ms`: how long a link stays down before it counts as down.
+    pub link_debounce: std::time::Duration,
     /// Metric names: ferrolb's or MetalLB's.
     pub naming: Naming,
 }
@@ -195,15 +198,28 @@ async fn serve(
     let mut addresses_version = 0u64;
     let mut poll = tokio::time::interval(FILE_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut links = OwnLinks::new(options.link_debounce, Some(membership));
+    let mut own_up = None;
     tokio::pin!(shutdown);
 
     let end = loop {
         let now = std::time::Instant::now();
         gate.observe(stats.borrow().joined, now);
+        if let Some(up) = links
+            .refresh(&options.announcer.excludes, Some(membership), now)
+            .await
+        {
+            own_up = Some(up);
+        }
+        let mut known = links.others(&me);
+        if let Some(up) = &own_up {
+            known.insert(me.clone(), up.clone());
+        }
         let inputs = ElectionInputs {
             addresses_version,
             may_elect: gate.may_elect(now),
             live: members.borrow().clone(),
+            known,
         };
         if elected_on.as_ref() != Some(&inputs) {
             service_ips.set(config.addresses.iter().map(|s| s.ips.len()).sum());
@@ -212,6 +228,7 @@ async fn serve(
                     &config.addresses,
                     config.advertisements.as_deref(),
                     &inputs.live,
+                    &inputs.known,
                 );
                 report_causes(&decisions, &mut reported);
                 static_ads::serving(&me, &decisions)
@@ -226,10 +243,14 @@ async fn serve(
         }
         health.set_ready(*sockets_rx.borrow() && (gate.joined() || !others_seeded));
 
-        let wake = gate.next_check(now);
+        let wake = [gate.next_check(now), links.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
         tokio::select! {
             _ = &mut shutdown => break super::LoopEnd::Shutdown,
             r = members.changed() => if r.is_err() { break super::LoopEnd::GossipStopped },
+            () = links.changed() => {}
             r = joined_differs(&mut stats, gate.joined()) => if r.is_err() { break super::LoopEnd::GossipStopped },
             _ = sockets_rx.changed() => {}
             _ = poll.tick() => {
@@ -299,6 +320,8 @@ struct ElectionInputs {
     addresses_version: u64,
     may_elect: bool,
     live: BTreeSet<String>,
+    /// Each node's usable interfaces with their link, where known (gossip, and this node's own).
+    known: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Re-reads the file when its stamp changed; a valid file with other addresses replaces them
@@ -443,6 +466,7 @@ mod tests {
                 garp_interval: None,
             },
             timing: SwimTiming::default(),
+            link_debounce: crate::speaker::link_state::DEFAULT_DEBOUNCE,
             naming: Naming::default(),
         };
         let (registry, text, health) = (Registry::new(), TextRegistry::default(), Health::new());

@@ -63,6 +63,7 @@ pub fn decide(
     services: &[StaticService],
     ads: Option<&[StaticAdvertisement]>,
     live: &BTreeSet<String>,
+    known: &BTreeMap<String, BTreeSet<String>>,
 ) -> Vec<StaticDecision> {
     let nodes: Vec<NodeStatus> = live
         .iter()
@@ -74,13 +75,12 @@ pub fn decide(
             exclude_from_external_lb: false,
         })
         .collect();
-    let known = BTreeMap::new();
     let health = Health {
         nodes: &nodes,
         liveness: Liveness::Gossip(live),
         scope: TrafficScope::Cluster,
         options: EligibilityOptions::default(),
-        known_interfaces: &known,
+        known_interfaces: known,
     };
     let offers: Vec<Offer> = services
         .iter()
@@ -101,8 +101,8 @@ pub fn decide(
             }
         })
         .collect();
-    // Static nodes do not publish their interfaces: each is assumed to have them.
-    ownership::place(&offers, &known)
+    // A node whose interfaces gossip has not carried (yet) is assumed to have them all.
+    ownership::place(&offers, known)
 }
 
 /// What `me` serves: IP -> service, and the interfaces of IPs restricted to some.
@@ -150,7 +150,7 @@ mod tests {
             interfaces: Some(set(&["eth1"])),
         }];
         let live = set(&["node-a", "node-b", "node-c"]);
-        let decisions = decide(&services, Some(&ads), &live);
+        let decisions = decide(&services, Some(&ads), &live, &BTreeMap::new());
         // 10.0.0.1 ranks node-b first, but node-b is not selected: node-a.
         assert_eq!(decisions[0].decision.node.as_deref(), Some("node-a"));
         assert_eq!(decisions[1].decision.node, None, "db has no advertisement");
@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(owned.len(), 1);
         assert_eq!(only_on.values().next(), Some(&set(&["eth1"])));
         // Without advertisements every service goes everywhere, as before.
-        let all = decide(&services, None, &live);
+        let all = decide(&services, None, &live, &BTreeMap::new());
         assert_eq!(all[0].decision.node.as_deref(), Some("node-b"));
         assert!(serving("node-b", &all).1.is_empty());
     }
@@ -190,7 +190,7 @@ mod tests {
             [svc("web", "10.0.0.1"), svc("api", "10.0.0.1")],
             [svc("api", "10.0.0.1"), svc("web", "10.0.0.1")],
         ] {
-            let decisions = decide(&services, Some(&ads), &live);
+            let decisions = decide(&services, Some(&ads), &live, &BTreeMap::new());
             let owner = decisions[0].decision.node.clone().unwrap();
             assert_eq!(decisions[1].decision.node.as_deref(), Some(&*owner));
             let (owned, only_on) = serving(&owner, &decisions);

@@ -1,5 +1,4 @@
 use super::*;
-use crate::k8s::pod::INTERFACES_ANNOTATION;
 
 /// A Service in a BGP pool is announced by nobody: exactly one speaker (the node ranked first
 /// for its IP) records one Warning event naming the pool, once, not on every pass; every
@@ -81,12 +80,13 @@ async fn elected_node_without_the_interface_announces_nothing_and_says_so() {
         h.rec.stand_in_config(crds.clone());
         h.rec
             .set_own_interfaces(BTreeSet::from(["eth0".to_string()]));
-        for node in NODES {
-            let mut pod = super::speakers::speaker_pod(node, true);
-            pod.metadata.annotations =
-                Some([(INTERFACES_ANNOTATION.to_string(), "eth0".to_string())].into());
-            put(&mut h.speakers, pod);
-        }
+        // What every other node's speaker said through gossip.
+        h.rec.set_other_interfaces(
+            NODES
+                .iter()
+                .map(|n| (n.to_string(), BTreeSet::from(["eth0".to_string()])))
+                .collect(),
+        );
         let pass = h.pass(&NODES);
         assert!(h.owned().is_empty(), "{me} has no eth1");
         if me != order[0] {

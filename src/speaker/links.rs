@@ -1,0 +1,116 @@
+//! This node's links and the other nodes' as both speakers' passes read them: its own
+//! usable interfaces rescanned on every pass and at once on a netlink change, debounced
+//! (`speaker::link_state`), published through gossip when they change; the others' from the
+//! states gossip carries. With gossip off only this node's own are known: the election assumes
+//! every other node has every interface with its link.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tracing::warn;
+
+use crate::gossip::GossipHandle;
+use crate::gossip::node_state::NodeState;
+use crate::layer2::iface::{ExcludePatterns, carrier, discover};
+use crate::layer2::links::watch_links;
+use crate::layer2::sys::interface_addresses;
+use crate::speaker::link_state::{LinkDebounce, node_state, others_up};
+
+pub struct OwnLinks {
+    debounce: LinkDebounce,
+    events: Option<watch::Receiver<u64>>,
+    states: Option<watch::Receiver<BTreeMap<String, NodeState>>>,
+    published: Option<NodeState>,
+}
+
+impl OwnLinks {
+    /// Starts the netlink wake-up (without it, the passes still rescan on every wake).
+    pub fn new(delay: Duration, membership: Option<&GossipHandle>) -> Self {
+        let events = match watch_links() {
+            Ok(rx) => Some(rx),
+            Err(e) => {
+                warn!(error = %e, "cannot watch link changes; interfaces are rescanned on every pass only");
+                None
+            }
+        };
+        Self {
+            debounce: LinkDebounce::new(delay),
+            events,
+            states: membership.map(GossipHandle::node_states),
+            published: None,
+        }
+    }
+
+    /// Rescans this node's usable interfaces and returns those it elects itself on (counted up
+    /// and out of their hold; `None` when they cannot be listed: what was known stays);
+    /// publishes the node's state (every interface counted up) when it changed.
+    pub async fn refresh(
+        &mut self,
+        excludes: &ExcludePatterns,
+        membership: Option<&GossipHandle>,
+        now: Instant,
+    ) -> Option<BTreeSet<String>> {
+        let found = match discover(excludes) {
+            Ok(found) => found,
+            Err(e) => {
+                warn!(error = %e, "cannot list network interfaces");
+                return None;
+            }
+        };
+        // Carrier that cannot be read (a driver without it) counts as present.
+        let raw: BTreeMap<String, bool> = found
+            .iter()
+            .map(|i| (i.name.clone(), carrier(&i.name).unwrap_or(true)))
+            .collect();
+        let up = self.debounce.observe(&raw, now).clone();
+        let electable = self.debounce.electable();
+        if let Some(gossip) = membership {
+            let addresses = interface_addresses().unwrap_or_else(|e| {
+                warn!(error = %e, "cannot list interface addresses");
+                Vec::new()
+            });
+            let usable: BTreeSet<String> = raw.keys().cloned().collect();
+            let state = node_state(&usable, &up, &addresses);
+            if self.published.as_ref() != Some(&state) {
+                gossip.publish_state(state.clone()).await;
+                self.published = Some(state);
+            }
+        }
+        Some(electable)
+    }
+
+    /// The other nodes' interfaces with their link, as gossip last said.
+    pub fn others(&self, me: &str) -> BTreeMap<String, BTreeSet<String>> {
+        self.states
+            .as_ref()
+            .map(|rx| others_up(&rx.borrow(), me))
+            .unwrap_or_default()
+    }
+
+    /// When a link in its debounce would count as down.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.debounce.next_deadline()
+    }
+
+    /// Resolves when a link or address changed here, or another node's state changed.
+    pub async fn changed(&mut self) {
+        let Self { events, states, .. } = self;
+        tokio::select! {
+            () = next_change(events) => {}
+            () = next_change(states) => {}
+        }
+    }
+}
+
+/// Resolves on `rx`'s next change; never when there is none (a watch whose sender is gone is
+/// dropped, so it cannot wake the pass in a loop).
+async fn next_change<T>(rx: &mut Option<watch::Receiver<T>>) {
+    if let Some(watch) = rx {
+        if watch.changed().await.is_ok() {
+            return;
+        }
+        *rx = None;
+    }
+    std::future::pending().await
+}
