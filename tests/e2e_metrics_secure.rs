@@ -64,7 +64,11 @@ async fn secure_metrics_answer_only_reviewed_and_authorised_tokens() {
     let self_signed = render_with(
         &helm,
         None,
-        &["--include-crds", "--set", "metrics.secure=true"],
+        &[
+            "--include-crds",
+            "--set",
+            "metrics.secure=true,namespace.podSecurityLabels=true",
+        ],
     );
     let with_secret = render_with(
         &helm,
@@ -111,7 +115,10 @@ async fn secure_metrics_answer_only_reviewed_and_authorised_tokens() {
         body.contains("# TYPE ferrolb_config_loaded gauge"),
         "{body}"
     );
-    assert!(body.contains("ferrolb_allocator_"), "{body}");
+    assert!(
+        body.contains("# TYPE ferrolb_config_updates_total counter"),
+        "{body}"
+    );
 
     let pki_dir = plane.dir().join("metrics-pki");
     std::fs::create_dir_all(&pki_dir).unwrap();
