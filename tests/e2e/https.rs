@@ -10,8 +10,9 @@ use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signat
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::ferrolb::get_on;
 
 /// How the client treats the server's certificate.
 pub enum Trust {
@@ -116,20 +117,9 @@ pub async fn https_get_with(
     let exchange = async {
         let tcp = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
         let name = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
-        let mut stream = connector.connect(name, tcp).await.ok()?;
-        let mut request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
-        if let Some(value) = authorization {
-            request.push_str(&format!("Authorization: {value}\r\n"));
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = Vec::new();
-        // A server that closes without close_notify still gave its whole HTTP/1.0 answer.
-        let _ = stream.read_to_end(&mut response).await;
-        let response = String::from_utf8_lossy(&response);
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        let status = head.split_whitespace().nth(1)?.parse().ok()?;
-        Some((status, body.to_string()))
+        let stream = connector.connect(name, tcp).await.ok()?;
+        let headers = authorization.map_or(String::new(), |v| format!("Authorization: {v}\r\n"));
+        get_on(stream, path, &headers).await
     };
     tokio::time::timeout(Duration::from_secs(5), exchange)
         .await
