@@ -21,6 +21,9 @@ pub const REVIEW_TTL: Duration = Duration::from_secs(10);
 /// At most this many tokens' outcomes are remembered (a handful of Prometheus replicas is the
 /// normal case; the bound keeps a flood of made-up tokens from growing the process).
 pub const CACHE_CAPACITY: usize = 256;
+/// Both reviews of one request must be answered within this, or the request gets 503 (a scrape
+/// waits for no API server retrying behind it).
+pub const REVIEW_TIMEOUT: Duration = Duration::from_secs(5);
 /// The non-resource URL the SubjectAccessReview asks `get` on.
 pub const METRICS_PATH: &str = "/metrics";
 
@@ -147,11 +150,16 @@ impl Gate {
         if let Some(decision) = self.lock().get(&key, Instant::now()) {
             return decision;
         }
-        let decision = match self.review(token).await {
-            Ok(decision) => decision,
-            Err(e) => {
+        let decision = match tokio::time::timeout(REVIEW_TIMEOUT, self.review(token)).await {
+            Ok(Ok(decision)) => decision,
+            Ok(Err(e)) => {
                 tracing::warn!(error = %super::error_chain(&e),
                     "cannot review a /metrics request's token: answering 503");
+                return Decision::Unavailable;
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?REVIEW_TIMEOUT,
+                    "the API server did not answer a /metrics request's review in time: answering 503");
                 return Decision::Unavailable;
             }
         };

@@ -12,6 +12,8 @@ struct FakeReviews {
     users: Mutex<HashMap<String, User>>,
     /// Users allowed `get` on /metrics.
     granted: Mutex<Vec<String>>,
+    /// Never answer a SubjectAccessReview.
+    access_review_hangs: Mutex<bool>,
     /// Answer every TokenReview / SubjectAccessReview with an error.
     token_review_down: Mutex<bool>,
     access_review_down: Mutex<bool>,
@@ -50,6 +52,10 @@ impl Reviewer for FakeReviews {
                 .lock()
                 .unwrap()
                 .push((user.clone(), path.to_owned()));
+            let hangs = *self.access_review_hangs.lock().unwrap();
+            if hangs {
+                std::future::pending::<()>().await;
+            }
             if *self.access_review_down.lock().unwrap() {
                 return Err(outage("SubjectAccessReview"));
             }
@@ -232,4 +238,21 @@ async fn the_cache_holds_at_most_its_capacity_and_keeps_the_newest() {
     // Tokens are kept only as hashes.
     let key: TokenHash = Sha256::digest(latest.as_bytes()).into();
     assert!(gate.lock().entries.contains_key(&key));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_review_that_never_answers_is_503_and_is_not_remembered() {
+    let reviews = fake();
+    let gate = Gate::new(reviews.clone());
+    *reviews.access_review_hangs.lock().unwrap() = true;
+    assert_eq!(
+        gate.decide(Some(&bearer("prometheus-token"))).await,
+        Decision::Unavailable
+    );
+    *reviews.access_review_hangs.lock().unwrap() = false;
+    assert_eq!(
+        gate.decide(Some(&bearer("prometheus-token"))).await,
+        Decision::Allowed
+    );
+    assert_eq!(reviews.access_reviews.lock().unwrap().len(), 2);
 }
