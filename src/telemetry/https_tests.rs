@@ -49,6 +49,14 @@ impl Reviewer for Fake {
 
 /// A CA and a certificate for 127.0.0.1 it signed, as PEM files in `dir`: (ca, cert, key).
 fn issue(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    issue_as(dir, "")
+}
+
+/// [`issue`], the files' names prefixed with `prefix`.
+fn issue_as(
+    dir: &Path,
+    prefix: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -61,7 +69,7 @@ fn issue(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::Path
         .signed_by(&key, &issuer)
         .unwrap();
     let write = |name: &str, text: String| {
-        let path = dir.join(name);
+        let path = dir.join(format!("{prefix}{name}"));
         std::fs::write(&path, text).unwrap();
         path
     };
@@ -229,4 +237,78 @@ fn bad_certificate_files_are_named_in_the_error() {
             && err.to_string().contains(&other_key.display().to_string()),
         "{err}"
     );
+}
+
+/// The end-entity certificate a handshake trusting `ca` is served.
+async fn served(addr: SocketAddr, ca: &Path) -> Vec<u8> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_file(ca).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// Replaces `to` with `from` the way the kubelet updates a mounted Secret: a new file moved in.
+fn replace(from: &Path, to: &Path) {
+    std::fs::rename(from, to).unwrap();
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_is_served_from_the_next_handshake_and_a_broken_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = issue(dir.path());
+    let pem = |path: &Path| {
+        rustls::pki_types::CertificateDer::from_pem_file(path)
+            .unwrap()
+            .to_vec()
+    };
+    let first = pem(&cert);
+    let tls = ServingCert::Files {
+        cert: cert.clone(),
+        key: key.clone(),
+    }
+    .server_config()
+    .unwrap();
+    let security = Security {
+        tls,
+        gate: Arc::new(Gate::new(Arc::new(Fake::default()))),
+    };
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    let server = serve_metrics(
+        loopback,
+        Registry::new(),
+        TextRegistry::default(),
+        Health::new(),
+        Some(security),
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    assert_eq!(served(addr, &ca).await, first);
+
+    // Renewed: a new key and certificate (another CA's, trusted by the client from now on).
+    let (new_ca, new_cert, new_key) = issue_as(dir.path(), "new-");
+    let second = pem(&new_cert);
+    assert_ne!(first, second);
+    replace(&new_cert, &cert);
+    replace(&new_key, &key);
+    assert_eq!(served(addr, &new_ca).await, second);
+
+    // A key file that cannot be read: the last good pair is still served.
+    let broken = dir.path().join("broken.key");
+    std::fs::write(&broken, "not a key\n").unwrap();
+    replace(&broken, &key);
+    assert_eq!(served(addr, &new_ca).await, second);
+    server.shutdown().await.unwrap();
 }

@@ -23,7 +23,9 @@ pub struct MetricsSecurityArgs {
     #[arg(long)]
     pub metrics_secure: bool,
     /// PEM certificate (chain, leaf first) served with --metrics-secure: a mounted
-    /// kubernetes.io/tls Secret's tls.crt. Needs --metrics-key-file.
+    /// kubernetes.io/tls Secret's tls.crt. Needs --metrics-key-file. Read again at the next
+    /// handshake when it or the key file changes (a renewed Secret); a pair that cannot be used
+    /// is logged and the last good one kept.
     #[arg(
         long,
         value_name = "FILE",

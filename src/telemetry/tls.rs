@@ -1,16 +1,20 @@
 //! The serving certificate of `--metrics-secure`: the PEM certificate chain and private key the
 //! user names (`--metrics-cert-file`, `--metrics-key-file`: a mounted `kubernetes.io/tls`
-//! Secret's `tls.crt` and `tls.key`), or, with none named, a self-signed one made at start. Served
-//! with rustls on the ring provider (TLS 1.2 and 1.3), as kube's client is.
+//! Secret's `tls.crt` and `tls.key`; read again when they change), or, with none named, a
+//! self-signed one made at start. Served with rustls on the ring provider (TLS 1.2 and 1.3), as
+//! kube's client is.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -44,6 +48,8 @@ pub enum TlsError {
         path: PathBuf,
         source: rustls::pki_types::pem::Error,
     },
+    #[error("cannot set up TLS on the ring provider")]
+    Provider(#[source] rustls::Error),
     #[error("cannot make a self-signed metrics certificate")]
     Generate(#[source] rcgen::Error),
     #[error("cannot serve the certificate of {cert} with the key of {key}")]
@@ -56,39 +62,105 @@ pub enum TlsError {
 
 impl ServingCert {
     /// The rustls configuration serving this certificate (HTTP/1.1, no client certificates).
+    /// Files are read now, and again at a handshake after either has changed (a mounted Secret
+    /// renewed in place): a new pair that cannot be used is logged and the last good one kept.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
-        let (chain, key, cert_name, key_name) = match self {
-            ServingCert::Files { cert, key } => (
-                read_chain(cert)?,
-                read_key(key)?,
-                cert.display().to_string(),
-                key.display().to_string(),
-            ),
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(TlsError::Provider)?
+            .with_no_client_auth();
+        let mut config = match self {
+            ServingCert::Files { cert, key } => {
+                let resolver = ReloadingCert::load(cert.clone(), key.clone(), provider)?;
+                builder.with_cert_resolver(Arc::new(resolver))
+            }
             ServingCert::SelfSigned { names } => {
                 let made = rcgen::generate_simple_self_signed(names.clone())
                     .map_err(TlsError::Generate)?;
                 let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
                     made.signing_key.serialize_der(),
                 ));
-                let what = "the self-signed certificate".to_string();
-                (vec![made.cert.der().clone()], key, what.clone(), what)
+                builder
+                    .with_single_cert(vec![made.cert.der().clone()], key)
+                    .map_err(|source| TlsError::Unusable {
+                        cert: "the self-signed certificate".into(),
+                        key: "its key".into(),
+                        source,
+                    })?
             }
         };
-        let unusable = |source| TlsError::Unusable {
-            cert: cert_name.clone(),
-            key: key_name.clone(),
-            source,
-        };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(unusable)?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .map_err(unusable)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
+}
+
+/// When a file last changed as far as a handshake can tell: its modification time, size and
+/// inode (the kubelet replaces a Secret's files by swapping a symlink to new ones).
+type Stamp = Option<(std::time::SystemTime, u64, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len(), meta.ino()))
+}
+
+/// The certificate and key files, served from memory and read again when their stamps change.
+#[derive(Debug)]
+struct ReloadingCert {
+    cert: PathBuf,
+    key: PathBuf,
+    provider: Arc<CryptoProvider>,
+    /// The stamps last looked at (loaded or refused) and the pair in use.
+    current: Mutex<(Stamp, Stamp, Arc<CertifiedKey>)>,
+}
+
+impl ReloadingCert {
+    fn load(cert: PathBuf, key: PathBuf, provider: Arc<CryptoProvider>) -> Result<Self, TlsError> {
+        let stamps = (stamp(&cert), stamp(&key));
+        let pair = certified_key(&cert, &key, &provider)?;
+        Ok(ReloadingCert {
+            current: Mutex::new((stamps.0, stamps.1, Arc::new(pair))),
+            cert,
+            key,
+            provider,
+        })
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let stamps = (stamp(&self.cert), stamp(&self.key));
+        // Nothing panics while holding the lock; were it poisoned, the pair is still whole.
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if (current.0, current.1) != stamps {
+            current.0 = stamps.0;
+            current.1 = stamps.1;
+            match certified_key(&self.cert, &self.key, &self.provider) {
+                Ok(pair) => {
+                    tracing::info!(cert = %self.cert.display(), "metrics certificate reloaded");
+                    current.2 = Arc::new(pair);
+                }
+                Err(e) => tracing::warn!(error = %super::error_chain(&e),
+                    "the changed metrics certificate cannot be used: still serving the previous one"),
+            }
+        }
+        Some(current.2.clone())
+    }
+}
+
+fn certified_key(
+    cert: &Path,
+    key: &Path,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
+    CertifiedKey::from_der(read_chain(cert)?, read_key(key)?, provider).map_err(|source| {
+        TlsError::Unusable {
+            cert: cert.display().to_string(),
+            key: key.display().to_string(),
+            source,
+        }
+    })
 }
 
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
