@@ -344,3 +344,6 @@ mod tests {
         assert!(worked >= std::time::Duration::from_millis(1), "{worked:?}");
     }
 }
+
+#[cfg(test)]
+mod fake_reviews;

@@ -1,97 +1,15 @@
 //! The /metrics decision with a fake review backend: 401, 403, 200 and 503, and the cache.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use super::*;
-
-/// What the fake API server answers for each token, and what it was asked.
-#[derive(Default)]
-struct FakeReviews {
-    /// token -> user; a token not here is not authenticated.
-    users: Mutex<HashMap<String, User>>,
-    /// Users allowed `get` on /metrics.
-    granted: Mutex<Vec<String>>,
-    /// Never answer a SubjectAccessReview.
-    access_review_hangs: Mutex<bool>,
-    /// Answer every TokenReview / SubjectAccessReview with an error.
-    token_review_down: Mutex<bool>,
-    access_review_down: Mutex<bool>,
-    token_reviews: Mutex<Vec<String>>,
-    access_reviews: Mutex<Vec<(User, String)>>,
-}
-
-fn outage(review: &'static str) -> ReviewError {
-    ReviewError {
-        review,
-        source: "connection refused".into(),
-    }
-}
-
-impl Reviewer for FakeReviews {
-    fn authenticate<'a>(
-        &'a self,
-        token: &'a str,
-    ) -> BoxFuture<'a, Result<Option<User>, ReviewError>> {
-        Box::pin(async move {
-            self.token_reviews.lock().unwrap().push(token.to_owned());
-            if *self.token_review_down.lock().unwrap() {
-                return Err(outage("TokenReview"));
-            }
-            Ok(self.users.lock().unwrap().get(token).cloned())
-        })
-    }
-
-    fn authorize<'a>(
-        &'a self,
-        user: &'a User,
-        path: &'a str,
-    ) -> BoxFuture<'a, Result<bool, ReviewError>> {
-        Box::pin(async move {
-            self.access_reviews
-                .lock()
-                .unwrap()
-                .push((user.clone(), path.to_owned()));
-            let hangs = *self.access_review_hangs.lock().unwrap();
-            if hangs {
-                std::future::pending::<()>().await;
-            }
-            if *self.access_review_down.lock().unwrap() {
-                return Err(outage("SubjectAccessReview"));
-            }
-            Ok(self.granted.lock().unwrap().contains(&user.name))
-        })
-    }
-}
-
-fn user(name: &str) -> User {
-    User {
-        name: name.to_owned(),
-        uid: Some(format!("uid-{name}")),
-        groups: vec!["system:serviceaccounts".to_owned()],
-        extra: Default::default(),
-    }
-}
-
-/// A fake with `prometheus-token` (granted) and `stranger-token` (known, not granted).
-fn fake() -> Arc<FakeReviews> {
-    let reviews = FakeReviews::default();
-    reviews
-        .users
-        .lock()
-        .unwrap()
-        .insert("prometheus-token".into(), user("prometheus"));
-    reviews
-        .users
-        .lock()
-        .unwrap()
-        .insert("stranger-token".into(), user("stranger"));
-    reviews.granted.lock().unwrap().push("prometheus".into());
-    Arc::new(reviews)
-}
+use crate::telemetry::fake_reviews::{FakeReviews, fake, user};
 
 fn bearer(token: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("Bearer {token}")).unwrap()
+}
+
+/// The gate's decision for a request carrying `token` as its bearer token.
+async fn decide(gate: &Gate, token: &str) -> Decision {
+    gate.decide(Some(&bearer(token))).await
 }
 
 #[tokio::test]
@@ -121,10 +39,7 @@ async fn no_token_or_another_scheme_is_401_without_asking_the_api_server() {
 async fn a_token_the_review_rejects_is_401_and_never_reaches_the_access_review() {
     let reviews = fake();
     let gate = Gate::new(reviews.clone());
-    assert_eq!(
-        gate.decide(Some(&bearer("made-up"))).await,
-        Decision::Unauthenticated
-    );
+    assert_eq!(decide(&gate, "made-up").await, Decision::Unauthenticated);
     assert_eq!(*reviews.token_reviews.lock().unwrap(), ["made-up"]);
     assert!(reviews.access_reviews.lock().unwrap().is_empty());
 }
@@ -133,7 +48,7 @@ async fn a_token_the_review_rejects_is_401_and_never_reaches_the_access_review()
 async fn a_known_user_without_the_grant_is_403_and_with_it_200() {
     let reviews = fake();
     let gate = Gate::new(reviews.clone());
-    let refused = gate.decide(Some(&bearer("stranger-token"))).await;
+    let refused = decide(&gate, "stranger-token").await;
     assert_eq!(refused, Decision::Forbidden);
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     // The scheme's case does not matter (RFC 7235).
@@ -157,21 +72,18 @@ async fn a_failing_review_is_503_never_200_and_is_not_remembered() {
     let reviews = fake();
     let gate = Gate::new(reviews.clone());
     *reviews.token_review_down.lock().unwrap() = true;
-    let down = gate.decide(Some(&bearer("prometheus-token"))).await;
+    let down = decide(&gate, "prometheus-token").await;
     assert_eq!(down, Decision::Unavailable);
     assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
     *reviews.token_review_down.lock().unwrap() = false;
     *reviews.access_review_down.lock().unwrap() = true;
     assert_eq!(
-        gate.decide(Some(&bearer("prometheus-token"))).await,
+        decide(&gate, "prometheus-token").await,
         Decision::Unavailable
     );
     // Back up: asked again at once, allowed.
     *reviews.access_review_down.lock().unwrap() = false;
-    assert_eq!(
-        gate.decide(Some(&bearer("prometheus-token"))).await,
-        Decision::Allowed
-    );
+    assert_eq!(decide(&gate, "prometheus-token").await, Decision::Allowed);
     assert_eq!(reviews.token_reviews.lock().unwrap().len(), 3);
 }
 
@@ -180,7 +92,7 @@ async fn outcomes_are_reused_for_the_ttl_then_asked_again() {
     let reviews = fake();
     let gate = Gate::new(reviews.clone());
     for token in ["prometheus-token", "stranger-token", "made-up"] {
-        gate.decide(Some(&bearer(token))).await;
+        decide(&gate, token).await;
     }
     let asked = |r: &FakeReviews| r.token_reviews.lock().unwrap().len();
     assert_eq!(asked(&reviews), 3);
@@ -193,29 +105,14 @@ async fn outcomes_are_reused_for_the_ttl_then_asked_again() {
         .unwrap()
         .insert("made-up".into(), user("prometheus"));
     tokio::time::advance(REVIEW_TTL - Duration::from_millis(1)).await;
-    assert_eq!(
-        gate.decide(Some(&bearer("prometheus-token"))).await,
-        Decision::Allowed
-    );
-    assert_eq!(
-        gate.decide(Some(&bearer("stranger-token"))).await,
-        Decision::Forbidden
-    );
-    assert_eq!(
-        gate.decide(Some(&bearer("made-up"))).await,
-        Decision::Unauthenticated
-    );
+    assert_eq!(decide(&gate, "prometheus-token").await, Decision::Allowed);
+    assert_eq!(decide(&gate, "stranger-token").await, Decision::Forbidden);
+    assert_eq!(decide(&gate, "made-up").await, Decision::Unauthenticated);
     assert_eq!(asked(&reviews), 3);
     // Past it, each is reviewed again and the change shows.
     tokio::time::advance(Duration::from_millis(1)).await;
-    assert_eq!(
-        gate.decide(Some(&bearer("prometheus-token"))).await,
-        Decision::Forbidden
-    );
-    assert_eq!(
-        gate.decide(Some(&bearer("made-up"))).await,
-        Decision::Forbidden
-    );
+    assert_eq!(decide(&gate, "prometheus-token").await, Decision::Forbidden);
+    assert_eq!(decide(&gate, "made-up").await, Decision::Forbidden);
     assert_eq!(asked(&reviews), 5);
 }
 
@@ -224,16 +121,16 @@ async fn the_cache_holds_at_most_its_capacity_and_keeps_the_newest() {
     let reviews = fake();
     let gate = Gate::new(reviews.clone());
     for i in 0..CACHE_CAPACITY + 40 {
-        gate.decide(Some(&bearer(&format!("made-up-{i}")))).await;
+        decide(&gate, &format!("made-up-{i}")).await;
         tokio::time::advance(Duration::from_micros(10)).await;
     }
     assert_eq!(gate.lock().entries.len(), CACHE_CAPACITY);
     // The latest token is still remembered; the first was evicted and is reviewed again.
     let before = reviews.token_reviews.lock().unwrap().len();
     let latest = format!("made-up-{}", CACHE_CAPACITY + 39);
-    gate.decide(Some(&bearer(&latest))).await;
+    decide(&gate, &latest).await;
     assert_eq!(reviews.token_reviews.lock().unwrap().len(), before);
-    gate.decide(Some(&bearer("made-up-0"))).await;
+    decide(&gate, "made-up-0").await;
     assert_eq!(reviews.token_reviews.lock().unwrap().len(), before + 1);
     // Tokens are kept only as hashes.
     let key: TokenHash = Sha256::digest(latest.as_bytes()).into();
@@ -246,13 +143,10 @@ async fn a_review_that_never_answers_is_503_and_is_not_remembered() {
     let gate = Gate::new(reviews.clone());
     *reviews.access_review_hangs.lock().unwrap() = true;
     assert_eq!(
-        gate.decide(Some(&bearer("prometheus-token"))).await,
+        decide(&gate, "prometheus-token").await,
         Decision::Unavailable
     );
     *reviews.access_review_hangs.lock().unwrap() = false;
-    assert_eq!(
-        gate.decide(Some(&bearer("prometheus-token"))).await,
-        Decision::Allowed
-    );
+    assert_eq!(decide(&gate, "prometheus-token").await, Decision::Allowed);
     assert_eq!(reviews.access_reviews.lock().unwrap().len(), 2);
 }

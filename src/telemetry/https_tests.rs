@@ -2,50 +2,14 @@
 //! signed by a test CA, and a fake review backend; and the certificate flags' errors.
 
 use std::path::Path;
-use std::sync::Mutex;
 
-use futures::future::BoxFuture;
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
-use crate::telemetry::auth::{ReviewError, Reviewer, User};
+use crate::telemetry::fake_reviews::fake;
 use crate::telemetry::tls::{ServingCert, TlsError};
-
-/// `good` is Prometheus (granted), `known` a user without the grant; `down` fails every review.
-#[derive(Default)]
-struct Fake {
-    down: Mutex<bool>,
-}
-
-impl Reviewer for Fake {
-    fn authenticate<'a>(
-        &'a self,
-        token: &'a str,
-    ) -> BoxFuture<'a, Result<Option<User>, ReviewError>> {
-        Box::pin(async move {
-            if *self.down.lock().unwrap() {
-                return Err(ReviewError {
-                    review: "TokenReview",
-                    source: "connection refused".into(),
-                });
-            }
-            Ok(["good", "known"].contains(&token).then(|| User {
-                name: token.to_owned(),
-                ..User::default()
-            }))
-        })
-    }
-
-    fn authorize<'a>(
-        &'a self,
-        user: &'a User,
-        path: &'a str,
-    ) -> BoxFuture<'a, Result<bool, ReviewError>> {
-        Box::pin(async move { Ok(user.name == "good" && path == "/metrics") })
-    }
-}
 
 /// A CA and a certificate for 127.0.0.1 it signed, as PEM files in `dir`: (ca, cert, key).
 fn issue(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
@@ -80,8 +44,11 @@ fn issue_as(
     )
 }
 
-/// One HTTPS GET trusting only `ca`: the whole response (status line, headers, body).
-async fn get(addr: SocketAddr, ca: &Path, path: &str, token: Option<&str>) -> String {
+/// A TLS connection to `addr` trusting only `ca`, for the name 127.0.0.1.
+async fn connect(
+    addr: SocketAddr,
+    ca: &Path,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(rustls::pki_types::CertificateDer::from_pem_file(ca).unwrap())
@@ -93,11 +60,15 @@ async fn get(addr: SocketAddr, ca: &Path, path: &str, token: Option<&str>) -> St
         .with_root_certificates(roots)
         .with_no_client_auth();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = ServerName::IpAddress(addr.ip().into());
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// One HTTPS GET trusting only `ca`: the whole response (status line, headers, body).
+async fn get(addr: SocketAddr, ca: &Path, path: &str, token: Option<&str>) -> String {
+    let mut tls = connect(addr, ca).await;
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{auth}\r\n");
     tls.write_all(request.as_bytes()).await.unwrap();
@@ -119,7 +90,7 @@ async fn secure_metrics_need_an_allowed_token_and_probes_need_none() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = issue(dir.path());
     let tls = ServingCert::Files { cert, key }.server_config().unwrap();
-    let reviews = Arc::new(Fake::default());
+    let reviews = fake();
     let registry = Registry::new();
     let gauge = prometheus::IntGauge::new("ferrolb_test_secure", "a gauge").unwrap();
     registry.register(Box::new(gauge.clone())).unwrap();
@@ -157,16 +128,16 @@ async fn secure_metrics_need_an_allowed_token_and_probes_need_none() {
         status(&get(addr, &ca, "/metrics", Some("made-up")).await),
         401
     );
-    let refused = get(addr, &ca, "/metrics", Some("known")).await;
+    let refused = get(addr, &ca, "/metrics", Some("stranger-token")).await;
     assert_eq!(status(&refused), 403, "{refused}");
     assert!(!refused.contains("ferrolb_test_secure"), "{refused}");
-    let allowed = get(addr, &ca, "/metrics", Some("good")).await;
+    let allowed = get(addr, &ca, "/metrics", Some("prometheus-token")).await;
     assert_eq!(status(&allowed), 200, "{allowed}");
     assert!(allowed.contains("ferrolb_test_secure 4"), "{allowed}");
 
     // Reviews failing: a token not seen before gets 503, never the metrics; the probes still
     // answer.
-    *reviews.down.lock().unwrap() = true;
+    *reviews.token_review_down.lock().unwrap() = true;
     let down = get(addr, &ca, "/metrics", Some("new-token")).await;
     assert_eq!(status(&down), 503, "{down}");
     assert!(!down.contains("ferrolb_test_secure"), "{down}");
@@ -241,21 +212,7 @@ fn bad_certificate_files_are_named_in_the_error() {
 
 /// The end-entity certificate a handshake trusting `ca` is served.
 async fn served(addr: SocketAddr, ca: &Path) -> Vec<u8> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from_pem_file(ca).unwrap())
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
-        .await
-        .unwrap();
+    let tls = connect(addr, ca).await;
     tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
 }
 
@@ -282,7 +239,7 @@ async fn a_renewed_certificate_is_served_from_the_next_handshake_and_a_broken_on
     .unwrap();
     let security = Security {
         tls,
-        gate: Arc::new(Gate::new(Arc::new(Fake::default()))),
+        gate: Arc::new(Gate::new(fake())),
     };
     let loopback = "127.0.0.1:0".parse().unwrap();
     let server = serve_metrics(
