@@ -142,9 +142,8 @@ fn router(state: AppState) -> Router {
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(gate) = &state.gate {
-        let decision = gate.decide(headers.get(header::AUTHORIZATION)).await;
-        if decision != Decision::Allowed {
-            return refusal(decision);
+        if let Some(refused) = refusal(gate.decide(headers.get(header::AUTHORIZATION)).await) {
+            return refused;
         }
     }
     let encoder = TextEncoder::new();
@@ -170,10 +169,11 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     }
 }
 
-/// The answer to a /metrics request the gate did not allow.
-fn refusal(decision: Decision) -> Response {
+/// The answer to a /metrics request the gate did not allow; `None` when it did.
+fn refusal(decision: Decision) -> Option<Response> {
     let status = decision.status();
-    match decision {
+    let response = match decision {
+        Decision::Allowed => return None,
         Decision::Unauthenticated => (
             status,
             [(header::WWW_AUTHENTICATE, "Bearer realm=\"ferrolb\"")],
@@ -185,12 +185,13 @@ fn refusal(decision: Decision) -> Response {
             "this user may not get /metrics (SubjectAccessReview: get on the non-resource URL /metrics)\n",
         )
             .into_response(),
-        Decision::Unavailable | Decision::Allowed => (
+        Decision::Unavailable => (
             status,
             "cannot review the token with the API server now; try again\n",
         )
             .into_response(),
-    }
+    };
+    Some(response)
 }
 
 async fn healthz() -> &'static str {
