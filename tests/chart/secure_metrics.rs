@@ -165,6 +165,13 @@ fn metrics_secure_with_a_secret_mounts_it_and_monitors_check_its_ca() {
             "{comp}"
         );
     }
+    // The notes say how to let Prometheus in; without metrics.secure they do not.
+    let notes = crate::docs::notes(&helm, Some("metrics-secure.yaml"));
+    assert!(
+        notes.contains("--clusterrole=lb-ferrolb-metrics-reader"),
+        "{notes}"
+    );
+    assert!(!crate::docs::notes(&helm, None).contains("metrics-reader"));
     // The speaker keeps its gossip key mount beside the certificate's.
     let speaker = m.workload("speaker").unwrap();
     assert!(flag(speaker, "--memberlist-key-file").is_some());
