@@ -141,10 +141,10 @@ fn router(state: AppState) -> Router {
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(gate) = &state.gate {
-        if let Some(refused) = refusal(gate.decide(headers.get(header::AUTHORIZATION)).await) {
-            return refused;
-        }
+    if let Some(gate) = &state.gate
+        && let Some(refused) = refusal(gate.decide(headers.get(header::AUTHORIZATION)).await)
+    {
+        return refused;
     }
     let encoder = TextEncoder::new();
     let mut body = String::new();
