@@ -144,11 +144,13 @@ mod speaker_main {
             let text = telemetry::TextRegistry::default();
             let health = Health::new();
             let metrics_addr = args.metrics_bind().map_err(anyhow::Error::msg)?;
-            let server = telemetry::serve_with_text(
+            let security = args.metrics_security().await?;
+            let server = telemetry::serve_metrics(
                 metrics_addr,
                 registry.clone(),
                 text.clone(),
                 health.clone(),
+                security,
             )
             .await
             .context("starting the metrics server")?;

@@ -2,7 +2,8 @@
 //!
 //! Every component (controller, speaker) builds one [`Registry`], registers its own metrics in it,
 //! and hands it to [`serve`] together with a [`Health`] handle it flips to ready once its own
-//! readiness condition holds.
+//! readiness condition holds. With `--metrics-secure` ([`MetricsSecurityArgs`]) the same server
+//! speaks HTTPS ([`tls`]) and lets only reviewed, authorised tokens read /metrics ([`auth`]).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -12,8 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use prometheus::Registry;
 
+pub mod auth;
 mod http;
-pub use http::{Server, serve, serve_with_text};
+mod secure;
+pub mod tls;
+pub use http::{Server, serve, serve_metrics, serve_with_text};
+pub use secure::{MetricsSecurityArgs, Security};
 
 /// How log lines are written to stderr.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -339,3 +344,6 @@ mod tests {
         assert!(worked >= std::time::Duration::from_millis(1), "{worked:?}");
     }
 }
+
+#[cfg(test)]
+mod fake_reviews;

@@ -21,6 +21,8 @@ mod rbac;
 mod release;
 #[path = "chart/rendering.rs"]
 mod rendering;
+#[path = "chart/secure_metrics.rs"]
+mod secure_metrics;
 #[path = "chart/support.rs"]
 mod support;
 

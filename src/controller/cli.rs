@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::plan::{PlanError, parse_objects, plan_with_namespaces};
 use crate::k8s::metallb::ConfigSource;
-use crate::telemetry::LogFormat;
+use crate::telemetry::{LogFormat, MetricsSecurityArgs};
 
 /// The leader-election Lease when --lease-name is not given.
 pub const DEFAULT_LEASE_NAME: &str = "ferrolb-controller";
@@ -39,6 +39,8 @@ pub struct ControllerArgs {
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:7472")]
     pub metrics_addr: SocketAddr,
+    #[command(flatten)]
+    pub metrics_security: MetricsSecurityArgs,
     /// Export MetalLB's metric names and labels (metallb_allocator_*,
     /// metallb_k8s_client_config_loaded_bool, ...) instead of ferrolb_*, so dashboards and alerts
     /// written for MetalLB keep working.

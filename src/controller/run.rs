@@ -24,6 +24,7 @@ use super::metrics::ControllerMetrics;
 use super::writes::FIELD_MANAGER;
 use crate::k8s::backoff::{WatchBackoff, with_backoff};
 use crate::k8s::metallb::ConfigSource;
+use crate::k8s::review::KubeReviewer;
 use crate::k8s::{ClientError, fenced_client};
 use crate::runtime::termination;
 use crate::telemetry::{self, Health, Registry};
@@ -43,6 +44,8 @@ pub enum RunError {
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Telemetry(#[from] telemetry::TelemetryError),
+    #[error("cannot serve /metrics over HTTPS (--metrics-secure)")]
+    MetricsTls(#[from] crate::telemetry::tls::TlsError),
     #[error("leader election on Lease {namespace}/{lease} stopped: {reason}")]
     LeaseTaskEnded {
         namespace: String,
@@ -103,7 +106,18 @@ pub async fn main(args: ControllerArgs) -> Result<(), RunError> {
     };
     let registry = Registry::new();
     let health = Health::new();
-    let server = telemetry::serve(args.metrics_addr, registry.clone(), health.clone()).await?;
+    let review_client = client.clone();
+    let security = args
+        .metrics_security
+        .security(move || Arc::new(KubeReviewer::new(review_client)))?;
+    let server = telemetry::serve_metrics(
+        args.metrics_addr,
+        registry.clone(),
+        telemetry::TextRegistry::default(),
+        health.clone(),
+        security,
+    )
+    .await?;
     let result = run(
         client,
         options,

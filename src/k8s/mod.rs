@@ -13,6 +13,7 @@ pub mod metallb;
 pub mod node;
 pub mod pod;
 pub mod reflect;
+pub mod review;
 pub mod service;
 pub mod source_hint;
 

@@ -3,14 +3,18 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
 use crate::gossip::{KeyFiles, SwimTiming};
+use crate::k8s::ClientError;
 use crate::k8s::metallb::ConfigSource;
+use crate::k8s::review::KubeReviewer;
 use crate::layer2::iface::{DEFAULT_EXCLUDES, ExcludePatterns};
-use crate::telemetry::LogFormat;
+use crate::telemetry::tls::TlsError;
+use crate::telemetry::{LogFormat, MetricsSecurityArgs, Security};
 
 use super::announcer::AnnouncerOptions;
 
@@ -62,6 +66,8 @@ pub struct SpeakerArgs {
     /// node holds locally (kube-proxy IPVS).
     #[arg(long)]
     pub metrics_on_host_ip: bool,
+    #[command(flatten)]
+    pub metrics_security: MetricsSecurityArgs,
     /// Export MetalLB's metric names and labels (metallb_layer2_*, metallb_speaker_announced,
     /// metallb_k8s_client_config_*_bool) instead of ferrolb_*, so dashboards and alerts written
     /// for MetalLB keep working.
@@ -121,8 +127,12 @@ pub struct SpeakerArgs {
     #[arg(long, value_parser = parse_seconds)]
     pub garp_interval: Option<Duration>,
     /// Run from a static YAML file (node, gossip, addresses, advertisements) instead of the
-    /// Kubernetes API.
-    #[arg(long = "static", value_name = "FILE")]
+    /// Kubernetes API (not with --metrics-secure, whose reviews need the API).
+    #[arg(
+        long = "static",
+        value_name = "FILE",
+        conflicts_with = "metrics_secure"
+    )]
     pub static_file: Option<PathBuf>,
 }
 
@@ -143,7 +153,29 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Why `--metrics-secure` could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsSecurityError {
+    #[error("--metrics-secure needs the Kubernetes API for its reviews")]
+    Client(#[from] ClientError),
+    #[error("cannot serve /metrics over HTTPS (--metrics-secure)")]
+    Tls(#[from] TlsError),
+}
+
 impl SpeakerArgs {
+    /// With `--metrics-secure`: the HTTPS configuration and the reviews of each /metrics request
+    /// by the API server --kubeconfig names (a client of its own, made before the metrics server
+    /// starts). `None` without the flag.
+    pub async fn metrics_security(&self) -> Result<Option<Security>, MetricsSecurityError> {
+        if !self.metrics_security.metrics_secure {
+            return Ok(None);
+        }
+        let client = crate::k8s::client(self.kubeconfig.as_deref()).await?;
+        Ok(self
+            .metrics_security
+            .security(move || Arc::new(KubeReviewer::new(client)))?)
+    }
+
     /// Where the metrics server listens.
     pub fn metrics_bind(&self) -> Result<SocketAddr, &'static str> {
         match (self.metrics_on_host_ip, self.host_ip) {

@@ -1,10 +1,13 @@
-//! The /metrics, /healthz and /readyz server every component runs.
+//! The /metrics, /healthz and /readyz server every component runs: plain HTTP, or with
+//! [`Security`] HTTPS where /metrics answers only requests its [`Gate`] allows (the probes stay
+//! open to anyone, as the kubelet sends no token).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus::{Encoder, Registry, TextEncoder};
@@ -12,13 +15,17 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{Health, TelemetryError, TextRegistry};
+use super::auth::{Decision, Gate};
+use super::tls::TlsListener;
+use super::{Health, Security, TelemetryError, TextRegistry};
 
 #[derive(Clone)]
 struct AppState {
     registry: Registry,
     text: TextRegistry,
     health: Health,
+    /// With --metrics-secure: who may read /metrics.
+    gate: Option<Arc<Gate>>,
 }
 
 /// A running metrics/health server. Dropping it does not stop the server; call
@@ -68,27 +75,56 @@ pub async fn serve_with_text(
     text: TextRegistry,
     health: Health,
 ) -> Result<Server, TelemetryError> {
+    serve_metrics(addr, registry, text, health, None).await
+}
+
+/// [`serve_with_text`], over HTTPS with `/metrics` behind the gate when `security` is given.
+pub async fn serve_metrics(
+    addr: SocketAddr,
+    registry: Registry,
+    text: TextRegistry,
+    health: Health,
+    security: Option<Security>,
+) -> Result<Server, TelemetryError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| TelemetryError::Bind { addr, source })?;
     let local_addr = listener
         .local_addr()
         .map_err(|source| TelemetryError::Bind { addr, source })?;
+    let (tls, gate) = match security {
+        Some(Security { tls, gate }) => (Some(tls), Some(gate)),
+        None => (None, None),
+    };
     let app = router(AppState {
         registry,
         text,
         health,
+        gate,
     });
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
+    let stopped = async move {
+        let _ = stopped.await;
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let task = match tls {
+        Some(config) => {
+            let listener = TlsListener::new(listener, local_addr, config);
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                    .map_err(TelemetryError::Serve)
             })
-            .await
-            .map_err(TelemetryError::Serve)
-    });
-    tracing::info!(%local_addr, "serving /metrics, /healthz and /readyz");
+        }
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+                .map_err(TelemetryError::Serve)
+        }),
+    };
+    tracing::info!(%local_addr, scheme, "serving /metrics, /healthz and /readyz");
     Ok(Server {
         local_addr,
         stop: Some(stop),
@@ -104,7 +140,12 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(gate) = &state.gate
+        && let Some(refused) = refusal(gate.decide(headers.get(header::AUTHORIZATION)).await)
+    {
+        return refused;
+    }
     let encoder = TextEncoder::new();
     let mut body = String::new();
     match encoder.encode_utf8(&state.registry.gather(), &mut body) {
@@ -126,6 +167,31 @@ async fn metrics(State(state): State<AppState>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// The answer to a /metrics request the gate did not allow; `None` when it did.
+fn refusal(decision: Decision) -> Option<Response> {
+    let status = decision.status();
+    let response = match decision {
+        Decision::Allowed => return None,
+        Decision::Unauthenticated => (
+            status,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"ferrolb\"")],
+            "a bearer token the API server accepts (TokenReview) is required\n",
+        )
+            .into_response(),
+        Decision::Forbidden => (
+            status,
+            "this user may not get /metrics (SubjectAccessReview: get on the non-resource URL /metrics)\n",
+        )
+            .into_response(),
+        Decision::Unavailable => (
+            status,
+            "cannot review the token with the API server now; try again\n",
+        )
+            .into_response(),
+    };
+    Some(response)
 }
 
 async fn healthz() -> &'static str {
@@ -275,3 +341,7 @@ mod tests {
         first.shutdown().await.unwrap();
     }
 }
+
+#[cfg(test)]
+#[path = "https_tests.rs"]
+mod https_tests;

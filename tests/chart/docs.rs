@@ -51,7 +51,7 @@ fn chart_readme_lists_every_value() {
     );
 }
 
-fn notes(helm: &std::path::Path, values: Option<&str>) -> String {
+pub fn notes(helm: &std::path::Path, values: Option<&str>) -> String {
     let mut cmd = Command::new(helm);
     cmd.args(["install", RELEASE]).arg(chart_dir()).args([
         "--dry-run=client",

@@ -13,10 +13,15 @@ fn component_of(name: &str) -> String {
     name.rsplit('-').next().unwrap().to_string()
 }
 
-fn rendered_grants(m: &Manifests) -> BTreeSet<Grant> {
+fn rendered_grants(m: &Manifests, secure: bool) -> BTreeSet<Grant> {
     let mut grants = BTreeSet::new();
+    let mut readers = 0;
     for kind in ["ClusterRole", "Role"] {
         for role in m.of_kind(kind) {
+            if is_metrics_reader(role, secure) {
+                readers += 1;
+                continue;
+            }
             let name = role["metadata"]["name"].as_str().unwrap();
             if kind == "Role" {
                 assert_eq!(role["metadata"]["namespace"], NAMESPACE, "Role {name}");
@@ -58,6 +63,7 @@ fn rendered_grants(m: &Manifests) -> BTreeSet<Grant> {
             }
         }
     }
+    assert_eq!(readers, usize::from(secure), "metrics reader ClusterRoles");
     grants
 }
 
@@ -67,6 +73,7 @@ fn rbac_grants_exactly_the_expected_rules() {
         return;
     };
     let mut managed_secret_seen = [false, false];
+    let mut secure_seen = [false, false];
     for values in scenarios() {
         let m = render(&helm, values.as_deref());
         let name = scenario_name(&values);
@@ -74,11 +81,15 @@ fn rbac_grants_exactly_the_expected_rules() {
         // is told the Secret's name.
         let manages_secret = m.text.contains("--memberlist-secret-name=");
         managed_secret_seen[usize::from(manages_secret)] = true;
+        // The reviews of --metrics-secure are granted only with metrics.secure.
+        let secure = m.text.contains("--metrics-secure");
+        secure_seen[usize::from(secure)] = true;
         let expected: BTreeSet<Grant> = table_grants()
             .into_iter()
             .filter(|g| manages_secret || g.3 != "secrets")
+            .filter(|g| secure || !REVIEWS.contains(&g.3.as_str()))
             .collect();
-        let grants = rendered_grants(&m);
+        let grants = rendered_grants(&m, secure);
         let extra: Vec<_> = grants.difference(&expected).collect();
         let missing: Vec<_> = expected.difference(&grants).collect();
         assert!(
@@ -120,6 +131,31 @@ fn rbac_grants_exactly_the_expected_rules() {
         [true, true],
         "scenarios both with and without a chart-managed gossip key Secret"
     );
+    assert_eq!(
+        secure_seen,
+        [true, true],
+        "scenarios both with and without metrics.secure"
+    );
+}
+
+/// The review resources of `--metrics-secure`.
+const REVIEWS: &[&str] = &["tokenreviews", "subjectaccessreviews"];
+
+/// The ClusterRole the chart renders, with metrics.secure only, for users to bind to their
+/// Prometheus: `get` on the non-resource URL /metrics and nothing else. Not a component's.
+fn is_metrics_reader(role: &serde_json::Value, secure: bool) -> bool {
+    let name = role["metadata"]["name"].as_str().unwrap();
+    if !name.ends_with("-metrics-reader") {
+        return false;
+    }
+    assert!(secure, "{name} rendered without metrics.secure");
+    assert_eq!(role["kind"], "ClusterRole", "{name}");
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{ "nonResourceURLs": ["/metrics"], "verbs": ["get"] }]),
+        "{name}"
+    );
+    true
 }
 
 fn kind_of(scope: Scope) -> &'static str {
@@ -197,6 +233,20 @@ const CALL_MARKERS: &[(&str, Scope, &str, &str, &[&str])] = &[
         "discovery.k8s.io",
         "endpointslices",
         &["list", "watch"],
+    ),
+    (
+        "KubeReviewer::new",
+        Scope::Cluster,
+        "authentication.k8s.io",
+        "tokenreviews",
+        &["create"],
+    ),
+    (
+        "KubeReviewer::new",
+        Scope::Cluster,
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        &["create"],
     ),
     (
         "Api::<ConfigMap>::namespaced",

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::control_plane::ControlPlane;
@@ -204,18 +204,28 @@ pub fn metric_value(text: &str, series: &str) -> Option<f64> {
 /// A bare HTTP/1.0 GET on 127.0.0.1 (no chunked encoding to decode): status code and body.
 pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let exchange = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.ok()?;
-        let response = String::from_utf8_lossy(&response);
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        let status = head.split_whitespace().nth(1)?.parse().ok()?;
-        Some((status, body.to_string()))
+        let stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        get_on(stream, path, "").await
     };
     tokio::time::timeout(Duration::from_secs(5), exchange)
         .await
         .ok()
         .flatten()
+}
+
+/// An HTTP/1.0 GET of `path` on an open connection, with `headers` (each line ending in CRLF)
+/// added: status code and body once the server closes. A server that closes a TLS stream without
+/// close_notify has still given its whole answer.
+pub async fn get_on<S>(mut stream: S, path: &str, headers: &str) -> Option<(u16, String)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{headers}\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
 }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod certs;
 pub mod control_plane;
 pub mod ferrolb;
+pub mod https;
 pub mod ledger;
 pub mod netns_bridge;
 pub mod process;

@@ -64,6 +64,9 @@ fn not_reached(a: &ApiAccess, verb: &str, source: Source) -> Option<&'static str
         (_, "events") if controller && verb == "patch" => {
             Some("a repeated event within one batch only")
         }
+        (_, "tokenreviews" | "subjectaccessreviews") => {
+            Some("--metrics-secure only (tests/e2e_metrics_secure.rs); the chart's default is off")
+        }
         _ => None,
     }
 }

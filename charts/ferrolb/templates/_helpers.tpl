@@ -123,6 +123,12 @@ chart tests check every name used against what the code exports).
 
 {{/* Refuse value combinations that cannot work, with a message naming the values. */}}
 {{- define "ferrolb.validate" -}}
+{{- if and .Values.metrics.tlsSecret (not .Values.metrics.secure) }}
+{{- fail "metrics.tlsSecret is the certificate of metrics.secure: set metrics.secure: true with it (or leave it empty)" }}
+{{- end }}
+{{- if and .Values.metrics.secure .Values.prometheus.podMonitor.enabled }}
+{{- fail "prometheus.podMonitor cannot scrape with metrics.secure: a PodMonitor cannot send Prometheus' own ServiceAccount token, which /metrics then requires; use prometheus.serviceMonitor" }}
+{{- end }}
 {{- if and .Values.configInline .Values.existingConfigMap }}
 {{- fail "configInline and existingConfigMap are mutually exclusive: set one (the chart renders configInline into a ConfigMap; existingConfigMap names one you manage)" }}
 {{- end }}
@@ -130,3 +136,31 @@ chart tests check every name used against what the code exports).
 {{- fail "configInline and existingConfigMap are the legacy ConfigMap source: set configSource: configmap with them (or leave both empty and apply IPAddressPool/L2Advertisement objects with configSource: crds)" }}
 {{- end }}
 {{- end }}
+
+{{/*
+--metrics-secure and its certificate, for both components' args (nindent'ed by the caller). The
+Secret of metrics.tlsSecret is mounted at /etc/ferrolb/metrics-tls ("ferrolb.metricsTlsVolume").
+*/}}
+{{- define "ferrolb.metricsSecureArgs" -}}
+{{- if .Values.metrics.secure }}
+- --metrics-secure
+{{- if .Values.metrics.tlsSecret }}
+- --metrics-cert-file=/etc/ferrolb/metrics-tls/tls.crt
+- --metrics-key-file=/etc/ferrolb/metrics-tls/tls.key
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "ferrolb.metricsTlsMount" -}}
+- name: metrics-tls
+  mountPath: /etc/ferrolb/metrics-tls
+  readOnly: true
+{{- end }}
+
+{{- define "ferrolb.metricsTlsVolume" -}}
+- name: metrics-tls
+  secret:
+    secretName: {{ .Values.metrics.tlsSecret }}
+    defaultMode: 0400
+{{- end }}
+
