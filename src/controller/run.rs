@@ -51,6 +51,8 @@ pub enum RunError {
     },
     #[error("cannot listen for signals")]
     Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    ServiceRange(#[from] crate::config::overlap::ServiceRangeError),
 }
 
 /// Settings of a running controller (the flags, resolved).
@@ -70,6 +72,8 @@ pub struct Options {
     pub memberlist_secret: Option<String>,
     /// Unique among replicas: names the lease holder and the events' reporting instance.
     pub identity: String,
+    /// `--service-cluster-ip-range`: stands in for ServiceCIDRs where the API does not serve them.
+    pub service_cidrs: Vec<crate::config::overlap::ServiceCidr>,
 }
 
 /// This replica's identity: the pod name (or host name) plus a random suffix, so two processes
@@ -100,6 +104,10 @@ pub async fn main(args: ControllerArgs) -> Result<(), RunError> {
         metric_naming: crate::metrics::Naming::from_flag(args.metallb_metric_names),
         memberlist_secret: args.memberlist_secret_name.clone(),
         identity: identity(),
+        service_cidrs: match args.service_cluster_ip_range.as_deref() {
+            Some(text) => crate::config::overlap::parse_service_range(text)?,
+            None => Vec::new(),
+        },
     };
     let registry = Registry::new();
     let health = Health::new();
@@ -192,6 +200,27 @@ pub async fn run(
             futures::future::ready(())
         });
     let controller = tokio::spawn(controller);
+
+    // The cluster's own networks: nodes' addresses are never handed out, and pools overlapping
+    // them get Warnings; nothing is allocated before the Nodes are listed.
+    ctx.await_networks();
+    tokio::spawn(super::networks::watch_networks(
+        client.clone(),
+        ctx.clone(),
+        options.service_cidrs.clone(),
+        stop_rx.clone(),
+    ));
+    let overlaps_ctx = ctx.clone();
+    let mut overlaps_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = overlaps_ctx.overlaps_due() => {}
+                _ = overlaps_stop.wait_for(|s| *s) => return,
+            }
+            overlaps_ctx.publish_overlaps().await;
+        }
+    });
 
     if let Some(name) = options.memberlist_secret.clone() {
         tokio::spawn(super::gossip_key::keep_key_secret(

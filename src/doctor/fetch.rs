@@ -3,7 +3,8 @@
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Service};
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::{Client, Resource};
@@ -101,6 +102,20 @@ pub async fn snapshot(client: &Client, namespace: &str) -> (Snapshot, Vec<String
             config_objects.push(v);
         }
     }
+    let nodes = list(Api::<Node>::all(client.clone()), "Nodes", u)
+        .await
+        .iter()
+        .map(json)
+        .collect();
+    let service_cidrs = list(
+        Api::<ServiceCIDR>::all(client.clone()),
+        "ServiceCIDRs (served from Kubernetes 1.33)",
+        u,
+    )
+    .await
+    .iter()
+    .map(json)
+    .collect();
     let kube_proxy = Api::<ConfigMap>::namespaced(client.clone(), "kube-system")
         .get_opt("kube-proxy")
         .await
@@ -126,6 +141,8 @@ pub async fn snapshot(client: &Client, namespace: &str) -> (Snapshot, Vec<String
         workloads,
         config_objects,
         kube_proxy,
+        nodes,
+        service_cidrs,
     };
     (snapshot, unreadable)
 }
