@@ -74,21 +74,6 @@ async fn overlap_condition(states: &Api<DynamicObject>) -> Option<(Value, Value)
     Some((state.data["status"]["result"].clone(), condition))
 }
 
-fn doctor(plane: &ControlPlane) -> (Option<i32>, String) {
-    let output = std::process::Command::new(e2e::ferrolb::binary())
-        .arg("doctor")
-        .arg(format!("--kubeconfig={}", plane.kubeconfig().display()))
-        .arg(format!("--namespace={NAMESPACE}"))
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&output.stdout).into_owned();
-    println!(
-        "ferrolb doctor:\n{report}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code(), report)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pools_overlapping_service_cidrs_node_addresses_and_pod_cidrs_are_warned_and_fixed() {
     let test = "pools_overlapping_service_cidrs_node_addresses_and_pod_cidrs_are_warned_and_fixed";
@@ -209,7 +194,7 @@ async fn pools_overlapping_service_cidrs_node_addresses_and_pod_cidrs_are_warned
     }
 
     // The doctor names every overlap with the fix (warnings: it still exits 0).
-    let (code, report) = doctor(&plane);
+    let (code, report) = e2e::ferrolb::doctor(&plane, NAMESPACE);
     assert_eq!(code, Some(0), "{report}");
     for want in expected {
         assert!(
@@ -248,7 +233,7 @@ async fn pools_overlapping_service_cidrs_node_addresses_and_pod_cidrs_are_warned
         }
     })
     .await;
-    let (code, report) = doctor(&plane);
+    let (code, report) = e2e::ferrolb::doctor(&plane, NAMESPACE);
     assert_eq!(code, Some(0), "{report}");
     assert!(!report.contains("[overlap]"), "{report}");
     assert_eq!(report, "no problems found\n");

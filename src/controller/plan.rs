@@ -60,7 +60,7 @@ pub struct Plan {
     pub pool_warnings: Vec<PoolEvent>,
 }
 
-pub(super) fn budget_options() -> serde_saphyr::Options {
+fn budget_options() -> serde_saphyr::Options {
     // `kubectl get svc -A -o yaml` of a large cluster is big (managedFields included); the limits
     // still stop alias bombs and pathological nesting.
     serde_saphyr::options! {
@@ -73,6 +73,17 @@ pub(super) fn budget_options() -> serde_saphyr::Options {
             max_anchors: 10_000,
         },
     }
+}
+
+/// The YAML documents of `text`, each read as `T` (`None` for an empty one), within the budget.
+pub(super) fn read_docs<T: serde::de::DeserializeOwned>(
+    text: &str,
+    source_name: &str,
+) -> Result<Vec<Option<T>>, PlanError> {
+    serde_saphyr::from_multiple_with_options(text, budget_options()).map_err(|e| PlanError::Yaml {
+        source_name: source_name.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 /// One YAML document as read: typed fields (so a value like `y` or `on` stays the string the
@@ -125,11 +136,7 @@ pub fn parse_objects(
     text: &str,
     source_name: &str,
 ) -> Result<(Vec<Service>, Namespaces), PlanError> {
-    let docs: Vec<Option<Doc>> = serde_saphyr::from_multiple_with_options(text, budget_options())
-        .map_err(|e| PlanError::Yaml {
-        source_name: source_name.to_owned(),
-        message: e.to_string(),
-    })?;
+    let docs: Vec<Option<Doc>> = read_docs(text, source_name)?;
     let mut services = Vec::new();
     let mut namespaces = Namespaces::new();
     for (index, doc) in docs.into_iter().enumerate() {

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeSpec, NodeStatus};
 use k8s_openapi::api::networking::v1::{ServiceCIDR, ServiceCIDRSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::plan::{PlanError, budget_options};
+use super::plan::{PlanError, read_docs};
 use crate::config::overlap::ClusterNetworks;
 use crate::k8s::networks::{node_networks, service_cidrs};
 
@@ -68,11 +68,7 @@ pub fn parse_networks(
     source_name: &str,
     networks: &mut ClusterNetworks,
 ) -> Result<Vec<String>, PlanError> {
-    let docs: Vec<Option<Doc>> = serde_saphyr::from_multiple_with_options(text, budget_options())
-        .map_err(|e| PlanError::Yaml {
-        source_name: source_name.to_owned(),
-        message: e.to_string(),
-    })?;
+    let docs: Vec<Option<Doc>> = read_docs(text, source_name)?;
     let mut skipped = Vec::new();
     for (index, doc) in docs.into_iter().enumerate() {
         let Some(mut doc) = doc else { continue };

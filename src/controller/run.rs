@@ -213,11 +213,7 @@ pub async fn run(
     let overlaps_ctx = ctx.clone();
     let mut overlaps_stop = stop_rx.clone();
     tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = overlaps_ctx.overlaps_due() => {}
-                _ = overlaps_stop.wait_for(|s| *s) => return,
-            }
+        while woken(overlaps_ctx.overlaps_due(), &mut overlaps_stop).await {
             overlaps_ctx.publish_overlaps().await;
         }
     });
@@ -244,11 +240,7 @@ pub async fn run(
             let status_ctx = ctx.clone();
             let mut status_stop = stop_rx.clone();
             tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = status_ctx.status_due() => {}
-                        _ = status_stop.wait_for(|s| *s) => return,
-                    }
+                while woken(status_ctx.status_due(), &mut status_stop).await {
                     status_ctx.flush_status().await;
                 }
             });
@@ -282,6 +274,14 @@ pub async fn run(
         lease.release().await;
     }
     Ok(())
+}
+
+/// Waits for `wake`: `true` when it came, `false` when shutdown came first.
+async fn woken(wake: impl Future<Output = ()>, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = wake => true,
+        _ = stop.wait_for(|s| *s) => false,
+    }
 }
 
 /// `/readyz` turns ready once the Service cache is synced, the config state is known and the

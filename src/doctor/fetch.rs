@@ -39,19 +39,24 @@ where
     }
 }
 
+/// [`list`], each object as JSON.
+async fn list_json<K>(api: Api<K>, what: &str, unreadable: &mut Vec<String>) -> Vec<Value>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Serialize,
+{
+    list(api, what, unreadable).await.iter().map(json).collect()
+}
+
 /// Everything the checks need, and what could not be read.
 pub async fn snapshot(client: &Client, namespace: &str) -> (Snapshot, Vec<String>) {
     let mut unreadable = Vec::new();
     let u = &mut unreadable;
-    let webhook_configurations = list(
+    let webhook_configurations = list_json(
         Api::<ValidatingWebhookConfiguration>::all(client.clone()),
         "ValidatingWebhookConfigurations",
         u,
     )
-    .await
-    .iter()
-    .map(json)
-    .collect();
+    .await;
     let crds: Vec<Value> = list(
         Api::<CustomResourceDefinition>::all(client.clone()),
         "CustomResourceDefinitions",
@@ -102,20 +107,13 @@ pub async fn snapshot(client: &Client, namespace: &str) -> (Snapshot, Vec<String
             config_objects.push(v);
         }
     }
-    let nodes = list(Api::<Node>::all(client.clone()), "Nodes", u)
-        .await
-        .iter()
-        .map(json)
-        .collect();
-    let service_cidrs = list(
+    let nodes = list_json(Api::<Node>::all(client.clone()), "Nodes", u).await;
+    let service_cidrs = list_json(
         Api::<ServiceCIDR>::all(client.clone()),
         "ServiceCIDRs (served from Kubernetes 1.33)",
         u,
     )
-    .await
-    .iter()
-    .map(json)
-    .collect();
+    .await;
     let kube_proxy = Api::<ConfigMap>::namespaced(client.clone(), "kube-system")
         .get_opt("kube-proxy")
         .await

@@ -41,7 +41,7 @@ pub fn node_networks(node: &Node) -> (NodeNetworks, Vec<String>) {
             )),
         }
     }
-    let mut pod_cidrs = Vec::new();
+    let mut pod_cidrs: Vec<IpNet> = Vec::new();
     let spec = node.spec.as_ref();
     let listed = spec.and_then(|s| s.pod_cidrs.clone()).unwrap_or_default();
     // `spec.podCIDR` is the first of `spec.podCIDRs`; read it only when the list is absent.
@@ -51,12 +51,8 @@ pub fn node_networks(node: &Node) -> (NodeNetworks, Vec<String>) {
         listed
     };
     for (i, text) in listed.iter().enumerate() {
-        match text.trim().parse::<IpNet>() {
-            Ok(cidr) => pod_cidrs.push(cidr.trunc()),
-            Err(_) => skipped.push(format!(
-                "Node {name}: spec.podCIDRs[{i}] {text:?} is not a CIDR; skipped"
-            )),
-        }
+        let field = || format!("Node {name}: spec.podCIDRs[{i}]");
+        pod_cidrs.extend(cidr(text, field, &mut skipped));
     }
     (
         NodeNetworks {
@@ -80,17 +76,24 @@ pub fn service_cidrs(object: &ServiceCIDR) -> (Vec<ServiceCidr>, Vec<String>) {
         .into_iter()
         .flatten();
     for (i, text) in listed.enumerate() {
-        match text.trim().parse::<IpNet>() {
-            Ok(cidr) => out.push(ServiceCidr {
-                source: CidrSource::Object(name.clone()),
-                cidr: cidr.trunc(),
-            }),
-            Err(_) => skipped.push(format!(
-                "ServiceCIDR {name}: spec.cidrs[{i}] {text:?} is not a CIDR; skipped"
-            )),
-        }
+        let field = || format!("ServiceCIDR {name}: spec.cidrs[{i}]");
+        out.extend(cidr(text, field, &mut skipped).map(|cidr| ServiceCidr {
+            source: CidrSource::Object(name.clone()),
+            cidr,
+        }));
     }
     (out, skipped)
+}
+
+/// `text` as a CIDR (host bits masked off), or `None` with a line naming `field` in `skipped`.
+fn cidr(text: &str, field: impl Fn() -> String, skipped: &mut Vec<String>) -> Option<IpNet> {
+    match text.trim().parse::<IpNet>() {
+        Ok(cidr) => Some(cidr.trunc()),
+        Err(_) => {
+            skipped.push(format!("{} {text:?} is not a CIDR; skipped", field()));
+            None
+        }
+    }
 }
 
 #[cfg(test)]
