@@ -1,6 +1,7 @@
 //! `ferrolb doctor`: checks a live cluster for what keeps ferrolb from working (MetalLB
 //! leftovers, missing CRDs, an invalid config, unready speakers, kube-proxy without strictARP,
-//! a Pod Security level too strict for the speaker) and prints how to fix each. The checks are
+//! a Pod Security level too strict for the speaker, pools overlapping a ServiceCIDR, a node's
+//! address or a Pod CIDR) and prints how to fix each. The checks are
 //! pure ([`checks`]); [`fetch`] only reads the objects they look at.
 
 pub mod checks;

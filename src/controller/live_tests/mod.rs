@@ -233,4 +233,5 @@ mod allocation;
 mod crds;
 mod differential;
 mod faults;
+mod overlaps;
 mod resilience;

@@ -1,0 +1,120 @@
+//! The cluster's networks in the live edge: nothing is allocated before the Nodes are listed,
+//! a node's address is skipped, and each overlap is recorded as a Warning on the object that
+//! defines the pool once per change.
+
+use kube::Resource;
+
+use super::*;
+use crate::config::overlap::{
+    ClusterNetworks, NodeAddress, NodeAddressKind, NodeNetworks, parse_service_range,
+};
+
+fn networks(node_ip: &str) -> ClusterNetworks {
+    ClusterNetworks {
+        // Overlaps "reserved" (198.51.100.10-12).
+        service_cidrs: parse_service_range("198.51.100.0/24").unwrap(),
+        nodes: vec![NodeNetworks {
+            name: "n1".into(),
+            addresses: vec![NodeAddress {
+                node: "n1".into(),
+                kind: NodeAddressKind::InternalIP,
+                ip: node_ip.parse().unwrap(),
+            }],
+            pod_cidrs: Vec::new(),
+        }],
+    }
+}
+
+/// Expects a Warning `ClusterNetworkOverlap` on the ConfigMap; returns its note.
+async fn expect_overlap_event(h: &mut Harness) -> String {
+    let (_, body, send) = h
+        .expect(
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/ferrolb-system/events",
+        )
+        .await;
+    assert_eq!(body["reason"], "ClusterNetworkOverlap", "{body}");
+    assert_eq!(body["type"], "Warning", "{body}");
+    assert_eq!(body["regarding"]["kind"], "ConfigMap", "{body}");
+    assert_eq!(body["regarding"]["name"], "config", "{body}");
+    ok(send, &body);
+    body["note"].as_str().unwrap_or("").to_owned()
+}
+
+async fn publish(h: &Harness) {
+    let ctx = h.ctx.clone();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::spawn(async move { ctx.publish_overlaps().await }),
+    )
+    .await
+    .expect("publishing finished without further requests")
+    .unwrap();
+}
+
+#[tokio::test]
+async fn nodes_are_listed_before_any_allocation_and_each_overlap_is_recorded_once_per_change() {
+    let mut h = harness();
+    h.ctx.await_networks();
+    let cm = configmap(CONFIG);
+    assert_eq!(h.ctx.load_config(Some(&cm)), ConfigOutcome::Loaded);
+    h.ctx
+        .set_config_objects(Default::default(), Some(cm.object_ref(&())));
+    h.ctx.set_leading(true);
+    let web = service("web", json!({}));
+    h.store
+        .apply_watcher_event(&watcher::Event::Apply(web.clone().into()));
+
+    // Nodes not listed yet: no decision, no write, no Warning.
+    done(h.spawn(&web)).await.unwrap();
+    publish(&h).await;
+
+    // Listed: node n1's 192.0.2.2 is skipped after 192.0.2.1.
+    h.ctx.set_networks(networks("192.0.2.2"));
+    let task = h.spawn(&web);
+    h.expect_event("IPAllocated").await;
+    h.expect_status("web", json!([{"ip": "192.0.2.1"}])).await;
+    h.expect_pool("web", json!("default")).await;
+    done(task).await.unwrap();
+    let next = service("next", json!({}));
+    h.store
+        .apply_watcher_event(&watcher::Event::Apply(next.clone().into()));
+    let task = h.spawn(&next);
+    h.expect_event("IPAllocated").await;
+    h.expect_status("next", json!([{"ip": "192.0.2.3"}])).await;
+    h.expect_pool("next", json!("default")).await;
+    done(task).await.unwrap();
+
+    // Each overlap once, on the ConfigMap that defines every pool.
+    let publishing = {
+        let ctx = h.ctx.clone();
+        tokio::spawn(async move { ctx.publish_overlaps().await })
+    };
+    let first = expect_overlap_event(&mut h).await;
+    let second = expect_overlap_event(&mut h).await;
+    publishing.await.unwrap();
+    assert!(
+        first.contains("pool \"default\" holds 192.0.2.2, the InternalIP of node n1"),
+        "{first}"
+    );
+    assert!(
+        second.contains("pool \"reserved\" overlaps the service cluster IP range 198.51.100.0/24"),
+        "{second}"
+    );
+    // Nothing changed: nothing recorded again.
+    publish(&h).await;
+
+    // The node's address moves into "reserved": only the new overlap is recorded.
+    h.ctx.set_networks(networks("198.51.100.11"));
+    let publishing = {
+        let ctx = h.ctx.clone();
+        tokio::spawn(async move { ctx.publish_overlaps().await })
+    };
+    let moved = expect_overlap_event(&mut h).await;
+    publishing.await.unwrap();
+    assert!(
+        moved.contains("pool \"reserved\" holds 198.51.100.11, the InternalIP of node n1"),
+        "{moved}"
+    );
+    publish(&h).await;
+}
