@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::writes::FIELD_MANAGER;
 use crate::ipam::PoolStats;
-use crate::k8s::config_state::{configuration_state_of, write_state};
+use crate::k8s::config_state::{bounded, configuration_state_of, write_state};
 use crate::k8s::metallb::POOL;
 
 /// Name of the controller's ConfigurationState object.
@@ -49,7 +49,7 @@ pub fn configuration_state(error: Option<&str>, overlaps: &[String], now: &str) 
                "lastTransitionTime": now})
     } else {
         json!({"type": OVERLAP_CONDITION, "status": "True", "reason": "PoolOverlap",
-               "message": overlaps.join("; "), "lastTransitionTime": now})
+               "message": bounded(&overlaps.join("; ")), "lastTransitionTime": now})
     };
     if let Some(conditions) = out["status"]["conditions"].as_array_mut() {
         conditions.push(condition);

@@ -41,8 +41,9 @@ impl<V> Default for View<V> {
     }
 }
 
-impl<V> View<V> {
-    /// Applies one event; returns whether what is in force may have changed.
+impl<V: PartialEq> View<V> {
+    /// Applies one event; returns whether what is in force may have changed (a Node's heartbeat
+    /// changes nothing projected).
     fn apply<K: kube::Resource>(
         &mut self,
         event: watcher::Event<K>,
@@ -65,8 +66,10 @@ impl<V> View<V> {
                 true
             }
             watcher::Event::Apply(o) => {
-                self.current.insert(name(&o), project(&o));
-                true
+                let projected = project(&o);
+                let changed = self.current.get(&name(&o)) != Some(&projected);
+                self.current.insert(name(&o), projected);
+                changed
             }
             watcher::Event::Delete(o) => {
                 self.current.remove(&name(&o));
@@ -178,5 +181,61 @@ async fn next_cidr(
     match events {
         Some(events) => events.next().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node(name: &str, ip: &str, heartbeat: &str) -> Node {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "resourceVersion": heartbeat},
+            "status": {"addresses": [{"type": "InternalIP", "address": ip}],
+                       "conditions": [{"type": "Ready", "status": "True",
+                                       "lastHeartbeatTime": "2026-12-05T00:00:00Z"}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_heartbeat_changes_nothing_and_a_relist_replaces_what_was_known() {
+        let mut view: View<NodeNetworks> = View::default();
+        assert!(!view.apply(watcher::Event::Init, project_node));
+        assert!(!view.apply(
+            watcher::Event::InitApply(node("a", "192.0.2.1", "1")),
+            project_node
+        ));
+        assert!(!view.listed, "not listed before InitDone");
+        assert!(view.apply(watcher::Event::InitDone, project_node));
+        assert!(view.listed);
+        // The same addresses under a new resourceVersion: nothing to hand over.
+        assert!(!view.apply(
+            watcher::Event::Apply(node("a", "192.0.2.1", "2")),
+            project_node
+        ));
+        assert!(view.apply(
+            watcher::Event::Apply(node("a", "192.0.2.9", "3")),
+            project_node
+        ));
+        assert_eq!(view.current["a"].addresses[0].ip.to_string(), "192.0.2.9");
+        // A re-list without "a" (deleted while the watch was down) forgets it.
+        view.apply(watcher::Event::Init, project_node);
+        view.apply(
+            watcher::Event::InitApply(node("b", "192.0.2.2", "4")),
+            project_node,
+        );
+        assert!(
+            view.current.contains_key("a"),
+            "kept until the re-list completes"
+        );
+        assert!(view.apply(watcher::Event::InitDone, project_node));
+        assert_eq!(view.current.keys().collect::<Vec<_>>(), ["b"]);
+        assert!(view.apply(
+            watcher::Event::Delete(node("b", "192.0.2.2", "5")),
+            project_node
+        ));
+        assert!(view.current.is_empty());
     }
 }
