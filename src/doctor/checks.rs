@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::config::crd::from_objects;
-use crate::config::overlap::{ClusterNetworks, find_overlaps};
+use crate::config::overlap::{ClusterNetworks, ServiceCidr, find_overlaps};
 use crate::k8s::networks::{node_networks, service_cidrs};
 
 /// How bad a finding is.
@@ -49,6 +49,8 @@ pub struct Snapshot {
     pub nodes: Vec<Value>,
     /// Every `networking.k8s.io/v1` ServiceCIDR (Kubernetes 1.33+).
     pub service_cidrs: Vec<Value>,
+    /// `--service-cluster-ip-range`: checked instead where no ServiceCIDR is listed.
+    pub service_range: Vec<ServiceCidr>,
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
@@ -319,6 +321,9 @@ pub fn cluster_overlaps(s: &Snapshot) -> Vec<Finding> {
         if let Ok(object) = serde_json::from_value(v.clone()) {
             networks.service_cidrs.extend(service_cidrs(&object).0);
         }
+    }
+    if networks.service_cidrs.is_empty() {
+        networks.service_cidrs = s.service_range.clone();
     }
     find_overlaps(&file.config, &networks)
         .into_iter()

@@ -193,6 +193,17 @@ fn every_overlap_with_the_cluster_networks_is_named_with_its_fix() {
     assert!(found.iter().all(|f| f.fix.contains("pool \"a\"") && f.fix.contains("kubectl edit ipaddresspool a")), "{found:?}");
     let report = render(&found);
     assert!(report.contains("WARNING [overlap]"), "{report}");
+    // Where no ServiceCIDR is served, --service-cluster-ip-range stands in.
+    s.service_cidrs.clear();
+    s.service_range =
+        crate::config::overlap::parse_service_range("192.0.2.12/30,fd00::/108").unwrap();
+    let found = cluster_overlaps(&s);
+    assert!(
+        found.iter().any(|f| f.problem.contains(
+            "the service cluster IP range 192.0.2.12/30 (--service-cluster-ip-range) at 192.0.2.12-192.0.2.15"
+        )),
+        "{found:?}"
+    );
     // The pool moved clear of every network: nothing left to say.
     s.config_objects[0]["spec"]["addresses"] = json!(["203.0.113.0/28"]);
     assert_eq!(run_all(&s), []);

@@ -20,6 +20,8 @@ use crate::k8s::metallb::KINDS;
 pub enum FetchError {
     #[error(transparent)]
     Client(#[from] crate::k8s::ClientError),
+    #[error(transparent)]
+    ServiceRange(#[from] crate::config::overlap::ServiceRangeError),
 }
 
 fn json<T: Serialize>(v: &T) -> Value {
@@ -141,6 +143,7 @@ pub async fn snapshot(client: &Client, namespace: &str) -> (Snapshot, Vec<String
         kube_proxy,
         nodes,
         service_cidrs,
+        service_range: Vec::new(),
     };
     (snapshot, unreadable)
 }
