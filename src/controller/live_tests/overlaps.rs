@@ -118,3 +118,105 @@ async fn nodes_are_listed_before_any_allocation_and_each_overlap_is_recorded_onc
     );
     publish(&h).await;
 }
+
+/// Answers the networks watch as an API server without ServiceCIDRs (before 1.33): Nodes are
+/// listed (their watch is held open), ServiceCIDRs are 404; events are answered and handed on.
+async fn serve_without_service_cidrs(
+    mut api: Mock,
+    events: futures::channel::mpsc::UnboundedSender<Value>,
+    cidr_requests: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let mut held = Vec::new();
+    while let Some((req, send)) = api.next_request().await {
+        let path = req.uri().path().to_owned();
+        let query = req.uri().query().unwrap_or("").to_owned();
+        let bytes = req.into_body().collect_bytes().await.unwrap();
+        let (status, body) = match path.as_str() {
+            "/api/v1/nodes" if query.contains("watch=true") => {
+                held.push(send);
+                continue;
+            }
+            "/api/v1/nodes" => (
+                StatusCode::OK,
+                json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {"resourceVersion": "1"},
+                       "items": [{"metadata": {"name": "n1", "resourceVersion": "1"},
+                                  "status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.2"}]}}]}),
+            ),
+            "/apis/networking.k8s.io/v1/servicecidrs" => {
+                cidr_requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                (
+                    StatusCode::NOT_FOUND,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                           "reason": "NotFound", "code": 404,
+                           "message": "the server could not find the requested resource"}),
+                )
+            }
+            "/apis/events.k8s.io/v1/namespaces/ferrolb-system/events" => {
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let _ = events.unbounded_send(body.clone());
+                (StatusCode::CREATED, body)
+            }
+            other => panic!("unexpected request {other}?{query}"),
+        };
+        send.send_response(
+            Response::builder()
+                .status(status)
+                .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                .unwrap(),
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_service_cidrs_served_the_flag_stands_in_and_the_nodes_still_open_the_gate() {
+    let h = harness();
+    let ctx = h.ctx.clone();
+    ctx.await_networks();
+    let cm = configmap(CONFIG);
+    assert_eq!(ctx.load_config(Some(&cm)), ConfigOutcome::Loaded);
+    ctx.set_config_objects(Default::default(), Some(cm.object_ref(&())));
+    ctx.set_leading(true);
+    let (events_tx, mut events) = futures::channel::mpsc::unbounded();
+    let cidr_requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server = tokio::spawn(serve_without_service_cidrs(
+        h.api,
+        events_tx,
+        cidr_requests.clone(),
+    ));
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let watching = tokio::spawn(crate::controller::networks::watch_networks(
+        ctx.client.clone(),
+        ctx.clone(),
+        parse_service_range("198.51.100.0/24").unwrap(),
+        stop,
+    ));
+    // Each handover wakes the publisher: record until both overlaps are in.
+    let mut notes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while notes.len() < 2 {
+            ctx.overlaps_due().await;
+            ctx.publish_overlaps().await;
+            while let Ok(event) = events.try_recv() {
+                notes.push(event["note"].as_str().unwrap_or("").to_owned());
+            }
+        }
+    })
+    .await
+    .expect("both overlaps recorded");
+    notes.sort();
+    assert!(
+        notes[0].contains("pool \"default\" holds 192.0.2.2, the InternalIP of node n1"),
+        "{notes:?}"
+    );
+    assert!(
+        notes[1].contains(
+            "pool \"reserved\" overlaps the service cluster IP range 198.51.100.0/24 \
+             (--service-cluster-ip-range)"
+        ),
+        "{notes:?}"
+    );
+    // The kind is not served: asked once, never again.
+    assert_eq!(cidr_requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+    watching.abort();
+    server.abort();
+}
