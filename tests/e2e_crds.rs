@@ -245,18 +245,8 @@ webhooks:
     // The leftover refuses every change to a pool.
     kubectl_apply(&plane, &pool).expect_err("the leftover webhook blocks pools");
 
-    let output = std::process::Command::new(e2e::ferrolb::binary())
-        .arg("doctor")
-        .arg(format!("--kubeconfig={}", plane.kubeconfig().display()))
-        .arg(format!("--namespace={NAMESPACE}"))
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&output.stdout).into_owned();
-    println!(
-        "ferrolb doctor:\n{report}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(output.status.code(), Some(1), "{report}");
+    let (code, report) = e2e::ferrolb::doctor(&plane, NAMESPACE);
+    assert_eq!(code, Some(1), "{report}");
     assert!(
         report.contains(
             "ERROR [metallb-leftovers] ValidatingWebhookConfiguration metallb-webhook-configuration"
@@ -281,14 +271,8 @@ webhooks:
         "metallb-webhook-configuration",
     ]);
     kubectl_apply(&plane, &pool).expect("pools can be changed again");
-    let output = std::process::Command::new(e2e::ferrolb::binary())
-        .arg("doctor")
-        .arg(format!("--kubeconfig={}", plane.kubeconfig().display()))
-        .arg(format!("--namespace={NAMESPACE}"))
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{report}");
+    let (code, report) = e2e::ferrolb::doctor(&plane, NAMESPACE);
+    assert_eq!(code, Some(0), "{report}");
     assert!(!report.contains("ERROR"), "{report}");
 }
 

@@ -12,6 +12,7 @@ mod community;
 pub mod convert;
 pub mod crd;
 mod error;
+pub mod overlap;
 mod parse;
 mod peers;
 mod raw;

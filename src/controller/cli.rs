@@ -4,7 +4,9 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::plan::{PlanError, parse_objects, plan_with_namespaces};
+use super::plan::{PlanError, parse_objects, plan_with_networks};
+use super::plan_networks::parse_networks;
+use crate::config::overlap::{ClusterNetworks, ServiceRangeError, parse_service_range};
 use crate::k8s::metallb::ConfigSource;
 use crate::telemetry::{LogFormat, MetricsSecurityArgs};
 
@@ -69,6 +71,12 @@ pub struct ControllerArgs {
     /// a random key if it does not exist, never changed if it does. Unset: no Secret is managed.
     #[arg(long)]
     pub memberlist_secret_name: Option<String>,
+    /// The cluster's service IP ranges, comma-separated CIDRs as kube-apiserver's flag of that
+    /// name spells them (e.g. 10.96.0.0/12,fd00::/108). Used only where the API server does not
+    /// serve networking.k8s.io/v1 ServiceCIDR objects (before Kubernetes 1.33), to warn about
+    /// pools overlapping them; otherwise the ServiceCIDR objects are read.
+    #[arg(long)]
+    pub service_cluster_ip_range: Option<String>,
 }
 
 /// Output format of `ferrolb plan`.
@@ -100,6 +108,16 @@ pub struct PlanArgs {
     /// those without one).
     #[arg(long)]
     pub lb_class: Option<String>,
+    /// The cluster's own networks: Node and ServiceCIDR manifests, as
+    /// `kubectl get nodes,servicecidrs -o yaml` prints them. Nodes' InternalIP/ExternalIP
+    /// addresses are never handed out, and pools overlapping a node's address, a node's
+    /// spec.podCIDRs or a ServiceCIDR are listed under POOL WARNINGS, as the controller warns.
+    #[arg(long, num_args = 1..)]
+    pub nodes: Vec<PathBuf>,
+    /// As the controller's flag: the service IP ranges (comma-separated CIDRs), for clusters
+    /// whose API server serves no ServiceCIDR objects; used only when --nodes holds none.
+    #[arg(long)]
+    pub service_cluster_ip_range: Option<String>,
 }
 
 /// Why `ferrolb plan` failed.
@@ -117,6 +135,8 @@ pub enum PlanCommandError {
     },
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    ServiceRange(#[from] ServiceRangeError),
     #[error("cannot write output")]
     Write(#[from] std::io::Error),
 }
@@ -147,9 +167,22 @@ pub fn run_plan(
         services.extend(found);
         namespaces.extend(ns);
     }
-    let plan = plan_with_namespaces(
+    let mut networks = ClusterNetworks::default();
+    for path in &args.nodes {
+        let skipped = parse_networks(&read(path)?, &path.display().to_string(), &mut networks)?;
+        for line in skipped {
+            writeln!(err, "{line}")?;
+        }
+    }
+    if networks.service_cidrs.is_empty()
+        && let Some(text) = &args.service_cluster_ip_range
+    {
+        networks.service_cidrs = parse_service_range(text)?;
+    }
+    let plan = plan_with_networks(
         &file.config,
         &namespaces,
+        &networks,
         services,
         args.lb_class.as_deref(),
     )?;
@@ -157,6 +190,17 @@ pub fn run_plan(
         PlanFormat::Table => out.write_all(plan.table().as_bytes())?,
         PlanFormat::Yaml => {
             out.write_all(plan.to_yaml()?.as_bytes())?;
+            for w in &plan.pool_warnings {
+                let e = &w.event;
+                writeln!(
+                    err,
+                    "pool {} {} {}: {}",
+                    w.pool,
+                    e.event_type(),
+                    e.reason,
+                    e.message
+                )?;
+            }
             for e in &plan.events {
                 writeln!(
                     err,

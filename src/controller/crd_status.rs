@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::writes::FIELD_MANAGER;
 use crate::ipam::PoolStats;
-use crate::k8s::config_state::{configuration_state_of, write_state};
+use crate::k8s::config_state::{bounded, configuration_state_of, write_state};
 use crate::k8s::metallb::POOL;
 
 /// Name of the controller's ConfigurationState object.
@@ -34,10 +34,27 @@ pub fn pool_status(stats: &PoolStats) -> Value {
     }})
 }
 
-/// The ConfigurationState status for a config that loaded (`None`) or was refused (the errors).
-/// `now` is an RFC 3339 time, the condition's lastTransitionTime.
-pub fn configuration_state(error: Option<&str>, now: &str) -> Value {
-    configuration_state_of(CONDITION_TYPE, error, now)
+/// ferrolb's own condition: whether a pool overlaps the cluster's networks (a ServiceCIDR, a
+/// node's address, a Pod CIDR). A warning, not a refusal: `result` stays as the config says.
+pub const OVERLAP_CONDITION: &str = "poolOverlapsClusterNetworks";
+
+/// The ConfigurationState status for a config that loaded (`None`) or was refused (the errors),
+/// with the pools' `overlaps` (one message each) in their own condition. `now` is an RFC 3339
+/// time, the conditions' lastTransitionTime.
+pub fn configuration_state(error: Option<&str>, overlaps: &[String], now: &str) -> Value {
+    let mut out = configuration_state_of(CONDITION_TYPE, error, now);
+    let condition = if overlaps.is_empty() {
+        json!({"type": OVERLAP_CONDITION, "status": "False", "reason": "NoOverlap",
+               "message": "no pool overlaps a ServiceCIDR, a node's address or a Pod CIDR",
+               "lastTransitionTime": now})
+    } else {
+        json!({"type": OVERLAP_CONDITION, "status": "True", "reason": "PoolOverlap",
+               "message": bounded(&overlaps.join("; ")), "lastTransitionTime": now})
+    };
+    if let Some(conditions) = out["status"]["conditions"].as_array_mut() {
+        conditions.push(condition);
+    }
+    out
 }
 fn params() -> PatchParams {
     PatchParams {
@@ -106,11 +123,11 @@ mod tests {
 
     #[test]
     fn configuration_state_says_valid_or_invalid_with_the_errors() {
-        let ok = configuration_state(None, "2026-11-30T00:00:00Z");
+        let ok = configuration_state(None, &[], "2026-11-30T00:00:00Z");
         assert_eq!(ok["status"]["result"], "Valid");
         assert!(ok["status"].get("errorSummary").is_none());
         assert_eq!(ok["status"]["conditions"][0]["status"], "True");
-        let bad = configuration_state(Some("IPAddressPool \"b\": addresses: overlaps"), "t");
+        let bad = configuration_state(Some("IPAddressPool \"b\": addresses: overlaps"), &[], "t");
         assert_eq!(bad["status"]["result"], "Invalid");
         assert_eq!(
             bad["status"]["errorSummary"],
@@ -121,5 +138,28 @@ mod tests {
             "ConfigurationError"
         );
         assert_eq!(bad["status"]["conditions"][0]["type"], CONDITION_TYPE);
+    }
+
+    #[test]
+    fn overlaps_are_a_condition_of_their_own_and_leave_the_config_valid() {
+        let overlaps = [
+            "pool \"a\" holds 192.0.2.1, the InternalIP of node n1: never handed out".to_owned(),
+        ];
+        let warned = configuration_state(None, &overlaps, "t");
+        assert_eq!(warned["status"]["result"], "Valid");
+        assert!(warned["status"].get("errorSummary").is_none());
+        let condition = &warned["status"]["conditions"][1];
+        assert_eq!(condition["type"], OVERLAP_CONDITION);
+        assert_eq!(condition["status"], "True");
+        assert_eq!(condition["reason"], "PoolOverlap");
+        assert!(
+            condition["message"]
+                .as_str()
+                .unwrap()
+                .contains("InternalIP of node n1")
+        );
+        let clear = configuration_state(None, &[], "t");
+        assert_eq!(clear["status"]["conditions"][1]["status"], "False");
+        assert_eq!(clear["status"]["conditions"][0]["status"], "True");
     }
 }

@@ -8,6 +8,8 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::Service;
 
 use super::cached::CachedService;
+use crate::config::Config;
+use crate::config::overlap::{ClusterNetworks, find_overlaps};
 use crate::ipam::{AllocError, Assignment, Reload, ServiceKey};
 use crate::k8s::service::ALLOCATED_FROM_POOL;
 
@@ -41,6 +43,9 @@ pub enum Reason {
     /// On a pool: a Service ferrolb does not serve shows one of the pool's addresses (ferrolb's
     /// own reason; MetalLB does not look).
     AddressHeldElsewhere,
+    /// On a pool: it overlaps a ServiceCIDR, a node's own address or a node's Pod CIDR
+    /// (ferrolb's own reason; nothing is refused, a node's address is never handed out).
+    ClusterNetworkOverlap,
 }
 
 impl Reason {
@@ -51,6 +56,7 @@ impl Reason {
             Reason::ClearAssignment => "ClearAssignment",
             Reason::LoadBalancerFailed => "LoadBalancerFailed",
             Reason::AddressHeldElsewhere => "AddressHeldElsewhere",
+            Reason::ClusterNetworkOverlap => "ClusterNetworkOverlap",
         }
     }
 
@@ -59,7 +65,8 @@ impl Reason {
             Reason::IpAllocated | Reason::ClearAssignment => EventType::Normal,
             Reason::AllocationFailed
             | Reason::LoadBalancerFailed
-            | Reason::AddressHeldElsewhere => EventType::Warning,
+            | Reason::AddressHeldElsewhere
+            | Reason::ClusterNetworkOverlap => EventType::Warning,
         }
     }
 }
@@ -93,6 +100,18 @@ impl PlannedEvent {
     pub fn event_type(&self) -> EventType {
         self.reason.event_type()
     }
+}
+
+/// The Warning for each pool overlapping the cluster's own networks (see
+/// [`crate::config::overlap`]), as the live controller records them and `plan` prints them.
+pub fn overlap_warnings(config: &Config, networks: &ClusterNetworks) -> Vec<PoolEvent> {
+    find_overlaps(config, networks)
+        .into_iter()
+        .map(|o| PoolEvent {
+            event: PlannedEvent::new(Reason::ClusterNetworkOverlap, o.message()),
+            pool: o.pool,
+        })
+        .collect()
 }
 
 /// What the Service's status and pool annotation should be.

@@ -61,6 +61,17 @@ struct State {
     /// ConfigMap for every pool.
     pool_objects: BTreeMap<String, ObjectReference>,
     config_object: Option<ObjectReference>,
+    /// The cluster's own networks, and the overlap Warnings recorded (see `live::overlaps`).
+    networks: overlaps::NetworkState,
+}
+
+/// The object a pool's events go on: its `IPAddressPool`, or the ConfigMap defining every pool.
+fn pool_object_in(state: &State, pool: &str) -> Option<ObjectReference> {
+    state
+        .pool_objects
+        .get(pool)
+        .or(state.config_object.as_ref())
+        .cloned()
 }
 
 /// Whether this replica leads at `now`: the flag, and the lease's deadline when there is one.
@@ -79,6 +90,9 @@ pub struct Context {
     state: Mutex<State>,
     /// Woken when pool usage or the config state may have changed (see [`Context::flush_status`]).
     status_due: tokio::sync::Notify,
+    /// Woken when the pools' overlaps with the cluster's networks may have changed (see
+    /// [`Context::publish_overlaps`]).
+    overlaps_due: tokio::sync::Notify,
 }
 
 /// Outcome of loading a ConfigMap.
@@ -112,6 +126,7 @@ impl Context {
             reconcile_all,
             state: Mutex::new(State::default()),
             status_due: tokio::sync::Notify::new(),
+            overlaps_due: tokio::sync::Notify::new(),
         }
     }
 
@@ -159,8 +174,11 @@ impl Context {
             status.pools.clear();
             status.state_written = None;
         }
+        // A new leader records the overlap Warnings again: it cannot know what was recorded.
+        state.networks.recorded.clear();
         drop(state);
         self.status_due.notify_one();
+        self.overlaps_due.notify_one();
         if leading {
             tracing::info!("became leader: rebuilding assignments from Service statuses");
             self.trigger_all();
@@ -177,8 +195,11 @@ impl Context {
         }
         if state.core.is_none() {
             let config = state.config.as_ref()?;
+            // Not before the nodes are known: one of their addresses must never be handed out.
+            let node_addresses = state.networks.node_addresses()?;
             let mut core = Core::new(self.lb_class.clone());
             core.set_namespaces(state.namespaces.clone());
+            core.set_node_addresses(node_addresses);
             if let Err(e) = core.set_config(config) {
                 tracing::error!(error = %e, "allocator refused the config's pools");
                 return None;
@@ -268,6 +289,7 @@ impl Context {
         }
         self.metrics.config.applied();
         state.config = Some(config);
+        self.refresh_overlaps(&mut state);
         drop(state);
         tracing::info!("config loaded");
         self.trigger_all();
@@ -317,16 +339,13 @@ impl Context {
         let mut state = self.lock();
         state.pool_objects = by_pool;
         state.config_object = all;
+        drop(state);
+        self.overlaps_due.notify_one();
     }
 
     /// The object a pool's events go on.
     fn pool_object(&self, pool: &str) -> Option<ObjectReference> {
-        let state = self.lock();
-        state
-            .pool_objects
-            .get(pool)
-            .or(state.config_object.as_ref())
-            .cloned()
+        pool_object_in(&self.lock(), pool)
     }
 
     /// Records the Warnings about a pool's addresses a Service not ours shows (leader only;
@@ -562,6 +581,7 @@ pub fn error_policy(svc: Arc<CachedService>, err: &ReconcileError, ctx: Arc<Cont
     Action::requeue(delay)
 }
 
+mod overlaps;
 mod status;
 
 #[cfg(test)]

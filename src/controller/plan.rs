@@ -14,7 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use super::cached::CachedService;
-use super::reconcile::{Core, EventType, Outcome, Reason};
+use super::reconcile::{Core, EventType, Outcome, PoolEvent, Reason, overlap_warnings};
+use crate::config::overlap::ClusterNetworks;
 use crate::config::{Config, Namespaces};
 use crate::ipam::ServiceKey;
 use crate::k8s::service::{allocated_pool, status_ips};
@@ -50,11 +51,13 @@ pub struct PlanEvent {
     pub message: String,
 }
 
-/// The outcome of a plan: every input Service as the controller would leave it, and the events.
+/// The outcome of a plan: every input Service as the controller would leave it, the events,
+/// and the Warnings the controller would record on pools overlapping the cluster's networks.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub services: Vec<Service>,
     pub events: Vec<PlanEvent>,
+    pub pool_warnings: Vec<PoolEvent>,
 }
 
 fn budget_options() -> serde_saphyr::Options {
@@ -70,6 +73,17 @@ fn budget_options() -> serde_saphyr::Options {
             max_anchors: 10_000,
         },
     }
+}
+
+/// The YAML documents of `text`, each read as `T` (`None` for an empty one), within the budget.
+pub(super) fn read_docs<T: serde::de::DeserializeOwned>(
+    text: &str,
+    source_name: &str,
+) -> Result<Vec<Option<T>>, PlanError> {
+    serde_saphyr::from_multiple_with_options(text, budget_options()).map_err(|e| PlanError::Yaml {
+        source_name: source_name.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 /// One YAML document as read: typed fields (so a value like `y` or `on` stays the string the
@@ -122,11 +136,7 @@ pub fn parse_objects(
     text: &str,
     source_name: &str,
 ) -> Result<(Vec<Service>, Namespaces), PlanError> {
-    let docs: Vec<Option<Doc>> = serde_saphyr::from_multiple_with_options(text, budget_options())
-        .map_err(|e| PlanError::Yaml {
-        source_name: source_name.to_owned(),
-        message: e.to_string(),
-    })?;
+    let docs: Vec<Option<Doc>> = read_docs(text, source_name)?;
     let mut services = Vec::new();
     let mut namespaces = Namespaces::new();
     for (index, doc) in docs.into_iter().enumerate() {
@@ -194,6 +204,19 @@ pub fn plan_with_namespaces(
     services: Vec<Service>,
     lb_class: Option<&str>,
 ) -> Result<Plan, PlanError> {
+    let networks = ClusterNetworks::default();
+    plan_with_networks(config, namespaces, &networks, services, lb_class)
+}
+
+/// [`plan_with_namespaces`] with the cluster's own networks: the nodes' addresses are never
+/// handed out, and pools overlapping any of them get Warnings, as in the live controller.
+pub fn plan_with_networks(
+    config: &Config,
+    namespaces: &Namespaces,
+    networks: &ClusterNetworks,
+    services: Vec<Service>,
+    lb_class: Option<&str>,
+) -> Result<Plan, PlanError> {
     // What the core reads: each Service as the live controller holds it.
     let views: Vec<CachedService> = services.iter().cloned().map(CachedService::from).collect();
     let mut seen = BTreeSet::new();
@@ -205,6 +228,7 @@ pub fn plan_with_namespaces(
     }
     let mut core = Core::new(lb_class.map(str::to_owned));
     core.set_namespaces(namespaces.clone());
+    core.set_node_addresses(networks.node_addresses());
     core.set_config(config)?;
     // With a config loaded the rebuild cannot wait; its issues resurface as ClearAssignment
     // events on the Services concerned.
@@ -236,6 +260,7 @@ pub fn plan_with_namespaces(
     Ok(Plan {
         services: out,
         events,
+        pool_warnings: overlap_warnings(config, networks),
     })
 }
 
@@ -338,6 +363,19 @@ impl Plan {
         }
         let mut out = render_columns(&rows);
         out.push('\n');
+        if !self.pool_warnings.is_empty() {
+            out.push_str("POOL WARNINGS\n");
+            let mut rows = vec![["POOL", "REASON", "MESSAGE"].map(String::from).to_vec()];
+            for w in &self.pool_warnings {
+                rows.push(vec![
+                    w.pool.clone(),
+                    w.event.reason.to_string(),
+                    w.event.message.clone(),
+                ]);
+            }
+            out.push_str(&render_columns(&rows));
+            out.push('\n');
+        }
         if self.events.is_empty() {
             out.push_str("No events.\n");
             return out;

@@ -22,10 +22,11 @@ use crate::k8s::service::request_for;
 
 pub use super::decision::{
     ConfigChange, Decision, Desired, EventType, Outcome, PlannedEvent, PoolEvent, Reason,
-    RebuildIssue, WaitReason,
+    RebuildIssue, WaitReason, overlap_warnings,
 };
 
 mod foreign;
+mod node_holds;
 
 /// The config pools in the shape the allocator takes (BGP pools allocate too: only their
 /// announcement is missing).
@@ -66,6 +67,8 @@ pub struct Core {
     foreign_holds: HashMap<ServiceKey, ServiceKey>,
     /// Foreign Services with an address one of ours holds: held as soon as ours lets go.
     foreign_blocked: BTreeSet<ServiceKey>,
+    /// The nodes' own addresses, held so they are never handed out (see `node_holds.rs`).
+    nodes: node_holds::NodeHolds,
 }
 
 impl Core {
@@ -96,7 +99,7 @@ impl Core {
         self.allocator
             .assignments()
             .map(|(k, _)| k)
-            .filter(|k| !self.is_foreign_hold(k))
+            .filter(|k| !self.is_hold(k))
             .chain(self.foreign_services())
     }
 
@@ -119,8 +122,8 @@ impl Core {
     pub fn set_config(&mut self, config: &Config) -> Result<ConfigChange, PoolSpecError> {
         let mut reload = self.allocator.set_pools(pool_specs(config))?;
         self.has_config = true;
-        // Foreign Services' holds are not ours to report: they are taken again below.
-        reload.evicted.retain(|e| !self.is_foreign_hold(&e.service));
+        // Foreign Services' and nodes' holds are not ours to report: they are taken again below.
+        reload.evicted.retain(|e| !self.is_hold(&e.service));
         for eviction in &reload.evicted {
             self.evicted.insert(
                 eviction.service.clone(),
@@ -134,6 +137,7 @@ impl Core {
         }
         // What foreign Services show is held again in the new pools before anyone is placed.
         self.rehold_foreign(false);
+        self.rehold_nodes();
         Ok(ConfigChange { reload })
     }
 
@@ -195,6 +199,8 @@ impl Core {
             self.update_foreign(&svc.key(), svc);
         }
         self.synced = true;
+        // The nodes' own addresses last: a Service of ours showing one keeps it.
+        self.hold_nodes();
         Ok(issues)
     }
 
@@ -223,6 +229,7 @@ impl Core {
         }
         let released = self.allocator.release(key);
         self.rehold_foreign(true);
+        self.retry_blocked_nodes();
         released
     }
 
@@ -244,6 +251,7 @@ impl Core {
         // An address one of ours held may have been freed since: hold what foreign Services
         // show before anyone is placed.
         self.rehold_foreign(true);
+        self.retry_blocked_nodes();
         let mut events = Vec::new();
         let outcome = self.decide(&key, svc, &mut events);
         if events.iter().any(|e| e.reason == Reason::AllocationFailed) {

@@ -54,6 +54,8 @@ pub enum RunError {
     },
     #[error("cannot listen for signals")]
     Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    ServiceRange(#[from] crate::config::overlap::ServiceRangeError),
 }
 
 /// Settings of a running controller (the flags, resolved).
@@ -73,6 +75,8 @@ pub struct Options {
     pub memberlist_secret: Option<String>,
     /// Unique among replicas: names the lease holder and the events' reporting instance.
     pub identity: String,
+    /// `--service-cluster-ip-range`: stands in for ServiceCIDRs where the API does not serve them.
+    pub service_cidrs: Vec<crate::config::overlap::ServiceCidr>,
 }
 
 /// This replica's identity: the pod name (or host name) plus a random suffix, so two processes
@@ -103,6 +107,10 @@ pub async fn main(args: ControllerArgs) -> Result<(), RunError> {
         metric_naming: crate::metrics::Naming::from_flag(args.metallb_metric_names),
         memberlist_secret: args.memberlist_secret_name.clone(),
         identity: identity(),
+        service_cidrs: match args.service_cluster_ip_range.as_deref() {
+            Some(text) => crate::config::overlap::parse_service_range(text)?,
+            None => Vec::new(),
+        },
     };
     let registry = Registry::new();
     let health = Health::new();
@@ -207,6 +215,23 @@ pub async fn run(
         });
     let controller = tokio::spawn(controller);
 
+    // The cluster's own networks: nodes' addresses are never handed out, and pools overlapping
+    // them get Warnings; nothing is allocated before the Nodes are listed.
+    ctx.await_networks();
+    tokio::spawn(super::networks::watch_networks(
+        client.clone(),
+        ctx.clone(),
+        options.service_cidrs.clone(),
+        stop_rx.clone(),
+    ));
+    let overlaps_ctx = ctx.clone();
+    let mut overlaps_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        while woken(overlaps_ctx.overlaps_due(), &mut overlaps_stop).await {
+            overlaps_ctx.publish_overlaps().await;
+        }
+    });
+
     if let Some(name) = options.memberlist_secret.clone() {
         tokio::spawn(super::gossip_key::keep_key_secret(
             client.clone(),
@@ -229,11 +254,7 @@ pub async fn run(
             let status_ctx = ctx.clone();
             let mut status_stop = stop_rx.clone();
             tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = status_ctx.status_due() => {}
-                        _ = status_stop.wait_for(|s| *s) => return,
-                    }
+                while woken(status_ctx.status_due(), &mut status_stop).await {
                     status_ctx.flush_status().await;
                 }
             });
@@ -267,6 +288,14 @@ pub async fn run(
         lease.release().await;
     }
     Ok(())
+}
+
+/// Waits for `wake`: `true` when it came, `false` when shutdown came first.
+async fn woken(wake: impl Future<Output = ()>, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = wake => true,
+        _ = stop.wait_for(|s| *s) => false,
+    }
 }
 
 /// `/readyz` turns ready once the Service cache is synced, the config state is known and the

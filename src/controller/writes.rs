@@ -173,6 +173,7 @@ fn action(reason: Reason) -> &'static str {
         Reason::ClearAssignment => "ClearAssignment",
         Reason::LoadBalancerFailed => "ValidateService",
         Reason::AddressHeldElsewhere => "HoldAddress",
+        Reason::ClusterNetworkOverlap => "CheckPool",
     }
 }
 

@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::config::crd::from_objects;
+use crate::config::overlap::{ClusterNetworks, ServiceCidr, find_overlaps};
+use crate::k8s::networks::{node_networks, service_cidrs};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -43,6 +45,12 @@ pub struct Snapshot {
     pub config_objects: Vec<Value>,
     /// kube-system/kube-proxy, if present.
     pub kube_proxy: Option<Value>,
+    /// Every Node (their addresses and Pod CIDRs).
+    pub nodes: Vec<Value>,
+    /// Every `networking.k8s.io/v1` ServiceCIDR (Kubernetes 1.33+).
+    pub service_cidrs: Vec<Value>,
+    /// `--service-cluster-ip-range`: checked instead where no ServiceCIDR is listed.
+    pub service_range: Vec<ServiceCidr>,
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
@@ -69,6 +77,7 @@ pub fn run_all(s: &Snapshot) -> Vec<Finding> {
     out.extend(speakers_not_ready(s));
     out.extend(strict_arp(s));
     out.extend(pod_security(s));
+    out.extend(cluster_overlaps(s));
     out
 }
 
@@ -292,6 +301,39 @@ pub fn pod_security(s: &Snapshot) -> Vec<Finding> {
             s.namespace
         ),
     )]
+}
+
+/// Pools overlapping a ServiceCIDR, a node's InternalIP/ExternalIP or a node's Pod CIDR: each
+/// overlap named (a warning: the controller refuses none of them, but never hands out a node's
+/// own address, and the others collide with Service or Pod traffic).
+pub fn cluster_overlaps(s: &Snapshot) -> Vec<Finding> {
+    let Ok(file) = from_objects(s.config_objects.clone(), Some(&s.namespace)) else {
+        // An invalid config is reported by `config_invalid`.
+        return Vec::new();
+    };
+    let mut networks = ClusterNetworks::default();
+    for v in &s.nodes {
+        if let Ok(node) = serde_json::from_value(v.clone()) {
+            networks.nodes.push(node_networks(&node).0);
+        }
+    }
+    for v in &s.service_cidrs {
+        if let Ok(object) = serde_json::from_value(v.clone()) {
+            networks.service_cidrs.extend(service_cidrs(&object).0);
+        }
+    }
+    if networks.service_cidrs.is_empty() {
+        networks.service_cidrs = s.service_range.clone();
+    }
+    find_overlaps(&file.config, &networks)
+        .into_iter()
+        .map(|o| Finding {
+            severity: Severity::Warning,
+            check: "overlap",
+            problem: o.message(),
+            fix: o.fix(),
+        })
+        .collect()
 }
 
 /// The report as printed: one block per finding, or a line saying all is well.

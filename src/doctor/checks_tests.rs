@@ -151,3 +151,60 @@ fn a_namespace_too_strict_for_the_speaker_is_reported() {
     s.namespace_labels = Some(json!({"pod-security.kubernetes.io/enforce": "privileged"}));
     assert_eq!(pod_security(&s), []);
 }
+
+#[test]
+fn every_overlap_with_the_cluster_networks_is_named_with_its_fix() {
+    let mut s = healthy();
+    s.nodes = vec![
+        json!({"metadata": {"name": "n1"}, "spec": {"podCIDRs": ["10.244.0.0/24"]},
+               "status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.5"},
+                                        {"type": "InternalIP", "address": "garbage"}]}}),
+        json!({"metadata": {"name": "n2"}, "spec": {"podCIDRs": ["192.0.2.8/29"]},
+               "status": {"addresses": [{"type": "ExternalIP", "address": "198.51.100.1"}]}}),
+    ];
+    s.service_cidrs =
+        vec![json!({"metadata": {"name": "extra"}, "spec": {"cidrs": ["192.0.2.0/30"]}})];
+    let found = run_all(&s);
+    let problems: Vec<&str> = found.iter().map(|f| f.problem.as_str()).collect();
+    assert_eq!(found.len(), 3, "{problems:#?}");
+    assert!(
+        found
+            .iter()
+            .all(|f| f.check == "overlap" && f.severity == Severity::Warning)
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("ServiceCIDR extra (192.0.2.0/30) at 192.0.2.0-192.0.2.3")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("192.0.2.5, the InternalIP of node n1")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("Pod CIDR 192.0.2.8/29 of node n2 at 192.0.2.8-192.0.2.15")),
+        "{problems:#?}"
+    );
+    assert!(found.iter().all(|f| f.fix.contains("pool \"a\"") && f.fix.contains("kubectl edit ipaddresspool a")), "{found:?}");
+    let report = render(&found);
+    assert!(report.contains("WARNING [overlap]"), "{report}");
+    // Where no ServiceCIDR is served, --service-cluster-ip-range stands in.
+    s.service_cidrs.clear();
+    s.service_range =
+        crate::config::overlap::parse_service_range("192.0.2.12/30,fd00::/108").unwrap();
+    let found = cluster_overlaps(&s);
+    assert!(
+        found.iter().any(|f| f.problem.contains(
+            "the service cluster IP range 192.0.2.12/30 (--service-cluster-ip-range) at 192.0.2.12-192.0.2.15"
+        )),
+        "{found:?}"
+    );
+    // The pool moved clear of every network: nothing left to say.
+    s.config_objects[0]["spec"]["addresses"] = json!(["203.0.113.0/28"]);
+    assert_eq!(run_all(&s), []);
+}

@@ -3,7 +3,8 @@
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Service};
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::{Client, Resource};
@@ -19,6 +20,8 @@ use crate::k8s::metallb::KINDS;
 pub enum FetchError {
     #[error(transparent)]
     Client(#[from] crate::k8s::ClientError),
+    #[error(transparent)]
+    ServiceRange(#[from] crate::config::overlap::ServiceRangeError),
 }
 
 fn json<T: Serialize>(v: &T) -> Value {
@@ -38,19 +41,24 @@ where
     }
 }
 
+/// [`list`], each object as JSON.
+async fn list_json<K>(api: Api<K>, what: &str, unreadable: &mut Vec<String>) -> Vec<Value>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Serialize,
+{
+    list(api, what, unreadable).await.iter().map(json).collect()
+}
+
 /// Everything the checks need, and what could not be read.
 pub async fn snapshot(client: &Client, namespace: &str) -> (Snapshot, Vec<String>) {
     let mut unreadable = Vec::new();
     let u = &mut unreadable;
-    let webhook_configurations = list(
+    let webhook_configurations = list_json(
         Api::<ValidatingWebhookConfiguration>::all(client.clone()),
         "ValidatingWebhookConfigurations",
         u,
     )
-    .await
-    .iter()
-    .map(json)
-    .collect();
+    .await;
     let crds: Vec<Value> = list(
         Api::<CustomResourceDefinition>::all(client.clone()),
         "CustomResourceDefinitions",
@@ -101,6 +109,13 @@ pub async fn snapshot(client: &Client, namespace: &str) -> (Snapshot, Vec<String
             config_objects.push(v);
         }
     }
+    let nodes = list_json(Api::<Node>::all(client.clone()), "Nodes", u).await;
+    let service_cidrs = list_json(
+        Api::<ServiceCIDR>::all(client.clone()),
+        "ServiceCIDRs (served from Kubernetes 1.33)",
+        u,
+    )
+    .await;
     let kube_proxy = Api::<ConfigMap>::namespaced(client.clone(), "kube-system")
         .get_opt("kube-proxy")
         .await
@@ -126,6 +141,9 @@ pub async fn snapshot(client: &Client, namespace: &str) -> (Snapshot, Vec<String
         workloads,
         config_objects,
         kube_proxy,
+        nodes,
+        service_cidrs,
+        service_range: Vec::new(),
     };
     (snapshot, unreadable)
 }

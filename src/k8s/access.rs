@@ -99,6 +99,22 @@ pub const API_ACCESS: &[ApiAccess] = &[
     ),
     access(
         "controller",
+        Cluster,
+        "",
+        "nodes",
+        &["list", "watch"],
+        "nodes' InternalIP/ExternalIP addresses (never handed out) and spec.podCIDRs, for the pools' overlap warnings (controller::networks)",
+    ),
+    access(
+        "controller",
+        Cluster,
+        "networking.k8s.io",
+        "servicecidrs",
+        &["list", "watch"],
+        "the cluster's ServiceCIDRs (Kubernetes 1.33+), for the pools' overlap warnings (controller::networks)",
+    ),
+    access(
+        "controller",
         ReleaseNamespace,
         "metallb.io",
         "ipaddresspools",

@@ -41,7 +41,7 @@ pub fn configuration_state_of(condition: &str, error: Option<&str>, now: &str) -
 }
 
 /// The CRD caps messages at 32 KiB.
-fn bounded(text: &str) -> String {
+pub fn bounded(text: &str) -> String {
     const LIMIT: usize = 32_000;
     if text.len() <= LIMIT {
         return text.to_owned();

@@ -10,6 +10,7 @@ pub mod client;
 pub mod config_state;
 pub mod endpoints;
 pub mod metallb;
+pub mod networks;
 pub mod node;
 pub mod pod;
 pub mod reflect;

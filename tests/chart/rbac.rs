@@ -228,6 +228,13 @@ const CALL_MARKERS: &[(&str, Scope, &str, &str, &[&str])] = &[
         &["list", "watch"],
     ),
     (
+        "Api::<ServiceCIDR>::all",
+        Scope::Cluster,
+        "networking.k8s.io",
+        "servicecidrs",
+        &["list", "watch"],
+    ),
+    (
         "Api::<EndpointSlice>::all",
         Scope::Cluster,
         "discovery.k8s.io",

@@ -70,6 +70,23 @@ pub fn binary() -> std::path::PathBuf {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_ferrolb").into())
 }
 
+/// Runs `ferrolb doctor` against `plane` for ferrolb in `namespace`: its exit code and report
+/// (printed, with its stderr, for the test's log).
+pub fn doctor(plane: &ControlPlane, namespace: &str) -> (Option<i32>, String) {
+    let output = Command::new(binary())
+        .arg("doctor")
+        .arg(format!("--kubeconfig={}", plane.kubeconfig().display()))
+        .arg(format!("--namespace={namespace}"))
+        .output()
+        .expect("run ferrolb doctor");
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    println!(
+        "ferrolb doctor:\n{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), report)
+}
+
 static STARTS: AtomicUsize = AtomicUsize::new(0);
 
 impl Controller {

@@ -13,7 +13,10 @@ pub(super) struct StatusWrites {
     pub(super) pools: std::collections::BTreeMap<String, serde_json::Value>,
     /// The config state to show: `None` = valid, else the errors.
     pub(super) state_wanted: Option<Option<String>>,
-    pub(super) state_written: Option<Option<String>>,
+    /// The pools' overlaps with the cluster's networks, shown in their own condition.
+    pub(super) overlaps: Vec<String>,
+    /// What was last written: the config state and the overlaps.
+    pub(super) state_written: Option<(Option<String>, Vec<String>)>,
 }
 
 impl Context {
@@ -58,11 +61,14 @@ impl Context {
                 }
             }
             let config_state = match &status.state_wanted {
-                Some(wanted) if status.state_written.as_ref() != Some(wanted) => {
-                    status.state_written = Some(wanted.clone());
-                    Some(wanted.clone())
+                Some(error) => {
+                    let wanted = (error.clone(), status.overlaps.clone());
+                    (status.state_written.as_ref() != Some(&wanted)).then(|| {
+                        status.state_written = Some(wanted.clone());
+                        wanted
+                    })
                 }
-                _ => None,
+                None => None,
             };
             (status.namespace.clone(), due, config_state)
         };
@@ -81,13 +87,13 @@ impl Context {
                 }
             }
         }
-        if let Some(error) = config_state {
+        if let Some((error, overlaps)) = config_state {
             if !self.is_leading() {
                 self.forget_status_writes();
                 return;
             }
             let now = k8s_openapi::jiff::Timestamp::now().to_string();
-            let body = crd_status::configuration_state(error.as_deref(), &now);
+            let body = crd_status::configuration_state(error.as_deref(), &overlaps, &now);
             let written =
                 crd_status::write_configuration_state(&self.client, &namespace, &body).await;
             if let Err(e) = written {

@@ -5,6 +5,7 @@
 //! write and feeds it back to the cache, in a generated order, with controller restarts
 //! (leadership lost and regained: the core rebuilt from the cache) — leaves every Service with
 //! the addresses and pool annotation `ferrolb plan` gives for the same Services in that order.
+//! Generated nodes' InternalIPs fall in the pools: both skip them alike.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,7 +14,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::config::Namespaces;
-use crate::controller::plan::plan_with_namespaces;
+use crate::config::overlap::{ClusterNetworks, NodeAddress, NodeAddressKind, NodeNetworks};
+use crate::controller::plan::plan_with_networks;
 use crate::k8s::service::{allocated_pool, status_ips};
 
 const NAMESPACES: [&str; 4] = ["shop", "payments", "staging", "default"];
@@ -99,6 +101,42 @@ fn service_gen(pools: usize) -> impl Strategy<Value = ServiceGen> {
                 families,
             },
         )
+}
+
+/// A node's InternalIP: the last octet of 192.0.2.x (where the pools are) and, when set, its
+/// IPv6 twin 2001:db8:(x/10)::(x%10) (an address of a pool for small x%10).
+fn node_gen() -> impl Strategy<Value = (u8, bool)> {
+    (1u8..45, prop::bool::weighted(0.5))
+}
+
+fn node_networks(nodes: &[(u8, bool)]) -> ClusterNetworks {
+    let nodes = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (last, v6))| {
+            let name = format!("node{i}");
+            let mut ips = vec![format!("192.0.2.{last}")];
+            if *v6 {
+                ips.push(format!("2001:db8:{}::{}", last / 10, last % 10));
+            }
+            NodeNetworks {
+                addresses: ips
+                    .iter()
+                    .map(|ip| NodeAddress {
+                        node: name.clone(),
+                        kind: NodeAddressKind::InternalIP,
+                        ip: ip.parse().unwrap(),
+                    })
+                    .collect(),
+                name,
+                pod_cidrs: Vec::new(),
+            }
+        })
+        .collect();
+    ClusterNetworks {
+        service_cidrs: Vec::new(),
+        nodes,
+    }
 }
 
 /// Pool `i` holds `size` addresses from 192.0.2.(10i+1) and as many from 2001:db8:i::1.
@@ -302,6 +340,7 @@ fn shows(svc: &Service) -> (Vec<std::net::IpAddr>, Option<String>) {
 fn live(
     config: &crate::config::Config,
     namespaces: &Namespaces,
+    networks: &ClusterNetworks,
     services: &[Value],
     restart: &[bool],
 ) -> BTreeMap<String, Service> {
@@ -321,6 +360,8 @@ fn live(
         let writes = Arc::new(AtomicUsize::new(0));
         let server = tokio::spawn(serve(api, fake.clone(), writes.clone()));
         ctx.set_namespaces(namespaces.clone());
+        ctx.await_networks();
+        ctx.set_networks(networks.clone());
         assert_eq!(ctx.load_parsed(Ok(config.clone())), ConfigOutcome::Loaded);
         ctx.set_leading(true);
 
@@ -369,7 +410,7 @@ proptest! {
 
     #[test]
     fn the_live_controller_gives_every_service_what_plan_gives(
-        (pools, services, env, restart) in proptest::collection::vec(pool_gen(), 1..5)
+        (pools, services, env, restart, nodes) in proptest::collection::vec(pool_gen(), 1..5)
             .prop_flat_map(|pools| {
                 let n = pools.len();
                 (
@@ -377,6 +418,7 @@ proptest! {
                     proptest::collection::vec(service_gen(n), 1..10).prop_shuffle(),
                     proptest::collection::vec(0u8..3, NAMESPACES.len()),
                     proptest::collection::vec(prop::bool::weighted(0.2), 10),
+                    proptest::collection::vec(node_gen(), 0..4),
                 )
             })
     ) {
@@ -403,14 +445,16 @@ proptest! {
             .map(|(i, g)| service_json(i, g))
             .collect();
 
-        let planned = plan_with_namespaces(
+        let networks = node_networks(&nodes);
+        let planned = plan_with_networks(
             &config,
             &namespaces,
+            &networks,
             objects.iter().map(|o| serde_json::from_value(o.clone()).unwrap()).collect(),
             None,
         )
         .unwrap();
-        let live = live(&config, &namespaces, &objects, &restart);
+        let live = live(&config, &namespaces, &networks, &objects, &restart);
         prop_assert_eq!(live.len(), planned.services.len());
         for svc in &planned.services {
             let key = crate::k8s::service::service_key(svc).to_string();
@@ -419,8 +463,18 @@ proptest! {
 
         // A controller started on what the live one left keeps every address: `plan` over the
         // assigned Services changes nothing.
-        let again = plan_with_namespaces(&config, &namespaces, live.values().cloned().collect(), None)
-            .unwrap();
+        let again =
+            plan_with_networks(&config, &namespaces, &networks, live.values().cloned().collect(), None)
+                .unwrap();
+        // No Service shows a node's own address (none shows one to start with).
+        let node_ips: Vec<std::net::IpAddr> =
+            networks.node_addresses().iter().map(|a| a.ip).collect();
+        for svc in live.values() {
+            prop_assert!(
+                status_ips(svc).iter().all(|ip| !node_ips.contains(ip)),
+                "{:?} shows a node's address ({:?})", shows(svc), node_ips
+            );
+        }
         for svc in &again.services {
             let key = crate::k8s::service::service_key(svc).to_string();
             prop_assert_eq!(shows(svc), shows(&live[&key]), "Service {} after a restart", key);

@@ -191,6 +191,19 @@ impl Harness {
         ok(send, &json!(service(name, json!({}))));
     }
 
+    /// A new Service `name` arrives and is reconciled: expects it to get `ip` from `pool`
+    /// (event, status, annotation) and the reconcile to finish.
+    async fn expect_allocation(&mut self, name: &str, ip: &str, pool: &str) {
+        let svc = service(name, json!({}));
+        self.store
+            .apply_watcher_event(&watcher::Event::Apply(svc.clone().into()));
+        let task = self.spawn(&svc);
+        self.expect_event("IPAllocated").await;
+        self.expect_status(name, json!([{ "ip": ip }])).await;
+        self.expect_pool(name, json!(pool)).await;
+        done(task).await.unwrap();
+    }
+
     fn in_use(&self, pool: &str) -> i64 {
         self.metrics
             .addresses_in_use
@@ -233,4 +246,5 @@ mod allocation;
 mod crds;
 mod differential;
 mod faults;
+mod overlaps;
 mod resilience;

@@ -230,22 +230,26 @@ impl Core {
         self.foreign.keys()
     }
 
-    /// An allocation error, with a foreign holder named as such.
+    /// An allocation error, with a foreign holder or a node's address named as such.
     pub(super) fn describe(&self, error: &AllocError) -> String {
-        match error {
-            AllocError::Conflict { ip, holder, .. } => match self.foreign_holds.get(holder) {
-                Some(owner) => {
-                    let mut s = format!("{ip} is shown in the status of Service {owner}");
-                    if let Some(f) = self.foreign.get(owner) {
-                        let _ = write!(s, ", which ferrolb does not serve ({})", f.why);
-                    }
-                    s.push_str(", so it is never handed out");
-                    s
-                }
-                None => error.to_string(),
-            },
-            other => other.to_string(),
+        let AllocError::Conflict { ip, holder, .. } = error else {
+            return error.to_string();
+        };
+        if let Some(node) = self.node_hold(holder) {
+            return format!(
+                "{ip} is the {} of node {}: a node's own address is never handed out",
+                node.kind, node.node
+            );
         }
+        let Some(owner) = self.foreign_holds.get(holder) else {
+            return error.to_string();
+        };
+        let mut s = format!("{ip} is shown in the status of Service {owner}");
+        if let Some(f) = self.foreign.get(owner) {
+            let _ = write!(s, ", which ferrolb does not serve ({})", f.why);
+        }
+        s.push_str(", so it is never handed out");
+        s
     }
 }
 
