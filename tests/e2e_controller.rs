@@ -440,30 +440,12 @@ async fn without_metallb_crds_the_controller_names_the_configmap_and_both_fixes_
     let mut options = ControllerOptions::new(NAMESPACE, "ctrl").crds();
     options.log = Some("info,ferrolb::controller::crd_watch=debug".into());
     let controller = Controller::start(&plane, &options);
-    let hint = format!("The ConfigMap {NAMESPACE}/config holds a MetalLB config");
-    let retries = "this kind is not served; retrying";
     // Wait until the watches have retried after the hint was said.
     wait_for("the hint, then two more watch retries", PATIENCE, || {
         let log = controller.log_tail(100_000);
-        let seen = log
-            .find(&hint)
-            .filter(|&said| log[said..].matches(retries).count() >= 2)
-            .map(|_| ());
+        let seen = e2e::hint_then_retries(&log, "this kind is not served; retrying").then_some(());
         async move { seen }
     })
     .await;
-    let log = controller.log_tail(100_000);
-    assert_eq!(log.matches(&hint).count(), 1, "{log}");
-    let line = log.lines().find(|l| l.contains(&hint)).unwrap();
-    assert!(
-        line.contains("--config-source configmap --config-name config"),
-        "{line}"
-    );
-    assert!(
-        line.contains(&format!(
-            "kubectl get configmap -n {NAMESPACE} config -o yaml | ferrolb convert --namespace \
-             {NAMESPACE} - | kubectl apply -f -"
-        )),
-        "{line}"
-    );
+    e2e::assert_switching_hint_once(&controller.log_tail(100_000), "controller");
 }

@@ -24,7 +24,7 @@ use e2e::{APPS, NAMESPACE};
 use netns::wait_for;
 use speaker_lan::{
     SETTLE, assert_only_answerer, ranked, set_endpoints, setup, speaker_pod_name,
-    start_kube_speaker, start_kube_speaker_with,
+    start_kube_speaker_with,
 };
 
 /// The speaker restarted under the unusable config.
@@ -41,6 +41,26 @@ const OVERLAPPING: &str = "address-pools:
   addresses:
   - 192.0.2.204-192.0.2.210
 ";
+
+/// SIGKILLs speaker [`RESTARTED`] and starts it again as the DaemonSet runs it (its Pod's name
+/// from the downward API) with `extra` flags; returns the Pod's name.
+fn restart(cluster: &mut speaker_lan::Cluster, extra: &[&str]) -> String {
+    cluster.lan.signal(RESTARTED, "KILL");
+    let kubeconfig = cluster
+        .plane
+        .lan_kubeconfig()
+        .expect("namespaced control plane")
+        .to_path_buf();
+    let pod = speaker_pod_name(&cluster.lan.nodes[RESTARTED].name);
+    start_kube_speaker_with(
+        &mut cluster.lan,
+        RESTARTED,
+        &kubeconfig,
+        &[("POD_NAME", &pod)],
+        extra,
+    );
+    pod
+}
 
 /// Services on every address of the pool, the speakers settled; then `config` is applied and
 /// speaker [`RESTARTED`] killed and started again. It reports that it cannot announce (gauge,
@@ -79,20 +99,7 @@ async fn restart_under(test: &str, config: &str) {
     }
 
     api::apply_config(&cluster.client, NAMESPACE, config).await;
-    cluster.lan.signal(RESTARTED, "KILL");
-    let kubeconfig = cluster
-        .plane
-        .lan_kubeconfig()
-        .expect("namespaced control plane")
-        .to_path_buf();
-    // As the DaemonSet runs it: its Pod's name from the downward API.
-    let pod = speaker_pod_name(&cluster.lan.nodes[RESTARTED].name);
-    start_kube_speaker(
-        &mut cluster.lan,
-        RESTARTED,
-        &kubeconfig,
-        &[("POD_NAME", &pod)],
-    );
+    let pod = restart(&mut cluster, &[]);
     let lan = &cluster.lan;
     // It has read the config and withdrawn: its gauge says so, and it is not ready.
     let withdrawn = wait_for(SETTLE, || {
@@ -169,44 +176,14 @@ async fn a_speaker_without_metallb_crds_names_the_configmap_and_both_fixes_once(
         "ipaddresspools.metallb.io",
         "l2advertisements.metallb.io",
     ]);
-    cluster.lan.signal(RESTARTED, "KILL");
-    let kubeconfig = cluster
-        .plane
-        .lan_kubeconfig()
-        .expect("namespaced control plane")
-        .to_path_buf();
-    let pod = speaker_pod_name(&cluster.lan.nodes[RESTARTED].name);
-    start_kube_speaker_with(
-        &mut cluster.lan,
-        RESTARTED,
-        &kubeconfig,
-        &[("POD_NAME", &pod)],
-        &["--config-source=crds"],
-    );
+    restart(&mut cluster, &["--config-source=crds"]);
     let lan = &cluster.lan;
-    let hint = format!("The ConfigMap {NAMESPACE}/config holds a MetalLB config");
-    let retries = "this kind is not served";
     let said = wait_for(SETTLE, || {
-        let log = lan.log(RESTARTED);
-        let at = log.find(&hint)?;
-        (log[at..].matches(retries).count() >= 2).then_some(())
+        e2e::hint_then_retries(&lan.log(RESTARTED), "this kind is not served").then_some(())
     });
     let log = lan.log(RESTARTED);
     assert!(said.is_some(), "no hint, or no retry after it:\n{log}");
-    assert_eq!(log.matches(&hint).count(), 1, "{log}");
-    let line = log.lines().find(|l| l.contains(&hint)).unwrap();
-    assert!(line.contains("the speaker reads its config"), "{line}");
-    assert!(
-        line.contains("--config-source configmap --config-name config"),
-        "{line}"
-    );
-    assert!(
-        line.contains(&format!(
-            "kubectl get configmap -n {NAMESPACE} config -o yaml | ferrolb convert --namespace \
-             {NAMESPACE} - | kubectl apply -f -"
-        )),
-        "{line}"
-    );
+    e2e::assert_switching_hint_once(&log, "speaker");
     assert_eq!(lan.http_get(RESTARTED, "/readyz").0, 503);
     let others = [0, 1, 2]
         .into_iter()

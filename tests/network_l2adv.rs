@@ -33,6 +33,23 @@ fn only_eth1_of(nodes: &[&str]) -> String {
     )
 }
 
+/// Three nodes on both LANs and `l2/web` at `ip`: the LAN, the second LAN, the service, and
+/// the nodes (indices) in the election's order for `ip`.
+fn two_lans(ip: &str) -> (Lan, netns::SecondLan, [Vip; 1], Vec<usize>) {
+    let mut lan = Lan::new(3, binary());
+    let second = lan.add_second_lan();
+    let vips = [Vip {
+        service: "l2/web".into(),
+        ips: vec![ip.into()],
+    }];
+    let all: Vec<&str> = lan.nodes.iter().map(|n| n.name.as_str()).collect();
+    let order = ranking(ip, &all)
+        .iter()
+        .map(|name| lan.nodes.iter().position(|n| n.name == *name).unwrap())
+        .collect();
+    (lan, second, vips, order)
+}
+
 /// An advertisement restricting `l2/web` to eth1 of two of the three nodes: only the ranked
 /// node of those two answers, only on eth1; moving the node list moves the IP; removing the
 /// advertisement silences every node and the speaker says why.
@@ -41,17 +58,11 @@ fn advertisement_restricts_nodes_and_interfaces() {
     if !environment_ready("advertisement_restricts_nodes_and_interfaces") {
         return;
     }
-    let mut lan = Lan::new(3, binary());
-    let second = lan.add_second_lan();
     let ip = "203.0.113.50";
-    let vips = [Vip {
-        service: "l2/web".into(),
-        ips: vec![ip.into()],
-    }];
+    let (mut lan, second, vips, order) = two_lans(ip);
     let all: Vec<&str> = lan.nodes.iter().map(|n| n.name.as_str()).collect();
     let ranked = ranking(ip, &all);
-    let index = |name: &str| lan.nodes.iter().position(|n| n.name == name).unwrap();
-    let (first, second_ranked) = (index(&ranked[0]), index(&ranked[1]));
+    let (first, second_ranked) = (order[0], order[1]);
     // The overall first-ranked node is left out, so the advertisement visibly decides.
     let chosen = [ranked[1].as_str(), ranked[2].as_str()];
     advertise(&lan, &vips, &only_eth1_of(&chosen));
@@ -117,17 +128,10 @@ fn a_dead_service_link_moves_the_address_and_a_blip_does_not() {
     if !environment_ready("a_dead_service_link_moves_the_address_and_a_blip_does_not") {
         return;
     }
-    let mut lan = Lan::new(3, binary());
-    let second = lan.add_second_lan();
     let ip = "203.0.113.60";
-    let vips = [Vip {
-        service: "l2/web".into(),
-        ips: vec![ip.into()],
-    }];
+    let (mut lan, second, vips, order) = two_lans(ip);
+    let (owner, next) = (order[0], order[1]);
     let all: Vec<&str> = lan.nodes.iter().map(|n| n.name.as_str()).collect();
-    let ranked = ranking(ip, &all);
-    let index = |name: &str| lan.nodes.iter().position(|n| n.name == name).unwrap();
-    let (owner, next) = (index(&ranked[0]), index(&ranked[1]));
     advertise(&lan, &vips, &only_eth1_of(&all));
     for i in 0..3 {
         lan.start(i);

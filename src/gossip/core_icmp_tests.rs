@@ -3,16 +3,6 @@
 
 use super::*;
 
-fn converged(count: usize) -> Sim {
-    let mut sim = Sim::new(count);
-    let all: Vec<usize> = (0..count).collect();
-    sim.run_until(Duration::from_secs(5), |s| {
-        (0..count).all(|i| s.members_of(i) == names(&all))
-    })
-    .expect("converged");
-    sim
-}
-
 fn unreachable(sim: &mut Sim, i: usize, addr: SocketAddr) {
     let now = sim.now;
     sim.nodes[i]

@@ -4,16 +4,6 @@
 use super::*;
 use crate::gossip::node_state::InterfaceState;
 
-fn converged(count: usize) -> Sim {
-    let mut sim = Sim::new(count);
-    let all: Vec<usize> = (0..count).collect();
-    sim.run_until(Duration::from_secs(5), |s| {
-        (0..count).all(|i| s.members_of(i) == names(&all))
-    })
-    .expect("converged");
-    sim
-}
-
 fn state(up: bool) -> NodeState {
     NodeState {
         interfaces: vec![InterfaceState {

@@ -125,6 +125,17 @@ impl Sim {
     }
 }
 
+/// `count` members, started and converged on each other.
+fn converged(count: usize) -> Sim {
+    let mut sim = Sim::new(count);
+    let all: Vec<usize> = (0..count).collect();
+    sim.run_until(Duration::from_secs(5), |s| {
+        (0..count).all(|i| s.members_of(i) == names(&all))
+    })
+    .expect("converged");
+    sim
+}
+
 fn names(ids: &[usize]) -> BTreeSet<String> {
     ids.iter().map(|&i| name(i)).collect()
 }
