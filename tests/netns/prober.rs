@@ -1,6 +1,9 @@
 //! A background ARP prober in the client namespace: one broadcast request for each VIP every
 //! 10 ms, every reply attributed to the request slot it arrived in (LAN round trips are far
-//! below 10 ms), so a slot answered by two MACs is two answerers for one request.
+//! below 10 ms), so a slot answered by two MACs is two answerers for one request. Only replies
+//! to the prober count (target address the prober's): a new owner's gratuitous announcement is
+//! no answer to a request, and counting it made a clean hand-over inside one slot (the old
+//! owner answers the slot's request, lets go, the new one announces) look like two answerers.
 
 use std::path::PathBuf;
 
@@ -38,6 +41,8 @@ while time.monotonic() < end and not os.path.exists(stop):
         if len(f) < 42 or f[12:14] != b'\x08\x06' or f[20:22] != b'\x00\x02':
             continue
         spa = socket.inet_ntoa(f[28:32])
+        if f[38:42] != me4:
+            continue
         if spa in seen:
             seen[spa].add(f[22:28].hex(':'))
     for v in vips:
