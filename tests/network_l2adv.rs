@@ -33,6 +33,26 @@ fn only_eth1_of(nodes: &[&str]) -> String {
     )
 }
 
+/// A speaker log line's timestamp (`2026-12-05T04:10:16.304878Z`, UTC) as a system time.
+fn log_time(stamp: &str) -> Option<std::time::SystemTime> {
+    let (date, time) = stamp.strip_suffix('Z')?.split_once('T')?;
+    let mut ymd = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (ymd.next()??, ymd.next()??, ymd.next()??);
+    let (hms, fraction) = time.split_once('.')?;
+    let mut parts = hms.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, min, s) = (parts.next()??, parts.next()??, parts.next()??);
+    // Days since 1970-01-01 (civil calendar, proleptic Gregorian).
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    let micros: u64 = format!("{fraction:0<6}").get(..6)?.parse().ok()?;
+    let secs = days * 86_400 + h * 3600 + min * 60 + s;
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros))
+}
+
 /// Three nodes on both LANs and `l2/web` at `ip`: the LAN, the second LAN, the service, and
 /// the nodes (indices) in the election's order for `ip`.
 fn two_lans(ip: &str) -> (Lan, netns::SecondLan, [Vip; 1], Vec<usize>) {
@@ -184,13 +204,27 @@ fn a_dead_service_link_moves_the_address_and_a_blip_does_not() {
         died.elapsed()
     );
 
-    // Back: the ranking decides again.
+    // Back: the ranking decides again. The owner sends its link's return to the others from
+    // the netlink event, not from a periodic rescan: printed, not asserted.
+    let returned = std::time::SystemTime::now();
     lan.set_second_link(owner, true);
     assert!(
         answered_by(&lan, owner, SETTLE).is_some(),
         "the owner never took its address back\n{}",
         logs(&lan)
     );
+    if let Some(sent) = lan
+        .log(owner)
+        .lines()
+        .filter(|l| l.contains("interface state sent") && l.contains(r#"up=["eth0", "eth1"]"#))
+        .filter_map(|l| log_time(l.split_whitespace().next()?))
+        .find(|t| *t >= returned)
+    {
+        eprintln!(
+            "link back -> its state sent to the others: {:?}",
+            sent.duration_since(returned).unwrap_or_default()
+        );
+    }
     lan.stop_prober();
     let tally = wait_for(SETTLE, || Lan::probe_results(&probes).pop()).expect("the prober's tally");
     // The longest silence is the link's death to the next node's first answer (debounce 1 s

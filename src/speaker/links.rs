@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::gossip::GossipHandle;
-use crate::gossip::node_state::NodeState;
+use crate::gossip::node_state::{InterfaceState, NodeState};
 use crate::layer2::iface::{ExcludePatterns, carrier, discover};
 use crate::layer2::links::watch_links;
 use crate::layer2::sys::interface_addresses;
@@ -73,6 +73,13 @@ impl OwnLinks {
             let usable: BTreeSet<String> = raw.keys().cloned().collect();
             let state = node_state(&usable, &up, &addresses);
             if self.published.as_ref() != Some(&state) {
+                let (with_link, without): (Vec<_>, Vec<_>) =
+                    state.interfaces.iter().partition(|i| i.up);
+                let names = |list: Vec<&InterfaceState>| -> Vec<String> {
+                    list.into_iter().map(|i| i.name.clone()).collect()
+                };
+                info!(up = ?names(with_link), down = ?names(without),
+                    "interface state sent to the other speakers");
                 gossip.publish_state(state.clone()).await;
                 self.published = Some(state);
             }
