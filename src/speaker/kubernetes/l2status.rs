@@ -99,24 +99,22 @@ pub type Desired = BTreeMap<Arc<str>, Vec<String>>;
 /// announcement is restricted to (empty: every usable interface, as MetalLB leaves it). `own`
 /// is this node's usable interfaces, when known.
 pub fn desired(
-    owned: &BTreeMap<IpAddr, Arc<str>>,
+    announced: &BTreeMap<Arc<str>, Vec<IpAddr>>,
     only_on: &BTreeMap<IpAddr, BTreeSet<String>>,
     own: Option<&BTreeSet<String>>,
 ) -> Desired {
-    let mut out: BTreeMap<Arc<str>, BTreeSet<String>> = BTreeMap::new();
-    for (ip, service) in owned {
-        let entry = out.entry(service.clone()).or_default();
-        if let Some(names) = only_on.get(ip) {
-            entry.extend(
-                names
-                    .iter()
-                    .filter(|n| own.is_none_or(|o| o.contains(*n)))
-                    .cloned(),
-            );
-        }
-    }
-    out.into_iter()
-        .map(|(s, i)| (s, i.into_iter().collect()))
+    announced
+        .iter()
+        .map(|(service, ips)| {
+            let names: BTreeSet<String> = ips
+                .iter()
+                .filter_map(|ip| only_on.get(ip))
+                .flatten()
+                .filter(|n| own.is_none_or(|o| o.contains(*n)))
+                .cloned()
+                .collect();
+            (service.clone(), names.into_iter().collect())
+        })
         .collect()
 }
 

@@ -153,15 +153,14 @@ fn desired_lists_only_restricted_interfaces_this_node_has() {
     let a: IpAddr = "192.0.2.1".parse().unwrap();
     let b: IpAddr = "192.0.2.2".parse().unwrap();
     let c: IpAddr = "2001:db8::3".parse().unwrap();
-    let owned = BTreeMap::from([
-        (a, "shop/web".into()),
-        (b, "shop/api".into()),
-        (c, "shop/web".into()),
+    let announced = BTreeMap::from([
+        ("shop/web".into(), vec![a, c]),
+        ("shop/api".into(), vec![b]),
     ]);
     let only_on = BTreeMap::from([(a, set(&["eth1", "eth2"])), (c, set(&["eth3"]))]);
     let own = set(&["eth0", "eth1", "eth3"]);
     assert_eq!(
-        desired(&owned, &only_on, Some(&own)),
+        desired(&announced, &only_on, Some(&own)),
         want(&[("shop/api", &[]), ("shop/web", &["eth1", "eth3"])])
     );
 }

@@ -380,6 +380,7 @@ pub async fn run(
             candidate = Some(can_announce);
         }
         let remade = pass.changed_from.is_some()
+            || pass.announced_changed
             || !desired_from.as_ref().is_some_and(|(only_on, own)| {
                 only_on == reconciler.only_on() && *own == own_interfaces
             });
@@ -411,7 +412,7 @@ pub async fn run(
         unannounced.set(reconciler.unannounced());
         if remade {
             desired = std::sync::Arc::new(l2status::desired(
-                reconciler.owned(),
+                reconciler.announced(),
                 reconciler.only_on(),
                 own_interfaces.as_ref(),
             ));

@@ -80,6 +80,9 @@ pub struct Pass {
     pub assigned: Vec<Assigned>,
     /// Layer-2 Service IPs in this speaker's view, whichever node (if any) announces them.
     pub service_ips: usize,
+    /// The Services this node announces changed (one joined or left an address it already
+    /// owned, or the owned set changed): their ServiceL2Status objects are made again.
+    pub announced_changed: bool,
     /// The work done: Services whose part in the election was worked out again, and
     /// Services elected again (those offered, and whoever shares an address with one that
     /// changed).
@@ -110,7 +113,9 @@ pub struct Reconciler {
     owned: BTreeMap<IpAddr, Arc<str>>,
     warned_bgp: BTreeSet<String>,
     /// Services this node announced after the previous pass.
-    announcing: BTreeSet<Arc<str>>,
+    /// Each Service this node announces, with its addresses this node answers for (every
+    /// sharer of an owned address, not only the first by key).
+    announced: BTreeMap<Arc<str>, Vec<IpAddr>>,
     /// Interfaces the owned IPs are restricted to by their advertisements.
     only_on: BTreeMap<IpAddr, BTreeSet<String>>,
     /// Services held but announced by nobody, with why, as of the last pass.
@@ -140,7 +145,7 @@ impl Reconciler {
             service_ips: 0,
             owned: BTreeMap::new(),
             warned_bgp: BTreeSet::new(),
-            announcing: BTreeSet::new(),
+            announced: BTreeMap::new(),
             only_on: BTreeMap::new(),
             unannounced: BTreeMap::new(),
             own_interfaces: None,
@@ -202,6 +207,11 @@ impl Reconciler {
     /// The IPs this node owns after the last pass, each with its Service.
     pub fn owned(&self) -> &BTreeMap<IpAddr, Arc<str>> {
         &self.owned
+    }
+
+    /// Each Service this node announces, with its addresses it answers for.
+    pub fn announced(&self) -> &BTreeMap<Arc<str>, Vec<IpAddr>> {
+        &self.announced
     }
 
     /// The nodes running a ready speaker, this one always included (it is running, whatever
@@ -324,6 +334,8 @@ impl Reconciler {
         let mut next = BTreeMap::new();
         // This node's decisions, for the interfaces of each address it announces.
         let mut mine: Vec<(&[IpAddr], &Decision)> = Vec::new();
+        // The Services of those decisions, each with its addresses.
+        let mut mine_services: Vec<(&Arc<str>, &[IpAddr])> = Vec::new();
         // Both maps hold their keys in the same order, so one walk pairs each offer with its
         // result.
         let mut placed = self.placed.iter().peekable();
@@ -343,6 +355,7 @@ impl Reconciler {
             service_ips += ips.len();
             if may_elect && decision.node.as_deref() == Some(self.me.as_str()) {
                 mine.push((ips, decision));
+                mine_services.push((service, ips));
                 for ip in ips.iter() {
                     next.entry(*ip).or_insert_with(|| service.clone());
                 }
@@ -372,21 +385,34 @@ impl Reconciler {
         }
         only_on.retain(|ip, _| next.contains_key(ip));
         self.only_on = only_on;
+        let announced: BTreeMap<Arc<str>, Vec<IpAddr>> = mine_services
+            .into_iter()
+            .filter_map(|(service, ips)| {
+                let here: Vec<IpAddr> = ips
+                    .iter()
+                    .copied()
+                    .filter(|ip| next.contains_key(ip))
+                    .collect();
+                (!here.is_empty()).then(|| (service.clone(), here))
+            })
+            .collect();
         let warnings = self.report_unannounced(causes, live);
         // Events follow what is actually announced: while the gate is closed this node may
         // elect itself on paper, but it announces nothing, so it records nothing either.
-        let announcing: BTreeSet<Arc<str>> = next.values().cloned().collect();
-        let mut assigned: Vec<Assigned> = announcing
-            .difference(&self.announcing)
+        let mut assigned: Vec<Assigned> = announced
+            .keys()
+            .filter(|key| !self.announced.contains_key(*key))
             .filter_map(|key| self.reference(key))
             .collect();
         assigned.extend(warnings);
-        self.announcing = announcing;
+        let announced_changed = announced != self.announced;
+        self.announced = announced;
         let changed_from = (next != self.owned).then(|| std::mem::replace(&mut self.owned, next));
         Pass {
             changed_from,
             assigned,
             service_ips,
+            announced_changed,
             ..Pass::default()
         }
     }

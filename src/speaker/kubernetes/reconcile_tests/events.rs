@@ -191,3 +191,31 @@ async fn a_long_warning_note_is_cut_to_the_apis_limit() {
     assert!(note.starts_with(written.trim_end_matches(" [...]")));
     assert_eq!(sent[0].body["type"], "Warning");
 }
+
+/// Two Services sharing one address (`allow-shared-ip`): the node that answers for it records
+/// `nodeAssigned` on both, and both are in what it announces (so each gets its
+/// ServiceL2Status), including a sharer added after the address was already owned. (Before,
+/// only the first sharer by key was announced on paper: the second got neither.)
+#[tokio::test]
+async fn every_sharer_of_an_owned_address_gets_its_event_and_its_status() {
+    let ip = "192.0.2.30";
+    let mut h = Harness::new(ranked(ip)[0]);
+    h.add(service("web", ip, "Cluster"));
+    let pass = h.pass(&NODES);
+    let sent = h.record(&pass.assigned, StatusCode::CREATED).await;
+    h.assert_one_event(&sent, "web");
+
+    // A second Service joins the address: the owned set does not change, the announced
+    // Services do.
+    h.add(service("web-udp", ip, "Cluster"));
+    let pass = h.pass(&NODES);
+    assert_eq!(pass.changed_from, None);
+    assert!(pass.announced_changed);
+    let sent = h.record(&pass.assigned, StatusCode::CREATED).await;
+    h.assert_one_event(&sent, "web-udp");
+    let announced: Vec<&str> = h.rec.announced().keys().map(|s| &**s).collect();
+    assert_eq!(announced, ["shop/web", "shop/web-udp"]);
+    let desired =
+        crate::speaker::kubernetes::l2status::desired(h.rec.announced(), h.rec.only_on(), None);
+    assert_eq!(desired.len(), 2, "{desired:?}");
+}
