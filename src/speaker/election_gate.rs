@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 /// Time after joining during which the member list is still being learned from gossip.
 pub const SETTLE: Duration = Duration::from_millis(500);
 
+/// How long after a member appears the others count it ([`SettledMembers`]): shorter than
+/// [`SETTLE`] by the time the news of a join may take to reach every member, so the node that
+/// answered meanwhile lets go before the appearing one takes over.
+pub const COUNTED_AFTER: Duration = Duration::from_millis(400);
+
 #[derive(Debug, Clone)]
 pub struct ElectionGate {
     needs_join: bool,
@@ -57,9 +62,83 @@ impl ElectionGate {
     }
 }
 
+/// The live members as the election counts them: a member that appears (a speaker started,
+/// restarted, or back after being declared down) counts only [`COUNTED_AFTER`] after this
+/// speaker first saw it, this speaker itself always. The appearing speaker's own gate keeps it
+/// from electing until [`SETTLE`] after it joined, 100 ms later, so the node that answered
+/// meanwhile lets go shortly before the returning one takes over: a hand-over with neither two
+/// answerers nor the half-second silence of letting go at once.
+#[derive(Debug, Clone, Default)]
+pub struct SettledMembers {
+    first_seen: std::collections::BTreeMap<String, Instant>,
+}
+
+impl SettledMembers {
+    /// Feeds the live members at `now`; returns those that count.
+    pub fn observe(
+        &mut self,
+        live: &std::collections::BTreeSet<String>,
+        me: &str,
+        now: Instant,
+    ) -> std::collections::BTreeSet<String> {
+        self.first_seen.retain(|member, _| live.contains(member));
+        for member in live {
+            self.first_seen.entry(member.clone()).or_insert(now);
+        }
+        live.iter()
+            .filter(|m| {
+                *m == me
+                    || self
+                        .first_seen
+                        .get(*m)
+                        .is_some_and(|at| now >= *at + COUNTED_AFTER)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// When a member now settling will count.
+    pub fn next_check(&self, now: Instant) -> Option<Instant> {
+        self.first_seen
+            .values()
+            .map(|at| *at + COUNTED_AFTER)
+            .filter(|due| *due > now)
+            .min()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn set(names: &[&str]) -> std::collections::BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn an_appearing_member_counts_after_the_settle_time_and_again_after_it_returns() {
+        let t = Instant::now();
+        let mut members = SettledMembers::default();
+        // This speaker counts at once; the others are new to it.
+        assert_eq!(members.observe(&set(&["a", "b"]), "a", t), set(&["a"]));
+        assert_eq!(members.next_check(t), Some(t + COUNTED_AFTER));
+        let later = t + COUNTED_AFTER;
+        assert_eq!(
+            members.observe(&set(&["a", "b"]), "a", later),
+            set(&["a", "b"])
+        );
+        assert_eq!(members.next_check(later), None);
+        // b leaves (counted out at once) and comes back: it settles again.
+        let gone = later + Duration::from_millis(10);
+        assert_eq!(members.observe(&set(&["a"]), "a", gone), set(&["a"]));
+        let back = gone + Duration::from_millis(10);
+        assert_eq!(members.observe(&set(&["a", "b"]), "a", back), set(&["a"]));
+        assert_eq!(members.next_check(back), Some(back + COUNTED_AFTER));
+        assert_eq!(
+            members.observe(&set(&["a", "b"]), "a", back + COUNTED_AFTER),
+            set(&["a", "b"])
+        );
+    }
 
     #[test]
     fn alone_elects_at_once() {

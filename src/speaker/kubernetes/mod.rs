@@ -39,7 +39,7 @@ use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry, ThreadTime};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
-use super::election_gate::ElectionGate;
+use super::election_gate::{ElectionGate, SettledMembers};
 use super::metrics::{AnnouncedMetric, CandidateMetric, Layer2Metrics, ServiceIpsMetric};
 use super::owned::Owned;
 use super::publish::{publish_scoped, spawn_announcer};
@@ -318,6 +318,7 @@ pub async fn run(
     let mut desired_from = None;
     let mut gossip_seeds = Vec::new();
     let mut gate = ElectionGate::new(membership.is_some() && reconciler.others_expected());
+    let mut settled = SettledMembers::default();
     // Whether this speaker takes part in the elections (`None` before the first pass).
     let mut candidate: Option<bool> = None;
     tokio::pin!(shutdown);
@@ -335,7 +336,10 @@ pub async fn run(
                 m.set_seeds(wanted).await;
             }
         }
+        // Every live member (ServiceL2Status objects of the others), and those the election
+        // counts: a member that just appeared only after it settled.
         let live = members.as_ref().map(|m| m.borrow().clone());
+        let counted = live.as_ref().map(|l| settled.observe(l, &me, now));
         if let Some(up) = links
             .refresh(&options.announcer.excludes, membership.as_ref(), now)
             .await
@@ -346,7 +350,7 @@ pub async fn run(
         reconciler.set_other_interfaces(links.others(&me));
         let pass_started = std::time::Instant::now();
         let thread_before = ThreadTime::now();
-        let pass = reconciler.pass(live.as_ref(), gate.may_elect(now));
+        let pass = reconciler.pass(counted.as_ref(), gate.may_elect(now));
         // How long this wake-up took to a decision: the pass (its own work, and the time this
         // thread waited for a core meanwhile), and before it the interface scan (a takeover's
         // latency after gossip declares the owner down).
@@ -441,10 +445,14 @@ pub async fn run(
                 ),
         );
 
-        let wake = [gate.next_check(now), links.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake = [
+            gate.next_check(now),
+            links.next_deadline(),
+            settled.next_check(now),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         tokio::select! {
             _ = &mut shutdown => break super::LoopEnd::Shutdown,
             () = changes.changed() => {}

@@ -25,7 +25,7 @@ use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
-use super::election_gate::ElectionGate;
+use super::election_gate::{ElectionGate, SettledMembers};
 use super::links::OwnLinks;
 use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
 use super::publish::{publish_scoped, spawn_announcer};
@@ -189,6 +189,8 @@ async fn serve(
         .iter()
         .any(|s| *s != membership.local_addr());
     let mut gate = ElectionGate::new(others_seeded);
+    // The members the election counts: one that just appeared only after it settled.
+    let mut settled = SettledMembers::default();
     let mut owned_now: static_ads::Serving = Default::default();
     let mut reported: BTreeMap<String, Cause> = BTreeMap::new();
     // What the last election was run on. The loop wakes for many reasons (the file poll every
@@ -218,7 +220,7 @@ async fn serve(
         let inputs = ElectionInputs {
             addresses_version,
             may_elect: gate.may_elect(now),
-            live: members.borrow().clone(),
+            live: settled.observe(&members.borrow(), &me, now),
             known,
         };
         if elected_on.as_ref() != Some(&inputs) {
@@ -243,10 +245,14 @@ async fn serve(
         }
         health.set_ready(*sockets_rx.borrow() && (gate.joined() || !others_seeded));
 
-        let wake = [gate.next_check(now), links.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake = [
+            gate.next_check(now),
+            links.next_deadline(),
+            settled.next_check(now),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         tokio::select! {
             _ = &mut shutdown => break super::LoopEnd::Shutdown,
             r = members.changed() => if r.is_err() { break super::LoopEnd::GossipStopped },
