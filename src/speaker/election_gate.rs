@@ -14,9 +14,12 @@ use std::time::{Duration, Instant};
 pub const SETTLE: Duration = Duration::from_millis(500);
 
 /// How long after a member appears the others count it ([`SettledMembers`]): shorter than
-/// [`SETTLE`] by the time the news of a join may take to reach every member, so the node that
-/// answered meanwhile lets go before the appearing one takes over.
-pub const COUNTED_AFTER: Duration = Duration::from_millis(400);
+/// [`SETTLE`] by a margin that covers the news of a join reaching the members at different
+/// moments and their passes taking different times (a pass over 3000 addresses took up to
+/// 140 ms on loaded cores), so the node that answered meanwhile lets go before the appearing
+/// one takes over. With 100 ms, a run of nine restarts on an idle machine already showed one
+/// request answered twice.
+pub const COUNTED_AFTER: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone)]
 pub struct ElectionGate {
@@ -65,9 +68,9 @@ impl ElectionGate {
 /// The live members as the election counts them: a member that appears (a speaker started,
 /// restarted, or back after being declared down) counts only [`COUNTED_AFTER`] after this
 /// speaker first saw it, this speaker itself always. The appearing speaker's own gate keeps it
-/// from electing until [`SETTLE`] after it joined, 100 ms later, so the node that answered
-/// meanwhile lets go shortly before the returning one takes over: a hand-over with neither two
-/// answerers nor the half-second silence of letting go at once.
+/// from electing until [`SETTLE`] after it joined, 250 ms later, so the node that answered
+/// meanwhile lets go before the returning one takes over: a hand-over without two answerers and
+/// with half the silence of letting go at once.
 #[derive(Debug, Clone, Default)]
 pub struct SettledMembers {
     first_seen: std::collections::BTreeMap<String, Instant>,
