@@ -201,6 +201,7 @@ fn user_guide_documents_every_flag_and_the_cluster_values() {
         "FerrolbConfigNotLoaded",
         "FerrolbGossipSplit",
         "FerrolbServiceIPNotAnnounced",
+        "FerrolbSpeakerNotCandidate",
         "privileged",
     ] {
         assert!(

@@ -447,6 +447,13 @@ fn monitoring_objects_select_the_metrics_endpoints() {
         .unwrap();
     assert!(unannounced.contains("ferrolb_speaker_service_ips"));
     assert!(unannounced.contains("ferrolb_speaker_announced"));
+    let not_candidate = alert("FerrolbSpeakerNotCandidate")["expr"]
+        .as_str()
+        .unwrap();
+    assert!(
+        not_candidate.contains("ferrolb_speaker_election_candidate == 0"),
+        "{not_candidate}"
+    );
     alert("FerrolbSpeakerDown");
 }
 
