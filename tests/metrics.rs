@@ -15,7 +15,9 @@ use ferrolb::controller::metrics::ControllerMetrics;
 use ferrolb::gossip::{DropCounts, GossipCollector, GossipStats, MemberCounts};
 use ferrolb::ipam::PoolStats;
 use ferrolb::metrics::{ConfigMetrics, Naming};
-use ferrolb::speaker::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
+use ferrolb::speaker::metrics::{
+    AnnouncedMetric, CandidateMetric, Layer2Metrics, ServiceIpsMetric,
+};
 use ferrolb::telemetry::{self, Health, Registry, TextRegistry};
 use serde_json::Value;
 use support::*;
@@ -188,6 +190,9 @@ async fn speaker_scrape(naming: Naming) -> String {
     ServiceIpsMetric::register(&registry, naming)
         .unwrap()
         .set(1);
+    CandidateMetric::register(&registry, naming)
+        .unwrap()
+        .set(true);
     let config = ConfigMetrics::register(&registry, naming).unwrap();
     config.applied();
     config.refused();
