@@ -6,6 +6,12 @@ use std::future::Future;
 use std::time::Instant;
 
 /// Sleeps until `deadline`, or forever when there is none (a `select!` arm that never fires).
+/// The earliest of some deadlines, any of which may be absent (a loop waking for whichever of
+/// its cores needs it first).
+pub fn earliest(deadlines: impl IntoIterator<Item = Option<Instant>>) -> Option<Instant> {
+    deadlines.into_iter().flatten().min()
+}
+
 pub async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,

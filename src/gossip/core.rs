@@ -137,8 +137,10 @@ pub struct GossipCore {
     states: StateHandler,
     /// This node's state as last published, with its sequence.
     own_state: Option<(u64, NodeState)>,
-    /// The live members' states as [`Self::take_node_states`] last gave them.
+    /// The live members' states as [`Self::take_node_states`] last gave them, and the book's
+    /// version and the live processes' fingerprint they were read at.
     states_given: BTreeMap<String, NodeState>,
+    states_key: Option<(u64, u64)>,
 }
 
 impl GossipCore {
@@ -197,6 +199,7 @@ impl GossipCore {
             states,
             own_state: None,
             states_given: BTreeMap::new(),
+            states_key: None,
         };
         core.schedule(now, Deadline::SeedRetry);
         core

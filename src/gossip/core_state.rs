@@ -51,21 +51,34 @@ impl GossipCore {
 
     /// The newest state of each live member's process (this node's included), when they changed
     /// since the last call.
+    ///
+    /// Called after every datagram: when neither the stored states nor the live processes
+    /// changed since the last call it returns at once, without copying anything.
     pub fn take_node_states(&mut self) -> Option<BTreeMap<String, NodeState>> {
+        use std::hash::{Hash, Hasher};
         let me = self.swim.identity();
-        let live = self
-            .swim
-            .iter_members()
-            .map(|m| m.id())
-            .chain((!self.left).then_some(me))
-            .map(|id| (id.name.as_str(), id.incarnation));
-        // Nothing is left half-done under the lock (a read).
-        let states = self
+        let live = || {
+            self.swim
+                .iter_members()
+                .map(|m| m.id())
+                .chain((!self.left).then_some(me))
+                .map(|id| (id.name.as_str(), id.incarnation))
+        };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        live().for_each(|process| process.hash(&mut hasher));
+        // Nothing is left half-done under the lock (reads).
+        let book = self
             .states
             .0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .states_of(live);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (book.version(), hasher.finish());
+        if self.states_key == Some(key) {
+            return None;
+        }
+        let states = book.states_of(live());
+        drop(book);
+        self.states_key = Some(key);
         if states == self.states_given {
             return None;
         }

@@ -109,6 +109,8 @@ pub struct StateError(#[from] postcard::Error);
 #[derive(Debug, Default)]
 pub struct StateBook {
     states: BTreeMap<Process, (u64, NodeState)>,
+    /// Bumped by every insert and removal, so a reader can tell nothing changed without copying.
+    version: u64,
 }
 
 impl StateBook {
@@ -127,7 +129,18 @@ impl StateBook {
 
     /// Forgets what a process said (it was declared down).
     pub fn forget(&mut self, node: &str, incarnation: u64) {
-        self.states.remove(&(node.to_owned(), incarnation));
+        if self
+            .states
+            .remove(&(node.to_owned(), incarnation))
+            .is_some()
+        {
+            self.version += 1;
+        }
+    }
+
+    /// Changes with every insert and removal.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 }
 
@@ -173,6 +186,7 @@ impl BroadcastHandler<NodeId> for StateHandler {
         };
         book.states
             .insert(process, (item.seq, item.state.bounded()));
+        book.version += 1;
         Ok(Some(key))
     }
 }

@@ -5,6 +5,7 @@
 //! every other node has every interface with its link.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -22,6 +23,9 @@ pub struct OwnLinks {
     events: Option<watch::Receiver<u64>>,
     states: Option<watch::Receiver<BTreeMap<String, NodeState>>>,
     published: Option<NodeState>,
+    /// The interfaces' addresses, and the link event count they were read at: read again only
+    /// after a link or address change (every pass without the netlink watch).
+    addresses: Option<(u64, Vec<(String, IpAddr)>)>,
 }
 
 impl OwnLinks {
@@ -39,6 +43,7 @@ impl OwnLinks {
             events,
             states: membership.map(GossipHandle::node_states),
             published: None,
+            addresses: None,
         }
     }
 
@@ -66,12 +71,21 @@ impl OwnLinks {
         let up = self.debounce.observe(&raw, now).clone();
         let electable = self.debounce.electable();
         if let Some(gossip) = membership {
-            let addresses = interface_addresses().unwrap_or_else(|e| {
-                warn!(error = %e, "cannot list interface addresses");
-                Vec::new()
-            });
+            let seen = self.events.as_ref().map(|rx| *rx.borrow());
+            let stale = match (&self.addresses, seen) {
+                (Some((at, _)), Some(now_at)) => *at != now_at,
+                _ => true,
+            };
+            if stale {
+                let read = interface_addresses().unwrap_or_else(|e| {
+                    warn!(error = %e, "cannot list interface addresses");
+                    Vec::new()
+                });
+                self.addresses = Some((seen.unwrap_or_default(), read));
+            }
+            let addresses = self.addresses.as_ref().map_or(&[][..], |(_, a)| a);
             let usable: BTreeSet<String> = raw.keys().cloned().collect();
-            let state = node_state(&usable, &up, &addresses);
+            let state = node_state(&usable, &up, addresses);
             if self.published.as_ref() != Some(&state) {
                 let (with_link, without): (Vec<_>, Vec<_>) =
                     state.interfaces.iter().partition(|i| i.up);

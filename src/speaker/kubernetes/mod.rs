@@ -445,14 +445,11 @@ pub async fn run(
                 ),
         );
 
-        let wake = [
+        let wake = crate::runtime::earliest([
             gate.next_check(now),
             links.next_deadline(),
             settled.next_check(now),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        ]);
         tokio::select! {
             _ = &mut shutdown => break super::LoopEnd::Shutdown,
             () = changes.changed() => {}

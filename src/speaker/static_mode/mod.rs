@@ -245,14 +245,11 @@ async fn serve(
         }
         health.set_ready(*sockets_rx.borrow() && (gate.joined() || !others_seeded));
 
-        let wake = [
+        let wake = crate::runtime::earliest([
             gate.next_check(now),
             links.next_deadline(),
             settled.next_check(now),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        ]);
         tokio::select! {
             _ = &mut shutdown => break super::LoopEnd::Shutdown,
             r = members.changed() => if r.is_err() { break super::LoopEnd::GossipStopped },
