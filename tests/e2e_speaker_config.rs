@@ -170,12 +170,9 @@ async fn a_speaker_without_metallb_crds_names_the_configmap_and_both_fixes_once(
     set_endpoints(&cluster.client, "web", &[(&somewhere, true)]).await;
     create_service(&services, &lb_service("web", json!({}))).await;
     let ip = wait_for_ips(&services, "web").await.remove(0);
-    cluster.plane.kubectl(&[
-        "delete",
-        "crd",
-        "ipaddresspools.metallb.io",
-        "l2advertisements.metallb.io",
-    ]);
+    cluster
+        .plane
+        .delete_crds(&["ipaddresspools.metallb.io", "l2advertisements.metallb.io"]);
     restart(&mut cluster, &["--config-source=crds"]);
     let lan = &cluster.lan;
     let said = wait_for(SETTLE, || {
