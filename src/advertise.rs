@@ -282,6 +282,9 @@ pub struct Decision {
     pub node: Option<Arc<str>>,
     /// The interfaces the elected node may use (before its own exclusions).
     pub interfaces: Interfaces,
+    /// The node ranked right after the elected one: it checks that the elected node answers
+    /// (`speaker::answer_check`).
+    pub next: Option<Arc<str>>,
     /// Set when the Service is not announced (or, for `NoInterface`, announced by nobody even
     /// though a node is elected).
     pub cause: Option<Cause>,
@@ -355,12 +358,14 @@ pub fn decide(ips: &[IpAddr], reach: &[Reach], health: Health<'_>) -> Decision {
             return Decision {
                 node: None,
                 interfaces: Interfaces::All,
+                next: None,
                 cause: Some(cause),
             };
         }
     };
     let first = ips.first().map(std::slice::from_ref).unwrap_or_default();
-    let node = election::group_owner(first, pool.iter().map(String::as_str)).map(Arc::from);
+    let (node, next) = election::group_owner_and_next(first, pool.iter().map(String::as_str));
+    let (node, next) = (node.map(Arc::from), next.map(Arc::from));
     let (interfaces, cause) = match &node {
         Some(n) => placement(reach, n, health.known_interfaces),
         None => (Interfaces::All, None),
@@ -368,6 +373,7 @@ pub fn decide(ips: &[IpAddr], reach: &[Reach], health: Health<'_>) -> Decision {
     Decision {
         node,
         interfaces,
+        next,
         cause,
     }
 }

@@ -172,6 +172,31 @@ pub fn group_owner<'a, 'i>(
     owner(*lowest, eligible)
 }
 
+/// [`group_owner`] and the node ranked right after it: the one that checks the owner answers
+/// (`speaker::answer_check`), and takes over if it does not.
+pub fn group_owner_and_next<'a, 'i>(
+    firsts: impl IntoIterator<Item = &'i IpAddr>,
+    eligible: impl IntoIterator<Item = &'a str>,
+) -> (Option<&'a str>, Option<&'a str>) {
+    let Some(lowest) = firsts.into_iter().min() else {
+        return (None, None);
+    };
+    let text = lowest.to_string();
+    let mut best: [Option<([u8; 32], &'a str)>; 2] = [None, None];
+    for node in eligible {
+        let keyed = (key_of(node, &text), node);
+        if best[0].is_none_or(|b| keyed < b) {
+            if best[0].is_some_and(|b| b.1 != node) {
+                best[1] = best[0];
+            }
+            best[0] = Some(keyed);
+        } else if best[0].is_some_and(|b| b.1 != node) && best[1].is_none_or(|b| keyed < b) {
+            best[1] = Some(keyed);
+        }
+    }
+    (best[0].map(|b| b.1), best[1].map(|b| b.1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,6 +503,22 @@ mod tests {
             for pair in ranked.windows(2) {
                 prop_assert!(rank_key(pair[0], addr) < rank_key(pair[1], addr));
             }
+        }
+    }
+
+    proptest! {
+        /// The owner and the next node are the first two of the full ranking.
+        #[test]
+        fn owner_and_next_are_the_first_two_ranked(
+            nodes in proptest::collection::vec("[a-d]{1,3}", 0..8),
+            last in 0u8..255,
+        ) {
+            let address = IpAddr::from([192, 0, 2, last]);
+            let ranked = rank(address, nodes.iter().map(String::as_str));
+            let (owner, next) =
+                group_owner_and_next(&[address], nodes.iter().map(String::as_str));
+            prop_assert_eq!(owner, ranked.first().copied());
+            prop_assert_eq!(next, ranked.get(1).copied());
         }
     }
 }

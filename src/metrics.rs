@@ -152,6 +152,21 @@ pub const SPEAKER_CANDIDATE: Family = ours(
     "ferrolb_speaker_election_candidate",
     "1 while this speaker takes part in the elections; 0 while it holds no config with address pools and has withdrawn from them",
 );
+pub const SPEAKER_SILENT_OWNER: Family = ours(
+    "ferrolb_speaker_silent_owner_addresses",
+    "Addresses this speaker checks (it is next in line) whose owner, alive in gossip, did not \
+     answer its ARP probes several times in a row",
+);
+pub const SPEAKER_CHECKS_DEAF: Family = ours(
+    "ferrolb_speaker_answer_checks_deaf",
+    "1 while this speaker hears no reply to any of its answer checks (its own receive path is \
+     broken; it moves nothing)",
+);
+pub const SPEAKER_WITHDRAWN: Family = ours(
+    "ferrolb_speaker_withdrawn_addresses",
+    "Addresses this speaker withdrew from after the next node found them unanswered; -1 while \
+     it withdrew from every election for that reason",
+);
 pub const SPEAKER_UNANNOUNCED: Family = ours(
     "ferrolb_speaker_unannounced",
     "1 for each service that holds an IP announced by no node, labelled with the cause",
@@ -194,6 +209,9 @@ pub const ALL: &[Family] = &[
     SPEAKER_TAKEOVERS,
     SPEAKER_SERVICE_IPS,
     SPEAKER_CANDIDATE,
+    SPEAKER_SILENT_OWNER,
+    SPEAKER_CHECKS_DEAF,
+    SPEAKER_WITHDRAWN,
     SPEAKER_UNANNOUNCED,
     GOSSIP_MEMBERS,
     GOSSIP_DROPPED,

@@ -31,7 +31,12 @@ impl GossipCore {
 
     pub(super) fn publish(&mut self, seq: u64, state: NodeState, now: Instant) {
         let id = self.swim.identity();
-        let item = StateHandler::encode(&id.name, id.incarnation, seq, &state);
+        let mut state = state;
+        let mut item = StateHandler::encode(&id.name, id.incarnation, seq, &state);
+        // Too large for a datagram: shed what is least needed until it fits.
+        while item.len() > node_state::MAX_ITEM_BYTES && state.shed_one() {
+            item = StateHandler::encode(&id.name, id.incarnation, seq, &state);
+        }
         if item.len() > node_state::MAX_ITEM_BYTES {
             tracing::warn!(
                 bytes = item.len(),

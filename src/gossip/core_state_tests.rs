@@ -11,6 +11,7 @@ fn state(up: bool) -> NodeState {
             up,
             addresses: vec!["198.51.100.11".parse().unwrap()],
         }],
+        ..NodeState::default()
     }
 }
 

@@ -45,10 +45,34 @@ pub struct InterfaceState {
     pub addresses: Vec<IpAddr>,
 }
 
+/// Addresses kept over all of a state's silence reports.
+pub const MAX_REPORTED: usize = 8;
+
+/// Owners named per state's silence reports.
+pub const MAX_REPORTS: usize = 4;
+
+/// Addresses a speaker can say it withdrew from; one told of more withdraws from every
+/// election instead.
+pub const MAX_WITHDRAWN: usize = 8;
+
+/// Addresses of `node` that the reporting speaker (next in line for them) probed and heard
+/// no answer for, several times in a row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilentReport {
+    pub node: String,
+    pub addresses: Vec<IpAddr>,
+    /// More of `node`'s addresses are silent than listed.
+    pub more: bool,
+}
+
 /// What one speaker says of its node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeState {
     pub interfaces: Vec<InterfaceState>,
+    /// Owners this speaker found silent (answer verification).
+    pub silent: Vec<SilentReport>,
+    /// Addresses this speaker withdrew from after being reported silent.
+    pub withdrawn: Vec<IpAddr>,
 }
 
 impl NodeState {
@@ -64,7 +88,39 @@ impl NodeState {
             i.addresses.truncate(room);
             room -= i.addresses.len();
         }
+        self.silent.sort_by(|a, b| a.node.cmp(&b.node));
+        self.silent.truncate(MAX_REPORTS);
+        let mut room = MAX_REPORTED;
+        for r in &mut self.silent {
+            r.addresses.sort();
+            if r.addresses.len() > room {
+                r.addresses.truncate(room);
+                r.more = true;
+            }
+            room -= r.addresses.len();
+        }
+        self.withdrawn.sort();
+        self.withdrawn.truncate(MAX_WITHDRAWN);
         self
+    }
+
+    /// Drops one piece of the state, least needed first (a silence report, the last owner's;
+    /// an interface's address; a withdrawn address), to fit a datagram; `false` when nothing
+    /// is left to drop. (A report dropped is found again and sent once there is room.)
+    pub fn shed_one(&mut self) -> bool {
+        if self.silent.pop().is_some() {
+            return true;
+        }
+        if let Some(i) = self
+            .interfaces
+            .iter_mut()
+            .rev()
+            .find(|i| !i.addresses.is_empty())
+        {
+            i.addresses.pop();
+            return true;
+        }
+        self.withdrawn.pop().is_some()
     }
 
     /// The names of the interfaces whose link is up.
@@ -202,6 +258,7 @@ mod tests {
                 up,
                 addresses: vec!["192.0.2.11".parse().unwrap()],
             }],
+            ..NodeState::default()
         }
     }
 
@@ -270,6 +327,7 @@ mod tests {
                         .collect(),
                 })
                 .collect(),
+            ..NodeState::default()
         }
         .bounded();
         assert_eq!(state.interfaces.len(), MAX_INTERFACES);
@@ -277,5 +335,43 @@ mod tests {
         assert_eq!(addresses, MAX_ADDRESSES);
         let encoded = StateHandler::encode(&"n".repeat(253), u64::MAX, u64::MAX, &state);
         assert!(encoded.len() <= MAX_ITEM_BYTES, "{}", encoded.len());
+    }
+
+    /// Silence reports and withdrawals are bounded, and a state too large for a datagram sheds
+    /// reports first and withdrawals last until it fits.
+    #[test]
+    fn reports_and_withdrawals_are_bounded_and_shed_to_fit() {
+        let v6 = |i: usize| -> IpAddr { format!("2001:db8::{i:x}").parse().unwrap() };
+        let state = NodeState {
+            interfaces: (0..MAX_INTERFACES)
+                .map(|i| InterfaceState {
+                    name: format!("{}{i}", "x".repeat(13)),
+                    up: true,
+                    addresses: vec![v6(i)],
+                })
+                .collect(),
+            silent: (0..6)
+                .map(|n| SilentReport {
+                    node: format!("node-{n}-{}", "y".repeat(200)),
+                    addresses: (0..5).map(|a| v6(100 + n * 10 + a)).collect(),
+                    more: false,
+                })
+                .collect(),
+            withdrawn: (0..20).map(|i| v6(500 + i)).collect(),
+        }
+        .bounded();
+        assert_eq!(state.silent.len(), MAX_REPORTS);
+        let reported: usize = state.silent.iter().map(|r| r.addresses.len()).sum();
+        assert_eq!(reported, MAX_REPORTED);
+        assert!(state.silent.iter().any(|r| r.more));
+        assert_eq!(state.withdrawn.len(), MAX_WITHDRAWN);
+        let mut fitted = state.clone();
+        let name = "n".repeat(253);
+        while StateHandler::encode(&name, u64::MAX, u64::MAX, &fitted).len() > MAX_ITEM_BYTES {
+            assert!(fitted.shed_one(), "nothing left to shed");
+        }
+        assert_eq!(fitted.withdrawn, state.withdrawn, "withdrawals are kept");
+        assert!(fitted.silent.len() < state.silent.len(), "reports go first");
+        assert_eq!(fitted.silent[..], state.silent[..fitted.silent.len()]);
     }
 }

@@ -42,6 +42,8 @@ pub struct AnnouncerOptions {
     pub excludes: ExcludePatterns,
     /// `--garp-interval`: keep re-announcing every owned IP at this period, forever.
     pub garp_interval: Option<Duration>,
+    /// `--answer-checks-per-second` (0, the default here: no answer checks).
+    pub answer_checks_per_second: u32,
 }
 
 /// An open interface: its socket and the task answering on it.
@@ -58,12 +60,14 @@ impl Drop for Link {
 }
 
 /// Runs until `owned` is closed (the speaker is shutting down). `ready` is true while every
-/// eligible interface has an open socket with a live receive task (see [`links_ready`]).
+/// eligible interface has an open socket with a live receive task (see [`links_ready`]). A
+/// change of `heal` closes every socket and opens it again, announcing every owned address.
 pub async fn run(
     options: AnnouncerOptions,
     mut owned: watch::Receiver<OwnedSet>,
     metrics: Layer2Metrics,
     ready: watch::Sender<bool>,
+    mut heal: watch::Receiver<u64>,
 ) {
     let mut links: BTreeMap<u32, Link> = BTreeMap::new();
     let mut groups = MulticastGroups::new();
@@ -78,6 +82,8 @@ pub async fn run(
         let deadline = schedule.next_deadline();
         let paced = pacer.next_ready();
         tokio::select! {
+            // An ownership change first: a heal must not announce an address just given up.
+            biased;
             changed = owned.changed() => {
                 if changed.is_err() {
                     break;
@@ -102,6 +108,18 @@ pub async fn run(
                     metrics.forget(*ip);
                 }
                 current = next;
+            }
+            Ok(()) = heal.changed() => {
+                // Told its answers are not heard: fresh sockets (and group memberships), and
+                // every owned address announced again on them.
+                warn!("reopening every packet socket and announcing again");
+                for (index, _) in std::mem::take(&mut links) {
+                    groups.leave_interface(index);
+                    pacer.forget_link(index);
+                }
+                let open = rescan_links(&options, &mut links, &mut groups, &current, &owned, &metrics, &mut pacer);
+                ready.send_if_modified(|r| std::mem::replace(r, open) != open);
+                send_paced(&mut pacer, &links, &current_owned, &metrics).await;
             }
             _ = rescan.tick() => {
                 let open = rescan_links(&options, &mut links, &mut groups, &current, &owned, &metrics, &mut pacer);

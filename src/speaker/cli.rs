@@ -122,6 +122,13 @@ pub struct SpeakerArgs {
     /// that returns counts as up at once.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub link_debounce_ms: u64,
+    /// ARP probes per second this node sends at most to check that the owners of the IPv4
+    /// addresses it is next in line for answer (0: check nothing). An owner that misses 3 in
+    /// a row, while this node hears others, is reported (a Warning on the Service) and told
+    /// through gossip; it withdraws from the address and the next node answers.
+    #[arg(long, default_value_t = crate::speaker::answer_check::DEFAULT_RATE,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub answer_checks_per_second: u32,
     /// Repeat gratuitous ARP / unsolicited NA for every owned IP at this interval (seconds,
     /// 1 to 86400).
     #[arg(long, value_parser = parse_seconds)]
@@ -232,6 +239,7 @@ impl SpeakerArgs {
         AnnouncerOptions {
             excludes: self.excludes(),
             garp_interval: self.garp_interval,
+            answer_checks_per_second: self.answer_checks_per_second,
         }
     }
 }

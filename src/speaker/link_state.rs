@@ -128,6 +128,7 @@ pub fn node_state(
                     .collect(),
             })
             .collect(),
+        ..NodeState::default()
     }
     .bounded()
 }

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::gossip::GossipHandle;
-use crate::gossip::node_state::{InterfaceState, NodeState};
+use crate::gossip::node_state::{InterfaceState, NodeState, SilentReport};
 use crate::layer2::iface::{ExcludePatterns, carrier, discover};
 use crate::layer2::links::watch_links;
 use crate::layer2::sys::interface_addresses;
@@ -26,6 +26,8 @@ pub struct OwnLinks {
     /// The interfaces' addresses, and the link event count they were read at: read again only
     /// after a link or address change (every pass without the netlink watch).
     addresses: Option<(u64, Vec<(String, IpAddr)>)>,
+    /// Answer verification's part of the state: silence reports, withdrawn addresses.
+    verification: (Vec<SilentReport>, Vec<IpAddr>),
 }
 
 impl OwnLinks {
@@ -44,6 +46,7 @@ impl OwnLinks {
             states: membership.map(GossipHandle::node_states),
             published: None,
             addresses: None,
+            verification: (Vec::new(), Vec::new()),
         }
     }
 
@@ -85,7 +88,9 @@ impl OwnLinks {
             }
             let addresses = self.addresses.as_ref().map_or(&[][..], |(_, a)| a);
             let usable: BTreeSet<String> = raw.keys().cloned().collect();
-            let state = node_state(&usable, &up, addresses);
+            let mut state = node_state(&usable, &up, addresses);
+            (state.silent, state.withdrawn) = self.verification.clone();
+            let state = state.bounded();
             if self.published.as_ref() != Some(&state) {
                 let (with_link, without): (Vec<_>, Vec<_>) =
                     state.interfaces.iter().partition(|i| i.up);
@@ -99,6 +104,37 @@ impl OwnLinks {
             }
         }
         Some(electable)
+    }
+
+    /// Publishes answer verification's part of the state (silence reports, withdrawn
+    /// addresses) when it changed. Called after the owned set went to the announcer, so an
+    /// address this node withdrew from is no longer answered here before the others hear.
+    pub async fn publish_verification(
+        &mut self,
+        membership: Option<&GossipHandle>,
+        verification: (Vec<SilentReport>, Vec<IpAddr>),
+    ) {
+        if verification == self.verification {
+            return;
+        }
+        self.verification = verification;
+        if let (Some(gossip), Some(published)) = (membership, &self.published) {
+            let mut state = published.clone();
+            (state.silent, state.withdrawn) = self.verification.clone();
+            let state = state.bounded();
+            if *published != state {
+                gossip.publish_state(state.clone()).await;
+                self.published = Some(state);
+            }
+        }
+    }
+
+    /// Every live member's state, as gossip last said (empty with gossip off).
+    pub fn states(&self) -> BTreeMap<String, NodeState> {
+        self.states
+            .as_ref()
+            .map(|rx| rx.borrow().clone())
+            .unwrap_or_default()
     }
 
     /// The other nodes' interfaces with their link, as gossip last said.

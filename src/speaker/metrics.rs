@@ -293,6 +293,32 @@ impl CandidateMetric {
     }
 }
 
+/// Answer verification: the silent owners' addresses this node found, whether it is deaf, and
+/// the addresses it withdrew from.
+pub struct VerifyMetrics {
+    silent: IntGauge,
+    deaf: IntGauge,
+    withdrawn: IntGauge,
+}
+
+impl VerifyMetrics {
+    pub fn register(registry: &Registry, naming: Naming) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            silent: gauge(registry, names::SPEAKER_SILENT_OWNER, naming)?,
+            deaf: gauge(registry, names::SPEAKER_CHECKS_DEAF, naming)?,
+            withdrawn: gauge(registry, names::SPEAKER_WITHDRAWN, naming)?,
+        })
+    }
+
+    /// `withdrawn`: the addresses withdrawn from, `None` while withdrawn from every election.
+    pub fn set(&self, silent: usize, deaf: bool, withdrawn: Option<usize>) {
+        self.silent.set(i64::try_from(silent).unwrap_or(i64::MAX));
+        self.deaf.set(i64::from(deaf));
+        self.withdrawn
+            .set(withdrawn.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)));
+    }
+}
+
 #[cfg(test)]
 #[path = "metrics_tests.rs"]
 mod tests;

@@ -4,6 +4,8 @@
 //! never imports the Kubernetes mode, and nothing here imports either (`tests/architecture.rs`).
 
 pub mod announcer;
+pub mod answer_check;
+pub mod checker;
 pub mod cli;
 pub mod election_gate;
 pub mod kubernetes;
@@ -14,6 +16,8 @@ pub mod owned;
 pub mod ownership;
 pub mod publish;
 pub mod static_mode;
+pub mod verify;
+pub mod withdrawals;
 
 /// Why a speaker's main loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -40,10 +40,10 @@ pub fn elect(candidates: Vec<Candidate>) -> Vec<Announcement> {
         .iter()
         .map(|c| (c.ips.as_slice(), &c.eligible))
         .collect();
-    let owners: Vec<Option<String>> = group_owners(&members)
+    let owners: Vec<Option<String>> = group_owners(&members, &Withdrawn::new())
         .0
         .into_iter()
-        .map(|(node, _)| node.map(str::to_owned))
+        .map(|((node, _), _)| node.map(str::to_owned))
         .collect();
     candidates
         .into_iter()
@@ -77,27 +77,45 @@ impl Groups {
     }
 }
 
-/// For members given as (ips, eligible nodes): each one's elected node (see [`elect`]) and
-/// group key, and the groups.
+/// The addresses each node has withdrawn from: a node told by the node ranked after it that it
+/// does not answer for an address stops answering it (`speaker::answer_check`), and every
+/// speaker then elects each group holding one of those addresses without it.
+pub type Withdrawn = BTreeMap<String, BTreeSet<IpAddr>>;
+
+/// A group's elected node and the node ranked after it.
+type Elected<'a> = (Option<&'a str>, Option<&'a str>);
+
+/// For members given as (ips, eligible nodes): each one's elected node and the next one (see
+/// [`elect`]; a node that withdrew from one of the group's addresses is passed over) and group
+/// key, and the groups.
 fn group_owners<'a>(
     members: &[(&[IpAddr], &'a BTreeSet<String>)],
-) -> (Vec<(Option<&'a str>, usize)>, Groups) {
-    let mut out: Vec<(Option<&'a str>, usize)> = vec![(None, 0); members.len()];
+    withdrawn: &Withdrawn,
+) -> (Vec<(Elected<'a>, usize)>, Groups) {
+    let mut out: Vec<(Elected<'a>, usize)> = vec![((None, None), 0); members.len()];
     let groups = address_groups(members.iter().map(|(ips, _)| *ips));
     for group in groups.iter() {
         let Some((first, rest)) = group.split_first() else {
             continue;
         };
         let firsts = group.iter().filter_map(|&i| members[i].0.first());
+        let holds = |node: &str| {
+            withdrawn.get(node).is_some_and(|gone| {
+                group
+                    .iter()
+                    .any(|&m| members[m].0.iter().any(|ip| gone.contains(ip)))
+            })
+        };
         // The nodes every member allows: the first member's, kept where all others allow it.
         let common = members[*first]
             .1
             .iter()
             .filter(|n| rest.iter().all(|&m| members[m].1.contains(*n)))
-            .map(String::as_str);
-        let node = election::group_owner(firsts, common);
+            .map(String::as_str)
+            .filter(|n| !holds(n));
+        let elected = election::group_owner_and_next(firsts, common);
         for &m in group {
-            out[m] = (node, *first);
+            out[m] = (elected, *first);
         }
     }
     (out, groups)
@@ -153,10 +171,12 @@ pub struct Placed {
 /// Elects every offer with eligible nodes one owner per address group ([`elect`]), and places
 /// each on the interfaces its advertisements allow on that owner
 /// ([`advertise::placement`]; `known` holds the usable interfaces of nodes that published
-/// them). Results come back in the offers' order.
+/// them; `withdrawn`, the addresses nodes withdrew from). Results come back in the offers'
+/// order.
 pub fn place<'a>(
     offers: impl IntoIterator<Item = &'a Offer>,
     known: &BTreeMap<String, BTreeSet<String>>,
+    withdrawn: &Withdrawn,
 ) -> Vec<Placed> {
     let offers: Vec<&Offer> = offers.into_iter().collect();
     let eligible: Vec<(usize, &[IpAddr], &BTreeSet<String>)> = offers
@@ -166,7 +186,7 @@ pub fn place<'a>(
         .collect();
     let members: Vec<(&[IpAddr], &BTreeSet<String>)> =
         eligible.iter().map(|(_, ips, e)| (*ips, *e)).collect();
-    let (owners, groups) = group_owners(&members);
+    let (owners, groups) = group_owners(&members, withdrawn);
     // One name per node for the whole election, not one per Service.
     let mut names: Vec<Arc<str>> = Vec::new();
     let mut name = |node: &str| -> Arc<str> {
@@ -179,7 +199,7 @@ pub fn place<'a>(
             }
         }
     };
-    let mut elected: Vec<Option<(Option<&str>, usize)>> = vec![None; offers.len()];
+    let mut elected: Vec<Option<(Elected<'_>, usize)>> = vec![None; offers.len()];
     for ((i, _, _), owner) in eligible.iter().zip(owners) {
         elected[*i] = Some(owner);
     }
@@ -191,19 +211,22 @@ pub fn place<'a>(
                 (Err(cause), _) => Decision {
                     node: None,
                     interfaces: Interfaces::All,
+                    next: None,
                     cause: Some(cause.clone()),
                 },
-                (Ok(_), Some((Some(node), _))) => {
+                (Ok(_), Some(((Some(node), next), _))) => {
                     let (interfaces, cause) = advertise::placement(&o.reach, node, known);
                     Decision {
                         node: Some(name(node)),
                         interfaces,
+                        next: next.map(&mut name),
                         cause,
                     }
                 }
                 (Ok(_), unowned) => Decision {
                     node: None,
                     interfaces: Interfaces::All,
+                    next: None,
                     cause: Some(Cause::NoCommonNode {
                         sharers: unowned
                             .map(|(_, key)| groups.of(key))
@@ -428,6 +451,7 @@ mod tests {
                 offer("y", &["192.0.2.7"], &["node-b", "node-c"], None),
             ],
             &known,
+            &Withdrawn::new(),
         );
         assert_eq!(placed[0].decision.node.as_deref(), Some("node-b"));
         assert_eq!(placed[1].decision.node.as_deref(), Some("node-b"));
@@ -447,6 +471,7 @@ mod tests {
                 refused,
             ],
             &known,
+            &Withdrawn::new(),
         );
         for p in &placed[..2] {
             assert_eq!(p.decision.node, None);
@@ -476,6 +501,7 @@ mod tests {
                 Some(&["eth1"]),
             )],
             &known,
+            &Withdrawn::new(),
         );
         let node = placed[0].decision.node.as_deref().unwrap().to_owned();
         assert_eq!(placed[0].decision.cause, Some(Cause::NoInterface { node }));
@@ -501,6 +527,7 @@ mod tests {
                 offer("f", &["192.0.2.10"], &["node-c"], Some(&["eth6"])),
             ],
             &BTreeMap::new(),
+            &Withdrawn::new(),
         );
         let of = |order: &[usize]| {
             let decisions = order
@@ -520,5 +547,39 @@ mod tests {
             Some(&live(&["eth1", "eth2"]))
         );
         assert!(of(&[2]).is_empty());
+    }
+
+    /// A node that withdrew from an address is passed over for the whole group holding it (its
+    /// sharers included) and the next node answers; the node ranked after the owner is named,
+    /// and no group names its owner as next.
+    #[test]
+    fn a_withdrawn_address_moves_its_group_to_the_next_node() {
+        let nodes = ["node-a", "node-b", "node-c"];
+        let offers = vec![
+            offer("x", &["192.0.2.7"], &nodes, None),
+            offer("y", &["192.0.2.7", "192.0.2.8"], &nodes, None),
+            offer("z", &["192.0.2.9"], &nodes, None),
+        ];
+        let known = BTreeMap::new();
+        let before = place(&offers, &known, &Withdrawn::new());
+        let owner = before[0].decision.node.clone().unwrap();
+        let next = before[0].decision.next.clone().unwrap();
+        assert_ne!(owner, next);
+        assert_eq!(before[1].decision.node, Some(owner.clone()));
+        let ranked = election::rank("192.0.2.7".parse().unwrap(), nodes);
+        assert_eq!([&*owner, &*next], ranked[..2]);
+
+        // The owner withdrew from the sharer's second address only: the group moves whole.
+        let withdrawn = Withdrawn::from([(
+            owner.to_string(),
+            BTreeSet::from(["192.0.2.8".parse().unwrap()]),
+        )]);
+        let after = place(&offers, &known, &withdrawn);
+        for p in &after[..2] {
+            assert_eq!(p.decision.node, Some(next.clone()));
+            assert_eq!(p.decision.next.as_deref(), Some(ranked[2]));
+        }
+        // Another group is not touched.
+        assert_eq!(after[2].decision, before[2].decision);
     }
 }

@@ -13,20 +13,30 @@ use super::announcer::{self, AnnouncerOptions, OwnedSet};
 use super::metrics::{AnnouncedMetric, Layer2Metrics};
 use super::owned::Owned;
 
-/// Starts the announcer task with nothing owned. Returns the sender of the owned set, a
-/// receiver that turns `true` once the announcer's sockets are open, and the task.
-pub fn spawn_announcer(
-    options: AnnouncerOptions,
-    metrics: Layer2Metrics,
-) -> (
-    watch::Sender<OwnedSet>,
-    watch::Receiver<bool>,
-    JoinHandle<()>,
-) {
+/// The running announcer: the sender of the owned set, a receiver that turns `true` once its
+/// sockets are open, the sender that makes it reopen them and announce again (a heal), and
+/// the task.
+pub struct Announcer {
+    pub owned: watch::Sender<OwnedSet>,
+    pub sockets: watch::Receiver<bool>,
+    pub heal: watch::Sender<u64>,
+    pub task: JoinHandle<()>,
+}
+
+/// Starts the announcer task with nothing owned.
+pub fn spawn_announcer(options: AnnouncerOptions, metrics: Layer2Metrics) -> Announcer {
     let (owned_tx, owned_rx) = watch::channel::<OwnedSet>(Arc::new(Owned::default()));
     let (sockets_tx, sockets_rx) = watch::channel(false);
-    let task = tokio::spawn(announcer::run(options, owned_rx, metrics, sockets_tx));
-    (owned_tx, sockets_rx, task)
+    let (heal_tx, heal_rx) = watch::channel(0u64);
+    let task = tokio::spawn(announcer::run(
+        options, owned_rx, metrics, sockets_tx, heal_rx,
+    ));
+    Announcer {
+        owned: owned_tx,
+        sockets: sockets_rx,
+        heal: heal_tx,
+        task,
+    }
 }
 
 /// Moves `me` from owning `before` to owning `after`: hands the new set to the announcer, then

@@ -45,6 +45,19 @@ pub fn config_state(reconciler: &Reconciler) -> Option<Option<String>> {
 
 /// The Warning recorded when this speaker withdraws: on its Pod (or its Node without one).
 pub fn no_config_warning(reconciler: &Reconciler, pod_name: Option<&str>) -> events::Assigned {
+    let why = config_state(reconciler)
+        .flatten()
+        .unwrap_or_else(|| NO_USABLE_CONFIG.to_owned());
+    own_warning(reconciler, pod_name, "NoUsableConfig", why)
+}
+
+/// A Warning about this speaker itself: on its Pod (or its Node without one).
+fn own_warning(
+    reconciler: &Reconciler,
+    pod_name: Option<&str>,
+    reason: &'static str,
+    why: String,
+) -> events::Assigned {
     let pod = pod_name.and_then(|name| {
         reconciler
             .stores()
@@ -62,12 +75,42 @@ pub fn no_config_warning(reconciler: &Reconciler, pod_name: Option<&str>) -> eve
             ..Default::default()
         },
     };
-    let why = config_state(reconciler)
-        .flatten()
-        .unwrap_or_else(|| NO_USABLE_CONFIG.to_owned());
     events::Assigned {
         service: String::new(),
         reference,
-        warning: Some(("NoUsableConfig", why)),
+        warning: Some((reason, why)),
     }
+}
+
+/// The Warnings answer verification's news call for: `OwnerNotAnswering` on each Service
+/// with an address whose owner this node found silent (naming the owner), and
+/// `AnswerChecksDeaf` on this speaker when it stopped hearing any reply.
+pub fn verification_warnings(
+    reconciler: &Reconciler,
+    pod_name: Option<&str>,
+    silent: Vec<(String, std::net::IpAddr, String)>,
+    deafened: bool,
+) -> Vec<events::Assigned> {
+    let me = reconciler.me();
+    let mut out: Vec<events::Assigned> = silent
+        .into_iter()
+        .filter_map(|(owner, ip, service)| {
+            let note = format!(
+                "node {owner} announces {ip} but did not answer {} ARP probes in a row from \
+                 node {me}, which hears the other nodes; {owner} is told and withdraws from \
+                 {ip}, and the next node answers it",
+                crate::speaker::answer_check::MISSES
+            );
+            reconciler.service_warning(&service, "OwnerNotAnswering", note)
+        })
+        .collect();
+    if deafened {
+        let why = format!(
+            "node {me} hears no reply to its answer checks, not even from the other nodes' own \
+             addresses: its receive path looks broken (a firewall or ebtables rule, the \
+             interface), so it reports no owner silent and moves nothing"
+        );
+        out.push(own_warning(reconciler, pod_name, "AnswerChecksDeaf", why));
+    }
+    out
 }

@@ -305,7 +305,12 @@ pub fn announcements(
             evaluate(&ctx, svc, own.unwrap_or_default().iter().map(|s| &**s))
         })
         .collect();
-    let placed = ownership::place(evaluated.iter().filter_map(Evaluated::offer), known);
+    // No node withdrew from anything here (answer verification is the live speaker's).
+    let placed = ownership::place(
+        evaluated.iter().filter_map(Evaluated::offer),
+        known,
+        &ownership::Withdrawn::new(),
+    );
     let mut unannounced = Unannounced::default();
     for e in &evaluated {
         if let Evaluated::Skipped { service, ips, skip } = e {

@@ -40,12 +40,15 @@ use crate::telemetry::{Health, TextRegistry, ThreadTime};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::election_gate::{ElectionGate, SettledMembers};
-use super::metrics::{AnnouncedMetric, CandidateMetric, Layer2Metrics, ServiceIpsMetric};
+use super::metrics::{
+    AnnouncedMetric, CandidateMetric, Layer2Metrics, ServiceIpsMetric, VerifyMetrics,
+};
 use super::owned::Owned;
 use super::publish::{publish_scoped, spawn_announcer};
+use super::verify::Verification;
 use crate::metrics::{ConfigMetrics, Naming};
 use cache::{Changes, NodeView, ServiceView, SliceView, Watched};
-use candidacy::{config_state, no_config_warning, take_part};
+use candidacy::{config_state, no_config_warning, take_part, verification_warnings};
 use cluster::ViewOptions;
 use config_load::MetallbStores;
 use events::EventWriter;
@@ -295,10 +298,17 @@ pub async fn run(
     let mut members = membership.as_ref().map(GossipHandle::members);
     let mut stats = membership.as_ref().map(GossipHandle::stats_watch);
 
-    let (owned_tx, mut sockets_rx, announcer_task) =
-        spawn_announcer(options.announcer.clone(), l2_metrics);
-
     let me = options.node_name.clone();
+    let announcer = spawn_announcer(options.announcer.clone(), l2_metrics);
+    let (owned_tx, mut sockets_rx, announcer_task) =
+        (announcer.owned, announcer.sockets, announcer.task);
+    let mut verify = Verification::new(
+        me.clone(),
+        options.announcer.answer_checks_per_second,
+        options.announcer.excludes.clone(),
+        announcer.heal,
+        Some(VerifyMetrics::register(registry, options.naming)?),
+    );
     let events = EventWriter::new(client.clone(), me.clone()).spawn();
     let mut reconciler = Reconciler::new(me.clone(), options.view.clone(), stores)
         .with_config_metrics(config_metrics);
@@ -348,9 +358,13 @@ pub async fn run(
             reconciler.set_own_interfaces(up);
         }
         reconciler.set_other_interfaces(links.others(&me));
+        let states = links.states();
+        let owned_now = reconciler.owned().keys().copied().collect();
+        reconciler.set_withdrawn(verify.withdrawn(&states, &owned_now, now));
         let pass_started = std::time::Instant::now();
         let thread_before = ThreadTime::now();
-        let pass = reconciler.pass(counted.as_ref(), gate.may_elect(now));
+        let may_elect = gate.may_elect(now) && !verify.withdrawn_from_all();
+        let pass = reconciler.pass(counted.as_ref(), may_elect);
         // How long this wake-up took to a decision: the pass (its own work, and the time this
         // thread waited for a core meanwhile), and before it the interface scan (a takeover's
         // latency after gossip declares the owner down).
@@ -370,6 +384,11 @@ pub async fn run(
             );
         }
         let can_announce = reconciler.can_announce();
+        verify.take_part(membership.as_ref(), can_announce).await;
+        verify.check(reconciler.targets().clone(), &states);
+        let (silent, deafened) = verify.news();
+        let pod = options.pod_name.as_deref();
+        events.send(verification_warnings(&reconciler, pod, silent, deafened));
         if candidate != Some(can_announce) {
             take_part(&membership, can_announce, candidate.is_some()).await;
             if !can_announce {
@@ -413,6 +432,10 @@ pub async fn run(
                 Some(took),
             );
         }
+        verify.heal();
+        links
+            .publish_verification(membership.as_ref(), verify.gossiped())
+            .await;
         unannounced.set(reconciler.unannounced());
         if remade {
             desired = std::sync::Arc::new(l2status::desired(
@@ -449,6 +472,7 @@ pub async fn run(
             gate.next_check(now),
             links.next_deadline(),
             settled.next_check(now),
+            verify.next_deadline(),
         ]);
         tokio::select! {
             _ = &mut shutdown => break super::LoopEnd::Shutdown,
@@ -462,6 +486,7 @@ pub async fn run(
             } => if r.is_err() { break super::LoopEnd::GossipStopped },
             _ = sockets_rx.changed() => {}
             () = links.changed() => {}
+            () = verify.changed() => {}
             _ = sleep_until(wake) => {}
         }
     };

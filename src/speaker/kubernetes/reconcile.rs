@@ -24,11 +24,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::runtime::reflector::Store as ReflectorStore;
 use tracing::{info, warn};
 
-use crate::advertise::{Cause, Decision};
+use crate::advertise::{self, Cause, Decision, Interfaces};
 use crate::election;
 use crate::k8s::pod::ready_pod_nodes;
 use crate::metrics::ConfigMetrics;
-use crate::speaker::ownership;
+use crate::speaker::answer_check::Target;
+use crate::speaker::ownership::{self, Withdrawn};
 
 use super::cache::{Changes, NodeView, ServiceView, SliceView};
 use super::cluster::{Evaluated, Unannounced, ViewOptions};
@@ -126,6 +127,11 @@ pub struct Reconciler {
     /// The other nodes' usable interfaces with their link, as gossip carries them (a node
     /// absent: assume it has every interface).
     other_interfaces: BTreeMap<String, BTreeSet<String>>,
+    /// The addresses nodes withdrew from (answer verification).
+    withdrawn: Withdrawn,
+    /// The addresses this node is next in line for, as of the last pass: it checks that
+    /// their owner answers.
+    targets: BTreeMap<IpAddr, Target>,
 }
 
 impl Reconciler {
@@ -150,7 +156,32 @@ impl Reconciler {
             unannounced: BTreeMap::new(),
             own_interfaces: None,
             other_interfaces: BTreeMap::new(),
+            withdrawn: Withdrawn::new(),
+            targets: BTreeMap::new(),
         }
+    }
+
+    /// Records the addresses nodes withdrew from, for the next passes.
+    pub fn set_withdrawn(&mut self, withdrawn: Withdrawn) {
+        self.withdrawn = withdrawn;
+    }
+
+    /// The addresses this node is next in line for after the last pass (while it may elect),
+    /// each with its owner, Service and the interfaces this node would answer it on.
+    pub fn targets(&self) -> &BTreeMap<IpAddr, Target> {
+        &self.targets
+    }
+
+    /// A Warning on Service `key`, while the cache holds it.
+    pub fn service_warning(
+        &self,
+        key: &str,
+        reason: &'static str,
+        note: String,
+    ) -> Option<Assigned> {
+        let mut event = self.reference(key)?;
+        event.warning = Some((reason, note));
+        Some(event)
     }
 
     /// Counts config updates (applied or refused) in `metrics`.
@@ -281,6 +312,7 @@ impl Reconciler {
             alive,
             gossip: live.is_some(),
             known: self.known_interfaces(),
+            withdrawn: self.withdrawn.clone(),
             config: self.configs,
         };
         if pending.all {
@@ -330,6 +362,7 @@ impl Reconciler {
     /// This node's owned set, the unannounced causes and the events, from the decisions.
     fn conclude(&mut self, live: Option<&BTreeSet<String>>, may_elect: bool) -> Pass {
         let mut skipped = Unannounced::default();
+        let mut targets = BTreeMap::new();
         let mut service_ips = 0;
         let mut next = BTreeMap::new();
         // This node's decisions, for the interfaces of each address it announces.
@@ -353,6 +386,29 @@ impl Reconciler {
             };
             skipped.placed(service, ips, decision);
             service_ips += ips.len();
+            if may_elect
+                && decision.next.as_deref() == Some(self.me.as_str())
+                && let (Some(owner), Evaluated::Offered(o)) = (&decision.node, e)
+            {
+                let known = self.globals.as_ref().map(|g| &g.known);
+                let here = match known.map(|k| advertise::placement(&o.reach, &self.me, k).0) {
+                    Some(Interfaces::Named(names)) => Some(names),
+                    _ => None,
+                };
+                for ip in ips.iter() {
+                    let t = targets.entry(*ip).or_insert_with(|| Target {
+                        owner: owner.clone(),
+                        service: service.clone(),
+                        interfaces: here.clone(),
+                    });
+                    // A shared address: the interfaces every sharer allows.
+                    if let (Some(held), Some(more)) = (&mut t.interfaces, &here) {
+                        held.retain(|n| more.contains(n));
+                    } else if t.interfaces.is_none() {
+                        t.interfaces = here.clone();
+                    }
+                }
+            }
             if may_elect && decision.node.as_deref() == Some(self.me.as_str()) {
                 mine.push((ips, decision));
                 mine_services.push((service, ips));
@@ -362,6 +418,7 @@ impl Reconciler {
             }
         }
         self.service_ips = service_ips;
+        self.targets = targets;
         for svc in skipped.bgp.difference(&self.warned_bgp) {
             warn!(service = %svc, "service IP is in a BGP pool; BGP announcement is not implemented, so it is not announced");
         }

@@ -27,8 +27,10 @@ use crate::telemetry::{Health, TextRegistry};
 use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::election_gate::{ElectionGate, SettledMembers};
 use super::links::OwnLinks;
-use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric};
+use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric, VerifyMetrics};
+use super::ownership::Withdrawn;
 use super::publish::{publish_scoped, spawn_announcer};
+use super::verify::Verification;
 use crate::metrics::Naming;
 use static_config::{StaticConfig, StaticConfigError};
 
@@ -179,10 +181,17 @@ async fn serve(
     let mut members = membership.members();
     let mut stats = membership.stats_watch();
 
-    let (owned_tx, mut sockets_rx, announcer) =
-        spawn_announcer(options.announcer.clone(), l2_metrics);
-
     let me = config.node.clone();
+    let started = spawn_announcer(options.announcer.clone(), l2_metrics);
+    let (owned_tx, mut sockets_rx, announcer) = (started.owned, started.sockets, started.task);
+    let mut verify = Verification::new(
+        me.clone(),
+        options.announcer.answer_checks_per_second,
+        options.announcer.excludes.clone(),
+        started.heal,
+        Some(VerifyMetrics::register(registry, options.naming)?),
+    );
+    let mut targets = BTreeMap::new();
     let others_seeded = config
         .gossip
         .seeds
@@ -217,11 +226,16 @@ async fn serve(
         if let Some(up) = &own_up {
             known.insert(me.clone(), up.clone());
         }
+        let states = links.states();
+        let owned = owned_now.0.keys().copied().collect();
+        let withdrawn = verify.withdrawn(&states, &owned, now);
+        verify.take_part(Some(membership), true).await;
         let inputs = ElectionInputs {
             addresses_version,
-            may_elect: gate.may_elect(now),
+            may_elect: gate.may_elect(now) && !verify.withdrawn_from_all(),
             live: settled.observe(&members.borrow(), &me, now),
             known,
+            withdrawn,
         };
         if elected_on.as_ref() != Some(&inputs) {
             service_ips.set(config.addresses.iter().map(|s| s.ips.len()).sum());
@@ -231,10 +245,13 @@ async fn serve(
                     config.advertisements.as_deref(),
                     &inputs.live,
                     &inputs.known,
+                    &inputs.withdrawn,
                 );
                 report_causes(&decisions, &mut reported);
+                targets = static_ads::targets(&me, &decisions);
                 static_ads::serving(&me, &decisions)
             } else {
+                targets.clear();
                 Default::default()
             };
             if next != owned_now {
@@ -244,16 +261,25 @@ async fn serve(
             elected_on = Some(inputs);
         }
         health.set_ready(*sockets_rx.borrow() && (gate.joined() || !others_seeded));
+        // Static mode has no Services to put a Warning on: the news are logged.
+        verify.check(targets.clone(), &states);
+        verify.news();
+        verify.heal();
+        links
+            .publish_verification(Some(membership), verify.gossiped())
+            .await;
 
         let wake = crate::runtime::earliest([
             gate.next_check(now),
             links.next_deadline(),
             settled.next_check(now),
+            verify.next_deadline(),
         ]);
         tokio::select! {
             _ = &mut shutdown => break super::LoopEnd::Shutdown,
             r = members.changed() => if r.is_err() { break super::LoopEnd::GossipStopped },
             () = links.changed() => {}
+            () = verify.changed() => {}
             r = joined_differs(&mut stats, gate.joined()) => if r.is_err() { break super::LoopEnd::GossipStopped },
             _ = sockets_rx.changed() => {}
             _ = poll.tick() => {
@@ -325,6 +351,8 @@ struct ElectionInputs {
     live: BTreeSet<String>,
     /// Each node's usable interfaces with their link, where known (gossip, and this node's own).
     known: BTreeMap<String, BTreeSet<String>>,
+    /// The addresses nodes withdrew from (answer verification).
+    withdrawn: Withdrawn,
 }
 
 /// Re-reads the file when its stamp changed; a valid file with other addresses replaces them
@@ -467,6 +495,7 @@ mod tests {
             announcer: AnnouncerOptions {
                 excludes: crate::layer2::iface::ExcludePatterns::new(["*"]),
                 garp_interval: None,
+                answer_checks_per_second: 0,
             },
             timing: SwimTiming::default(),
             link_debounce: crate::speaker::link_state::DEFAULT_DEBOUNCE,

@@ -19,6 +19,7 @@ use crate::advertise::{self, Health, Interfaces, Reach};
 use crate::election::{EligibilityOptions, Liveness, NodeStatus, TrafficScope};
 
 use super::static_config::{StaticAdvertisement, StaticService};
+use crate::speaker::answer_check::Target;
 use crate::speaker::ownership::{self, Offer, Placed};
 
 /// One service's election in static mode.
@@ -64,6 +65,7 @@ pub fn decide(
     ads: Option<&[StaticAdvertisement]>,
     live: &BTreeSet<String>,
     known: &BTreeMap<String, BTreeSet<String>>,
+    withdrawn: &ownership::Withdrawn,
 ) -> Vec<StaticDecision> {
     let nodes: Vec<NodeStatus> = live
         .iter()
@@ -102,7 +104,7 @@ pub fn decide(
         })
         .collect();
     // A node whose interfaces gossip has not carried (yet) is assumed to have them all.
-    ownership::place(&offers, known)
+    ownership::place(&offers, known, withdrawn)
 }
 
 /// What `me` serves: IP -> service, and the interfaces of IPs restricted to some.
@@ -122,6 +124,26 @@ pub fn serving(me: &str, decisions: &[StaticDecision]) -> Serving {
     let only_on =
         ownership::address_interfaces(me, decisions.iter().map(|d| (&*d.ips, &d.decision)));
     (owned, only_on)
+}
+
+/// The addresses `me` is next in line for, to check that their owner answers (on every
+/// usable interface: an owner answers on the ones its advertisements allow).
+pub fn targets(me: &str, decisions: &[StaticDecision]) -> BTreeMap<IpAddr, Target> {
+    let mut out = BTreeMap::new();
+    for d in decisions {
+        if let (Some(owner), Some(next)) = (&d.decision.node, &d.decision.next)
+            && &**next == me
+        {
+            for ip in d.ips.iter() {
+                out.entry(*ip).or_insert_with(|| Target {
+                    owner: owner.clone(),
+                    service: d.service.clone(),
+                    interfaces: None,
+                });
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -150,7 +172,13 @@ mod tests {
             interfaces: Some(set(&["eth1"])),
         }];
         let live = set(&["node-a", "node-b", "node-c"]);
-        let decisions = decide(&services, Some(&ads), &live, &BTreeMap::new());
+        let decisions = decide(
+            &services,
+            Some(&ads),
+            &live,
+            &BTreeMap::new(),
+            &ownership::Withdrawn::new(),
+        );
         // 10.0.0.1 ranks node-b first, but node-b is not selected: node-a.
         assert_eq!(decisions[0].decision.node.as_deref(), Some("node-a"));
         assert_eq!(decisions[1].decision.node, None, "db has no advertisement");
@@ -162,7 +190,13 @@ mod tests {
         assert_eq!(owned.len(), 1);
         assert_eq!(only_on.values().next(), Some(&set(&["eth1"])));
         // Without advertisements every service goes everywhere, as before.
-        let all = decide(&services, None, &live, &BTreeMap::new());
+        let all = decide(
+            &services,
+            None,
+            &live,
+            &BTreeMap::new(),
+            &ownership::Withdrawn::new(),
+        );
         assert_eq!(all[0].decision.node.as_deref(), Some("node-b"));
         assert!(serving("node-b", &all).1.is_empty());
     }
@@ -190,7 +224,13 @@ mod tests {
             [svc("web", "10.0.0.1"), svc("api", "10.0.0.1")],
             [svc("api", "10.0.0.1"), svc("web", "10.0.0.1")],
         ] {
-            let decisions = decide(&services, Some(&ads), &live, &BTreeMap::new());
+            let decisions = decide(
+                &services,
+                Some(&ads),
+                &live,
+                &BTreeMap::new(),
+                &ownership::Withdrawn::new(),
+            );
             let owner = decisions[0].decision.node.clone().unwrap();
             assert_eq!(decisions[1].decision.node.as_deref(), Some(&*owner));
             let (owned, only_on) = serving(&owner, &decisions);

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::election::Liveness;
-use crate::speaker::ownership;
+use crate::speaker::ownership::{self, Withdrawn};
 
 use super::Reconciler;
 use crate::speaker::kubernetes::cache::{ServiceView, SliceView};
@@ -25,6 +25,8 @@ pub(super) struct Globals {
     pub(super) alive: BTreeSet<String>,
     pub(super) gossip: bool,
     pub(super) known: BTreeMap<String, BTreeSet<String>>,
+    /// The addresses nodes withdrew from (they do not answer them).
+    pub(super) withdrawn: Withdrawn,
     /// Counts the configs put in force.
     pub(super) config: u64,
 }
@@ -36,6 +38,7 @@ impl Globals {
             && next.alive.is_subset(&self.alive)
             && self.gossip == next.gossip
             && self.known == next.known
+            && self.withdrawn == next.withdrawn
             && self.config == next.config
     }
 }
@@ -127,6 +130,7 @@ impl Reconciler {
         let placed = ownership::place(
             evaluated.values().filter_map(Evaluated::offer),
             &globals.known,
+            &globals.withdrawn,
         );
         self.placed = placed
             .into_iter()
@@ -190,12 +194,12 @@ impl Reconciler {
         if regroup.is_empty() {
             return (count, None);
         }
-        let elected = self.elect_again(regroup, touched, &globals.known);
+        let elected = self.elect_again(regroup, touched, globals);
         (count, Some(elected))
     }
 
     /// Decides every Service again after members left (and nothing else changed), and elects
-    /// again only the groups whose owner left or that had none; returns how many Services were
+    /// again only the groups whose owner or next node left, or that had no owner; returns how many Services were
     /// worked out and elected again (`None`: a Service is not as the last pass left it, so the
     /// caller decides everything).
     ///
@@ -226,8 +230,12 @@ impl Reconciler {
                         let Some((_, decision)) = placed.next_if(|(k, _)| *k == key) else {
                             return false;
                         };
+                        // The node after the owner stays second too (it checks the owner).
                         let stays = match (&decision.node, &offer.eligible) {
-                            (Some(owner), Ok(nodes)) => nodes.contains(&**owner),
+                            (Some(owner), Ok(nodes)) => {
+                                nodes.contains(&**owner)
+                                    && decision.next.as_ref().is_none_or(|n| nodes.contains(&**n))
+                            }
                             _ => false,
                         };
                         if !stays {
@@ -245,7 +253,7 @@ impl Reconciler {
         if consistent != Some(true) {
             return None;
         }
-        let elected = self.elect_again(regroup, touched, &globals.known);
+        let elected = self.elect_again(regroup, touched, globals);
         Some((self.evaluated.len(), Some(elected)))
     }
 
@@ -255,7 +263,7 @@ impl Reconciler {
         &mut self,
         mut regroup: BTreeSet<Arc<str>>,
         mut touched: Vec<IpAddr>,
-        known: &BTreeMap<String, BTreeSet<String>>,
+        globals: &Globals,
     ) -> usize {
         // Whoever shares an address with a changed Service, before or after the change, is
         // elected with it again (its group may have grown, split or changed its rank).
@@ -275,7 +283,7 @@ impl Reconciler {
         let offered = regroup
             .iter()
             .filter_map(|k| self.evaluated.get(k)?.offer());
-        let placed = ownership::place(offered, known);
+        let placed = ownership::place(offered, &globals.known, &globals.withdrawn);
         let elected = placed.len();
         for key in &regroup {
             self.placed.remove(key);
