@@ -32,6 +32,8 @@ pub struct Verification {
     reported: Findings,
     /// Whether this node left the gossip elections for its withdrawal from everything.
     left: bool,
+    /// The targets' version and the controls last handed to the checker.
+    handed: Option<(u64, Vec<IpAddr>)>,
     /// A withdrawal began: the announcer reopens its sockets once the owned set without the
     /// withdrawn addresses went to it ([`Self::heal`]).
     heal_due: bool,
@@ -56,6 +58,7 @@ impl Verification {
             reported: Findings::default(),
             left: false,
             heal_due: false,
+            handed: None,
         }
     }
 
@@ -139,9 +142,15 @@ impl Verification {
         }
     }
 
-    /// Hands the checker the addresses this node is next in line for and the other nodes' own
+    /// Hands the checker the addresses this node is next in line for (`version` changes
+    /// whenever they do: an unchanged set is not copied again) and the other nodes' own
     /// addresses.
-    pub fn check(&self, targets: BTreeMap<IpAddr, Target>, states: &BTreeMap<String, NodeState>) {
+    pub fn check(
+        &mut self,
+        version: u64,
+        targets: &BTreeMap<IpAddr, Target>,
+        states: &BTreeMap<String, NodeState>,
+    ) {
         let Some(checker) = &self.checker else {
             return;
         };
@@ -151,10 +160,17 @@ impl Verification {
             .flat_map(|(_, s)| s.interfaces.iter().filter(|i| i.up))
             .flat_map(|i| i.addresses.iter().copied())
             .collect();
-        let work = Work { targets, controls };
+        if self.handed.as_ref() == Some(&(version, controls.clone())) {
+            return;
+        }
+        let work = Work {
+            targets: targets.clone(),
+            controls: controls.clone(),
+        };
         checker
             .work
             .send_if_modified(|w| (*w != work).then(|| *w = work).is_some());
+        self.handed = Some((version, controls));
     }
 
     /// What this node gossips: its silence reports and the addresses it withdrew from.

@@ -385,7 +385,7 @@ pub async fn run(
         }
         let can_announce = reconciler.can_announce();
         verify.take_part(membership.as_ref(), can_announce).await;
-        verify.check(reconciler.targets().clone(), &states);
+        verify.check(reconciler.targets_version(), reconciler.targets(), &states);
         let (silent, deafened) = verify.news();
         let pod = options.pod_name.as_deref();
         events.send(verification_warnings(&reconciler, pod, silent, deafened));

@@ -132,6 +132,8 @@ pub struct Reconciler {
     /// The addresses this node is next in line for, as of the last pass: it checks that
     /// their owner answers.
     targets: BTreeMap<IpAddr, Target>,
+    /// Bumped whenever `targets` changes.
+    targets_version: u64,
 }
 
 impl Reconciler {
@@ -158,6 +160,7 @@ impl Reconciler {
             other_interfaces: BTreeMap::new(),
             withdrawn: Withdrawn::new(),
             targets: BTreeMap::new(),
+            targets_version: 0,
         }
     }
 
@@ -170,6 +173,11 @@ impl Reconciler {
     /// each with its owner, Service and the interfaces this node would answer it on.
     pub fn targets(&self) -> &BTreeMap<IpAddr, Target> {
         &self.targets
+    }
+
+    /// Changes whenever [`Self::targets`] does.
+    pub fn targets_version(&self) -> u64 {
+        self.targets_version
     }
 
     /// A Warning on Service `key`, while the cache holds it.
@@ -418,7 +426,10 @@ impl Reconciler {
             }
         }
         self.service_ips = service_ips;
-        self.targets = targets;
+        if targets != self.targets {
+            self.targets = targets;
+            self.targets_version += 1;
+        }
         for svc in skipped.bgp.difference(&self.warned_bgp) {
             warn!(service = %svc, "service IP is in a BGP pool; BGP announcement is not implemented, so it is not announced");
         }

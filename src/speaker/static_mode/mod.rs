@@ -192,6 +192,8 @@ async fn serve(
         Some(VerifyMetrics::register(registry, options.naming)?),
     );
     let mut targets = BTreeMap::new();
+    // Counts the elections (the targets' version for the checker).
+    let mut addresses_elected = 0u64;
     let others_seeded = config
         .gossip
         .seeds
@@ -249,9 +251,11 @@ async fn serve(
                 );
                 report_causes(&decisions, &mut reported);
                 targets = static_ads::targets(&me, &decisions);
+                addresses_elected += 1;
                 static_ads::serving(&me, &decisions)
             } else {
                 targets.clear();
+                addresses_elected += 1;
                 Default::default()
             };
             if next != owned_now {
@@ -262,7 +266,7 @@ async fn serve(
         }
         health.set_ready(*sockets_rx.borrow() && (gate.joined() || !others_seeded));
         // Static mode has no Services to put a Warning on: the news are logged.
-        verify.check(targets.clone(), &states);
+        verify.check(addresses_elected, &targets, &states);
         verify.news();
         verify.heal();
         links

@@ -237,3 +237,50 @@ proptest! {
         }
     }
 }
+
+/// This node checks exactly the addresses it stands next in line for, each naming its owner;
+/// when the owner withdraws from one, the group moves to this node (it owns it, and no longer
+/// checks it) while nothing else changes, and the withdrawal taken back gives it back.
+#[test]
+fn the_next_node_checks_its_addresses_and_takes_a_withdrawn_one() {
+    const N: usize = 60;
+    let (stores, mut f) = feeds();
+    let mut rec = reconciler(stores);
+    for i in 0..N {
+        let name = format!("s{i}");
+        put(&mut f.services, service(&name, &ip(i), "Cluster"));
+        put(&mut f.slices, slice(&name, ME));
+    }
+    let all = live(&NODES);
+    rec.pass(Some(&all), true);
+    let next_of: Vec<usize> = (0..N).filter(|i| ranked(&ip(*i))[1] == ME).collect();
+    assert!(!next_of.is_empty());
+    let targets = rec.targets().clone();
+    assert_eq!(
+        targets.keys().copied().collect::<Vec<IpAddr>>(),
+        next_of
+            .iter()
+            .map(|i| ip(*i).parse().unwrap())
+            .collect::<Vec<IpAddr>>()
+    );
+    for (address, t) in &targets {
+        assert_eq!(&*t.owner, ranked(&address.to_string())[0]);
+        assert_eq!(t.interfaces, None);
+    }
+    // The owner of the first one withdraws from it.
+    let (address, target) = targets.iter().next().unwrap();
+    let version = rec.targets_version();
+    rec.set_withdrawn(Withdrawn::from([(
+        target.owner.to_string(),
+        BTreeSet::from([*address]),
+    )]));
+    let pass = rec.pass(Some(&all), true);
+    assert!(rec.owned().contains_key(address));
+    assert_eq!(pass.changed_from.map(|before| before.len()), Some(rec.owned().len() - 1));
+    assert!(!rec.targets().contains_key(address));
+    assert_ne!(rec.targets_version(), version);
+    rec.set_withdrawn(Withdrawn::new());
+    rec.pass(Some(&all), true);
+    assert!(!rec.owned().contains_key(address));
+    assert_eq!(rec.targets(), &targets);
+}
