@@ -16,7 +16,7 @@ use ferrolb::gossip::{DropCounts, GossipCollector, GossipStats, MemberCounts};
 use ferrolb::ipam::PoolStats;
 use ferrolb::metrics::{ConfigMetrics, Naming};
 use ferrolb::speaker::metrics::{
-    AnnouncedMetric, CandidateMetric, Layer2Metrics, ServiceIpsMetric,
+    AnnouncedMetric, CandidateMetric, Layer2Metrics, ServiceIpsMetric, VerifyMetrics,
 };
 use ferrolb::telemetry::{self, Health, Registry, TextRegistry};
 use serde_json::Value;
@@ -193,6 +193,9 @@ async fn speaker_scrape(naming: Naming) -> String {
     CandidateMetric::register(&registry, naming)
         .unwrap()
         .set(true);
+    VerifyMetrics::register(&registry, naming)
+        .unwrap()
+        .set(1, false, Some(1));
     let config = ConfigMetrics::register(&registry, naming).unwrap();
     config.applied();
     config.refused();

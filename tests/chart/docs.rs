@@ -202,6 +202,7 @@ fn user_guide_documents_every_flag_and_the_cluster_values() {
         "FerrolbGossipSplit",
         "FerrolbServiceIPNotAnnounced",
         "FerrolbSpeakerNotCandidate",
+        "FerrolbAnswersNotHeard",
         "privileged",
     ] {
         assert!(

@@ -454,6 +454,12 @@ fn monitoring_objects_select_the_metrics_endpoints() {
         not_candidate.contains("ferrolb_speaker_election_candidate == 0"),
         "{not_candidate}"
     );
+    let not_heard = alert("FerrolbAnswersNotHeard")["expr"].as_str().unwrap();
+    assert!(
+        not_heard.contains("ferrolb_speaker_withdrawn_addresses")
+            && not_heard.contains("ferrolb_speaker_answer_checks_deaf == 1"),
+        "{not_heard}"
+    );
     alert("FerrolbSpeakerDown");
 }
 

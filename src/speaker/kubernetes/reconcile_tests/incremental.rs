@@ -276,7 +276,10 @@ fn the_next_node_checks_its_addresses_and_takes_a_withdrawn_one() {
     )]));
     let pass = rec.pass(Some(&all), true);
     assert!(rec.owned().contains_key(address));
-    assert_eq!(pass.changed_from.map(|before| before.len()), Some(rec.owned().len() - 1));
+    assert_eq!(
+        pass.changed_from.map(|before| before.len()),
+        Some(rec.owned().len() - 1)
+    );
     assert!(!rec.targets().contains_key(address));
     assert_ne!(rec.targets_version(), version);
     rec.set_withdrawn(Withdrawn::new());
