@@ -62,11 +62,25 @@ impl Interfaces {
     }
 }
 
-/// What one advertisement selecting a Service allows: its nodes and interfaces.
+/// What one advertisement selecting a Service allows: its nodes and interfaces, and the
+/// preference score of the nodes its `preferredNodeSelectors` match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reach {
     pub nodes: BTreeSet<String>,
     pub interfaces: Interfaces,
+    /// Each node of `nodes` with a score above 0: the sum of the weights of the preferences its
+    /// labels match (MetalLB's `preferredNodeSelectors`).
+    pub preferred: BTreeMap<String, u32>,
+}
+
+/// A node's preference score for a Service: the sum over the advertisements selecting the
+/// Service that select the node too (MetalLB's rule; a higher score wins, the hash breaks ties).
+pub fn preference_score(reach: &[Reach], node: &str) -> u32 {
+    reach
+        .iter()
+        .filter_map(|r| r.preferred.get(node))
+        .copied()
+        .sum()
 }
 
 /// The union of the nodes of every reach.
@@ -136,17 +150,23 @@ pub fn reach_of_pool(
     let reach: Vec<Reach> = ads
         .into_iter()
         .filter(|ad| service_labels.is_none_or(|labels| ad.selects_service(labels)))
-        .map(|ad| Reach {
-            nodes: nodes
-                .iter()
-                .filter(|(_, labels)| ad.selects_node(labels))
-                .map(|(name, _)| (*name).to_owned())
-                .collect(),
-            interfaces: if ad.all_interfaces() {
-                Interfaces::All
-            } else {
-                Interfaces::Named(ad.interfaces.iter().cloned().collect())
-            },
+        .map(|ad| {
+            let selected = nodes.iter().filter(|(_, labels)| ad.selects_node(labels));
+            Reach {
+                nodes: selected
+                    .clone()
+                    .map(|(name, _)| (*name).to_owned())
+                    .collect(),
+                interfaces: if ad.all_interfaces() {
+                    Interfaces::All
+                } else {
+                    Interfaces::Named(ad.interfaces.iter().cloned().collect())
+                },
+                preferred: selected
+                    .map(|(name, labels)| ((*name).to_owned(), ad.preference_score(labels)))
+                    .filter(|(_, score)| *score > 0)
+                    .collect(),
+            }
         })
         .collect();
     if reach.is_empty() {
@@ -364,7 +384,11 @@ pub fn decide(ips: &[IpAddr], reach: &[Reach], health: Health<'_>) -> Decision {
         }
     };
     let first = ips.first().map(std::slice::from_ref).unwrap_or_default();
-    let (node, next) = election::group_owner_and_next(first, pool.iter().map(String::as_str));
+    let (node, next) = election::group_owner_and_next(
+        first,
+        pool.iter()
+            .map(|n| (n.as_str(), preference_score(reach, n))),
+    );
     let (node, next) = (node.map(Arc::from), next.map(Arc::from));
     let (interfaces, cause) = match &node {
         Some(n) => placement(reach, n, health.known_interfaces),

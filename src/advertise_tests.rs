@@ -218,6 +218,7 @@ fn reach(nodes: &[&str], interfaces: Option<&[&str]>) -> Reach {
             None => Interfaces::All,
             Some(i) => Interfaces::Named(names(i)),
         },
+        preferred: BTreeMap::new(),
     }
 }
 
@@ -317,4 +318,134 @@ fn nodes_known_to_lack_the_interface_are_skipped_while_another_has_it() {
             node: "node-b".into()
         })
     );
+}
+
+/// MetalLB's `preferredNodeSelectors` rule as its documentation states it, written out on its
+/// own: each advertisement that applies to the Service gives each node it selects the sum of
+/// the weights of its preferences that node's labels match; a node's score is the sum over
+/// the advertisements; the highest score wins and `sha256(node#firstIP)` breaks ties.
+fn metallb_preferred_owner(config: &Config, first: IpAddr, nodes: &[(&str, &Labels)]) -> String {
+    let pool = config
+        .address_pools
+        .iter()
+        .find(|p| p.contains(first))
+        .unwrap();
+    let ads = config.l2_advertisements_for(pool);
+    let score = |labels: &Labels| -> u32 {
+        ads.iter()
+            .filter(|ad| ad.selects_node(labels))
+            .flat_map(|ad| ad.preferred.iter())
+            .filter(|p| p.preference.matches(labels))
+            .map(|p| p.weight)
+            .sum::<u32>()
+    };
+    let selected: Vec<(&str, u32)> = nodes
+        .iter()
+        .filter(|(_, labels)| ads.iter().any(|ad| ad.selects_node(labels)))
+        .map(|(n, labels)| (*n, score(labels)))
+        .collect();
+    let best = selected.iter().map(|(_, s)| *s).max().unwrap();
+    let tied: Vec<&str> = selected
+        .iter()
+        .filter(|(_, s)| *s == best)
+        .map(|(n, _)| *n)
+        .collect();
+    election::rank(first, tied)[0].to_owned()
+}
+
+/// Table of `preferredNodeSelectors` cases, each checked over 16 addresses against the rule as
+/// written ([`metallb_preferred_owner`]) and against what the case says.
+#[test]
+fn preferred_node_selectors_score_as_metallb_documents() {
+    let a = labels(&[("zone", "a"), ("rack", "r1")]);
+    let b = labels(&[("zone", "a"), ("rack", "r2"), ("disk", "ssd")]);
+    let c = labels(&[("zone", "b"), ("rack", "r1")]);
+    let d = labels(&[("zone", "b"), ("rack", "r3")]);
+    let nodes: Vec<(&str, &Labels)> = vec![
+        ("node-a", &a),
+        ("node-b", &b),
+        ("node-c", &c),
+        ("node-d", &d),
+    ];
+    let statuses: Vec<NodeStatus> = ["node-a", "node-b", "node-c", "node-d"]
+        .map(healthy)
+        .to_vec();
+    let live = names(&["node-a", "node-b", "node-c", "node-d"]);
+    let known = BTreeMap::new();
+    let ad = |name: &str, selectors: &str, preferred: &str| {
+        format!(
+            "---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: {name}, \
+             namespace: ferrolb}}\nspec:\n  ipAddressPools: [front]\n{selectors}  \
+             preferredNodeSelectors:\n{preferred}"
+        )
+    };
+    let pref = |weight: u32, key: &str, value: &str| {
+        format!("  - weight: {weight}\n    preference: {{matchLabels: {{{key}: {value}}}}}\n")
+    };
+    type Expect = fn(&str, &str) -> bool;
+    let cases: Vec<(&str, String, Expect)> = vec![
+        // A preference matching no node: the plain ranking.
+        (
+            "matches nothing",
+            ad("one", "", &pref(90, "rack", "r9")),
+            |owner, plain| owner == plain,
+        ),
+        // A preference matching only a node outside the advertisement's nodeSelectors scores
+        // nothing for it: the plain ranking among the selected nodes.
+        (
+            "outside nodeSelectors",
+            ad(
+                "one",
+                "  nodeSelectors: [{matchLabels: {zone: a}}]\n",
+                &pref(100, "zone", "b"),
+            ),
+            |owner, _| owner == "node-a" || owner == "node-b",
+        ),
+        // Weights sum within and across advertisements: node-b has 30 + 20, node-a and node-c
+        // 40 each: node-b always.
+        (
+            "sums across advertisements",
+            format!(
+                "{}{}",
+                ad("one", "", &pref(40, "rack", "r1")),
+                ad(
+                    "two",
+                    "",
+                    &format!("{}{}", pref(30, "rack", "r2"), pref(20, "disk", "ssd"))
+                )
+            ),
+            |owner, _| owner == "node-b",
+        ),
+        // node-a and node-c tie at 50: the hash decides between them, never b or d.
+        (
+            "ties",
+            ad("one", "", &pref(50, "rack", "r1")),
+            |owner, _| owner == "node-a" || owner == "node-c",
+        ),
+    ];
+    for (case, ads, expect) in cases {
+        let config = config(&ads);
+        let mut owners = BTreeSet::new();
+        for last in 0..16u8 {
+            let first = IpAddr::from([192, 0, 2, last]);
+            let reach = layer2(pool_reach(&config, first, &Labels::new(), &nodes));
+            let d = decide(&[first], &reach, health(&statuses, &live, &known));
+            let owner = d.node.as_deref().unwrap().to_owned();
+            assert_eq!(
+                owner,
+                metallb_preferred_owner(&config, first, &nodes),
+                "{case}: {first}"
+            );
+            let plain = election::rank(first, ["node-a", "node-b", "node-c", "node-d"])[0];
+            assert!(expect(&owner, plain), "{case}: {first} went to {owner}");
+            owners.insert(owner);
+        }
+        if case == "ties" {
+            assert_eq!(
+                owners,
+                names(&["node-a", "node-c"]),
+                "both tied nodes win some"
+            );
+        }
+    }
 }

@@ -172,19 +172,22 @@ pub fn group_owner<'a, 'i>(
     owner(*lowest, eligible)
 }
 
-/// [`group_owner`] and the node ranked right after it: the one that checks the owner answers
-/// (`speaker::answer_check`), and takes over if it does not.
+/// [`group_owner`] with preference scores (MetalLB's `preferredNodeSelectors`: a higher score
+/// ranks first, the hash breaks ties), and the node ranked right after the owner: the one that
+/// checks the owner answers (`speaker::answer_check`), and takes over if it does not.
 pub fn group_owner_and_next<'a, 'i>(
     firsts: impl IntoIterator<Item = &'i IpAddr>,
-    eligible: impl IntoIterator<Item = &'a str>,
+    eligible: impl IntoIterator<Item = (&'a str, u32)>,
 ) -> (Option<&'a str>, Option<&'a str>) {
     let Some(lowest) = firsts.into_iter().min() else {
         return (None, None);
     };
     let text = lowest.to_string();
-    let mut best: [Option<([u8; 32], &'a str)>; 2] = [None, None];
-    for node in eligible {
-        let keyed = (key_of(node, &text), node);
+    // Ordered by (higher score, lower hash): the score inverted so the smallest key wins.
+    type Keyed<'a> = ((u32, [u8; 32]), &'a str);
+    let mut best: [Option<Keyed<'a>>; 2] = [None, None];
+    for (node, score) in eligible {
+        let keyed = ((u32::MAX - score, key_of(node, &text)), node);
         if best[0].is_none_or(|b| keyed < b) {
             if best[0].is_some_and(|b| b.1 != node) {
                 best[1] = best[0];
@@ -516,7 +519,7 @@ mod tests {
             let address = IpAddr::from([192, 0, 2, last]);
             let ranked = rank(address, nodes.iter().map(String::as_str));
             let (owner, next) =
-                group_owner_and_next(&[address], nodes.iter().map(String::as_str));
+                group_owner_and_next(&[address], nodes.iter().map(|n| (n.as_str(), 0)));
             prop_assert_eq!(owner, ranked.first().copied());
             prop_assert_eq!(next, ranked.get(1).copied());
         }

@@ -171,7 +171,8 @@ fn crd_example_is_valid_and_shows_pinning_and_advertisements() {
             "labels:zone=dmz",
             "node-role.example.com/edge=",
             "eth1",
-            "expose=dmz"
+            "expose=dmz",
+            "<none>"
         ]
     );
     assert!(!stdout.contains("warning"), "{stdout}");
@@ -213,7 +214,7 @@ fn an_unknown_crd_field_is_a_warning_and_the_config_is_valid() {
         "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan}\nspec:\n  \
          addresses: [192.0.2.0/28]\n---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\n\
          metadata: {name: l2}\nspec:\n  ipAddressPools: [lan]\n  interfaces: [eth0]\n  \
-         preferredNodeSelectors:\n  - weight: 50\n    preference:\n      matchLabels: {zone: \
+         nodeFailoverSelectors:\n  - weight: 50\n    preference:\n      matchLabels: {zone: \
          east}\n",
     )
     .unwrap();
@@ -221,13 +222,16 @@ fn an_unknown_crd_field_is_a_warning_and_the_config_is_valid() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains(": valid"), "{stdout}");
-    assert_eq!(row(&stdout, "l2"), ["l2", "lan", "<all>", "eth0", "<all>"]);
+    assert_eq!(
+        row(&stdout, "l2"),
+        ["l2", "lan", "<all>", "eth0", "<all>", "<none>"]
+    );
     let warning = stdout
         .lines()
         .find(|l| l.starts_with("warning:") && l.contains("L2Advertisement \"l2\""))
         .unwrap_or_else(|| panic!("no warning about the advertisement in:\n{stdout}"));
     assert!(
-        warning.contains("field spec.preferredNodeSelectors")
+        warning.contains("field spec.nodeFailoverSelectors")
             && warning.contains("unknown field")
             && warning.contains("ignored"),
         "{warning}"

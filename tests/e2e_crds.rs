@@ -394,11 +394,11 @@ async fn events_with_reason(
         .collect()
 }
 
-/// The `preferredNodeSelectors` MetalLB's newer L2Advertisement CRD declares (a weight of
-/// 1–100 and a `preference` label selector), added to the installed CRD so that the API server
-/// keeps the field instead of pruning it.
-const PREFERRED_NODE_SELECTORS: &str = r#"[{"op": "add",
- "path": "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/preferredNodeSelectors",
+/// A field a future MetalLB might add to L2Advertisement (`nodeFailoverSelectors`, shaped like
+/// `preferredNodeSelectors`: a weight of 1–100 and a `preference` label selector), added to the
+/// installed CRD so that the API server keeps the field instead of pruning it.
+const NODE_FAILOVER_SELECTORS: &str = r#"[{"op": "add",
+ "path": "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/nodeFailoverSelectors",
  "value": {"type": "array", "items": {"type": "object", "required": ["weight", "preference"],
    "properties": {
      "weight": {"type": "integer", "minimum": 1, "maximum": 100},
@@ -425,7 +425,7 @@ async fn an_unknown_field_of_a_newer_metallb_is_ignored_with_one_warning_event()
         "l2advertisements.metallb.io",
         "--type=json",
         "-p",
-        PREFERRED_NODE_SELECTORS,
+        NODE_FAILOVER_SELECTORS,
     ]);
     let preferred = |interfaces: &str| {
         format!(
@@ -435,7 +435,7 @@ metadata: {{name: preferred, namespace: {NAMESPACE}}}
 spec:
   ipAddressPools: [general]
   interfaces: [{interfaces}]
-  preferredNodeSelectors:
+  nodeFailoverSelectors:
   - weight: 50
     preference:
       matchLabels: {{zone: east}}
@@ -444,7 +444,7 @@ spec:
     };
     // The CRD may take a moment to serve the new schema; until then the field is pruned.
     wait_for(
-        "the API server to keep preferredNodeSelectors",
+        "the API server to keep nodeFailoverSelectors",
         PATIENCE,
         || {
             kubectl_apply(&plane, &preferred("eth0")).expect("the advertisement is valid");
@@ -455,7 +455,7 @@ spec:
                 "l2advertisement",
                 "preferred",
                 "-o",
-                "jsonpath={.spec.preferredNodeSelectors[0].weight}",
+                "jsonpath={.spec.nodeFailoverSelectors[0].weight}",
             ]);
             async move { (stored.trim() == "50").then_some(()) }
         },
@@ -509,7 +509,7 @@ spec:
     assert_eq!(warned.len(), 1, "{warned:?}");
     assert_eq!(warned[0].0, 1, "{warned:?}");
     assert!(
-        warned[0].1.contains("spec.preferredNodeSelectors") && warned[0].1.contains("ignored"),
+        warned[0].1.contains("spec.nodeFailoverSelectors") && warned[0].1.contains("ignored"),
         "{warned:?}"
     );
     let events = events_about(&client, NAMESPACE, "L2Advertisement", "preferred").await;

@@ -159,6 +159,8 @@ pub enum Rule {
     DuplicateEntry,
     /// Two selectors in one list that mean the same.
     DuplicateSelector,
+    /// A `preferredNodeSelectors` entry without a weight of 1–100 or without a preference.
+    InvalidPreference,
 }
 
 /// One broken rule: which pool/peer/community/profile, which field, and what is wrong.

@@ -156,6 +156,17 @@ pub struct L2Advertisement {
     pub interfaces: Vec<String>,
     /// `spec.serviceSelectors`; empty means every Service of the selected pools.
     pub service_selectors: Vec<LabelSelector>,
+    /// `spec.preferredNodeSelectors` (MetalLB's newer CRDs): among the nodes this advertisement
+    /// selects, each scores the weights of the preferences its labels match.
+    pub preferred: Vec<PreferredNode>,
+}
+
+/// One `spec.preferredNodeSelectors` entry: a node whose labels match `preference` scores
+/// `weight` (1–100).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreferredNode {
+    pub weight: u32,
+    pub preference: LabelSelector,
 }
 
 impl L2Advertisement {
@@ -168,7 +179,18 @@ impl L2Advertisement {
             node_selectors: Vec::new(),
             interfaces: Vec::new(),
             service_selectors: Vec::new(),
+            preferred: Vec::new(),
         }
+    }
+
+    /// The score of a node with these labels (it must be one this advertisement selects): the
+    /// sum of the weights of the preferences its labels match.
+    pub fn preference_score(&self, labels: &Labels) -> u32 {
+        self.preferred
+            .iter()
+            .filter(|p| p.preference.matches(labels))
+            .map(|p| p.weight)
+            .sum()
     }
 
     /// Whether the advertisement applies to `pool`: named, or matched by a pool selector, or

@@ -90,7 +90,7 @@ fn pinned_to(sa: Option<&ServiceAllocation>) -> String {
     parts.join(" ")
 }
 
-fn ad_row(ad: &L2Advertisement) -> [String; 5] {
+fn ad_row(ad: &L2Advertisement) -> [String; 6] {
     let mut pools: Vec<String> = ad.pools.clone();
     pools.extend(ad.pool_selectors.iter().map(|s| format!("labels:{s}")));
     let pools = if pools.is_empty() {
@@ -109,6 +109,15 @@ fn ad_row(ad: &L2Advertisement) -> [String; 5] {
         selectors(&ad.node_selectors),
         interfaces,
         selectors(&ad.service_selectors),
+        if ad.preferred.is_empty() {
+            "<none>".into()
+        } else {
+            ad.preferred
+                .iter()
+                .map(|p| format!("{}:{}", p.weight, p.preference))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        },
     ]
 }
 
@@ -153,7 +162,7 @@ fn render_crds(config: &Config) -> String {
         &rows,
     );
     out.push('\n');
-    let ads: Vec<[String; 5]> = config.l2_advertisements.iter().map(ad_row).collect();
+    let ads: Vec<[String; 6]> = config.l2_advertisements.iter().map(ad_row).collect();
     out.push_str(&table(
         [
             "L2ADVERTISEMENT",
@@ -161,6 +170,7 @@ fn render_crds(config: &Config) -> String {
             "NODES",
             "INTERFACES",
             "SERVICES",
+            "PREFERRED",
         ],
         &ads,
     ));

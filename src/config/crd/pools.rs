@@ -7,11 +7,11 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::decode_object;
-use super::raw::{RawL2Spec, RawObject, RawPoolSpec, RawSelector};
+use super::raw::{RawL2Spec, RawObject, RawPoolSpec, RawPreferredNode, RawSelector};
 use crate::config::addresses::{ParsedAddress, parse_address, report_overlaps};
 use crate::config::error::{Rule, Subject, ValidationError};
 use crate::config::schema::{
-    AddressPool, Config, ConfigWarning, L2Advertisement, LabelSelector, Protocol,
+    AddressPool, Config, ConfigWarning, L2Advertisement, LabelSelector, PreferredNode, Protocol,
     ServiceAllocation, Source, WarningKind,
 };
 use crate::config::selector::{CRD_KEYS, check_selectors, is_dns_subdomain};
@@ -36,6 +36,49 @@ impl Sink<'_> {
             .collect();
         let mut push = |f: String, rule: Rule, m: String| self.push(f, rule, m);
         check_selectors(raw, field, CRD_KEYS, &mut push)
+    }
+
+    /// `spec.preferredNodeSelectors`: each a weight of 1–100 (MetalLB's CRD bounds) and a
+    /// valid label selector.
+    fn preferences(&mut self, raw: Option<Vec<RawPreferredNode>>) -> Vec<PreferredNode> {
+        let mut out = Vec::new();
+        for (i, p) in raw.unwrap_or_default().into_iter().enumerate() {
+            let field = format!("spec.preferredNodeSelectors[{i}]");
+            let weight = match p.weight {
+                Some(w @ 1..=100) => u32::try_from(w).ok(),
+                Some(w) => {
+                    self.push(
+                        format!("{field}.weight"),
+                        Rule::InvalidPreference,
+                        format!("weight {w} is outside 1-100"),
+                    );
+                    None
+                }
+                None => {
+                    self.push(
+                        format!("{field}.weight"),
+                        Rule::InvalidPreference,
+                        "a preference needs a weight (1-100)",
+                    );
+                    None
+                }
+            };
+            let Some(raw) = p.preference else {
+                self.push(
+                    format!("{field}.preference"),
+                    Rule::InvalidPreference,
+                    "a preference needs a node label selector",
+                );
+                continue;
+            };
+            let preference = self
+                .selectors(Some(vec![raw]), &format!("{field}.preference"))
+                .pop();
+            if let (Some(weight), Some(preference)) = (weight, preference) {
+                out.push(PreferredNode { weight, preference });
+            }
+        }
+        out
     }
 
     /// `names` without duplicates; a duplicate is an error (MetalLB: "duplicate definition").
@@ -254,6 +297,7 @@ fn check_ad(
     );
     let node_selectors = sink.selectors(spec.node_selectors, "spec.nodeSelectors");
     let service_selectors = sink.selectors(spec.service_selectors, "spec.serviceSelectors");
+    let preferred = sink.preferences(spec.preferred_node_selectors);
     // MetalLB accepts an interface listed twice; it means the same as once.
     let mut interfaces: Vec<String> = Vec::new();
     for i in spec.interfaces.unwrap_or_default() {
@@ -268,5 +312,6 @@ fn check_ad(
         node_selectors,
         interfaces,
         service_selectors,
+        preferred,
     })
 }

@@ -1,7 +1,7 @@
 //! The custom resources exactly as written: serde shapes of MetalLB's `metallb.io` objects.
 //!
 //! No struct denies unknown fields: `super::decode_object` collects the fields these shapes do
-//! not know (a field a newer MetalLB added, such as `L2Advertisement.spec.preferredNodeSelectors`,
+//! not know (a field a newer MetalLB added,
 //! or a misspelt `autoAsign`) and reports each as a warning naming the object and the field,
 //! instead of refusing the whole config or defaulting silently. A known field of the wrong type
 //! is still an error. `metadata` and `status` are written by the API server and carry much more
@@ -112,6 +112,15 @@ pub(crate) struct RawL2Spec {
     pub interfaces: Option<Vec<String>>,
     #[serde(rename = "serviceSelectors")]
     pub service_selectors: Option<Vec<RawSelector>>,
+    #[serde(rename = "preferredNodeSelectors")]
+    pub preferred_node_selectors: Option<Vec<RawPreferredNode>>,
+}
+
+/// One `L2Advertisement.spec.preferredNodeSelectors` entry.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawPreferredNode {
+    pub weight: Option<i64>,
+    pub preference: Option<RawSelector>,
 }
 
 /// `BGPPeer`, v1beta1 and v1beta2 fields together (v1beta1 is a subset apart from its selector

@@ -114,12 +114,12 @@ fn unknown_fields(c: &Config) -> Vec<(String, String)> {
 
 #[test]
 fn an_unknown_advertisement_field_is_a_warning_and_the_known_ones_apply() {
-    // MetalLB's newer L2Advertisement field (weight and a `preference` node selector).
+    // A field a newer MetalLB might add (shaped like preferredNodeSelectors).
     let text = pool("lan", "  addresses: [192.0.2.0/28]")
         + &ad(
             "l2",
             "  ipAddressPools: [lan]\n  interfaces: [eth0]\n  nodeSelectors:\n  - matchLabels: \
-             {rack: a}\n  preferredNodeSelectors:\n  - weight: 50\n    preference:\n      \
+             {rack: a}\n  nodeFailoverSelectors:\n  - weight: 50\n    preference:\n      \
              matchLabels: {zone: east}",
         );
     let c = ok(&text).config;
@@ -133,7 +133,7 @@ fn an_unknown_advertisement_field_is_a_warning_and_the_known_ones_apply() {
         unknown_fields(&c),
         [(
             "L2Advertisement \"l2\"".to_owned(),
-            "spec.preferredNodeSelectors".to_owned()
+            "spec.nodeFailoverSelectors".to_owned()
         )]
     );
     let shown = c.warnings[0].to_string();
@@ -494,4 +494,49 @@ fn oversized_input_is_refused_before_parsing() {
         parse_file(&big),
         Err(ConfigError::TooLarge { .. })
     ));
+}
+
+#[test]
+fn preferred_node_selectors_are_read_with_metallbs_bounds() {
+    let text = pool("lan", "  addresses: [192.0.2.0/28]")
+        + &ad(
+            "l2",
+            "  preferredNodeSelectors:\n  - weight: 50\n    preference:\n      matchLabels: \
+             {zone: east}\n  - weight: 100\n    preference: {matchExpressions: [{key: ssd, \
+             operator: Exists}]}",
+        );
+    let c = ok(&text).config;
+    assert!(unknown_fields(&c).is_empty());
+    let preferred = &c.l2_advertisements[0].preferred;
+    assert_eq!(preferred.len(), 2);
+    assert_eq!(preferred[0].weight, 50);
+    assert_eq!(preferred[0].preference.match_labels["zone"], "east");
+    let east: Labels = [("zone".to_owned(), "east".to_owned())].into();
+    let both: Labels = [
+        ("zone".to_owned(), "east".to_owned()),
+        ("ssd".to_owned(), String::new()),
+    ]
+    .into();
+    assert_eq!(c.l2_advertisements[0].preference_score(&east), 50);
+    assert_eq!(c.l2_advertisements[0].preference_score(&both), 150);
+    assert_eq!(c.l2_advertisements[0].preference_score(&Labels::new()), 0);
+
+    let bad = pool("lan", "  addresses: [192.0.2.0/28]")
+        + &ad(
+            "l2",
+            "  preferredNodeSelectors:\n  - weight: 0\n    preference: {}\n  - weight: 101\n    \
+             preference: {}\n  - preference: {}\n  - weight: 5",
+        );
+    let found = errors(&bad);
+    let fields: Vec<&str> = found.iter().map(|(_, f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.preferredNodeSelectors[0].weight",
+            "spec.preferredNodeSelectors[1].weight",
+            "spec.preferredNodeSelectors[2].weight",
+            "spec.preferredNodeSelectors[3].preference",
+        ]
+    );
+    assert!(found.iter().all(|(_, _, r)| *r == Rule::InvalidPreference));
 }

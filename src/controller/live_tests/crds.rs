@@ -114,7 +114,7 @@ async fn a_follower_records_no_event_for_a_refused_set() {
 fn ad_with_unknown_field(generation: i64) -> DynamicObject {
     let mut ad = object(
         "all",
-        json!({"preferredNodeSelectors": [{"weight": 50, "preference": {"matchLabels": {"zone": "east"}}}]}),
+        json!({"nodeFailoverSelectors": [{"weight": 50, "preference": {"matchLabels": {"zone": "east"}}}]}),
     );
     ad.metadata.generation = Some(generation);
     ad
@@ -146,7 +146,7 @@ async fn an_unknown_field_is_recorded_on_its_object_once_per_version() {
         assert_eq!(body["regarding"]["uid"], "uid-all");
         let note = body["note"].as_str().unwrap();
         assert!(
-            note.contains("spec.preferredNodeSelectors") && note.contains("ignored"),
+            note.contains("spec.nodeFailoverSelectors") && note.contains("ignored"),
             "{note}"
         );
         ok(send, &body);

@@ -32,7 +32,7 @@ fn stores(addresses: &str) -> MetallbStores {
             &[
                 json!({"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
                      "metadata": meta("l2"),
-                     "spec": {"interfaces": ["eth0"], "preferredNodeSelectors": [
+                     "spec": {"interfaces": ["eth0"], "nodeFailoverSelectors": [
                          {"weight": 50, "preference": {"matchLabels": {"zone": "east"}}}]}}),
             ],
         ),
@@ -44,7 +44,7 @@ fn an_unknown_field_is_logged_once_per_config_and_the_config_applies() {
     let (logs, _guard) = Logs::capture();
     let configmaps = Writer::<ConfigMap>::default().as_reader();
     let text = || logs.text();
-    let logged = || text().matches("spec.preferredNodeSelectors").count();
+    let logged = || text().matches("spec.nodeFailoverSelectors").count();
 
     let mut loader = ConfigLoader::default();
     assert!(loader.reload(Some(&stores("192.0.2.0/28")), &configmaps, &Vec::new));

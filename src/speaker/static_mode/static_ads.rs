@@ -7,6 +7,9 @@
 //!   services: [default/web]   # optional; absent = every service in the file
 //!   nodes: [node-a, node-b]   # optional; absent = every live member
 //!   interfaces: [eth1]        # optional; absent = every usable interface
+//!   preferredNodes:           # optional: preferredNodeSelectors by node name
+//!   - weight: 50              # 1-100; the highest summed score announces, the hash breaks ties
+//!     nodes: [node-b]
 //! ```
 //!
 //! A file with `advertisements` announces a service only through the advertisements that
@@ -35,6 +38,7 @@ fn reach(
         return vec![Reach {
             nodes: live.iter().filter(allowed).cloned().collect(),
             interfaces: Interfaces::All,
+            preferred: BTreeMap::new(),
         }];
     };
     ads.iter()
@@ -43,17 +47,36 @@ fn reach(
                 .as_ref()
                 .is_none_or(|s| s.contains(&svc.service))
         })
-        .map(|ad| Reach {
-            nodes: live
+        .map(|ad| {
+            let nodes: BTreeSet<String> = live
                 .iter()
                 .filter(allowed)
                 .filter(|n| ad.nodes.as_ref().is_none_or(|a| a.contains(*n)))
                 .cloned()
-                .collect(),
-            interfaces: match &ad.interfaces {
-                None => Interfaces::All,
-                Some(names) => Interfaces::Named(names.clone()),
-            },
+                .collect();
+            // Each selected node scores the weights of the preferences naming it.
+            let preferred = nodes
+                .iter()
+                .map(|n| {
+                    let score = ad
+                        .preferred_nodes
+                        .iter()
+                        .flatten()
+                        .filter(|p| p.nodes.contains(n))
+                        .map(|p| p.weight)
+                        .sum::<u32>();
+                    (n.clone(), score)
+                })
+                .filter(|(_, score)| *score > 0)
+                .collect();
+            Reach {
+                nodes,
+                interfaces: match &ad.interfaces {
+                    None => Interfaces::All,
+                    Some(names) => Interfaces::Named(names.clone()),
+                },
+                preferred,
+            }
         })
         .collect()
 }
@@ -170,6 +193,7 @@ mod tests {
             services: Some(set(&["web"])),
             nodes: Some(set(&["node-a", "node-c"])),
             interfaces: Some(set(&["eth1"])),
+            preferred_nodes: None,
         }];
         let live = set(&["node-a", "node-b", "node-c"]);
         let decisions = decide(
@@ -211,12 +235,14 @@ mod tests {
                 services: Some(set(&["web"])),
                 nodes: None,
                 interfaces: Some(set(&["eth1", "eth2"])),
+                preferred_nodes: None,
             },
             StaticAdvertisement {
                 name: "dmz".into(),
                 services: Some(set(&["api"])),
                 nodes: None,
                 interfaces: Some(set(&["eth2", "eth3"])),
+                preferred_nodes: None,
             },
         ];
         let live = set(&["node-a", "node-b", "node-c"]);
@@ -241,6 +267,52 @@ mod tests {
                 "{}",
                 services[0].service
             );
+        }
+    }
+
+    /// `preferredNodes` in the file scores as `preferredNodeSelectors` does: the preferred node
+    /// announces every Service it may, the others only when it is gone; a node outside the
+    /// advertisement's `nodes` scores nothing; the next in line is the runner-up.
+    #[test]
+    fn preferred_nodes_win_while_alive() {
+        use super::super::static_config::StaticPreference;
+        let services: Vec<StaticService> = (1..=8)
+            .map(|i| svc(&format!("s{i}"), &format!("10.0.0.{i}")))
+            .collect();
+        let ads = [StaticAdvertisement {
+            name: "lan".into(),
+            services: None,
+            nodes: Some(set(&["node-a", "node-b", "node-c"])),
+            interfaces: None,
+            preferred_nodes: Some(vec![
+                StaticPreference {
+                    weight: 60,
+                    nodes: set(&["node-c"]),
+                },
+                StaticPreference {
+                    weight: 90,
+                    nodes: set(&["node-d"]),
+                },
+            ]),
+        }];
+        let elect = |live: &[&str]| {
+            decide(
+                &services,
+                Some(&ads),
+                &set(live),
+                &BTreeMap::new(),
+                &ownership::Withdrawn::new(),
+            )
+        };
+        for d in elect(&["node-a", "node-b", "node-c", "node-d"]) {
+            assert_eq!(d.decision.node.as_deref(), Some("node-c"), "{}", d.service);
+            let first = d.ips[0];
+            let plain = crate::election::rank(first, ["node-a", "node-b"])[0];
+            assert_eq!(d.decision.next.as_deref(), Some(plain));
+        }
+        for d in elect(&["node-a", "node-b", "node-d"]) {
+            let plain = crate::election::rank(d.ips[0], ["node-a", "node-b"])[0];
+            assert_eq!(d.decision.node.as_deref(), Some(plain));
         }
     }
 }

@@ -35,6 +35,17 @@ pub struct StaticAdvertisement {
     pub nodes: Option<BTreeSet<String>>,
     #[serde(default)]
     pub interfaces: Option<BTreeSet<String>>,
+    /// The static form of `preferredNodeSelectors`: the named nodes score `weight` (1–100).
+    #[serde(default, rename = "preferredNodes")]
+    pub preferred_nodes: Option<Vec<StaticPreference>>,
+}
+
+/// One `preferredNodes` entry of a static advertisement.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticPreference {
+    pub weight: u32,
+    pub nodes: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -90,6 +101,11 @@ pub enum StaticConfigError {
     },
     #[error("static speaker file: service {service:?} lists more than one IPv4 or IPv6 address")]
     TooManyPerFamily { service: String },
+    #[error(
+        "static speaker file: advertisement {advertisement:?} has a preferredNodes weight of \
+         {weight}, outside 1-100"
+    )]
+    PreferenceWeight { advertisement: String, weight: u32 },
 }
 
 /// Parses and validates a static speaker file.
@@ -133,6 +149,16 @@ impl StaticConfig {
                         ip: *ip,
                         first: first.to_string(),
                         second: svc.service.clone(),
+                    });
+                }
+            }
+        }
+        for ad in self.advertisements.iter().flatten() {
+            for p in ad.preferred_nodes.iter().flatten() {
+                if !(1..=100).contains(&p.weight) {
+                    return Err(StaticConfigError::PreferenceWeight {
+                        advertisement: ad.name.clone(),
+                        weight: p.weight,
                     });
                 }
             }
@@ -205,5 +231,28 @@ addresses:
         ));
         let no_node = GOOD.replace("node: node-a", "node: ''");
         assert!(matches!(parse(&no_node), Err(StaticConfigError::EmptyNode)));
+    }
+
+    #[test]
+    fn preferred_nodes_are_read_and_their_weight_bounded() {
+        let with = |weight: u32| {
+            format!(
+                "{GOOD}advertisements:\n- name: lan\n  preferredNodes:\n  - weight: {weight}\n    \
+                 nodes: [node-b]\n"
+            )
+        };
+        let config = parse(&with(40)).unwrap();
+        let ads = config.advertisements.unwrap();
+        let preferred = ads[0].preferred_nodes.as_ref().unwrap();
+        assert_eq!(preferred[0].weight, 40);
+        assert!(preferred[0].nodes.contains("node-b"));
+        for weight in [0, 101] {
+            let error = parse(&with(weight)).unwrap_err();
+            assert!(
+                matches!(error, StaticConfigError::PreferenceWeight { .. }),
+                "{error}"
+            );
+            assert!(error.to_string().contains("\"lan\""), "{error}");
+        }
     }
 }
