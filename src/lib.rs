@@ -11,6 +11,8 @@
 #[forbid(unsafe_code)]
 pub mod advertise;
 #[forbid(unsafe_code)]
+pub mod announce_preview;
+#[forbid(unsafe_code)]
 pub mod config;
 #[forbid(unsafe_code)]
 pub mod controller;

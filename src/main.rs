@@ -65,6 +65,7 @@ fn main() -> ExitCode {
                 &args,
                 &mut std::io::stdout().lock(),
                 &mut std::io::stderr().lock(),
+                Some(&ferrolb::announce_preview::preview),
             );
             exit_on(result.map_err(anyhow::Error::from), 1)
         }

@@ -112,13 +112,31 @@ pub struct PlanArgs {
     /// `kubectl get nodes,servicecidrs -o yaml` prints them. Nodes' InternalIP/ExternalIP
     /// addresses are never handed out, and pools overlapping a node's address, a node's
     /// spec.podCIDRs or a ServiceCIDR are listed under POOL WARNINGS, as the controller warns.
+    /// With Nodes, an ANNOUNCED-BY column names the node the speakers would elect for each
+    /// Service (give its EndpointSlices with --services: without one nobody announces it).
     #[arg(long, num_args = 1..)]
     pub nodes: Vec<PathBuf>,
     /// As the controller's flag: the service IP ranges (comma-separated CIDRs), for clusters
     /// whose API server serves no ServiceCIDR objects; used only when --nodes holds none.
     #[arg(long)]
     pub service_cluster_ip_range: Option<String>,
+    /// With --nodes: the nodes whose speaker is alive (comma-separated names) for the
+    /// ANNOUNCED-BY preview; default every Ready Node.
+    #[arg(long, value_delimiter = ',', requires = "nodes")]
+    pub live: Option<Vec<String>>,
 }
+
+/// Who would announce each planned Service's addresses (`plan --nodes`): the speakers'
+/// election, which the controller does not hold, so the caller hands it in. Given the config,
+/// the planned Services, the texts of the Services and Nodes files (EndpointSlices among the
+/// former) and the live nodes, it returns each Service's cell by `namespace/name`.
+pub type AnnouncePreview<'a> =
+    &'a dyn Fn(
+        &crate::config::Config,
+        &[k8s_openapi::api::core::v1::Service],
+        &[(String, String)],
+        Option<&[String]>,
+    ) -> Result<std::collections::BTreeMap<String, String>, String>;
 
 /// Why `ferrolb plan` failed.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +146,8 @@ pub enum PlanCommandError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the announcement preview: {0}")]
+    Preview(String),
     #[error("{path} is invalid")]
     Config {
         path: PathBuf,
@@ -153,6 +173,7 @@ pub fn run_plan(
     args: &PlanArgs,
     out: &mut dyn Write,
     err: &mut dyn Write,
+    preview: Option<AnnouncePreview<'_>>,
 ) -> Result<(), PlanCommandError> {
     let file = crate::config::parse_file(&read(&args.config)?).map_err(|source| {
         PlanCommandError::Config {
@@ -162,14 +183,20 @@ pub fn run_plan(
     })?;
     let mut namespaces = file.namespaces;
     let mut services = Vec::new();
+    // The texts the announcement preview reads again (EndpointSlices, Nodes).
+    let mut texts: Vec<(String, String)> = Vec::new();
     for path in &args.services {
-        let (found, ns) = parse_objects(&read(path)?, &path.display().to_string())?;
+        let text = read(path)?;
+        let (found, ns) = parse_objects(&text, &path.display().to_string())?;
         services.extend(found);
         namespaces.extend(ns);
+        texts.push((path.display().to_string(), text));
     }
     let mut networks = ClusterNetworks::default();
     for path in &args.nodes {
-        let skipped = parse_networks(&read(path)?, &path.display().to_string(), &mut networks)?;
+        let text = read(path)?;
+        let skipped = parse_networks(&text, &path.display().to_string(), &mut networks)?;
+        texts.push((path.display().to_string(), text));
         for line in skipped {
             writeln!(err, "{line}")?;
         }
@@ -186,8 +213,15 @@ pub fn run_plan(
         services,
         args.lb_class.as_deref(),
     )?;
+    let announced = match preview {
+        Some(preview) if !args.nodes.is_empty() => Some(
+            preview(&file.config, &plan.services, &texts, args.live.as_deref())
+                .map_err(PlanCommandError::Preview)?,
+        ),
+        _ => None,
+    };
     match args.output {
-        PlanFormat::Table => out.write_all(plan.table().as_bytes())?,
+        PlanFormat::Table => out.write_all(plan.table_with(announced.as_ref()).as_bytes())?,
         PlanFormat::Yaml => {
             out.write_all(plan.to_yaml()?.as_bytes())?;
             for w in &plan.pool_warnings {
@@ -207,6 +241,9 @@ pub fn run_plan(
                     "event {} {} {}: {}",
                     e.key, e.event_type, e.reason, e.message
                 )?;
+            }
+            for (key, by) in announced.iter().flatten() {
+                writeln!(err, "announced {key} by {by}")?;
             }
         }
     }

@@ -6,7 +6,7 @@
 //! ([`CachedService`], through the same `From<Service>`); the decisions are then applied to the
 //! parsed Services for output.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use k8s_openapi::api::core::v1::{Service, ServiceSpec, ServiceStatus};
@@ -76,7 +76,7 @@ fn budget_options() -> serde_saphyr::Options {
 }
 
 /// The YAML documents of `text`, each read as `T` (`None` for an empty one), within the budget.
-pub(super) fn read_docs<T: serde::de::DeserializeOwned>(
+pub fn read_docs<T: serde::de::DeserializeOwned>(
     text: &str,
     source_name: &str,
 ) -> Result<Vec<Option<T>>, PlanError> {
@@ -150,6 +150,8 @@ pub fn parse_objects(
         match doc.kind.take().as_deref() {
             Some("Service") => services.push(service_from(doc).map_err(doc_err)?),
             Some("Namespace") => add_namespace(&mut namespaces, doc.metadata),
+            // Read by `plan --nodes`' announcement preview, not by the allocator.
+            Some("EndpointSlice") | Some("EndpointSliceList") => {}
             Some("List") | Some("ServiceList") | Some("NamespaceList") => {
                 for (i, item) in doc.items.unwrap_or_default().into_iter().enumerate() {
                     // API lists omit each item's kind; kubectl's List keeps it.
@@ -159,6 +161,7 @@ pub fn parse_objects(
                             add_namespace(&mut namespaces, item.metadata);
                             continue;
                         }
+                        Some("EndpointSlice") => continue,
                         Some(other) => {
                             return Err(doc_err(format!("items[{i}] is a {other}, not a Service")));
                         }
@@ -336,30 +339,38 @@ fn ports(svc: &Service) -> String {
 impl Plan {
     /// The `kubectl get svc`-style table followed by the events.
     pub fn table(&self) -> String {
-        let mut rows = vec![
-            [
-                "NAMESPACE",
-                "NAME",
-                "TYPE",
-                "EXTERNAL-IP",
-                "POOL",
-                "PORT(S)",
-            ]
-            .map(String::from)
-            .to_vec(),
-        ];
+        self.table_with(None)
+    }
+
+    /// [`Self::table`] with an `ANNOUNCED-BY` column: each Service's cell by its
+    /// `namespace/name` (`plan --nodes`; empty for a Service without one).
+    pub fn table_with(&self, announced: Option<&BTreeMap<String, String>>) -> String {
+        let mut header = vec!["NAMESPACE", "NAME", "TYPE", "EXTERNAL-IP", "POOL"];
+        if announced.is_some() {
+            header.push("ANNOUNCED-BY");
+        }
+        header.push("PORT(S)");
+        let mut rows = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
         for svc in &self.services {
-            rows.push(vec![
-                svc.metadata
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| "default".into()),
-                svc.metadata.name.clone().unwrap_or_default(),
+            let namespace = svc
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into());
+            let name = svc.metadata.name.clone().unwrap_or_default();
+            let key = format!("{namespace}/{name}");
+            let mut row = vec![
+                namespace,
+                name,
                 service_type(svc).to_owned(),
                 external_ip(svc),
                 allocated_pool(svc).unwrap_or("<none>").to_owned(),
-                ports(svc),
-            ]);
+            ];
+            if let Some(by) = announced {
+                row.push(by.get(&key).cloned().unwrap_or_default());
+            }
+            row.push(ports(svc));
+            rows.push(row);
         }
         let mut out = render_columns(&rows);
         out.push('\n');

@@ -1,0 +1,222 @@
+//! `ferrolb plan --nodes`: which node would announce each planned Service. The speakers' own
+//! whole-cluster election ([`crate::speaker::kubernetes::cluster::announcements`]) run over the
+//! Services as `plan` leaves them, the EndpointSlices given with them and the Nodes given with
+//! `--nodes` (labels, conditions, the out-of-service taint), with every Ready Node alive, or the
+//! nodes `--live` names as the gossip members. Nothing here is `plan`'s allocator: the
+//! controller does not hold the election, so `main` hands this function to it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::controller::plan::read_docs;
+use crate::election::Liveness;
+use crate::speaker::kubernetes::cache::{NodeView, ServiceView, SliceView};
+use crate::speaker::kubernetes::cluster::{ViewOptions, announcements};
+use crate::speaker::kubernetes::store::View;
+
+/// Each Service with an address's cell: the announcing node, or `<none>` and why (the
+/// speakers' own words); by `namespace/name`. `texts` are the input files (name, text), read
+/// for their EndpointSlices and Nodes; `live`: the gossip members (default: Ready Nodes).
+pub fn preview(
+    config: &Config,
+    services: &[Service],
+    texts: &[(String, String)],
+    live: Option<&[String]>,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut nodes: Vec<Arc<NodeView>> = Vec::new();
+    let mut slices: Vec<Arc<SliceView>> = Vec::new();
+    for (name, text) in texts {
+        for object in objects(text, name)? {
+            match object.get("kind").and_then(Value::as_str) {
+                Some("Node") => {
+                    nodes.push(Arc::new(NodeView::project(decode::<Node>(object, name)?)))
+                }
+                Some("EndpointSlice") => {
+                    slices.push(Arc::new(SliceView::project(decode::<EndpointSlice>(
+                        object, name,
+                    )?)))
+                }
+                _ => {}
+            }
+        }
+    }
+    let views: Vec<Arc<ServiceView>> = services
+        .iter()
+        .cloned()
+        .map(|s| Arc::new(ServiceView::project(s)))
+        .collect();
+    let names: BTreeSet<String> = match live {
+        Some(list) => list.iter().cloned().collect(),
+        None => nodes
+            .iter()
+            .filter_map(|n| n.name().map(str::to_owned))
+            .collect(),
+    };
+    // Named live members are gossip members; without a list, every Node counts while Ready.
+    let liveness = match live {
+        Some(_) => Liveness::Gossip(&names),
+        None => Liveness::NodeReady(&names),
+    };
+    let (announced, unannounced) = announcements(
+        config,
+        &views,
+        &slices,
+        &nodes,
+        liveness,
+        &BTreeMap::new(),
+        &ViewOptions::default(),
+    );
+    let mut out = BTreeMap::new();
+    for a in announced {
+        if let Some(node) = a.node {
+            out.insert(a.service, node);
+        }
+    }
+    for (service, (_, cause)) in unannounced.causes {
+        let why = cause.to_string();
+        let why = why
+            .strip_prefix("not announced: ")
+            .unwrap_or(&why)
+            .to_owned();
+        out.entry(service)
+            .or_insert_with(|| format!("<none>: {why}"));
+    }
+    for service in unannounced.no_endpoints {
+        out.entry(service)
+            .or_insert_with(|| "<none>: no serving endpoint (give its EndpointSlices)".into());
+    }
+    for service in unannounced.bgp {
+        out.entry(service)
+            .or_insert_with(|| "<none>: BGP pool".into());
+    }
+    for service in unannounced.outside_pools {
+        out.entry(service)
+            .or_insert_with(|| "<none>: address in no pool".into());
+    }
+    Ok(out)
+}
+
+/// The objects of a YAML text: its documents, and the items of its Lists.
+fn objects(text: &str, name: &str) -> Result<Vec<Value>, String> {
+    let docs: Vec<Option<Value>> = read_docs(text, name).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for doc in docs.into_iter().flatten() {
+        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+        if let Some(list_kind) = kind.strip_suffix("List") {
+            let items = doc.get("items").and_then(Value::as_array).cloned();
+            for mut item in items.unwrap_or_default() {
+                // API lists omit each item's kind.
+                if item.get("kind").is_none()
+                    && !list_kind.is_empty()
+                    && let Some(map) = item.as_object_mut()
+                {
+                    map.insert("kind".into(), Value::String(list_kind.to_owned()));
+                }
+                out.push(item);
+            }
+        } else {
+            out.push(doc);
+        }
+    }
+    Ok(out)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(object: Value, name: &str) -> Result<T, String> {
+    let what = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>")
+        .to_owned();
+    serde_json::from_value(object).map_err(|e| format!("{name}: {what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODES: &str = "
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Node
+  metadata: {name: node-a, labels: {rack: a}}
+  status: {conditions: [{type: Ready, status: 'True'}]}
+- apiVersion: v1
+  kind: Node
+  metadata: {name: node-b}
+  status: {conditions: [{type: Ready, status: 'True'}]}
+- apiVersion: v1
+  kind: Node
+  metadata: {name: node-c}
+  status: {conditions: [{type: Ready, status: 'False'}]}
+";
+
+    fn service(name: &str, ip: &str) -> Service {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"type": "LoadBalancer"},
+            "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}
+        }))
+        .unwrap()
+    }
+
+    fn slices(names: &[&str]) -> String {
+        names
+            .iter()
+            .map(|n| {
+                format!(
+                    "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: \
+                     {{name: {n}-1, namespace: shop, labels: {{kubernetes.io/service-name: \
+                     {n}}}}}\naddressType: IPv4\nendpoints:\n- addresses: [10.0.0.1]\n  \
+                     conditions: {{ready: true}}\n  nodeName: node-a\n"
+                )
+            })
+            .collect()
+    }
+
+    /// The preview is the speakers' election: the hash ranking among the Ready Nodes (node-c
+    /// is not), the preferred node first, the named live nodes only with `--live`, and a
+    /// Service without EndpointSlices announced by nobody, saying so.
+    #[test]
+    fn the_preview_elects_as_the_speakers_do() {
+        let config = crate::config::parse_file(
+            "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: front, \
+             namespace: ferrolb}\nspec:\n  addresses: [192.0.2.0/28]\n---\napiVersion: \
+             metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2, namespace: \
+             ferrolb}\n",
+        )
+        .unwrap()
+        .config;
+        let services: Vec<Service> = (1..=6)
+            .map(|i| service(&format!("s{i}"), &format!("192.0.2.{i}")))
+            .collect();
+        let with: Vec<&str> = ["s1", "s2", "s3", "s4", "s5"].to_vec();
+        let texts = vec![
+            ("objects".to_owned(), slices(&with)),
+            ("nodes".to_owned(), NODES.to_owned()),
+        ];
+        let by = preview(&config, &services, &texts, None).unwrap();
+        for (i, svc) in with.iter().enumerate() {
+            let ip: std::net::IpAddr = format!("192.0.2.{}", i + 1).parse().unwrap();
+            let expected = crate::election::rank(ip, ["node-a", "node-b"])[0];
+            assert_eq!(by[&format!("shop/{svc}")], expected);
+        }
+        assert!(
+            by["shop/s6"].starts_with("<none>: no serving endpoint"),
+            "{by:?}"
+        );
+        let live = ["node-c".to_owned()];
+        let only_c = preview(&config, &services, &texts, Some(&live)).unwrap();
+        assert!(
+            with.iter()
+                .all(|s| only_c[&format!("shop/{s}")] == "node-c")
+        );
+        assert!(objects("{not yaml: [", "bad").is_err());
+    }
+}

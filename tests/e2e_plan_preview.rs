@@ -1,0 +1,115 @@
+//! `ferrolb plan --nodes` against the real speakers: the ANNOUNCED-BY column it prints for the
+//! cluster's own objects (`kubectl get svc,endpointslices` and `kubectl get nodes`) names the
+//! node that answers ARP for each address on the LAN, and `--live` previews the election
+//! without a node.
+//!
+//! Needs root (network namespaces), `arping`, `socat` and KUBEBUILDER_ASSETS; skipped
+//! otherwise, failed under `CI=true`.
+
+mod e2e;
+mod netns;
+#[path = "e2e/speaker_lan.rs"]
+mod speaker_lan;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+use serde_json::json;
+
+use e2e::APPS;
+use e2e::api::{create_service, lb_service, wait_for_ips};
+use speaker_lan::{POOL, assert_only_answerer, ranked, set_endpoints, setup};
+
+/// The ANNOUNCED-BY cell of each Service in `plan`'s table, by name.
+fn announced_by(table: &str) -> BTreeMap<String, String> {
+    let mut lines = table.lines();
+    let header = lines.next().unwrap_or_default();
+    let column = header.find("ANNOUNCED-BY").expect("an ANNOUNCED-BY column");
+    let name_at = header.find(" NAME ").expect("a NAME column") + 1;
+    lines
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| {
+            let name = l[name_at..].split_whitespace().next().unwrap_or_default();
+            let by = l[column..].split_whitespace().next().unwrap_or_default();
+            (name.to_owned(), by.to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_names_the_node_that_answers_each_address() {
+    let test = "plan_names_the_node_that_answers_each_address";
+    let Some(cluster) = setup(test).await else {
+        return;
+    };
+    let services: Api<Service> = Api::namespaced(cluster.client.clone(), APPS);
+    let names = ["web", "api", "db", "cache"];
+    let mut ips = BTreeMap::new();
+    for name in names {
+        let somewhere = cluster.lan.nodes[0].name.clone();
+        set_endpoints(&cluster.client, name, &[(&somewhere, true)]).await;
+        create_service(&services, &lb_service(name, json!({}))).await;
+        ips.insert(name, wait_for_ips(&services, name).await.remove(0));
+    }
+    let lan = &cluster.lan;
+    for ip in ips.values() {
+        assert_only_answerer(lan, ip, ranked(lan, ip, &[0, 1, 2])[0]);
+    }
+    let dir = cluster.plane.dir().to_path_buf();
+    let objects = dir.join("objects.yaml");
+    let nodes = dir.join("nodes.yaml");
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &objects,
+        cluster
+            .plane
+            .kubectl(&["get", "svc,endpointslices", "-n", APPS, "-o", "yaml"]),
+    )
+    .unwrap();
+    std::fs::write(
+        &nodes,
+        cluster.plane.kubectl(&["get", "nodes", "-o", "yaml"]),
+    )
+    .unwrap();
+    std::fs::write(&config, POOL).unwrap();
+    let plan = |extra: &[&str]| -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_ferrolb"))
+            .arg("plan")
+            .arg("--config")
+            .arg(&config)
+            .arg("--services")
+            .arg(&objects)
+            .arg("--nodes")
+            .arg(&nodes)
+            .args(extra)
+            .output()
+            .expect("run ferrolb plan");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let table = plan(&[]);
+    let by = announced_by(&table);
+    for (name, ip) in &ips {
+        let macs = lan.arping(ip, 2);
+        let answering = lan.node_by_mac(&macs[0]).map(|i| lan.nodes[i].name.clone());
+        assert_eq!(
+            by.get(*name).cloned(),
+            answering,
+            "{name} {ip}: plan says {:?}, the LAN answers from {macs:?}\n{table}",
+            by.get(*name)
+        );
+    }
+    // Without node-c: the election among node-a and node-b.
+    let without = announced_by(&plan(&["--live", "node-a,node-b"]));
+    for (name, ip) in &ips {
+        let expected = &lan.nodes[ranked(lan, ip, &[0, 1])[0]].name;
+        assert_eq!(without.get(*name), Some(expected), "{name} {ip}");
+    }
+}
