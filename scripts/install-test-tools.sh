@@ -22,6 +22,8 @@ need_apt tcpdump tcpdump
 need_apt python3 python3
 # Kubernetes end-to-end speaker test: the way from the host into the API server's namespace.
 need_apt socat socat
+# Answer-verification end-to-end test: ARP replies dropped on an interface's egress.
+need_apt nft nftables
 # Image checks: the OCI layout read as a registry client reads it, and the arm64 and arm/v7
 # binaries run under user-mode emulation.
 need_apt skopeo skopeo

@@ -15,28 +15,15 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
-use serde_json::json;
 
 use e2e::APPS;
-use e2e::api::{create_service, events_about, lb_service, wait_for_ips};
+use e2e::api::events_about;
 use e2e::wait::wait_for as wait_until;
-use netns::{Lan, in_ns, wait_for};
-use speaker_lan::{SETTLE, assert_only_answerer, ranked, set_endpoints, setup};
+use netns::{in_ns, wait_for};
+use speaker_lan::{SETTLE, answered_service, setup};
 
 /// The target: an owner whose ARP replies are dropped is replaced within this.
 const REPLACED_WITHIN: Duration = Duration::from_secs(10);
-
-/// A Service `web` answered by the first node of its ranking; its address and the ranking.
-async fn web(cluster: &speaker_lan::Cluster) -> (String, Vec<usize>) {
-    let services: Api<Service> = Api::namespaced(cluster.client.clone(), APPS);
-    let somewhere = cluster.lan.nodes[0].name.clone();
-    set_endpoints(&cluster.client, "web", &[(&somewhere, true)]).await;
-    create_service(&services, &lb_service("web", json!({}))).await;
-    let ip = wait_for_ips(&services, "web").await.remove(0);
-    let order = ranked(&cluster.lan, &ip, &[0, 1, 2]);
-    assert_only_answerer(&cluster.lan, &ip, order[0]);
-    (ip, order)
-}
 
 /// Drops the ARP replies leaving `device` in namespace `ns` (nftables, netdev egress hook:
 /// also the replies a packet socket sends, as ferrolb's responder does): those for `from`
@@ -80,10 +67,13 @@ fn drop_arp_replies_leaving(ns: &str, device: &str, from: Option<&str>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_whose_arp_replies_are_dropped_is_replaced_with_a_warning() {
     let test = "an_owner_whose_arp_replies_are_dropped_is_replaced_with_a_warning";
+    if !netns::environment_ready_with(test, &["nft"]) {
+        return;
+    }
     let Some(mut cluster) = setup(test).await else {
         return;
     };
-    let (ip, order) = web(&cluster).await;
+    let (ip, order) = answered_service(&cluster, "web").await;
     let (owner, next) = (order[0], order[1]);
     let owner_name = cluster.lan.nodes[owner].name.clone();
     let log = cluster.lan.start_prober(&[&ip], 90);
@@ -110,11 +100,7 @@ async fn an_owner_whose_arp_replies_are_dropped_is_replaced_with_a_warning() {
         )
     });
     std::thread::sleep(Duration::from_secs(2));
-    lan.stop_prober();
-    let tally = wait_for(Duration::from_secs(10), || {
-        Lan::probe_results(&log).into_iter().next()
-    })
-    .expect("the prober's tally");
+    let tally = lan.finish_prober(&log, 1).remove(0);
     eprintln!(
         "silent owner replaced {:?} after the fault (arping); prober: {tally:?}",
         moved - faulted
@@ -154,7 +140,6 @@ async fn an_owner_whose_arp_replies_are_dropped_is_replaced_with_a_warning() {
             && owner_log.contains("reopening every packet socket"),
         "the owner neither withdrew nor healed:\n{owner_log}"
     );
-    cluster.lan.stop_prober();
 }
 
 /// Every ARP reply to the checker (the node next in line) is dropped before it arrives: it
@@ -163,10 +148,13 @@ async fn an_owner_whose_arp_replies_are_dropped_is_replaced_with_a_warning() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checker_that_hears_nobody_moves_nothing() {
     let test = "a_checker_that_hears_nobody_moves_nothing";
+    if !netns::environment_ready_with(test, &["nft"]) {
+        return;
+    }
     let Some(mut cluster) = setup(test).await else {
         return;
     };
-    let (ip, order) = web(&cluster).await;
+    let (ip, order) = answered_service(&cluster, "web").await;
     let (owner, checker) = (order[0], order[1]);
     let checker_name = cluster.lan.nodes[checker].name.clone();
     let log = cluster.lan.start_prober(&[&ip], 90);
@@ -185,11 +173,7 @@ async fn a_checker_that_hears_nobody_moves_nothing() {
     );
     // Longer than a silent owner takes to be replaced.
     std::thread::sleep(REPLACED_WITHIN);
-    lan.stop_prober();
-    let tally = wait_for(Duration::from_secs(10), || {
-        Lan::probe_results(&log).into_iter().next()
-    })
-    .expect("the prober's tally");
+    let tally = lan.finish_prober(&log, 1).remove(0);
     eprintln!("deaf checker; prober: {tally:?}");
     // Nothing moved: only the owner ever answered, and never a silence like a hand-over's
     // (a slot or two can go unanswered on a loaded machine).
@@ -216,5 +200,4 @@ async fn a_checker_that_hears_nobody_moves_nothing() {
         "{:?}",
         services.get("web").await.ok().map(|s| s.metadata.name)
     );
-    cluster.lan.stop_prober();
 }

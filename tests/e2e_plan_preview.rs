@@ -14,13 +14,8 @@ mod speaker_lan;
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use k8s_openapi::api::core::v1::Service;
-use kube::Api;
-use serde_json::json;
-
 use e2e::APPS;
-use e2e::api::{create_service, lb_service, wait_for_ips};
-use speaker_lan::{POOL, assert_only_answerer, ranked, set_endpoints, setup};
+use speaker_lan::{POOL, answered_service, ranked, setup};
 
 /// The ANNOUNCED-BY cell of each Service in `plan`'s table, by name.
 fn announced_by(table: &str) -> BTreeMap<String, String> {
@@ -44,19 +39,11 @@ async fn plan_names_the_node_that_answers_each_address() {
     let Some(cluster) = setup(test).await else {
         return;
     };
-    let services: Api<Service> = Api::namespaced(cluster.client.clone(), APPS);
-    let names = ["web", "api", "db", "cache"];
     let mut ips = BTreeMap::new();
-    for name in names {
-        let somewhere = cluster.lan.nodes[0].name.clone();
-        set_endpoints(&cluster.client, name, &[(&somewhere, true)]).await;
-        create_service(&services, &lb_service(name, json!({}))).await;
-        ips.insert(name, wait_for_ips(&services, name).await.remove(0));
+    for name in ["web", "api", "db", "cache"] {
+        ips.insert(name, answered_service(&cluster, name).await.0);
     }
     let lan = &cluster.lan;
-    for ip in ips.values() {
-        assert_only_answerer(lan, ip, ranked(lan, ip, &[0, 1, 2])[0]);
-    }
     let dir = cluster.plane.dir().to_path_buf();
     let objects = dir.join("objects.yaml");
     let nodes = dir.join("nodes.yaml");

@@ -26,8 +26,8 @@ use e2e::api::{create_service, ingress_ips, lb_service, wait_for_ips};
 use e2e::wait::{PATIENCE, wait_for as wait_until};
 use netns::{Lan, distinct, ranking, wait_for};
 use speaker_lan::{
-    POOL, SETTLE, Setup, assert_nobody_answers, assert_only_answerer, ranked, set_endpoints, setup,
-    setup_with,
+    POOL, SETTLE, Setup, answered_service, assert_nobody_answers, assert_only_answerer, ranked,
+    set_endpoints, setup, setup_with,
 };
 
 /// Both families: the IPv6 range stays clear of the nodes' own addresses (2001:db8::11..13).
@@ -204,16 +204,7 @@ async fn after_an_api_server_restart_a_new_service_is_answered_within_seconds() 
     );
 
     // Still probing now (it prints its tallies only when it ends): it ran through the outage.
-    assert!(
-        Lan::probe_results(&probes).is_empty(),
-        "the prober ended before the outage was over: {:?}",
-        Lan::probe_results(&probes)
-    );
-    lan.stop_prober();
-    let tally = wait_for(Duration::from_secs(30), || {
-        Lan::probe_results(&probes).into_iter().next()
-    })
-    .expect("the prober finished");
+    let tally = lan.finish_prober(&probes, 1).remove(0);
     // The figures (the longest silence is 53 ms on an idle machine), not asserted: how long a
     // reply takes depends on the machine's load; who answered does not.
     eprintln!("{before} through the outage: {tally:?}");
@@ -389,19 +380,6 @@ async fn set_out_of_service(client: &kube::Client, name: &str, on: bool) {
         .unwrap_or_else(|e| panic!("taint Node {name}: {e}"));
 }
 
-/// A Service with a ready endpoint, its address answered by its owner alone; returns the
-/// address and the ranking of the three nodes for it.
-async fn web_answered(cluster: &speaker_lan::Cluster) -> (String, Vec<usize>) {
-    let services: Api<Service> = Api::namespaced(cluster.client.clone(), APPS);
-    let somewhere = cluster.lan.nodes[0].name.clone();
-    set_endpoints(&cluster.client, "web", &[(&somewhere, true)]).await;
-    create_service(&services, &lb_service("web", json!({}))).await;
-    let ip = wait_for_ips(&services, "web").await.remove(0);
-    let order = ranked(&cluster.lan, &ip, &[0, 1, 2]);
-    assert_only_answerer(&cluster.lan, &ip, order[0]);
-    (ip, order)
-}
-
 /// Gossip on: the owner's speaker is alive and a member, but its Node gets the out-of-service
 /// taint. The owner stops answering and the next node in the ranking answers alone; with the
 /// taint gone the ranking gives the address back. (Before, the taint was not read: the owner
@@ -412,7 +390,7 @@ async fn an_out_of_service_node_hands_its_addresses_on_with_gossip_on() {
     let Some(cluster) = setup(test).await else {
         return;
     };
-    let (ip, order) = web_answered(&cluster).await;
+    let (ip, order) = answered_service(&cluster, "web").await;
     let owner = cluster.lan.nodes[order[0]].name.clone();
     set_out_of_service(&cluster.client, &owner, true).await;
     assert_only_answerer(&cluster.lan, &ip, order[1]);
@@ -434,7 +412,7 @@ async fn with_gossip_off_the_out_of_service_taint_moves_a_dead_nodes_addresses()
     let Some(mut cluster) = setup_with(test, setup).await else {
         return;
     };
-    let (ip, order) = web_answered(&cluster).await;
+    let (ip, order) = answered_service(&cluster, "web").await;
     cluster.lan.signal(order[0], "KILL");
     assert_nobody_answers(&cluster.lan, &ip);
     let owner = cluster.lan.nodes[order[0]].name.clone();

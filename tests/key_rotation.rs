@@ -187,17 +187,7 @@ fn key_rotation_across_rolling_restarts_never_gives_two_answerers() {
         }
     }
     // Still probing now (it prints its tallies only when it ends): it ran through the rotation.
-    assert!(
-        Lan::probe_results(&log).is_empty(),
-        "the rotation outlasted the prober: {:?}",
-        Lan::probe_results(&log)
-    );
-    lan.stop_prober();
-    let results = wait_for(Duration::from_secs(30), || {
-        let r = Lan::probe_results(&log);
-        (r.len() == 3).then_some(r)
-    })
-    .expect("prober finished");
+    let results = lan.finish_prober(&log, 3);
     for tally in &results {
         eprintln!("{tally:?}");
         assert_eq!(tally.double, 0, "requests answered by two nodes: {tally:?}");

@@ -225,8 +225,7 @@ fn a_dead_service_link_moves_the_address_and_a_blip_does_not() {
             sent.duration_since(returned).unwrap_or_default()
         );
     }
-    lan.stop_prober();
-    let tally = wait_for(SETTLE, || Lan::probe_results(&probes).pop()).expect("the prober's tally");
+    let tally = lan.finish_prober(&probes, 1).remove(0);
     // The longest silence is the link's death to the next node's first answer (debounce 1 s
     // included): printed for BENCHMARKS.md, not asserted.
     eprintln!(

@@ -46,11 +46,12 @@ pub struct AnnouncerOptions {
     pub answer_checks_per_second: u32,
 }
 
-/// An open interface: its socket and the task answering on it.
-struct Link {
-    iface: Interface,
-    socket: Arc<PacketSocket>,
-    receiver: JoinHandle<()>,
+/// An open interface: its socket and the task reading it (answering here; the answer checker's
+/// reader in `speaker::checker`). Dropping it stops the task.
+pub(super) struct Link {
+    pub(super) iface: Interface,
+    pub(super) socket: Arc<PacketSocket>,
+    pub(super) receiver: JoinHandle<()>,
 }
 
 impl Drop for Link {

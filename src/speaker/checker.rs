@@ -15,11 +15,12 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::layer2::arp::{ArpOperation, ArpRepr};
-use crate::layer2::iface::{ExcludePatterns, Interface, discover};
+use crate::layer2::iface::{ExcludePatterns, discover};
 use crate::layer2::socket::{MAX_FRAME, PacketSocket};
 use crate::layer2::wire::Mac;
 use crate::runtime::sleep_until;
 
+use super::announcer::Link;
 use super::answer_check::{AnswerCheck, Findings, Probe, Target};
 
 /// What the speaker's pass hands the checker: the addresses to check, and the other nodes'
@@ -55,19 +56,6 @@ pub fn spawn(rate: u32, excludes: ExcludePatterns) -> Checker {
     }
 }
 
-/// An open interface: its socket and the task reading replies off it.
-struct Link {
-    iface: Interface,
-    socket: Arc<PacketSocket>,
-    reader: JoinHandle<()>,
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        self.reader.abort();
-    }
-}
-
 async fn run(
     rate: u32,
     excludes: ExcludePatterns,
@@ -80,6 +68,11 @@ async fn run(
     let mut targets: BTreeMap<IpAddr, Target> = BTreeMap::new();
     loop {
         let now = Instant::now();
+        // A reader whose socket failed (it logged why) gets a fresh socket before the next
+        // probes, as the announcer reopens its own.
+        if !targets.is_empty() && links.values().any(|l| l.receiver.is_finished()) {
+            open(&mut links, &excludes, &heard_tx);
+        }
         for probe in core.poll(now) {
             send(&links, &targets, probe).await;
         }
@@ -124,7 +117,7 @@ fn open(
         }
     };
     links.retain(|index, link| {
-        found.iter().any(|i| i.index == *index && *i == link.iface) && !link.reader.is_finished()
+        found.iter().any(|i| i.index == *index && *i == link.iface) && !link.receiver.is_finished()
     });
     for iface in found {
         if links.contains_key(&iface.index) {
@@ -137,13 +130,13 @@ fn open(
                 continue;
             }
         };
-        let reader = tokio::spawn(read_replies(iface.mac, socket.clone(), heard.clone()));
+        let receiver = tokio::spawn(read_replies(iface.mac, socket.clone(), heard.clone()));
         links.insert(
             iface.index,
             Link {
                 iface,
                 socket,
-                reader,
+                receiver,
             },
         );
     }

@@ -16,7 +16,7 @@ use crate::gossip::node_state::{InterfaceState, NodeState, SilentReport};
 use crate::layer2::iface::{ExcludePatterns, carrier, discover};
 use crate::layer2::links::watch_links;
 use crate::layer2::sys::interface_addresses;
-use crate::speaker::link_state::{LinkDebounce, node_state, others_up};
+use crate::speaker::link_state::{LinkDebounce, node_state};
 
 pub struct OwnLinks {
     debounce: LinkDebounce,
@@ -129,19 +129,13 @@ impl OwnLinks {
         }
     }
 
-    /// Every live member's state, as gossip last said (empty with gossip off).
+    /// Every live member's state, as gossip last said (empty with gossip off); the election
+    /// reads the others' interfaces from it (`link_state::others_up`), answer verification
+    /// their reports, withdrawals and addresses.
     pub fn states(&self) -> BTreeMap<String, NodeState> {
         self.states
             .as_ref()
             .map(|rx| rx.borrow().clone())
-            .unwrap_or_default()
-    }
-
-    /// The other nodes' interfaces with their link, as gossip last said.
-    pub fn others(&self, me: &str) -> BTreeMap<String, BTreeSet<String>> {
-        self.states
-            .as_ref()
-            .map(|rx| others_up(&rx.borrow(), me))
             .unwrap_or_default()
     }
 

@@ -379,6 +379,20 @@ pub fn assert_serves(lan: &Lan, ip: &str, owner: usize) {
     assert_traffic_reaches(lan, ip, owner);
 }
 
+/// A Service `name` in [`APPS`] with a ready endpoint, its address answered by its owner
+/// alone; returns the address and the ranking of the three nodes for it.
+pub async fn answered_service(cluster: &Cluster, name: &str) -> (String, Vec<usize>) {
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(cluster.client.clone(), APPS);
+    let somewhere = cluster.lan.nodes[0].name.clone();
+    set_endpoints(&cluster.client, name, &[(&somewhere, true)]).await;
+    api::create_service(&services, &api::lb_service(name, json!({}))).await;
+    let ip = api::wait_for_ips(&services, name).await.remove(0);
+    let order = ranked(&cluster.lan, &ip, &[0, 1, 2]);
+    assert_only_answerer(&cluster.lan, &ip, order[0]);
+    (ip, order)
+}
+
 /// Waits until ARP for `ip` is answered by node `owner` and nobody else, then checks it over
 /// several more requests (one reply each, all from the owner).
 pub fn assert_only_answerer(lan: &Lan, ip: &str, owner: usize) {

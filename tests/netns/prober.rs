@@ -114,6 +114,22 @@ impl Lan {
         std::fs::write(self.dir.path().join("prober.stop"), "").expect("stop file");
     }
 
+    /// Checks the prober at `log` is still running (it ran through what was measured), stops
+    /// it and returns its tallies, one per VIP (`vips` of them; 30 s at most).
+    pub fn finish_prober(&self, log: &std::path::Path, vips: usize) -> Vec<ProbeTally> {
+        assert!(
+            Self::probe_results(log).is_empty(),
+            "the prober ended before the measurement did: {:?}",
+            Self::probe_results(log)
+        );
+        self.stop_prober();
+        super::wait_for(std::time::Duration::from_secs(30), || {
+            let tallies = Self::probe_results(log);
+            (tallies.len() == vips).then_some(tallies)
+        })
+        .expect("the prober prints its tallies when it stops")
+    }
+
     /// The prober's tallies, once it has finished (empty until then).
     pub fn probe_results(log: &std::path::Path) -> Vec<ProbeTally> {
         let text = std::fs::read_to_string(log).unwrap_or_default();

@@ -40,6 +40,7 @@ use crate::telemetry::{Health, TextRegistry, ThreadTime};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::election_gate::{ElectionGate, SettledMembers};
+use super::link_state::others_up;
 use super::metrics::{
     AnnouncedMetric, CandidateMetric, Layer2Metrics, ServiceIpsMetric, VerifyMetrics,
 };
@@ -357,8 +358,8 @@ pub async fn run(
             own_interfaces = Some(up.clone());
             reconciler.set_own_interfaces(up);
         }
-        reconciler.set_other_interfaces(links.others(&me));
         let states = links.states();
+        reconciler.set_other_interfaces(others_up(&states, &me));
         let owned_now = reconciler.owned().keys().copied().collect();
         reconciler.set_withdrawn(verify.withdrawn(&states, &owned_now, now));
         let pass_started = std::time::Instant::now();

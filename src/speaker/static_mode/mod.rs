@@ -26,6 +26,7 @@ use crate::telemetry::{Health, TextRegistry};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
 use super::election_gate::{ElectionGate, SettledMembers};
+use super::link_state::others_up;
 use super::links::OwnLinks;
 use super::metrics::{AnnouncedMetric, Layer2Metrics, ServiceIpsMetric, VerifyMetrics};
 use super::ownership::Withdrawn;
@@ -224,11 +225,11 @@ async fn serve(
         {
             own_up = Some(up);
         }
-        let mut known = links.others(&me);
+        let states = links.states();
+        let mut known = others_up(&states, &me);
         if let Some(up) = &own_up {
             known.insert(me.clone(), up.clone());
         }
-        let states = links.states();
         let owned = owned_now.0.keys().copied().collect();
         let withdrawn = verify.withdrawn(&states, &owned, now);
         verify.take_part(Some(membership), true).await;

@@ -28,6 +28,15 @@ fn node_ready(name: &str, ready: bool) -> Node {
     n
 }
 
+/// Services `s0`..`s{n-1}` on addresses `ip(0)`.., each with a ready endpoint here.
+fn add_services(f: &mut Feeds, n: usize) {
+    for i in 0..n {
+        let name = format!("s{i}");
+        put(&mut f.services, service(&name, &ip(i), "Cluster"));
+        put(&mut f.slices, slice(&name, ME));
+    }
+}
+
 /// 200 Services, and one (`twin`) sharing the address of `s0`: after the first pass, a change
 /// to one Service decides that one again and elects its group again, nothing else; a change no
 /// decision reads does nothing; a change every decision reads decides them all.
@@ -36,11 +45,7 @@ fn a_pass_decides_again_only_what_changed() {
     const N: usize = 200;
     let (stores, mut f) = feeds();
     let mut rec = reconciler(stores);
-    for i in 0..N {
-        let name = format!("s{i}");
-        put(&mut f.services, service(&name, &ip(i), "Cluster"));
-        put(&mut f.slices, slice(&name, ME));
-    }
+    add_services(&mut f, N);
     put(&mut f.services, service("twin", &ip(0), "Cluster"));
     put(&mut f.slices, slice("twin", ME));
     let all = live(&NODES);
@@ -246,11 +251,7 @@ fn the_next_node_checks_its_addresses_and_takes_a_withdrawn_one() {
     const N: usize = 60;
     let (stores, mut f) = feeds();
     let mut rec = reconciler(stores);
-    for i in 0..N {
-        let name = format!("s{i}");
-        put(&mut f.services, service(&name, &ip(i), "Cluster"));
-        put(&mut f.slices, slice(&name, ME));
-    }
+    add_services(&mut f, N);
     let all = live(&NODES);
     rec.pass(Some(&all), true);
     let next_of: Vec<usize> = (0..N).filter(|i| ranked(&ip(*i))[1] == ME).collect();
