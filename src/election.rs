@@ -149,6 +149,30 @@ pub fn rank<'a>(ip: IpAddr, nodes: impl IntoIterator<Item = &'a str>) -> Vec<&'a
     keyed.into_iter().map(|(_, node)| node).collect()
 }
 
+/// Indices of `candidates` (node, preference score) in election order for `ip`: the highest
+/// score first, then `sha256(node + "#" + ip)` ascending (MetalLB's `preferredNodeSelectors`
+/// rule); a name listed twice keeps its first place only.
+pub fn scored_order(ip: IpAddr, candidates: &[(&str, u32)]) -> Vec<usize> {
+    let text = ip.to_string();
+    let mut keyed: Vec<((u32, [u8; 32]), usize)> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, (node, score))| ((u32::MAX - score, key_of(node, &text)), i))
+        .collect();
+    keyed.sort_unstable();
+    let mut seen: Vec<&str> = Vec::with_capacity(keyed.len());
+    keyed
+        .into_iter()
+        .filter(|(_, i)| {
+            let node = candidates[*i].0;
+            let new = !seen.contains(&node);
+            seen.push(node);
+            new
+        })
+        .map(|(_, i)| i)
+        .collect()
+}
+
 /// The node that announces `ip`, or `None` when no node is eligible.
 pub fn owner<'a>(ip: IpAddr, eligible: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let text = ip.to_string();

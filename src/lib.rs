@@ -30,6 +30,8 @@ pub mod layer2;
 #[forbid(unsafe_code)]
 pub mod metrics;
 #[forbid(unsafe_code)]
+pub mod placement;
+#[forbid(unsafe_code)]
 pub mod runtime;
 #[forbid(unsafe_code)]
 pub mod speaker;

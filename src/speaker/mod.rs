@@ -8,6 +8,7 @@ pub mod answer_check;
 pub mod checker;
 pub mod cli;
 pub mod election_gate;
+pub mod handover;
 pub mod kubernetes;
 pub mod link_state;
 pub mod links;
