@@ -214,6 +214,7 @@ mod speaker_main {
             view: ViewOptions {
                 lb_class: args.lb_class.clone(),
                 ignore_exclude_lb: args.ignore_exclude_lb,
+                placement: args.placement(),
             },
             gossip,
             announcer: args.announcer_options(),

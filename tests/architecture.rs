@@ -57,6 +57,7 @@ const CORES: &[&str] = &[
     "gossip/core.rs",
     "gossip/core_state.rs",
     "gossip/node_state.rs",
+    "gossip/address_set.rs",
     "speaker/link_state.rs",
     "speaker/answer_check.rs",
     "speaker/answer_check_tests.rs",

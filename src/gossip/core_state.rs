@@ -32,20 +32,25 @@ impl GossipCore {
     pub(super) fn publish(&mut self, seq: u64, state: NodeState, now: Instant) {
         let id = self.swim.identity();
         let mut state = state;
-        let mut item = StateHandler::encode(&id.name, id.incarnation, seq, &state);
-        // Too large for a datagram: shed what is least needed until it fits.
-        while item.len() > node_state::MAX_ITEM_BYTES && state.shed_one() {
-            item = StateHandler::encode(&id.name, id.incarnation, seq, &state);
+        let mut items = StateHandler::encode(&id.name, id.incarnation, seq, &state);
+        // Too large: shed what is least needed until it fits.
+        while items.len() > node_state::MAX_PARTS && state.shed_one() {
+            items = StateHandler::encode(&id.name, id.incarnation, seq, &state);
         }
-        if item.len() > node_state::MAX_ITEM_BYTES {
+        if items.len() > node_state::MAX_PARTS {
             tracing::warn!(
-                bytes = item.len(),
+                parts = items.len(),
                 "gossip: this node's state is too large to send"
             );
-        } else if let Err(error) = self.swim.add_broadcast(&item) {
-            tracing::debug!(%error, "gossip: node state");
-        } else if let Err(error) = self.swim.gossip(&mut self.outbox) {
-            tracing::debug!(%error, "gossip: node state");
+        } else {
+            for item in &items {
+                if let Err(error) = self.swim.add_broadcast(item) {
+                    tracing::debug!(%error, "gossip: node state");
+                }
+            }
+            if let Err(error) = self.swim.gossip(&mut self.outbox) {
+                tracing::debug!(%error, "gossip: node state");
+            }
         }
         self.own_state = Some((seq, state));
         self.deadlines

@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod address_set;
 pub mod config;
 pub mod core;
 pub mod envelope;

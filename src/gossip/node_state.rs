@@ -21,6 +21,7 @@ use std::time::Duration;
 use foca::{BroadcastHandler, Invalidates};
 use serde::{Deserialize, Serialize};
 
+use super::address_set::AddressSet;
 use super::identity::NodeId;
 
 /// How often a speaker republishes its state unchanged.
@@ -73,6 +74,10 @@ pub struct NodeState {
     pub silent: Vec<SilentReport>,
     /// Addresses this speaker withdrew from after being reported silent.
     pub withdrawn: Vec<IpAddr>,
+    /// Under a placement policy that reads claims (`--sticky-ownership`, `--even-spread`):
+    /// the addresses this speaker answers, and those it is about to answer.
+    pub answering: AddressSet,
+    pub pending: AddressSet,
 }
 
 impl NodeState {
@@ -105,8 +110,9 @@ impl NodeState {
     }
 
     /// Drops one piece of the state, least needed first (a silence report, the last owner's;
-    /// an interface's address; a withdrawn address), to fit a datagram; `false` when nothing
-    /// is left to drop. (A report dropped is found again and sent once there is room.)
+    /// an interface's address; a withdrawn address; a pending claim; an answered one), to fit
+    /// [`MAX_PARTS`] items; `false` when nothing is left to drop. (A report dropped is found
+    /// again and sent once there is room.)
     pub fn shed_one(&mut self) -> bool {
         if self.silent.pop().is_some() {
             return true;
@@ -120,7 +126,7 @@ impl NodeState {
             i.addresses.pop();
             return true;
         }
-        self.withdrawn.pop().is_some()
+        self.withdrawn.pop().is_some() || self.pending.pop() || self.answering.pop()
     }
 
     /// The names of the interfaces whose link is up.
@@ -135,36 +141,57 @@ impl NodeState {
 /// A speaker process: its node name and random gossip incarnation.
 pub type Process = (String, u64);
 
+/// One part of a state: the state is postcard-encoded, then cut into parts that each fit a
+/// datagram; a state counts once all its parts arrived.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Item {
     node: String,
     incarnation: u64,
     seq: u64,
-    state: NodeState,
+    part: u16,
+    parts: u16,
+    bytes: Vec<u8>,
 }
 
-/// The dissemination key of an item: the process and the sequence.
+/// The most parts a state is cut into: at about 600 bytes each, a node's claims of some
+/// 20 000 neighbouring addresses.
+pub const MAX_PARTS: usize = 64;
+
+/// The dissemination key of an item: the process, the sequence and the part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemKey {
     process: Process,
     seq: u64,
+    part: u16,
 }
 
 impl Invalidates for ItemKey {
+    /// A newer state replaces every part of an older one; a part of the same state, only
+    /// itself.
     fn invalidates(&self, other: &Self) -> bool {
-        self.process == other.process && self.seq >= other.seq
+        self.process == other.process
+            && (self.seq > other.seq || (self.seq == other.seq && self.part == other.part))
     }
 }
 
 /// Why a received item was dropped.
 #[derive(Debug, thiserror::Error)]
-#[error("undecodable node state")]
-pub struct StateError(#[from] postcard::Error);
+pub enum StateError {
+    #[error("undecodable node state")]
+    Decode(#[from] postcard::Error),
+    #[error("node state part {part} of {parts}")]
+    Parts { part: u16, parts: u16 },
+}
+
+/// A state's sequence and the parts of it heard so far.
+type Heard = (u64, Vec<Option<Vec<u8>>>);
 
 /// The newest state of each speaker process heard, shared between foca's handler and the core.
 #[derive(Debug, Default)]
 pub struct StateBook {
     states: BTreeMap<Process, (u64, NodeState)>,
+    /// The parts heard so far of a state newer than the stored one.
+    partial: BTreeMap<Process, Heard>,
     /// Bumped by every insert and removal, so a reader can tell nothing changed without copying.
     version: u64,
 }
@@ -185,6 +212,7 @@ impl StateBook {
 
     /// Forgets what a process said (it was declared down).
     pub fn forget(&mut self, node: &str, incarnation: u64) {
+        self.partial.remove(&(node.to_owned(), incarnation));
         if self
             .states
             .remove(&(node.to_owned(), incarnation))
@@ -205,16 +233,34 @@ impl StateBook {
 pub struct StateHandler(pub Arc<Mutex<StateBook>>);
 
 impl StateHandler {
-    /// The encoded item for process `(node, incarnation)`'s `state`, its `seq`-th.
-    pub fn encode(node: &str, incarnation: u64, seq: u64, state: &NodeState) -> Vec<u8> {
-        let item = Item {
-            node: node.to_owned(),
-            incarnation,
-            seq,
-            state: state.clone(),
-        };
+    /// The encoded items (parts, each at most [`MAX_ITEM_BYTES`]) for process
+    /// `(node, incarnation)`'s `state`, its `seq`-th.
+    pub fn encode(node: &str, incarnation: u64, seq: u64, state: &NodeState) -> Vec<Vec<u8>> {
         // Encoding into a Vec cannot fail for these plain types.
-        postcard::to_allocvec(&item).unwrap_or_default()
+        let whole = postcard::to_allocvec(state).unwrap_or_default();
+        // Room for the item's own fields: the name, three varints and two lengths.
+        let room = MAX_ITEM_BYTES.saturating_sub(node.len() + 32).max(64);
+        let chunks: Vec<&[u8]> = if whole.is_empty() {
+            vec![&[][..]]
+        } else {
+            whole.chunks(room).collect()
+        };
+        let parts = u16::try_from(chunks.len()).unwrap_or(u16::MAX);
+        chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                let item = Item {
+                    node: node.to_owned(),
+                    incarnation,
+                    seq,
+                    part: u16::try_from(i).unwrap_or(u16::MAX),
+                    parts,
+                    bytes: bytes.to_vec(),
+                };
+                postcard::to_allocvec(&item).unwrap_or_default()
+            })
+            .collect()
     }
 }
 
@@ -228,20 +274,45 @@ impl BroadcastHandler<NodeId> for StateHandler {
         _sender: Option<&NodeId>,
     ) -> Result<Option<ItemKey>, StateError> {
         let item: Item = postcard::from_bytes(data)?;
+        let (part, parts) = (item.part, item.parts);
+        if parts == 0 || part >= parts || usize::from(parts) > MAX_PARTS {
+            return Err(StateError::Parts { part, parts });
+        }
         let process = (item.node, item.incarnation);
-        // Nothing is left half-done under the lock (one lookup, one insert).
+        // Nothing is left half-done under the lock.
         let mut book = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((known, _)) = book.states.get(&process)
             && *known >= item.seq
         {
             return Ok(None);
         }
+        let heard = book
+            .partial
+            .entry(process.clone())
+            .or_insert_with(|| (item.seq, vec![None; usize::from(parts)]));
+        if heard.0 > item.seq {
+            return Ok(None);
+        }
+        if heard.0 < item.seq || heard.1.len() != usize::from(parts) {
+            *heard = (item.seq, vec![None; usize::from(parts)]);
+        }
+        let slot = &mut heard.1[usize::from(part)];
+        if slot.is_some() {
+            return Ok(None);
+        }
+        *slot = Some(item.bytes);
         let key = ItemKey {
             process: process.clone(),
             seq: item.seq,
+            part,
         };
-        book.states
-            .insert(process, (item.seq, item.state.bounded()));
+        if heard.1.iter().any(Option::is_none) {
+            return Ok(Some(key));
+        }
+        let whole: Vec<u8> = heard.1.iter().flatten().flatten().copied().collect();
+        book.partial.remove(&process);
+        let state: NodeState = postcard::from_bytes(&whole)?;
+        book.states.insert(process, (item.seq, state.bounded()));
         book.version += 1;
         Ok(Some(key))
     }
@@ -269,8 +340,8 @@ mod tests {
     #[test]
     fn a_newer_sequence_replaces_an_older_one_and_an_older_one_is_dropped() {
         let mut handler = StateHandler::default();
-        let v1 = StateHandler::encode("node-a", 7, 1, &state(true));
-        let v2 = StateHandler::encode("node-a", 7, 2, &state(false));
+        let v1 = StateHandler::encode("node-a", 7, 1, &state(true)).remove(0);
+        let v2 = StateHandler::encode("node-a", 7, 2, &state(false)).remove(0);
         assert!(handler.receive_item(&v1, None).unwrap().is_some());
         assert!(handler.receive_item(&v2, None).unwrap().is_some());
         // Old news, and the same news again: not disseminated further, not stored.
@@ -284,8 +355,8 @@ mod tests {
         let mut handler = StateHandler::default();
         // The old process said a lot; the restarted one (another random incarnation) starts
         // from 0 and is the one alive.
-        let old = StateHandler::encode("node-a", 7, 900, &state(false));
-        let new = StateHandler::encode("node-a", 3, 0, &state(true));
+        let old = StateHandler::encode("node-a", 7, 900, &state(false)).remove(0);
+        let new = StateHandler::encode("node-a", 3, 0, &state(true)).remove(0);
         assert!(handler.receive_item(&old, None).unwrap().is_some());
         assert!(handler.receive_item(&new, None).unwrap().is_some());
         assert_eq!(heard(&handler, &[("node-a", 3)])["node-a"], state(true));
@@ -308,6 +379,7 @@ mod tests {
         let key = |node: &str, seq| ItemKey {
             process: (node.into(), 1),
             seq,
+            part: 0,
         };
         assert!(key("a", 2).invalidates(&key("a", 1)));
         assert!(!key("a", 1).invalidates(&key("a", 2)));
@@ -334,14 +406,17 @@ mod tests {
         let addresses: usize = state.interfaces.iter().map(|i| i.addresses.len()).sum();
         assert_eq!(addresses, MAX_ADDRESSES);
         let encoded = StateHandler::encode(&"n".repeat(253), u64::MAX, u64::MAX, &state);
-        assert!(encoded.len() <= MAX_ITEM_BYTES, "{}", encoded.len());
+        assert_eq!(encoded.len(), 1, "one part");
+        assert!(encoded[0].len() <= MAX_ITEM_BYTES, "{}", encoded[0].len());
     }
 
-    /// Silence reports and withdrawals are bounded, and a state too large for a datagram sheds
-    /// reports first and withdrawals last until it fits.
+    /// Silence reports and withdrawals are bounded, and a state too large for its parts sheds
+    /// reports first and answered claims last until it fits.
     #[test]
     fn reports_and_withdrawals_are_bounded_and_shed_to_fit() {
-        let v6 = |i: usize| -> IpAddr { format!("2001:db8::{i:x}").parse().unwrap() };
+        let v6 = |i: usize| -> IpAddr {
+            std::net::Ipv6Addr::from((0x2001_0db8u128 << 96) | i as u128).into()
+        };
         let state = NodeState {
             interfaces: (0..MAX_INTERFACES)
                 .map(|i| InterfaceState {
@@ -358,6 +433,7 @@ mod tests {
                 })
                 .collect(),
             withdrawn: (0..20).map(|i| v6(500 + i)).collect(),
+            ..NodeState::default()
         }
         .bounded();
         assert_eq!(state.silent.len(), MAX_REPORTS);
@@ -365,13 +441,68 @@ mod tests {
         assert_eq!(reported, MAX_REPORTED);
         assert!(state.silent.iter().any(|r| r.more));
         assert_eq!(state.withdrawn.len(), MAX_WITHDRAWN);
+        // Claims too many for every part: reports, interface addresses, withdrawals and
+        // pending claims go before answered ones.
         let mut fitted = state.clone();
+        fitted.pending = AddressSet::new((0..100).map(|i| v6(1_000_000 + i * 977)));
+        fitted.answering = AddressSet::new((0..20_000).map(|i| v6(i * 7919)));
         let name = "n".repeat(253);
-        while StateHandler::encode(&name, u64::MAX, u64::MAX, &fitted).len() > MAX_ITEM_BYTES {
+        while StateHandler::encode(&name, u64::MAX, u64::MAX, &fitted).len() > MAX_PARTS {
             assert!(fitted.shed_one(), "nothing left to shed");
         }
-        assert_eq!(fitted.withdrawn, state.withdrawn, "withdrawals are kept");
-        assert!(fitted.silent.len() < state.silent.len(), "reports go first");
-        assert_eq!(fitted.silent[..], state.silent[..fitted.silent.len()]);
+        assert!(fitted.silent.is_empty() && fitted.withdrawn.is_empty());
+        assert!(fitted.pending.is_empty());
+        assert!(fitted.answering.len() > 5_000, "{}", fitted.answering.len());
+    }
+
+    /// A state in several parts counts once every part arrived, in any order; a newer state's
+    /// part drops the older one's parts.
+    #[test]
+    fn parts_are_put_back_together() {
+        let v4 = |i: u32| IpAddr::V4((0xC000_0200 + i).into());
+        let big = NodeState {
+            answering: AddressSet::new((0..2000).map(|i| v4(i * 300))),
+            ..state(true)
+        };
+        let parts = StateHandler::encode("node-a", 7, 1, &big);
+        assert!(parts.len() > 2, "{}", parts.len());
+        assert!(parts.iter().all(|p| p.len() <= MAX_ITEM_BYTES));
+        let mut handler = StateHandler::default();
+        for part in parts.iter().rev().skip(1) {
+            assert!(handler.receive_item(part, None).unwrap().is_some());
+            assert!(
+                handler.receive_item(part, None).unwrap().is_none(),
+                "a repeat"
+            );
+        }
+        assert!(
+            heard(&handler, &[("node-a", 7)]).is_empty(),
+            "a part missing"
+        );
+        // A newer, smaller state replaces the half-heard one.
+        let newer = StateHandler::encode("node-a", 7, 2, &state(false));
+        assert!(handler.receive_item(&newer[0], None).unwrap().is_some());
+        assert_eq!(heard(&handler, &[("node-a", 7)])["node-a"], state(false));
+        assert!(
+            handler.receive_item(&parts[0], None).unwrap().is_none(),
+            "old"
+        );
+        // Parts out of range are errors.
+        let mut bad = StateHandler::encode("node-b", 1, 1, &state(true)).remove(0);
+        let at = bad.len() - 4; // part, parts, then the one-byte payload's length and byte
+        bad[at] = 3;
+        assert!(handler.receive_item(&bad, None).is_err());
+    }
+
+    /// 10 000 claims from one pool fit comfortably.
+    #[test]
+    fn ten_thousand_neighbouring_claims_fit() {
+        let v4 = |i: u32| IpAddr::V4((0xC633_0000 + i).into());
+        let state = NodeState {
+            answering: AddressSet::new((0..30_000).filter(|i| i % 3 == 0).map(v4)),
+            ..NodeState::default()
+        };
+        let parts = StateHandler::encode(&"n".repeat(253), u64::MAX, u64::MAX, &state);
+        assert!(parts.len() <= MAX_PARTS / 2, "{}", parts.len());
     }
 }

@@ -122,6 +122,18 @@ pub struct SpeakerArgs {
     /// that returns counts as up at once.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub link_debounce_ms: u64,
+    /// Sticky ownership: an address stays on the node announcing it while that node is alive
+    /// and eligible; a node that joins or returns takes nothing announced elsewhere. The
+    /// nodes say what they announce through gossip. Every speaker must run with the same
+    /// placement flags (Kubernetes mode only).
+    #[arg(long)]
+    pub sticky_ownership: bool,
+    /// Even spread: the nodes' counts of announced address groups differ by at most one where
+    /// every group may go to every node; a node that leaves moves only its own, one that joins
+    /// takes about its share. With --sticky-ownership only new addresses are placed by count
+    /// (Kubernetes mode only).
+    #[arg(long)]
+    pub even_spread: bool,
     /// ARP probes per second this node sends at most to check that the owners of the IPv4
     /// addresses it is next in line for answer (0: check nothing). An owner that misses 3 in
     /// a row, while this node hears others, is reported (a Warning on the Service) and told
@@ -134,11 +146,12 @@ pub struct SpeakerArgs {
     #[arg(long, value_parser = parse_seconds)]
     pub garp_interval: Option<Duration>,
     /// Run from a static YAML file (node, gossip, addresses, advertisements) instead of the
-    /// Kubernetes API (not with --metrics-secure, whose reviews need the API).
+    /// Kubernetes API (not with --metrics-secure, whose reviews need the API, nor with
+    /// --sticky-ownership or --even-spread).
     #[arg(
         long = "static",
         value_name = "FILE",
-        conflicts_with = "metrics_secure"
+        conflicts_with_all = ["metrics_secure", "sticky_ownership", "even_spread"]
     )]
     pub static_file: Option<PathBuf>,
 }
@@ -232,6 +245,14 @@ impl SpeakerArgs {
         KeyFiles {
             key: self.memberlist_key_file.clone(),
             accept: self.memberlist_accept_key_file.clone(),
+        }
+    }
+
+    /// The placement policy (`--sticky-ownership`, `--even-spread`).
+    pub fn placement(&self) -> crate::placement::Policy {
+        crate::placement::Policy {
+            sticky: self.sticky_ownership,
+            even: self.even_spread,
         }
     }
 

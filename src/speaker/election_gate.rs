@@ -25,6 +25,11 @@ pub const COUNTED_AFTER: Duration = Duration::from_millis(250);
 pub struct ElectionGate {
     needs_join: bool,
     joined_at: Option<Instant>,
+    /// Under a placement policy that reads claims: whether every counted member's state
+    /// (its claims) has been heard once. Until then this speaker cannot tell what the others
+    /// answer, so it elects nothing. Latched: a member appearing later has claimed nothing.
+    needs_claims: bool,
+    claims_heard: bool,
 }
 
 impl ElectionGate {
@@ -32,7 +37,20 @@ impl ElectionGate {
         Self {
             needs_join: others_seeded,
             joined_at: None,
+            needs_claims: false,
+            claims_heard: false,
         }
+    }
+
+    /// Waits, before electing, to have heard every counted member's claims once.
+    pub fn needing_claims(mut self, needed: bool) -> Self {
+        self.needs_claims = needed;
+        self
+    }
+
+    /// Records whether every counted member's state has been heard.
+    pub fn observe_states(&mut self, all_heard: bool) {
+        self.claims_heard |= all_heard;
     }
 
     /// Whether other speakers are expected now (they come and go: a lone speaker elects at
@@ -53,7 +71,8 @@ impl ElectionGate {
     }
 
     pub fn may_elect(&self, now: Instant) -> bool {
-        !self.needs_join || self.joined_at.is_some_and(|at| now >= at + SETTLE)
+        (!self.needs_join || self.joined_at.is_some_and(|at| now >= at + SETTLE))
+            && (!self.needs_claims || self.claims_heard)
     }
 
     /// When `may_elect` will next change, if it will without new input.
@@ -141,6 +160,25 @@ mod tests {
             members.observe(&set(&["a", "b"]), "a", back + COUNTED_AFTER),
             set(&["a", "b"])
         );
+    }
+
+    #[test]
+    fn with_claims_it_waits_to_hear_every_member_once() {
+        let t = Instant::now();
+        let mut gate = ElectionGate::new(true).needing_claims(true);
+        gate.observe(true, t);
+        assert!(
+            !gate.may_elect(t + SETTLE),
+            "the others' claims are unknown"
+        );
+        gate.observe_states(true);
+        assert!(gate.may_elect(t + SETTLE));
+        gate.observe_states(false);
+        assert!(
+            gate.may_elect(t + SETTLE),
+            "a member appearing later claims nothing"
+        );
+        assert!(ElectionGate::new(false).needing_claims(false).may_elect(t));
     }
 
     #[test]

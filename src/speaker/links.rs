@@ -12,10 +12,12 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::gossip::GossipHandle;
+use crate::gossip::address_set::AddressSet;
 use crate::gossip::node_state::{InterfaceState, NodeState, SilentReport};
 use crate::layer2::iface::{ExcludePatterns, carrier, discover};
 use crate::layer2::links::watch_links;
 use crate::layer2::sys::interface_addresses;
+use crate::speaker::handover::Claimed;
 use crate::speaker::link_state::{LinkDebounce, node_state};
 
 pub struct OwnLinks {
@@ -28,6 +30,8 @@ pub struct OwnLinks {
     addresses: Option<(u64, Vec<(String, IpAddr)>)>,
     /// Answer verification's part of the state: silence reports, withdrawn addresses.
     verification: (Vec<SilentReport>, Vec<IpAddr>),
+    /// The placement's part: the addresses this node answers and those pending.
+    claims: (AddressSet, AddressSet),
 }
 
 impl OwnLinks {
@@ -47,6 +51,7 @@ impl OwnLinks {
             published: None,
             addresses: None,
             verification: (Vec::new(), Vec::new()),
+            claims: (AddressSet::default(), AddressSet::default()),
         }
     }
 
@@ -90,6 +95,7 @@ impl OwnLinks {
             let usable: BTreeSet<String> = raw.keys().cloned().collect();
             let mut state = node_state(&usable, &up, addresses);
             (state.silent, state.withdrawn) = self.verification.clone();
+            (state.answering, state.pending) = self.claims.clone();
             let state = state.bounded();
             if self.published.as_ref() != Some(&state) {
                 let (with_link, without): (Vec<_>, Vec<_>) =
@@ -107,20 +113,28 @@ impl OwnLinks {
     }
 
     /// Publishes answer verification's part of the state (silence reports, withdrawn
-    /// addresses) when it changed. Called after the owned set went to the announcer, so an
-    /// address this node withdrew from is no longer answered here before the others hear.
-    pub async fn publish_verification(
+    /// addresses) and the placement's (claims) when they changed. Called after the owned set
+    /// went to the announcer, so an address this node withdrew from or released is no longer
+    /// answered here before the others hear.
+    pub async fn publish_news(
         &mut self,
         membership: Option<&GossipHandle>,
         verification: (Vec<SilentReport>, Vec<IpAddr>),
+        claimed: Claimed,
     ) {
-        if verification == self.verification {
+        let claims = (
+            AddressSet::new(claimed.answering),
+            AddressSet::new(claimed.pending),
+        );
+        if verification == self.verification && claims == self.claims {
             return;
         }
         self.verification = verification;
+        self.claims = claims;
         if let (Some(gossip), Some(published)) = (membership, &self.published) {
             let mut state = published.clone();
             (state.silent, state.withdrawn) = self.verification.clone();
+            (state.answering, state.pending) = self.claims.clone();
             let state = state.bounded();
             if *published != state {
                 gossip.publish_state(state.clone()).await;
@@ -164,4 +178,19 @@ async fn next_change<T>(rx: &mut Option<watch::Receiver<T>>) {
         *rx = None;
     }
     std::future::pending().await
+}
+
+/// What each other node claims, from the states gossip carries.
+pub fn claims_of(states: &BTreeMap<String, NodeState>, me: &str) -> BTreeMap<String, Claimed> {
+    states
+        .iter()
+        .filter(|(node, _)| *node != me)
+        .map(|(node, s)| {
+            let claimed = Claimed {
+                answering: s.answering.iter().copied().collect(),
+                pending: s.pending.iter().copied().collect(),
+            };
+            (node.clone(), claimed)
+        })
+        .collect()
 }

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::advertise::{self, Cause, Decision, Eligible, Interfaces, Reach};
-use crate::election;
+use crate::placement::{self, Claims, Policy};
 
 /// The announcing decision for one service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,14 +33,14 @@ pub struct Candidate {
 /// Elects the announcer of every candidate, one per address group: services that share an
 /// address (directly or through a chain of sharers) are announced from one node, since two nodes
 /// answering for one address would split its clients. A group is ranked by the lowest first IP of
-/// its services ([`election::group_owner`]) among the nodes every member allows. Announcements
+/// its services ([`crate::election::group_owner`]) among the nodes every member allows. Announcements
 /// come back in the candidates' order.
 pub fn elect(candidates: Vec<Candidate>) -> Vec<Announcement> {
     let members: Vec<Member<'_>> = candidates
         .iter()
         .map(|c| (c.ips.as_slice(), &c.eligible, None))
         .collect();
-    let owners: Vec<Option<String>> = group_owners(&members, &Withdrawn::new())
+    let owners: Vec<Option<String>> = group_owners(&members, &Withdrawn::new(), Steering::ranked())
         .0
         .into_iter()
         .map(|((node, _), _)| node.map(str::to_owned))
@@ -89,20 +89,44 @@ type Elected<'a> = (Option<&'a str>, Option<&'a str>);
 /// the preference scores; `None`: no preferences).
 type Member<'a> = (&'a [IpAddr], &'a BTreeSet<String>, Option<&'a [Reach]>);
 
+/// How a placement is steered beyond MetalLB's ranking: the policy and, for a policy that
+/// reads them, the claims (see [`placement`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Steering<'a> {
+    pub policy: Policy,
+    pub claims: &'a Claims,
+}
+
+impl Steering<'_> {
+    /// MetalLB's ranking.
+    pub fn ranked() -> Steering<'static> {
+        static NONE: std::sync::LazyLock<Claims> = std::sync::LazyLock::new(Claims::default);
+        Steering {
+            policy: Policy::default(),
+            claims: &NONE,
+        }
+    }
+}
+
 /// For members: each one's elected node and the next one (see [`elect`]; the highest
-/// preference score first, then the ranking; a node that withdrew from one of the group's
-/// addresses is passed over) and group key, and the groups.
+/// preference score first, then the ranking, under `steer`'s policy; a node that withdrew
+/// from one of the group's addresses is passed over) and group key, and the groups.
 fn group_owners<'a>(
     members: &[Member<'a>],
     withdrawn: &Withdrawn,
+    steer: Steering<'_>,
 ) -> (Vec<(Elected<'a>, usize)>, Groups) {
     let mut out: Vec<(Elected<'a>, usize)> = vec![((None, None), 0); members.len()];
     let groups = address_groups(members.iter().map(|(ips, _, _)| *ips));
+    let mut spans: Vec<&[usize]> = Vec::new();
+    let mut offered: Vec<placement::Group<'a>> = Vec::new();
     for group in groups.iter() {
         let Some((first, rest)) = group.split_first() else {
             continue;
         };
-        let firsts = group.iter().filter_map(|&i| members[i].0.first());
+        let Some(lowest) = group.iter().filter_map(|&i| members[i].0.first()).min() else {
+            continue;
+        };
         let holds = |node: &str| {
             withdrawn.get(node).is_some_and(|gone| {
                 group
@@ -119,20 +143,44 @@ fn group_owners<'a>(
             .filter(|n| !holds(n));
         // A node's score for the group: its preference scores summed over the members (a
         // group of one scores as MetalLB scores that Service).
-        let scored = common.map(|n| {
-            let score = group
-                .iter()
-                .map(|&m| {
-                    members[m]
-                        .2
-                        .map_or(0, |reach| advertise::preference_score(reach, n))
-                })
-                .sum();
-            (n, score)
+        let candidates = common
+            .map(|n| {
+                let score = group
+                    .iter()
+                    .map(|&m| {
+                        members[m]
+                            .2
+                            .map_or(0, |reach| advertise::preference_score(reach, n))
+                    })
+                    .sum();
+                (n, score)
+            })
+            .collect();
+        let mut claimants: Vec<&'a str> = Vec::new();
+        if !steer.policy.is_ranked() {
+            for ip in group.iter().flat_map(|&m| members[m].0) {
+                for node in steer.claims.of(ip) {
+                    // Only a candidate's claim is read: borrow its name from the candidates.
+                    if let Some(name) = members[*first].1.get(node)
+                        && !claimants.contains(&name.as_str())
+                    {
+                        claimants.push(name.as_str());
+                    }
+                }
+            }
+        }
+        spans.push(group);
+        offered.push(placement::Group {
+            lowest: *lowest,
+            candidates,
+            claimants,
         });
-        let elected = election::group_owner_and_next(firsts, scored);
-        for &m in group {
-            out[m] = (elected, *first);
+    }
+    let placed = placement::assign(steer.policy, &offered);
+    for ((group, g), (owner, next)) in spans.iter().zip(&offered).zip(placed) {
+        let name = |c: Option<usize>| c.map(|c| g.candidates[c].0);
+        for &m in *group {
+            out[m] = ((name(owner), name(next)), group[0]);
         }
     }
     (out, groups)
@@ -188,12 +236,13 @@ pub struct Placed {
 /// Elects every offer with eligible nodes one owner per address group ([`elect`]), and places
 /// each on the interfaces its advertisements allow on that owner
 /// ([`advertise::placement`]; `known` holds the usable interfaces of nodes that published
-/// them; `withdrawn`, the addresses nodes withdrew from). Results come back in the offers'
-/// order.
+/// them; `withdrawn`, the addresses nodes withdrew from; `steer`, the placement policy).
+/// Results come back in the offers' order.
 pub fn place<'a>(
     offers: impl IntoIterator<Item = &'a Offer>,
     known: &BTreeMap<String, BTreeSet<String>>,
     withdrawn: &Withdrawn,
+    steer: Steering<'_>,
 ) -> Vec<Placed> {
     let offers: Vec<&Offer> = offers.into_iter().collect();
     let eligible: Vec<(usize, &[IpAddr], &BTreeSet<String>)> = offers
@@ -205,7 +254,7 @@ pub fn place<'a>(
         .iter()
         .map(|(i, ips, e)| (*ips, *e, Some(&*offers[*i].reach)))
         .collect();
-    let (owners, groups) = group_owners(&members, withdrawn);
+    let (owners, groups) = group_owners(&members, withdrawn, steer);
     // One name per node for the whole election, not one per Service.
     let mut names: Vec<Arc<str>> = Vec::new();
     let mut name = |node: &str| -> Arc<str> {

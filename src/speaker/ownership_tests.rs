@@ -1,4 +1,5 @@
 use super::*;
+use crate::election;
 
 /// A service as the speaker sees it, whatever the source (static file or Kubernetes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +162,7 @@ fn place_elects_groups_within_their_advertisements_and_reports_no_common_node() 
         ],
         &known,
         &Withdrawn::new(),
+        Steering::ranked(),
     );
     assert_eq!(placed[0].decision.node.as_deref(), Some("node-b"));
     assert_eq!(placed[1].decision.node.as_deref(), Some("node-b"));
@@ -181,6 +183,7 @@ fn place_elects_groups_within_their_advertisements_and_reports_no_common_node() 
         ],
         &known,
         &Withdrawn::new(),
+        Steering::ranked(),
     );
     for p in &placed[..2] {
         assert_eq!(p.decision.node, None);
@@ -211,6 +214,7 @@ fn place_reports_an_elected_node_without_the_interface() {
         )],
         &known,
         &Withdrawn::new(),
+        Steering::ranked(),
     );
     let node = placed[0].decision.node.as_deref().unwrap().to_owned();
     assert_eq!(placed[0].decision.cause, Some(Cause::NoInterface { node }));
@@ -237,6 +241,7 @@ fn address_interfaces_intersect_over_every_sharer() {
         ],
         &BTreeMap::new(),
         &Withdrawn::new(),
+        Steering::ranked(),
     );
     let of = |order: &[usize]| {
         let decisions = order
@@ -270,7 +275,7 @@ fn a_withdrawn_address_moves_its_group_to_the_next_node() {
         offer("z", &["192.0.2.9"], &nodes, None),
     ];
     let known = BTreeMap::new();
-    let before = place(&offers, &known, &Withdrawn::new());
+    let before = place(&offers, &known, &Withdrawn::new(), Steering::ranked());
     let owner = before[0].decision.node.clone().unwrap();
     let next = before[0].decision.next.clone().unwrap();
     assert_ne!(owner, next);
@@ -283,7 +288,7 @@ fn a_withdrawn_address_moves_its_group_to_the_next_node() {
         owner.to_string(),
         BTreeSet::from(["192.0.2.8".parse().unwrap()]),
     )]);
-    let after = place(&offers, &known, &withdrawn);
+    let after = place(&offers, &known, &withdrawn, Steering::ranked());
     for p in &after[..2] {
         assert_eq!(p.decision.node, Some(next.clone()));
         assert_eq!(p.decision.next.as_deref(), Some(ranked[2]));

@@ -37,6 +37,8 @@ pub struct Unannounced {
 pub struct ViewOptions {
     pub lb_class: Option<String>,
     pub ignore_exclude_lb: bool,
+    /// `--sticky-ownership`, `--even-spread`.
+    pub placement: crate::placement::Policy,
 }
 
 /// What every Service's decision reads besides the Service and its endpoints, prepared once per
@@ -306,10 +308,17 @@ pub fn announcements(
         })
         .collect();
     // No node withdrew from anything here (answer verification is the live speaker's).
+    // No node claims anything yet: a cluster placing from scratch (sticky ownership is then
+    // MetalLB's ranking; even spread, the even placement).
+    let claims = crate::placement::Claims::default();
     let placed = ownership::place(
         evaluated.iter().filter_map(Evaluated::offer),
         known,
         &ownership::Withdrawn::new(),
+        ownership::Steering {
+            policy: options.placement,
+            claims: &claims,
+        },
     );
     let mut unannounced = Unannounced::default();
     for e in &evaluated {

@@ -328,7 +328,9 @@ pub async fn run(
     let mut desired = std::sync::Arc::new(BTreeMap::new());
     let mut desired_from = None;
     let mut gossip_seeds = Vec::new();
-    let mut gate = ElectionGate::new(membership.is_some() && reconciler.others_expected());
+    let reads_claims = !options.view.placement.is_ranked();
+    let mut gate = ElectionGate::new(membership.is_some() && reconciler.others_expected())
+        .needing_claims(reads_claims);
     let mut settled = SettledMembers::default();
     // Whether this speaker takes part in the elections (`None` before the first pass).
     let mut candidate: Option<bool> = None;
@@ -359,13 +361,20 @@ pub async fn run(
             reconciler.set_own_interfaces(up);
         }
         let states = links.states();
+        reconciler.set_claims(super::links::claims_of(&states, &me));
+        gate.observe_states(
+            counted
+                .iter()
+                .flatten()
+                .all(|m| *m == me || states.contains_key(m)),
+        );
         reconciler.set_other_interfaces(others_up(&states, &me));
         let owned_now = reconciler.owned().keys().copied().collect();
         reconciler.set_withdrawn(verify.withdrawn(&states, &owned_now, now));
         let pass_started = std::time::Instant::now();
         let thread_before = ThreadTime::now();
         let may_elect = gate.may_elect(now) && !verify.withdrawn_from_all();
-        let pass = reconciler.pass(counted.as_ref(), may_elect);
+        let pass = reconciler.pass_at(counted.as_ref(), may_elect, now);
         // How long this wake-up took to a decision: the pass (its own work, and the time this
         // thread waited for a core meanwhile), and before it the interface scan (a takeover's
         // latency after gossip declares the owner down).
@@ -398,7 +407,8 @@ pub async fn run(
                     options.pod_name.as_deref(),
                 )]);
                 // Coming back, it waits to hear the others again before electing.
-                gate = ElectionGate::new(membership.is_some() && others_expected);
+                gate = ElectionGate::new(membership.is_some() && others_expected)
+                    .needing_claims(reads_claims);
             }
             candidate_metric.set(can_announce);
             candidate = Some(can_announce);
@@ -435,7 +445,7 @@ pub async fn run(
         }
         verify.heal();
         links
-            .publish_verification(membership.as_ref(), verify.gossiped())
+            .publish_news(membership.as_ref(), verify.gossiped(), reconciler.claimed())
             .await;
         unannounced.set(reconciler.unannounced());
         if remade {
@@ -474,6 +484,7 @@ pub async fn run(
             links.next_deadline(),
             settled.next_check(now),
             verify.next_deadline(),
+            reconciler.handover_deadline(),
         ]);
         tokio::select! {
             _ = &mut shutdown => break super::LoopEnd::Shutdown,

@@ -14,6 +14,7 @@
 //! is the pass and what it concludes (the owned set, the events, the unannounced report);
 //! [`incremental`] is what it keeps between passes and how a change reaches it.
 
+mod claims;
 mod incremental;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -29,6 +30,7 @@ use crate::election;
 use crate::k8s::pod::ready_pod_nodes;
 use crate::metrics::ConfigMetrics;
 use crate::speaker::answer_check::Target;
+use crate::speaker::handover::{Claimed, Handover};
 use crate::speaker::ownership::{self, Withdrawn};
 
 use super::cache::{Changes, NodeView, ServiceView, SliceView};
@@ -89,6 +91,9 @@ pub struct Pass {
     /// changed).
     pub evaluated: usize,
     pub elected: usize,
+    /// What this node claims changed ([`Reconciler::claimed`]): gossip it once the announcer
+    /// has the owned set.
+    pub claims_changed: bool,
 }
 
 pub struct Reconciler {
@@ -134,10 +139,15 @@ pub struct Reconciler {
     targets: BTreeMap<IpAddr, Target>,
     /// Bumped whenever `targets` changes.
     targets_version: u64,
+    /// Under a placement policy that reads claims: what this node claims and answers, and
+    /// what the other live nodes claim (from gossip).
+    handover: Handover,
+    others_claim: BTreeMap<String, Claimed>,
 }
 
 impl Reconciler {
     pub fn new(me: String, view: ViewOptions, stores: Stores) -> Self {
+        let handover = Handover::new(me.clone());
         Self {
             me,
             view,
@@ -161,6 +171,8 @@ impl Reconciler {
             withdrawn: Withdrawn::new(),
             targets: BTreeMap::new(),
             targets_version: 0,
+            handover,
+            others_claim: BTreeMap::new(),
         }
     }
 
@@ -287,6 +299,16 @@ impl Reconciler {
     /// (`None` with gossip off: then the Ready nodes running a speaker are alive); this node
     /// always counts itself alive. `may_elect` is the election gate (false: own nothing yet).
     pub fn pass(&mut self, live: Option<&BTreeSet<String>>, may_elect: bool) -> Pass {
+        self.pass_at(live, may_elect, std::time::Instant::now())
+    }
+
+    /// [`Self::pass`] at `now` (a pending claim is answered once its hold is over).
+    pub fn pass_at(
+        &mut self,
+        live: Option<&BTreeSet<String>>,
+        may_elect: bool,
+        now: std::time::Instant,
+    ) -> Pass {
         let pending = self.stores.changes.take();
         let services = &self.stores.services;
         let lb_class = self.view.lb_class.as_deref();
@@ -322,6 +344,7 @@ impl Reconciler {
             known: self.known_interfaces(),
             withdrawn: self.withdrawn.clone(),
             config: self.configs,
+            claims: self.claims(),
         };
         if pending.all {
             self.index_slices();
@@ -345,7 +368,8 @@ impl Reconciler {
             self.decide_all(&globals)
         };
         self.globals = Some(globals);
-        if elected.is_none() && may_elect == self.may_elect {
+        let due = self.handover.next_deadline().is_some_and(|d| d <= now);
+        if elected.is_none() && may_elect == self.may_elect && !due {
             return Pass {
                 service_ips: self.service_ips,
                 evaluated,
@@ -356,7 +380,7 @@ impl Reconciler {
         Pass {
             evaluated,
             elected: elected.unwrap_or(0),
-            ..self.conclude(live, may_elect)
+            ..self.conclude(live, may_elect, now)
         }
     }
 
@@ -368,7 +392,12 @@ impl Reconciler {
     }
 
     /// This node's owned set, the unannounced causes and the events, from the decisions.
-    fn conclude(&mut self, live: Option<&BTreeSet<String>>, may_elect: bool) -> Pass {
+    fn conclude(
+        &mut self,
+        live: Option<&BTreeSet<String>>,
+        may_elect: bool,
+        now: std::time::Instant,
+    ) -> Pass {
         let mut skipped = Unannounced::default();
         let mut targets = BTreeMap::new();
         let mut service_ips = 0;
@@ -451,6 +480,13 @@ impl Reconciler {
                 !lacking
             });
         }
+        let mut claims_changed = false;
+        if !self.view.placement.is_ranked() {
+            // Claim first, answer once nobody else does (see `speaker::handover`).
+            let elected: BTreeSet<IpAddr> = next.keys().copied().collect();
+            claims_changed = self.handover.step(&elected, &self.others_claim, now);
+            next.retain(|ip, _| self.handover.answering().contains(ip));
+        }
         only_on.retain(|ip, _| next.contains_key(ip));
         self.only_on = only_on;
         let announced: BTreeMap<Arc<str>, Vec<IpAddr>> = mine_services
@@ -481,6 +517,7 @@ impl Reconciler {
             assigned,
             service_ips,
             announced_changed,
+            claims_changed,
             ..Pass::default()
         }
     }

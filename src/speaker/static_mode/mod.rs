@@ -271,7 +271,7 @@ async fn serve(
         verify.news();
         verify.heal();
         links
-            .publish_verification(Some(membership), verify.gossiped())
+            .publish_news(Some(membership), verify.gossiped(), Default::default())
             .await;
 
         let wake = crate::runtime::earliest([

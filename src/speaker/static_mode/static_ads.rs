@@ -127,7 +127,8 @@ pub fn decide(
         })
         .collect();
     // A node whose interfaces gossip has not carried (yet) is assumed to have them all.
-    ownership::place(&offers, known, withdrawn)
+    // The static mode places by MetalLB's ranking (the placement flags are refused with it).
+    ownership::place(&offers, known, withdrawn, ownership::Steering::ranked())
 }
 
 /// What `me` serves: IP -> service, and the interfaces of IPs restricted to some.

@@ -11,7 +11,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::election::Liveness;
-use crate::speaker::ownership::{self, Withdrawn};
+use crate::placement::Claims;
+use crate::speaker::ownership::{self, Steering, Withdrawn};
 
 use super::Reconciler;
 use crate::speaker::kubernetes::cache::{ServiceView, SliceView};
@@ -29,6 +30,8 @@ pub(super) struct Globals {
     pub(super) withdrawn: Withdrawn,
     /// Counts the configs put in force.
     pub(super) config: u64,
+    /// What every live node claims (empty under MetalLB's ranking, which reads none).
+    pub(super) claims: Claims,
 }
 
 impl Globals {
@@ -40,10 +43,19 @@ impl Globals {
             && self.known == next.known
             && self.withdrawn == next.withdrawn
             && self.config == next.config
+            && self.claims == next.claims
     }
 }
 
 impl Reconciler {
+    /// The placement policy and the claims it reads.
+    fn steering<'g>(&self, globals: &'g Globals) -> Steering<'g> {
+        Steering {
+            policy: self.view.placement,
+            claims: &globals.claims,
+        }
+    }
+
     /// Every Service's slices, from the whole cache (after a re-list).
     pub(super) fn index_slices(&mut self) {
         self.slices.clear();
@@ -131,6 +143,7 @@ impl Reconciler {
             evaluated.values().filter_map(Evaluated::offer),
             &globals.known,
             &globals.withdrawn,
+            self.steering(globals),
         );
         self.placed = placed
             .into_iter()
@@ -210,6 +223,10 @@ impl Reconciler {
     /// elects the dead node's groups alone, and rebuilds no map: each Service's offer is
     /// replaced where it is. (A member joining may outrank any owner, so that decides all.)
     pub(super) fn members_left(&mut self, globals: &Globals) -> Option<(usize, Option<usize>)> {
+        if !self.view.placement.is_ranked() {
+            // Under a policy that reads claims, which groups move is not local.
+            return None;
+        }
         let mut evaluated = std::mem::take(&mut self.evaluated);
         let mut regroup = BTreeSet::new();
         let mut touched: Vec<IpAddr> = Vec::new();
@@ -265,6 +282,16 @@ impl Reconciler {
         mut touched: Vec<IpAddr>,
         globals: &Globals,
     ) -> usize {
+        if !self.view.placement.is_ranked() {
+            // Sticky ownership and even spread place every group from every claim and count:
+            // all are placed again.
+            regroup.extend(
+                self.evaluated
+                    .iter()
+                    .filter(|(_, e)| e.offer().is_some())
+                    .map(|(k, _)| k.clone()),
+            );
+        }
         // Whoever shares an address with a changed Service, before or after the change, is
         // elected with it again (its group may have grown, split or changed its rank).
         let mut seen = HashSet::new();
@@ -283,7 +310,12 @@ impl Reconciler {
         let offered = regroup
             .iter()
             .filter_map(|k| self.evaluated.get(k)?.offer());
-        let placed = ownership::place(offered, &globals.known, &globals.withdrawn);
+        let placed = ownership::place(
+            offered,
+            &globals.known,
+            &globals.withdrawn,
+            self.steering(globals),
+        );
         let elected = placed.len();
         for key in &regroup {
             self.placed.remove(key);

@@ -321,5 +321,6 @@ use crate::speaker::kubernetes::test_logs::Logs;
 mod decisions;
 mod events;
 mod incremental;
+mod placement;
 mod speakers;
 mod unannounced;
