@@ -8,12 +8,17 @@
 //!   one a takeover waits on);
 //! - "one Service changes": a status IP moves; the pass decides that Service alone;
 //! - "nothing changed": a wake-up with nothing to do (a socket or gate event).
+//!
+//! Each under MetalLB's ranking, `--sticky-ownership`, `--even-spread` and both (the other two
+//! nodes claiming what the ranking gives them, as their gossip would say).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hint::black_box;
 
 use criterion::measurement::Measurement;
 use criterion::{BatchSize, Criterion};
+use ferrolb::placement::Policy;
+use ferrolb::speaker::handover::Claimed;
 use ferrolb::speaker::kubernetes::cache::{self, Changes, NodeView, ServiceView, SliceView};
 use ferrolb::speaker::kubernetes::cluster::ViewOptions;
 use ferrolb::speaker::kubernetes::reconcile::{Reconciler, Stores};
@@ -108,30 +113,60 @@ fn members(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
-fn passes<M: Measurement>(c: &mut Criterion<M>) {
+/// What node-b and node-c claim: the addresses the ranking gives them (`with_b`: node-b too).
+fn claims(with_b: bool) -> BTreeMap<String, Claimed> {
+    let mut out: BTreeMap<String, Claimed> = BTreeMap::new();
+    for i in 0..SERVICES {
+        let address = ip(i).parse().expect("an IPv6 address");
+        if let Some(owner) = ferrolb::election::owner(address, NODES) {
+            if owner == "node-a" || (owner == "node-b" && !with_b) {
+                continue;
+            }
+            out.entry(owner.to_owned())
+                .or_default()
+                .answering
+                .insert(address);
+        }
+    }
+    out
+}
+
+fn passes<M: Measurement>(c: &mut Criterion<M>, policy: Policy) {
     let mut cl = cluster();
-    let mut rec = Reconciler::new("node-a".into(), ViewOptions::default(), cl.stores.clone());
+    let view = ViewOptions {
+        placement: policy,
+        ..ViewOptions::default()
+    };
+    let mut rec = Reconciler::new("node-a".into(), view, cl.stores.clone());
     let all = members(&NODES);
     let two = members(&["node-a", "node-c"]);
+    let (claims_all, claims_two) = if policy.is_ranked() {
+        (BTreeMap::new(), BTreeMap::new())
+    } else {
+        (claims(true), claims(false))
+    };
+    rec.set_claims(claims_all.clone());
     let first = rec.pass(Some(&all), true);
     assert_eq!(first.service_ips, SERVICES, "every Service is in the view");
-    let mut group = c.benchmark_group("speaker pass, 10000 Services");
+    let mut group = c.benchmark_group(format!("speaker pass, 10000 Services, {}", policy.label()));
     group.sample_size(10);
     // A takeover: node-b leaves (every Service worked out again, node-b's third elected again
     // and moved); the pass that brings it back is the setup, not measured. Then the return
     // alone.
     let rec = std::cell::RefCell::new(rec);
     for (name, before, after) in [
-        ("a member leaves", &all, &two),
-        ("a member returns", &two, &all),
+        ("a member leaves", (&all, &claims_all), (&two, &claims_two)),
+        ("a member returns", (&two, &claims_two), (&all, &claims_all)),
     ] {
         group.bench_function(name, |b| {
             b.iter_batched(
                 || {
-                    rec.borrow_mut().pass(Some(before), true);
+                    rec.borrow_mut().set_claims(before.1.clone());
+                    rec.borrow_mut().pass(Some(before.0), true);
+                    rec.borrow_mut().set_claims(after.1.clone());
                 },
                 |()| {
-                    let pass = rec.borrow_mut().pass(Some(after), true);
+                    let pass = rec.borrow_mut().pass(Some(after.0), true);
                     assert_eq!(pass.evaluated, SERVICES);
                     black_box(pass)
                 },
@@ -140,6 +175,7 @@ fn passes<M: Measurement>(c: &mut Criterion<M>) {
         });
     }
     let mut rec = rec.into_inner();
+    rec.set_claims(claims_all.clone());
     rec.pass(Some(&all), true);
     let mut moved = false;
     group.bench_function("one Service changes", |b| {
@@ -165,7 +201,9 @@ fn passes<M: Measurement>(c: &mut Criterion<M>) {
 }
 
 fn run<M: Measurement>(mut c: Criterion<M>) {
-    passes(&mut c);
+    for (sticky, even) in [(false, false), (true, false), (false, true), (true, true)] {
+        passes(&mut c, Policy { sticky, even });
+    }
     c.final_summary();
 }
 

@@ -15,18 +15,21 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::controller::plan::read_docs;
 use crate::election::Liveness;
+use crate::placement::Policy;
 use crate::speaker::kubernetes::cache::{NodeView, ServiceView, SliceView};
 use crate::speaker::kubernetes::cluster::{ViewOptions, announcements};
 use crate::speaker::kubernetes::store::View;
 
 /// Each Service with an address's cell: the announcing node, or `<none>` and why (the
 /// speakers' own words); by `namespace/name`. `texts` are the input files (name, text), read
-/// for their EndpointSlices and Nodes; `live`: the gossip members (default: Ready Nodes).
+/// for their EndpointSlices and Nodes; `live`: the gossip members (default: Ready Nodes);
+/// `placement`: the speakers' placement flags (a cluster placing from scratch: no claims).
 pub fn preview(
     config: &Config,
     services: &[Service],
     texts: &[(String, String)],
     live: Option<&[String]>,
+    placement: Policy,
 ) -> Result<BTreeMap<String, String>, String> {
     let mut nodes: Vec<Arc<NodeView>> = Vec::new();
     let mut slices: Vec<Arc<SliceView>> = Vec::new();
@@ -69,7 +72,10 @@ pub fn preview(
         &nodes,
         liveness,
         &BTreeMap::new(),
-        &ViewOptions::default(),
+        &ViewOptions {
+            placement,
+            ..ViewOptions::default()
+        },
     );
     let mut out = BTreeMap::new();
     for a in announced {
@@ -201,7 +207,7 @@ items:
             ("objects".to_owned(), slices(&with)),
             ("nodes".to_owned(), NODES.to_owned()),
         ];
-        let by = preview(&config, &services, &texts, None).unwrap();
+        let by = preview(&config, &services, &texts, None, Policy::default()).unwrap();
         for (i, svc) in with.iter().enumerate() {
             let ip: std::net::IpAddr = format!("192.0.2.{}", i + 1).parse().unwrap();
             let expected = crate::election::rank(ip, ["node-a", "node-b"])[0];
@@ -212,10 +218,30 @@ items:
             "{by:?}"
         );
         let live = ["node-c".to_owned()];
-        let only_c = preview(&config, &services, &texts, Some(&live)).unwrap();
+        let only_c = preview(&config, &services, &texts, Some(&live), Policy::default()).unwrap();
         assert!(
             with.iter()
                 .all(|s| only_c[&format!("shop/{s}")] == "node-c")
+        );
+        // Placement flags: even spread over the two Ready nodes is 3 and 2; sticky ownership
+        // with nothing claimed yet is the ranking.
+        let even = Policy {
+            sticky: false,
+            even: true,
+        };
+        let spread = preview(&config, &services, &texts, None, even).unwrap();
+        let on_a = with
+            .iter()
+            .filter(|s| spread[&format!("shop/{s}")] == "node-a")
+            .count();
+        assert!(on_a == 2 || on_a == 3, "{spread:?}");
+        let sticky = Policy {
+            sticky: true,
+            even: false,
+        };
+        assert_eq!(
+            preview(&config, &services, &texts, None, sticky).unwrap(),
+            by
         );
         assert!(objects("{not yaml: [", "bad").is_err());
     }

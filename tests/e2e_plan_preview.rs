@@ -12,26 +12,8 @@ mod netns;
 mod speaker_lan;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
-use e2e::APPS;
-use speaker_lan::{POOL, answered_service, ranked, setup};
-
-/// The ANNOUNCED-BY cell of each Service in `plan`'s table, by name.
-fn announced_by(table: &str) -> BTreeMap<String, String> {
-    let mut lines = table.lines();
-    let header = lines.next().unwrap_or_default();
-    let column = header.find("ANNOUNCED-BY").expect("an ANNOUNCED-BY column");
-    let name_at = header.find(" NAME ").expect("a NAME column") + 1;
-    lines
-        .take_while(|l| !l.trim().is_empty())
-        .map(|l| {
-            let name = l[name_at..].split_whitespace().next().unwrap_or_default();
-            let by = l[column..].split_whitespace().next().unwrap_or_default();
-            (name.to_owned(), by.to_owned())
-        })
-        .collect()
-}
+use speaker_lan::{POOL, announced_by, answered_service, plan_table, ranked, setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_names_the_node_that_answers_each_address() {
@@ -44,43 +26,7 @@ async fn plan_names_the_node_that_answers_each_address() {
         ips.insert(name, answered_service(&cluster, name).await.0);
     }
     let lan = &cluster.lan;
-    let dir = cluster.plane.dir().to_path_buf();
-    let objects = dir.join("objects.yaml");
-    let nodes = dir.join("nodes.yaml");
-    let config = dir.join("config.yaml");
-    std::fs::write(
-        &objects,
-        cluster
-            .plane
-            .kubectl(&["get", "svc,endpointslices", "-n", APPS, "-o", "yaml"]),
-    )
-    .unwrap();
-    std::fs::write(
-        &nodes,
-        cluster.plane.kubectl(&["get", "nodes", "-o", "yaml"]),
-    )
-    .unwrap();
-    std::fs::write(&config, POOL).unwrap();
-    let plan = |extra: &[&str]| -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_ferrolb"))
-            .arg("plan")
-            .arg("--config")
-            .arg(&config)
-            .arg("--services")
-            .arg(&objects)
-            .arg("--nodes")
-            .arg(&nodes)
-            .args(extra)
-            .output()
-            .expect("run ferrolb plan");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    };
+    let plan = |extra: &[&str]| plan_table(&cluster, POOL, extra);
     let table = plan(&[]);
     let by = announced_by(&table);
     for (name, ip) in &ips {

@@ -124,6 +124,14 @@ pub struct PlanArgs {
     /// ANNOUNCED-BY preview; default every Ready Node.
     #[arg(long, value_delimiter = ',', requires = "nodes")]
     pub live: Option<Vec<String>>,
+    /// With --nodes: preview the speakers' --sticky-ownership. A cluster placing from
+    /// scratch (no node claims an address yet) places as MetalLB's ranking does.
+    #[arg(long, requires = "nodes")]
+    pub sticky_ownership: bool,
+    /// With --nodes: preview the speakers' --even-spread, as a cluster placing from scratch
+    /// does.
+    #[arg(long, requires = "nodes")]
+    pub even_spread: bool,
 }
 
 /// Who would announce each planned Service's addresses (`plan --nodes`): the speakers'
@@ -136,6 +144,7 @@ pub type AnnouncePreview<'a> =
         &[k8s_openapi::api::core::v1::Service],
         &[(String, String)],
         Option<&[String]>,
+        crate::placement::Policy,
     ) -> Result<std::collections::BTreeMap<String, String>, String>;
 
 /// Why `ferrolb plan` failed.
@@ -215,8 +224,17 @@ pub fn run_plan(
     )?;
     let announced = match preview {
         Some(preview) if !args.nodes.is_empty() => Some(
-            preview(&file.config, &plan.services, &texts, args.live.as_deref())
-                .map_err(PlanCommandError::Preview)?,
+            preview(
+                &file.config,
+                &plan.services,
+                &texts,
+                args.live.as_deref(),
+                crate::placement::Policy {
+                    sticky: args.sticky_ownership,
+                    even: args.even_spread,
+                },
+            )
+            .map_err(PlanCommandError::Preview)?,
         ),
         _ => None,
     };

@@ -541,9 +541,15 @@ impl GossipCore {
         for (after, timer) in std::mem::take(&mut self.outbox.timers) {
             self.schedule(now + after, Deadline::Swim(timer));
         }
+        // A member that appears learns this node's state at once, not at the next refresh
+        // (a starting speaker waits to have heard every member's claims).
+        let mut welcome = false;
         for notification in std::mem::take(&mut self.outbox.notifications) {
             let event = match notification {
-                OwnedNotification::MemberUp(id) => GossipEvent::Up(id),
+                OwnedNotification::MemberUp(id) => {
+                    welcome = true;
+                    GossipEvent::Up(id)
+                }
                 OwnedNotification::MemberDown(id) => {
                     // Nothing is left half-done under the lock (one removal).
                     self.states
@@ -561,6 +567,13 @@ impl GossipCore {
                 OwnedNotification::Defunct => continue,
             };
             self.events.push_back(event);
+        }
+        if welcome
+            && !self.left
+            && !self.withdrawn
+            && let Some((seq, state)) = self.own_state.take()
+        {
+            self.publish(seq + 1, state, now);
         }
     }
 }

@@ -309,6 +309,23 @@ mod tests {
     }
 
     #[test]
+    fn placement_flags_set_the_policy_and_are_refused_with_a_static_file() {
+        let w = Wrap::try_parse_from(["x", "--sticky-ownership", "--even-spread"]).unwrap();
+        assert_eq!(w.args.placement().label(), "sticky-even");
+        assert!(
+            Wrap::try_parse_from(["x"])
+                .unwrap()
+                .args
+                .placement()
+                .is_ranked()
+        );
+        for flag in ["--sticky-ownership", "--even-spread"] {
+            let refused = Wrap::try_parse_from(["x", "--static", "/f.yaml", flag]);
+            assert!(refused.is_err(), "{flag} with --static");
+        }
+    }
+
+    #[test]
     fn gossip_timing_flags_override_the_defaults_and_bad_ones_are_refused() {
         let parse = |extra: &[&str]| {
             let mut argv = vec!["t"];

@@ -48,9 +48,11 @@ impl ElectionGate {
         self
     }
 
-    /// Records whether every counted member's state has been heard.
-    pub fn observe_states(&mut self, all_heard: bool) {
-        self.claims_heard |= all_heard;
+    /// Records whether every live member's state has been heard; counts only once the gate
+    /// has joined and settled (before, the members are not all known).
+    pub fn observe_states(&mut self, all_heard: bool, now: Instant) {
+        let settled = !self.needs_join || self.joined_at.is_some_and(|at| now >= at + SETTLE);
+        self.claims_heard |= all_heard && settled;
     }
 
     /// Whether other speakers are expected now (they come and go: a lone speaker elects at
@@ -166,14 +168,20 @@ mod tests {
     fn with_claims_it_waits_to_hear_every_member_once() {
         let t = Instant::now();
         let mut gate = ElectionGate::new(true).needing_claims(true);
+        gate.observe_states(true, t);
         gate.observe(true, t);
+        assert!(
+            !gate.may_elect(t + SETTLE),
+            "heard before the members were known"
+        );
+        gate.observe_states(false, t + SETTLE);
         assert!(
             !gate.may_elect(t + SETTLE),
             "the others' claims are unknown"
         );
-        gate.observe_states(true);
+        gate.observe_states(true, t + SETTLE);
         assert!(gate.may_elect(t + SETTLE));
-        gate.observe_states(false);
+        gate.observe_states(false, t + SETTLE);
         assert!(
             gate.may_elect(t + SETTLE),
             "a member appearing later claims nothing"

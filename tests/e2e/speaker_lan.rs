@@ -5,6 +5,7 @@
 //! and `mod netns;` (the controller suites have no LAN); each uses a different part.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
@@ -445,4 +446,56 @@ pub fn assert_nobody_answers(lan: &Lan, ip: &str) {
     );
     let macs = lan.arping(ip, 3);
     assert!(macs.is_empty(), "{ip}: answered by {macs:?}");
+}
+
+/// The ANNOUNCED-BY cell of each Service in `plan`'s table, by name.
+pub fn announced_by(table: &str) -> BTreeMap<String, String> {
+    let mut lines = table.lines();
+    let header = lines.next().unwrap_or_default();
+    let column = header.find("ANNOUNCED-BY").expect("an ANNOUNCED-BY column");
+    let name_at = header.find(" NAME ").expect("a NAME column") + 1;
+    lines
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| {
+            let name = l[name_at..].split_whitespace().next().unwrap_or_default();
+            let by = l[column..].split_whitespace().next().unwrap_or_default();
+            (name.to_owned(), by.to_owned())
+        })
+        .collect()
+}
+
+/// `ferrolb plan --nodes` over the cluster's own objects (`kubectl get svc,endpointslices`
+/// in the apps namespace, `kubectl get nodes`) and `pool` as its config, with `extra` flags;
+/// its table.
+pub fn plan_table(cluster: &Cluster, pool: &str, extra: &[&str]) -> String {
+    let dir = cluster.plane.dir().to_path_buf();
+    let objects = dir.join("objects.yaml");
+    let nodes = dir.join("nodes.yaml");
+    let config = dir.join("config.yaml");
+    let kubectl = |args: &[&str]| cluster.plane.kubectl(args);
+    std::fs::write(
+        &objects,
+        kubectl(&["get", "svc,endpointslices", "-n", APPS, "-o", "yaml"]),
+    )
+    .unwrap();
+    std::fs::write(&nodes, kubectl(&["get", "nodes", "-o", "yaml"])).unwrap();
+    std::fs::write(&config, pool).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrolb"))
+        .arg("plan")
+        .arg("--config")
+        .arg(&config)
+        .arg("--services")
+        .arg(&objects)
+        .arg("--nodes")
+        .arg(&nodes)
+        .args(extra)
+        .output()
+        .expect("run ferrolb plan");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }

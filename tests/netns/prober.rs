@@ -11,7 +11,8 @@ use super::Lan;
 
 /// Python (stdlib only). Args: MAX_DURATION_S STOP_FILE INTERVAL_S VIP... Runs until STOP_FILE
 /// exists (or the maximum has passed, so it always ends). Prints one line per VIP at the end:
-/// `VIP probes=N unanswered=N double=N longest_double=N longest_unanswered=N macs=a,b,...`.
+/// `VIP probes=N unanswered=N double=N longest_double=N longest_unanswered=N macs=a,b,...
+/// moves=N` (moves: times a lone answer came from another MAC than the previous lone answer).
 const PROBER: &str = r#"
 import os, socket, struct, sys, time
 duration, stop, interval, vips = float(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4:]
@@ -22,7 +23,7 @@ me4 = socket.inet_aton('192.0.2.100')
 targets = [socket.inet_aton(v) for v in vips]
 def request(tip):
     return b'\xff' * 6 + src + b'\x08\x06' + struct.pack('!HHBBH', 1, 0x0800, 6, 4, 1) + src + me4 + b'\0' * 6 + tip
-stats = {v: [0, 0, 0, set(), 0, 0, 0, 0] for v in vips}
+stats = {v: [0, 0, 0, set(), 0, 0, 0, 0, None, 0] for v in vips}
 end = time.monotonic() + duration
 while time.monotonic() < end and not os.path.exists(stop):
     slot_end = time.monotonic() + interval
@@ -61,9 +62,14 @@ while time.monotonic() < end and not os.path.exists(stop):
         else:
             st[4] = 0
         st[3] |= seen[v]
+        if len(seen[v]) == 1:
+            (m,) = seen[v]
+            if st[8] is not None and st[8] != m:
+                st[9] += 1
+            st[8] = m
 for v in vips:
     st = stats[v]
-    print(f"{v} probes={st[0]} unanswered={st[1]} double={st[2]} longest_double={st[5]} longest_unanswered={st[7]} macs={','.join(sorted(st[3]))}", flush=True)
+    print(f"{v} probes={st[0]} unanswered={st[1]} double={st[2]} longest_double={st[5]} longest_unanswered={st[7]} macs={','.join(sorted(st[3]))} moves={st[9]}", flush=True)
 "#;
 
 /// One VIP's tally.
@@ -80,6 +86,9 @@ pub struct ProbeTally {
     pub longest_unanswered: u64,
     /// Every MAC that answered, sorted.
     pub macs: Vec<String>,
+    /// How many times a slot answered by one MAC was answered by another than the last such
+    /// slot: the address moved.
+    pub moves: u64,
 }
 
 impl Lan {
@@ -151,6 +160,7 @@ impl Lan {
                         .filter(|m| !m.is_empty())
                         .map(str::to_string)
                         .collect(),
+                    moves: count(6, "moves=")?,
                 })
             })
             .collect()

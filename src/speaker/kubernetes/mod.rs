@@ -362,12 +362,11 @@ pub async fn run(
         }
         let states = links.states();
         reconciler.set_claims(super::links::claims_of(&states, &me));
-        gate.observe_states(
-            counted
-                .iter()
-                .flatten()
-                .all(|m| *m == me || states.contains_key(m)),
-        );
+        let heard = live
+            .iter()
+            .flatten()
+            .all(|m| *m == me || states.contains_key(m));
+        gate.observe_states(heard, now);
         reconciler.set_other_interfaces(others_up(&states, &me));
         let owned_now = reconciler.owned().keys().copied().collect();
         reconciler.set_withdrawn(verify.withdrawn(&states, &owned_now, now));
