@@ -17,4 +17,5 @@
 //! input to the exact RFC 4271 §6 NOTIFICATION, and a sans-I/O session in the style of
 //! quinn-proto.
 
+pub mod session;
 pub mod wire;
