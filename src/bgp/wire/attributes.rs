@@ -218,11 +218,13 @@ impl PathAttributes {
             let attribute = whole
                 .get(..whole.len() - r.rest().len())
                 .unwrap_or_default();
-            let seen = &mut seen[usize::from(type_code)];
-            if *seen {
-                return Err(WireError::MalformedAttributeList("attribute repeated"));
+            // A u8 always indexes 256 entries; `get_mut` says so without a panic path.
+            if let Some(seen) = seen.get_mut(usize::from(type_code)) {
+                if *seen {
+                    return Err(WireError::MalformedAttributeList("attribute repeated"));
+                }
+                *seen = true;
             }
-            *seen = true;
             attrs.read(flags, type_code, value, attribute, context)?;
         }
         // Kept in the order they are written, whatever order they came in.

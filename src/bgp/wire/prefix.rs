@@ -29,8 +29,8 @@ pub(crate) fn parse_v4(field: &[u8]) -> Option<Vec<Ipv4Net>> {
     let mut r = Reader::new(field);
     let mut out = Vec::new();
     while !r.is_empty() {
-        let (bits, a) = read(&mut r, 32)?;
-        let addr = Ipv4Addr::new(a[0], a[1], a[2], a[3]);
+        let (bits, [a, b, c, d, ..]) = read(&mut r, 32)?;
+        let addr = Ipv4Addr::new(a, b, c, d);
         out.push(Ipv4Net::new(addr, bits).ok()?.trunc());
     }
     Some(out)
