@@ -5,7 +5,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::bgp::wire::{
-    AddressFamily, Capability, GracefulRestart, OpenRepr, WireError, capability_code,
+    AddressFamily, Capability, Context, EmitError, GracefulRestart, Message, OpenRepr, WireError,
+    capability_code,
 };
 
 /// The AS a peer must open with. `Internal` and `External` are MetalLB's `dynamicASN`: any AS
@@ -74,10 +75,12 @@ impl SessionConfig {
         if self.hold_time == 1 || self.hold_time == 2 {
             return Err(ConfigError::HoldTime(self.hold_time));
         }
-        if self.families.len() > 32 {
-            return Err(ConfigError::Families);
-        }
-        Ok(())
+        // Too many capabilities for one parameter, a restart time over 12 bits: what the OPEN
+        // cannot carry is refused here, not found out when it is sent.
+        Message::Open(self.open())
+            .emit(Context::default())
+            .map(drop)
+            .map_err(ConfigError::Open)
     }
 
     /// The OPEN we send: multiprotocol for each family, route refresh and graceful restart when
@@ -187,6 +190,6 @@ pub enum ConfigError {
     RouterId,
     #[error("hold time {0} s: it must be 0 or at least 3")]
     HoldTime(u16),
-    #[error("more address families than one OPEN carries")]
-    Families,
+    #[error("the OPEN of this configuration cannot be sent: {0}")]
+    Open(EmitError),
 }

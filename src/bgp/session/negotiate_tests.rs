@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use super::fsm_tests::{LOCAL_AS, PEER_AS, peer_open, session_in};
 use super::*;
 use crate::bgp::wire::{
-    AddressFamily, Capability, GracefulRestart, GracefulRestartFamily, OpenRepr, hex,
+    AddressFamily, Capability, EmitError, GracefulRestart, GracefulRestartFamily, OpenRepr, hex,
 };
 
 const ROUTER_ID: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -236,6 +236,18 @@ fn configurations_no_open_could_carry_are_refused() {
     let c = SessionConfig::new(LOCAL_AS, PeerAs::Internal, Ipv4Addr::UNSPECIFIED);
     assert_eq!(Session::new(c).unwrap_err(), ConfigError::RouterId);
     let mut c = config(PeerAs::Exact(PEER_AS));
-    c.families = vec![AddressFamily::IPV4_UNICAST; 40];
-    assert_eq!(Session::new(c).unwrap_err(), ConfigError::Families);
+    c.families = vec![AddressFamily::IPV4_UNICAST; 50];
+    assert!(matches!(
+        Session::new(c).unwrap_err(),
+        ConfigError::Open(EmitError::FieldTooLong { .. })
+    ));
+    let mut c = config(PeerAs::Exact(PEER_AS));
+    c.graceful_restart = Some(GracefulRestart {
+        restart_time: 4096,
+        ..GracefulRestart::default()
+    });
+    assert!(matches!(
+        Session::new(c).unwrap_err(),
+        ConfigError::Open(EmitError::Invalid(_))
+    ));
 }
