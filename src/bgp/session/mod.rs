@@ -425,3 +425,7 @@ mod fsm_tests;
 #[cfg(test)]
 #[path = "negotiate_tests.rs"]
 mod negotiate_tests;
+
+#[cfg(test)]
+#[path = "pair_tests.rs"]
+mod pair_tests;
