@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one cargo-fuzz target of fuzz/ for a while on the stable toolchain:
-#   scripts/fuzz.sh <arp_parse|ndp_parse|responder|config_parse> [seconds, default 300]
+#   scripts/fuzz.sh <arp_parse|ndp_parse|responder|config_parse|bgp_message|bgp_session> [seconds, default 300]
 # Installs cargo-fuzz from crates.io when missing. New corpus entries go to fuzz/corpus/<target>
 # (git-ignored); the committed seeds in fuzz/seeds/<target> are read as well. A crash leaves its
 # input in fuzz/artifacts/<target>: turn it into a regression test next to the parser.

@@ -13,6 +13,8 @@ pub mod advertise;
 #[forbid(unsafe_code)]
 pub mod announce_preview;
 #[forbid(unsafe_code)]
+pub mod bgp;
+#[forbid(unsafe_code)]
 pub mod config;
 #[forbid(unsafe_code)]
 pub mod controller;
