@@ -173,6 +173,28 @@ pub fn scored_order(ip: IpAddr, candidates: &[(&str, u32)]) -> Vec<usize> {
         .collect()
 }
 
+/// The first two of [`scored_order`], without ordering the rest (MetalLB's ranking needs only
+/// the owner and the node after it).
+pub fn scored_first_two(ip: IpAddr, candidates: &[(&str, u32)]) -> (Option<usize>, Option<usize>) {
+    let text = ip.to_string();
+    type Keyed = ((u32, [u8; 32]), usize);
+    let mut best: [Option<Keyed>; 2] = [None, None];
+    for (i, (node, score)) in candidates.iter().enumerate() {
+        let keyed = ((u32::MAX - score, key_of(node, &text)), i);
+        let same =
+            |b: Option<((u32, [u8; 32]), usize)>| b.is_some_and(|b| candidates[b.1].0 == *node);
+        if best[0].is_none_or(|b| keyed.0 < b.0) {
+            if !same(best[0]) {
+                best[1] = best[0];
+            }
+            best[0] = Some(keyed);
+        } else if !same(best[0]) && best[1].is_none_or(|b| keyed.0 < b.0) {
+            best[1] = Some(keyed);
+        }
+    }
+    (best[0].map(|b| b.1), best[1].map(|b| b.1))
+}
+
 /// The node that announces `ip`, or `None` when no node is eligible.
 pub fn owner<'a>(ip: IpAddr, eligible: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let text = ip.to_string();
@@ -534,6 +556,21 @@ mod tests {
     }
 
     proptest! {
+        /// The shortcut's two are the full scored order's first two.
+        #[test]
+        fn first_two_are_the_scored_orders_first_two(
+            nodes in proptest::collection::vec(("[a-d]{1,3}", 0u32..3), 0..8),
+            last in 0u8..255,
+        ) {
+            let address = IpAddr::from([192, 0, 2, last]);
+            let cands: Vec<(&str, u32)> = nodes.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+            let order = scored_order(address, &cands);
+            let name = |i: Option<usize>| i.map(|i| cands[i].0);
+            let (a, b) = scored_first_two(address, &cands);
+            prop_assert_eq!(name(a), name(order.first().copied()));
+            prop_assert_eq!(name(b), name(order.get(1).copied()));
+        }
+
         /// The owner and the next node are the first two of the full ranking.
         #[test]
         fn owner_and_next_are_the_first_two_ranked(

@@ -107,13 +107,18 @@ pub struct Group<'a> {
 /// Each group's owner and the candidate ranked first after it (the one that checks the owner
 /// answers), as indices into its `candidates`.
 pub fn assign(policy: Policy, groups: &[Group<'_>]) -> Vec<(Option<usize>, Option<usize>)> {
+    if policy.is_ranked() {
+        // The owner and the next node only: no full ordering per group.
+        return groups
+            .iter()
+            .map(|g| election::scored_first_two(g.lowest, &g.candidates))
+            .collect();
+    }
     let ranked: Vec<Vec<usize>> = groups
         .iter()
         .map(|g| election::scored_order(g.lowest, &g.candidates))
         .collect();
-    let owners: Vec<Option<usize>> = if policy.is_ranked() {
-        ranked.iter().map(|r| r.first().copied()).collect()
-    } else {
+    let owners: Vec<Option<usize>> = {
         let kept = groups
             .iter()
             .zip(&ranked)

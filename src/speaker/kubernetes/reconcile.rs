@@ -29,6 +29,7 @@ use crate::advertise::{self, Cause, Decision, Interfaces};
 use crate::election;
 use crate::k8s::pod::ready_pod_nodes;
 use crate::metrics::ConfigMetrics;
+use crate::placement::Claims;
 use crate::speaker::answer_check::Target;
 use crate::speaker::handover::{Claimed, Handover};
 use crate::speaker::ownership::{self, Withdrawn};
@@ -143,6 +144,8 @@ pub struct Reconciler {
     /// what the other live nodes claim (from gossip).
     handover: Handover,
     others_claim: BTreeMap<String, Claimed>,
+    /// Bumped when any claim changes, and every node's claims as built for a version.
+    claims: (u64, Option<(u64, Arc<Claims>)>),
 }
 
 impl Reconciler {
@@ -173,6 +176,7 @@ impl Reconciler {
             targets_version: 0,
             handover,
             others_claim: BTreeMap::new(),
+            claims: (0, None),
         }
     }
 
@@ -485,6 +489,7 @@ impl Reconciler {
             // Claim first, answer once nobody else does (see `speaker::handover`).
             let elected: BTreeSet<IpAddr> = next.keys().copied().collect();
             claims_changed = self.handover.step(&elected, &self.others_claim, now);
+            self.claims.0 += u64::from(claims_changed);
             next.retain(|ip, _| self.handover.answering().contains(ip));
         }
         only_on.retain(|ip, _| next.contains_key(ip));

@@ -3,6 +3,7 @@
 //! claims as the placement reads them (see `speaker::handover`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::placement::Claims;
 use crate::speaker::handover::Claimed;
@@ -12,7 +13,10 @@ use super::Reconciler;
 impl Reconciler {
     /// Records what the other live nodes claim (from gossip), for the next passes.
     pub fn set_claims(&mut self, others: BTreeMap<String, Claimed>) {
-        self.others_claim = others;
+        if others != self.others_claim {
+            self.others_claim = others;
+            self.claims.0 += 1;
+        }
     }
 
     /// What this node claims, to gossip (nothing under MetalLB's ranking).
@@ -26,17 +30,24 @@ impl Reconciler {
     }
 
     /// Every live node's claims, this node's own as it holds them now (none under MetalLB's
-    /// ranking).
-    pub(super) fn claims(&self) -> Claims {
-        if self.view.placement.is_ranked() {
-            return Claims::default();
+    /// ranking); made again only after they changed, so a pass with nothing new compares one
+    /// pointer.
+    pub(super) fn claims(&mut self) -> Arc<Claims> {
+        let (version, built) = &mut self.claims;
+        if built.as_ref().is_none_or(|(at, _)| at != version) {
+            let claims = if self.view.placement.is_ranked() {
+                Claims::default()
+            } else {
+                let mine = self.handover.claimed();
+                Claims::new(
+                    self.others_claim
+                        .iter()
+                        .map(|(n, c)| (n.as_str(), c.all()))
+                        .chain([(self.me.as_str(), mine.all())]),
+                )
+            };
+            *built = Some((*version, Arc::new(claims)));
         }
-        let mine = self.handover.claimed();
-        Claims::new(
-            self.others_claim
-                .iter()
-                .map(|(n, c)| (n.as_str(), c.all()))
-                .chain([(self.me.as_str(), mine.all())]),
-        )
+        built.as_ref().map(|(_, c)| c.clone()).unwrap_or_default()
     }
 }

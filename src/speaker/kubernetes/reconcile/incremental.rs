@@ -31,7 +31,7 @@ pub(super) struct Globals {
     /// Counts the configs put in force.
     pub(super) config: u64,
     /// What every live node claims (empty under MetalLB's ranking, which reads none).
-    pub(super) claims: Claims,
+    pub(super) claims: Arc<Claims>,
 }
 
 impl Globals {
