@@ -103,12 +103,13 @@ type View = BTreeMap<u32, BTreeSet<&'static str>>;
 
 const NODES: [&str; 4] = ["node-a", "node-b", "node-c", "node-d"];
 
-/// `me`'s pass over `view`: the placement from everyone's claims, then the handover.
+/// `me`'s pass over `view` with the live members `alive`: the placement from everyone's
+/// claims, then the handover.
 fn pass(
     policy: Policy,
     h: &mut Handover,
     me: &str,
-    view: &View,
+    (view, alive): (&View, &BTreeSet<&str>),
     heard: &BTreeMap<String, Claimed>,
     now: Instant,
 ) {
@@ -120,7 +121,11 @@ fn pass(
         .iter()
         .map(|g| Group {
             lowest: v4(*g),
-            candidates: view[g].iter().map(|n| (*n, 0)).collect(),
+            candidates: view[g]
+                .iter()
+                .filter(|n| alive.contains(*n))
+                .map(|n| (*n, 0))
+                .collect(),
             claimants: claims.of(&v4(*g)).iter().map(String::as_str).collect(),
         })
         .collect();
@@ -139,34 +144,37 @@ fn pass(
 }
 
 /// Speakers in `order` (speaker, whether it has seen `after`), ten to a round of 100 ms; claims
-/// reach the others at the start of the next round. No address may have two answering nodes.
+/// reach the others at the start of the next round; a dead speaker (`None`) neither passes nor
+/// answers, and drops out of the members at once. No address may have two answering nodes.
 fn run(
     policy: Policy,
     views: [&View; 2],
     order: &[(usize, bool)],
-    speakers: &mut [Handover],
+    speakers: &mut [Option<Handover>],
     t0: Instant,
 ) -> Result<(), TestCaseError> {
+    let alive: BTreeSet<&str> = (0..NODES.len())
+        .filter(|i| speakers[*i].is_some())
+        .map(|i| NODES[i])
+        .collect();
     let mut heard: BTreeMap<String, Claimed> = BTreeMap::new();
     for (step, (s, ahead)) in order.iter().enumerate() {
         let now = t0 + Duration::from_millis(10 * step as u64);
         if step % 10 == 0 {
             heard = speakers
                 .iter()
+                .flatten()
                 .map(|h| (h.me.clone(), h.claimed()))
                 .collect();
         }
         let me = NODES[*s];
-        pass(
-            policy,
-            &mut speakers[*s],
-            me,
-            views[usize::from(*ahead)],
-            &heard,
-            now,
-        );
+        let Some(h) = speakers[*s].as_mut() else {
+            continue;
+        };
+        let view = (views[usize::from(*ahead)], &alive);
+        pass(policy, h, me, view, &heard, now);
         let mut seen = BTreeSet::new();
-        for h in speakers.iter() {
+        for h in speakers.iter().flatten() {
             for ip in h.answering() {
                 prop_assert!(seen.insert(*ip), "{ip} answered twice at step {step}");
             }
@@ -178,20 +186,26 @@ fn run(
 fn settle(
     policy: Policy,
     view: &View,
-    speakers: &mut [Handover],
+    speakers: &mut [Option<Handover>],
     t0: Instant,
 ) -> Result<(), TestCaseError> {
     let order: Vec<(usize, bool)> = (0..80).map(|i| (i % NODES.len(), false)).collect();
     run(policy, [view, view], &order, speakers, t0)
 }
 
-fn answered_once(view: &View, speakers: &[Handover]) -> Result<(), TestCaseError> {
+/// Every address with a live candidate answered by one node, the others by none.
+fn answered_once(view: &View, speakers: &[Option<Handover>]) -> Result<(), TestCaseError> {
     for (g, nodes) in view {
         let holders = speakers
             .iter()
+            .flatten()
             .filter(|h| h.answering().contains(&v4(*g)))
             .count();
-        prop_assert_eq!(holders, usize::from(!nodes.is_empty()), "group {}", g);
+        let live = nodes.iter().any(|n| {
+            let i = NODES.iter().position(|m| m == n).unwrap_or(usize::MAX);
+            speakers.get(i).is_some_and(Option::is_some)
+        });
+        prop_assert_eq!(holders, usize::from(live), "group {}", g);
     }
     Ok(())
 }
@@ -210,7 +224,9 @@ proptest! {
 
     /// Speakers with the same view converge to one answering node per address with a
     /// candidate; while they see a Service change in different orders (speaker 0 first, each
-    /// other one at its own step, never back), no address is answered by two nodes.
+    /// other one at its own step, never back), no address is answered by two nodes. Then a
+    /// member dies and comes back (a restarted speaker claims nothing): no address is answered
+    /// twice meanwhile, and they converge again each time.
     #[test]
     fn one_answering_node_per_address_whatever_order_speakers_see_changes(
         policy in prop_oneof![
@@ -222,9 +238,12 @@ proptest! {
         after in view_strategy(),
         order in proptest::collection::vec(0usize..4, 0..60),
         switch in proptest::collection::vec(0usize..60, 4),
+        dies in 0usize..4,
+        meanwhile in proptest::collection::vec(0usize..4, 0..30),
     ) {
         let t0 = Instant::now();
-        let mut speakers: Vec<Handover> = NODES.iter().map(|n| Handover::new(n.to_string())).collect();
+        let mut speakers: Vec<Option<Handover>> =
+            NODES.iter().map(|n| Some(Handover::new(n.to_string()))).collect();
         settle(policy, &before, &mut speakers, t0)?;
         answered_once(&before, &speakers)?;
         let ahead: Vec<(usize, bool)> = order
@@ -235,6 +254,17 @@ proptest! {
         let t1 = t0 + Duration::from_secs(10);
         run(policy, [&before, &after], &ahead, &mut speakers, t1)?;
         settle(policy, &after, &mut speakers, t1 + Duration::from_secs(10))?;
+        answered_once(&after, &speakers)?;
+        let steps: Vec<(usize, bool)> = meanwhile.iter().map(|s| (*s, false)).collect();
+        speakers[dies] = None;
+        let t2 = t1 + Duration::from_secs(20);
+        run(policy, [&after, &after], &steps, &mut speakers, t2)?;
+        settle(policy, &after, &mut speakers, t2 + Duration::from_secs(10))?;
+        answered_once(&after, &speakers)?;
+        speakers[dies] = Some(Handover::new(NODES[dies].to_string()));
+        let t3 = t2 + Duration::from_secs(20);
+        run(policy, [&after, &after], &steps, &mut speakers, t3)?;
+        settle(policy, &after, &mut speakers, t3 + Duration::from_secs(10))?;
         answered_once(&after, &speakers)?;
     }
 }
