@@ -34,8 +34,17 @@ impl GossipCore {
         let mut state = state;
         let mut items = StateHandler::encode(&id.name, id.incarnation, seq, &state);
         // Too large: shed what is least needed until it fits.
+        let mut shed = 0u32;
         while items.len() > node_state::MAX_PARTS && state.shed_one() {
+            shed += 1;
             items = StateHandler::encode(&id.name, id.incarnation, seq, &state);
+        }
+        if shed > 0 {
+            tracing::warn!(
+                shed,
+                "gossip: this node's state is too large to send whole: reports, addresses and \
+                 claims left out"
+            );
         }
         if items.len() > node_state::MAX_PARTS {
             tracing::warn!(
