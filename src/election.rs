@@ -228,22 +228,12 @@ pub fn group_owner_and_next<'a, 'i>(
     let Some(lowest) = firsts.into_iter().min() else {
         return (None, None);
     };
-    let text = lowest.to_string();
-    // Ordered by (higher score, lower hash): the score inverted so the smallest key wins.
-    type Keyed<'a> = ((u32, [u8; 32]), &'a str);
-    let mut best: [Option<Keyed<'a>>; 2] = [None, None];
-    for (node, score) in eligible {
-        let keyed = ((u32::MAX - score, key_of(node, &text)), node);
-        if best[0].is_none_or(|b| keyed < b) {
-            if best[0].is_some_and(|b| b.1 != node) {
-                best[1] = best[0];
-            }
-            best[0] = Some(keyed);
-        } else if best[0].is_some_and(|b| b.1 != node) && best[1].is_none_or(|b| keyed < b) {
-            best[1] = Some(keyed);
-        }
-    }
-    (best[0].map(|b| b.1), best[1].map(|b| b.1))
+    let candidates: Vec<(&'a str, u32)> = eligible.into_iter().collect();
+    let (owner, next) = scored_first_two(*lowest, &candidates);
+    (
+        owner.map(|i| candidates[i].0),
+        next.map(|i| candidates[i].0),
+    )
 }
 
 #[cfg(test)]

@@ -42,6 +42,24 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// MetalLB's ranking.
+    pub const RANKED: Policy = Policy {
+        sticky: false,
+        even: false,
+    };
+    pub const STICKY: Policy = Policy {
+        sticky: true,
+        even: false,
+    };
+    pub const EVEN: Policy = Policy {
+        sticky: false,
+        even: true,
+    };
+    pub const STICKY_EVEN: Policy = Policy {
+        sticky: true,
+        even: true,
+    };
+
     /// MetalLB's ranking alone: claims are neither read nor gossiped.
     pub fn is_ranked(self) -> bool {
         !self.sticky && !self.even

@@ -4,22 +4,10 @@ use proptest::prelude::*;
 
 use super::*;
 
-const STICKY: Policy = Policy {
-    sticky: true,
-    even: false,
-};
-const EVEN: Policy = Policy {
-    sticky: false,
-    even: true,
-};
-const BOTH: Policy = Policy {
-    sticky: true,
-    even: true,
-};
-const RANKED: Policy = Policy {
-    sticky: false,
-    even: false,
-};
+const STICKY: Policy = Policy::STICKY;
+const EVEN: Policy = Policy::EVEN;
+const BOTH: Policy = Policy::STICKY_EVEN;
+const RANKED: Policy = Policy::RANKED;
 
 fn v4(i: u32) -> IpAddr {
     IpAddr::from(std::net::Ipv4Addr::from(

@@ -75,33 +75,34 @@ impl Serialize for AddressSet {
 impl<'de> Deserialize<'de> for AddressSet {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let gaps = Gaps::deserialize(deserializer)?;
-        let mut out = Vec::with_capacity(gaps.v4.len() + gaps.v6.len());
-        let mut last: Option<u32> = None;
-        for gap in gaps.v4 {
-            let n = match last {
-                None => gap,
-                Some(_) if gap == 0 => return Err(D::Error::custom("repeated address")),
-                Some(l) => l
-                    .checked_add(gap)
-                    .ok_or_else(|| D::Error::custom("IPv4 address out of range"))?,
-            };
-            out.push(IpAddr::V4(Ipv4Addr::from(n)));
-            last = Some(n);
-        }
-        let mut last: Option<u128> = None;
-        for gap in gaps.v6 {
-            let n = match last {
-                None => gap,
-                Some(_) if gap == 0 => return Err(D::Error::custom("repeated address")),
-                Some(l) => l
-                    .checked_add(gap)
-                    .ok_or_else(|| D::Error::custom("IPv6 address out of range"))?,
-            };
-            out.push(IpAddr::V6(Ipv6Addr::from(n)));
-            last = Some(n);
-        }
+        let v4 = absolute(gaps.v4.into_iter().map(u128::from), u128::from(u32::MAX))
+            .map_err(D::Error::custom)?;
+        let v6 = absolute(gaps.v6.into_iter(), u128::MAX).map_err(D::Error::custom)?;
+        let out = v4
+            .into_iter()
+            .map(|n| IpAddr::V4(Ipv4Addr::from(u32::try_from(n).unwrap_or(u32::MAX))))
+            .chain(v6.into_iter().map(|n| IpAddr::V6(Ipv6Addr::from(n))))
+            .collect();
         Ok(Self(out))
     }
+}
+
+/// The addresses (as numbers up to `max`) from their gaps: the first from zero, every later one
+/// strictly above the one before.
+fn absolute(gaps: impl Iterator<Item = u128>, max: u128) -> Result<Vec<u128>, &'static str> {
+    let mut out: Vec<u128> = Vec::new();
+    for gap in gaps {
+        let n = match out.last() {
+            None => gap,
+            Some(_) if gap == 0 => return Err("repeated address"),
+            Some(l) => l.checked_add(gap).ok_or("address out of range")?,
+        };
+        if n > max {
+            return Err("address out of range");
+        }
+        out.push(n);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

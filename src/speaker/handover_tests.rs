@@ -230,9 +230,9 @@ proptest! {
     #[test]
     fn one_answering_node_per_address_whatever_order_speakers_see_changes(
         policy in prop_oneof![
-            Just(Policy { sticky: true, even: false }),
-            Just(Policy { sticky: false, even: true }),
-            Just(Policy { sticky: true, even: true }),
+            Just(Policy::STICKY),
+            Just(Policy::EVEN),
+            Just(Policy::STICKY_EVEN),
         ],
         before in view_strategy(),
         after in view_strategy(),

@@ -10,14 +10,8 @@ use crate::placement::Policy;
 use crate::speaker::handover::{Claimed, HOLD};
 use crate::speaker::kubernetes::cluster::{self, ViewOptions};
 
-const STICKY: Policy = Policy {
-    sticky: true,
-    even: false,
-};
-const EVEN: Policy = Policy {
-    sticky: false,
-    even: true,
-};
+const STICKY: Policy = Policy::STICKY;
+const EVEN: Policy = Policy::EVEN;
 
 struct Speaker {
     rec: Reconciler,
