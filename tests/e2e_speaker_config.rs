@@ -23,8 +23,8 @@ use e2e::wait::wait_for as wait_until;
 use e2e::{APPS, NAMESPACE};
 use netns::wait_for;
 use speaker_lan::{
-    SETTLE, assert_only_answerer, ranked, set_endpoints, setup, speaker_pod_name,
-    start_kube_speaker_with,
+    SETTLE, Setup, assert_only_answerer, ranked, set_endpoints, setup, setup_with,
+    speaker_pod_name, start_kube_speaker_with,
 };
 
 /// The speaker restarted under the unusable config.
@@ -162,7 +162,13 @@ async fn a_speaker_restarted_under_a_refused_config_is_elected_for_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_speaker_without_metallb_crds_names_the_configmap_and_both_fixes_once() {
     let test = "a_speaker_without_metallb_crds_names_the_configmap_and_both_fixes_once";
-    let Some(mut cluster) = setup(test).await else {
+    // Never served (rather than deleted mid-test: the API server's CRD finalizer can take
+    // over a minute on a loaded machine).
+    let without = Setup {
+        without_crds: &["ipaddresspools.yaml", "l2advertisements.yaml"],
+        ..Setup::default()
+    };
+    let Some(mut cluster) = setup_with(test, without).await else {
         return;
     };
     let services: Api<Service> = Api::namespaced(cluster.client.clone(), APPS);
@@ -170,9 +176,6 @@ async fn a_speaker_without_metallb_crds_names_the_configmap_and_both_fixes_once(
     set_endpoints(&cluster.client, "web", &[(&somewhere, true)]).await;
     create_service(&services, &lb_service("web", json!({}))).await;
     let ip = wait_for_ips(&services, "web").await.remove(0);
-    cluster
-        .plane
-        .delete_crds(&["ipaddresspools.metallb.io", "l2advertisements.metallb.io"]);
     restart(&mut cluster, &["--config-source=crds"]);
     let lan = &cluster.lan;
     let said = wait_for(SETTLE, || {

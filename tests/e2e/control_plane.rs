@@ -361,32 +361,6 @@ current-context: e2e
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// Deletes the named CustomResourceDefinitions and waits (60 s at most) until the API
-    /// server no longer has them; panics with what it says about them if it still does.
-    /// (`kubectl delete` alone waits without a bound for the finalizer that removes every
-    /// object of the kind.)
-    pub fn delete_crds(&self, names: &[&str]) {
-        let mut args = vec!["delete", "crd", "--wait=false"];
-        args.extend_from_slice(names);
-        self.kubectl(&args);
-        let mut wait = vec!["wait", "--for=delete", "crd", "--timeout=60s"];
-        wait.extend_from_slice(names);
-        let output = Command::new("kubectl")
-            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
-            .args(&wait)
-            .output()
-            .expect("kubectl is installed (scripts/install-test-tools.sh)");
-        if !output.status.success() {
-            let mut get = vec!["get", "crd", "-o", "yaml", "--ignore-not-found"];
-            get.extend_from_slice(names);
-            panic!(
-                "the CRDs {names:?} were not deleted within 60 s ({}); the API server says:\n{}",
-                String::from_utf8_lossy(&output.stderr).trim(),
-                self.kubectl(&get)
-            );
-        }
-    }
-
     pub fn apiserver_pid(&self) -> u32 {
         self.apiserver.pid()
     }

@@ -102,6 +102,9 @@ pub struct Setup<'a> {
     pub names: Option<&'a [&'a str]>,
     /// Flags added to every speaker's command line (e.g. `--gossip=false`).
     pub speaker_args: &'a [&'a str],
+    /// The chart's CRD files (e.g. `ipaddresspools.yaml`) not applied: a cluster that never
+    /// served those kinds.
+    pub without_crds: &'a [&'a str],
 }
 
 impl Default for Setup<'_> {
@@ -111,6 +114,7 @@ impl Default for Setup<'_> {
             speakers: &[0, 1, 2],
             names: None,
             speaker_args: &[],
+            without_crds: &[],
         }
     }
 }
@@ -142,7 +146,24 @@ pub async fn setup_with(test: &str, setup: Setup<'_>) -> Option<Cluster> {
     let client = plane.client().await;
     // The speakers write ServiceL2Status and ConfigurationState objects: their CRDs first.
     let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/ferrolb/crds");
-    plane.kubectl(&["apply", "-f", &crds.display().to_string()]);
+    let mut files: Vec<String> = std::fs::read_dir(&crds)
+        .expect("the chart's crds folder")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            name.ends_with(".yaml") && !setup.without_crds.contains(&name)
+        })
+        .map(|path| path.display().to_string())
+        .collect();
+    files.sort();
+    let mut apply = vec!["apply"];
+    for file in &files {
+        apply.extend(["-f", file.as_str()]);
+    }
+    plane.kubectl(&apply);
     api::create_namespace(&client, NAMESPACE).await;
     api::create_namespace(&client, APPS).await;
     api::apply_config(&client, NAMESPACE, setup.pool).await;
