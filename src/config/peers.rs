@@ -244,7 +244,13 @@ pub(crate) fn peers(
             continue;
         };
         let peer = Peer {
+            name: format!("peer{index}"),
             my_asn,
+            dynamic_asn: None,
+            connect_time: None,
+            password_secret: None,
+            graceful_restart: false,
+            dual_stack: false,
             peer_asn,
             peer_address,
             peer_port: p.peer_port.filter(|p| *p != 0).unwrap_or(DEFAULT_BGP_PORT),
@@ -258,7 +264,13 @@ pub(crate) fn peers(
             ebgp_multihop,
         };
         // Equal after defaults means the same BGP session configured twice, as MetalLB judges it.
-        if let Some((first, _)) = valid.iter().find(|(_, v)| *v == peer) {
+        // (The name is ours, made from the position, so it is left out.)
+        if let Some((first, _)) = valid.iter().find(|(_, v)| {
+            Peer {
+                name: peer.name.clone(),
+                ..v.clone()
+            } == peer
+        }) {
             errors.push(ValidationError::new(
                 subject,
                 "peer-address",

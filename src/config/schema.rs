@@ -28,8 +28,13 @@ pub struct Config {
     pub bgp_objects: Vec<String>,
     /// What is suspicious but not invalid (an advertisement naming a missing pool, BGP objects).
     pub warnings: Vec<ConfigWarning>,
-    /// BGP peers, validated for compatibility (ferrolb does not speak BGP).
+    /// BGP peers (`BGPPeer` objects, or the legacy `peers`, named `peer1`, `peer2`... as
+    /// `convert` names them).
     pub peers: Vec<Peer>,
+    /// BGP advertisements (`BGPAdvertisement` objects, or each legacy `bgp` pool's
+    /// `bgp-advertisements` entries, named `bgpadvertisement1`... as `convert` names them; a
+    /// legacy `bgp` pool without any gets one with MetalLB's defaults).
+    pub bgp_advertisements: Vec<BgpAd>,
     /// `bgp-communities`: alias -> community text as written (validated).
     pub bgp_communities: BTreeMap<String, String>,
     /// BFD profiles with unique names.
@@ -40,6 +45,14 @@ impl Config {
     /// The pool with this name.
     pub fn pool(&self, name: &str) -> Option<&AddressPool> {
         self.address_pools.iter().find(|p| p.name == name)
+    }
+
+    /// The BGP advertisements that select `pool`, in config order.
+    pub fn bgp_advertisements_for(&self, pool: &AddressPool) -> Vec<&BgpAd> {
+        self.bgp_advertisements
+            .iter()
+            .filter(|ad| selects_pool(&ad.pools, &ad.pool_selectors, pool))
+            .collect()
     }
 
     /// The L2 advertisements that select `pool`, in config order: the nodes, interfaces and
@@ -196,25 +209,77 @@ impl L2Advertisement {
     /// Whether the advertisement applies to `pool`: named, or matched by a pool selector, or
     /// neither list given (every pool).
     pub fn selects_pool(&self, pool: &AddressPool) -> bool {
-        (self.pools.is_empty() && self.pool_selectors.is_empty())
-            || self.pools.contains(&pool.name)
-            || self.pool_selectors.iter().any(|s| s.matches(&pool.labels))
+        selects_pool(&self.pools, &self.pool_selectors, pool)
     }
 
     /// Whether a node with these labels may announce for this advertisement.
     pub fn selects_node(&self, labels: &Labels) -> bool {
-        self.node_selectors.is_empty() || self.node_selectors.iter().any(|s| s.matches(labels))
+        any_or_empty(&self.node_selectors, labels)
     }
 
     /// Whether a Service with these labels is announced by this advertisement.
     pub fn selects_service(&self, labels: &Labels) -> bool {
-        self.service_selectors.is_empty()
-            || self.service_selectors.iter().any(|s| s.matches(labels))
+        any_or_empty(&self.service_selectors, labels)
     }
 
     /// Whether the advertisement allows announcing on every interface.
     pub fn all_interfaces(&self) -> bool {
         self.interfaces.is_empty()
+    }
+}
+
+/// An advertisement's pool choice (both kinds): named, or matched by a pool selector, or
+/// neither list given (every pool).
+fn selects_pool(names: &[String], selectors: &[LabelSelector], pool: &AddressPool) -> bool {
+    (names.is_empty() && selectors.is_empty())
+        || names.contains(&pool.name)
+        || selectors.iter().any(|s| s.matches(&pool.labels))
+}
+
+/// No selector selects everything; otherwise any one that matches.
+fn any_or_empty(selectors: &[LabelSelector], labels: &Labels) -> bool {
+    selectors.is_empty() || selectors.iter().any(|s| s.matches(labels))
+}
+
+/// A `BGPAdvertisement`: which pools' addresses go to which peers, from which nodes, for which
+/// Services, as which prefixes with which attributes. Several advertisements selecting one
+/// pool each add their prefixes (a /32 and a covering /24, say).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpAd {
+    pub name: String,
+    /// `spec.ipAddressPools`; with `pool_selectors`, empty means every pool.
+    pub pools: Vec<String>,
+    pub pool_selectors: Vec<LabelSelector>,
+    /// Nodes that announce (are next hops); empty means every node.
+    pub node_selectors: Vec<LabelSelector>,
+    /// Empty means every Service of the selected pools.
+    pub service_selectors: Vec<LabelSelector>,
+    /// BGPPeer names to announce to; empty means every peer.
+    pub peers: Vec<String>,
+    /// Each IPv4 address is announced as the prefix of this length holding it (default 32).
+    pub aggregation_length: u8,
+    /// The same for IPv6 (default 128).
+    pub aggregation_length_v6: u8,
+    /// LOCAL_PREF for iBGP peers (never sent to eBGP peers).
+    pub local_pref: Option<u32>,
+    /// Communities, aliases resolved, in the order written.
+    pub communities: Vec<Community>,
+}
+
+impl BgpAd {
+    /// Whether a node with these labels announces for this advertisement.
+    pub fn selects_node(&self, labels: &Labels) -> bool {
+        any_or_empty(&self.node_selectors, labels)
+    }
+
+    /// Whether a Service with these labels is announced by this advertisement.
+    pub fn selects_service(&self, labels: &Labels) -> bool {
+        any_or_empty(&self.service_selectors, labels)
+    }
+
+    /// Whether this advertisement goes to the peer of this name.
+    pub fn selects_peer(&self, peer: &str) -> bool {
+        self.peers.is_empty() || self.peers.iter().any(|p| p == peer)
     }
 }
 
@@ -389,11 +454,24 @@ impl fmt::Display for Community {
     }
 }
 
-/// One entry of `peers`, with MetalLB's defaults applied.
+/// `dynamicASN`: the peer's AS is not fixed, only whether it is ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamicAsn {
+    /// Any AS equal to `myASN` (iBGP).
+    Internal,
+    /// Any AS but `myASN` (eBGP).
+    External,
+}
+
+/// A BGP peer (`BGPPeer`, or one entry of the legacy `peers`), with MetalLB's defaults applied.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Peer {
+    /// The BGPPeer's name (`peer1`, `peer2`... for the legacy ConfigMap's entries).
+    pub name: String,
     pub my_asn: u32,
+    /// 0 when `dynamic_asn` is set.
     pub peer_asn: u32,
+    pub dynamic_asn: Option<DynamicAsn>,
     pub peer_address: IpAddr,
     /// `peer-port` (default 179).
     pub peer_port: u16,
@@ -403,30 +481,84 @@ pub struct Peer {
     /// `keepalive-time` rounded down to whole seconds (default a third of hold time).
     pub keepalive_time: Duration,
     pub router_id: Option<IpAddr>,
+    /// `connectTime`: how long one connection attempt may take (whole seconds, 1-65535).
+    pub connect_time: Option<Duration>,
     /// `password` for TCP MD5; kept out of `Debug` output.
     pub password: Option<String>,
+    /// `passwordSecret.name`: a `kubernetes.io/basic-auth` Secret in the config's namespace
+    /// whose `password` key is the TCP MD5 key.
+    pub password_secret: Option<String>,
     /// Empty means every node.
     pub node_selectors: Vec<NodeSelector>,
     pub bfd_profile: Option<String>,
     pub ebgp_multihop: bool,
+    /// `enableGracefulRestart`: offer RFC 4724 graceful restart.
+    pub graceful_restart: bool,
+    /// `dualStackAddressFamily`: both families on this session, whatever its own family.
+    pub dual_stack: bool,
+}
+
+impl Peer {
+    /// A peer with MetalLB's defaults for everything but its name, AS numbers and address.
+    pub fn new(name: &str, my_asn: u32, peer_asn: u32, peer_address: IpAddr) -> Peer {
+        Peer {
+            name: name.to_owned(),
+            my_asn,
+            peer_asn,
+            dynamic_asn: None,
+            peer_address,
+            peer_port: 179,
+            source_address: None,
+            hold_time: Duration::from_secs(90),
+            keepalive_time: Duration::from_secs(30),
+            router_id: None,
+            connect_time: None,
+            password: None,
+            password_secret: None,
+            node_selectors: Vec::new(),
+            bfd_profile: None,
+            ebgp_multihop: false,
+            graceful_restart: false,
+            dual_stack: false,
+        }
+    }
+
+    /// Whether the session is internal (iBGP): the peer's AS is ours.
+    pub fn is_internal(&self) -> bool {
+        match self.dynamic_asn {
+            Some(d) => d == DynamicAsn::Internal,
+            None => self.peer_asn == self.my_asn,
+        }
+    }
+
+    /// Whether a node with these labels has a session with this peer.
+    pub fn selects_node(&self, labels: &Labels) -> bool {
+        any_or_empty(&self.node_selectors, labels)
+    }
 }
 
 impl fmt::Debug for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Secrets end up in logs through Debug; show only whether one is set.
         f.debug_struct("Peer")
+            .field("name", &self.name)
             .field("my_asn", &self.my_asn)
             .field("peer_asn", &self.peer_asn)
+            .field("dynamic_asn", &self.dynamic_asn)
             .field("peer_address", &self.peer_address)
             .field("peer_port", &self.peer_port)
             .field("source_address", &self.source_address)
             .field("hold_time", &self.hold_time)
             .field("keepalive_time", &self.keepalive_time)
             .field("router_id", &self.router_id)
+            .field("connect_time", &self.connect_time)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_secret", &self.password_secret)
             .field("node_selectors", &self.node_selectors)
             .field("bfd_profile", &self.bfd_profile)
             .field("ebgp_multihop", &self.ebgp_multihop)
+            .field("graceful_restart", &self.graceful_restart)
+            .field("dual_stack", &self.dual_stack)
             .finish()
     }
 }

@@ -8,7 +8,7 @@ use super::error::{Rule, Subject, ValidationError};
 use super::peers::{bfd_profiles, peers};
 use super::raw::{RawAdvertisement, RawConfig, RawPool};
 use super::schema::{
-    AddressPool, BgpAdvertisement, Community, Config, L2Advertisement, Protocol, Source,
+    AddressPool, BgpAd, BgpAdvertisement, Community, Config, L2Advertisement, Protocol, Source,
 };
 
 pub(crate) fn validate(raw: RawConfig) -> Result<Config, Vec<ValidationError>> {
@@ -57,10 +57,31 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Vec<ValidationError>> {
         .enumerate()
         .map(|(i, p)| L2Advertisement::of_pool(format!("l2advertisement{}", i + 1), &p.name))
         .collect();
+    // A bgp pool's advertisements, each for that pool alone to every peer from every node,
+    // named in pool order as `ferrolb convert` names the BGPAdvertisements it writes.
+    let bgp_advertisements = address_pools
+        .iter()
+        .filter(|p| p.protocol == Protocol::Bgp)
+        .flat_map(|p| p.bgp_advertisements.iter().map(move |ad| (p, ad)))
+        .enumerate()
+        .map(|(i, (pool, ad))| BgpAd {
+            name: format!("bgpadvertisement{}", i + 1),
+            pools: vec![pool.name.clone()],
+            pool_selectors: Vec::new(),
+            node_selectors: Vec::new(),
+            service_selectors: Vec::new(),
+            peers: Vec::new(),
+            aggregation_length: ad.aggregation_length,
+            aggregation_length_v6: ad.aggregation_length_v6,
+            local_pref: ad.local_pref,
+            communities: ad.communities.clone(),
+        })
+        .collect();
     Ok(Config {
         source: Source::ConfigMap,
         address_pools,
         l2_advertisements,
+        bgp_advertisements,
         bgp_objects: Vec::new(),
         warnings: Vec::new(),
         peers,
