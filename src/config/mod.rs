@@ -26,8 +26,9 @@ pub use crd::{ConfigFile, Namespaces, parse_file};
 pub use error::{ConfigError, Rule, Subject, ValidationError};
 pub use parse::{MAX_ALIASES, MAX_DEPTH, MAX_DOCUMENTS, MAX_INPUT_BYTES, MAX_NODES};
 pub use schema::{
-    AddressPool, AddressRange, BfdProfile, BgpAdvertisement, Community, Config, ConfigWarning,
-    Families, L2Advertisement, Peer, Protocol, ServiceAllocation, Source, WarningKind,
+    AddressPool, AddressRange, BfdProfile, BgpAd, BgpAdvertisement, Community, Config,
+    ConfigWarning, DynamicAsn, Families, L2Advertisement, Peer, Protocol, ServiceAllocation,
+    Source, WarningKind,
 };
 pub use selector::{LabelSelector, Labels, NodeSelector, SelectorOperator, SelectorRequirement};
 
