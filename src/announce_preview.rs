@@ -300,7 +300,9 @@ items:
             ("objects".to_owned(), slices(&with)),
             ("nodes".to_owned(), NODES.to_owned()),
         ];
-        let by = preview(&config, &services, &texts, None, Policy::default()).unwrap();
+        let by = preview(&config, &services, &texts, None, Policy::default())
+            .unwrap()
+            .cells;
         for (i, svc) in with.iter().enumerate() {
             let ip: std::net::IpAddr = format!("192.0.2.{}", i + 1).parse().unwrap();
             let expected = crate::election::rank(ip, ["node-a", "node-b"])[0];
@@ -311,7 +313,9 @@ items:
             "{by:?}"
         );
         let live = ["node-c".to_owned()];
-        let only_c = preview(&config, &services, &texts, Some(&live), Policy::default()).unwrap();
+        let only_c = preview(&config, &services, &texts, Some(&live), Policy::default())
+            .unwrap()
+            .cells;
         assert!(
             with.iter()
                 .all(|s| only_c[&format!("shop/{s}")] == "node-c")
@@ -322,7 +326,9 @@ items:
             sticky: false,
             even: true,
         };
-        let spread = preview(&config, &services, &texts, None, even).unwrap();
+        let spread = preview(&config, &services, &texts, None, even)
+            .unwrap()
+            .cells;
         let on_a = with
             .iter()
             .filter(|s| spread[&format!("shop/{s}")] == "node-a")
@@ -333,7 +339,9 @@ items:
             even: false,
         };
         assert_eq!(
-            preview(&config, &services, &texts, None, sticky).unwrap(),
+            preview(&config, &services, &texts, None, sticky)
+                .unwrap()
+                .cells,
             by
         );
         assert!(objects("{not yaml: [", "bad").is_err());
