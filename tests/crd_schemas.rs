@@ -178,6 +178,12 @@ fn every_kind_ferrolb_reads_or_writes_has_a_crd_with_metallbs_names_and_a_schema
             "v1beta1",
         ),
         (
+            "ServiceBGPStatus",
+            "servicebgpstatuses",
+            &["v1beta1"],
+            "v1beta1",
+        ),
+        (
             "ConfigurationState",
             "configurationstates",
             &["v1beta1"],
@@ -370,5 +376,77 @@ fn every_spec_field_a_schema_declares_is_read_by_the_config_parser() {
                 "{kind}.spec.{field} is in the schema but the parser refuses it: {report}"
             );
         }
+    }
+}
+
+/// The two per-Service status kinds speakers write: the node and Service fields MetalLB's
+/// tooling reads, each immutable once written, the printer columns `kubectl get` shows, and the
+/// list each kind holds (`interfaces` of objects, `peers` of names).
+#[test]
+fn the_status_kinds_keep_metallbs_fields_rules_and_columns() {
+    let crds = crds();
+    for (kind, list, item_type, node_column) in [
+        ("ServiceL2Status", "interfaces", "object", "Allocated Node"),
+        ("ServiceBGPStatus", "peers", "string", "Node"),
+    ] {
+        let status = &schema_for(&crds, kind, "v1beta1")["properties"]["status"];
+        let fields: std::collections::BTreeSet<&str> = status["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            fields,
+            [list, "node", "serviceName", "serviceNamespace"].into(),
+            "{kind}"
+        );
+        for field in ["node", "serviceName", "serviceNamespace"] {
+            assert_eq!(
+                status["properties"][field]["x-kubernetes-validations"],
+                json!([{"rule": "self == oldSelf", "message": "Value is immutable"}]),
+                "{kind}.status.{field}"
+            );
+        }
+        assert_eq!(status["properties"][list]["type"], "array", "{kind}");
+        assert_eq!(
+            status["properties"][list]["items"]["type"], item_type,
+            "{kind}"
+        );
+        let columns: Vec<(&str, &str)> =
+            crds[kind]["spec"]["versions"][0]["additionalPrinterColumns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (c["name"].as_str().unwrap(), c["jsonPath"].as_str().unwrap()))
+                .collect();
+        assert_eq!(
+            columns[..3],
+            [
+                (node_column, ".status.node"),
+                ("Service Name", ".status.serviceName"),
+                ("Service Namespace", ".status.serviceNamespace"),
+            ],
+            "{kind}"
+        );
+        let written = json!({
+            "apiVersion": "metallb.io/v1beta1", "kind": kind,
+            "metadata": {"name": "x", "namespace": "metallb-system"},
+            "spec": {},
+            "status": {"node": "n1", "serviceName": "web", "serviceNamespace": "apps",
+                       list: if item_type == "string" { json!(["tor-a"]) }
+                             else { json!([{"name": "eth0"}]) }},
+        });
+        assert_eq!(
+            object_errors(&crds, &written),
+            Vec::<String>::new(),
+            "{kind}"
+        );
+        // A dump of the namespace (`kubectl get -o yaml`) may hold them: not config.
+        let report = parser_report(&written);
+        assert!(
+            !report.contains(kind) && !report.contains("unknown"),
+            "{kind}: {report}"
+        );
     }
 }

@@ -331,7 +331,8 @@ async fn the_api_server_refuses_each_bad_object_with_its_message() {
     let pools = plane.kubectl(&["get", "ipaddresspools,l2advertisements,bgppeers", "-n", NS]);
     assert!(!pools.contains("bad"), "{pools}");
 
-    // Status fields: ServiceL2Status names are immutable, ConfigurationState results an enum.
+    // Status fields: ServiceL2Status and ServiceBGPStatus names are immutable, ConfigurationState
+    // results an enum.
     let (ok, out) = apply(
         &plane,
         &format!(
@@ -383,6 +384,76 @@ async fn the_api_server_refuses_each_bad_object_with_its_message() {
             .split_whitespace()
             .collect::<Vec<_>>()[..4],
         ["l2-web", "n1", "web", "apps"]
+    );
+
+    // ServiceBGPStatus: the same immutable names, its peers a list of names, MetalLB's columns.
+    let (ok, out) = apply(
+        &plane,
+        &format!(
+            "apiVersion: metallb.io/v1beta1\nkind: ServiceBGPStatus\nmetadata: {{name: bgp-web, \
+             namespace: {NS}}}\nspec: {{}}\n"
+        ),
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = status(
+        "servicebgpstatus",
+        "bgp-web",
+        r#"{"status":{"node":"n1","serviceName":"web","serviceNamespace":"apps","peers":["tor-a","tor-b"]}}"#,
+    );
+    assert!(ok, "{out}");
+    for (field, value) in [
+        ("node", "n2"),
+        ("serviceName", "api"),
+        ("serviceNamespace", "x"),
+    ] {
+        let (ok, out) = status(
+            "servicebgpstatus",
+            "bgp-web",
+            &format!(r#"{{"status":{{"{field}":"{value}"}}}}"#),
+        );
+        eprintln!("{field} changed: {}", out.trim());
+        assert!(
+            !ok && out.contains(&format!(
+                "status.{field}: Invalid value: \"{value}\": Value is immutable"
+            )),
+            "{out}"
+        );
+    }
+    let (ok, out) = status(
+        "servicebgpstatus",
+        "bgp-web",
+        r#"{"status":{"peers":[{"name":"tor-a"}]}}"#,
+    );
+    assert!(!ok && out.contains("status.peers[0]"), "{out}");
+    let (ok, out) = status(
+        "servicebgpstatus",
+        "bgp-web",
+        r#"{"status":{"peers":["tor-c"]}}"#,
+    );
+    assert!(ok, "the peers change: {out}");
+    let table = plane.kubectl(&["get", "servicebgpstatuses", "-n", NS]);
+    eprintln!("{table}");
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap()
+        .split("  ")
+        .filter(|c| !c.is_empty())
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "NODE", "SERVICE NAME", "SERVICE NAMESPACE", "AGE"],
+        "{table}"
+    );
+    assert_eq!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()[..4],
+        ["bgp-web", "n1", "web", "apps"]
     );
 
     let (ok, out) = apply(

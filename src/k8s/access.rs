@@ -231,7 +231,7 @@ pub const API_ACCESS: &[ApiAccess] = &[
         "",
         "pods",
         &["list", "watch", "get"],
-        "the speaker pods (--ml-labels): which nodes run a ready speaker (speaker::kubernetes); get reads its own Pod (--pod-name), the owner of its ServiceL2Status objects (speaker::kubernetes::l2status_edge). No patch: each node's interfaces travel in gossip (gossip::node_state)",
+        "the speaker pods (--ml-labels): which nodes run a ready speaker (speaker::kubernetes); get reads its own Pod (--pod-name), the owner of its ServiceL2Status and ServiceBGPStatus objects (speaker::kubernetes::status::edge). No patch: each node's interfaces travel in gossip (gossip::node_state)",
     ),
     access(
         "speaker",
@@ -239,7 +239,7 @@ pub const API_ACCESS: &[ApiAccess] = &[
         "metallb.io",
         "servicel2statuses",
         &["list", "watch", "create", "delete"],
-        "one ServiceL2Status per announced Service: created by its announcer, deleted when it lets go or its node is dead (speaker::kubernetes::l2status_edge)",
+        "one ServiceL2Status per announced Service: created by its announcer, deleted when it lets go or its node is dead (speaker::kubernetes::status::edge)",
     ),
     access(
         "speaker",
@@ -247,7 +247,23 @@ pub const API_ACCESS: &[ApiAccess] = &[
         "metallb.io",
         "servicel2statuses/status",
         &["patch"],
-        "the ServiceL2Status's node, Service and interfaces (speaker::kubernetes::l2status_edge)",
+        "the ServiceL2Status's node, Service and interfaces (speaker::kubernetes::status::edge)",
+    ),
+    access(
+        "speaker",
+        ReleaseNamespace,
+        "metallb.io",
+        "servicebgpstatuses",
+        &["list", "watch", "create", "delete"],
+        "one ServiceBGPStatus per (Service, node) that hands the Service to a BGP peer: created by that node, deleted when it has no peer left for it or the node is dead (speaker::kubernetes::status::edge)",
+    ),
+    access(
+        "speaker",
+        ReleaseNamespace,
+        "metallb.io",
+        "servicebgpstatuses/status",
+        &["patch"],
+        "the ServiceBGPStatus's node, Service and peers (speaker::kubernetes::status::edge)",
     ),
     access(
         "speaker",
@@ -255,7 +271,7 @@ pub const API_ACCESS: &[ApiAccess] = &[
         "metallb.io",
         "configurationstates",
         &["create"],
-        "the ConfigurationState `speaker-<node>`, created the first time (speaker::kubernetes::l2status_edge)",
+        "the ConfigurationState `speaker-<node>`, created the first time (speaker::kubernetes::status::edge)",
     ),
     access(
         "speaker",
@@ -263,7 +279,7 @@ pub const API_ACCESS: &[ApiAccess] = &[
         "metallb.io",
         "configurationstates/status",
         &["patch"],
-        "the speaker's config result and errors (speaker::kubernetes::l2status_edge)",
+        "the speaker's config result and errors (speaker::kubernetes::status::edge)",
     ),
     access(
         "speaker",

@@ -432,38 +432,73 @@ const CALL_MARKERS: &[(&str, Scope, &str, &str, &[&str])] = &[
         &["get"],
     ),
     (
-        "fn watch_l2_statuses(",
+        "fn watch_statuses<K: StatusKind>(",
         Scope::ReleaseNamespace,
         "metallb.io",
         "servicel2statuses",
         &["list", "watch"],
     ),
     (
-        "pub async fn list_others_l2_statuses(",
+        "fn watch_statuses<K: StatusKind>(",
+        Scope::ReleaseNamespace,
+        "metallb.io",
+        "servicebgpstatuses",
+        &["list", "watch"],
+    ),
+    (
+        "pub async fn list_others_statuses<K: StatusKind>(",
         Scope::ReleaseNamespace,
         "metallb.io",
         "servicel2statuses",
         &["list"],
     ),
     (
-        "pub async fn create_l2_status(",
+        "pub async fn list_others_statuses<K: StatusKind>(",
+        Scope::ReleaseNamespace,
+        "metallb.io",
+        "servicebgpstatuses",
+        &["list"],
+    ),
+    (
+        "pub async fn create_status<K: StatusKind>(",
         Scope::ReleaseNamespace,
         "metallb.io",
         "servicel2statuses",
         &["create"],
     ),
     (
-        "pub async fn delete_l2_status(",
+        "pub async fn create_status<K: StatusKind>(",
+        Scope::ReleaseNamespace,
+        "metallb.io",
+        "servicebgpstatuses",
+        &["create"],
+    ),
+    (
+        "pub async fn delete_status(",
         Scope::ReleaseNamespace,
         "metallb.io",
         "servicel2statuses",
         &["delete"],
     ),
     (
-        "pub async fn patch_l2_status(",
+        "pub async fn delete_status(",
+        Scope::ReleaseNamespace,
+        "metallb.io",
+        "servicebgpstatuses",
+        &["delete"],
+    ),
+    (
+        "pub async fn patch_status_of(",
         Scope::ReleaseNamespace,
         "metallb.io",
         "servicel2statuses/status",
+        &["patch"],
+    ),
+    (
+        "pub async fn patch_status_of(",
+        Scope::ReleaseNamespace,
+        "metallb.io",
+        "servicebgpstatuses/status",
         &["patch"],
     ),
     (
@@ -481,6 +516,10 @@ const CALL_MARKERS: &[(&str, Scope, &str, &str, &[&str])] = &[
         &["patch"],
     ),
 ];
+
+/// The per-Service status kinds (`impl StatusKind for ...`): their writer's calls are generic over
+/// the kind, so its markers above name every kind's resource.
+const STATUS_PLURALS: &[&str] = &["servicel2statuses", "servicebgpstatuses"];
 
 /// Calls that reach the API without naming their resource: get, replace, delete, create on an
 /// `Api`, or a `Client::request` of our own. A source file that makes one must also hold a marker
@@ -571,4 +610,39 @@ fn access_table_follows_the_api_calls_in_the_source() {
         extra.is_empty() && missing.is_empty(),
         "granted but not called: {extra:?}; called but not granted: {missing:?}"
     );
+}
+
+/// The status writer's markers grant each per-Service status kind: the kinds the source
+/// implements (`const PLURAL` of each `impl StatusKind`) are exactly [`STATUS_PLURALS`], and
+/// each generic call's marker names every one of them.
+#[test]
+fn the_status_writers_markers_cover_every_status_kind() {
+    let mut implemented = BTreeSet::new();
+    for (path, code) in source_of("speaker") {
+        for (at, _) in code.match_indices("impl StatusKind for ") {
+            let rest = &code[at..];
+            let plural = rest
+                .split("const PLURAL: &'static str = \"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_else(|| panic!("{path}: an impl StatusKind without its PLURAL"));
+            implemented.insert(plural.to_owned());
+        }
+    }
+    let expected: BTreeSet<String> = STATUS_PLURALS.iter().map(|p| (*p).to_owned()).collect();
+    assert_eq!(implemented, expected);
+    for marker in [
+        "fn watch_statuses<K: StatusKind>(",
+        "pub async fn list_others_statuses<K: StatusKind>(",
+        "pub async fn create_status<K: StatusKind>(",
+        "pub async fn delete_status(",
+        "pub async fn patch_status_of(",
+    ] {
+        let named: BTreeSet<String> = CALL_MARKERS
+            .iter()
+            .filter(|m| m.0 == marker)
+            .map(|m| m.3.trim_end_matches("/status").to_owned())
+            .collect();
+        assert_eq!(named, expected, "{marker}");
+    }
 }

@@ -32,7 +32,7 @@ use crate::k8s::endpoints::{service_of_slice, slice_endpoints};
 use crate::k8s::node::{node_address, node_status};
 use crate::k8s::service::{class_is_ours, is_load_balancer, is_local_policy, status_ips};
 
-use super::l2status::Observed;
+use super::status::{Observed, StatusKind};
 use super::store::{Decoded, View, Writer};
 
 /// `namespace/name` of a namespaced object (namespace `default` when absent, as `kubectl
@@ -330,22 +330,24 @@ impl NodeView {
     }
 }
 
-/// The wire form a [`L2StatusView`] is read from: its metadata and status, nothing typed
-/// beyond that.
+/// The wire form a [`StatusView`] of kind `K` is read from: its metadata and status, nothing
+/// typed beyond that.
 #[derive(Clone, Debug, Deserialize)]
-pub struct L2StatusObject {
+pub struct StatusObject<K> {
     #[serde(deserialize_with = "super::wire::slim_meta")]
     metadata: ObjectMeta,
     #[serde(default)]
     status: Option<serde_json::Value>,
+    #[serde(skip)]
+    kind: std::marker::PhantomData<K>,
 }
 
-impl Resource for L2StatusObject {
+impl<K: StatusKind> Resource for StatusObject<K> {
     type DynamicType = ();
     type Scope = k8s_openapi::NamespaceResourceScope;
 
     fn kind(_: &()) -> std::borrow::Cow<'_, str> {
-        "ServiceL2Status".into()
+        K::KIND.into()
     }
 
     fn group(_: &()) -> std::borrow::Cow<'_, str> {
@@ -357,7 +359,7 @@ impl Resource for L2StatusObject {
     }
 
     fn plural(_: &()) -> std::borrow::Cow<'_, str> {
-        "servicel2statuses".into()
+        K::PLURAL.into()
     }
 
     fn meta(&self) -> &ObjectMeta {
@@ -369,27 +371,32 @@ impl Resource for L2StatusObject {
     }
 }
 
-/// A `ServiceL2Status` as the speaker caches it: what [`Observed`] reads (its name, the node and
-/// Service labels, `status.interfaces`), not its managed fields, owner reference or the rest
-/// of its status.
+/// A per-Service status object of kind `K` (`ServiceL2Status`, `ServiceBGPStatus`) as the
+/// speaker caches it: what [`Observed`] reads (its name, the node and Service labels, the list
+/// its status holds), not its managed fields, owner reference or the rest of its status.
 #[derive(Clone, Debug, PartialEq)]
-pub struct L2StatusView {
+pub struct StatusView<K> {
     name: Arc<str>,
     /// `None` for an object without the three labels (not one a speaker wrote).
     observed: Option<Observed>,
+    kind: std::marker::PhantomData<K>,
 }
 
-impl View for L2StatusView {
-    type Object = L2StatusObject;
-    type Wire = L2StatusObject;
+impl<K: StatusKind> View for StatusView<K> {
+    type Object = StatusObject<K>;
+    type Wire = StatusObject<K>;
 
-    fn project(o: L2StatusObject) -> Self {
+    fn project(o: StatusObject<K>) -> Self {
         let name = object_key(&o.metadata, false);
         let observed = o.metadata.name.as_ref().and_then(|_| {
             let labels = o.metadata.labels.as_ref()?;
-            Observed::from_parts(&name, labels, o.status.as_ref())
+            Observed::from_parts::<K>(&name, labels, o.status.as_ref())
         });
-        Self { name, observed }
+        Self {
+            name,
+            observed,
+            kind: std::marker::PhantomData,
+        }
     }
 
     fn key(&self) -> &Arc<str> {
@@ -397,9 +404,15 @@ impl View for L2StatusView {
     }
 }
 
-impl L2StatusView {
+impl<K> StatusView<K> {
     pub fn observed(&self) -> Option<&Observed> {
         self.observed.as_ref()
+    }
+}
+
+impl<K: StatusKind> From<StatusObject<K>> for Decoded<StatusView<K>> {
+    fn from(object: StatusObject<K>) -> Self {
+        Decoded::new(object)
     }
 }
 
@@ -414,7 +427,7 @@ macro_rules! decoded_from {
     )*};
 }
 
-decoded_from!(Service => ServiceView, EndpointSlice => SliceView, Node => NodeView, L2StatusObject => L2StatusView);
+decoded_from!(Service => ServiceView, EndpointSlice => SliceView, Node => NodeView);
 
 /// What a cached object's change concerns.
 pub trait Watched: View {

@@ -7,6 +7,7 @@ use crate::election::{EXCLUDE_LB_LABEL, OUT_OF_SERVICE_TAINT};
 use crate::k8s::endpoints::slice_endpoints;
 use crate::k8s::node::node_status;
 use crate::k8s::service::{is_handled, is_local_policy, service_key, status_ips};
+use crate::speaker::kubernetes::l2status::L2;
 
 /// A Service as the API sends it, with everything the speaker does not read filled in.
 fn full_service(name: &str, patch: Value) -> Service {
@@ -359,7 +360,7 @@ fn full_l2_status(name: &str, labels: Value) -> Value {
 fn an_l2_status_is_cached_as_what_the_writer_reads() {
     let labels = json!({"metallb.io/node": "node-b", "metallb.io/service-name": "web",
                         "metallb.io/service-namespace": "shop"});
-    let decoded: Decoded<L2StatusView> =
+    let decoded: Decoded<StatusView<L2>> =
         serde_json::from_value(full_l2_status("l2-abc", labels)).unwrap();
     let view = &decoded.view;
     assert_eq!(
@@ -368,7 +369,7 @@ fn an_l2_status_is_cached_as_what_the_writer_reads() {
             name: "l2-abc".into(),
             node: "node-b".into(),
             service: "shop/web".into(),
-            interfaces: Some(vec!["eth0".into(), "eth1".into()]),
+            names: Some(vec!["eth0".into(), "eth1".into()]),
         })
     );
     // Name and version for the watch, only while the event lasts.
@@ -382,7 +383,7 @@ fn an_l2_status_is_cached_as_what_the_writer_reads() {
     assert!(meta.labels.is_none() && meta.generate_name.is_none());
 
     // Not a speaker's object (a label missing): cached, never read as one.
-    let other: Decoded<L2StatusView> =
+    let other: Decoded<StatusView<L2>> =
         serde_json::from_value(full_l2_status("l2-x", json!({"metallb.io/node": "node-b"})))
             .unwrap();
     assert_eq!(other.view.observed(), None);

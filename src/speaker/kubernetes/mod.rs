@@ -12,6 +12,7 @@ pub mod holders;
 pub mod l2status;
 pub mod l2status_edge;
 pub mod reconcile;
+pub mod status;
 pub mod store;
 pub mod unannounced;
 mod watches;

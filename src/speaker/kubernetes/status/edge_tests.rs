@@ -1,4 +1,5 @@
-//! The writer's API exchanges, recorded against a mock API server.
+//! The writer's API exchanges, recorded against a mock API server: ServiceL2Status objects,
+//! and ServiceBGPStatus ones in [`bgp`].
 
 use std::future::Future;
 
@@ -7,6 +8,7 @@ use kube::client::Body;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::speaker::kubernetes::l2status::L2;
 
 type Mock = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -83,7 +85,7 @@ fn deleted(sent: &[Sent]) -> Vec<&str> {
         .collect()
 }
 
-fn inputs(desired: &[(&str, &[&str])], alive: &[&str]) -> Inputs {
+fn inputs(desired: &[(&str, &[&str])], alive: &[&str]) -> Inputs<L2> {
     Inputs {
         desired: std::sync::Arc::new(
             desired
@@ -171,7 +173,7 @@ async fn letting_go_deletes_and_a_refusal_is_retried_on_the_next_pass() {
         name: "l2-mine".into(),
         node: "node-a".into(),
         service: "shop/web".into(),
-        interfaces: Some(vec![]),
+        names: Some(vec![]),
     }];
     let now = inputs(&[], &["node-a"]);
     let refuse = |_: &Method, _: &str, _: &Value| {
@@ -214,7 +216,7 @@ async fn a_takeover_lists_the_dead_nodes_objects_once_and_deletes_its_object() {
                            "metallb.io/service-namespace": "shop"}},
             "status": {"node": "node-b", "serviceName": "web", "serviceNamespace": "shop",
                        "interfaces": []}}]});
-    let (ok, sent) = serve(&mut api, w.others(&mut state, &alive), |_, _, _| {
+    let (ok, sent) = serve(&mut api, w.others::<L2>(&mut state, &alive), |_, _, _| {
         (StatusCode::OK, listed.clone())
     })
     .await;
@@ -235,7 +237,7 @@ async fn a_takeover_lists_the_dead_nodes_objects_once_and_deletes_its_object() {
     );
 
     // The same live set: no second list.
-    let (ok, sent) = serve(&mut api, w.others(&mut state, &alive), |_, _, _| {
+    let (ok, sent) = serve(&mut api, w.others::<L2>(&mut state, &alive), |_, _, _| {
         (StatusCode::OK, listed.clone())
     })
     .await;
@@ -396,7 +398,7 @@ async fn a_node_name_longer_than_a_label_value_still_gets_its_objects() {
     let item = |name: &str, label_of: &str, node: &str| {
         json!({"apiVersion": "metallb.io/v1beta1", "kind": "ServiceL2Status",
             "metadata": {"name": name, "namespace": NS, "resourceVersion": "70",
-                "labels": l2status::labels(label_of, "shop/web")},
+                "labels": super::super::labels(label_of, "shop/web")},
             "status": {"node": node, "serviceName": "web", "serviceNamespace": "shop",
                        "interfaces": []}})
     };
@@ -405,7 +407,7 @@ async fn a_node_name_longer_than_a_label_value_still_gets_its_objects() {
         "items": [item("l2-dead", &dead, &dead), item("l2-live", &dead, &alive_other)]});
     let mut state = WriterState::default();
     let alive: BTreeSet<String> = [me.clone(), alive_other.clone()].into();
-    let (ok, sent) = serve(&mut api, w.others(&mut state, &alive), |_, _, _| {
+    let (ok, sent) = serve(&mut api, w.others::<L2>(&mut state, &alive), |_, _, _| {
         (StatusCode::OK, listed.clone())
     })
     .await;
@@ -472,7 +474,7 @@ async fn a_long_named_node_watches_its_objects_by_a_valid_label() {
             .map(decode)
             .unwrap_or_default();
     }
-    let labels = l2status::labels(&me, "shop/web");
+    let labels = super::super::labels(&me, "shop/web");
     assert_eq!(
         selector,
         format!("metallb.io/node={}", labels["metallb.io/node"])
@@ -499,8 +501,11 @@ fn a_long_node_names_configuration_state_name_is_valid() {
     assert_ne!(name, config_state_name(&format!("{}y", "n".repeat(252))));
 }
 
-#[path = "l2status_gone_tests.rs"]
+#[path = "edge_gone_tests.rs"]
 mod gone;
 
-#[path = "l2status_retry_tests.rs"]
+#[path = "edge_retry_tests.rs"]
 mod retry;
+
+#[path = "bgp_edge_tests.rs"]
+mod bgp;

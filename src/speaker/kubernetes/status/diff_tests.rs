@@ -1,4 +1,8 @@
+//! The diff every per-Service status kind shares, shown with ServiceL2Status objects (the kind
+//! only decides the labels' and status's names: bgp_tests.rs shows the BGP ones).
+
 use super::*;
+use crate::speaker::kubernetes::l2status::{Desired, L2};
 
 fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| (*s).to_owned()).collect()
@@ -11,12 +15,12 @@ fn want(pairs: &[(&str, &[&str])]) -> Desired {
         .collect()
 }
 
-fn obj(name: &str, node: &str, service: &str, interfaces: Option<&[&str]>) -> Observed {
+fn obj(name: &str, node: &str, service: &str, names: Option<&[&str]>) -> Observed {
     Observed {
         name: name.into(),
         node: node.into(),
         service: service.into(),
-        interfaces: interfaces.map(|i| i.iter().map(|n| (*n).to_owned()).collect()),
+        names: names.map(|i| i.iter().map(|n| (*n).to_owned()).collect()),
     }
 }
 
@@ -29,7 +33,7 @@ fn a_newly_announced_service_gets_one_object_created() {
         actions,
         [Action::Create {
             service: "shop/web".into(),
-            interfaces: vec![]
+            names: vec![]
         }]
     );
     // Already there with the right status: nothing to do.
@@ -41,7 +45,7 @@ fn a_newly_announced_service_gets_one_object_created() {
 fn a_service_no_longer_announced_has_its_object_deleted() {
     let seen = [obj("l2-x", "node-a", "shop/web", Some(&[]))];
     assert_eq!(
-        diff("node-a", &BTreeMap::new(), &seen, &set(ALL)),
+        diff("node-a", &Desired::new(), &seen, &set(ALL)),
         [Action::Delete {
             name: "l2-x".into()
         }]
@@ -66,12 +70,12 @@ fn interfaces_changing_or_a_missing_status_patch_the_object() {
             Action::Patch {
                 name: "l2-x".into(),
                 service: "shop/web".into(),
-                interfaces: vec!["eth1".into()]
+                names: vec!["eth1".into()]
             },
             Action::Patch {
                 name: "l2-y".into(),
                 service: "shop/api".into(),
-                interfaces: vec![]
+                names: vec![]
             },
         ]
     );
@@ -83,7 +87,7 @@ fn another_nodes_object_is_deleted_only_when_that_node_is_dead_and_we_announce()
     let mine = want(&[("shop/web", &[])]);
     let created = Action::Create {
         service: "shop/web".into(),
-        interfaces: vec![],
+        names: vec![],
     };
     // node-b is alive: its object is its own business (it deletes it when it lets go).
     assert_eq!(
@@ -94,7 +98,7 @@ fn another_nodes_object_is_deleted_only_when_that_node_is_dead_and_we_announce()
     assert!(
         diff(
             "node-a",
-            &BTreeMap::new(),
+            &Desired::new(),
             &stale,
             &set(&["node-a", "node-c"])
         )
@@ -128,7 +132,7 @@ fn a_speaker_never_patches_another_nodes_object() {
             [Action::Patch {
                 name: own.into(),
                 service: "shop/web".into(),
-                interfaces: vec!["eth1".into()]
+                names: vec!["eth1".into()]
             }]
         );
     }
@@ -149,36 +153,19 @@ fn a_duplicate_of_our_own_object_is_deleted() {
 }
 
 #[test]
-fn desired_lists_only_restricted_interfaces_this_node_has() {
-    let a: IpAddr = "192.0.2.1".parse().unwrap();
-    let b: IpAddr = "192.0.2.2".parse().unwrap();
-    let c: IpAddr = "2001:db8::3".parse().unwrap();
-    let announced = BTreeMap::from([
-        ("shop/web".into(), vec![a, c]),
-        ("shop/api".into(), vec![b]),
-    ]);
-    let only_on = BTreeMap::from([(a, set(&["eth1", "eth2"])), (c, set(&["eth3"]))]);
-    let own = set(&["eth0", "eth1", "eth3"]);
-    assert_eq!(
-        desired(&announced, &only_on, Some(&own)),
-        want(&[("shop/api", &[]), ("shop/web", &["eth1", "eth3"])])
-    );
-}
-
-#[test]
 fn objects_read_back_from_labels_and_status() {
     let labels = labels("node-a", "shop/web");
-    let body = status("node-a", "shop/web", &["eth1".to_owned()]);
+    let body = status::<L2>("node-a", "shop/web", &["eth1".to_owned()]);
     assert_eq!(body["status"]["serviceName"], "web");
     assert_eq!(body["status"]["serviceNamespace"], "shop");
     assert_eq!(body["status"]["node"], "node-a");
-    let o = Observed::from_parts(&"l2-x".into(), &labels, Some(&body["status"])).unwrap();
+    let o = Observed::from_parts::<L2>(&"l2-x".into(), &labels, Some(&body["status"])).unwrap();
     assert_eq!(o, obj("l2-x", "node-a", "shop/web", Some(&["eth1"])));
     // Without a written status the object still counts, waiting for its patch.
-    let o = Observed::from_parts(&"l2-x".into(), &labels, None).unwrap();
-    assert_eq!(o.interfaces, None);
+    let o = Observed::from_parts::<L2>(&"l2-x".into(), &labels, None).unwrap();
+    assert_eq!(o.names, None);
     // An object without the labels is not a speaker's and is ignored.
-    assert!(Observed::from_parts(&"other".into(), &BTreeMap::new(), None).is_none());
+    assert!(Observed::from_parts::<L2>(&"other".into(), &BTreeMap::new(), None).is_none());
 }
 
 /// A node name as long as Kubernetes allows (253 characters, a DNS subdomain) and another
@@ -233,9 +220,10 @@ fn objects_of_long_named_nodes_are_matched_by_their_exact_name() {
     let (a, b) = long_names();
     let mine = want(&[("shop/web", &[])]);
     let read = |node: &str, name: &str, written: bool| {
-        let body = status(node, "shop/web", &[]);
+        let body = status::<L2>(node, "shop/web", &[]);
         let labels = labels(node, "shop/web");
-        Observed::from_parts(&name.into(), &labels, written.then_some(&body["status"])).unwrap()
+        Observed::from_parts::<L2>(&name.into(), &labels, written.then_some(&body["status"]))
+            .unwrap()
     };
     let own = read(&a, "l2-a", true);
     assert_eq!(*own.node, *a);
@@ -247,7 +235,7 @@ fn objects_of_long_named_nodes_are_matched_by_their_exact_name() {
         [Action::Patch {
             name: "l2-a".into(),
             service: "shop/web".into(),
-            interfaces: vec![]
+            names: vec![]
         }]
     );
     // Another long-named node's object, even under our label: not ours while that node lives.
@@ -258,7 +246,7 @@ fn objects_of_long_named_nodes_are_matched_by_their_exact_name() {
         diff(&a, &mine, [&theirs], &alive),
         [Action::Create {
             service: "shop/web".into(),
-            interfaces: vec![]
+            names: vec![]
         }]
     );
     // A live long-named node's object whose status is not written yet is left alone too.

@@ -24,7 +24,7 @@ async fn a_status_patch_answered_404_creates_the_object_again() {
         name: "l2-gone".into(),
         node: "node-a".into(),
         service: "shop/web".into(),
-        interfaces: Some(vec![]),
+        names: Some(vec![]),
     }];
     let now = inputs(&[("shop/web", &["eth1"])], &["node-a"]);
     let answer = |m: &Method, path: &str, body: &Value| {
@@ -182,7 +182,7 @@ async fn an_object_missing_from_a_list_begun_after_its_create_is_created_again()
         }
         (StatusCode::OK, echo)
     };
-    let list = |state: &WriterState, event: watcher::Event<Decoded<L2StatusView>>| {
+    let list = |state: &WriterState, event: watcher::Event<Decoded<StatusView<L2>>>| {
         lock(&state.news).note(&event);
     };
     list(&state, watcher::Event::Init);
