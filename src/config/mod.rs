@@ -26,10 +26,14 @@ pub use crd::{ConfigFile, Namespaces, parse_file};
 pub use error::{ConfigError, Rule, Subject, ValidationError};
 pub use parse::{MAX_ALIASES, MAX_DEPTH, MAX_DOCUMENTS, MAX_INPUT_BYTES, MAX_NODES};
 pub use schema::{
-    AddressPool, AddressRange, BfdProfile, BgpAdvertisement, Community, Config, ConfigWarning,
-    Families, L2Advertisement, Peer, Protocol, ServiceAllocation, Source, WarningKind,
+    AddressPool, AddressRange, BfdProfile, BgpAd, BgpAdvertisement, Community, Config,
+    ConfigWarning, DynamicAsn, Families, L2Advertisement, Peer, Protocol, ServiceAllocation,
+    Source, WarningKind,
 };
-pub use selector::{LabelSelector, Labels, NodeSelector, SelectorOperator, SelectorRequirement};
+pub use selector::{
+    LabelSelector, Labels, NodeSelector, SelectorOperator, SelectorRequirement,
+    selector_lists_disjoint,
+};
 
 /// Parses and validates a legacy config: a ConfigMap manifest (`kind: ConfigMap`, config text under
 /// `data.config`) or the bare config text. Empty text is an empty, valid config.

@@ -82,7 +82,6 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Vec<ValidationError>> {
         address_pools,
         l2_advertisements,
         bgp_advertisements,
-        bgp_objects: Vec::new(),
         warnings: Vec::new(),
         peers,
         bgp_communities,
