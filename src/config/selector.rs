@@ -476,11 +476,9 @@ mod tests {
         let absent = sel(&[], vec![expr("rack", DoesNotExist, &[])]);
         assert!(in_ab.disjoint(&in_c) && in_ab.disjoint(&not_ab) && rack_a.disjoint(&absent));
         assert!(!in_ab.disjoint(&rack_b) && !not_ab.disjoint(&absent));
-        assert!(selector_lists_disjoint(
-            &[rack_a.clone()],
-            &[rack_b.clone(), in_c.clone()]
-        ));
-        assert!(!selector_lists_disjoint(&[rack_a.clone()], &[rack_b, zone]));
+        let only_a = std::slice::from_ref(&rack_a);
+        assert!(selector_lists_disjoint(only_a, &[rack_b.clone(), in_c]));
+        assert!(!selector_lists_disjoint(only_a, &[rack_b, zone]));
         assert!(
             !selector_lists_disjoint(&[], &[rack_a]),
             "empty means every node"

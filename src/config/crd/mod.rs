@@ -293,6 +293,8 @@ fn field_path(path: &serde_ignored::Path<'_>) -> String {
 }
 
 #[cfg(test)]
+mod bgp_ad_tests;
+#[cfg(test)]
 mod bgp_tests;
 #[cfg(test)]
 mod tests;
