@@ -126,6 +126,12 @@ fn converted_bgp_objects_parse_back_to_the_same_peers_and_advertisements() {
     let legacy = parse(LEGACY_BGP).unwrap();
     assert_eq!(legacy.peers.len(), 3);
     assert_eq!(legacy.bgp_advertisements.len(), 3);
+    // What ferrolb does not implement is reported for the ConfigMap too.
+    let told: Vec<String> = legacy.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(told.len(), 3, "{told:#?}");
+    assert!(told[0].starts_with("peer #1 (192.0.2.1), field bfd-profile: BFD is not implemented"));
+    assert!(told[1].starts_with("peer #3 (192.0.2.3), field keepalive-time:"));
+    assert!(told[2].starts_with("bfd profile \"fast\" (#1): BFD is not implemented"));
     let out = convert(&legacy, "metallb-system").unwrap();
     let back = parse_file(&out.yaml)
         .unwrap_or_else(|e| panic!("{e}\n{}", out.yaml))
