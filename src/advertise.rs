@@ -13,7 +13,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::config::{AddressPool, Config, Labels, Protocol, Source};
+use crate::config::{AddressPool, Config, Labels};
 use crate::election::{self, EligibilityOptions, Liveness, NodeStatus, TrafficScope};
 
 /// The interfaces an advertisement (or a union of them) allows.
@@ -111,8 +111,11 @@ pub enum PoolReach {
     Layer2(Vec<Reach>),
     /// The IP's pool has no L2 advertisement selecting this Service.
     NoAdvertisement { pool: String },
-    /// The IP's pool is announced over BGP (a legacy `bgp` pool), which ferrolb does not speak.
+    /// The IP's pool is announced over BGP only, and the config has no BGP peer to announce
+    /// it to.
     Bgp { pool: String },
+    /// The IP's pool is announced over BGP only (`advertise_bgp` decides where).
+    BgpOnly,
     /// The IP is in no pool of the config.
     OutsidePools,
 }
@@ -141,11 +144,14 @@ pub fn reach_of_pool(
     nodes: &[(&str, &Labels)],
 ) -> PoolReach {
     let ads = config.l2_advertisements_for(pool);
-    if ads.is_empty() && pool.protocol == Protocol::Bgp && config.source == Source::ConfigMap {
-        // A legacy `bgp` pool: no advertisement by construction.
-        return PoolReach::Bgp {
-            pool: pool.name.clone(),
-        };
+    if ads.is_empty() && !config.bgp_advertisements_for(pool).is_empty() {
+        // Announced over BGP, not layer 2 (a legacy `bgp` pool, or BGPAdvertisements only).
+        if config.peers.is_empty() {
+            return PoolReach::Bgp {
+                pool: pool.name.clone(),
+            };
+        }
+        return PoolReach::BgpOnly;
     }
     let reach: Vec<Reach> = ads
         .into_iter()
@@ -255,7 +261,7 @@ impl fmt::Display for Cause {
             ),
             Cause::Bgp { pool } => write!(
                 f,
-                "not announced: pool {pool} is a BGP pool and ferrolb announces layer 2 only"
+                "not announced: pool {pool} is announced over BGP and the config has no BGP peer"
             ),
             Cause::NoServingEndpoint => write!(
                 f,

@@ -176,8 +176,23 @@ fn a_pool_without_advertisement_or_in_bgp_is_not_announced_and_says_why() {
          peers:\n- my-asn: 64500\n  peer-asn: 64501\n  peer-address: 192.0.2.254\n",
     )
     .unwrap();
+    // Announced over BGP to the peer, not over layer 2.
     assert_eq!(
         pool_reach(&legacy, ip("203.0.113.1"), &Labels::new(), &cluster.view()),
+        PoolReach::BgpOnly
+    );
+    // Without a peer nobody announces it, and the reach says why.
+    let unpeered = crate::config::parse(
+        "address-pools:\n- name: routed\n  protocol: bgp\n  addresses: [203.0.113.0/28]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        pool_reach(
+            &unpeered,
+            ip("203.0.113.1"),
+            &Labels::new(),
+            &cluster.view()
+        ),
         PoolReach::Bgp {
             pool: "routed".into()
         }

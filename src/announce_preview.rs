@@ -13,9 +13,11 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::controller::cli::Preview;
 use crate::controller::plan::read_docs;
 use crate::election::Liveness;
 use crate::placement::Policy;
+use crate::speaker::kubernetes::bgp_routes;
 use crate::speaker::kubernetes::cache::{NodeView, ServiceView, SliceView};
 use crate::speaker::kubernetes::cluster::{ViewOptions, announcements};
 use crate::speaker::kubernetes::store::View;
@@ -30,7 +32,7 @@ pub fn preview(
     texts: &[(String, String)],
     live: Option<&[String]>,
     placement: Policy,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<Preview, String> {
     let mut nodes: Vec<Arc<NodeView>> = Vec::new();
     let mut slices: Vec<Arc<SliceView>> = Vec::new();
     for (name, text) in texts {
@@ -98,13 +100,104 @@ pub fn preview(
     }
     for service in unannounced.bgp {
         out.entry(service)
-            .or_insert_with(|| "<none>: BGP pool".into());
+            .or_insert_with(|| "<none>: BGP pool, no BGP peer".into());
     }
     for service in unannounced.outside_pools {
         out.entry(service)
             .or_insert_with(|| "<none>: address in no pool".into());
     }
-    Ok(out)
+    let bgp = bgp_preview(config, &views, &slices, &nodes, &names, &mut out);
+    Ok(Preview { cells: out, bgp })
+}
+
+/// The LOCAL_PREF an iBGP peer receives when no advertisement sets one (FRR's default; the
+/// speaker's BGP sessions send the same).
+const DEFAULT_LOCAL_PREF: u32 = 100;
+
+/// The BGP routes of every node (all of them announce: no election), as the speakers' own
+/// [`bgp_routes::routes`] works them out, and each BGP Service's cell: the nodes announcing it
+/// (the routers spread flows over them), or why none does.
+fn bgp_preview(
+    config: &Config,
+    views: &[Arc<ServiceView>],
+    slices: &[Arc<SliceView>],
+    nodes: &[Arc<NodeView>],
+    live: &BTreeSet<String>,
+    cells: &mut BTreeMap<String, String>,
+) -> Vec<[String; 6]> {
+    let mut rows = Vec::new();
+    let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut why: BTreeMap<String, String> = BTreeMap::new();
+    let ips: Vec<(&str, &[std::net::IpAddr])> = views.iter().map(|v| (v.key(), v.ips())).collect();
+    for node in nodes {
+        let Some(name) = node.name().filter(|n| live.contains(*n)) else {
+            continue;
+        };
+        let Some(routes) = bgp_routes::routes(config, name, Some(node), views, slices, None, false)
+        else {
+            return rows;
+        };
+        for (service, _) in routes.services.iter() {
+            by.entry(service.clone()).or_default().push(name.to_owned());
+        }
+        for (service, withheld) in routes.withheld {
+            why.entry(service).or_insert_with(|| withheld.to_string());
+        }
+        for (peer, prefixes) in &routes.peers {
+            for (prefix, route) in prefixes {
+                let services: Vec<&str> = ips
+                    .iter()
+                    .filter(|(key, ips)| {
+                        routes
+                            .services
+                            .get(*key)
+                            .is_some_and(|peers| peers.contains(peer))
+                            && ips.iter().any(|ip| prefix.contains(ip))
+                    })
+                    .map(|(key, _)| *key)
+                    .collect();
+                // What the peer receives: LOCAL_PREF goes to iBGP peers only, 100 when unset.
+                let internal = config
+                    .peers
+                    .iter()
+                    .any(|p| p.name == *peer && p.is_internal());
+                let local_pref = match (internal, route.local_pref) {
+                    (false, _) => "-".to_owned(),
+                    (true, pref) => pref.unwrap_or(DEFAULT_LOCAL_PREF).to_string(),
+                };
+                let communities: Vec<String> =
+                    route.communities.iter().map(ToString::to_string).collect();
+                rows.push([
+                    name.to_owned(),
+                    peer.clone(),
+                    prefix.to_string(),
+                    local_pref,
+                    if communities.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        communities.join(",")
+                    },
+                    services.join(","),
+                ]);
+            }
+        }
+    }
+    for (service, nodes) in by {
+        let bgp = format!("bgp: {}", nodes.join(", "));
+        match cells.get_mut(&service) {
+            // A pool announced by both modes: the layer-2 node, then the BGP ones.
+            Some(cell) if !cell.starts_with("<none>") => *cell = format!("{cell}; {bgp}"),
+            _ => {
+                cells.insert(service, bgp);
+            }
+        }
+    }
+    for (service, reason) in why {
+        cells
+            .entry(service)
+            .or_insert_with(|| format!("<none>: {reason}"));
+    }
+    rows
 }
 
 /// The objects of a YAML text: its documents, and the items of its Lists.
@@ -207,7 +300,9 @@ items:
             ("objects".to_owned(), slices(&with)),
             ("nodes".to_owned(), NODES.to_owned()),
         ];
-        let by = preview(&config, &services, &texts, None, Policy::default()).unwrap();
+        let by = preview(&config, &services, &texts, None, Policy::default())
+            .unwrap()
+            .cells;
         for (i, svc) in with.iter().enumerate() {
             let ip: std::net::IpAddr = format!("192.0.2.{}", i + 1).parse().unwrap();
             let expected = crate::election::rank(ip, ["node-a", "node-b"])[0];
@@ -218,7 +313,9 @@ items:
             "{by:?}"
         );
         let live = ["node-c".to_owned()];
-        let only_c = preview(&config, &services, &texts, Some(&live), Policy::default()).unwrap();
+        let only_c = preview(&config, &services, &texts, Some(&live), Policy::default())
+            .unwrap()
+            .cells;
         assert!(
             with.iter()
                 .all(|s| only_c[&format!("shop/{s}")] == "node-c")
@@ -229,7 +326,9 @@ items:
             sticky: false,
             even: true,
         };
-        let spread = preview(&config, &services, &texts, None, even).unwrap();
+        let spread = preview(&config, &services, &texts, None, even)
+            .unwrap()
+            .cells;
         let on_a = with
             .iter()
             .filter(|s| spread[&format!("shop/{s}")] == "node-a")
@@ -240,7 +339,9 @@ items:
             even: false,
         };
         assert_eq!(
-            preview(&config, &services, &texts, None, sticky).unwrap(),
+            preview(&config, &services, &texts, None, sticky)
+                .unwrap()
+                .cells,
             by
         );
         assert!(objects("{not yaml: [", "bad").is_err());

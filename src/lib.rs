@@ -11,6 +11,8 @@
 #[forbid(unsafe_code)]
 pub mod advertise;
 #[forbid(unsafe_code)]
+pub mod advertise_bgp;
+#[forbid(unsafe_code)]
 pub mod announce_preview;
 #[forbid(unsafe_code)]
 pub mod bgp;

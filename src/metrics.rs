@@ -139,6 +139,28 @@ pub const SPEAKER_ANNOUNCED: Family = family(
     "1 for each service IP this node announces",
 );
 
+// Speaker, BGP: MetalLB's native speaker's families, `peer` = "address:port".
+pub const BGP_SESSION_UP: Family = family(
+    "ferrolb_bgp_session_up",
+    "metallb_bgp_session_up",
+    "1 while the BGP session with the peer is Established, 0 otherwise",
+);
+pub const BGP_UPDATES: Family = family(
+    "ferrolb_bgp_updates_total",
+    "metallb_bgp_updates_total",
+    "BGP UPDATE messages sent to the peer",
+);
+pub const BGP_ANNOUNCED_PREFIXES: Family = family(
+    "ferrolb_bgp_announced_prefixes_total",
+    "metallb_bgp_announced_prefixes_total",
+    "Prefixes the peer was sent and holds (0 while the session is down)",
+);
+pub const BGP_PENDING_PREFIXES: Family = family(
+    "ferrolb_bgp_pending_prefixes_total",
+    "metallb_bgp_pending_prefixes_total",
+    "Prefixes this node wants the peer to hold",
+);
+
 // Speaker: ferrolb's own.
 pub const SPEAKER_TAKEOVERS: Family = ours(
     "ferrolb_speaker_takeovers_total",
@@ -206,6 +228,10 @@ pub const ALL: &[Family] = &[
     LAYER2_RESPONSES,
     LAYER2_GRATUITOUS,
     SPEAKER_ANNOUNCED,
+    BGP_SESSION_UP,
+    BGP_UPDATES,
+    BGP_ANNOUNCED_PREFIXES,
+    BGP_PENDING_PREFIXES,
     SPEAKER_TAKEOVERS,
     SPEAKER_SERVICE_IPS,
     SPEAKER_CANDIDATE,

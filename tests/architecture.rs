@@ -43,6 +43,8 @@ fn files() -> BTreeMap<String, String> {
 const CORES: &[&str] = &[
     "advertise.rs",
     "advertise_tests.rs",
+    "advertise_bgp.rs",
+    "advertise_bgp_tests.rs",
     "bgp/",
     "config/",
     "ipam/",

@@ -138,14 +138,23 @@ pub struct PlanArgs {
 /// election, which the controller does not hold, so the caller hands it in. Given the config,
 /// the planned Services, the texts of the Services and Nodes files (EndpointSlices among the
 /// former) and the live nodes, it returns each Service's cell by `namespace/name`.
-pub type AnnouncePreview<'a> =
-    &'a dyn Fn(
-        &crate::config::Config,
-        &[k8s_openapi::api::core::v1::Service],
-        &[(String, String)],
-        Option<&[String]>,
-        crate::placement::Policy,
-    ) -> Result<std::collections::BTreeMap<String, String>, String>;
+pub type AnnouncePreview<'a> = &'a dyn Fn(
+    &crate::config::Config,
+    &[k8s_openapi::api::core::v1::Service],
+    &[(String, String)],
+    Option<&[String]>,
+    crate::placement::Policy,
+) -> Result<Preview, String>;
+
+/// What [`AnnouncePreview`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preview {
+    /// Each Service's ANNOUNCED-BY cell, by `namespace/name`.
+    pub cells: std::collections::BTreeMap<String, String>,
+    /// The BGP routes each node would announce: rows of NODE, PEER, PREFIX, LOCAL-PREF,
+    /// COMMUNITIES, SERVICES.
+    pub bgp: Vec<[String; 6]>,
+}
 
 /// Why `ferrolb plan` failed.
 #[derive(Debug, thiserror::Error)]
@@ -239,7 +248,26 @@ pub fn run_plan(
         _ => None,
     };
     match args.output {
-        PlanFormat::Table => out.write_all(plan.table_with(announced.as_ref()).as_bytes())?,
+        PlanFormat::Table => {
+            let cells = announced.as_ref().map(|p| &p.cells);
+            out.write_all(plan.table_with(cells).as_bytes())?;
+            if let Some(p) = announced.as_ref().filter(|p| !p.bgp.is_empty()) {
+                let header = [
+                    "NODE",
+                    "PEER",
+                    "PREFIX",
+                    "LOCAL-PREF",
+                    "COMMUNITIES",
+                    "SERVICES",
+                ];
+                let rows: Vec<Vec<String>> = std::iter::once(header.map(String::from))
+                    .chain(p.bgp.iter().cloned())
+                    .map(|r| r.to_vec())
+                    .collect();
+                writeln!(out, "\nBGP ROUTES")?;
+                out.write_all(crate::controller::plan::render_columns(&rows).as_bytes())?;
+            }
+        }
         PlanFormat::Yaml => {
             out.write_all(plan.to_yaml()?.as_bytes())?;
             for w in &plan.pool_warnings {
@@ -260,8 +288,16 @@ pub fn run_plan(
                     e.key, e.event_type, e.reason, e.message
                 )?;
             }
-            for (key, by) in announced.iter().flatten() {
+            for (key, by) in announced.iter().flat_map(|p| &p.cells) {
                 writeln!(err, "announced {key} by {by}")?;
+            }
+            for [node, peer, prefix, pref, communities, services] in
+                announced.iter().flat_map(|p| &p.bgp)
+            {
+                writeln!(
+                    err,
+                    "bgp {node} to {peer}: {prefix} local-pref {pref} communities {communities} for {services}"
+                )?;
             }
         }
     }

@@ -268,7 +268,7 @@ pub fn plan_with_networks(
 }
 
 /// Columns padded like kubectl's tabwriter: each as wide as its widest cell plus three spaces.
-fn render_columns(rows: &[Vec<String>]) -> String {
+pub fn render_columns(rows: &[Vec<String>]) -> String {
     let columns = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))

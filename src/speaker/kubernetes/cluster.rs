@@ -20,7 +20,7 @@ use crate::speaker::ownership::{self, Announcement, Offer};
 /// Everything that is not announced, and why (so each is reported once, not silently dropped).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Unannounced {
-    /// Services whose IPs are in a BGP pool: allocation works, announcement is not implemented.
+    /// Services whose IPs are in a BGP-only pool while the config has no BGP peer.
     pub bgp: BTreeSet<String>,
     /// Services with a status IP in no pool of the current config.
     pub outside_pools: BTreeSet<String>,
@@ -109,6 +109,7 @@ fn layer2_reach(reach: PoolReach) -> Result<Arc<[Reach]>, Skip> {
         PoolReach::Layer2(reach) => Ok(reach.into()),
         PoolReach::OutsidePools => Err(Skip::OutsidePools),
         PoolReach::Bgp { pool } => Err(Skip::Bgp(Cause::Bgp { pool })),
+        PoolReach::BgpOnly => Err(Skip::BgpOnly),
         PoolReach::NoAdvertisement { pool } => {
             Err(Skip::NoAdvertisement(Cause::NoAdvertisement { pool }))
         }
@@ -129,8 +130,10 @@ pub fn node_inputs(nodes: &[Arc<NodeView>]) -> (Vec<NodeStatus>, Vec<(&str, &Lab
 /// Why a handled Service with status IPs is not offered to the election.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skip {
-    /// Its IP is in a BGP pool: allocation works, announcement is not implemented.
+    /// Its IP is in a pool announced over BGP only, and the config has no BGP peer.
     Bgp(Cause),
+    /// Its IP is in a pool announced over BGP only (not a layer-2 matter).
+    BgpOnly,
     /// Its first IP is in no pool of the config.
     OutsidePools,
     /// No L2 advertisement selects its pool.
@@ -251,6 +254,7 @@ impl Unannounced {
                 self.bgp.insert(key.clone());
                 self.causes.insert(key, (first, cause.clone()));
             }
+            Skip::BgpOnly => {}
             Skip::NoAdvertisement(cause) => {
                 self.causes.insert(key, (first, cause.clone()));
             }

@@ -9,7 +9,7 @@ use kube::runtime::reflector::Store;
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config, L2Advertisement, LabelSelector, Protocol, WarningKind};
-use crate::k8s::metallb::{KINDS, L2, Objects, POOL};
+use crate::k8s::metallb::{KINDS, Kind, L2, Objects, POOL};
 use crate::metrics::ConfigMetrics;
 
 /// Pools of earlier configs kept to go on announcing addresses that left the pools (see
@@ -20,13 +20,15 @@ const MAX_RETIRED_POOLS: usize = 64;
 /// advertisements select.
 const RETIRED_LABEL: &str = "ferrolb.internal/retired-pool";
 
-/// MetalLB's objects a speaker reads (`--config-source crds`): the BGP kinds are the
-/// controller's to report, so a speaker reads only what layer 2 needs.
+/// MetalLB's objects a speaker reads (`--config-source crds`): pools, layer-2 advertisements
+/// and the BGP kinds (peers, advertisements, communities, BFD profiles).
 #[derive(Clone)]
 pub struct MetallbStores {
     pub namespace: String,
     pub pools: Store<DynamicObject>,
     pub l2: Store<DynamicObject>,
+    /// The BGP kinds' caches; a kind whose CRD is not served stays empty.
+    pub bgp: Vec<(Kind, Store<DynamicObject>)>,
 }
 
 impl MetallbStores {
@@ -35,7 +37,8 @@ impl MetallbStores {
         for kind in KINDS {
             objects.listed(kind);
         }
-        for (kind, store) in [(POOL, &self.pools), (L2, &self.l2)] {
+        let bgp = self.bgp.iter().map(|(k, s)| (*k, s));
+        for (kind, store) in [(POOL, &self.pools), (L2, &self.l2)].into_iter().chain(bgp) {
             for o in store.state() {
                 objects.apply(kind, &o);
             }

@@ -20,6 +20,7 @@ fn stores(addresses: &str) -> MetallbStores {
     let meta = |name: &str| json!({"name": name, "namespace": "metallb-system"});
     MetallbStores {
         namespace: "metallb-system".into(),
+        bgp: Vec::new(),
         pools: store(
             POOL,
             &[

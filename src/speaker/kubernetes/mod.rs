@@ -2,6 +2,7 @@
 //! runs gossip with the other speakers (seeded with the Nodes' InternalIPs, since speakers run
 //! on the host network), elects per Service and drives the announcer.
 
+pub mod bgp_routes;
 pub mod cache;
 pub mod candidacy;
 pub mod cluster;
@@ -13,6 +14,7 @@ pub mod l2status_edge;
 pub mod reconcile;
 pub mod store;
 pub mod unannounced;
+mod watches;
 pub mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,11 +22,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::DynamicObject;
-use kube::runtime::reflector::{self, Store as ReflectorStore};
-use kube::runtime::watcher;
-use kube::{Api, Client, Resource};
+use kube::Client;
 use thiserror::Error;
 use tokio::sync::watch;
 use tracing::info;
@@ -32,9 +30,7 @@ use tracing::info;
 use crate::gossip::{
     Gossip, GossipConfig, GossipError, GossipHandle, KeyError, KeyFiles, SwimTiming, joined_differs,
 };
-use crate::k8s::metallb::{ConfigSource, Kind, L2, POOL};
-use crate::k8s::reflect::reflect;
-use crate::k8s::source_hint::tell_if_not_served;
+use crate::k8s::metallb::ConfigSource;
 use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry, ThreadTime};
 
@@ -48,20 +44,21 @@ use super::owned::Owned;
 use super::publish::{publish_scoped, spawn_announcer};
 use super::verify::Verification;
 use crate::metrics::{ConfigMetrics, Naming};
-use cache::{Changes, NodeView, ServiceView, SliceView, Watched};
+use cache::Changes;
 use candidacy::{config_state, no_config_warning, take_part, verification_warnings};
 use cluster::ViewOptions;
-use config_load::MetallbStores;
 use events::EventWriter;
 use l2status_edge::{Inputs, StatusWriter};
-use reconcile::{Reconciler, Stores, ready};
-use store::{Decoded, Store};
+use reconcile::{Reconciler, ready};
 use unannounced::UnannouncedMetric;
 
 /// The API writes that follow a change of what this node announces (its ServiceL2Status
 /// objects, its events) start this long after the change, and changes within it join them: a
 /// takeover's first second belongs to answering ARP and NDP, not to thousands of API calls.
 pub const WRITE_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a start waits for the first list of a BGP kind before reading it as empty.
+const OPTIONAL_KIND_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct KubeOptions {
@@ -124,68 +121,6 @@ async fn wait_for_key_file(keys: &KeyFiles) {
     info!("gossip key file appeared");
 }
 
-/// Watches a projected kind into its cache, recording in `changes` what each event changed.
-fn watch_view<K: Watched>(api: Api<Decoded<K>>, changes: &Changes, what: &'static str) -> Store<K> {
-    let changes = changes.clone();
-    let writer = store::Writer::default();
-    reflect(
-        api,
-        watcher::Config::default(),
-        what,
-        writer,
-        move |w, e| cache::apply(w, &changes, e),
-    )
-}
-
-/// Watches a kind whose every change concerns the whole pass (`config`: the config objects,
-/// loaded again; otherwise a pass runs and compares what it reads).
-fn watch_whole<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    writer: reflector::store::Writer<K>,
-    changes: &Changes,
-    what: &'static str,
-    is_config: bool,
-) -> ReflectorStore<K>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
-{
-    let changes = changes.clone();
-    reflect(api, config, what, writer, move |writer, event| {
-        cache::apply_whole(writer, &changes, event, is_config)
-    })
-}
-
-/// A cache of one MetalLB kind in `namespace`.
-fn watch_metallb(
-    client: &Client,
-    namespace: &str,
-    kind: Kind,
-    changes: &Changes,
-) -> ReflectorStore<DynamicObject> {
-    let resource = kind.api_resource();
-    let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
-    let writer = reflector::store::Writer::new(resource);
-    watch_whole(
-        api,
-        watcher::Config::default(),
-        writer,
-        changes,
-        kind.kind,
-        true,
-    )
-}
-
-/// Waits for a cache's first complete list (`ready`: its `wait_until_ready`); the error names
-/// the kind whose watch stopped.
-async fn synced<E>(
-    ready: impl Future<Output = Result<(), E>>,
-    what: &'static str,
-) -> Result<(), KubeSpeakerError> {
-    ready.await.map_err(|_| KubeSpeakerError::Watch(what))
-}
-
 /// Runs until `shutdown`, then releases every IP, leaves gossip and returns.
 pub async fn run(
     client: Client,
@@ -202,78 +137,7 @@ pub async fn run(
     let config_metrics = ConfigMetrics::register(registry, options.naming)?;
     let unannounced = UnannouncedMetric::new(text);
     let changes = Changes::default();
-    let services = watch_view(
-        Api::<Decoded<ServiceView>>::all(client.clone()),
-        &changes,
-        "Service",
-    );
-    let slices = watch_view(
-        Api::<Decoded<SliceView>>::all(client.clone()),
-        &changes,
-        "EndpointSlice",
-    );
-    let nodes = watch_view(
-        Api::<Decoded<NodeView>>::all(client.clone()),
-        &changes,
-        "Node",
-    );
-    let (configmaps, metallb) = match options.config_source {
-        ConfigSource::Configmap => {
-            let store = watch_whole(
-                Api::<ConfigMap>::namespaced(client.clone(), &options.namespace),
-                watcher::Config::default()
-                    .fields(&format!("metadata.name={}", options.config_name)),
-                reflector::store::Writer::default(),
-                &changes,
-                "ConfigMap",
-                true,
-            );
-            synced(store.wait_until_ready(), "ConfigMap").await?;
-            (store, None)
-        }
-        ConfigSource::Crds => {
-            // A cluster without MetalLB's CRDs (a switch from the legacy ConfigMap): said once,
-            // with what to do, while the watches below wait for the kinds.
-            let hint_client = client.clone();
-            let namespace = options.namespace.clone();
-            tokio::spawn(async move {
-                let configmaps = Api::<ConfigMap>::namespaced(hint_client.clone(), &namespace);
-                tell_if_not_served(&hint_client, configmaps, "speaker", &namespace).await
-            });
-            let pools = watch_metallb(&client, &options.namespace, POOL, &changes);
-            let l2 = watch_metallb(&client, &options.namespace, L2, &changes);
-            synced(pools.wait_until_ready(), "IPAddressPool").await?;
-            synced(l2.wait_until_ready(), "L2Advertisement").await?;
-            let stores = MetallbStores {
-                namespace: options.namespace.clone(),
-                pools,
-                l2,
-            };
-            (reflector::store().0, Some(stores))
-        }
-    };
-    let speakers = watch_whole(
-        Api::<Pod>::namespaced(client.clone(), &options.namespace),
-        watcher::Config::default().labels(&options.speaker_labels),
-        reflector::store::Writer::default(),
-        &changes,
-        "Pod",
-        false,
-    );
-    synced(services.wait_until_ready(), "Service").await?;
-    synced(slices.wait_until_ready(), "EndpointSlice").await?;
-    synced(nodes.wait_until_ready(), "Node").await?;
-    synced(speakers.wait_until_ready(), "Pod").await?;
-    info!("caches synced");
-    let stores = Stores {
-        services,
-        slices,
-        nodes,
-        configmaps,
-        speakers,
-        metallb,
-        changes: changes.clone(),
-    };
+    let stores = watches::stores(&client, &options, &changes).await?;
 
     let membership = match &options.gossip {
         Some(g) => {

@@ -464,7 +464,7 @@ impl Reconciler {
             self.targets_version += 1;
         }
         for svc in skipped.bgp.difference(&self.warned_bgp) {
-            warn!(service = %svc, "service IP is in a BGP pool; BGP announcement is not implemented, so it is not announced");
+            warn!(service = %svc, "service IP is in a BGP pool and the config has no BGP peer, so it is not announced");
         }
         self.warned_bgp = skipped.bgp;
         let mut causes = skipped.causes;
