@@ -237,3 +237,84 @@ fn an_unknown_crd_field_is_a_warning_and_the_config_is_valid() {
         "{warning}"
     );
 }
+
+/// MetalLB's documented BGP examples: valid, and the summary shows each peer (name, address,
+/// ASNs, nodes) and each advertisement (pools, peers, aggregation, local preference,
+/// communities).
+#[test]
+fn bgp_objects_are_shown_peer_by_peer_and_advertisement_by_advertisement() {
+    let out = check_config(&fixture("bgp-metallb-docs.yaml"));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(!stdout.contains("warning"), "{stdout}");
+    assert_eq!(
+        row(&stdout, "sample"),
+        [
+            "sample",
+            "10.0.0.1:179",
+            "64500",
+            "64501",
+            "90s",
+            "-",
+            "<all>"
+        ]
+    );
+    assert_eq!(
+        row(&stdout, "legacy-router")[..5],
+        ["legacy-router", "10.0.0.2:179", "64500", "64502", "120s"]
+    );
+    assert_eq!(
+        row(&stdout, "local"),
+        [
+            "local",
+            "bgp-pool",
+            "<all>",
+            "/32,/128",
+            "100",
+            "65535:65282",
+            "<all>",
+            "<all>"
+        ]
+    );
+    assert_eq!(
+        row(&stdout, "external")[..5],
+        ["external", "bgp-pool", "<all>", "/24,/128", "-"]
+    );
+    let example = row(&stdout, "example");
+    // The peer and the advertisement share the name; the advertisement's row comes second.
+    let ad = stdout
+        .lines()
+        .filter(|l| l.starts_with("example "))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(
+        example[..4],
+        ["example", "172.30.0.3:180", "64512", "64512"]
+    );
+    assert!(
+        ad.contains("first-pool")
+            && ad.contains(" sample ")
+            && ad.contains("kubernetes.io/hostname=NodeA"),
+        "{ad}"
+    );
+    assert!(
+        stdout.contains("peers: 3  bgpadvertisements: 3  communities: 1"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn legacy_peers_and_bgp_advertisements_are_shown() {
+    let out = check_config(&fixture("full.yaml"));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert_eq!(
+        row(&stdout, "peer1")[..5],
+        ["peer1", "192.0.2.1:1179", "64500", "64501", "120s"]
+    );
+    assert_eq!(row(&stdout, "peer2")[1], "[2001:db8::1]:179");
+    assert_eq!(
+        row(&stdout, "bgpadvertisement1")[..2],
+        ["bgpadvertisement1", "bgp-pool"]
+    );
+}

@@ -85,6 +85,12 @@ fn parse_cidr(text: &str) -> Result<ParsedAddress, (Rule, String)> {
 ///
 /// Greedy summarisation: from `start`, take the largest aligned block that does not pass `end`.
 /// At most 2 * bits blocks, so this is constant time.
+/// The shortest prefix length among the CIDRs summarising `range` (a CIDR's own length).
+pub(crate) fn shortest_prefix(range: &AddressRange) -> u8 {
+    let bits = if range.start.is_ipv4() { 32 } else { 128 };
+    shortest_summary_prefix(ip_to_u128(range.start), ip_to_u128(range.end), bits)
+}
+
 fn shortest_summary_prefix(start: u128, end: u128, bits: u32) -> u8 {
     let mut shortest = bits;
     let mut cur = start;

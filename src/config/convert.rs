@@ -255,8 +255,11 @@ fn bgp_objects(config: &Config, namespace: &str, out: &mut Vec<Value>) -> Result
             "peerASN": p.peer_asn,
             "peerAddress": p.peer_address.to_string(),
             "holdTime": format!("{}s", p.hold_time.as_secs()),
-            "keepaliveTime": format!("{}s", p.keepalive_time.as_secs()),
         });
+        // A third of the hold time is what a BGPPeer without keepaliveTime gets.
+        if p.keepalive_time != p.hold_time / 3 {
+            spec["keepaliveTime"] = json!(format!("{}s", p.keepalive_time.as_secs()));
+        }
         if p.peer_port != 179 {
             spec["peerPort"] = json!(p.peer_port);
         }

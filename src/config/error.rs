@@ -161,6 +161,20 @@ pub enum Rule {
     DuplicateSelector,
     /// A `preferredNodeSelectors` entry without a weight of 1–100 or without a preference.
     InvalidPreference,
+    // BGP custom resources.
+    /// `peerASN` and `dynamicASN` both set, or `dynamicASN` not `internal`/`external`.
+    InvalidPeerAsn,
+    /// `peerPort` outside 1–16384.
+    InvalidPeerPort,
+    /// `connectTime` not whole seconds of 1–65535.
+    InvalidConnectTime,
+    /// `password` and `passwordSecret` both set.
+    PasswordConflict,
+    /// `serviceSelectors` with an aggregation length other than 32/128.
+    ServiceSelectorsWithAggregation,
+    /// Two BGPAdvertisements of one pool announcing the same prefixes to the same peers from
+    /// the same nodes with different `localPref`.
+    LocalPrefConflict,
 }
 
 /// One broken rule: which pool/peer/community/profile, which field, and what is wrong.

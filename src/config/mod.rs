@@ -30,7 +30,10 @@ pub use schema::{
     ConfigWarning, DynamicAsn, Families, L2Advertisement, Peer, Protocol, ServiceAllocation,
     Source, WarningKind,
 };
-pub use selector::{LabelSelector, Labels, NodeSelector, SelectorOperator, SelectorRequirement};
+pub use selector::{
+    LabelSelector, Labels, NodeSelector, SelectorOperator, SelectorRequirement,
+    selector_lists_disjoint,
+};
 
 /// Parses and validates a legacy config: a ConfigMap manifest (`kind: ConfigMap`, config text under
 /// `data.config`) or the bare config text. Empty text is an empty, valid config.

@@ -125,6 +125,75 @@ fn keepalive_time(raw: Option<&str>, hold: Duration) -> Result<Duration, String>
     Ok(keepalive)
 }
 
+/// A BGPPeer's `holdTime` and `keepaliveTime` (MetalLB's `parseTimers`): neither given means
+/// 90 s and 30 s; only one given derives the other (hold = 3 × keepalive, keepalive = hold / 3);
+/// hold is rounded down to whole seconds and must then be 0 or at least 3 s; an explicit
+/// keepalive is rounded down to whole seconds and may not exceed the hold time. An error names
+/// its field (`holdTime` or `keepaliveTime`).
+pub(crate) fn crd_timers(
+    hold: Option<&str>,
+    keepalive: Option<&str>,
+) -> Result<(Duration, Duration), (&'static str, Rule, String)> {
+    let parse = |text: &str, field: &'static str, rule: Rule, what: &str| {
+        parse_go_duration(text).map_err(|e| (field, rule, format!("invalid {what} {text:?}: {e}")))
+    };
+    let hold_text = hold.filter(|t| !t.is_empty());
+    let ka_text = keepalive.filter(|t| !t.is_empty());
+    let ka_nanos = ka_text
+        .map(|t| {
+            parse(
+                t,
+                "keepaliveTime",
+                Rule::InvalidKeepaliveTime,
+                "keepalive time",
+            )
+        })
+        .transpose()?;
+    if let (Some(t), Some(n)) = (ka_text, ka_nanos)
+        && n < 0
+    {
+        return Err((
+            "keepaliveTime",
+            Rule::InvalidKeepaliveTime,
+            format!("invalid keepalive time {t:?}: must not be negative"),
+        ));
+    }
+    let hold_nanos = match (hold_text, ka_nanos) {
+        (Some(t), _) => parse(t, "holdTime", Rule::InvalidHoldTime, "hold time")?,
+        (None, Some(ka)) => ka.saturating_mul(3),
+        (None, None) => return Ok((DEFAULT_HOLD_TIME, DEFAULT_HOLD_TIME / 3)),
+    };
+    let secs = whole_seconds(hold_nanos);
+    if secs != 0 && secs < 3 {
+        let shown = hold_text.map_or_else(|| format!("{secs}s"), str::to_owned);
+        return Err((
+            if hold_text.is_some() {
+                "holdTime"
+            } else {
+                "keepaliveTime"
+            },
+            Rule::InvalidHoldTime,
+            format!("invalid hold time {shown:?}: must be 0 or >=3s"),
+        ));
+    }
+    let hold = seconds(secs);
+    let Some(ka) = ka_nanos else {
+        return Ok((hold, hold / 3));
+    };
+    if ka > whole_seconds(hold_nanos) * NANOS_PER_SEC {
+        return Err((
+            "keepaliveTime",
+            Rule::InvalidKeepaliveTime,
+            format!(
+                "invalid keepalive time {:?}: must not be greater than the hold time ({}s)",
+                ka_text.unwrap_or_default(),
+                hold.as_secs()
+            ),
+        ));
+    }
+    Ok((hold, seconds(whole_seconds(ka))))
+}
+
 fn optional_ip(
     raw: Option<String>,
     subject: &Subject,
@@ -405,6 +474,30 @@ mod tests {
         assert!(parse_go_duration("").is_err());
         assert!(parse_go_duration(".s").is_err());
         assert!(parse_go_duration("99999999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn crd_timers_follow_metallbs_parse_timers() {
+        let s = Duration::from_secs;
+        assert_eq!(crd_timers(None, None), Ok((s(90), s(30))));
+        assert_eq!(
+            crd_timers(Some("3.9s"), None),
+            Ok((s(3), Duration::from_millis(1000)))
+        );
+        assert_eq!(crd_timers(None, Some("20s")), Ok((s(60), s(20))));
+        assert_eq!(crd_timers(Some("0s"), None), Ok((s(0), s(0))));
+        assert_eq!(crd_timers(Some("1m"), Some("5.5s")), Ok((s(60), s(5))));
+        let field = |h, k| crd_timers(h, k).unwrap_err().0;
+        assert_eq!(field(Some("2s"), None), "holdTime");
+        assert_eq!(
+            field(None, Some("900ms")),
+            "keepaliveTime",
+            "derived hold 2.7s"
+        );
+        assert_eq!(field(Some("10s"), Some("11s")), "keepaliveTime");
+        assert_eq!(field(Some("0s"), Some("1s")), "keepaliveTime");
+        assert_eq!(field(Some("x"), None), "holdTime");
+        assert_eq!(field(None, Some("-1s")), "keepaliveTime");
     }
 
     #[test]

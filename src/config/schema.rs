@@ -24,9 +24,8 @@ pub struct Config {
     /// Layer-2 advertisements. A legacy `layer2` pool gets one advertising it to every node on
     /// every interface; a legacy `bgp` pool gets none.
     pub l2_advertisements: Vec<L2Advertisement>,
-    /// BGP objects read from custom resources (`kind/name`): validated, never announced.
-    pub bgp_objects: Vec<String>,
-    /// What is suspicious but not invalid (an advertisement naming a missing pool, BGP objects).
+    /// What is suspicious but not invalid (an advertisement naming a missing pool, a BGP field
+    /// ferrolb does not implement).
     pub warnings: Vec<ConfigWarning>,
     /// BGP peers (`BGPPeer` objects, or the legacy `peers`, named `peer1`, `peer2`... as
     /// `convert` names them).
@@ -35,7 +34,8 @@ pub struct Config {
     /// `bgp-advertisements` entries, named `bgpadvertisement1`... as `convert` names them; a
     /// legacy `bgp` pool without any gets one with MetalLB's defaults).
     pub bgp_advertisements: Vec<BgpAd>,
-    /// `bgp-communities`: alias -> community text as written (validated).
+    /// `bgp-communities`, or every `Community` object's aliases: alias -> community text as
+    /// written (validated).
     pub bgp_communities: BTreeMap<String, String>,
     /// BFD profiles with unique names.
     pub bfd_profiles: Vec<BfdProfile>,
@@ -51,7 +51,7 @@ impl Config {
     pub fn bgp_advertisements_for(&self, pool: &AddressPool) -> Vec<&BgpAd> {
         self.bgp_advertisements
             .iter()
-            .filter(|ad| selects_pool(&ad.pools, &ad.pool_selectors, pool))
+            .filter(|ad| ad.selects_pool(pool))
             .collect()
     }
 
@@ -96,7 +96,8 @@ pub enum WarningKind {
     /// A field of a custom resource that ferrolb does not know (one a newer MetalLB added, or a
     /// misspelling): ignored, and the fields ferrolb knows apply.
     UnknownField,
-    /// Anything else: a pool nothing announces, a BGP object, an object of another namespace.
+    /// Anything else: a pool nothing announces, a BGP field ferrolb does not implement, an
+    /// object of another namespace.
     Other,
 }
 
@@ -267,6 +268,12 @@ pub struct BgpAd {
 }
 
 impl BgpAd {
+    /// Whether the advertisement applies to `pool`: named, or matched by a pool selector, or
+    /// neither list given (every pool).
+    pub fn selects_pool(&self, pool: &AddressPool) -> bool {
+        selects_pool(&self.pools, &self.pool_selectors, pool)
+    }
+
     /// Whether a node with these labels announces for this advertisement.
     pub fn selects_node(&self, labels: &Labels) -> bool {
         any_or_empty(&self.node_selectors, labels)
@@ -284,8 +291,9 @@ impl BgpAd {
 }
 
 /// How a pool's addresses are announced. For a custom-resource pool: `Layer2` when an
-/// L2Advertisement selects it, `Bgp` otherwise (announced by no one; the per-advertisement model
-/// in [`Config::l2_advertisements`] is the full picture).
+/// L2Advertisement selects it, `Bgp` otherwise (announced over BGP when a BGPAdvertisement
+/// selects it, by no one when none does; [`Config::l2_advertisements`] and
+/// [`Config::bgp_advertisements`] are the full picture).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
     /// ARP / NDP answered by one elected node.

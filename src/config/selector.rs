@@ -70,6 +70,75 @@ impl LabelSelector {
     }
 }
 
+/// What one label key must be for a node to match a set of selectors at once.
+#[derive(Default)]
+struct KeyNeed<'a> {
+    /// Whether the key must be present (`Some(true)`) or absent (`Some(false)`).
+    present: Option<bool>,
+    /// Both present and absent were required.
+    contradicts: bool,
+    /// The values it may have (`None`: any).
+    allowed: Option<std::collections::BTreeSet<&'a str>>,
+    /// The values it may not have.
+    excluded: std::collections::BTreeSet<&'a str>,
+}
+
+impl<'a> KeyNeed<'a> {
+    fn present(&mut self, want: bool) {
+        self.contradicts |= self.present.is_some_and(|p| p != want);
+        self.present = Some(want);
+    }
+
+    fn allow(&mut self, values: impl IntoIterator<Item = &'a str>) {
+        self.present(true);
+        let values: std::collections::BTreeSet<&str> = values.into_iter().collect();
+        self.allowed = Some(match self.allowed.take() {
+            Some(before) => before.intersection(&values).copied().collect(),
+            None => values,
+        });
+    }
+
+    fn unsatisfiable(&self) -> bool {
+        self.contradicts
+            || self
+                .allowed
+                .as_ref()
+                .is_some_and(|a| a.iter().all(|v| self.excluded.contains(v)))
+    }
+}
+
+impl LabelSelector {
+    /// Whether no set of labels can match both selectors, judged from the selectors alone: a
+    /// key both require with no value in common (`rack=a` and `rack=b`, `In` lists that do not
+    /// meet, `In` against a `NotIn` of all its values), or required by one and absent by the
+    /// other. `false` means some labels could match both, not that a node has them.
+    pub fn disjoint(&self, other: &LabelSelector) -> bool {
+        let mut needs: BTreeMap<&str, KeyNeed<'_>> = BTreeMap::new();
+        for sel in [self, other] {
+            for (k, v) in &sel.match_labels {
+                needs.entry(k).or_default().allow([v.as_str()]);
+            }
+            for e in &sel.match_expressions {
+                let need = needs.entry(&e.key).or_default();
+                let values = e.values.iter().map(String::as_str);
+                match e.operator {
+                    SelectorOperator::In => need.allow(values),
+                    SelectorOperator::NotIn => need.excluded.extend(values),
+                    SelectorOperator::Exists => need.present(true),
+                    SelectorOperator::DoesNotExist => need.present(false),
+                }
+            }
+        }
+        needs.values().any(KeyNeed::unsatisfiable)
+    }
+}
+
+/// Whether two selector lists (each matching what any of its selectors matches; empty means
+/// everything) can match no common labels, judged as [`LabelSelector::disjoint`] does.
+pub fn selector_lists_disjoint(a: &[LabelSelector], b: &[LabelSelector]) -> bool {
+    !a.is_empty() && !b.is_empty() && a.iter().all(|x| b.iter().all(|y| x.disjoint(y)))
+}
+
 impl std::fmt::Display for LabelSelector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts: Vec<String> = self
@@ -386,6 +455,34 @@ mod tests {
         assert!(exists.matches(&has_a) && !exists.matches(&none));
         let absent = one(expr("env", DoesNotExist, &[]));
         assert!(!absent.matches(&has_a) && absent.matches(&none));
+    }
+
+    #[test]
+    fn disjointness_is_judged_from_the_selectors_alone() {
+        use SelectorOperator::*;
+        let sel = |pairs: &[(&str, &str)], exprs: Vec<SelectorRequirement>| LabelSelector {
+            match_labels: labels(pairs),
+            match_expressions: exprs,
+        };
+        let rack_a = sel(&[("rack", "a")], vec![]);
+        let rack_b = sel(&[("rack", "b")], vec![]);
+        let zone = sel(&[("zone", "x")], vec![]);
+        assert!(rack_a.disjoint(&rack_b));
+        assert!(!rack_a.disjoint(&zone), "different keys can both hold");
+        assert!(!rack_a.disjoint(&rack_a));
+        let in_ab = sel(&[], vec![expr("rack", In, &["a", "b"])]);
+        let in_c = sel(&[], vec![expr("rack", In, &["c"])]);
+        let not_ab = sel(&[], vec![expr("rack", NotIn, &["a", "b"])]);
+        let absent = sel(&[], vec![expr("rack", DoesNotExist, &[])]);
+        assert!(in_ab.disjoint(&in_c) && in_ab.disjoint(&not_ab) && rack_a.disjoint(&absent));
+        assert!(!in_ab.disjoint(&rack_b) && !not_ab.disjoint(&absent));
+        let only_a = std::slice::from_ref(&rack_a);
+        assert!(selector_lists_disjoint(only_a, &[rack_b.clone(), in_c]));
+        assert!(!selector_lists_disjoint(only_a, &[rack_b, zone]));
+        assert!(
+            !selector_lists_disjoint(&[], &[rack_a]),
+            "empty means every node"
+        );
     }
 
     #[test]

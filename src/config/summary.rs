@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use super::schema::{Config, L2Advertisement, LabelSelector, ServiceAllocation, Source};
+use super::schema::{
+    BgpAd, Config, DynamicAsn, L2Advertisement, LabelSelector, Peer, ServiceAllocation, Source,
+};
 
 /// One row of the pool table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +123,88 @@ fn ad_row(ad: &L2Advertisement) -> [String; 6] {
     ]
 }
 
+fn peer_row(p: &Peer) -> [String; 7] {
+    let address = match p.peer_address {
+        std::net::IpAddr::V6(a) => format!("[{a}]:{}", p.peer_port),
+        a => format!("{a}:{}", p.peer_port),
+    };
+    let peer_asn = match p.dynamic_asn {
+        Some(DynamicAsn::Internal) => "internal".into(),
+        Some(DynamicAsn::External) => "external".into(),
+        None => p.peer_asn.to_string(),
+    };
+    [
+        p.name.clone(),
+        address,
+        p.my_asn.to_string(),
+        peer_asn,
+        format!("{}s", p.hold_time.as_secs()),
+        p.bfd_profile.clone().unwrap_or_else(|| "-".into()),
+        selectors(&p.node_selectors),
+    ]
+}
+
+fn bgp_ad_row(ad: &BgpAd) -> [String; 8] {
+    let mut pools: Vec<String> = ad.pools.clone();
+    pools.extend(ad.pool_selectors.iter().map(|s| format!("labels:{s}")));
+    let all = |v: Vec<String>| {
+        if v.is_empty() {
+            "<all>".into()
+        } else {
+            v.join(",")
+        }
+    };
+    [
+        ad.name.clone(),
+        all(pools),
+        all(ad.peers.clone()),
+        format!("/{},/{}", ad.aggregation_length, ad.aggregation_length_v6),
+        ad.local_pref.map_or_else(|| "-".into(), |p| p.to_string()),
+        if ad.communities.is_empty() {
+            "-".into()
+        } else {
+            ad.communities
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        },
+        selectors(&ad.node_selectors),
+        selectors(&ad.service_selectors),
+    ]
+}
+
+/// The BGP peers and advertisements (both sources), each table only when it has rows.
+fn render_bgp(config: &Config, out: &mut String) {
+    if !config.peers.is_empty() {
+        out.push('\n');
+        let rows: Vec<[String; 7]> = config.peers.iter().map(peer_row).collect();
+        out.push_str(&table(
+            [
+                "PEER", "ADDRESS", "MY-ASN", "PEER-ASN", "HOLD", "BFD", "NODES",
+            ],
+            &rows,
+        ));
+    }
+    if !config.bgp_advertisements.is_empty() {
+        out.push('\n');
+        let rows: Vec<[String; 8]> = config.bgp_advertisements.iter().map(bgp_ad_row).collect();
+        out.push_str(&table(
+            [
+                "BGPADVERTISEMENT",
+                "POOLS",
+                "PEERS",
+                "AGGREGATION",
+                "LOCAL-PREF",
+                "COMMUNITIES",
+                "NODES",
+                "SERVICES",
+            ],
+            &rows,
+        ));
+    }
+}
+
 /// What `check-config` prints for custom resources: pools with their pinning, advertisements,
 /// BGP objects and warnings.
 fn render_crds(config: &Config) -> String {
@@ -174,12 +258,17 @@ fn render_crds(config: &Config) -> String {
         ],
         &ads,
     ));
+    render_bgp(config, &mut out);
     let _ = writeln!(
         out,
-        "\npools: {}  l2advertisements: {}  bgp objects (not announced): {}",
+        "\npools: {}  l2advertisements: {}  peers: {}  bgpadvertisements: {}  communities: {}  \
+         bfdprofiles: {}",
         config.address_pools.len(),
         config.l2_advertisements.len(),
-        config.bgp_objects.len()
+        config.peers.len(),
+        config.bgp_advertisements.len(),
+        config.bgp_communities.len(),
+        config.bfd_profiles.len()
     );
     for w in &config.warnings {
         let _ = writeln!(out, "warning: {w}");
@@ -187,9 +276,10 @@ fn render_crds(config: &Config) -> String {
     out
 }
 
-/// A `kubectl`-style table of pools (NAME, PROTOCOL, FAMILIES, ADDRESSES, AUTO-ASSIGN) followed
-/// by the number of peers, BGP communities and BFD profiles; for custom resources, pools with
-/// their priority and pinning, then the L2 advertisements and any warnings.
+/// A `kubectl`-style table of pools (NAME, PROTOCOL, FAMILIES, ADDRESSES, AUTO-ASSIGN), the BGP
+/// peers and advertisements, then the number of peers, BGP communities and BFD profiles; for
+/// custom resources, pools with their priority and pinning, then the L2 advertisements, the
+/// BGP peers and advertisements. Any warnings last.
 pub fn render(config: &Config) -> String {
     if config.source == Source::Crds {
         return render_crds(config);
@@ -208,6 +298,7 @@ pub fn render(config: &Config) -> String {
         })
         .collect();
     let mut out = table(header, &rows);
+    render_bgp(config, &mut out);
     let _ = writeln!(
         out,
         "\npools: {}  peers: {}  bgp-communities: {}  bfd-profiles: {}",
@@ -216,5 +307,8 @@ pub fn render(config: &Config) -> String {
         config.bgp_communities.len(),
         config.bfd_profiles.len()
     );
+    for w in &config.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
     out
 }

@@ -8,7 +8,8 @@ use super::error::{Rule, Subject, ValidationError};
 use super::peers::{bfd_profiles, peers};
 use super::raw::{RawAdvertisement, RawConfig, RawPool};
 use super::schema::{
-    AddressPool, BgpAd, BgpAdvertisement, Community, Config, L2Advertisement, Protocol, Source,
+    AddressPool, BfdProfile, BgpAd, BgpAdvertisement, Community, Config, ConfigWarning,
+    L2Advertisement, Peer, Protocol, Source, WarningKind,
 };
 
 pub(crate) fn validate(raw: RawConfig) -> Result<Config, Vec<ValidationError>> {
@@ -82,12 +83,64 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Vec<ValidationError>> {
         address_pools,
         l2_advertisements,
         bgp_advertisements,
-        bgp_objects: Vec::new(),
-        warnings: Vec::new(),
+        warnings: not_implemented(&peers, &bfd_profiles),
         peers,
         bgp_communities,
         bfd_profiles,
     })
+}
+
+/// What a legacy config asks that ferrolb does not implement, as the custom resources' warnings
+/// say it: a keepalive other than a third of the hold time, BFD.
+fn not_implemented(peers: &[Peer], bfd_profiles: &[BfdProfile]) -> Vec<ConfigWarning> {
+    let mut out = Vec::new();
+    let mut warn = |subject: Subject, field: &str, message: String| {
+        out.push(ConfigWarning::about(
+            &subject,
+            field,
+            message,
+            WarningKind::Other,
+        ));
+    };
+    // Only a valid config gets here, so every peer is here, in order.
+    for (i, p) in peers.iter().enumerate() {
+        let subject = || Subject::Peer {
+            index: i + 1,
+            address: p.peer_address.to_string(),
+        };
+        if p.keepalive_time != p.hold_time / 3 {
+            warn(
+                subject(),
+                "keepalive-time",
+                format!(
+                    "a keepalive interval other than a third of the hold time is not \
+                     implemented: ferrolb sends keepalives every third of the negotiated hold \
+                     time, not every {}s",
+                    p.keepalive_time.as_secs()
+                ),
+            );
+        }
+        if let Some(b) = &p.bfd_profile {
+            warn(
+                subject(),
+                "bfd-profile",
+                format!(
+                    "BFD is not implemented yet: the session runs without BFD ({b:?} is not applied)"
+                ),
+            );
+        }
+    }
+    for (i, b) in bfd_profiles.iter().enumerate() {
+        warn(
+            Subject::BfdProfile {
+                index: i + 1,
+                name: Some(b.name.clone()),
+            },
+            "",
+            "BFD is not implemented yet: this profile is checked but not applied".into(),
+        );
+    }
+    out
 }
 
 /// What one pool's check produced: its valid address entries go to the overlap sweep even when

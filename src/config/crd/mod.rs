@@ -6,6 +6,7 @@
 //! `namespaceSelectors`). [`from_objects`] is the same for objects already decoded (the API).
 
 mod bgp;
+mod bgp_ads;
 mod pools;
 pub(crate) mod raw;
 
@@ -188,8 +189,9 @@ pub fn from_objects(
                     Rule::UnsupportedKind,
                     format!(
                         "apiVersion {version:?} kind {kind:?} is not a config object; expected \
-                         {GROUP}/v1beta1 IPAddressPool or L2Advertisement (or a BGP kind, or a \
-                         v1 Namespace)"
+                         {GROUP}/v1beta1 IPAddressPool, L2Advertisement, BGPAdvertisement, \
+                         Community or BFDProfile, {GROUP}/v1beta1 or v1beta2 BGPPeer, or a v1 \
+                         Namespace"
                     ),
                 ));
                 continue;
@@ -197,9 +199,18 @@ pub fn from_objects(
         };
         bucket.push((subject, o));
     }
-    let bgp = bgp::read(sorted.bgp, &mut warnings);
     let mut config = pools::build(sorted.pools, sorted.l2, &mut errors, &mut warnings);
-    config.bgp_objects = bgp;
+    let bgp = bgp::build(
+        sorted.bgp,
+        &config.address_pools,
+        &mut errors,
+        &mut warnings,
+    );
+    config.peers = bgp.peers;
+    config.bgp_advertisements = bgp.advertisements;
+    config.bgp_communities = bgp.communities;
+    config.bfd_profiles = bgp.bfd_profiles;
+    pools::warn_unannounced(&config, &mut warnings);
     if !errors.is_empty() {
         return Err(ConfigError::Invalid(errors));
     }
@@ -281,5 +292,9 @@ fn field_path(path: &serde_ignored::Path<'_>) -> String {
     }
 }
 
+#[cfg(test)]
+mod bgp_ad_tests;
+#[cfg(test)]
+mod bgp_tests;
 #[cfg(test)]
 mod tests;

@@ -17,18 +17,22 @@ use crate::config::schema::{
 use crate::config::selector::{CRD_KEYS, check_selectors, is_dns_subdomain};
 
 /// Collects errors against one object.
-struct Sink<'a> {
-    subject: &'a Subject,
-    errors: &'a mut Vec<ValidationError>,
+pub(super) struct Sink<'a> {
+    pub subject: &'a Subject,
+    pub errors: &'a mut Vec<ValidationError>,
 }
 
 impl Sink<'_> {
-    fn push(&mut self, field: impl Into<String>, rule: Rule, msg: impl Into<String>) {
+    pub(super) fn push(&mut self, field: impl Into<String>, rule: Rule, msg: impl Into<String>) {
         self.errors
             .push(ValidationError::new(self.subject.clone(), field, rule, msg));
     }
 
-    fn selectors(&mut self, raw: Option<Vec<RawSelector>>, field: &str) -> Vec<LabelSelector> {
+    pub(super) fn selectors(
+        &mut self,
+        raw: Option<Vec<RawSelector>>,
+        field: &str,
+    ) -> Vec<LabelSelector> {
         let raw = raw
             .unwrap_or_default()
             .into_iter()
@@ -82,7 +86,7 @@ impl Sink<'_> {
     }
 
     /// `names` without duplicates; a duplicate is an error (MetalLB: "duplicate definition").
-    fn unique(&mut self, names: Option<Vec<String>>, field: &str) -> Vec<String> {
+    pub(super) fn unique(&mut self, names: Option<Vec<String>>, field: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for (i, n) in names.unwrap_or_default().into_iter().enumerate() {
             if out.contains(&n) {
@@ -100,7 +104,7 @@ impl Sink<'_> {
 }
 
 /// A valid object name, and no second object of the kind with it.
-fn check_name(
+pub(super) fn check_name(
     subject: &Subject,
     seen: &mut BTreeSet<String>,
     sink: &mut Sink<'_>,
@@ -180,10 +184,28 @@ pub(super) fn build(
             pool.protocol = Protocol::Layer2;
         }
     }
-    for pool in address_pools
-        .iter()
-        .filter(|p| p.protocol != Protocol::Layer2)
-    {
+    Config {
+        source: Source::Crds,
+        address_pools,
+        l2_advertisements,
+        ..Config::default()
+    }
+}
+
+/// One warning per pool that no advertisement of either kind selects (run once both are read).
+pub(super) fn warn_unannounced(config: &Config, warnings: &mut Vec<ConfigWarning>) {
+    for pool in &config.address_pools {
+        if config
+            .l2_advertisements
+            .iter()
+            .any(|ad| ad.selects_pool(pool))
+            || config
+                .bgp_advertisements
+                .iter()
+                .any(|ad| ad.selects_pool(pool))
+        {
+            continue;
+        }
         let subject = Subject::Object {
             kind: super::POOL.into(),
             name: pool.name.clone(),
@@ -191,15 +213,10 @@ pub(super) fn build(
         warnings.push(ConfigWarning::about(
             &subject,
             "",
-            "no L2Advertisement selects this pool: its addresses are allocated but not announced",
+            "no L2Advertisement or BGPAdvertisement selects this pool: its addresses are \
+             allocated but not announced",
             WarningKind::Other,
         ));
-    }
-    Config {
-        source: Source::Crds,
-        address_pools,
-        l2_advertisements,
-        ..Config::default()
     }
 }
 

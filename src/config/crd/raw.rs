@@ -8,9 +8,6 @@
 //! than a config needs, so only the fields read here are looked at. (The legacy ConfigMap's
 //! shapes, `config::raw`, still deny unknown keys: that text is written by hand.)
 
-// BGP fields are read only so that a wrong one is reported; ferrolb does not use them.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -124,7 +121,7 @@ pub(crate) struct RawPreferredNode {
 }
 
 /// `BGPPeer`, v1beta1 and v1beta2 fields together (v1beta1 is a subset apart from its selector
-/// struct, which reads the same).
+/// struct, which reads the same; ferrolb's chart serves both versions with every field).
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct RawBgpPeerSpec {
     #[serde(rename = "myASN")]
@@ -141,7 +138,7 @@ pub(crate) struct RawBgpPeerSpec {
     #[serde(rename = "sourceAddress")]
     pub source_address: Option<String>,
     #[serde(rename = "peerPort")]
-    pub peer_port: Option<u16>,
+    pub peer_port: Option<i64>,
     #[serde(rename = "holdTime")]
     pub hold_time: Option<String>,
     #[serde(rename = "keepaliveTime")]

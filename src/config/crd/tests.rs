@@ -394,31 +394,6 @@ fn advertisement_naming_a_missing_pool_is_only_a_warning() {
 }
 
 #[test]
-fn bgp_objects_are_warnings_never_errors() {
-    let text = pool("lan", "  addresses: [192.0.2.0/28]")
-        + "---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r1}\nspec: \
-           {myASN: 64500, peerASN: 64501, peerAddress: not-an-ip}\n"
-        + "---\napiVersion: metallb.io/v1beta1\nkind: BGPPeer\nmetadata: {name: r0}\nspec: \
-           {myASN: 64500, peerASN: 64501, peerAddress: 192.0.2.200}\n"
-        + "---\napiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: a}\n\
-           spec: {aggregationLength: 40, bogus: 1}\n"
-        + "---\napiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: b}\nspec: \
-           {detectMultiplier: 1}\n"
-        + "---\napiVersion: metallb.io/v1beta1\nkind: Community\nmetadata: {name: c}\nspec: \
-           {communities: [{name: x, value: \"1:2:3\"}]}\n";
-    let c = ok(&text).config;
-    assert_eq!(c.bgp_objects.len(), 5);
-    let w: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
-    let has = |needle: &str| w.iter().any(|l| l.contains(needle));
-    assert!(has("BGPPeer \"r1\", field spec.peerAddress"), "{w:#?}");
-    assert!(has("BGPAdvertisement \"a\"") && has("bogus"), "{w:#?}");
-    assert!(has("BFDProfile \"b\", field spec.detectMultiplier"));
-    assert!(has("Community \"c\", field spec.communities[0].value"));
-    assert!(has("BGP is not announced by ferrolb"));
-    assert_eq!(c.address_pools.len(), 1);
-}
-
-#[test]
 fn unsupported_kinds_and_versions_are_errors() {
     let errs = errors(
         "apiVersion: metallb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {name: p}\n---\n\
