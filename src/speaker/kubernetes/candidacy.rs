@@ -101,7 +101,7 @@ pub fn verification_warnings(
                  {ip}, and the next node answers it",
                 crate::speaker::answer_check::MISSES
             );
-            reconciler.service_warning(&service, "OwnerNotAnswering", note)
+            reconciler.service_warning(&service, ("OwnerNotAnswering", note))
         })
         .collect();
     if deafened {
@@ -113,4 +113,10 @@ pub fn verification_warnings(
         out.push(own_warning(reconciler, pod_name, "AnswerChecksDeaf", why));
     }
     out
+}
+
+/// `/readyz`: the announcer can answer on every interface and, with gossip on while other
+/// speakers are expected ([`super::reconcile::Reconciler::others_expected`]), this speaker has joined them.
+pub fn ready(sockets_open: bool, gossip: bool, joined: bool, others_expected: bool) -> bool {
+    sockets_open && (!gossip || joined || !others_expected)
 }

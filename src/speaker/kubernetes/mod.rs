@@ -46,11 +46,11 @@ use super::publish::{publish_scoped, spawn_announcer};
 use super::verify::Verification;
 use crate::metrics::{ConfigMetrics, Naming};
 use cache::Changes;
-use candidacy::{config_state, no_config_warning, take_part, verification_warnings};
+use candidacy::{config_state, no_config_warning, ready, take_part, verification_warnings};
 use cluster::ViewOptions;
 use events::EventWriter;
 use l2status_edge::{Inputs, StatusWriter};
-use reconcile::{Reconciler, ready};
+use reconcile::Reconciler;
 use unannounced::UnannouncedMetric;
 
 /// The API writes that follow a change of what this node announces (its ServiceL2Status

@@ -26,6 +26,7 @@ use kube::runtime::reflector::Store as ReflectorStore;
 use tracing::{info, warn};
 
 use crate::advertise::{self, Cause, Decision, Interfaces};
+use crate::config::Config;
 use crate::election;
 use crate::k8s::pod::ready_pod_nodes;
 use crate::metrics::ConfigMetrics;
@@ -95,6 +96,8 @@ pub struct Pass {
     /// What this node claims changed ([`Reconciler::claimed`]): gossip it once the announcer
     /// has the owned set.
     pub claims_changed: bool,
+    /// A Service, EndpointSlice, Node or the config changed (or a re-list): BGP's routes too.
+    pub objects_changed: bool,
 }
 
 pub struct Reconciler {
@@ -119,7 +122,6 @@ pub struct Reconciler {
     /// Each owned IP's Service (the cache's key).
     owned: BTreeMap<IpAddr, Arc<str>>,
     warned_bgp: BTreeSet<String>,
-    /// Services this node announced after the previous pass.
     /// Each Service this node announces, with its addresses this node answers for (every
     /// sharer of an owned address, not only the first by key).
     announced: BTreeMap<Arc<str>, Vec<IpAddr>>,
@@ -197,14 +199,9 @@ impl Reconciler {
     }
 
     /// A Warning on Service `key`, while the cache holds it.
-    pub fn service_warning(
-        &self,
-        key: &str,
-        reason: &'static str,
-        note: String,
-    ) -> Option<Assigned> {
+    pub fn service_warning(&self, key: &str, why: (&'static str, String)) -> Option<Assigned> {
         let mut event = self.reference(key)?;
-        event.warning = Some((reason, note));
+        event.warning = Some(why);
         Some(event)
     }
 
@@ -248,6 +245,11 @@ impl Reconciler {
     /// refused, `None` before any config was seen.
     pub fn config_state(&self) -> Option<Option<String>> {
         self.loader.state()
+    }
+
+    /// The config in force (the last good one), if any loaded.
+    pub fn config(&self) -> Option<&Config> {
+        self.loader.config()
     }
 
     /// This node's name.
@@ -314,6 +316,10 @@ impl Reconciler {
         now: std::time::Instant,
     ) -> Pass {
         let pending = self.stores.changes.take();
+        let objects_changed = pending.all
+            || pending.config
+            || !pending.services.is_empty()
+            || !pending.slices.is_empty();
         let services = &self.stores.services;
         let lb_class = self.view.lb_class.as_deref();
         // The Services of ours showing an address (the empty-set guard's holders).
@@ -377,6 +383,7 @@ impl Reconciler {
             return Pass {
                 service_ips: self.service_ips,
                 evaluated,
+                objects_changed,
                 ..Pass::default()
             };
         }
@@ -384,6 +391,7 @@ impl Reconciler {
         Pass {
             evaluated,
             elected: elected.unwrap_or(0),
+            objects_changed,
             ..self.conclude(live, may_elect, now)
         }
     }
@@ -582,12 +590,6 @@ impl Reconciler {
         self.unannounced = next;
         due
     }
-}
-
-/// `/readyz`: the announcer can answer on every interface and, with gossip on while other
-/// speakers are expected ([`Reconciler::others_expected`]), this speaker has joined them.
-pub fn ready(sockets_open: bool, gossip: bool, joined: bool, others_expected: bool) -> bool {
-    sockets_open && (!gossip || joined || !others_expected)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use tower_test::mock::Handle;
 use super::*;
 use crate::election;
 use crate::speaker::kubernetes::cache;
+use crate::speaker::kubernetes::candidacy::ready;
 use crate::speaker::kubernetes::events::EventWriter;
 use crate::speaker::kubernetes::store::Decoded;
 
