@@ -5,6 +5,7 @@
 
 pub mod announcer;
 pub mod answer_check;
+pub mod bgp;
 pub mod checker;
 pub mod cli;
 pub mod election_gate;
