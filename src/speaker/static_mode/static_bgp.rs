@@ -31,7 +31,8 @@
 //! addresses:
 //! - service: default/web
 //!   ips: [192.0.2.100]
-//!   bgp: {communities: ["65000:2"]} # per field, over `defaults`
+//!   bgp: {communities: ["65000:2"]} # field by field over `defaults` (this list, standard and
+//!                                   # large, replaces the default list; the rest is inherited)
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
