@@ -32,7 +32,11 @@ fn ready(test: &str) -> bool {
 /// none) and the `bgp:` section's body.
 fn write_file(lan: &Lan, i: usize, addresses: &str, bgp: &str) {
     let node = &lan.nodes[i];
-    let seeds: Vec<String> = lan.nodes.iter().map(|n| format!("{}:7946", n.ip4)).collect();
+    let seeds: Vec<String> = lan
+        .nodes
+        .iter()
+        .map(|n| format!("{}:7946", n.ip4))
+        .collect();
     let addresses = if addresses.trim().is_empty() {
         " []\n".to_string()
     } else {
@@ -171,7 +175,12 @@ fn frr_holds_every_prefix_from_all_three_with_the_configured_attributes() {
         let rib = frr.rib("ipv4");
         (!rib.contains_key("198.51.100.20/32") && rib.len() == 2).then_some(())
     });
-    assert!(gone.is_some(), "not withdrawn: {:#?}\n{}", frr.rib("ipv4"), context());
+    assert!(
+        gone.is_some(),
+        "not withdrawn: {:#?}\n{}",
+        frr.rib("ipv4"),
+        context()
+    );
 }
 
 #[test]
@@ -192,13 +201,23 @@ fn sigterm_withdraws_at_once_sigkill_within_the_hold_time_and_a_router_restart_r
     start_all(&mut lan, addresses, IBGP_PEER);
     let p = "198.51.100.10/32";
     let context = || format!("{}\nfrr:\n{}", logs(&lan), frr.log());
-    wait_rib("FRR", || frr.rib("ipv4"), &[(p, all_three())], SETTLE, context);
+    wait_rib(
+        "FRR",
+        || frr.rib("ipv4"),
+        &[(p, all_three())],
+        SETTLE,
+        context,
+    );
 
     // The router restarts: every session comes back and the route with all three next hops.
     frr.restart(&mut lan);
-    wait_rib("FRR after its restart", || frr.rib("ipv4"), &[(p, all_three())], SETTLE, || {
-        format!("{}\nfrr:\n{}", logs(&lan), frr.log())
-    });
+    wait_rib(
+        "FRR after its restart",
+        || frr.rib("ipv4"),
+        &[(p, all_three())],
+        SETTLE,
+        || format!("{}\nfrr:\n{}", logs(&lan), frr.log()),
+    );
 
     // SIGTERM: the speaker sends Cease before it exits; FRR drops its path at once. The hold
     // time is 9 s, so anything under it shows the Cease (not the hold timer) did it.
@@ -206,7 +225,13 @@ fn sigterm_withdraws_at_once_sigkill_within_the_hold_time_and_a_router_restart_r
     lan.signal(0, "TERM");
     let two = hops(&["192.0.2.12", "192.0.2.13"]);
     let context = || format!("{}\nfrr:\n{}", logs(&lan), frr.log());
-    wait_rib("FRR after SIGTERM", || frr.rib("ipv4"), &[(p, two.clone())], SETTLE, context);
+    wait_rib(
+        "FRR after SIGTERM",
+        || frr.rib("ipv4"),
+        &[(p, two.clone())],
+        SETTLE,
+        context,
+    );
     let after_term = started.elapsed();
     eprintln!("SIGTERM to next hop gone from FRR's RIB: {after_term:?}");
     assert!(after_term < Duration::from_secs(3), "{after_term:?}");
@@ -223,7 +248,13 @@ fn sigterm_withdraws_at_once_sigkill_within_the_hold_time_and_a_router_restart_r
     lan.signal(1, "KILL");
     let one = hops(&["192.0.2.13"]);
     let context = || format!("{}\nfrr:\n{}", logs(&lan), frr.log());
-    wait_rib("FRR after SIGKILL", || frr.rib("ipv4"), &[(p, one.clone())], SETTLE, context);
+    wait_rib(
+        "FRR after SIGKILL",
+        || frr.rib("ipv4"),
+        &[(p, one.clone())],
+        SETTLE,
+        context,
+    );
     let after_kill = started.elapsed();
     eprintln!("SIGKILL to next hop gone from FRR's RIB: {after_kill:?}");
     assert!(after_kill < Duration::from_secs(9), "{after_kill:?}");
@@ -252,20 +283,36 @@ fn bird_and_gobgp_hold_every_prefix_from_all_three_over_ebgp() {
         ("198.51.100.10/32", all_three()),
         ("203.0.113.0/24", all_three()),
     ];
-    let bird_rib = wait_rib("BIRD", || bird.rib(), &want, SETTLE, || {
-        format!("{}\nbird:\n{}", logs(&lan), bird.log())
-    });
-    let gobgp_rib = wait_rib("GoBGP", || gobgp.rib(), &want, SETTLE, || {
-        format!("{}\ngobgp:\n{}", logs(&lan), gobgp.log())
-    });
+    let bird_rib = wait_rib(
+        "BIRD",
+        || bird.rib(),
+        &want,
+        SETTLE,
+        || format!("{}\nbird:\n{}", logs(&lan), bird.log()),
+    );
+    let gobgp_rib = wait_rib(
+        "GoBGP",
+        || gobgp.rib(),
+        &want,
+        SETTLE,
+        || format!("{}\ngobgp:\n{}", logs(&lan), gobgp.log()),
+    );
     for (name, rib) in [("BIRD", &bird_rib), ("GoBGP", &gobgp_rib)] {
         for (prefix, _) in &want {
             let held: &Held = &rib[*prefix];
             assert_eq!(held.communities, hops(&["65000:1"]), "{name} {prefix}");
-            assert_eq!(held.large_communities, hops(&["64513:7:8"]), "{name} {prefix}");
+            assert_eq!(
+                held.large_communities,
+                hops(&["64513:7:8"]),
+                "{name} {prefix}"
+            );
         }
     }
-    assert_eq!(bird_rib["198.51.100.10/32"].local_pref, Some(100), "BIRD's own default");
+    assert_eq!(
+        bird_rib["198.51.100.10/32"].local_pref,
+        Some(100),
+        "BIRD's own default"
+    );
 }
 
 #[test]
@@ -279,7 +326,12 @@ fn an_md5_session_comes_up_and_a_wrong_password_does_not() {
         ("192.0.2.11", 64512, "password s3cret-md5"),
         ("192.0.2.12", 64512, "password s3cret-md5"),
     ];
-    let frr = Frr::start(&mut lan, &rt, "frr", &frr_conf(64512, "192.0.2.1", &neighbors, "ipv4"));
+    let frr = Frr::start(
+        &mut lan,
+        &rt,
+        "frr",
+        &frr_conf(64512, "192.0.2.1", &neighbors, "ipv4"),
+    );
     let addresses = "- service: default/web\n  ips: [198.51.100.10]\n";
     let peer = |password: &str| {
         format!(
@@ -293,7 +345,13 @@ fn an_md5_session_comes_up_and_a_wrong_password_does_not() {
     lan.start(1);
     let p = "198.51.100.10/32";
     let context = || format!("{}\nfrr:\n{}", logs(&lan), frr.log());
-    wait_rib("FRR, MD5", || frr.rib("ipv4"), &[(p, hops(&["192.0.2.11"]))], SETTLE, context);
+    wait_rib(
+        "FRR, MD5",
+        || frr.rib("ipv4"),
+        &[(p, hops(&["192.0.2.11"]))],
+        SETTLE,
+        context,
+    );
     assert_eq!(frr.state("192.0.2.11"), "Established");
     // The other speaker keeps trying (backoff 0, 1, 2, 4 s): it never gets through.
     std::thread::sleep(Duration::from_secs(8));
@@ -306,7 +364,9 @@ struct OffBridge(String);
 
 impl Drop for OffBridge {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("ip").args(["netns", "del", &self.0]).status();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
     }
 }
 
@@ -321,24 +381,78 @@ fn ebgp_multihop_reaches_a_router_two_hops_away() {
     let rt = OffBridge(format!("{}-rt", lan.prefix));
     run("ip", &["netns", "add", &rt.0]);
     run("ip", &["-n", &rt.0, "link", "set", "lo", "up"]);
-    run("ip", &["-n", &fw, "link", "add", "r0", "type", "veth", "peer", "name", "eth0", "netns", &rt.0]);
-    run("ip", &["-n", &fw, "addr", "add", "203.0.113.254/24", "dev", "r0"]);
+    run(
+        "ip",
+        &[
+            "-n", &fw, "link", "add", "r0", "type", "veth", "peer", "name", "eth0", "netns", &rt.0,
+        ],
+    );
+    run(
+        "ip",
+        &["-n", &fw, "addr", "add", "203.0.113.254/24", "dev", "r0"],
+    );
     run("ip", &["-n", &fw, "link", "set", "r0", "up"]);
-    run("ip", &["netns", "exec", &fw, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    run("ip", &["-n", &rt.0, "addr", "add", "203.0.113.1/24", "dev", "eth0"]);
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &fw,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ],
+    );
+    run(
+        "ip",
+        &["-n", &rt.0, "addr", "add", "203.0.113.1/24", "dev", "eth0"],
+    );
     run("ip", &["-n", &rt.0, "link", "set", "eth0", "up"]);
-    run("ip", &["-n", &rt.0, "route", "add", "192.0.2.0/24", "via", "203.0.113.254"]);
+    run(
+        "ip",
+        &[
+            "-n",
+            &rt.0,
+            "route",
+            "add",
+            "192.0.2.0/24",
+            "via",
+            "203.0.113.254",
+        ],
+    );
     let node = lan.nodes[0].ns.clone();
-    run("ip", &["-n", &node, "route", "add", "203.0.113.0/24", "via", "192.0.2.254"]);
+    run(
+        "ip",
+        &[
+            "-n",
+            &node,
+            "route",
+            "add",
+            "203.0.113.0/24",
+            "via",
+            "192.0.2.254",
+        ],
+    );
     let neighbors = [("192.0.2.11", 64513, "ebgp-multihop 2")];
-    let frr = Frr::start(&mut lan, &rt.0, "frr", &frr_conf(64512, "203.0.113.1", &neighbors, "ipv4"));
+    let frr = Frr::start(
+        &mut lan,
+        &rt.0,
+        "frr",
+        &frr_conf(64512, "203.0.113.1", &neighbors, "ipv4"),
+    );
     let addresses = "- service: default/web\n  ips: [198.51.100.10]\n";
     let bgp = "  peers:\n  - {name: rt, peer-address: 203.0.113.1, peer-asn: 64512, my-asn: 64513, \
                ebgp-multihop: true}\n";
     start_all(&mut lan, addresses, bgp);
     let context = || format!("{}\nfrr:\n{}", logs(&lan), frr.log());
     let want = [("198.51.100.10/32", hops(&["192.0.2.11"]))];
-    wait_rib("FRR two hops away", || frr.rib("ipv4"), &want, SETTLE, context);
+    wait_rib(
+        "FRR two hops away",
+        || frr.rib("ipv4"),
+        &want,
+        SETTLE,
+        context,
+    );
     let neighbor = frr.neighbor("192.0.2.11");
     assert_eq!(neighbor["bgpState"], "Established");
 }
@@ -360,14 +474,22 @@ fn an_ipv6_session_carries_ipv6_prefixes_with_each_node_s_ipv6_next_hop() {
     let addresses = "- service: default/web\n  ips: [198.51.100.10, 2001:db8:100::10]\n\
                      - service: default/agg\n  ips: [2001:db8:200::17]\n  \
                      bgp: {aggregation-length-v6: 64}\n";
-    let bgp = "  peers:\n  - {name: rt, peer-address: '2001:db8::1', peer-asn: 64512, my-asn: 64512}\n";
+    let bgp =
+        "  peers:\n  - {name: rt, peer-address: '2001:db8::1', peer-asn: 64512, my-asn: 64512}\n";
     start_all(&mut lan, addresses, bgp);
     let six = hops(&["2001:db8::11", "2001:db8::12", "2001:db8::13"]);
-    let want = [("2001:db8:100::10/128", six.clone()), ("2001:db8:200::/64", six)];
+    let want = [
+        ("2001:db8:100::10/128", six.clone()),
+        ("2001:db8:200::/64", six),
+    ];
     let context = || format!("{}\nfrr:\n{}", logs(&lan), frr.log());
     wait_rib("FRR, IPv6", || frr.rib("ipv6"), &want, SETTLE, context);
     // The IPv4 address is not sent on a session that did not negotiate IPv4, and the speaker
     // says so.
     assert!(frr.rib("ipv4").is_empty());
-    assert!(lan.log(0).contains("did not negotiate address family 1/1"), "{}", lan.log(0));
+    assert!(
+        lan.log(0).contains("did not negotiate address family 1/1"),
+        "{}",
+        lan.log(0)
+    );
 }

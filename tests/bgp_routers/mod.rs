@@ -27,10 +27,7 @@ fn dir(lan: &Lan, name: &str) -> PathBuf {
     let dir = lan.dir.path().join(name);
     std::fs::create_dir_all(&dir).expect("router dir");
     // bgpd drops privileges to frr unless -S; vtysh and bird want a writable dir either way.
-    let _ = std::fs::set_permissions(
-        &dir,
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    );
+    let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777));
     dir
 }
 
@@ -99,7 +96,10 @@ impl Frr {
 
     pub fn vtysh(&self, command: &str) -> String {
         let socket = self.dir.to_str().unwrap();
-        stdout(&in_ns(&self.ns, &["vtysh", "--vty_socket", socket, "-c", command]))
+        stdout(&in_ns(
+            &self.ns,
+            &["vtysh", "--vty_socket", socket, "-c", command],
+        ))
     }
 
     fn json(&self, command: &str) -> Value {
@@ -218,7 +218,13 @@ pub struct Bird {
 
 impl Bird {
     /// BIRD 2 as AS `local_as` peering passively with each of `neighbors` in `remote_as`.
-    pub fn start(lan: &mut Lan, ns: &str, local: &str, local_as: u32, neighbors: &[(&str, u32)]) -> Bird {
+    pub fn start(
+        lan: &mut Lan,
+        ns: &str,
+        local: &str,
+        local_as: u32,
+        neighbors: &[(&str, u32)],
+    ) -> Bird {
         let dir = dir(lan, "bird");
         let mut conf = format!(
             "router id {local};\nprotocol device {{ scan time 1; }}\n\
@@ -268,7 +274,11 @@ impl Bird {
         let mut first_path = true;
         for line in self.birdc("show route all").lines() {
             if !line.starts_with(char::is_whitespace) && line.contains('/') {
-                let prefix = line.split_whitespace().next().unwrap_or_default().to_string();
+                let prefix = line
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
                 rib.entry(prefix.clone()).or_default();
                 current = Some(prefix);
                 first_path = true;
@@ -365,7 +375,18 @@ impl Gobgp {
     pub fn rib(&self) -> Rib {
         let out = stdout(&in_ns(
             &self.ns,
-            &["gobgp", "-u", "127.0.0.1", "-p", "50051", "global", "rib", "-a", &self.afi, "-j"],
+            &[
+                "gobgp",
+                "-u",
+                "127.0.0.1",
+                "-p",
+                "50051",
+                "global",
+                "rib",
+                "-a",
+                &self.afi,
+                "-j",
+            ],
         ));
         let table: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
         let mut rib = Rib::new();

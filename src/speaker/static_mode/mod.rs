@@ -325,7 +325,9 @@ async fn serve(
 /// Hands the BGP sessions this node runs, with their routes, to the announcer; a peer that
 /// cannot start is reported (the file was checked, so this is the spec's own limits).
 async fn set_bgp_peers(bgp: &mut BgpAnnouncer, config: &StaticConfig) {
-    for e in bgp.set(static_bgp::peers_for(config)).await {
+    let addresses = config.bgp_addresses();
+    let peers = static_bgp::peers_for(&config.node, config.bgp.as_ref(), &addresses);
+    for e in bgp.set(peers).await {
         error!(error = %e, "BGP peer not started");
     }
 }

@@ -48,7 +48,15 @@ use crate::bgp::session::PeerAs;
 use crate::bgp::wire::{Community, LargeCommunity};
 use crate::speaker::bgp::{PeerSpec, SpecError};
 
-use super::static_config::{StaticConfig, StaticService};
+/// One `addresses` entry as BGP reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct BgpAddress<'a> {
+    pub service: &'a str,
+    pub ips: &'a [IpAddr],
+    /// The nodes that announce it; `None` = every node.
+    pub nodes: Option<&'a BTreeSet<String>>,
+    pub bgp: Option<&'a Announce>,
+}
 
 /// The `bgp:` section.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
@@ -172,8 +180,11 @@ pub fn parse_community(text: &str) -> Option<AnyCommunity> {
 }
 
 /// Checks the `bgp:` section and every address's `bgp:` options.
-pub fn validate(config: &StaticConfig) -> Result<(), BgpConfigError> {
-    let section = config.bgp.clone().unwrap_or_default();
+pub fn validate(
+    section: Option<&BgpSection>,
+    addresses: &[BgpAddress<'_>],
+) -> Result<(), BgpConfigError> {
+    let section = section.cloned().unwrap_or_default();
     let mut names = BTreeSet::new();
     for peer in &section.peers {
         if peer.name.trim().is_empty() {
@@ -222,9 +233,9 @@ pub fn validate(config: &StaticConfig) -> Result<(), BgpConfigError> {
     if let Some(defaults) = &section.defaults {
         check("bgp.defaults".to_string(), defaults)?;
     }
-    for service in &config.addresses {
-        if let Some(announce) = &service.bgp {
-            check(format!("service {:?}: bgp", service.service), announce)?;
+    for address in addresses {
+        if let Some(announce) = address.bgp {
+            check(format!("service {:?}: bgp", address.service), announce)?;
         }
     }
     Ok(())
@@ -251,29 +262,32 @@ fn applies(nodes: Option<&BTreeSet<String>>, me: &str) -> bool {
     nodes.is_none_or(|n| n.contains(me))
 }
 
-/// The sessions this node runs, each with the routes its peer should hold.
-pub fn peers_for(config: &StaticConfig) -> Vec<(PeerSpec, Routes)> {
-    let Some(section) = &config.bgp else {
+/// The sessions node `me` runs, each with the routes its peer should hold.
+pub fn peers_for(
+    me: &str,
+    section: Option<&BgpSection>,
+    addresses: &[BgpAddress<'_>],
+) -> Vec<(PeerSpec, Routes)> {
+    let Some(section) = section else {
         return Vec::new();
     };
-    let me = config.node.as_str();
     section
         .peers
         .iter()
         .filter(|p| applies(p.nodes.as_ref(), me))
         .map(|peer| {
-            let routes = routes_for(&peer.name, &config.addresses, section, me);
+            let routes = routes_for(&peer.name, addresses, section, me);
             (spec(peer), routes)
         })
         .collect()
 }
 
-fn routes_for(peer: &str, addresses: &[StaticService], section: &BgpSection, me: &str) -> Routes {
+fn routes_for(peer: &str, addresses: &[BgpAddress<'_>], section: &BgpSection, me: &str) -> Routes {
     let mut routes: BTreeMap<IpNet, RouteAttrs> = BTreeMap::new();
-    for service in addresses.iter().filter(|s| applies(s.nodes.as_ref(), me)) {
+    for service in addresses.iter().filter(|s| applies(s.nodes, me)) {
         let announce = service
             .bgp
-            .clone()
+            .cloned()
             .unwrap_or_default()
             .over(section.defaults.as_ref());
         if !applies(announce.peers.as_ref(), peer) {
@@ -290,7 +304,7 @@ fn routes_for(peer: &str, addresses: &[StaticService], section: &BgpSection, me:
                 None => false,
             };
         }
-        for ip in &service.ips {
+        for ip in service.ips {
             let len = match ip {
                 IpAddr::V4(_) => announce.aggregation_length.unwrap_or(32),
                 IpAddr::V6(_) => announce.aggregation_length_v6.unwrap_or(128),

@@ -55,7 +55,7 @@ fn net(s: &str) -> IpNet {
 #[test]
 fn each_peer_of_this_node_gets_each_address_of_this_node_with_its_options() {
     let config = parse(FILE).unwrap();
-    let peers = peers_for(&config);
+    let peers = peers_for(&config.node, config.bgp.as_ref(), &config.bgp_addresses());
     let names: Vec<&str> = peers.iter().map(|(s, _)| s.name.as_str()).collect();
     assert_eq!(names, ["tor", "spine"], "other-rack is node-b's only");
     let (tor, tor_routes) = &peers[0];
@@ -94,9 +94,7 @@ fn each_peer_of_this_node_gets_each_address_of_this_node_with_its_options() {
     assert_eq!(spine_routes.len(), 3);
 
     // Without a bgp section, no sessions.
-    let mut plain = config.clone();
-    plain.bgp = None;
-    assert!(peers_for(&plain).is_empty());
+    assert!(peers_for(&config.node, None, &config.bgp_addresses()).is_empty());
 }
 
 fn refused(from: &str, to: &str) -> String {

@@ -178,8 +178,21 @@ impl StaticConfig {
                 }
             }
         }
-        super::static_bgp::validate(self)?;
+        super::static_bgp::validate(self.bgp.as_ref(), &self.bgp_addresses())?;
         Ok(())
+    }
+
+    /// The `addresses` entries as the BGP mode reads them.
+    pub fn bgp_addresses(&self) -> Vec<super::static_bgp::BgpAddress<'_>> {
+        self.addresses
+            .iter()
+            .map(|s| super::static_bgp::BgpAddress {
+                service: &s.service,
+                ips: &s.ips,
+                nodes: s.nodes.as_ref(),
+                bgp: s.bgp.as_ref(),
+            })
+            .collect()
     }
 }
 
