@@ -493,3 +493,127 @@ fn an_ipv6_session_carries_ipv6_prefixes_with_each_node_s_ipv6_next_hop() {
         lan.log(0)
     );
 }
+
+/// The binary the benchmark runs: `FERROLB_BENCH_BIN` (e.g. a release build), else the test's.
+fn bench_binary() -> std::path::PathBuf {
+    std::env::var_os("FERROLB_BENCH_BIN").map_or_else(|| binary().to_path_buf(), Into::into)
+}
+
+fn vm_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// BENCHMARKS.md, "BGP": one speaker announces 10 000 IPv6 /128s (over IPv4 sessions, so with its
+/// IPv6 next hop) to FRR and GoBGP; how long until both RIBs hold all of them and the speaker's
+/// peak RSS; then how long an address added to the static file takes to reach FRR's RIB.
+/// `cargo nextest run --test network_bgp --run-ignored only -E 'test(bgp_bench)' --no-capture`
+#[test]
+#[ignore = "benchmark: run by hand (BENCHMARKS.md)"]
+fn bgp_bench_ten_thousand_prefixes_to_two_routers() {
+    if !ready("bgp_bench") {
+        return;
+    }
+    const COUNT: u32 = 10_000;
+    let mut lan = Lan::new(1, &bench_binary());
+    let rt = router(&mut lan, "rt", "v8", "192.0.2.1", "2001:db8::1");
+    let gobgp_ns = router(&mut lan, "gobgp", "v6", "192.0.2.3", "2001:db8::3");
+    let conf = frr_conf(64512, "192.0.2.1", &[("192.0.2.11", 64513, "")], "ipv6");
+    let frr = Frr::start(&mut lan, &rt, "frr", &conf);
+    let gobgp = Gobgp::start(
+        &mut lan,
+        &gobgp_ns,
+        "192.0.2.3",
+        64700,
+        &[("192.0.2.11", 64513)],
+        "ipv6",
+    );
+    let mut addresses = String::new();
+    for i in 0..COUNT {
+        addresses.push_str(&format!(
+            "- service: bench/s{i}\n  ips: ['2001:db8:1::{i:x}']\n"
+        ));
+    }
+    let bgp = "  peers:\n  - {name: frr, peer-address: 192.0.2.1, peer-asn: 64512, my-asn: 64513}\n  \
+               - {name: gobgp, peer-address: 192.0.2.3, peer-asn: 64700, my-asn: 64513}\n";
+    write_file(&lan, 0, &addresses, bgp);
+    let frr_count = || {
+        let v: serde_json::Value =
+            serde_json::from_str(&frr.vtysh("show bgp ipv6 unicast summary json"))
+                .unwrap_or_default();
+        v["peers"]["192.0.2.11"]["pfxRcd"].as_u64().unwrap_or(0)
+    };
+    let gobgp_count = || {
+        let out = netns::stdout(&netns::in_ns(
+            &gobgp_ns,
+            &[
+                "gobgp", "-p", "50051", "global", "rib", "summary", "-a", "ipv6",
+            ],
+        ));
+        // "Table ipv6-unicast\nDestination: 10000, Path: 10000"
+        out.split("Destination: ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let started = Instant::now();
+    lan.start(0);
+    let pid = lan.nodes[0].child.as_ref().expect("speaker").id();
+    let mut frr_done = None;
+    let mut gobgp_done = None;
+    let mut peak = 0;
+    while (frr_done.is_none() || gobgp_done.is_none())
+        && started.elapsed() < Duration::from_secs(300)
+    {
+        peak = peak.max(vm_kib(pid, "VmHWM:").unwrap_or(0));
+        if frr_done.is_none() && frr_count() == u64::from(COUNT) {
+            frr_done = Some(started.elapsed());
+        }
+        if gobgp_done.is_none() && gobgp_count() == u64::from(COUNT) {
+            gobgp_done = Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (Some(frr_done), Some(gobgp_done)) = (frr_done, gobgp_done) else {
+        panic!(
+            "not every prefix arrived: FRR {} GoBGP {}\n{}\nfrr:\n{}\ngobgp:\n{}",
+            frr_count(),
+            gobgp_count(),
+            logs(&lan),
+            frr.log(),
+            gobgp.log()
+        );
+    };
+    peak = peak.max(vm_kib(pid, "VmHWM:").unwrap_or(0));
+    let rss = vm_kib(pid, "VmRSS:").unwrap_or(0);
+    eprintln!(
+        "BENCH bgp 10k: speaker start -> FRR holds all {COUNT}: {frr_done:?}; GoBGP: {gobgp_done:?}; \
+         speaker peak RSS {peak} KiB, RSS after {rss} KiB"
+    );
+    // A new address in the file, to FRR's RIB (the file is polled once a second).
+    let mut delays = Vec::new();
+    for n in 0..5u32 {
+        std::thread::sleep(Duration::from_millis(300 + 170 * u64::from(n)));
+        addresses.push_str(&format!(
+            "- service: bench/new{n}\n  ips: ['2001:db8:2::{n:x}']\n"
+        ));
+        let prefix = format!("2001:db8:2::{n:x}/128");
+        let added = Instant::now();
+        write_file(&lan, 0, &addresses, bgp);
+        let seen = wait_for(Duration::from_secs(30), || {
+            frr.vtysh(&format!("show bgp ipv6 unicast {prefix} json"))
+                .contains("\"paths\"")
+                .then_some(())
+        });
+        assert!(seen.is_some(), "{prefix} never reached FRR");
+        delays.push(added.elapsed());
+    }
+    delays.sort();
+    eprintln!(
+        "BENCH bgp file -> FRR RIB: {delays:?} (median {:?})",
+        delays[2]
+    );
+    assert!(frr_done < Duration::from_secs(300) && gobgp_done < Duration::from_secs(300));
+}
