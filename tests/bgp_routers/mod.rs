@@ -371,7 +371,7 @@ impl Gobgp {
     }
 
     /// `gobgp global rib -j`: each prefix with every path's next hop and the first path's
-    /// communities and large communities.
+    /// communities, large communities and local preference.
     pub fn rib(&self) -> Rib {
         let out = stdout(&in_ns(
             &self.ns,
@@ -408,6 +408,9 @@ impl Gobgp {
                                 .filter_map(Value::as_u64)
                                 .map(|c| format!("{}:{}", c >> 16, c & 0xffff))
                                 .collect();
+                        }
+                        Some(5) if i == 0 => {
+                            held.local_pref = attr["value"].as_u64().map(|v| v as u32);
                         }
                         Some(32) if i == 0 => {
                             held.large_communities = attr["value"]

@@ -114,7 +114,8 @@ impl PeerSpec {
         }
         let mut config = SessionConfig::new(self.local_as, self.peer_as, router_id);
         config.hold_time = self.hold_time;
-        // Dial and OPEN share one deadline (MetalLB: 10 s); the dial has its own timeout.
+        // The dial, then the wait for the peer's OPEN, each get the deadline (MetalLB: one 10 s
+        // deadline for both): a peer that accepts and stays silent is dropped as fast.
         config.open_hold = self.connect_deadline();
         config.graceful_restart = self.graceful_restart.then(|| GracefulRestart {
             restarted: false,

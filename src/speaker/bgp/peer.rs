@@ -171,7 +171,14 @@ impl Peer {
         }) {
             Ok(s) => s,
             Err(e) => {
-                debug!(peer = %self.spec.name, error = %e, "BGP connection attempt failed");
+                match e {
+                    // The peer is down or unreachable: retried with the backoff.
+                    DialError::Connect(_) | DialError::Timeout(_) => {
+                        debug!(peer = %self.spec.name, error = %e, "BGP connection attempt failed")
+                    }
+                    // This host cannot dial as configured (source address, MD5): say so.
+                    _ => warn!(peer = %self.spec.name, error = %e, "BGP connection attempt failed"),
+                }
                 self.status
                     .send_modify(|s| s.last_down = Some(format!("connection attempt: {e}")));
                 return self.session.handle(Input::ConnectionFailed, now);

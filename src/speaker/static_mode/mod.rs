@@ -3,6 +3,10 @@
 //! The file is polled once a second and re-applied when its contents change. Polling (rather
 //! than inotify) needs no extra dependency, survives the file being replaced by rename (how
 //! editors and ConfigMap mounts update files), and costs one small read a second.
+//!
+//! With a `bgp:` section the speaker also runs a BGP session per peer of this node and announces
+//! every address this node may announce to each ([`static_bgp`]; no election: ECMP); a reload
+//! hands the sessions their new routes, and a shutdown sends each router a Cease first.
 
 pub mod static_ads;
 pub mod static_bgp;
