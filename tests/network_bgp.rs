@@ -244,7 +244,7 @@ fn sigterm_withdraws_at_once_a_silent_speaker_at_the_hold_time_and_a_router_rest
     assert!(lan.log(0).contains("telling BGP peers"), "{}", lan.log(0));
 
     // SIGSTOP: the connection stays open but nothing is sent; FRR's hold timer (the 9 s the
-    // speaker offered) drops the path. Well before it would mean something else closed it.
+    // speaker offered) drops the path, and says so.
     let started = Instant::now();
     let frozen = lan.nodes[1]
         .child
@@ -264,8 +264,9 @@ fn sigterm_withdraws_at_once_a_silent_speaker_at_the_hold_time_and_a_router_rest
     );
     let after_stop = started.elapsed();
     eprintln!("SIGSTOP to next hop gone from FRR's RIB: {after_stop:?} (hold time 9 s)");
+    // At the earliest the hold time after the last keepalive, sent every 3 s: 6 s, less a margin.
     assert!(
-        after_stop >= Duration::from_secs(6),
+        after_stop >= Duration::from_secs(4),
         "{after_stop:?}: not the hold timer"
     );
     assert!(
