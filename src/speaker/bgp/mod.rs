@@ -117,6 +117,11 @@ impl PeerSpec {
         // The dial, then the wait for the peer's OPEN, each get the deadline (MetalLB: one 10 s
         // deadline for both): a peer that accepts and stays silent is dropped as fast.
         config.open_hold = self.connect_deadline();
+        // ConnectRetryTime, which RFC 4271 sets to 120 s: a peer that accepts the connection and
+        // closes it before its OPEN (a router still starting, or one that does not know us yet)
+        // is dialed again after it, from Active. The deadline (10 s) instead: MetalLB's speaker
+        // dials again within seconds after any failure.
+        config.connect_retry = self.connect_deadline();
         config.graceful_restart = self.graceful_restart.then(|| GracefulRestart {
             restarted: false,
             notification: false,

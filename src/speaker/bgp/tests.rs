@@ -265,6 +265,35 @@ async fn a_changed_spec_restarts_only_that_session_and_a_removed_one_is_told() {
     announcer.shutdown().await;
 }
 
+/// A router that closes the first connection before its OPEN (still starting, say) is dialed
+/// again after the connect deadline, not RFC 4271's 120 s ConnectRetryTime.
+#[tokio::test]
+async fn a_peer_that_closes_before_its_open_is_dialed_again() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let first = listener.accept().await;
+        drop(first);
+        router(listener, tx).await;
+    });
+    let mut spec = PeerSpec::new("r1", IpAddr::V4(Ipv4Addr::LOCALHOST), OURS, ROUTER);
+    spec.port = port;
+    spec.connect_time = Some(Duration::from_secs(1));
+    let mut announcer = BgpAnnouncer::new("node-a");
+    let started = Instant::now();
+    announcer
+        .set(vec![(spec, routes(&["192.0.2.100/32"], 1))])
+        .await;
+    until(&mut seen, |x| matches!(x, Seen::EndOfRib).then_some(())).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    announcer.shutdown().await;
+}
+
 #[test]
 fn bad_specs_name_the_peer_and_the_field() {
     let spec = PeerSpec::new("edge", IpAddr::V4(Ipv4Addr::LOCALHOST), OURS, ROUTER);
@@ -294,6 +323,7 @@ fn bad_specs_name_the_peer_and_the_field() {
     assert!(e.to_string().contains("hold time 2"), "{e}");
     let config = spec.session_config(id).unwrap();
     assert_eq!(config.open_hold, dial::DEFAULT_CONNECT_TIME);
+    assert_eq!(config.connect_retry, dial::DEFAULT_CONNECT_TIME);
     assert_eq!(config.hold_time, 90);
     assert!(config.graceful_restart.is_none() && !config.route_refresh);
     let _ = NotificationRepr::new(code::CEASE, 0);
