@@ -420,8 +420,8 @@ fn ebgp_multihop_reaches_a_router_two_hops_away() {
     if !ready("ebgp_multihop") {
         return;
     }
-    let mut lan = Lan::new(1, binary());
-    // node-a ── bridge ── fw (192.0.2.254 | 203.0.113.254) ── rt (203.0.113.1)
+    let mut lan = Lan::new(2, binary());
+    // node-a, node-b ── bridge ── fw (192.0.2.254 | 203.0.113.254) ── rt (203.0.113.1)
     let fw = router(&mut lan, "fw", "v7", "192.0.2.254", "2001:db8::254");
     let rt = OffBridge(format!("{}-rt", lan.prefix));
     run("ip", &["netns", "add", &rt.0]);
@@ -465,32 +465,34 @@ fn ebgp_multihop_reaches_a_router_two_hops_away() {
             "203.0.113.254",
         ],
     );
-    let node = lan.nodes[0].ns.clone();
-    run(
-        "ip",
-        &[
-            "-n",
-            &node,
-            "route",
-            "add",
-            "203.0.113.0/24",
-            "via",
-            "192.0.2.254",
-        ],
-    );
-    let neighbors = [("192.0.2.11", 64513, "ebgp-multihop 2")];
-    let frr = Frr::start(
-        &mut lan,
-        &rt.0,
-        "frr",
-        &frr_conf(64512, "203.0.113.1", &neighbors, "ipv4"),
-    );
+    for node in &lan.nodes {
+        run(
+            "ip",
+            &[
+                "-n",
+                &node.ns,
+                "route",
+                "add",
+                "203.0.113.0/24",
+                "via",
+                "192.0.2.254",
+            ],
+        );
+    }
+    // node-b's neighbor checks the TTL (GTSM, RFC 5082): only packets sent with TTL 255 arrive
+    // with the 254 one forwarding hop leaves, so it comes up only if the speaker sets it.
+    let neighbors = [
+        ("192.0.2.11", 64513, "ebgp-multihop 2"),
+        ("192.0.2.12", 64513, "ttl-security hops 2"),
+    ];
+    let conf = frr_conf(64512, "203.0.113.1", &neighbors, "ipv4");
+    let frr = Frr::start(&mut lan, &rt.0, "frr", &conf);
     let addresses = "- service: default/web\n  ips: [198.51.100.10]\n";
     let bgp = "  peers:\n  - {name: rt, peer-address: 203.0.113.1, peer-asn: 64512, my-asn: 64513, \
                ebgp-multihop: true}\n";
     start_all(&mut lan, addresses, bgp);
     let context = || format!("{}\nfrr:\n{}", logs(&lan), frr.log());
-    let want = [("198.51.100.10/32", hops(&["192.0.2.11"]))];
+    let want = [("198.51.100.10/32", hops(&["192.0.2.11", "192.0.2.12"]))];
     wait_rib(
         "FRR two hops away",
         || frr.rib("ipv4"),
@@ -498,8 +500,8 @@ fn ebgp_multihop_reaches_a_router_two_hops_away() {
         SETTLE,
         context,
     );
-    let neighbor = frr.neighbor("192.0.2.11");
-    assert_eq!(neighbor["bgpState"], "Established");
+    assert_eq!(frr.state("192.0.2.11"), "Established");
+    assert_eq!(frr.state("192.0.2.12"), "Established");
 }
 
 #[test]

@@ -158,6 +158,10 @@ mod tests {
         s.ebgp_multihop = true;
         let stream = connect(&s, DEFAULT_CONNECT_TIME).await.unwrap();
         assert_eq!(stream.local_addr().unwrap().ip(), s.source.unwrap());
+        assert_eq!(stream.ttl().unwrap(), 255, "eBGP multi-hop");
+        s.ebgp_multihop = false;
+        let stream = connect(&s, DEFAULT_CONNECT_TIME).await.unwrap();
+        assert_ne!(stream.ttl().unwrap(), 255, "the kernel's default");
         s.source = Some("192.0.2.254".parse().unwrap());
         let error = connect(&s, DEFAULT_CONNECT_TIME).await.unwrap_err();
         assert!(matches!(error, DialError::SourceNotLocal(_)), "{error}");
