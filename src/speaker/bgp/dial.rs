@@ -15,25 +15,25 @@ use crate::layer2::sys;
 /// The connect and OPEN deadline when the spec sets none (MetalLB's native speaker: 10 s).
 pub const DEFAULT_CONNECT_TIME: Duration = Duration::from_secs(10);
 
-/// Why a dial failed, naming the step.
+/// Why a dial failed, naming the step. The OS error is part of the message (and not a
+/// `source()` as well, so no report prints it twice): the peer task logs and reports this text.
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
     #[error("source address {0} is not an address of this host")]
     SourceNotLocal(IpAddr),
-    #[error("cannot {step}: {source}")]
+    #[error("cannot {step}: {error}")]
     Socket {
         step: &'static str,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     #[error("no connection within {0:?}")]
     Timeout(Duration),
     #[error("connect: {0}")]
-    Connect(#[source] io::Error),
+    Connect(io::Error),
 }
 
 fn step(step: &'static str) -> impl FnOnce(io::Error) -> DialError {
-    move |source| DialError::Socket { step, source }
+    move |error| DialError::Socket { step, error }
 }
 
 /// Connects to the peer of `spec` within `deadline`.
@@ -67,7 +67,7 @@ pub async fn connect(spec: &PeerSpec, deadline: Duration) -> Result<TcpStream, D
                 io::ErrorKind::AddrNotAvailable => DialError::SourceNotLocal(source),
                 _ => DialError::Socket {
                     step: "bind the source address",
-                    source: e,
+                    error: e,
                 },
             })?;
     }

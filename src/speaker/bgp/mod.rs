@@ -128,23 +128,20 @@ impl PeerSpec {
             restart_time: 120,
             families: Vec::new(),
         });
-        config.check().map_err(|source| SpecError::Session {
+        config.check().map_err(|error| SpecError::Session {
             peer: peer(),
-            source,
+            error,
         })?;
         Ok(config)
     }
 }
 
-/// A spec no session can start from, naming the peer and the field.
+/// A spec no session can start from, naming the peer and the field (the whole message: no
+/// `source()`, so a report prints each part once).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
-    #[error("BGP peer {peer:?}: {source}")]
-    Session {
-        peer: String,
-        #[source]
-        source: ConfigError,
-    },
+    #[error("BGP peer {peer:?}: {error}")]
+    Session { peer: String, error: ConfigError },
     #[error("BGP peer {peer:?}: password of {len} bytes; TCP MD5 takes at most 80")]
     Password { peer: String, len: usize },
     #[error(

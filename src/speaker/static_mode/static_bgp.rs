@@ -134,8 +134,9 @@ pub enum BgpConfigError {
     EmptyPeerName,
     #[error("bgp.peers: peer {0:?} is listed twice")]
     DuplicatePeer(String),
+    /// The peer's own message (no `source()`: it is all in the text).
     #[error("bgp.peers: {0}")]
-    Peer(#[from] SpecError),
+    Peer(SpecError),
     #[error("bgp.peers: peer {0:?}: `ebgp-multihop` on an iBGP peer (peer-asn = my-asn)")]
     MultihopInternal(String),
     #[error("{place}: community {value:?} is neither `A:B` (16-bit numbers) nor `large:A:B:C`")]
@@ -197,7 +198,8 @@ pub fn validate(
             return Err(BgpConfigError::MultihopInternal(peer.name.clone()));
         }
         let spec = spec(peer);
-        spec.session_config(spec.router_id.unwrap_or(Ipv4Addr::new(192, 0, 2, 1)))?;
+        spec.session_config(spec.router_id.unwrap_or(Ipv4Addr::new(192, 0, 2, 1)))
+            .map_err(BgpConfigError::Peer)?;
     }
     let check = |place: String, announce: &Announce| -> Result<(), BgpConfigError> {
         for value in announce.communities.iter().flatten() {

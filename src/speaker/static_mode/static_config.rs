@@ -119,8 +119,9 @@ pub enum StaticConfigError {
          {weight}, outside 1-100"
     )]
     PreferenceWeight { advertisement: String, weight: u32 },
+    /// The whole message in the text (no `source()`), like the variants above.
     #[error("static speaker file: {0}")]
-    Bgp(#[from] super::static_bgp::BgpConfigError),
+    Bgp(super::static_bgp::BgpConfigError),
 }
 
 /// Parses and validates a static speaker file.
@@ -178,7 +179,8 @@ impl StaticConfig {
                 }
             }
         }
-        super::static_bgp::validate(self.bgp.as_ref(), &self.bgp_addresses())?;
+        super::static_bgp::validate(self.bgp.as_ref(), &self.bgp_addresses())
+            .map_err(StaticConfigError::Bgp)?;
         Ok(())
     }
 
