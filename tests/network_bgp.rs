@@ -696,3 +696,37 @@ fn added_to_frr(
     delays.sort();
     delays
 }
+
+/// An IPv4 session that also negotiated IPv6 carries the IPv6 prefixes too, with the IPv6 address
+/// the node has on the session's interface as next hop.
+#[test]
+fn an_ipv4_session_carries_ipv6_prefixes_with_the_node_s_ipv6_next_hop() {
+    if !ready("ipv4_session_ipv6_prefixes") {
+        return;
+    }
+    let mut lan = Lan::new(2, binary());
+    let rt = router(&mut lan, "rt", "v8", "192.0.2.1", "2001:db8::1");
+    let neighbors: Vec<(&str, u32, &str)> = lan
+        .nodes
+        .iter()
+        .map(|n| (n.ip4.as_str(), 64512, ""))
+        .collect();
+    let conf = frr_conf(64512, "192.0.2.1", &neighbors, "ipv4 ipv6");
+    let frr = Frr::start(&mut lan, &rt, "frr", &conf);
+    let addresses = "- service: default/web\n  ips: [198.51.100.10, 2001:db8:100::10]\n";
+    start_all(&mut lan, addresses, IBGP_PEER);
+    let context = || format!("{}\nfrr:\n{}", logs(&lan), frr.log());
+    let v4 = [("198.51.100.10/32", hops(&["192.0.2.11", "192.0.2.12"]))];
+    wait_rib("FRR, IPv4", || frr.rib("ipv4"), &v4, SETTLE, context);
+    let v6 = [(
+        "2001:db8:100::10/128",
+        hops(&["2001:db8::11", "2001:db8::12"]),
+    )];
+    wait_rib(
+        "FRR, IPv6 over IPv4",
+        || frr.rib("ipv6"),
+        &v6,
+        SETTLE,
+        context,
+    );
+}

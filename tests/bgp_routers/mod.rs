@@ -181,8 +181,9 @@ impl Frr {
     }
 }
 
-/// FRR's config for one AS peering passively with `neighbors` (all in `remote_as`), with
-/// multipath on and `extra` lines per neighbor (e.g. `password x`).
+/// FRR's config for one AS peering passively with `neighbors` (address, remote AS, `extra` lines
+/// such as `password x`) in the address families `afi` names ("ipv4", "ipv6" or both), with
+/// multipath on.
 pub fn frr_conf(
     local_as: u32,
     router_id: &str,
@@ -202,11 +203,13 @@ pub fn frr_conf(
             conf.push_str(&format!(" neighbor {address} {}\n", line.trim()));
         }
     }
-    conf.push_str(&format!(" address-family {afi} unicast\n"));
-    for (address, _, _) in neighbors {
-        conf.push_str(&format!("  neighbor {address} activate\n"));
+    for afi in afi.split_whitespace() {
+        conf.push_str(&format!(" address-family {afi} unicast\n"));
+        for (address, _, _) in neighbors {
+            conf.push_str(&format!("  neighbor {address} activate\n"));
+        }
+        conf.push_str("  maximum-paths 16\n  maximum-paths ibgp 16\n exit-address-family\n");
     }
-    conf.push_str("  maximum-paths 16\n  maximum-paths ibgp 16\n exit-address-family\n");
     conf
 }
 

@@ -326,5 +326,17 @@ fn bad_specs_name_the_peer_and_the_field() {
     assert_eq!(config.connect_retry, dial::DEFAULT_CONNECT_TIME);
     assert_eq!(config.hold_time, 90);
     assert!(config.graceful_restart.is_none() && !config.route_refresh);
+    let gr = PeerSpec {
+        graceful_restart: true,
+        ..spec.clone()
+    };
+    let config = gr.session_config(id).unwrap();
+    let open = config.open();
+    assert!(
+        open.capabilities
+            .iter()
+            .any(|c| matches!(c, crate::bgp::wire::Capability::GracefulRestart(_))),
+        "{open:?}"
+    );
     let _ = NotificationRepr::new(code::CEASE, 0);
 }
