@@ -29,6 +29,10 @@ need_apt nft nftables
 need_apt skopeo skopeo
 need_apt qemu-aarch64-static qemu-user-static
 need_apt readelf binutils
+# BGP network tests (tests/network_bgp.rs): real routers. FRR's bgpd is not on PATH.
+if ! [ -x /usr/lib/frr/bgpd ] || ! command -v vtysh >/dev/null 2>&1; then apt_missing+=(frr); fi
+need_apt bird bird2
+need_apt gobgpd gobgpd
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     echo "installing Debian packages: ${apt_missing[*]}"

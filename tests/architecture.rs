@@ -331,3 +331,26 @@ fn bgp_imports_nothing_of_ours() {
     }
     assert!(found.is_empty(), "{found:?}");
 }
+
+/// The speaker's BGP edge (`speaker/bgp/`) belongs to the shared core and drives the BGP cores:
+/// it names nothing of ours but `bgp`, `runtime`, `layer2::sys` and itself (docs/architecture.md).
+#[test]
+fn the_bgp_edge_imports_only_the_bgp_cores_runtime_and_sys() {
+    let all = files();
+    let room: Vec<&String> = all
+        .keys()
+        .filter(|f| f.starts_with("speaker/bgp/"))
+        .collect();
+    assert!(room.len() >= 3, "{room:?}");
+    let allowed = ["crate::bgp", "crate::runtime", "crate::layer2::sys"];
+    let mut found = Vec::new();
+    for file in room {
+        let code = &all[file];
+        for (at, _) in code.match_indices("crate::") {
+            if !allowed.iter().any(|a| code[at..].starts_with(a)) {
+                found.push(format!("{file}: {}", &code[at..(at + 30).min(code.len())]));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{found:#?}");
+}

@@ -1,7 +1,8 @@
 //! BGP-4 (RFC 4271) for the BGP announcement mode, as pure cores: the message codecs
-//! ([`wire`]) and the per-peer session state machine ([`session`]). Nothing here opens a socket,
-//! reads the clock or imports another module of ours; an edge (not yet written) carries the bytes,
-//! dials the peer and sleeps until [`session::Session::poll_timeout`].
+//! ([`wire`]), the per-peer session state machine ([`session`]) and the Adj-RIB-Out that turns
+//! the routes a node wants its peer to hold into UPDATEs ([`rib`]). Nothing here opens a socket,
+//! reads the clock or imports another module of ours; the edge (`speaker::bgp`) carries the
+//! bytes, dials the peer and sleeps until [`session::Session::poll_timeout`].
 //!
 //! # Why our own codecs and FSM, not NetGauze
 //!
@@ -17,5 +18,6 @@
 //! input to the exact RFC 4271 §6 NOTIFICATION, and a sans-I/O session in the style of
 //! quinn-proto.
 
+pub mod rib;
 pub mod session;
 pub mod wire;

@@ -145,8 +145,8 @@ pub struct SpeakerArgs {
     /// 1 to 86400).
     #[arg(long, value_parser = parse_seconds)]
     pub garp_interval: Option<Duration>,
-    /// Run from a static YAML file (node, gossip, addresses, advertisements) instead of the
-    /// Kubernetes API (not with --metrics-secure, whose reviews need the API, nor with
+    /// Run from a static YAML file (node, gossip, addresses, advertisements, BGP peers) instead
+    /// of the Kubernetes API (not with --metrics-secure, whose reviews need the API, nor with
     /// --sticky-ownership or --even-spread).
     #[arg(
         long = "static",

@@ -497,3 +497,24 @@ fn established_reports_what_was_negotiated_and_down_says_why() {
         "peer sent NOTIFICATION Cease (6/2) Administrative Shutdown: \"maintenance\""
     );
 }
+
+#[test]
+fn a_router_id_set_after_the_start_goes_in_the_next_open() {
+    let t0 = Instant::now();
+    let mut s = Session::new(config()).unwrap();
+    s.handle(Input::ManualStart, t0);
+    assert_eq!(drain(&mut s), ["connect"]);
+    assert_eq!(
+        s.set_router_id(Ipv4Addr::UNSPECIFIED),
+        Err(ConfigError::RouterId)
+    );
+    s.set_router_id(Ipv4Addr::new(192, 0, 2, 11)).unwrap();
+    s.handle(Input::Connected, t0);
+    let Some(Output::Send(sent)) = s.poll_output() else {
+        panic!("no OPEN");
+    };
+    let Ok(Message::Open(open)) = Message::parse(&sent, Context::default()) else {
+        panic!("not an OPEN");
+    };
+    assert_eq!(open.bgp_id, Ipv4Addr::new(192, 0, 2, 11));
+}

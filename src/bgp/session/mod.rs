@@ -66,6 +66,17 @@ impl Session {
         &self.config
     }
 
+    /// Sets the BGP Identifier the next OPEN carries: an owner that derives it from the
+    /// connection's local address learns that address only once the connection is up, which is
+    /// before [`Input::Connected`] sends the OPEN.
+    pub fn set_router_id(&mut self, router_id: std::net::Ipv4Addr) -> Result<(), ConfigError> {
+        if router_id.is_unspecified() {
+            return Err(ConfigError::RouterId);
+        }
+        self.config.router_id = router_id;
+        Ok(())
+    }
+
     /// What was agreed with the peer, from OpenConfirm on.
     pub fn negotiated(&self) -> Option<&Negotiated> {
         self.negotiated.as_ref()

@@ -3,8 +3,13 @@
 //! The file is polled once a second and re-applied when its contents change. Polling (rather
 //! than inotify) needs no extra dependency, survives the file being replaced by rename (how
 //! editors and ConfigMap mounts update files), and costs one small read a second.
+//!
+//! With a `bgp:` section the speaker also runs a BGP session per peer of this node and announces
+//! every address this node may announce to each ([`static_bgp`]; no election: ECMP); a reload
+//! hands the sessions their new routes, and a shutdown sends each router a Cease first.
 
 pub mod static_ads;
+pub mod static_bgp;
 pub mod static_config;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +30,7 @@ use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
+use super::bgp::BgpAnnouncer;
 use super::election_gate::{ElectionGate, SettledMembers};
 use super::link_state::others_up;
 use super::links::OwnLinks;
@@ -183,6 +189,8 @@ async fn serve(
     let mut stats = membership.stats_watch();
 
     let me = config.node.clone();
+    let mut bgp = BgpAnnouncer::new(&me);
+    set_bgp_peers(&mut bgp, &config).await;
     let started = spawn_announcer(options.announcer.clone(), l2_metrics);
     let (owned_tx, mut sockets_rx, announcer) = (started.owned, started.sockets, started.task);
     let mut verify = Verification::new(
@@ -290,6 +298,7 @@ async fn serve(
             _ = poll.tick() => {
                 if reload(&options.file, &mut stamp, &mut config) {
                     addresses_version += 1;
+                    set_bgp_peers(&mut bgp, &config).await;
                 }
             }
             _ = sleep_until(wake) => {}
@@ -298,7 +307,9 @@ async fn serve(
 
     // Stop answering first, then tell the others: for the few milliseconds in between nobody
     // answers, which clients ride out, whereas the other order would briefly give two answerers.
-    info!("shutting down: releasing every IP and leaving the gossip cluster");
+    info!("shutting down: telling BGP peers, releasing every IP and leaving the gossip cluster");
+    // First, and bounded (1 s): a Cease makes each router withdraw this node's routes at once.
+    bgp.shutdown().await;
     let live = members.borrow().clone();
     apply(
         &owned_tx,
@@ -313,6 +324,16 @@ async fn serve(
     drop(owned_tx);
     let _ = announcer.await;
     Ok(end.into_result()?)
+}
+
+/// Hands the BGP sessions this node runs, with their routes, to the announcer; a peer that
+/// cannot start is reported (the file was checked, so this is the spec's own limits).
+async fn set_bgp_peers(bgp: &mut BgpAnnouncer, config: &StaticConfig) {
+    let addresses = config.bgp_addresses();
+    let peers = static_bgp::peers_for(&config.node, config.bgp.as_ref(), &addresses);
+    for e in bgp.set(peers).await {
+        error!(error = %e, "BGP peer not started");
+    }
 }
 
 fn apply(
@@ -386,10 +407,12 @@ fn reload(path: &PathBuf, stamp: &mut Option<FileStamp>, config: &mut StaticConf
                 services = new.addresses.len(),
                 "static speaker file reloaded"
             );
-            let changed =
-                config.addresses != new.addresses || config.advertisements != new.advertisements;
+            let changed = config.addresses != new.addresses
+                || config.advertisements != new.advertisements
+                || config.bgp != new.bgp;
             config.addresses = new.addresses;
             config.advertisements = new.advertisements;
+            config.bgp = new.bgp;
             changed
         }
         Err(e) => {

@@ -179,6 +179,7 @@ mod tests {
             service: name.into(),
             ips: vec![ip.parse().unwrap()],
             nodes: None,
+            bgp: None,
         }
     }
 

@@ -14,7 +14,14 @@
 //! advertisements:                       # optional: see `static_ads`
 //! - name: lan
 //!   interfaces: [eth1]
+//! bgp:                                  # optional: BGP peers and defaults, see `static_bgp`
+//!   peers:
+//!   - {name: tor, peer-address: 192.0.2.1, peer-asn: 64512, my-asn: 64513}
 //! ```
+//!
+//! An `addresses` entry may carry `bgp:` announcement options (`communities`, `local-pref`,
+//! `aggregation-length`, `aggregation-length-v6`, `peers`) over `bgp.defaults`; with a `bgp:`
+//! section every node an entry allows announces its addresses to its peers (`static_bgp`).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -58,6 +65,9 @@ pub struct StaticConfig {
     /// Where services are announced (see [`super::static_ads`]); absent = everywhere.
     #[serde(default)]
     pub advertisements: Option<Vec<StaticAdvertisement>>,
+    /// BGP peers and default announcement options (see [`super::static_bgp`]).
+    #[serde(default)]
+    pub bgp: Option<super::static_bgp::BgpSection>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -78,6 +88,9 @@ pub struct StaticService {
     /// Nodes allowed to announce; absent means every live member.
     #[serde(default)]
     pub nodes: Option<BTreeSet<String>>,
+    /// How BGP announces these addresses (over `bgp.defaults`).
+    #[serde(default)]
+    pub bgp: Option<super::static_bgp::Announce>,
 }
 
 /// Why a static file was refused. The speaker keeps its previous file in force.
@@ -106,6 +119,9 @@ pub enum StaticConfigError {
          {weight}, outside 1-100"
     )]
     PreferenceWeight { advertisement: String, weight: u32 },
+    /// The whole message in the text (no `source()`), like the variants above.
+    #[error("static speaker file: {0}")]
+    Bgp(super::static_bgp::BgpConfigError),
 }
 
 /// Parses and validates a static speaker file.
@@ -163,7 +179,22 @@ impl StaticConfig {
                 }
             }
         }
+        super::static_bgp::validate(self.bgp.as_ref(), &self.bgp_addresses())
+            .map_err(StaticConfigError::Bgp)?;
         Ok(())
+    }
+
+    /// The `addresses` entries as the BGP mode reads them.
+    pub fn bgp_addresses(&self) -> Vec<super::static_bgp::BgpAddress<'_>> {
+        self.addresses
+            .iter()
+            .map(|s| super::static_bgp::BgpAddress {
+                service: &s.service,
+                ips: &s.ips,
+                nodes: s.nodes.as_ref(),
+                bgp: s.bgp.as_ref(),
+            })
+            .collect()
     }
 }
 

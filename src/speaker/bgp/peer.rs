@@ -1,0 +1,291 @@
+//! One peer's task: dials when the session asks, feeds it the bytes read and the expired timers,
+//! writes what it sends, and on Established sends the whole table, then each change of the
+//! desired routes, through the session's [`AdjRibOut`].
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{oneshot, watch};
+use tracing::{debug, info, warn};
+
+use super::dial::{self, DialError};
+use super::{PeerSpec, PeerStatus, SHUTDOWN_MESSAGE};
+use crate::bgp::rib::{self, AdjRibOut, PathContext, Routes};
+use crate::bgp::session::{Input, Negotiated, Output, Session, SessionEvent, State};
+use crate::bgp::wire::UpdateRepr;
+use crate::runtime::sleep_until;
+
+/// A write the peer does not take within this long ends the connection.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Dialing = Pin<Box<dyn Future<Output = Result<TcpStream, DialError>> + Send>>;
+
+struct Connection {
+    reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    local: SocketAddr,
+}
+
+struct Peer {
+    spec: PeerSpec,
+    node: String,
+    session: Session,
+    rib: AdjRibOut,
+    routes: watch::Receiver<Arc<Routes>>,
+    status: watch::Sender<PeerStatus>,
+    conn: Option<Connection>,
+    dialing: Option<Dialing>,
+    /// The context of the Established session.
+    context: Option<PathContext>,
+}
+
+/// Runs the session of `spec` until `stop` says why to end it (or its sender is dropped).
+pub(super) async fn run(
+    spec: PeerSpec,
+    node: String,
+    routes: watch::Receiver<Arc<Routes>>,
+    status: watch::Sender<PeerStatus>,
+    mut stop: oneshot::Receiver<String>,
+) {
+    let placeholder = spec
+        .router_id
+        .unwrap_or_else(|| dial::router_id(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), &node));
+    let session = match spec.session_config(placeholder).map(Session::new) {
+        Ok(Ok(session)) => session,
+        Ok(Err(e)) => return warn!(peer = %spec.name, error = %e, "BGP session not started"),
+        Err(e) => return warn!(peer = %spec.name, error = %e, "BGP session not started"),
+    };
+    let mut peer = Peer {
+        spec,
+        node,
+        session,
+        rib: AdjRibOut::new(),
+        routes,
+        status,
+        conn: None,
+        dialing: None,
+        context: None,
+    };
+    peer.session.handle(Input::ManualStart, Instant::now());
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut routes_open = true;
+    let message = loop {
+        peer.flush().await;
+        peer.publish();
+        tokio::select! {
+            dialed = finish(&mut peer.dialing) => peer.dialed(dialed),
+            read = read(&mut peer.conn, &mut buf) => {
+                let now = Instant::now();
+                match read {
+                    Ok(n) if n > 0 => peer.session.handle(Input::Received(buf.get(..n).unwrap_or_default()), now),
+                    Ok(_) => peer.lost("the peer closed the connection", now),
+                    Err(e) => peer.lost(&format!("read: {e}"), now),
+                }
+            }
+            () = sleep_until(peer.session.poll_timeout()) => peer.session.handle_timeout(Instant::now()),
+            changed = peer.routes.changed(), if routes_open => match changed {
+                Ok(()) => peer.send_changes(),
+                Err(_) => routes_open = false,
+            },
+            message = &mut stop => break message.unwrap_or_else(|_| SHUTDOWN_MESSAGE.to_string()),
+        }
+    };
+    info!(peer = %peer.spec.name, "stopping BGP session: {message}");
+    peer.session.shutdown(&message, Instant::now());
+    peer.dialing = None;
+    peer.flush().await;
+    peer.publish();
+}
+
+/// The dial under way, or never.
+async fn finish(dialing: &mut Option<Dialing>) -> Result<TcpStream, DialError> {
+    match dialing {
+        Some(future) => {
+            let result = future.await;
+            *dialing = None;
+            result
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn read(conn: &mut Option<Connection>, buf: &mut [u8]) -> io::Result<usize> {
+    match conn {
+        Some(c) => c.reader.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Peer {
+    /// Carries out everything the session asked for, in order.
+    async fn flush(&mut self) {
+        while let Some(output) = self.session.poll_output() {
+            match output {
+                Output::Send(bytes) => {
+                    let Some(conn) = self.conn.as_mut() else {
+                        continue;
+                    };
+                    let write = tokio::time::timeout(WRITE_TIMEOUT, conn.writer.write_all(&bytes));
+                    match write.await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => self.lost(&format!("write: {e}"), Instant::now()),
+                        Err(_) => self.lost("write timed out", Instant::now()),
+                    }
+                }
+                Output::Connect => {
+                    self.conn = None;
+                    let spec = self.spec.clone();
+                    let deadline = spec.connect_deadline();
+                    self.dialing = Some(Box::pin(
+                        async move { dial::connect(&spec, deadline).await },
+                    ));
+                }
+                Output::Close => {
+                    self.dialing = None;
+                    if let Some(mut conn) = self.conn.take() {
+                        let _ = conn.writer.shutdown().await;
+                    }
+                }
+                Output::Event(event) => self.event(event),
+            }
+        }
+    }
+
+    fn lost(&mut self, why: &str, now: Instant) {
+        debug!(peer = %self.spec.name, "connection lost: {why}");
+        self.session.handle(Input::ConnectionFailed, now);
+    }
+
+    fn dialed(&mut self, dialed: Result<TcpStream, DialError>) {
+        let now = Instant::now();
+        let stream = match dialed.and_then(|s| {
+            let local = s.local_addr().map_err(DialError::Connect)?;
+            Ok((s, local))
+        }) {
+            Ok(s) => s,
+            Err(e) => {
+                match e {
+                    // The peer is down or unreachable: retried with the backoff.
+                    DialError::Connect(_) | DialError::Timeout(_) => {
+                        debug!(peer = %self.spec.name, error = %e, "BGP connection attempt failed")
+                    }
+                    // This host cannot dial as configured (source address, MD5): say so.
+                    _ => warn!(peer = %self.spec.name, error = %e, "BGP connection attempt failed"),
+                }
+                self.status
+                    .send_modify(|s| s.last_down = Some(format!("connection attempt: {e}")));
+                return self.session.handle(Input::ConnectionFailed, now);
+            }
+        };
+        let (stream, local) = stream;
+        if self.spec.router_id.is_none() {
+            let id = dial::router_id(local.ip(), &self.node);
+            if let Err(e) = self.session.set_router_id(id) {
+                warn!(peer = %self.spec.name, error = %e, "cannot use router ID {id}");
+            }
+        }
+        let (reader, writer) = stream.into_split();
+        self.conn = Some(Connection {
+            reader,
+            writer,
+            local,
+        });
+        self.session.handle(Input::Connected, now);
+    }
+
+    fn event(&mut self, event: SessionEvent) {
+        match event {
+            SessionEvent::Established(negotiated) => self.established(&negotiated),
+            SessionEvent::Down(reason) => {
+                if self.context.take().is_some() {
+                    warn!(peer = %self.spec.name, reason = %reason, "BGP session down");
+                }
+                self.rib.reset();
+                let why = reason.to_string();
+                self.status.send_modify(|s| {
+                    s.last_down = Some(why);
+                    s.announced_prefixes = 0;
+                });
+            }
+            SessionEvent::RouteRefreshRequested(refresh) => {
+                info!(peer = %self.spec.name, family = ?refresh.family, "route refresh: sending every route again");
+                self.rib.reset();
+                self.send_changes();
+            }
+            // Routes from the peer are not used (MetalLB's native speaker discards them too).
+            SessionEvent::Update(_) => {}
+        }
+    }
+
+    fn established(&mut self, negotiated: &Negotiated) {
+        let Some(local) = self.conn.as_ref().map(|c| c.local.ip()) else {
+            return;
+        };
+        let other = dial::other_family_address(local);
+        let (v4, v6) = match (local, other) {
+            (IpAddr::V4(a), Some(IpAddr::V6(b))) => (Some(a), Some(b)),
+            (IpAddr::V4(a), _) => (Some(a), None),
+            (IpAddr::V6(b), Some(IpAddr::V4(a))) => (Some(a), Some(b)),
+            (IpAddr::V6(b), _) => (None, Some(b)),
+        };
+        let ctx = PathContext::new(self.spec.local_as, negotiated, v4, v6);
+        info!(peer = %self.spec.name, peer_as = negotiated.peer_as, local = %local, "BGP session established");
+        let skipped: Vec<String> = rib::skipped(&self.routes.borrow(), &ctx)
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for s in &skipped {
+            warn!(peer = %self.spec.name, "routes not announced to this peer: {s}");
+        }
+        self.status.send_modify(|s| s.skipped = skipped);
+        self.context = Some(ctx.clone());
+        self.rib.reset();
+        self.send_changes();
+        self.send_all(rib::end_of_rib(&ctx));
+    }
+
+    /// Sends what changed since the last UPDATEs (everything, after a reset).
+    fn send_changes(&mut self) {
+        let Some(ctx) = &self.context else {
+            return;
+        };
+        let routes = Arc::clone(&self.routes.borrow_and_update());
+        let updates = self.rib.updates(&routes, ctx);
+        self.send_all(updates);
+    }
+
+    fn send_all(&mut self, updates: Vec<UpdateRepr>) {
+        let now = Instant::now();
+        let mut sent = 0;
+        for update in &updates {
+            match self.session.send_update(update, now) {
+                Ok(()) => sent += 1,
+                Err(e) => warn!(peer = %self.spec.name, error = %e, "UPDATE not sent"),
+            }
+        }
+        let announced = self.rib.sent().len();
+        self.status.send_modify(|s| {
+            s.updates_sent += sent;
+            s.announced_prefixes = announced;
+        });
+    }
+
+    fn publish(&self) {
+        let state = self.session.state();
+        self.status.send_if_modified(|s| {
+            let changed = s.state != state;
+            s.state = state;
+            if state != State::Established {
+                s.announced_prefixes = 0;
+            }
+            changed
+        });
+    }
+}
