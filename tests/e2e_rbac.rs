@@ -66,7 +66,9 @@ const SERVICE_IP: &str = "192.0.2.200";
 
 /// The config as a user writes it for `--config-source crds`: the pool the Service gets its
 /// address from, a pool that selects namespaces by label (so the controller watches Namespaces;
-/// no namespace has the label) and an L2Advertisement.
+/// no namespace has the label), an L2Advertisement, and a BGPPeer (nobody answers at its
+/// address: the ServiceBGPStatus objects list configured peers, not sessions) with a
+/// BGPAdvertisement of the same pool, so it is announced by both modes.
 const POOLS: &str = "apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
 metadata: {name: lan, namespace: ferrolb-system}
@@ -85,6 +87,16 @@ spec:
 apiVersion: metallb.io/v1beta1
 kind: L2Advertisement
 metadata: {name: lan, namespace: ferrolb-system}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: tor, namespace: ferrolb-system}
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 203.0.113.254}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: lan, namespace: ferrolb-system}
+spec: {ipAddressPools: [lan]}
 ";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -300,6 +300,14 @@ pub const API_ACCESS: &[ApiAccess] = &[
     access(
         "speaker",
         ReleaseNamespace,
+        "",
+        "secrets",
+        &["list", "watch"],
+        "BGPPeers' passwordSecret: the namespace's kubernetes.io/basic-auth Secrets, --config-source crds (speaker::kubernetes::watches)",
+    ),
+    access(
+        "speaker",
+        ReleaseNamespace,
         "metallb.io",
         "bgppeers",
         &["list", "watch"],

@@ -55,6 +55,12 @@ fn not_reached(a: &ApiAccess, verb: &str, source: Source) -> Option<&'static str
             Some("the custom-resource source only")
         }
         (Source::ConfigMap, "namespaces") => Some("pools' namespaceSelectors (custom resources)"),
+        (Source::ConfigMap, "secrets") if !controller => {
+            Some("BGPPeers' passwordSecret (custom resources)")
+        }
+        (Source::ConfigMap, "servicebgpstatuses" | "servicebgpstatuses/status") => {
+            Some("the ConfigMap scenario's pool is layer 2 only")
+        }
         (Source::ConfigMap, "configurationstates" | "configurationstates/status") if controller => {
             Some("the controller writes its ConfigurationState with custom resources only")
         }

@@ -3,7 +3,7 @@
 //! the current ones so an address that left the pools stays announced until the controller has
 //! moved its Service.
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::DynamicObject;
 use kube::runtime::reflector::Store;
 use tracing::{error, info, warn};
@@ -29,6 +29,19 @@ pub struct MetallbStores {
     pub l2: Store<DynamicObject>,
     /// The BGP kinds' caches; a kind whose CRD is not served stays empty.
     pub bgp: Vec<(Kind, Store<DynamicObject>)>,
+    /// The namespace's basic-auth Secrets, for BGPPeers' `passwordSecret`.
+    pub secrets: Store<Secret>,
+}
+
+impl MetallbStores {
+    /// The TCP MD5 key in the basic-auth Secret `name`, if it exists.
+    pub fn secret_password(&self, name: &str) -> Option<String> {
+        let secrets = self.secrets.state();
+        let found = secrets
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))?;
+        super::bgp_side::secret_password(found)
+    }
 }
 
 impl MetallbStores {

@@ -21,6 +21,7 @@ fn stores(addresses: &str) -> MetallbStores {
     MetallbStores {
         namespace: "metallb-system".into(),
         bgp: Vec::new(),
+        secrets: kube::runtime::reflector::store().0,
         pools: store(
             POOL,
             &[

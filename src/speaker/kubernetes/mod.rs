@@ -3,6 +3,7 @@
 //! on the host network), elects per Service and drives the announcer.
 
 pub mod bgp_routes;
+pub mod bgp_side;
 pub mod cache;
 pub mod candidacy;
 pub mod cluster;
@@ -36,6 +37,7 @@ use crate::runtime::sleep_until;
 use crate::telemetry::{Health, TextRegistry, ThreadTime};
 
 use super::announcer::{AnnouncerOptions, OwnedSet};
+use super::bgp_metrics::BgpMetrics;
 use super::election_gate::{ElectionGate, SettledMembers};
 use super::link_state::others_up;
 use super::metrics::{
@@ -45,12 +47,14 @@ use super::owned::Owned;
 use super::publish::{publish_scoped, spawn_announcer};
 use super::verify::Verification;
 use crate::metrics::{ConfigMetrics, Naming};
+use bgp_side::BgpSide;
 use cache::Changes;
 use candidacy::{config_state, no_config_warning, ready, take_part, verification_warnings};
 use cluster::ViewOptions;
 use events::EventWriter;
 use l2status_edge::{Inputs, StatusWriter};
 use reconcile::Reconciler;
+use status::bgp::{self as bgp_status, BgpInputs};
 use unannounced::UnannouncedMetric;
 
 /// The API writes that follow a change of what this node announces (its ServiceL2Status
@@ -186,6 +190,18 @@ pub async fn run(
         pod_name: options.pod_name.clone(),
     }
     .spawn(status_rx);
+    // BGP: every eligible node announces to its peers (no election), and writes its
+    // ServiceBGPStatus objects.
+    let mut bgp = BgpSide::new(&me, BgpMetrics::with_names(text, options.naming));
+    let mut bgp_pending = true;
+    let (bgp_status_tx, bgp_status_rx) = watch::channel(BgpInputs::default());
+    let bgp_status_task = StatusWriter {
+        client: client.clone(),
+        namespace: options.namespace.clone(),
+        me: me.clone(),
+        pod_name: options.pod_name.clone(),
+    }
+    .spawn(bgp_status_rx);
     let mut own_interfaces = None;
     let mut links = super::links::OwnLinks::new(options.link_debounce, membership.as_ref());
     // The ServiceL2Status objects this node should hold, built again only when what they are
@@ -331,6 +347,30 @@ pub async fn run(
             };
             (*inputs != next).then(|| *inputs = next).is_some()
         });
+        bgp_pending |= pass.objects_changed;
+        if bgp_pending {
+            bgp_pending = false;
+            let stores = reconciler.stores();
+            let routes = reconciler.config().and_then(|config| {
+                bgp_routes::routes(
+                    config,
+                    &me,
+                    stores.nodes.get(&me).as_deref(),
+                    &stores.services.state(),
+                    &stores.slices.state(),
+                    options.view.lb_class.as_deref(),
+                    options.view.ignore_exclude_lb,
+                )
+            });
+            let metallb = stores.metallb.clone();
+            let secret = |name: &str| metallb.as_ref()?.secret_password(name);
+            bgp.apply(reconciler.config(), routes, &secret).await;
+        }
+        bgp.refresh();
+        bgp_status_tx.send_if_modified(|inputs| {
+            let next = bgp_status::inputs(bgp.services(), status_tx.borrow().alive.clone());
+            (*inputs != next).then(|| *inputs = next).is_some()
+        });
         events.send(pass.assigned);
         service_ips.set(pass.service_ips);
         health.set_ready(
@@ -363,10 +403,15 @@ pub async fn run(
             _ = sockets_rx.changed() => {}
             () = links.changed() => {}
             () = verify.changed() => {}
+            () = bgp.changed() => {}
             _ = sleep_until(wake) => {}
         }
     };
-    info!("shutting down: releasing every IP and leaving the gossip cluster");
+    info!(
+        "shutting down: telling the BGP peers, releasing every IP and leaving the gossip cluster"
+    );
+    // Cease first (within a second): each router withdraws this node's routes at once.
+    bgp.shutdown().await;
     apply(
         &owned_tx,
         &announced,
@@ -384,6 +429,7 @@ pub async fn run(
     // Objects left behind go with this pod (owner reference) or are removed by the next
     // announcer; the writer stops here so shutdown never waits for the API server.
     status_task.abort();
+    bgp_status_task.abort();
     let _ = announcer_task.await;
     Ok(end.into_result()?)
 }

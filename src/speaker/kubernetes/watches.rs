@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::DynamicObject;
 use kube::runtime::reflector::{self, Store as ReflectorStore};
 use kube::runtime::watcher;
@@ -83,11 +83,17 @@ pub(super) async fn stores(
                 }
                 bgp.push((kind, store));
             }
+            let secrets = watch_secrets(&client, &options.namespace, changes);
+            let listed = tokio::time::timeout(OPTIONAL_KIND_WAIT, secrets.wait_until_ready());
+            if listed.await.is_err() {
+                warn!("Secrets not listed yet: a passwordSecret waits for them");
+            }
             let stores = MetallbStores {
                 namespace: options.namespace.clone(),
                 pools,
                 l2,
                 bgp,
+                secrets,
             };
             (reflector::store().0, Some(stores))
         }
@@ -177,4 +183,17 @@ async fn synced<E>(
     what: &'static str,
 ) -> Result<(), KubeSpeakerError> {
     ready.await.map_err(|_| KubeSpeakerError::Watch(what))
+}
+
+/// The `kubernetes.io/basic-auth` Secrets of the namespace: a BGPPeer's `passwordSecret` is
+/// read from them (a change is a config change: the sessions are set again).
+fn watch_secrets(client: &Client, namespace: &str, changes: &Changes) -> ReflectorStore<Secret> {
+    watch_whole(
+        Api::<Secret>::namespaced(client.clone(), namespace),
+        watcher::Config::default().fields("type=kubernetes.io/basic-auth"),
+        reflector::store::Writer::default(),
+        changes,
+        "Secret",
+        true,
+    )
 }

@@ -1,0 +1,247 @@
+//! The Kubernetes speaker's BGP side: the config's peers that have a session on this node
+//! become [`PeerSpec`]s (a `passwordSecret` read from its Secret), this node's routes
+//! ([`super::bgp_routes`]) become each session's table, and [`BgpAnnouncer`] runs them. It
+//! also turns the sessions' states into the BGP metrics and says when one went down, and gives
+//! the ServiceBGPStatus writer the peers each Service goes to.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::advertise_bgp::{NodeRoutes, Route};
+use crate::bgp::rib::{RouteAttrs, Routes};
+use crate::bgp::session::{PeerAs, State};
+use crate::bgp::wire::{Community as WireCommunity, LargeCommunity};
+use crate::config::{Community, Config, DynamicAsn, Peer};
+use crate::speaker::bgp::{BgpAnnouncer, PeerSpec, PeerStatus};
+use crate::speaker::bgp_metrics::{BgpMetrics, PeerSample};
+
+/// A peer's session settings, with its TCP MD5 key (`password`, or the one its
+/// `passwordSecret` names, looked up by `secret`). The error says which field and why.
+pub fn peer_spec(peer: &Peer, secret: &dyn Fn(&str) -> Option<String>) -> Result<PeerSpec, String> {
+    let router_id = match peer.router_id {
+        None => None,
+        Some(IpAddr::V4(v4)) => Some(v4),
+        Some(IpAddr::V6(v6)) => {
+            return Err(format!(
+                "routerID {v6} is not an IPv4 address (a BGP Identifier is 4 octets)"
+            ));
+        }
+    };
+    let password = match (&peer.password, &peer.password_secret) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(name)) => Some(secret(name).ok_or_else(|| {
+            format!(
+                "passwordSecret {name:?}: no kubernetes.io/basic-auth Secret of that name with \
+                 a password key in the speaker's namespace"
+            )
+        })?),
+        (None, None) => None,
+    };
+    Ok(PeerSpec {
+        name: peer.name.clone(),
+        address: peer.peer_address,
+        port: peer.peer_port,
+        source: peer.source_address,
+        local_as: peer.my_asn,
+        peer_as: match peer.dynamic_asn {
+            Some(DynamicAsn::Internal) => PeerAs::Internal,
+            Some(DynamicAsn::External) => PeerAs::External,
+            None => PeerAs::Exact(peer.peer_asn),
+        },
+        router_id,
+        hold_time: u16::try_from(peer.hold_time.as_secs()).unwrap_or(u16::MAX),
+        connect_time: peer.connect_time,
+        ebgp_multihop: peer.ebgp_multihop,
+        password,
+        graceful_restart: peer.graceful_restart,
+    })
+}
+
+/// One route's attributes as a session sends them.
+pub fn attributes(route: &Route) -> RouteAttrs {
+    let mut attrs = RouteAttrs {
+        local_pref: route.local_pref,
+        ..RouteAttrs::default()
+    };
+    for c in &route.communities {
+        match *c {
+            Community::Standard(v) => {
+                attrs.communities.insert(WireCommunity(v));
+            }
+            Community::Large {
+                global_admin,
+                local_data1,
+                local_data2,
+            } => {
+                attrs.large_communities.insert(LargeCommunity {
+                    global: global_admin,
+                    local1: local_data1,
+                    local2: local_data2,
+                });
+            }
+        }
+    }
+    attrs
+}
+
+/// The password of a `kubernetes.io/basic-auth` Secret (its `password` key).
+pub fn secret_password(secret: &Secret) -> Option<String> {
+    if secret.type_.as_deref() != Some("kubernetes.io/basic-auth") {
+        return None;
+    }
+    let bytes = secret.data.as_ref()?.get("password")?;
+    String::from_utf8(bytes.0.clone()).ok()
+}
+
+/// The sessions of this node and what they report.
+pub struct BgpSide {
+    announcer: BgpAnnouncer,
+    metrics: Arc<BgpMetrics>,
+    /// What the sessions were last set to (skipped when it is the same again).
+    applied: Vec<(PeerSpec, Routes)>,
+    /// Peers refused (a bad routerID, a Secret missing): said once until it changes.
+    refused: BTreeMap<String, String>,
+    /// Each session's last state seen, for the up and down log lines.
+    states: BTreeMap<String, State>,
+    /// Each session's status, read (and marked seen) by [`Self::refresh`].
+    receivers: BTreeMap<String, watch::Receiver<PeerStatus>>,
+    /// Each Service this node announces over BGP, with the peers it goes to.
+    services: Arc<BTreeMap<String, BTreeSet<String>>>,
+}
+
+impl BgpSide {
+    pub fn new(node: &str, metrics: Arc<BgpMetrics>) -> BgpSide {
+        BgpSide {
+            announcer: BgpAnnouncer::new(node),
+            metrics,
+            applied: Vec::new(),
+            refused: BTreeMap::new(),
+            states: BTreeMap::new(),
+            receivers: BTreeMap::new(),
+            services: Arc::new(BTreeMap::new()),
+        }
+    }
+
+    /// Runs the sessions `routes` names (the config's peers with a session on this node),
+    /// each with its table; `None` (no peer in the config) stops every session.
+    pub async fn apply(
+        &mut self,
+        config: Option<&Config>,
+        routes: Option<NodeRoutes>,
+        secret: &dyn Fn(&str) -> Option<String>,
+    ) {
+        let routes = routes.unwrap_or_default();
+        let mut wanted = Vec::new();
+        let mut refused = BTreeMap::new();
+        for peer in config.iter().flat_map(|c| &c.peers) {
+            let Some(table) = routes.peers.get(&peer.name) else {
+                continue;
+            };
+            match peer_spec(peer, secret) {
+                Ok(spec) => {
+                    let table = table.iter().map(|(p, r)| (*p, attributes(r))).collect();
+                    wanted.push((spec, table));
+                }
+                Err(why) => {
+                    refused.insert(peer.name.clone(), why);
+                }
+            }
+        }
+        for (peer, why) in &refused {
+            if self.refused.get(peer) != Some(why) {
+                warn!(peer = %peer, "BGP peer not started: {why}");
+            }
+        }
+        self.refused = refused;
+        self.services = Arc::new(routes.services);
+        if wanted == self.applied {
+            return;
+        }
+        for e in self.announcer.set(wanted.clone()).await {
+            warn!("BGP peer not started: {e}");
+        }
+        self.applied = wanted;
+        self.receivers = self.announcer.statuses();
+        self.refresh();
+    }
+
+    /// Each Service this node announces over BGP, with the peers it goes to.
+    pub fn services(&self) -> &Arc<BTreeMap<String, BTreeSet<String>>> {
+        &self.services
+    }
+
+    /// Reads every session's status into the metrics, and logs sessions that came up or went
+    /// down since the last call.
+    pub fn refresh(&mut self) {
+        let statuses: BTreeMap<String, PeerStatus> = self
+            .receivers
+            .iter_mut()
+            .map(|(name, rx)| (name.clone(), rx.borrow_and_update().clone()))
+            .collect();
+        let mut samples = BTreeMap::new();
+        for (spec, table) in &self.applied {
+            let status = statuses.get(&spec.name).cloned().unwrap_or_default();
+            let up = status.state == State::Established;
+            let was = self.states.insert(spec.name.clone(), status.state);
+            match (was == Some(State::Established), up) {
+                (false, true) => info!(peer = %spec.name, "BGP session established"),
+                (true, false) => warn!(
+                    peer = %spec.name,
+                    reason = status.last_down.as_deref().unwrap_or("-"),
+                    "BGP session down"
+                ),
+                _ => {}
+            }
+            samples.insert(
+                peer_label(spec),
+                PeerSample {
+                    up,
+                    updates_sent: status.updates_sent,
+                    announced: status.announced_prefixes,
+                    pending: table.len(),
+                },
+            );
+        }
+        self.states
+            .retain(|name, _| self.applied.iter().any(|(s, _)| s.name == *name));
+        self.metrics.set(samples);
+    }
+
+    /// Resolves when a session's status changed (never while there is none).
+    pub fn changed(&self) -> impl Future<Output = ()> + use<> {
+        // Clones remember what was seen; a session whose task ended changes no more.
+        let mut receivers: Vec<watch::Receiver<PeerStatus>> = self
+            .receivers
+            .values()
+            .filter(|rx| rx.has_changed().is_ok())
+            .cloned()
+            .collect();
+        async move {
+            if receivers.is_empty() {
+                return std::future::pending().await;
+            }
+            let waits = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
+            let _ = futures::future::select_all(waits).await;
+        }
+    }
+
+    /// Cease to every router (so each withdraws this node's routes at once), within 1 s.
+    pub async fn shutdown(self) {
+        self.announcer.shutdown().await;
+    }
+}
+
+/// MetalLB's `peer` label: `address:port` (an IPv6 address in brackets).
+fn peer_label(spec: &PeerSpec) -> String {
+    std::net::SocketAddr::new(spec.address, spec.port).to_string()
+}
+
+#[cfg(test)]
+#[path = "bgp_side_tests.rs"]
+mod tests;
