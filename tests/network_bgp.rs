@@ -104,6 +104,18 @@ fn router(lan: &mut Lan, suffix: &str, port: &str, ip4: &str, ip6: &str) -> Stri
     lan.add_host(suffix, port, ip4, ip6).0
 }
 
+/// FRR at 192.0.2.1 (AS 64512) on the LAN, peering over iBGP with every node for `families`.
+fn ibgp_frr(lan: &mut Lan, families: &str) -> Frr {
+    let rt = router(lan, "rt", "v8", "192.0.2.1", "2001:db8::1");
+    let neighbors: Vec<(&str, u32, &str)> = lan
+        .nodes
+        .iter()
+        .map(|n| (n.ip4.as_str(), 64512, ""))
+        .collect();
+    let conf = frr_conf(64512, "192.0.2.1", &neighbors, families);
+    Frr::start(lan, &rt, "frr", &conf)
+}
+
 const IBGP_PEER: &str = "  peers:\n  - {name: rt, peer-address: 192.0.2.1, peer-asn: 64512, my-asn: \
                          64512, hold-time: 9}\n";
 
@@ -113,14 +125,7 @@ fn frr_holds_every_prefix_from_all_three_with_the_configured_attributes() {
         return;
     }
     let mut lan = Lan::new(3, binary());
-    let rt = router(&mut lan, "rt", "v8", "192.0.2.1", "2001:db8::1");
-    let neighbors: Vec<(&str, u32, &str)> = lan
-        .nodes
-        .iter()
-        .map(|n| (n.ip4.as_str(), 64512, ""))
-        .collect();
-    let conf = frr_conf(64512, "192.0.2.1", &neighbors, "ipv4");
-    let frr = Frr::start(&mut lan, &rt, "frr", &conf);
+    let frr = ibgp_frr(&mut lan, "ipv4");
     let addresses = "- service: default/web\n  ips: [198.51.100.10]\n\
                      - service: default/agg\n  ips: [203.0.113.17]\n  \
                      bgp: {aggregation-length: 28, local-pref: 300, communities: ['65000:7']}\n\
@@ -189,14 +194,7 @@ fn sigterm_withdraws_at_once_a_silent_speaker_at_the_hold_time_and_a_router_rest
         return;
     }
     let mut lan = Lan::new(3, binary());
-    let rt = router(&mut lan, "rt", "v8", "192.0.2.1", "2001:db8::1");
-    let neighbors: Vec<(&str, u32, &str)> = lan
-        .nodes
-        .iter()
-        .map(|n| (n.ip4.as_str(), 64512, ""))
-        .collect();
-    let conf = frr_conf(64512, "192.0.2.1", &neighbors, "ipv4");
-    let frr = Frr::start(&mut lan, &rt, "frr", &conf);
+    let frr = ibgp_frr(&mut lan, "ipv4");
     let addresses = "- service: default/web\n  ips: [198.51.100.10]\n";
     start_all(&mut lan, addresses, IBGP_PEER);
     let p = "198.51.100.10/32";
@@ -705,14 +703,7 @@ fn an_ipv4_session_carries_ipv6_prefixes_with_the_node_s_ipv6_next_hop() {
         return;
     }
     let mut lan = Lan::new(2, binary());
-    let rt = router(&mut lan, "rt", "v8", "192.0.2.1", "2001:db8::1");
-    let neighbors: Vec<(&str, u32, &str)> = lan
-        .nodes
-        .iter()
-        .map(|n| (n.ip4.as_str(), 64512, ""))
-        .collect();
-    let conf = frr_conf(64512, "192.0.2.1", &neighbors, "ipv4 ipv6");
-    let frr = Frr::start(&mut lan, &rt, "frr", &conf);
+    let frr = ibgp_frr(&mut lan, "ipv4 ipv6");
     let addresses = "- service: default/web\n  ips: [198.51.100.10, 2001:db8:100::10]\n";
     start_all(&mut lan, addresses, IBGP_PEER);
     let context = || format!("{}\nfrr:\n{}", logs(&lan), frr.log());
