@@ -105,6 +105,13 @@ pub struct Setup<'a> {
     /// The chart's CRD files (e.g. `ipaddresspools.yaml`) not applied: a cluster that never
     /// served those kinds.
     pub without_crds: &'a [&'a str],
+    /// MetalLB's custom resources (multi-document YAML) applied with `kubectl` before the
+    /// controller and speakers start. When not empty, both read them (`--config-source crds`)
+    /// and `pool` is not written.
+    pub objects: &'a str,
+    /// Run on the LAN before the control plane and the speakers start (e.g. to start a router
+    /// the speakers connect to).
+    pub on_lan: Option<&'a mut dyn FnMut(&mut Lan)>,
 }
 
 impl Default for Setup<'_> {
@@ -115,6 +122,8 @@ impl Default for Setup<'_> {
             names: None,
             speaker_args: &[],
             without_crds: &[],
+            objects: "",
+            on_lan: None,
         }
     }
 }
@@ -139,6 +148,9 @@ pub async fn setup_with(test: &str, setup: Setup<'_>) -> Option<Cluster> {
     let (api_ns, _) = lan.add_host("api", "v5", API_IP, API_IP6);
     for i in 0..lan.nodes.len() {
         play_kube_proxy_node(&mut lan, i);
+    }
+    if let Some(on_lan) = setup.on_lan {
+        on_lan(&mut lan);
     }
     let plane = ControlPlane::start_in_netns(test, &api_ns, API_IP.parse().unwrap())
         .await
@@ -166,19 +178,32 @@ pub async fn setup_with(test: &str, setup: Setup<'_>) -> Option<Cluster> {
     plane.kubectl(&apply);
     api::create_namespace(&client, NAMESPACE).await;
     api::create_namespace(&client, APPS).await;
-    api::apply_config(&client, NAMESPACE, setup.pool).await;
+    let crds_source = !setup.objects.is_empty();
+    if crds_source {
+        plane.wait_crds_established();
+        let file = plane.dir().join("metallb-objects.yaml");
+        std::fs::write(&file, setup.objects).expect("write the MetalLB objects");
+        plane.kubectl(&["apply", "-f", &file.display().to_string()]);
+    } else {
+        api::apply_config(&client, NAMESPACE, setup.pool).await;
+    }
     for node in &lan.nodes {
         create_ready_node(&client, &node.name, &node.ip4).await;
     }
     for &i in setup.speakers {
         create_speaker_pod(&client, &lan.nodes[i].name).await;
     }
-    let controller =
-        Controller::start_ready(&plane, &ControllerOptions::new(NAMESPACE, "ctrl")).await;
+    let mut options = ControllerOptions::new(NAMESPACE, "ctrl");
+    let mut speaker_args: Vec<&str> = setup.speaker_args.to_vec();
+    if crds_source {
+        options = options.crds();
+        speaker_args.insert(0, "--config-source=crds");
+    }
+    let controller = Controller::start_ready(&plane, &options).await;
 
     let kubeconfig = plane.lan_kubeconfig().expect("namespaced control plane");
     for &i in setup.speakers {
-        start_kube_speaker_with(&mut lan, i, kubeconfig, &[], setup.speaker_args);
+        start_kube_speaker_with(&mut lan, i, kubeconfig, &[], &speaker_args);
     }
     let cluster = Cluster {
         controller,

@@ -1,0 +1,489 @@
+//! The Kubernetes speaker over BGP, end to end: the speaker suites' cluster
+//! (`tests/e2e/speaker_lan.rs`: a real kube-apiserver on the LAN, the real controller, three real
+//! `ferrolb speaker`s in node namespaces) reading MetalLB's custom resources
+//! (`--config-source crds`: an IPAddressPool, a BGPPeer, a BGPAdvertisement with communities
+//! and a localPref, a Community alias), and FRR's bgpd (`tests/bgp_routers`) on the same LAN at
+//! 192.0.2.1, started before the speakers, passive towards the three nodes (iBGP, multipath).
+//! The tests read FRR's RIB through vtysh's JSON:
+//!
+//! - a `Cluster` Service with a ready endpoint is held with all three nodes as next hops and the
+//!   advertisement's attributes, each node writes a ServiceBGPStatus naming the peer, and
+//!   deleting the Service withdraws it;
+//! - an `externalTrafficPolicy: Local` Service is announced only by nodes with a ready endpoint,
+//!   and follows them;
+//! - SIGTERM of one speaker removes its next hop (Cease, with the shutdown communication), the
+//!   other two stay;
+//! - `ferrolb plan --nodes` over the cluster's own objects lists the same routes FRR learnt.
+//!
+//! Skipped when `KUBEBUILDER_ASSETS` is unset; with it set, missing root, tools or FRR fail the
+//! test when `CI` is set and skip it otherwise.
+
+mod bgp_routers;
+mod e2e;
+mod netns;
+#[path = "e2e/speaker_lan.rs"]
+mod speaker_lan;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{DynamicObject, ListParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Api, Client};
+use serde_json::json;
+
+use bgp_routers::{BGPD, Frr, Held, Rib, frr_conf};
+use e2e::api::{create_service, delete_service, lb_service, wait_for_ips};
+use e2e::control_plane::assets_dir;
+use e2e::wait::{PATIENCE, wait_for};
+use e2e::{APPS, NAMESPACE};
+use netns::{Lan, environment_ready_with};
+use speaker_lan::{Cluster, Setup, set_endpoints, setup_with, speaker_logs};
+
+const ROUTER: &str = "192.0.2.1";
+const AS: u32 = 64512;
+/// The BGPPeer's name: what plan's PEER column and the ServiceBGPStatus objects say.
+const PEER: &str = "frr";
+
+/// What a user applies: a pool handed out over BGP, FRR as the peer (iBGP, so LOCAL_PREF is
+/// sent), an advertisement with a localPref and communities (one through a Community alias, one
+/// large), and the alias.
+fn objects() -> String {
+    format!(
+        "apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: routed, namespace: {NAMESPACE}}}
+spec:
+  addresses: [198.51.100.10-198.51.100.19]
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: {PEER}, namespace: {NAMESPACE}}}
+spec: {{myASN: {AS}, peerASN: {AS}, peerAddress: {ROUTER}, holdTime: 90s}}
+---
+apiVersion: metallb.io/v1beta1
+kind: Community
+metadata: {{name: aliases, namespace: {NAMESPACE}}}
+spec:
+  communities:
+  - {{name: web-tier, value: '65000:8'}}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: routed, namespace: {NAMESPACE}}}
+spec:
+  ipAddressPools: [routed]
+  localPref: 150
+  communities: ['65000:7', web-tier, 'large:64512:1:2']
+"
+    )
+}
+
+fn frr_present(test: &str) -> bool {
+    if !Path::new(BGPD).is_file() && std::env::var_os("CI").is_none() {
+        eprintln!("SKIPPED: {test} needs FRR ({BGPD}; run scripts/install-test-tools.sh)");
+        return false;
+    }
+    environment_ready_with(test, &["vtysh", "kubectl"])
+}
+
+/// The cluster (MetalLB objects, crds source) with FRR started on its LAN before the speakers;
+/// `None` when the test is skipped.
+async fn bgp_cluster(test: &str) -> Option<(Cluster, Frr)> {
+    assets_dir(test)?;
+    if !frr_present(test) {
+        return None;
+    }
+    let objects = objects();
+    let mut frr = None;
+    let mut start_router = |lan: &mut Lan| {
+        let (rt, _) = lan.add_host("rt", "v8", ROUTER, "2001:db8::1");
+        let neighbors: Vec<(&str, u32, &str)> =
+            lan.nodes.iter().map(|n| (n.ip4.as_str(), AS, "")).collect();
+        let conf = frr_conf(AS, ROUTER, &neighbors, "ipv4");
+        frr = Some(Frr::start(lan, &rt, "frr", &conf));
+    };
+    let setup = Setup {
+        objects: &objects,
+        on_lan: Some(&mut start_router),
+        ..Setup::default()
+    };
+    let cluster = setup_with(test, setup).await?;
+    Some((cluster, frr.expect("the router started with the LAN")))
+}
+
+fn services(cluster: &Cluster) -> Api<Service> {
+    Api::namespaced(cluster.client.clone(), APPS)
+}
+
+/// Node `i`'s address: the next hop its speaker sends.
+fn hops(cluster: &Cluster, nodes: &[usize]) -> BTreeSet<String> {
+    nodes
+        .iter()
+        .map(|&i| cluster.lan.nodes[i].ip4.clone())
+        .collect()
+}
+
+/// FRR's RIB with each next hop named by its node.
+fn rib_by_node(cluster: &Cluster, rib: &Rib) -> BTreeMap<String, BTreeSet<String>> {
+    rib.iter()
+        .map(|(prefix, held)| {
+            let nodes = held
+                .next_hops
+                .iter()
+                .map(|hop| {
+                    cluster
+                        .lan
+                        .nodes
+                        .iter()
+                        .find(|n| &n.ip4 == hop)
+                        .map_or_else(|| hop.clone(), |n| n.name.clone())
+                })
+                .collect();
+            (prefix.clone(), nodes)
+        })
+        .collect()
+}
+
+fn context(cluster: &Cluster, frr: &Frr) -> String {
+    let log = frr.log();
+    let tail: Vec<&str> = log.lines().rev().take(30).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    format!(
+        "{}--- frr (last lines)\n{}",
+        speaker_logs(&cluster.lan),
+        tail.join("\n")
+    )
+}
+
+/// Waits until FRR holds `prefix` with exactly `want` as next hops (`None`: not at all);
+/// returns FRR's whole RIB then.
+async fn wait_for_hops(
+    cluster: &Cluster,
+    frr: &Frr,
+    prefix: &str,
+    want: Option<BTreeSet<String>>,
+) -> Rib {
+    let what = format!("FRR to hold {prefix} with next hops {want:?}");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let rib = frr.rib("ipv4");
+        if rib.get(prefix).map(|h| h.next_hops.clone()) == want {
+            return rib;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {PATIENCE:?} waiting for {what}; last RIB {rib:#?}\n{}",
+            context(cluster, frr)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A `type: LoadBalancer` Service of the `routed` pool with its EndpointSlice: one endpoint per
+/// `(node, ready)`. Returns its address.
+async fn routed_service(
+    cluster: &Cluster,
+    name: &str,
+    extra: serde_json::Value,
+    endpoints: &[(usize, bool)],
+) -> String {
+    let endpoints: Vec<(&str, bool)> = endpoints
+        .iter()
+        .map(|&(i, ready)| (cluster.lan.nodes[i].name.as_str(), ready))
+        .collect();
+    set_endpoints(&cluster.client, name, &endpoints).await;
+    create_service(&services(cluster), &lb_service(name, extra)).await;
+    wait_for_ips(&services(cluster), name).await.remove(0)
+}
+
+fn bgp_status_api(client: &Client) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("metallb.io", "v1beta1", "ServiceBGPStatus"),
+        "servicebgpstatuses",
+    );
+    Api::all_with(client.clone(), &resource)
+}
+
+/// The ServiceBGPStatus objects of `apps/<service>`: node (its label, which `status.node`
+/// must match) -> peers.
+async fn bgp_statuses(client: &Client, service: &str) -> Option<BTreeMap<String, Vec<String>>> {
+    let list = bgp_status_api(client)
+        .list(&ListParams::default())
+        .await
+        .ok()?;
+    let mut seen = BTreeMap::new();
+    for o in list.items {
+        let labels = o.metadata.labels.clone().unwrap_or_default();
+        let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
+        if label("metallb.io/service-name") != service
+            || label("metallb.io/service-namespace") != APPS
+        {
+            continue;
+        }
+        let status = &o.data["status"];
+        let node = label("metallb.io/node");
+        assert_eq!(status["node"].as_str(), Some(node.as_str()), "{o:?}");
+        assert_eq!(status["serviceName"].as_str(), Some(service), "{o:?}");
+        let peers = status["peers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect();
+        seen.insert(node, peers);
+    }
+    Some(seen)
+}
+
+async fn wait_for_bgp_statuses(cluster: &Cluster, service: &str, nodes: &[usize]) {
+    let want: BTreeMap<String, Vec<String>> = nodes
+        .iter()
+        .map(|&i| (cluster.lan.nodes[i].name.clone(), vec![PEER.to_owned()]))
+        .collect();
+    let client = &cluster.client;
+    wait_for(
+        &format!("the ServiceBGPStatus objects of {service} to be {want:?}"),
+        PATIENCE,
+        || {
+            let want = want.clone();
+            async move { (bgp_statuses(client, service).await? == want).then_some(()) }
+        },
+    )
+    .await;
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_service_reaches_frr_from_every_node_with_its_attributes_until_deleted() {
+    let test = "a_cluster_service_reaches_frr_from_every_node_with_its_attributes_until_deleted";
+    let Some((cluster, frr)) = bgp_cluster(test).await else {
+        return;
+    };
+    // One ready endpoint, on node-b: with the Cluster policy every node announces.
+    let ip = routed_service(&cluster, "web", json!({}), &[(1, true)]).await;
+    let prefix = format!("{ip}/32");
+    let all = hops(&cluster, &[0, 1, 2]);
+    wait_for_hops(&cluster, &frr, &prefix, Some(all.clone())).await;
+    // Every path carries the advertisement's attributes, the alias resolved.
+    for hop in &all {
+        let held = frr.attributes("ipv4", &prefix, hop);
+        let want = Held {
+            next_hops: set(&[hop]),
+            communities: set(&["65000:7", "65000:8"]),
+            large_communities: set(&["64512:1:2"]),
+            local_pref: Some(150),
+        };
+        assert_eq!(
+            held,
+            want,
+            "{hop}: {}",
+            frr.vtysh(&format!("show bgp ipv4 unicast {prefix} json"))
+        );
+    }
+    // FRR uses all three (multipath), not just the best.
+    let summary = frr.vtysh(&format!("show bgp ipv4 unicast {prefix}"));
+    assert_eq!(summary.matches("multipath").count(), 3, "{summary}");
+    // Each node says which peer it hands the Service to.
+    wait_for_bgp_statuses(&cluster, "web", &[0, 1, 2]).await;
+
+    // Deleted: withdrawn by every node, and the status objects go.
+    delete_service(&services(&cluster), "web").await;
+    let rib = wait_for_hops(&cluster, &frr, &prefix, None).await;
+    assert!(rib.is_empty(), "nothing else was announced: {rib:#?}");
+    wait_for_bgp_statuses(&cluster, "web", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_service_is_announced_only_by_nodes_with_a_ready_endpoint() {
+    let test = "a_local_service_is_announced_only_by_nodes_with_a_ready_endpoint";
+    let Some((cluster, frr)) = bgp_cluster(test).await else {
+        return;
+    };
+    let local = json!({ "spec": { "externalTrafficPolicy": "Local" } });
+    // node-a holds a not-ready endpoint, node-b a ready one, node-c none.
+    let ip = routed_service(&cluster, "local", local, &[(0, false), (1, true)]).await;
+    let prefix = format!("{ip}/32");
+    wait_for_hops(&cluster, &frr, &prefix, Some(hops(&cluster, &[1]))).await;
+    wait_for_bgp_statuses(&cluster, "local", &[1]).await;
+
+    // The ready endpoints move to node-a and node-c: the next hops follow.
+    let names: Vec<String> = cluster.lan.nodes.iter().map(|n| n.name.clone()).collect();
+    set_endpoints(
+        &cluster.client,
+        "local",
+        &[(&names[0], true), (&names[1], false), (&names[2], true)],
+    )
+    .await;
+    wait_for_hops(&cluster, &frr, &prefix, Some(hops(&cluster, &[0, 2]))).await;
+    wait_for_bgp_statuses(&cluster, "local", &[0, 2]).await;
+
+    // No ready endpoint anywhere: nobody announces it.
+    set_endpoints(&cluster.client, "local", &[(&names[0], false)]).await;
+    wait_for_hops(&cluster, &frr, &prefix, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_of_a_speaker_removes_only_its_next_hop_with_a_cease() {
+    let test = "sigterm_of_a_speaker_removes_only_its_next_hop_with_a_cease";
+    let Some((mut cluster, frr)) = bgp_cluster(test).await else {
+        return;
+    };
+    let ip = routed_service(&cluster, "web", json!({}), &[(2, true)]).await;
+    let prefix = format!("{ip}/32");
+    wait_for_hops(&cluster, &frr, &prefix, Some(hops(&cluster, &[0, 1, 2]))).await;
+
+    // The hold time is 90 s, so the path going well before it is the Cease's doing; FRR's view
+    // of the session says so too.
+    let started = Instant::now();
+    cluster.lan.signal(0, "TERM");
+    wait_for_hops(&cluster, &frr, &prefix, Some(hops(&cluster, &[1, 2]))).await;
+    let took = started.elapsed();
+    eprintln!("SIGTERM to node-a's next hop gone from FRR's RIB: {took:?}");
+    assert!(took < Duration::from_secs(60), "{took:?}: not the Cease");
+    let a = cluster.lan.nodes[0].ip4.clone();
+    let neighbor = frr.neighbor(&a).to_string();
+    assert!(
+        neighbor.contains("ferrolb speaker shutting down"),
+        "FRR did not get the shutdown communication: {neighbor}"
+    );
+    assert!(
+        cluster
+            .lan
+            .log(0)
+            .contains("shutting down: telling the BGP peers"),
+        "{}",
+        cluster.lan.log(0)
+    );
+    // The others keep announcing, steadily.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rib = frr.rib("ipv4");
+    assert_eq!(
+        rib.get(&prefix).map(|h| h.next_hops.clone()),
+        Some(hops(&cluster, &[1, 2])),
+        "{rib:#?}\n{}",
+        context(&cluster, &frr)
+    );
+}
+
+/// The rows of plan's BGP ROUTES table, columns split on runs of spaces.
+fn plan_routes(table: &str) -> Vec<Vec<String>> {
+    table
+        .split("BGP ROUTES\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("a BGP ROUTES table in\n{table}"))
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+/// `ferrolb plan --nodes` over what `kubectl get` prints of the cluster: its config objects,
+/// Services and EndpointSlices, Nodes.
+fn plan(cluster: &Cluster) -> String {
+    let dir = cluster.plane.dir().to_path_buf();
+    let kubectl = |args: &[&str]| cluster.plane.kubectl(args);
+    let config = dir.join("plan-config.yaml");
+    let objects = dir.join("plan-services.yaml");
+    let nodes = dir.join("plan-nodes.yaml");
+    let kinds = "ipaddresspools,bgppeers,bgpadvertisements,communities";
+    let write = |path: &Path, text: String| std::fs::write(path, text).expect("write");
+    write(
+        &config,
+        kubectl(&["get", kinds, "-n", NAMESPACE, "-o", "yaml"]),
+    );
+    write(
+        &objects,
+        kubectl(&["get", "svc,endpointslices", "-n", APPS, "-o", "yaml"]),
+    );
+    write(&nodes, kubectl(&["get", "nodes", "-o", "yaml"]));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrolb"))
+        .arg("plan")
+        .arg("--config")
+        .arg(&config)
+        .arg("--services")
+        .arg(&objects)
+        .arg("--nodes")
+        .arg(&nodes)
+        .output()
+        .expect("run ferrolb plan");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_lists_the_routes_frr_learnt_from_the_live_speakers() {
+    let test = "plan_lists_the_routes_frr_learnt_from_the_live_speakers";
+    let Some((cluster, frr)) = bgp_cluster(test).await else {
+        return;
+    };
+    let local = json!({ "spec": { "externalTrafficPolicy": "Local" } });
+    // A Cluster Service (every node), a Local one (node-c only), a Local one whose only
+    // endpoint is not ready and a Cluster one without endpoints (nobody).
+    let web = routed_service(&cluster, "web", json!({}), &[(0, true)]).await;
+    let only_c = routed_service(&cluster, "only-c", local.clone(), &[(1, false), (2, true)]).await;
+    let idle = routed_service(&cluster, "idle", local, &[(0, false)]).await;
+    let empty = routed_service(&cluster, "empty", json!({}), &[]).await;
+    wait_for_hops(
+        &cluster,
+        &frr,
+        &format!("{web}/32"),
+        Some(hops(&cluster, &[0, 1, 2])),
+    )
+    .await;
+    let rib = wait_for_hops(
+        &cluster,
+        &frr,
+        &format!("{only_c}/32"),
+        Some(hops(&cluster, &[2])),
+    )
+    .await;
+    for ip in [&idle, &empty] {
+        assert!(!rib.contains_key(&format!("{ip}/32")), "{ip}: {rib:#?}");
+    }
+
+    let table = plan(&cluster);
+    eprintln!("{table}");
+    let rows = plan_routes(&table);
+    // plan: prefix -> nodes (every row to the one peer, with the advertisement's local pref).
+    let mut planned: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for row in &rows {
+        assert_eq!(row[1], PEER, "{table}");
+        assert_eq!(row[3], "150", "{table}");
+        // What FRR holds from that node carries what plan says it sends.
+        let node = cluster.lan.nodes.iter().find(|n| n.name == row[0]);
+        let hop = node.map(|n| n.ip4.clone()).unwrap_or_default();
+        let held = frr.attributes("ipv4", &row[2], &hop);
+        let mut sent: BTreeSet<String> = held.communities.clone();
+        sent.extend(held.large_communities.iter().map(|c| format!("large:{c}")));
+        let planned_communities: BTreeSet<String> = row[4].split(',').map(str::to_owned).collect();
+        assert_eq!(planned_communities, sent, "{row:?} vs FRR {held:?}");
+        assert_eq!(
+            held.local_pref.map(|p| p.to_string()).as_deref(),
+            Some("150"),
+            "{held:?}"
+        );
+        planned
+            .entry(row[2].clone())
+            .or_default()
+            .insert(row[0].clone());
+    }
+    let learnt = rib_by_node(&cluster, &frr.rib("ipv4"));
+    assert_eq!(
+        planned,
+        learnt,
+        "plan (left) and FRR (right) disagree\n{table}\n{}",
+        context(&cluster, &frr)
+    );
+}
