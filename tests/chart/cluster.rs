@@ -206,7 +206,10 @@ fn every_real_cluster_value_reaches_the_manifests() {
     );
     assert!(json_text.contains("metallb_bgp_session_up"));
     assert!(json_text.contains("metallb_bgp_pending_prefixes_total"));
-    assert!(!json_text.contains("ferrolb_bgp_"), "renamed with metallbNames");
+    assert!(
+        !json_text.contains("ferrolb_bgp_"),
+        "renamed with metallbNames"
+    );
 
     let rule = m.one("PrometheusRule", "lb-ferrolb");
     let rules = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
