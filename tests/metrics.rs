@@ -15,6 +15,7 @@ use ferrolb::controller::metrics::ControllerMetrics;
 use ferrolb::gossip::{DropCounts, GossipCollector, GossipStats, MemberCounts};
 use ferrolb::ipam::PoolStats;
 use ferrolb::metrics::{ConfigMetrics, Naming};
+use ferrolb::speaker::bgp_metrics::{BgpMetrics, PeerSample};
 use ferrolb::speaker::metrics::{
     AnnouncedMetric, CandidateMetric, Layer2Metrics, ServiceIpsMetric, VerifyMetrics,
 };
@@ -26,7 +27,8 @@ use support::*;
 /// `internal/allocator/stats.go`, `internal/k8s/controllers/stats.go`, `internal/layer2/stats.go`,
 /// `speaker/main.go`): name, type, label names in MetalLB's order, and which component exports
 /// it. MetalLB's `metallb_allocator_services_allocated_total` is registered there but never set,
-/// so MetalLB itself never exports it; BGP families have no layer-2 counterpart.
+/// so MetalLB itself never exports it. The BGP families are its native speaker's
+/// (`internal/bgp/native/stats.go`), one series per peer labelled `peer="address:port"`.
 const METALLB: &[(&str, &str, &[&str], &str)] = &[
     (
         "metallb_allocator_addresses_total",
@@ -136,6 +138,20 @@ const METALLB: &[(&str, &str, &[&str], &str)] = &[
         &["service", "protocol", "node", "ip"],
         "speaker",
     ),
+    ("metallb_bgp_session_up", "gauge", &["peer"], "speaker"),
+    ("metallb_bgp_updates_total", "counter", &["peer"], "speaker"),
+    (
+        "metallb_bgp_announced_prefixes_total",
+        "gauge",
+        &["peer"],
+        "speaker",
+    ),
+    (
+        "metallb_bgp_pending_prefixes_total",
+        "gauge",
+        &["peer"],
+        "speaker",
+    ),
 ];
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> String {
@@ -181,7 +197,7 @@ async fn controller_scrape(naming: Naming) -> String {
 }
 
 /// The speaker's /metrics, wired as `speaker::kubernetes::run` wires it, with traffic counted,
-/// an IP announced and gossip members known.
+/// an IP announced, gossip members known and a BGP session up.
 async fn speaker_scrape(naming: Naming) -> String {
     let registry = Registry::new();
     let text = TextRegistry::default();
@@ -221,6 +237,18 @@ async fn speaker_scrape(naming: Naming) -> String {
     counters.response();
     counters.gratuitous();
     announced.set("default/web", "node-a", ip, true);
+    BgpMetrics::with_names(&text, naming).set(
+        [(
+            "192.0.2.1:179".to_owned(),
+            PeerSample {
+                up: true,
+                updates_sent: 2,
+                announced: 1,
+                pending: 1,
+            },
+        )]
+        .into(),
+    );
     serve(registry, text).await
 }
 
@@ -395,7 +423,7 @@ async fn dashboard_and_alerts_use_only_exported_metrics_under_either_naming() {
         let unknown: Vec<_> = used.difference(&exported).collect();
         assert!(unknown.is_empty(), "{naming:?}: not exported: {unknown:?}");
         // The dashboard covers what the issue asks of it: pools, announcements, ARP/NDP,
-        // takeovers, gossip members and drops, config state.
+        // takeovers, gossip members and drops, config state, BGP sessions, prefixes, updates.
         for want in [
             ferrolb::metrics::ADDRESSES_IN_USE,
             ferrolb::metrics::SPEAKER_ANNOUNCED,
@@ -407,6 +435,10 @@ async fn dashboard_and_alerts_use_only_exported_metrics_under_either_naming() {
             ferrolb::metrics::CONFIG_LOADED,
             ferrolb::metrics::CONFIG_STALE,
             ferrolb::metrics::SPEAKER_SERVICE_IPS,
+            ferrolb::metrics::BGP_SESSION_UP,
+            ferrolb::metrics::BGP_ANNOUNCED_PREFIXES,
+            ferrolb::metrics::BGP_PENDING_PREFIXES,
+            ferrolb::metrics::BGP_UPDATES,
         ] {
             assert!(
                 used.contains(want.name(naming)),

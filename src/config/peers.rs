@@ -1,5 +1,6 @@
-//! `peers` and `bfd-profiles`: validated for compatibility, so a MetalLB config that mixes BGP
-//! and layer-2 still loads (ferrolb announces layer 2 only).
+//! `peers` and `bfd-profiles`: validated with MetalLB's rules, so a MetalLB config that mixes BGP
+//! and layer 2 loads as it is; the speakers announce `bgp` pools to these peers (BFD profiles
+//! are checked but not applied: BFD is not implemented).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

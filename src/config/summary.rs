@@ -225,7 +225,9 @@ fn render_crds(config: &Config) -> String {
                 p.auto_assign.to_string(),
                 sa.map_or("-".into(), |a| a.priority.to_string()),
                 pinned_to(sa),
-                if ads.is_empty() {
+                if ads.is_empty() && !config.bgp_advertisements_for(p).is_empty() {
+                    "<none: BGP only>".into()
+                } else if ads.is_empty() {
                     "<none: not announced>".into()
                 } else {
                     ads.join(",")

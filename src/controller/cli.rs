@@ -24,9 +24,9 @@ pub struct ControllerArgs {
     /// POD_NAMESPACE environment variable, then the kubeconfig's namespace).
     #[arg(long, env = "POD_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Where the config comes from: MetalLB's custom resources (IPAddressPool, L2Advertisement;
-    /// the BGP kinds are read and reported, not announced) in --namespace, or the legacy
-    /// ConfigMap --config-name.
+    /// Where the config comes from: MetalLB's custom resources (IPAddressPool, L2Advertisement,
+    /// and the BGP kinds BGPPeer, BGPAdvertisement, Community, BFDProfile) in --namespace, or the
+    /// legacy ConfigMap --config-name.
     #[arg(long, value_enum, default_value_t = ConfigSource::Crds)]
     pub config_source: ConfigSource,
     /// Name of the MetalLB-format ConfigMap (key `config`) in --namespace, read with

@@ -143,7 +143,7 @@ pub async fn watch_crds(
                 if objects.unreadable(kind) {
                     tracing::warn!(kind = kind.kind, error = %e,
                         "cannot read this BGP kind (CRD absent, or its conversion webhook gone \
-                         with MetalLB); BGP is not announced by ferrolb, layer 2 goes on");
+                         with MetalLB); it counts as empty (no such BGP object is in force), layer 2 goes on");
                 } else if trouble == WatchTrouble::NotServed && kind.required {
                     if reported_missing.is_empty() {
                         // Said once, with what to do (a ConfigMap to read or convert).
@@ -236,8 +236,8 @@ pub(super) async fn load(
         ctx.set_config_objects(pools, None);
     }
     if outcome == ConfigOutcome::Loaded {
-        // Reported once per config that carries them (BGP objects: not announced by ferrolb;
-        // fields ferrolb does not know, ignored).
+        // Reported once per config that carries them (BGP fields ferrolb does not implement,
+        // such as BFD, VRF, localASN; fields ferrolb does not know, ignored).
         for w in &warnings {
             tracing::warn!(object = %w.object, field = %w.field, "{}", w.message);
         }

@@ -2,10 +2,10 @@
 //! and [`Objects`], the set of objects seen so far in the release namespace, turned into the
 //! config model by the pure translator (`config::crd::from_objects`).
 //!
-//! Pools and layer-2 advertisements must be readable for a config to exist; the BGP kinds are
-//! read only to be reported ("not announced by ferrolb"), so a BGP kind that cannot be read at
-//! all (its CRD absent, or its conversion webhook gone with MetalLB) is reported once and
-//! counts as empty: it never holds layer 2 back.
+//! Pools and layer-2 advertisements must be readable for a config to exist; the BGP kinds
+//! (announced by the speakers over BGP) are optional, so a BGP kind that cannot be read at all
+//! (its CRD absent, or its conversion webhook gone with MetalLB) is reported once and counts as
+//! empty: it never holds layer 2 back.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -204,6 +204,12 @@ fn every_real_cluster_value_reaches_the_manifests() {
         json_text.contains("ferrolb_members"),
         "gossip has no MetalLB name"
     );
+    assert!(json_text.contains("metallb_bgp_session_up"));
+    assert!(json_text.contains("metallb_bgp_pending_prefixes_total"));
+    assert!(
+        !json_text.contains("ferrolb_bgp_"),
+        "renamed with metallbNames"
+    );
 
     let rule = m.one("PrometheusRule", "lb-ferrolb");
     let rules = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
@@ -217,5 +223,14 @@ fn every_real_cluster_value_reaches_the_manifests() {
             .as_str()
             .unwrap()
             .contains("metallb_allocator_addresses_total")
+    );
+    // MetalLB's MetalLBBGPSessionDown reads the same series.
+    let bgp_down = rules
+        .iter()
+        .find(|r| r["alert"] == "FerrolbBGPSessionDown")
+        .unwrap();
+    assert_eq!(
+        bgp_down["expr"].as_str().unwrap().trim(),
+        "metallb_bgp_session_up == 0"
     );
 }

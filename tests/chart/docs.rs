@@ -203,6 +203,8 @@ fn user_guide_documents_every_flag_and_the_cluster_values() {
         "FerrolbServiceIPNotAnnounced",
         "FerrolbSpeakerNotCandidate",
         "FerrolbAnswersNotHeard",
+        "FerrolbBGPSessionDown",
+        "servicebgpstatuses",
         "privileged",
     ] {
         assert!(

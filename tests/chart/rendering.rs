@@ -460,6 +460,13 @@ fn monitoring_objects_select_the_metrics_endpoints() {
             && not_heard.contains("ferrolb_speaker_answer_checks_deaf == 1"),
         "{not_heard}"
     );
+    let bgp_down = alert("FerrolbBGPSessionDown");
+    assert_eq!(
+        bgp_down["expr"].as_str().unwrap().trim(),
+        "ferrolb_bgp_session_up == 0"
+    );
+    assert_eq!(bgp_down["for"], "1m");
+    assert_eq!(bgp_down["labels"]["severity"], "critical");
     alert("FerrolbSpeakerDown");
 }
 

@@ -109,6 +109,7 @@ chart tests check every name used against what the code exports).
 {{- if .root.Values.metrics.metallbNames }}
 {{- range $from, $to := dict
   "ferrolb_allocator_" "metallb_allocator_"
+  "ferrolb_bgp_" "metallb_bgp_"
   "ferrolb_config_loaded" "metallb_k8s_client_config_loaded_bool"
   "ferrolb_config_stale" "metallb_k8s_client_config_stale_bool"
   "ferrolb_config_updates_total" "metallb_k8s_client_updates_total"

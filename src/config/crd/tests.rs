@@ -442,7 +442,7 @@ fn legacy_config_map_is_detected_and_gives_the_same_model() {
     assert_eq!(file.config, crate::config::parse(legacy).unwrap());
     let c = file.config;
     assert_eq!(c.source, Source::ConfigMap);
-    // layer2 pool = pool + an advertisement of it everywhere; bgp pool = not announced.
+    // layer2 pool = pool + an advertisement of it everywhere; bgp pool = no layer-2 advertisement.
     assert_eq!(c.l2_advertisements.len(), 1);
     let ad = &c.l2_advertisements[0];
     assert_eq!(ad.pools, ["lan"]);
