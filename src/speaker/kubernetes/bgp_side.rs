@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::advertise_bgp::{NodeRoutes, Route};
 use crate::bgp::rib::{RouteAttrs, Routes};
@@ -105,9 +105,12 @@ pub struct BgpSide {
     metrics: Arc<BgpMetrics>,
     /// What the sessions were last set to (skipped when it is the same again).
     applied: Vec<(PeerSpec, Routes)>,
-    /// Peers refused (a bad routerID, a Secret missing): said once until it changes.
-    refused: BTreeMap<String, String>,
-    /// Each session's last state seen, for the up and down log lines.
+    /// Peers refused (a bad routerID, a Secret missing), with their metric label: said once
+    /// until it changes, and exported as down.
+    refused: BTreeMap<String, (String, String)>,
+    /// Why each session that is not Established last failed, as last logged.
+    failures: BTreeMap<String, String>,
+    /// Each session's last state seen.
     states: BTreeMap<String, State>,
     /// Each session's status, read (and marked seen) by [`Self::refresh`].
     receivers: BTreeMap<String, watch::Receiver<PeerStatus>>,
@@ -122,6 +125,7 @@ impl BgpSide {
             metrics,
             applied: Vec::new(),
             refused: BTreeMap::new(),
+            failures: BTreeMap::new(),
             states: BTreeMap::new(),
             receivers: BTreeMap::new(),
             services: Arc::new(BTreeMap::new()),
@@ -149,18 +153,23 @@ impl BgpSide {
                     wanted.push((spec, table));
                 }
                 Err(why) => {
-                    refused.insert(peer.name.clone(), why);
+                    let label = address_label(peer.peer_address, peer.peer_port);
+                    refused.insert(peer.name.clone(), (label, why));
                 }
             }
         }
-        for (peer, why) in &refused {
-            if self.refused.get(peer) != Some(why) {
+        for (peer, (_, why)) in &refused {
+            if self.refused.get(peer).map(|(_, w)| w) != Some(why) {
                 warn!(peer = %peer, "BGP peer not started: {why}");
             }
         }
+        let refused_changed = refused != self.refused;
         self.refused = refused;
         self.services = Arc::new(routes.services);
         if wanted == self.applied {
+            if refused_changed {
+                self.refresh();
+            }
             return;
         }
         for e in self.announcer.set(wanted.clone()).await {
@@ -176,8 +185,8 @@ impl BgpSide {
         &self.services
     }
 
-    /// Reads every session's status into the metrics, and logs sessions that came up or went
-    /// down since the last call.
+    /// Reads every session's status into the metrics, and logs why a session that is not
+    /// established failed, once per reason.
     pub fn refresh(&mut self) {
         let statuses: BTreeMap<String, PeerStatus> = self
             .receivers
@@ -188,14 +197,18 @@ impl BgpSide {
         for (spec, table) in &self.applied {
             let status = statuses.get(&spec.name).cloned().unwrap_or_default();
             let up = status.state == State::Established;
-            let was = self.states.insert(spec.name.clone(), status.state);
-            match (was == Some(State::Established), up) {
-                (false, true) => info!(peer = %spec.name, "BGP session established"),
-                (true, false) => warn!(
-                    peer = %spec.name,
-                    reason = status.last_down.as_deref().unwrap_or("-"),
-                    "BGP session down"
-                ),
+            // (The session's task logs "BGP session established" and "BGP session down".)
+            self.states.insert(spec.name.clone(), status.state);
+            // A session that does not come up says why, once per reason (a refused or timed
+            // out connection, a NOTIFICATION: a wrong AS, an MD5 key the router does not share).
+            match (&status.last_down, up) {
+                (Some(why), false) if self.failures.get(&spec.name) != Some(why) => {
+                    warn!(peer = %spec.name, reason = %why, "BGP session not established");
+                    self.failures.insert(spec.name.clone(), why.clone());
+                }
+                (_, true) => {
+                    self.failures.remove(&spec.name);
+                }
                 _ => {}
             }
             samples.insert(
@@ -208,8 +221,13 @@ impl BgpSide {
                 },
             );
         }
-        self.states
-            .retain(|name, _| self.applied.iter().any(|(s, _)| s.name == *name));
+        // A peer that could not start is down too, so the session-down alert sees it.
+        for (label, _) in self.refused.values() {
+            samples.insert(label.clone(), PeerSample::default());
+        }
+        let applied = |name: &String| self.applied.iter().any(|(s, _)| s.name == *name);
+        self.states.retain(|name, _| applied(name));
+        self.failures.retain(|name, _| applied(name));
         self.metrics.set(samples);
     }
 
@@ -239,7 +257,11 @@ impl BgpSide {
 
 /// MetalLB's `peer` label: `address:port` (an IPv6 address in brackets).
 fn peer_label(spec: &PeerSpec) -> String {
-    std::net::SocketAddr::new(spec.address, spec.port).to_string()
+    address_label(spec.address, spec.port)
+}
+
+fn address_label(address: IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(address, port).to_string()
 }
 
 #[cfg(test)]

@@ -119,3 +119,33 @@ async fn without_peers_nothing_runs_and_no_series_is_exported() {
     );
     side.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_peer_that_cannot_start_is_exported_as_down_for_the_alert() {
+    let text = TextRegistry::default();
+    let metrics = BgpMetrics::with_names(&text, crate::metrics::Naming::Metallb);
+    let mut side = BgpSide::new("node-a", metrics);
+    let mut p = peer();
+    p.password_secret = Some("missing".into());
+    let config = Config {
+        peers: vec![p],
+        ..Config::default()
+    };
+    let routes = NodeRoutes {
+        peers: BTreeMap::from([("tor".to_owned(), BTreeMap::new())]),
+        ..NodeRoutes::default()
+    };
+    side.apply(Some(&config), Some(routes), &no_secret).await;
+    let mut out = String::new();
+    text.write_text(&mut out);
+    assert!(
+        out.contains("metallb_bgp_session_up{peer=\"192.0.2.1:179\"} 0"),
+        "{out}"
+    );
+    // Gone from the config: gone from the metrics.
+    side.apply(Some(&Config::default()), None, &no_secret).await;
+    let mut out = String::new();
+    text.write_text(&mut out);
+    assert_eq!(out, "");
+    side.shutdown().await;
+}
