@@ -208,7 +208,7 @@ fn bgp_status_api(client: &Client) -> Api<DynamicObject> {
 }
 
 /// The ServiceBGPStatus objects of `apps/<service>`: node (its label, which `status.node`
-/// must match) -> peers.
+/// must match) -> peers; `None` while one has no status yet (or the list fails).
 async fn bgp_statuses(client: &Client, service: &str) -> Option<BTreeMap<String, Vec<String>>> {
     let list = bgp_status_api(client)
         .list(&ListParams::default())
@@ -224,6 +224,8 @@ async fn bgp_statuses(client: &Client, service: &str) -> Option<BTreeMap<String,
             continue;
         }
         let status = &o.data["status"];
+        // Created first, its status written next: between the two, not settled yet.
+        status["node"].as_str()?;
         let node = label("metallb.io/node");
         assert_eq!(status["node"].as_str(), Some(node.as_str()), "{o:?}");
         assert_eq!(status["serviceName"].as_str(), Some(service), "{o:?}");
