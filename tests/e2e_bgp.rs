@@ -40,7 +40,7 @@ use e2e::control_plane::assets_dir;
 use e2e::wait::{PATIENCE, wait_for};
 use e2e::{APPS, NAMESPACE};
 use netns::{Lan, environment_ready_with};
-use speaker_lan::{Cluster, Setup, set_endpoints, setup_with, speaker_logs};
+use speaker_lan::{Cluster, Setup, plan_table, set_endpoints, setup_with, speaker_logs};
 
 const ROUTER: &str = "192.0.2.1";
 const AS: u32 = 64512;
@@ -387,41 +387,13 @@ fn plan_routes(table: &str) -> Vec<Vec<String>> {
 }
 
 /// `ferrolb plan --nodes` over what `kubectl get` prints of the cluster: its config objects,
-/// Services and EndpointSlices, Nodes.
+/// Services and EndpointSlices, Nodes (speaker_lan's [`plan_table`]).
 fn plan(cluster: &Cluster) -> String {
-    let dir = cluster.plane.dir().to_path_buf();
-    let kubectl = |args: &[&str]| cluster.plane.kubectl(args);
-    let config = dir.join("plan-config.yaml");
-    let objects = dir.join("plan-services.yaml");
-    let nodes = dir.join("plan-nodes.yaml");
     let kinds = "ipaddresspools,bgppeers,bgpadvertisements,communities";
-    let write = |path: &Path, text: String| std::fs::write(path, text).expect("write");
-    write(
-        &config,
-        kubectl(&["get", kinds, "-n", NAMESPACE, "-o", "yaml"]),
-    );
-    write(
-        &objects,
-        kubectl(&["get", "svc,endpointslices", "-n", APPS, "-o", "yaml"]),
-    );
-    write(&nodes, kubectl(&["get", "nodes", "-o", "yaml"]));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrolb"))
-        .arg("plan")
-        .arg("--config")
-        .arg(&config)
-        .arg("--services")
-        .arg(&objects)
-        .arg("--nodes")
-        .arg(&nodes)
-        .output()
-        .expect("run ferrolb plan");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    let config = cluster
+        .plane
+        .kubectl(&["get", kinds, "-n", NAMESPACE, "-o", "yaml"]);
+    plan_table(cluster, &config, &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
