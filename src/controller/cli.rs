@@ -113,7 +113,9 @@ pub struct PlanArgs {
     /// addresses are never handed out, and pools overlapping a node's address, a node's
     /// spec.podCIDRs or a ServiceCIDR are listed under POOL WARNINGS, as the controller warns.
     /// With Nodes, an ANNOUNCED-BY column names the node the speakers would elect for each
-    /// Service (give its EndpointSlices with --services: without one nobody announces it).
+    /// Service (give its EndpointSlices with --services: without one nobody announces it), or
+    /// for a BGP pool every node that announces it, and a BGP ROUTES table lists each node's
+    /// routes to each peer (prefix, local preference, communities, Services).
     #[arg(long, num_args = 1..)]
     pub nodes: Vec<PathBuf>,
     /// As the controller's flag: the service IP ranges (comma-separated CIDRs), for clusters
