@@ -721,3 +721,99 @@ fn an_ipv4_session_carries_ipv6_prefixes_with_the_node_s_ipv6_next_hop() {
         context,
     );
 }
+
+fn with_frr(lan: &Lan, frr: &Frr) -> String {
+    format!("{}\nfrr:\n{}", logs(lan), frr.log())
+}
+
+/// Graceful restart as MetalLB's FRR modes negotiate it: FRR keeps a killed speaker's routes
+/// (stale) while it restarts, the restarted speaker's End-of-RIB drops what it no longer
+/// announces, and a route refresh from FRR gets the whole table again.
+#[test]
+fn with_graceful_restart_frr_keeps_a_killed_speaker_s_routes_until_it_is_back() {
+    if !ready("with_graceful_restart") {
+        return;
+    }
+    let mut lan = Lan::new(1, binary());
+    let frr = ibgp_frr(&mut lan, "ipv4");
+    let (kept, dropped) = ("198.51.100.10/32", "198.51.100.20/32");
+    let addresses = "- service: default/web\n  ips: [198.51.100.10]\n\
+                     - service: default/old\n  ips: [198.51.100.20]\n";
+    let bgp = IBGP_PEER.replace("hold-time: 9}", "hold-time: 9, graceful-restart: true}");
+    start_all(&mut lan, addresses, &bgp);
+    let one = hops(&["192.0.2.11"]);
+    let want = [(kept, one.clone()), (dropped, one.clone())];
+    wait_rib(
+        "FRR",
+        || frr.rib("ipv4"),
+        &want,
+        SETTLE,
+        || with_frr(&lan, &frr),
+    );
+    let neighbor = frr.neighbor("192.0.2.11").to_string();
+    assert!(neighbor.contains("gracefulRestart"), "{neighbor}");
+
+    // FRR asks again (no soft-reconfiguration inbound: a ROUTE-REFRESH); the speaker resends.
+    frr.vtysh("clear bgp ipv4 unicast 192.0.2.11 soft in");
+    let refreshed = wait_for(SETTLE, || {
+        lan.log(0)
+            .contains("route refresh: sending every route again")
+            .then_some(())
+    });
+    assert!(
+        refreshed.is_some(),
+        "no route refresh\n{}",
+        with_frr(&lan, &frr)
+    );
+    wait_rib(
+        "FRR after the refresh",
+        || frr.rib("ipv4"),
+        &want,
+        SETTLE,
+        || with_frr(&lan, &frr),
+    );
+
+    // SIGKILL: the kernel resets the connection. Without graceful restart FRR drops the routes
+    // within milliseconds; with it, they stay, marked stale, for the restart time (120 s).
+    lan.signal(0, "KILL");
+    let stale = wait_for(SETTLE, || {
+        let path = frr.vtysh(&format!("show bgp ipv4 unicast {kept} json"));
+        path.contains("\"stale\":true").then_some(path)
+    });
+    assert!(
+        stale.is_some(),
+        "not kept as stale: {:#?}\n{}",
+        frr.rib("ipv4"),
+        with_frr(&lan, &frr)
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let rib = frr.rib("ipv4");
+    assert!(
+        rib.get(kept).is_some_and(|h| h.next_hops == one) && rib.contains_key(dropped),
+        "routes gone while the speaker restarts: {rib:#?}\n{}",
+        with_frr(&lan, &frr)
+    );
+
+    // Back without `old`: its End-of-RIB ends the restart and FRR drops the stale route.
+    write_file(
+        &lan,
+        0,
+        "- service: default/web\n  ips: [198.51.100.10]\n",
+        &bgp,
+    );
+    lan.start(0);
+    let settled = wait_for(SETTLE, || {
+        let rib = frr.rib("ipv4");
+        let fresh = !frr
+            .vtysh(&format!("show bgp ipv4 unicast {kept} json"))
+            .contains("\"stale\":true");
+        (fresh && !rib.contains_key(dropped) && rib.get(kept).is_some_and(|h| h.next_hops == one))
+            .then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "after the restart: {:#?}\n{}",
+        frr.rib("ipv4"),
+        with_frr(&lan, &frr)
+    );
+}

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::bgp::rib::Routes;
 use crate::bgp::session::{ConfigError, PeerAs, SessionConfig, State};
-use crate::bgp::wire::GracefulRestart;
+use crate::bgp::wire::{GracefulRestart, GracefulRestartFamily};
 use crate::layer2::sys::TCP_MD5_MAX_KEY;
 
 /// The shutdown communication sent to every router when the speaker stops.
@@ -31,6 +31,8 @@ pub const CHANGED_MESSAGE: &str = "peer configuration changed";
 /// How long stopping may take in all: the Cease is written at once, so this only bounds a peer
 /// that does not read.
 pub const STOP_BOUND: Duration = Duration::from_secs(1);
+/// How long a router keeps a restarting speaker's routes (FRR's default, which MetalLB keeps).
+pub const GR_RESTART_TIME: u16 = 120;
 
 /// One BGP peer as configured. Two specs that differ in anything are two sessions: a changed
 /// spec restarts its session, and only that one.
@@ -54,7 +56,11 @@ pub struct PeerSpec {
     pub ebgp_multihop: bool,
     /// The TCP MD5 signature key (RFC 2385), at most 80 bytes.
     pub password: Option<String>,
-    /// Send the graceful restart capability (RFC 4724), with no family's forwarding kept.
+    /// Graceful restart (RFC 4724) as MetalLB's FRR modes negotiate it: the capability with
+    /// each family's forwarding state kept, so a router keeps this node's routes (marked stale)
+    /// while the speaker restarts, for up to [`GR_RESTART_TIME`], and drops those the restarted
+    /// speaker does not announce again once it sends End-of-RIB. A Cease still withdraws at once
+    /// (the N bit of RFC 8538 is not sent).
     pub graceful_restart: bool,
 }
 
@@ -122,11 +128,22 @@ impl PeerSpec {
         // is dialed again after it, from Active. The deadline (10 s) instead: MetalLB's speaker
         // dials again within seconds after any failure.
         config.connect_retry = self.connect_deadline();
+        // Route refresh (RFC 2918), as FRR offers it: a router that asks gets the whole table.
+        config.route_refresh = true;
         config.graceful_restart = self.graceful_restart.then(|| GracefulRestart {
             restarted: false,
             notification: false,
-            restart_time: 120,
-            families: Vec::new(),
+            restart_time: GR_RESTART_TIME,
+            // `bgp graceful-restart preserve-fw-state`, which MetalLB's FRR config always has:
+            // the node forwards to its Services while its speaker restarts.
+            families: config
+                .families
+                .iter()
+                .map(|&family| GracefulRestartFamily {
+                    family,
+                    forwarding_preserved: true,
+                })
+                .collect(),
         });
         config.check().map_err(|error| SpecError::Session {
             peer: peer(),

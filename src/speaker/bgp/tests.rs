@@ -325,17 +325,32 @@ fn bad_specs_name_the_peer_and_the_field() {
     assert_eq!(config.open_hold, dial::DEFAULT_CONNECT_TIME);
     assert_eq!(config.connect_retry, dial::DEFAULT_CONNECT_TIME);
     assert_eq!(config.hold_time, 90);
-    assert!(config.graceful_restart.is_none() && !config.route_refresh);
+    assert!(config.graceful_restart.is_none() && config.route_refresh);
     let gr = PeerSpec {
         graceful_restart: true,
         ..spec.clone()
     };
     let config = gr.session_config(id).unwrap();
     let open = config.open();
+    let offered = open.capabilities.iter().find_map(|c| match c {
+        crate::bgp::wire::Capability::GracefulRestart(gr) => Some(gr.clone()),
+        _ => None,
+    });
+    // Both families with their forwarding state kept (preserve-fw-state), no N bit: a Cease
+    // still withdraws at once.
+    let offered = offered.unwrap_or_else(|| panic!("no graceful restart: {open:?}"));
+    assert_eq!(offered.restart_time, GR_RESTART_TIME);
+    assert!(!offered.notification && !offered.restarted);
+    let kept: Vec<_> = offered
+        .families
+        .iter()
+        .filter(|f| f.forwarding_preserved)
+        .map(|f| f.family)
+        .collect();
+    assert_eq!(kept, config.families);
     assert!(
         open.capabilities
-            .iter()
-            .any(|c| matches!(c, crate::bgp::wire::Capability::GracefulRestart(_))),
+            .contains(&crate::bgp::wire::Capability::RouteRefresh),
         "{open:?}"
     );
     let _ = NotificationRepr::new(code::CEASE, 0);

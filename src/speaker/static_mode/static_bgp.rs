@@ -20,7 +20,7 @@
 //!     ebgp-multihop: false          # optional: send with TTL 255
 //!     password: s3cret              # optional: TCP MD5 (RFC 2385), at most 80 bytes
 //!     router-id: 192.0.2.11         # optional: else the session's local IPv4 address
-//!     graceful-restart: false       # optional: send the graceful restart capability
+//!     graceful-restart: false       # optional: graceful restart (RFC 4724, forwarding kept)
 //!     nodes: [node-a, node-b]       # optional: the nodes that peer with it; absent = all
 //!   defaults:                       # optional: announcement options of every address
 //!     communities: ["65000:1", "large:64512:1:2"]
