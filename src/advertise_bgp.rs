@@ -140,6 +140,12 @@ pub struct NodeRoutes {
     pub services: BTreeMap<String, BTreeSet<String>>,
     /// Services of pools announced over BGP whose addresses this node does not announce.
     pub withheld: BTreeMap<String, Withheld>,
+    /// Addresses of Services this node would announce that no peer of their advertisements on
+    /// this node can carry: each such peer is of the other family, without
+    /// `dualStackAddressFamily` (an IPv6 address with IPv4 sessions only).
+    pub unreachable: BTreeMap<String, BTreeSet<IpAddr>>,
+    /// Service → its addresses this node announces to at least one peer.
+    pub addresses: BTreeMap<String, BTreeSet<IpAddr>>,
 }
 
 /// The prefix of `len` bits holding `ip`.
@@ -192,6 +198,15 @@ pub fn node_routes<'a>(
         } else {
             service_routes(ads, &peers, node, &svc, ignore_exclude_lb)
         };
+        let verdict = verdict.map(|(routes, carried, gaps)| {
+            if !gaps.is_empty() {
+                out.unreachable.insert(svc.key.to_owned(), gaps);
+            }
+            if !carried.is_empty() {
+                out.addresses.insert(svc.key.to_owned(), carried);
+            }
+            routes
+        });
         match verdict {
             Ok(routes) if routes.is_empty() => {
                 out.withheld.insert(svc.key.to_owned(), Withheld::NoPeer);
@@ -217,14 +232,22 @@ pub fn node_routes<'a>(
     out
 }
 
-/// One Service's routes from this node, by (peer, prefix), or why none.
+/// (routes by (peer, prefix), addresses announced, addresses no peer here can carry).
+type ServiceRoutes = (
+    BTreeMap<(String, IpNet), Route>,
+    BTreeSet<IpAddr>,
+    BTreeSet<IpAddr>,
+);
+
+/// One Service's routes from this node, by (peer, prefix), with its addresses some peer gets
+/// and those only peers of the other family would get; or why none.
 fn service_routes(
     ads: &[&BgpAd],
     peers: &[&crate::config::Peer],
     node: BgpNode<'_>,
     svc: &BgpService<'_>,
     ignore_exclude_lb: bool,
-) -> Result<BTreeMap<(String, IpNet), Route>, Withheld> {
+) -> Result<ServiceRoutes, Withheld> {
     if ads.is_empty() {
         return Err(Withheld::NotSelected);
     }
@@ -237,6 +260,8 @@ fn service_routes(
         return Err(Withheld::NoMatchingAdvertisement);
     }
     let mut routes: BTreeMap<(String, IpNet), Route> = BTreeMap::new();
+    // Addresses some advertisement names a peer of this node for, and those a peer carries.
+    let (mut named, mut carried) = (BTreeSet::new(), BTreeSet::new());
     for ad in &matching {
         for ip in svc.ips {
             let len = if ip.is_ipv4() {
@@ -247,11 +272,13 @@ fn service_routes(
             let Some(prefix) = prefix_of(*ip, len) else {
                 continue;
             };
-            let to = peers.iter().filter(|p| {
-                ad.selects_peer(&p.name)
-                    && (p.dual_stack || p.peer_address.is_ipv4() == ip.is_ipv4())
-            });
+            let mut to = peers.iter().filter(|p| ad.selects_peer(&p.name)).peekable();
+            if to.peek().is_some() {
+                named.insert(*ip);
+            }
+            let to = to.filter(|p| p.dual_stack || p.peer_address.is_ipv4() == ip.is_ipv4());
             for peer in to {
+                carried.insert(*ip);
                 let key = (peer.name.clone(), prefix);
                 match routes.get_mut(&key) {
                     Some(r) if r.local_pref != ad.local_pref => {
@@ -286,7 +313,8 @@ fn service_routes(
     if !svc.serving_anywhere {
         return Err(Withheld::NoEndpoints);
     }
-    Ok(routes)
+    let gaps = named.difference(&carried).copied().collect();
+    Ok((routes, carried, gaps))
 }
 
 #[cfg(test)]

@@ -113,6 +113,36 @@ fn a_dual_stack_peer_gets_both_families() {
 }
 
 #[test]
+fn an_address_only_peers_of_the_other_family_would_get_is_reported_unreachable() {
+    let cfg = config(vec![ad("all")], vec![peer("v4", "192.0.2.1")]);
+    let none = Labels::new();
+    let web = ips(&["198.51.100.7", "2001:db8:5::7"]);
+    let v6 = ips(&["2001:db8:5::8"]);
+    let out = node_routes(
+        &cfg,
+        node(&none),
+        [
+            service("apps/web", &web, &none),
+            service("apps/v6", &v6, &none),
+        ],
+        false,
+    );
+    // The IPv4 address goes; the IPv6 one has no session to go on, and says so.
+    assert_eq!(prefixes(&out, "v4"), ["198.51.100.7/32"]);
+    assert_eq!(out.unreachable["apps/web"], BTreeSet::from([web[1]]));
+    assert_eq!(out.addresses["apps/web"], BTreeSet::from([web[0]]));
+    assert!(!out.addresses.contains_key("apps/v6"));
+    assert_eq!(out.withheld["apps/v6"], Withheld::NoPeer);
+    assert_eq!(out.unreachable["apps/v6"], BTreeSet::from([v6[0]]));
+    // A peer the advertisement does not name is no gap: the node is not meant to announce.
+    let mut other = ad("other");
+    other.peers = vec!["elsewhere".into()];
+    let cfg = config(vec![other], vec![peer("v4", "192.0.2.1")]);
+    let out = node_routes(&cfg, node(&none), [service("apps/v6", &v6, &none)], false);
+    assert!(out.unreachable.is_empty(), "{out:?}");
+}
+
+#[test]
 fn aggregation_merges_services_into_one_route_and_a_host_route_can_ride_beside_it() {
     let mut wide = ad("wide");
     wide.aggregation_length = 24;

@@ -11,6 +11,8 @@
 //!   deleting the Service withdraws it;
 //! - an `externalTrafficPolicy: Local` Service is announced only by nodes with a ready endpoint,
 //!   and follows them;
+//! - each node records a `nodeAssigned` event (protocol "bgp") for the Service it announces, and
+//!   a `bgpSessionDown` Warning on the BGPPeer when the router restarts;
 //! - SIGTERM of one speaker removes its next hop (Cease, with the shutdown communication), the
 //!   other two stay;
 //! - `ferrolb plan --nodes` over the cluster's own objects lists the same routes FRR learnt.
@@ -35,7 +37,7 @@ use kube::{Api, Client};
 use serde_json::json;
 
 use bgp_routers::{BGPD, Frr, Held, Rib, frr_conf};
-use e2e::api::{create_service, delete_service, lb_service, wait_for_ips};
+use e2e::api::{create_service, delete_service, events_about, lb_service, wait_for_ips};
 use e2e::control_plane::assets_dir;
 use e2e::wait::{PATIENCE, wait_for};
 use e2e::{APPS, NAMESPACE};
@@ -257,6 +259,39 @@ async fn wait_for_bgp_statuses(cluster: &Cluster, service: &str, nodes: &[usize]
     .await;
 }
 
+/// Waits until each of `nodes` recorded an event with `reason` about `kind`/`name` in
+/// `namespace` whose note has `says`.
+async fn wait_for_events(
+    cluster: &Cluster,
+    (namespace, kind, name): (&str, &str, &str),
+    reason: &str,
+    says: &str,
+    nodes: &[usize],
+) {
+    let want: BTreeSet<String> = nodes
+        .iter()
+        .map(|&i| cluster.lan.nodes[i].name.clone())
+        .collect();
+    let client = &cluster.client;
+    wait_for(
+        &format!("{reason} events saying {says:?} about {kind} {name} from {want:?}"),
+        PATIENCE,
+        || {
+            let want = want.clone();
+            async move {
+                let seen: BTreeSet<String> = events_about(client, namespace, kind, name)
+                    .await
+                    .into_iter()
+                    .filter(|e| e.reason == reason && e.note.contains(says))
+                    .map(|e| e.reporting_instance)
+                    .collect();
+                (seen == want).then_some(())
+            }
+        },
+    )
+    .await;
+}
+
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -291,8 +326,17 @@ async fn a_cluster_service_reaches_frr_from_every_node_with_its_attributes_until
     // FRR uses all three (multipath), not just the best.
     let summary = frr.vtysh(&format!("show bgp ipv4 unicast {prefix}"));
     assert_eq!(summary.matches("multipath").count(), 3, "{summary}");
-    // Each node says which peer it hands the Service to.
+    // Each node says which peer it hands the Service to, and that it announces it.
     wait_for_bgp_statuses(&cluster, "web", &[0, 1, 2]).await;
+    let web = (APPS, "Service", "web");
+    wait_for_events(
+        &cluster,
+        web,
+        "nodeAssigned",
+        "protocol \"bgp\"",
+        &[0, 1, 2],
+    )
+    .await;
 
     // Deleted: withdrawn by every node, and the status objects go.
     delete_service(&services(&cluster), "web").await;
@@ -338,6 +382,20 @@ async fn sigterm_of_a_speaker_removes_only_its_next_hop_with_a_cease() {
     };
     let ip = routed_service(&cluster, "web", json!({}), &[(2, true)]).await;
     let prefix = format!("{ip}/32");
+    wait_for_hops(&cluster, &frr, &prefix, Some(hops(&cluster, &[0, 1, 2]))).await;
+
+    // The router restarts: every node's session goes down (a Warning on the BGPPeer from
+    // each) and comes back with the route.
+    frr.restart(&mut cluster.lan);
+    let peer = (NAMESPACE, "BGPPeer", PEER);
+    wait_for_events(
+        &cluster,
+        peer,
+        "bgpSessionDown",
+        "not established",
+        &[0, 1, 2],
+    )
+    .await;
     wait_for_hops(&cluster, &frr, &prefix, Some(hops(&cluster, &[0, 1, 2]))).await;
 
     // The hold time is 90 s, so the path going well before it is the Cease's doing; FRR's view

@@ -151,7 +151,7 @@ impl TextFamilies for Layer2Families {
 
 /// (ip, service) pairs announced by one node; the Service's name is the speaker's own (shared
 /// with its cache in Kubernetes mode).
-type AnnouncedIps = BTreeSet<(IpAddr, Arc<str>)>;
+pub type AnnouncedIps = BTreeSet<(IpAddr, Arc<str>)>;
 
 /// Keyed by node: in practice always this speaker, so its name is stored once rather than once
 /// per IP.
@@ -161,6 +161,10 @@ struct AnnouncedFamily {
     announced: Mutex<BTreeMap<Arc<str>, AnnouncedIps>>,
     /// Per node: how many times it started announcing an IP.
     takeovers: Mutex<BTreeMap<Arc<str>, u64>>,
+    /// Per node: the (ip, service) pairs it announces over BGP, exported under MetalLB's names
+    /// only (`protocol="bgp"`): ferrolb's family is layer 2's, BGP has ServiceBGPStatus and the
+    /// per-peer `ferrolb_bgp_*` families.
+    bgp: Mutex<BTreeMap<Arc<str>, AnnouncedIps>>,
 }
 
 /// `ferrolb_speaker_announced{service,node,ip}`: 1 for each IP this node announces (MetalLB's
@@ -214,29 +218,46 @@ impl AnnouncedMetric {
     }
 }
 
+impl AnnouncedMetric {
+    /// The (ip, service) pairs `node` now announces over BGP (MetalLB's
+    /// `metallb_speaker_announced{protocol="bgp"}`; nothing under ferrolb's names).
+    pub fn set_bgp(&self, node: &str, announced: AnnouncedIps) {
+        let mut all = lock(&self.0.bgp);
+        if announced.is_empty() {
+            all.remove(node);
+        } else {
+            all.insert(node.into(), announced);
+        }
+    }
+}
+
 impl TextFamilies for AnnouncedFamily {
     fn write_text(&self, out: &mut String) {
         let all = lock(&self.announced);
+        let bgp = lock(&self.bgp);
         let name = names::SPEAKER_ANNOUNCED.name(self.naming);
         // MetalLB's family says which protocol announces; ferrolb's has only layer 2.
-        let protocol = match self.naming {
-            Naming::Metallb => "\",protocol=\"layer2",
-            Naming::Ferrolb => "",
+        let families: &[(&str, &BTreeMap<Arc<str>, AnnouncedIps>)] = match self.naming {
+            Naming::Metallb => &[("\",protocol=\"layer2", &all), ("\",protocol=\"bgp", &bgp)],
+            Naming::Ferrolb => &[("", &all)],
         };
-        if !all.is_empty() {
+        if families.iter().any(|(_, f)| !f.is_empty()) {
             header(out, name, names::SPEAKER_ANNOUNCED, "gauge");
         }
-        for (node, ips) in all.iter() {
-            for (ip, service) in ips {
-                // Labels in name order, as the prometheus crate writes them.
-                let _ = write!(out, "{name}{{ip=\"{ip}\",node=\"");
-                label_value(out, node);
-                out.push_str(protocol);
-                out.push_str("\",service=\"");
-                label_value(out, service);
-                out.push_str("\"} 1\n");
+        for (protocol, family) in families {
+            for (node, ips) in family.iter() {
+                for (ip, service) in ips {
+                    // Labels in name order, as the prometheus crate writes them.
+                    let _ = write!(out, "{name}{{ip=\"{ip}\",node=\"");
+                    label_value(out, node);
+                    out.push_str(protocol);
+                    out.push_str("\",service=\"");
+                    label_value(out, service);
+                    out.push_str("\"} 1\n");
+                }
             }
         }
+        drop(bgp);
         drop(all);
         let takeovers = lock(&self.takeovers);
         if takeovers.is_empty() {

@@ -105,6 +105,40 @@ fn announced_gauge_follows_set_and_clear() {
     assert!(samples(&scrape(&registry), "ferrolb_speaker_announced").is_empty());
 }
 
+/// BGP announcements appear under MetalLB's names with `protocol="bgp"` beside layer 2's, and
+/// not at all in ferrolb's layer-2 family.
+#[test]
+fn bgp_announcements_are_metallb_s_protocol_bgp_series_only() {
+    let pairs = |list: &[(&str, &str)]| -> AnnouncedIps {
+        list.iter()
+            .map(|(i, s)| (ip(i), std::sync::Arc::from(*s)))
+            .collect()
+    };
+    for naming in [Naming::Metallb, Naming::Ferrolb] {
+        let registry = TextRegistry::default();
+        let announced = AnnouncedMetric::with_names(&registry, naming);
+        announced.set("default/web", "node-a", ip("192.0.2.10"), true);
+        announced.set_bgp("node-a", pairs(&[("198.51.100.7", "shop/api")]));
+        let text = scrape(&registry);
+        let name = crate::metrics::SPEAKER_ANNOUNCED.name(naming);
+        let got = samples(&text, name);
+        if naming == Naming::Metallb {
+            assert_eq!(
+                got,
+                [
+                    "metallb_speaker_announced{ip=\"192.0.2.10\",node=\"node-a\",protocol=\"layer2\",service=\"default/web\"} 1",
+                    "metallb_speaker_announced{ip=\"198.51.100.7\",node=\"node-a\",protocol=\"bgp\",service=\"shop/api\"} 1",
+                ],
+                "{text}"
+            );
+        } else {
+            assert_eq!(got.len(), 1, "{text}");
+        }
+        announced.set_bgp("node-a", AnnouncedIps::new());
+        assert!(!scrape(&registry).contains("198.51.100.7"));
+    }
+}
+
 /// Dashboards and alerts written against the `prometheus` crate's own labelled vectors (what
 /// the speaker used before, and what MetalLB's Go client writes) must keep working: same names,
 /// help, types, labels and values, under either naming. Only the order of samples within a

@@ -20,6 +20,11 @@ use crate::bgp::wire::{Community as WireCommunity, LargeCommunity};
 use crate::config::{Community, Config, DynamicAsn, Peer};
 use crate::speaker::bgp::{BgpAnnouncer, PeerSpec, PeerStatus};
 use crate::speaker::bgp_metrics::{BgpMetrics, PeerSample};
+use crate::speaker::metrics::AnnouncedIps;
+
+use super::bgp_events::{
+    BgpEvents, PEER_NOT_STARTED, PeerNews, ROUTES_SKIPPED, SESSION_DOWN, ServiceNews,
+};
 
 /// A peer's session settings, with its TCP MD5 key (`password`, or the one its
 /// `passwordSecret` names, looked up by `secret`). The error says which field and why.
@@ -116,6 +121,13 @@ pub struct BgpSide {
     receivers: BTreeMap<String, watch::Receiver<PeerStatus>>,
     /// Each Service this node announces over BGP, with the peers it goes to.
     services: Arc<BTreeMap<String, BTreeSet<String>>>,
+    /// The (address, Service) pairs this node announces to some peer.
+    addresses: AnnouncedIps,
+    node: String,
+    events: BgpEvents,
+    /// Events due, taken by [`Self::take_news`].
+    service_news: Vec<ServiceNews>,
+    peer_news: Vec<PeerNews>,
 }
 
 impl BgpSide {
@@ -129,7 +141,25 @@ impl BgpSide {
             states: BTreeMap::new(),
             receivers: BTreeMap::new(),
             services: Arc::new(BTreeMap::new()),
+            addresses: AnnouncedIps::new(),
+            node: node.to_owned(),
+            events: BgpEvents::default(),
+            service_news: Vec::new(),
+            peer_news: Vec::new(),
         }
+    }
+
+    /// The events due since the last call: about Services, and about peers.
+    pub fn take_news(&mut self) -> (Vec<ServiceNews>, Vec<PeerNews>) {
+        (
+            std::mem::take(&mut self.service_news),
+            std::mem::take(&mut self.peer_news),
+        )
+    }
+
+    /// The (address, Service) pairs this node announces over BGP.
+    pub fn addresses(&self) -> &AnnouncedIps {
+        &self.addresses
     }
 
     /// Runs the sessions `routes` names (the config's peers with a session on this node),
@@ -165,6 +195,16 @@ impl BgpSide {
         }
         let refused_changed = refused != self.refused;
         self.refused = refused;
+        let news = self.events.services(&self.node, &routes);
+        self.service_news.extend(news);
+        self.addresses = routes
+            .addresses
+            .iter()
+            .flat_map(|(svc, ips)| {
+                let svc: Arc<str> = Arc::from(svc.as_str());
+                ips.iter().map(move |ip| (*ip, svc.clone()))
+            })
+            .collect();
         self.services = Arc::new(routes.services);
         if wanted == self.applied {
             if refused_changed {
@@ -194,6 +234,7 @@ impl BgpSide {
             .map(|(name, rx)| (name.clone(), rx.borrow_and_update().clone()))
             .collect();
         let mut samples = BTreeMap::new();
+        let mut problems = BTreeMap::new();
         for (spec, table) in &self.applied {
             let status = statuses.get(&spec.name).cloned().unwrap_or_default();
             let up = status.state == State::Established;
@@ -211,6 +252,23 @@ impl BgpSide {
                 }
                 _ => {}
             }
+            let label = peer_label(spec);
+            if let (Some(why), false) = (&status.last_down, up) {
+                let note = format!(
+                    "BGP session from node {} to peer {} ({label}) is not established: {why}",
+                    self.node, spec.name
+                );
+                problems.insert((spec.name.clone(), SESSION_DOWN), note);
+            }
+            if up && !status.skipped.is_empty() {
+                let note = format!(
+                    "routes from node {} not sent to peer {} ({label}): {}",
+                    self.node,
+                    spec.name,
+                    status.skipped.join("; ")
+                );
+                problems.insert((spec.name.clone(), ROUTES_SKIPPED), note);
+            }
             samples.insert(
                 peer_label(spec),
                 PeerSample {
@@ -222,9 +280,16 @@ impl BgpSide {
             );
         }
         // A peer that could not start is down too, so the session-down alert sees it.
-        for (label, _) in self.refused.values() {
+        for (name, (label, why)) in &self.refused {
             samples.insert(label.clone(), PeerSample::default());
+            let note = format!(
+                "BGP peer {name} ({label}) not started on node {}: {why}",
+                self.node
+            );
+            problems.insert((name.clone(), PEER_NOT_STARTED), note);
         }
+        let news = self.events.peers(problems);
+        self.peer_news.extend(news);
         let applied = |name: &String| self.applied.iter().any(|(s, _)| s.name == *name);
         self.states.retain(|name, _| applied(name));
         self.failures.retain(|name, _| applied(name));

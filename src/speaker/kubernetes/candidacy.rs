@@ -79,6 +79,7 @@ fn own_warning(
         service: String::new(),
         reference,
         warning: Some((reason, why)),
+        protocol: Default::default(),
     }
 }
 

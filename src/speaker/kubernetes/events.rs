@@ -19,6 +19,25 @@ pub struct Assigned {
     pub reference: ObjectReference,
     /// `None`: the `nodeAssigned` event. Some: a Warning event (reason, note) instead.
     pub warning: Option<(&'static str, String)>,
+    /// The protocol a `nodeAssigned` event names.
+    pub protocol: Protocol,
+}
+
+/// How this node announces a Service (MetalLB's `protocol` in `nodeAssigned` and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    #[default]
+    Layer2,
+    Bgp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Layer2 => "layer2",
+            Protocol::Bgp => "bgp",
+        }
+    }
 }
 
 /// Records `nodeAssigned` events for this node.
@@ -55,20 +74,22 @@ impl EventWriter {
         // A fresh recorder each time: its cache would turn a repeat of the same event (the
         // node regaining a Service later) into a PATCH of the old one, hiding the new change.
         let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
-        let assigned_event = Event {
+        let assigned_event = |protocol: Protocol| Event {
             type_: EventType::Normal,
             reason: "nodeAssigned".into(),
             note: Some(format!(
-                "announcing from node {:?} with protocol \"layer2\"",
-                self.me
+                "announcing from node {:?} with protocol {:?}",
+                self.me,
+                protocol.as_str()
             )),
             action: "Announce".into(),
             secondary: None,
         };
+        let assigned_events = [Protocol::Layer2, Protocol::Bgp].map(assigned_event);
         for a in assigned {
             let warning;
             let event = match &a.warning {
-                None => &assigned_event,
+                None => &assigned_events[usize::from(a.protocol == Protocol::Bgp)],
                 Some((reason, note)) => {
                     warning = Event {
                         type_: EventType::Warning,
@@ -140,6 +161,7 @@ mod tests {
                 ..ObjectReference::default()
             },
             warning: None,
+            protocol: Protocol::Layer2,
         }
     }
 

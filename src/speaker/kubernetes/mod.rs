@@ -2,6 +2,7 @@
 //! runs gossip with the other speakers (seeded with the Nodes' InternalIPs, since speakers run
 //! on the host network), elects per Service and drives the announcer.
 
+pub mod bgp_events;
 pub mod bgp_routes;
 pub mod bgp_side;
 pub mod cache;
@@ -365,8 +366,14 @@ pub async fn run(
             let metallb = stores.metallb.clone();
             let secret = |name: &str| metallb.as_ref()?.secret_password(name);
             bgp.apply(reconciler.config(), routes, &secret).await;
+            announced.set_bgp(&me, bgp.addresses().clone());
         }
         bgp.refresh();
+        events.send(bgp_events::to_events(
+            bgp.take_news(),
+            reconciler.stores(),
+            &me,
+        ));
         bgp_status_tx.send_if_modified(|inputs| {
             let next = bgp_status::inputs(bgp.services(), status_tx.borrow().alive.clone());
             (*inputs != next).then(|| *inputs = next).is_some()
@@ -412,6 +419,7 @@ pub async fn run(
     );
     // Cease first (within a second): each router withdraws this node's routes at once.
     bgp.shutdown().await;
+    announced.set_bgp(&me, Default::default());
     apply(
         &owned_tx,
         &announced,

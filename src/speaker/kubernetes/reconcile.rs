@@ -545,6 +545,7 @@ impl Reconciler {
             service: key.to_owned(),
             reference: svc.object_ref(),
             warning: None,
+            protocol: Default::default(),
         })
     }
 

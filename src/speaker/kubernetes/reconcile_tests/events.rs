@@ -182,6 +182,7 @@ async fn a_long_warning_note_is_cut_to_the_apis_limit() {
             ..Default::default()
         },
         warning: Some(("noCommonNode", note.clone())),
+        protocol: Default::default(),
     }];
     let sent = h.record(&assigned, StatusCode::CREATED).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
