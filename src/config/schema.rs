@@ -96,8 +96,10 @@ pub enum WarningKind {
     /// A field of a custom resource that ferrolb does not know (one a newer MetalLB added, or a
     /// misspelling): ignored, and the fields ferrolb knows apply.
     UnknownField,
-    /// Anything else: a pool nothing announces, a BGP field ferrolb does not implement, an
-    /// object of another namespace.
+    /// A field ferrolb reads but does not implement (a BGP one such as `vrf`, the `bgpextras`
+    /// ConfigMap): reported on the object and in the ConfigurationState.
+    NotImplemented,
+    /// Anything else: a pool nothing announces, an object of another namespace.
     Other,
 }
 

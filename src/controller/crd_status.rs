@@ -38,10 +38,19 @@ pub fn pool_status(stats: &PoolStats) -> Value {
 /// node's address, a Pod CIDR). A warning, not a refusal: `result` stays as the config says.
 pub const OVERLAP_CONDITION: &str = "poolOverlapsClusterNetworks";
 
+/// ferrolb's own condition: the fields of the config in force ferrolb reads but does not
+/// implement (BGP fields such as `vrf`, a `bgpextras` ConfigMap). A warning, not a refusal.
+pub const NOT_IMPLEMENTED_CONDITION: &str = "fieldsNotImplemented";
+
 /// The ConfigurationState status for a config that loaded (`None`) or was refused (the errors),
-/// with the pools' `overlaps` (one message each) in their own condition. `now` is an RFC 3339
-/// time, the conditions' lastTransitionTime.
-pub fn configuration_state(error: Option<&str>, overlaps: &[String], now: &str) -> Value {
+/// with the pools' `overlaps` (one message each) and the fields `not_implemented` (one each) in
+/// conditions of their own. `now` is an RFC 3339 time, the conditions' lastTransitionTime.
+pub fn configuration_state(
+    error: Option<&str>,
+    overlaps: &[String],
+    not_implemented: &[String],
+    now: &str,
+) -> Value {
     let mut out = configuration_state_of(CONDITION_TYPE, error, now);
     let condition = if overlaps.is_empty() {
         json!({"type": OVERLAP_CONDITION, "status": "False", "reason": "NoOverlap",
@@ -51,8 +60,17 @@ pub fn configuration_state(error: Option<&str>, overlaps: &[String], now: &str) 
         json!({"type": OVERLAP_CONDITION, "status": "True", "reason": "PoolOverlap",
                "message": bounded(&overlaps.join("; ")), "lastTransitionTime": now})
     };
+    let fields = if not_implemented.is_empty() {
+        json!({"type": NOT_IMPLEMENTED_CONDITION, "status": "False", "reason": "AllApplied",
+               "message": "every field of the configuration is applied",
+               "lastTransitionTime": now})
+    } else {
+        json!({"type": NOT_IMPLEMENTED_CONDITION, "status": "True", "reason": "NotImplemented",
+               "message": bounded(&not_implemented.join("; ")), "lastTransitionTime": now})
+    };
     if let Some(conditions) = out["status"]["conditions"].as_array_mut() {
         conditions.push(condition);
+        conditions.push(fields);
     }
     out
 }
@@ -123,11 +141,16 @@ mod tests {
 
     #[test]
     fn configuration_state_says_valid_or_invalid_with_the_errors() {
-        let ok = configuration_state(None, &[], "2026-11-30T00:00:00Z");
+        let ok = configuration_state(None, &[], &[], "2026-11-30T00:00:00Z");
         assert_eq!(ok["status"]["result"], "Valid");
         assert!(ok["status"].get("errorSummary").is_none());
         assert_eq!(ok["status"]["conditions"][0]["status"], "True");
-        let bad = configuration_state(Some("IPAddressPool \"b\": addresses: overlaps"), &[], "t");
+        let bad = configuration_state(
+            Some("IPAddressPool \"b\": addresses: overlaps"),
+            &[],
+            &[],
+            "t",
+        );
         assert_eq!(bad["status"]["result"], "Invalid");
         assert_eq!(
             bad["status"]["errorSummary"],
@@ -145,7 +168,7 @@ mod tests {
         let overlaps = [
             "pool \"a\" holds 192.0.2.1, the InternalIP of node n1: never handed out".to_owned(),
         ];
-        let warned = configuration_state(None, &overlaps, "t");
+        let warned = configuration_state(None, &overlaps, &[], "t");
         assert_eq!(warned["status"]["result"], "Valid");
         assert!(warned["status"].get("errorSummary").is_none());
         let condition = &warned["status"]["conditions"][1];
@@ -158,8 +181,22 @@ mod tests {
                 .unwrap()
                 .contains("InternalIP of node n1")
         );
-        let clear = configuration_state(None, &[], "t");
+        let clear = configuration_state(None, &[], &[], "t");
         assert_eq!(clear["status"]["conditions"][1]["status"], "False");
         assert_eq!(clear["status"]["conditions"][0]["status"], "True");
+    }
+
+    #[test]
+    fn fields_not_implemented_are_a_condition_of_their_own_and_leave_the_config_valid() {
+        let fields = ["BGPPeer \"r\": spec.vrf: VRFs are not implemented".to_owned()];
+        let warned = configuration_state(None, &[], &fields, "t");
+        assert_eq!(warned["status"]["result"], "Valid");
+        let condition = &warned["status"]["conditions"][2];
+        assert_eq!(condition["type"], NOT_IMPLEMENTED_CONDITION);
+        assert_eq!(condition["status"], "True");
+        assert_eq!(condition["reason"], "NotImplemented");
+        assert_eq!(condition["message"], fields[0]);
+        let clear = configuration_state(None, &[], &[], "t");
+        assert_eq!(clear["status"]["conditions"][2]["status"], "False");
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::stream::{BoxStream, SelectAll};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference};
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::watcher;
@@ -27,6 +27,46 @@ use crate::k8s::source_hint::tell_if_not_served;
 enum Change {
     Object(Kind, Result<watcher::Event<DynamicObject>, watcher::Error>),
     Namespace(Result<watcher::Event<Namespace>, watcher::Error>),
+    Extras(Result<watcher::Event<ConfigMap>, watcher::Error>),
+}
+
+/// MetalLB's FRR modes append this ConfigMap's raw FRR configuration (key `extras`) to the
+/// router's; ferrolb has no FRR, so it is reported, never silently ignored.
+pub const BGP_EXTRAS: &str = "bgpextras";
+
+fn extras_stream(client: &Client, namespace: &str) -> BoxStream<'static, Change> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={BGP_EXTRAS}"));
+    with_backoff(watcher(api, config))
+        .map(Change::Extras)
+        .boxed()
+}
+
+/// The warning a `bgpextras` ConfigMap gets: what it would have done, and what to do instead.
+pub fn extras_warning(cm: &ConfigMap) -> ConfigWarning {
+    let keys: Vec<&str> = cm
+        .data
+        .iter()
+        .flat_map(|d| d.keys().map(String::as_str))
+        .collect();
+    ConfigWarning::about(
+        &Subject::Object {
+            kind: "ConfigMap".into(),
+            name: BGP_EXTRAS.into(),
+        },
+        "data",
+        format!(
+            "raw FRR configuration (keys: {}) is not applied: ferrolb's BGP speaker is native, \
+             not FRR. Express it with BGPPeer, BGPAdvertisement, Community and BFDProfile \
+             fields, or on the router; until then the sessions run without it",
+            if keys.is_empty() {
+                "none".to_owned()
+            } else {
+                keys.join(", ")
+            }
+        ),
+        WarningKind::NotImplemented,
+    )
 }
 
 fn kind_stream(client: &Client, namespace: &str, kind: Kind) -> BoxStream<'static, Change> {
@@ -109,6 +149,8 @@ pub async fn watch_crds(
     let mut reported_missing = BTreeSet::new();
     let mut relisting = BTreeSet::new();
     let mut recorded = RecordedWarnings::default();
+    streams.push(extras_stream(&client, &namespace));
+    let (mut extras, mut extras_relist): (Option<ConfigMap>, Option<ConfigMap>) = (None, None);
     loop {
         let change = tokio::select! {
             c = streams.next() => c,
@@ -172,6 +214,26 @@ pub async fn watch_crds(
                 }
                 ctx.set_namespaces(namespaces.labels.clone());
             }
+            Change::Extras(Ok(event)) => match event {
+                watcher::Event::Init => {
+                    extras_relist = None;
+                    continue;
+                }
+                watcher::Event::InitApply(cm) => {
+                    extras_relist = Some(cm);
+                    continue;
+                }
+                watcher::Event::InitDone => extras = extras_relist.take(),
+                watcher::Event::Apply(cm) => extras = Some(cm),
+                watcher::Event::Delete(_) => extras = None,
+            },
+            Change::Extras(Err(e)) => {
+                if crate::k8s::backoff::watch_trouble(&e) != WatchTrouble::Expired {
+                    tracing::debug!(error = %crate::telemetry::error_chain(&e),
+                        "bgpextras ConfigMap watch failed; retrying");
+                }
+                continue;
+            }
             Change::Namespace(Err(e)) => {
                 if crate::k8s::backoff::watch_trouble(&e) != WatchTrouble::Expired {
                     tracing::warn!(error = %crate::telemetry::error_chain(&e),
@@ -192,7 +254,7 @@ pub async fn watch_crds(
                 continue;
             }
         }
-        load(&ctx, &objects, &namespace, &mut recorded).await;
+        load(&ctx, &objects, extras.as_ref(), &namespace, &mut recorded).await;
         ready();
     }
 }
@@ -203,16 +265,23 @@ pub async fn watch_crds(
 #[derive(Debug, Default)]
 pub(super) struct RecordedWarnings(BTreeSet<WarningKey>);
 
+/// An object's reference and version (`metadata.generation`), by kind and name.
+type Resolve<'a> = dyn Fn(&str, &str) -> Option<(ObjectReference, Option<i64>)> + Sync + 'a;
+
 /// (kind, name, uid, generation, field, message).
 type WarningKey = (String, String, Option<String>, Option<i64>, String, String);
 
 pub(super) async fn load(
     ctx: &Context,
     objects: &Objects,
+    extras: Option<&ConfigMap>,
     namespace: &str,
     recorded: &mut RecordedWarnings,
 ) {
-    let built = objects.build(namespace, &Namespaces::new());
+    let built = objects.build(namespace, &Namespaces::new()).map(|mut f| {
+        f.config.warnings.extend(extras.map(extras_warning));
+        f
+    });
     let errors = match &built {
         Err(ConfigError::Invalid(errors)) => errors.clone(),
         _ => Vec::new(),
@@ -243,7 +312,16 @@ pub(super) async fn load(
         }
     }
     if matches!(outcome, ConfigOutcome::Loaded | ConfigOutcome::Unchanged) {
-        record_unknown_fields(ctx, objects, &warnings, recorded).await;
+        let reference = |kind: &str, name: &str| match (kind, extras) {
+            ("ConfigMap", Some(cm)) if name == BGP_EXTRAS => {
+                Some((kube::Resource::object_ref(cm, &()), None))
+            }
+            _ => Some((
+                objects.reference(kind, name)?,
+                objects.generation(kind, name),
+            )),
+        };
+        record_unknown_fields(ctx, &reference, &warnings, recorded).await;
     }
     if !matches!(outcome, ConfigOutcome::Invalid(_)) {
         return;
@@ -259,37 +337,35 @@ pub(super) async fn load(
     }
 }
 
-/// Records each unknown-field warning of the config in force as a Warning on its object, unless
-/// already recorded for this version of the object (leader only: a replica that does not lead
-/// records them once it leads and loads again).
+/// Records each unknown-field or not-implemented warning of the config in force as a Warning
+/// on its object (`reference`: the object and its version), unless already recorded for this
+/// version of the object (leader only: a replica that does not lead records them once it leads
+/// and loads again).
 async fn record_unknown_fields(
     ctx: &Context,
-    objects: &Objects,
+    reference: &Resolve<'_>,
     warnings: &[ConfigWarning],
     recorded: &mut RecordedWarnings,
 ) {
     let mut current = BTreeSet::new();
-    for w in warnings
-        .iter()
-        .filter(|w| w.kind == WarningKind::UnknownField)
-    {
+    for w in warnings.iter().filter(|w| w.kind != WarningKind::Other) {
         let Some(Subject::Object { kind, name }) = &w.subject else {
             continue;
         };
-        let Some(reference) = objects.reference(kind, name) else {
+        let Some((reference, generation)) = reference(kind, name) else {
             continue;
         };
         let key: WarningKey = (
             kind.clone(),
             name.clone(),
             reference.uid.clone(),
-            objects.generation(kind, name),
+            generation,
             w.field.clone(),
             w.message.clone(),
         );
         if !recorded.0.contains(&key) {
             let message = format!("field {}: {}", w.field, w.message);
-            if !ctx.report_unknown_field(&reference, &message).await {
+            if !ctx.report_warning_field(&reference, w.kind, &message).await {
                 continue;
             }
         }

@@ -11,6 +11,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::config::WarningKind;
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::Client;
@@ -388,11 +389,18 @@ impl Context {
         writes::publish_object_warning(&self.client, &self.reporter, reference, message).await;
     }
 
-    /// Records a Warning `UnknownField` on an object (leader only); returns whether it did.
-    pub async fn report_unknown_field(&self, reference: &ObjectReference, message: &str) -> bool {
+    /// Records a Warning `UnknownField` or `NotImplemented` on an object (leader only); returns
+    /// whether it did.
+    pub async fn report_warning_field(
+        &self,
+        reference: &ObjectReference,
+        kind: WarningKind,
+        message: &str,
+    ) -> bool {
         let leading = self.is_leading();
         if leading {
-            writes::publish_unknown_field(&self.client, &self.reporter, reference, message).await;
+            writes::publish_field_warning(&self.client, &self.reporter, reference, kind, message)
+                .await;
         }
         leading
     }

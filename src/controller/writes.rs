@@ -24,6 +24,8 @@ pub const INVALID_CONFIG_REASON: &str = "InvalidConfig";
 
 /// Event reason recorded on a custom resource holding a field ferrolb does not know (ignored).
 pub const UNKNOWN_FIELD_REASON: &str = "UnknownField";
+/// The Warning reason of a field ferrolb reads but does not implement (a BGP one, bgpextras).
+pub const NOT_IMPLEMENTED_REASON: &str = "NotImplemented";
 
 /// A write the API refused; the reconcile is retried.
 #[derive(Debug, thiserror::Error)]
@@ -237,15 +239,21 @@ pub async fn publish_object_warning(
     publish_warning(client, reporter, reference, INVALID_CONFIG_REASON, &note).await;
 }
 
-/// Records a Warning `UnknownField` on a custom resource holding a field ferrolb does not know
-/// (ignored; the config it is part of is in force).
-pub async fn publish_unknown_field(
+/// Records a Warning on an object holding a field ferrolb does not know (`UnknownField`:
+/// ignored) or does not implement (`NotImplemented`: read, not applied); the config it is part
+/// of is in force.
+pub async fn publish_field_warning(
     client: &Client,
     reporter: &Reporter,
     reference: &ObjectReference,
+    kind: crate::config::WarningKind,
     message: &str,
 ) {
-    publish_warning(client, reporter, reference, UNKNOWN_FIELD_REASON, message).await;
+    let reason = match kind {
+        crate::config::WarningKind::NotImplemented => NOT_IMPLEMENTED_REASON,
+        _ => UNKNOWN_FIELD_REASON,
+    };
+    publish_warning(client, reporter, reference, reason, message).await;
 }
 
 async fn publish_warning(

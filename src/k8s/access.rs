@@ -71,7 +71,7 @@ pub const API_ACCESS: &[ApiAccess] = &[
         "",
         "configmaps",
         &["list", "watch"],
-        "watch the config ConfigMap (controller::run::watch_config); with --config-source crds and MetalLB's CRDs missing, list once to name a legacy ConfigMap (controller::crd_watch, k8s::source_hint)",
+        "watch the config ConfigMap (controller::run::watch_config); with --config-source crds, watch the bgpextras ConfigMap to report it (controller::crd_watch) and, with MetalLB's CRDs missing, list once to name a legacy ConfigMap (k8s::source_hint)",
     ),
     access(
         "controller",

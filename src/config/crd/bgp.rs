@@ -86,7 +86,7 @@ pub(super) fn build(
 
 /// A warning about a field ferrolb reads but does not implement.
 fn not_implemented(subject: &Subject, field: &str, message: String) -> ConfigWarning {
-    ConfigWarning::about(subject, field, message, WarningKind::Other)
+    ConfigWarning::about(subject, field, message, WarningKind::NotImplemented)
 }
 
 fn optional_ip(

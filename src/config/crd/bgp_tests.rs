@@ -56,11 +56,11 @@ pub(super) fn error(text: &str) -> (String, Rule) {
     (errs[0].1.clone(), errs[0].2)
 }
 
-/// The warnings of kind Other, as (object, field).
+/// The warnings other than unknown fields (not implemented, and the rest), as (object, field).
 pub(super) fn other_warnings(c: &Config) -> Vec<(String, String)> {
     c.warnings
         .iter()
-        .filter(|w| w.kind == WarningKind::Other)
+        .filter(|w| w.kind != WarningKind::UnknownField)
         .map(|w| (w.object.clone(), w.field.clone()))
         .collect()
 }
@@ -320,6 +320,14 @@ fn a_keepalive_other_than_a_third_of_hold_is_kept_and_reported() {
         "{myASN: 1, peerASN: 2, peerAddress: 192.0.2.1, holdTime: 90s, keepaliveTime: 10s}",
     ));
     assert_eq!(c.peers[0].keepalive_time, Duration::from_secs(10));
+    // Reported on the object and in the ConfigurationState as not implemented.
+    assert!(
+        c.warnings
+            .iter()
+            .all(|w| w.kind == WarningKind::NotImplemented),
+        "{:?}",
+        c.warnings
+    );
     assert_eq!(
         other_warnings(&c),
         [("BGPPeer \"r\"".into(), "spec.keepaliveTime".into())]

@@ -15,8 +15,8 @@ pub(super) struct StatusWrites {
     pub(super) state_wanted: Option<Option<String>>,
     /// The pools' overlaps with the cluster's networks, shown in their own condition.
     pub(super) overlaps: Vec<String>,
-    /// What was last written: the config state and the overlaps.
-    pub(super) state_written: Option<(Option<String>, Vec<String>)>,
+    /// What was last written: the config state, the overlaps and the fields not implemented.
+    pub(super) state_written: Option<(Option<String>, Vec<String>, Vec<String>)>,
 }
 
 impl Context {
@@ -60,9 +60,20 @@ impl Context {
                     due.push((s.pool.clone(), body));
                 }
             }
+            // The config in force's fields read but not applied (BGP ones, bgpextras).
+            let not_implemented: Vec<String> = state
+                .config
+                .iter()
+                .flat_map(|c| &c.warnings)
+                .filter(|w| w.kind == crate::config::WarningKind::NotImplemented)
+                .map(ToString::to_string)
+                .collect();
+            let Some(status) = state.status.as_mut() else {
+                return;
+            };
             let config_state = match &status.state_wanted {
                 Some(error) => {
-                    let wanted = (error.clone(), status.overlaps.clone());
+                    let wanted = (error.clone(), status.overlaps.clone(), not_implemented);
                     (status.state_written.as_ref() != Some(&wanted)).then(|| {
                         status.state_written = Some(wanted.clone());
                         wanted
@@ -87,13 +98,18 @@ impl Context {
                 }
             }
         }
-        if let Some((error, overlaps)) = config_state {
+        if let Some((error, overlaps, not_implemented)) = config_state {
             if !self.is_leading() {
                 self.forget_status_writes();
                 return;
             }
             let now = k8s_openapi::jiff::Timestamp::now().to_string();
-            let body = crd_status::configuration_state(error.as_deref(), &overlaps, &now);
+            let body = crd_status::configuration_state(
+                error.as_deref(),
+                &overlaps,
+                &not_implemented,
+                &now,
+            );
             let written =
                 crd_status::write_configuration_state(&self.client, &namespace, &body).await;
             if let Err(e) = written {

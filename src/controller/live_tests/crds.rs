@@ -45,7 +45,7 @@ async fn an_overlapping_pool_keeps_the_last_good_config_and_warns_on_that_pool()
     h.store
         .apply_watcher_event(&watcher::Event::Apply(web.clone().into()));
     let mut objects = listed();
-    load(&h.ctx, &objects, NS, &mut RecordedWarnings::default()).await;
+    load(&h.ctx, &objects, None, NS, &mut RecordedWarnings::default()).await;
     assert!(h.metrics.config.is_loaded());
     h.ctx.set_leading(true);
     done(h.spawn(&web)).await.unwrap();
@@ -57,10 +57,9 @@ async fn an_overlapping_pool_keeps_the_last_good_config_and_warns_on_that_pool()
         &object("overlap", json!({"addresses": ["192.0.2.0/30"]})),
     );
     let ctx = h.ctx.clone();
-    let task =
-        tokio::spawn(
-            async move { load(&ctx, &objects, NS, &mut RecordedWarnings::default()).await },
-        );
+    let task = tokio::spawn(async move {
+        load(&ctx, &objects, None, NS, &mut RecordedWarnings::default()).await
+    });
     let (_, body, send) = h
         .expect(
             Method::POST,
@@ -102,7 +101,7 @@ async fn a_follower_records_no_event_for_a_refused_set() {
     // Not leading: no request may go out, so the load finishes with the mock never answering.
     tokio::time::timeout(
         Duration::from_secs(10),
-        load(&h.ctx, &objects, NS, &mut RecordedWarnings::default()),
+        load(&h.ctx, &objects, None, NS, &mut RecordedWarnings::default()),
     )
     .await
     .expect("no API request from a follower");
@@ -130,7 +129,7 @@ async fn an_unknown_field_is_recorded_on_its_object_once_per_version() {
         objects.apply(L2, &ad_with_unknown_field(generation));
         let ctx = h.ctx.clone();
         let task = tokio::spawn(async move {
-            load(&ctx, &objects, NS, &mut recorded).await;
+            load(&ctx, &objects, None, NS, &mut recorded).await;
             (objects, recorded)
         });
         let (_, body, send) = h
@@ -156,7 +155,7 @@ async fn an_unknown_field_is_recorded_on_its_object_once_per_version() {
         // Loaded again, the object unchanged: no request goes out (the mock never answers).
         tokio::time::timeout(
             Duration::from_secs(10),
-            load(&h.ctx, &objects, NS, &mut recorded),
+            load(&h.ctx, &objects, None, NS, &mut recorded),
         )
         .await
         .expect("recorded once per version of the object");
@@ -202,7 +201,7 @@ async fn pool_status_and_configuration_state_are_written_by_the_leader_on_change
         .apply_watcher_event(&watcher::Event::Apply(web.clone().into()));
     h.ctx.enable_status(NS);
     let mut objects = listed();
-    load(&h.ctx, &objects, NS, &mut RecordedWarnings::default()).await;
+    load(&h.ctx, &objects, None, NS, &mut RecordedWarnings::default()).await;
     // A follower writes nothing (the flush finishes with the mock never answering).
     flushed(&h.ctx).await;
 
@@ -274,10 +273,9 @@ async fn pool_status_and_configuration_state_are_written_by_the_leader_on_change
         &object("overlap", json!({"addresses": ["192.0.2.0/30"]})),
     );
     let ctx = h.ctx.clone();
-    let refused =
-        tokio::spawn(
-            async move { load(&ctx, &objects, NS, &mut RecordedWarnings::default()).await },
-        );
+    let refused = tokio::spawn(async move {
+        load(&ctx, &objects, None, NS, &mut RecordedWarnings::default()).await
+    });
     let (_, body, send) = h
         .expect(
             Method::POST,
@@ -298,6 +296,79 @@ async fn pool_status_and_configuration_state_are_written_by_the_leader_on_change
         "{summary}"
     );
     assert_eq!(body["status"]["conditions"][0]["status"], "False");
+    ok(send, &body);
+    flush.await.unwrap();
+}
+
+/// A `bgpextras` ConfigMap (raw FRR configuration for MetalLB's FRR modes) is not applied: the
+/// config stays in force, a Warning `NotImplemented` goes on the ConfigMap once, and the
+/// ConfigurationState's own condition names it.
+#[tokio::test]
+async fn a_bgpextras_configmap_is_reported_on_itself_and_in_the_configuration_state() {
+    let mut h = harness();
+    h.ctx.enable_status(NS);
+    h.ctx.set_leading(true);
+    let objects = listed();
+    let extras: ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "bgpextras", "namespace": NS, "uid": "uid-extras"},
+        "data": {"extras": "router bgp 64512\n bgp graceful-shutdown\n"},
+    }))
+    .unwrap();
+    let mut recorded = RecordedWarnings::default();
+    let ctx = h.ctx.clone();
+    let task = tokio::spawn(async move {
+        load(&ctx, &objects, Some(&extras), NS, &mut recorded).await;
+        (objects, extras, recorded)
+    });
+    let (_, body, send) = h
+        .expect(
+            Method::POST,
+            &format!("/apis/events.k8s.io/v1/namespaces/{NS}/events"),
+        )
+        .await;
+    assert_eq!(body["type"], "Warning");
+    assert_eq!(
+        body["reason"],
+        crate::controller::writes::NOT_IMPLEMENTED_REASON
+    );
+    assert_eq!(body["regarding"]["kind"], "ConfigMap");
+    assert_eq!(body["regarding"]["name"], "bgpextras");
+    let note = body["note"].as_str().unwrap();
+    assert!(
+        note.contains("extras") && note.contains("not applied"),
+        "{note}"
+    );
+    ok(send, &body);
+    let (objects, extras, mut recorded) = task.await.unwrap();
+    assert!(h.metrics.config.is_loaded() && !h.metrics.config.is_stale());
+    // Loaded again, unchanged: no second event (the mock never answers one).
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        load(&h.ctx, &objects, Some(&extras), NS, &mut recorded),
+    )
+    .await
+    .expect("recorded once");
+
+    let ctx = h.ctx.clone();
+    let flush = tokio::spawn(async move { ctx.flush_status().await });
+    let (_, body, send) = h
+        .expect(Method::PATCH, &format!("{STATES}/controller/status"))
+        .await;
+    assert_eq!(body["status"]["result"], "Valid");
+    let condition = &body["status"]["conditions"][2];
+    assert_eq!(
+        condition["type"],
+        crate::controller::crd_status::NOT_IMPLEMENTED_CONDITION
+    );
+    assert_eq!(condition["status"], "True");
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap()
+            .contains("ConfigMap \"bgpextras\""),
+        "{condition}"
+    );
     ok(send, &body);
     flush.await.unwrap();
 }
