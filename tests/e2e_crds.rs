@@ -555,4 +555,63 @@ spec:
         }
     })
     .await;
+
+    // A `bgpextras` ConfigMap (raw FRR configuration for MetalLB's FRR modes) is applied by
+    // nothing: one Warning NotImplemented on it, and the ConfigurationState lists it while the
+    // config stays Valid; deleted, the condition clears.
+    let extras = format!(
+        "apiVersion: v1
+kind: ConfigMap
+metadata: {{name: bgpextras, namespace: {NAMESPACE}}}
+data:
+  extras: |
+    router bgp 64512
+     bgp graceful-shutdown
+"
+    );
+    kubectl_apply(&plane, &extras).expect("a ConfigMap");
+    let note = wait_for("a Warning NotImplemented on bgpextras", PATIENCE, || {
+        let client = client.clone();
+        async move {
+            let seen =
+                events_with_reason(&client, "ConfigMap", "bgpextras", "NotImplemented").await;
+            seen.first().map(|(_, note)| note.clone())
+        }
+    })
+    .await;
+    assert!(note.contains("not applied"), "{note}");
+    let fields = |state: &kube::api::DynamicObject| {
+        state.data["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "fieldsNotImplemented")
+            .cloned()
+    };
+    let condition = wait_for("fieldsNotImplemented to name bgpextras", PATIENCE, || {
+        let states = states.clone();
+        async move {
+            let state = states.get_opt("controller").await.ok()??;
+            let condition = fields(&state)?;
+            (condition["status"] == "True" && state.data["status"]["result"] == "Valid")
+                .then_some(condition)
+        }
+    })
+    .await;
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("bgpextras"),
+        "{condition}"
+    );
+    plane.kubectl(&["-n", NAMESPACE, "delete", "configmap", "bgpextras"]);
+    wait_for("fieldsNotImplemented to clear", PATIENCE, || {
+        let states = states.clone();
+        async move {
+            let state = states.get_opt("controller").await.ok()??;
+            (fields(&state)?["status"] == "False").then_some(())
+        }
+    })
+    .await;
 }
