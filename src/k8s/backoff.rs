@@ -120,14 +120,23 @@ where
 }
 
 /// Logs a failed watch attempt of `kind` at the level its cause deserves ([`watch_trouble`]).
-pub fn log_watch_error(kind: &str, error: &kube::runtime::watcher::Error) {
+pub fn log_watch_error(kind: &str, error: &kube::runtime::watcher::Error, quiet: &mut bool) {
     let text = crate::telemetry::error_chain(error);
     match watch_trouble(error) {
         WatchTrouble::Expired => {
             tracing::debug!(kind, error = %text, "watch expired; listing again")
         }
-        WatchTrouble::NotServed => tracing::warn!(kind, error = %text,
-            "this kind is not served (are the CRDs installed?); retrying"),
+        // Said once until the kind is served again: a cluster whose CRDs lack a kind (an
+        // older MetalLB's, without ServiceBGPStatus) is not told so every few seconds forever.
+        WatchTrouble::NotServed if *quiet => {
+            tracing::debug!(kind, error = %text, "this kind is still not served; retrying")
+        }
+        WatchTrouble::NotServed => {
+            *quiet = true;
+            tracing::warn!(kind, error = %text,
+                "this kind is not served (are the CRDs installed?); retrying, said again only \
+                 after it was served")
+        }
         WatchTrouble::Other => {
             tracing::warn!(kind, error = %text, "watch failed; retrying within seconds")
         }
@@ -148,10 +157,14 @@ pub fn spawn_events<K>(
     let stream = with_backoff(kube::runtime::watcher(api, config));
     tokio::spawn(async move {
         futures::pin_mut!(stream);
+        let mut quiet = false;
         while let Some(event) = stream.next().await {
             match event {
-                Ok(event) => apply(event),
-                Err(e) => log_watch_error(kind, &e),
+                Ok(event) => {
+                    quiet = false;
+                    apply(event);
+                }
+                Err(e) => log_watch_error(kind, &e, &mut quiet),
             }
         }
     });
@@ -177,6 +190,20 @@ mod tests {
         assert!(total <= WatchBackoff::MAX * 12);
         backoff.reset();
         assert!(backoff.next().unwrap() <= WatchBackoff::INITIAL);
+    }
+
+    #[test]
+    fn a_kind_not_served_is_warned_once_until_it_was_served() {
+        let status: kube::core::Status =
+            serde_json::from_value(serde_json::json!({"code": 404, "reason": "NotFound"}))
+                .expect("a Status");
+        let error = kube::runtime::watcher::Error::WatchError(Box::new(status));
+        assert_eq!(watch_trouble(&error), WatchTrouble::NotServed);
+        let mut quiet = false;
+        log_watch_error("ServiceBGPStatus", &error, &mut quiet);
+        assert!(quiet, "said, then quiet");
+        log_watch_error("ServiceBGPStatus", &error, &mut quiet);
+        assert!(quiet);
     }
 
     #[test]

@@ -254,3 +254,44 @@ async fn the_bgp_writer_task_only_touches_bgp_objects() {
     task.await.unwrap();
     server.abort();
 }
+
+/// On a cluster whose CRDs lack ServiceBGPStatus (MetalLB's before v0.15) every list is
+/// answered 404: the writer says so once, not at every retry, and again only after the kind
+/// was served in between.
+#[tokio::test]
+async fn a_kind_not_served_is_said_once_not_at_every_retry() {
+    let (logs, _guard) = crate::speaker::kubernetes::test_logs::Logs::capture();
+    let (w, mut api) = writer(None);
+    let mut state = WriterState::default();
+    let not_found = |_: &Method, _: &str, _: &Value| {
+        (
+            StatusCode::NOT_FOUND,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                   "reason": "NotFound", "code": 404}),
+        )
+    };
+    let alive: BTreeSet<String> = ["node-a".to_owned()].into();
+    for _ in 0..3 {
+        let (ok, sent) = serve(&mut api, w.others::<Bgp>(&mut state, &alive), not_found).await;
+        assert!(!ok && sent.len() == 1, "{sent:#?}");
+    }
+    let said = |logs: &crate::speaker::kubernetes::test_logs::Logs| {
+        logs.text().matches("this kind is not served").count()
+    };
+    assert_eq!(said(&logs), 1, "{}", logs.text());
+    // Served: the list succeeds. Lost again: said again, once.
+    let empty = |_: &Method, _: &str, _: &Value| {
+        (
+            StatusCode::OK,
+            json!({"apiVersion": "metallb.io/v1beta1", "kind": "ServiceBGPStatusList",
+                   "metadata": {}, "items": []}),
+        )
+    };
+    let (ok, _) = serve(&mut api, w.others::<Bgp>(&mut state, &alive), empty).await;
+    assert!(ok);
+    let more: BTreeSet<String> = ["node-a".to_owned(), "node-b".to_owned()].into();
+    for _ in 0..2 {
+        serve(&mut api, w.others::<Bgp>(&mut state, &more), not_found).await;
+    }
+    assert_eq!(said(&logs), 2, "{}", logs.text());
+}

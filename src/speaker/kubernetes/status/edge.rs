@@ -202,9 +202,21 @@ impl StatusWriter {
         }
         match list_others_statuses::<K>(&self.client, &self.namespace, &self.me, alive).await {
             Ok(others) => {
+                state.not_served = false;
                 state.others = others;
                 state.others_of = Some(alive.clone());
                 true
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                // The kind is not served (MetalLB's CRDs older than v0.15 lack
+                // ServiceBGPStatus): said once, not at every retry.
+                if !std::mem::replace(&mut state.not_served, true) {
+                    warn!(
+                        kind = K::KIND,
+                        "this kind is not served (the chart's CRDs are not installed?): none of its objects is written until it is; retrying quietly"
+                    );
+                }
+                false
             }
             Err(e) => {
                 warn!(error = %error_chain(&e), "cannot list the {} objects of nodes that are gone; retrying", K::KIND);
@@ -410,6 +422,8 @@ pub struct WriterState {
     others_of: Option<BTreeSet<String>>,
     owner: Option<OwnerReference>,
     config_written: Option<Option<String>>,
+    /// The kind was answered 404 (not served), and that was said.
+    not_served: bool,
 }
 
 impl WriterState {
