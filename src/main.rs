@@ -165,6 +165,7 @@ mod speaker_main {
                         announcer: args.announcer_options(),
                         timing: args.swim_timing().map_err(anyhow::Error::msg)?,
                         link_debounce: std::time::Duration::from_millis(args.link_debounce_ms),
+                        bgp_listen_port: args.bgp_listen_port,
                         naming: Naming::from_flag(args.metallb_metric_names),
                     };
                     static_mode::run(options, &registry, &text, health, shutdown)
@@ -219,6 +220,7 @@ mod speaker_main {
             gossip,
             announcer: args.announcer_options(),
             link_debounce: std::time::Duration::from_millis(args.link_debounce_ms),
+            bgp_listen_port: args.bgp_listen_port,
             naming: Naming::from_flag(args.metallb_metric_names),
         };
         kubernetes::run(client, options, registry, text, health, shutdown)

@@ -817,3 +817,87 @@ fn with_graceful_restart_frr_keeps_a_killed_speaker_s_routes_until_it_is_back() 
         with_frr(&lan, &frr)
     );
 }
+
+/// Passive connects: with the speaker's own connections to the router dropped (a firewall that
+/// lets only the router open sessions), FRR, configured active-only, connects to the speaker's
+/// listener and the session carries the routes; a second connection while the session is up is
+/// closed at once (the established one wins).
+#[test]
+fn a_router_that_opens_the_session_itself_gets_the_routes() {
+    if !ready("a_router_that_opens_the_session_itself") {
+        return;
+    }
+    let mut lan = Lan::new(1, binary());
+    let rt = router(&mut lan, "rt", "v8", "192.0.2.1", "2001:db8::1");
+    let node = (lan.nodes[0].ns.clone(), lan.nodes[0].ip4.clone());
+    // The router dials (every second), never waits for us.
+    let extra = "timers connect 1";
+    let conf = frr_conf(
+        64512,
+        "192.0.2.1",
+        &[(node.1.as_str(), 64512, extra)],
+        "ipv4",
+    )
+    .replace(&format!(" neighbor {} passive\n", node.1), "");
+    let frr = Frr::start(&mut lan, &rt, "frr", &conf);
+    // Our SYNs to the router's BGP port never leave the node.
+    let nft = |args: &[&str]| netns::in_ns(&node.0, &[&["nft"], args].concat());
+    nft(&["add", "table", "inet", "dialout"]);
+    nft(&[
+        "add",
+        "chain",
+        "inet",
+        "dialout",
+        "out",
+        "{ type filter hook output priority 0 ; }",
+    ]);
+    nft(&[
+        "add",
+        "rule",
+        "inet",
+        "dialout",
+        "out",
+        "tcp",
+        "dport",
+        "179",
+        "tcp",
+        "flags",
+        "&",
+        "(syn|ack)",
+        "==",
+        "syn",
+        "drop",
+    ]);
+    start_all(
+        &mut lan,
+        "- service: default/web\n  ips: [198.51.100.10]\n",
+        IBGP_PEER,
+    );
+    let one = hops(&["192.0.2.11"]);
+    wait_rib(
+        "FRR, through its own connection",
+        || frr.rib("ipv4"),
+        &[("198.51.100.10/32", one)],
+        SETTLE,
+        || with_frr(&lan, &frr),
+    );
+    assert!(
+        lan.log(0).contains("BGP connection from the peer taken"),
+        "{}",
+        lan.log(0)
+    );
+    // Another connection from the router while the session is up: closed at once.
+    let out = netns::in_ns(
+        &rt,
+        &[
+            "bash",
+            "-c",
+            "exec 3<>/dev/tcp/192.0.2.11/179 && timeout 2 cat <&3; echo rc=$?",
+        ],
+    );
+    let said = netns::stdout(&out);
+    assert!(
+        !said.contains("rc=124"),
+        "the connection stayed open: {said}"
+    );
+}

@@ -122,6 +122,12 @@ pub struct SpeakerArgs {
     /// that returns counts as up at once.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub link_debounce_ms: u64,
+    /// BGP mode: the port on which this node also takes the connections its BGP peers open
+    /// (passive connects, as FRR does in MetalLB's FRR modes), bound once the config has a
+    /// peer for this node; 0 turns it off (the speaker then only dials). A port already taken
+    /// (another BGP daemon on the node) is logged once and the sessions are dialed only.
+    #[arg(long, default_value_t = 179)]
+    pub bgp_listen_port: u16,
     /// Sticky ownership: an address stays on the node announcing it while that node is alive
     /// and eligible; a node that joins or returns takes nothing announced elsewhere. The
     /// nodes say what they announce through gossip. Every speaker must run with the same

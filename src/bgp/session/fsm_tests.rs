@@ -518,3 +518,40 @@ fn a_router_id_set_after_the_start_goes_in_the_next_open() {
     };
     assert_eq!(open.bgp_id, Ipv4Addr::new(192, 0, 2, 11));
 }
+
+#[test]
+fn a_peer_s_connection_is_taken_only_while_the_session_has_none_up() {
+    let t0 = Instant::now();
+    // Connect (our dial under way) and Active: taken; our OPEN goes on it.
+    for from in [Connect, Active] {
+        let mut s = session_in(from, config(), t0);
+        assert!(s.accept(t0 + SECOND), "{from:?}");
+        assert_eq!(s.state(), Active);
+        s.handle(Input::Connected, t0 + SECOND);
+        assert_eq!(drain(&mut s), ["OPEN"], "{from:?}");
+        assert_eq!(s.state(), OpenSent);
+    }
+    // A connection of its own up: the peer's is refused, nothing changes.
+    for from in [OpenSent, OpenConfirm, Established] {
+        let mut s = session_in(from, config(), t0);
+        assert!(!s.accept(t0 + SECOND), "{from:?}");
+        assert_eq!(s.state(), from);
+        assert!(drain(&mut s).is_empty(), "{from:?}");
+    }
+    // Waiting out the restart backoff: the peer is back, so the wait ends.
+    let mut s = session_in(Connect, config(), t0);
+    for _ in 0..5 {
+        s.handle(Input::ConnectionFailed, t0);
+        s.handle_timeout(s.timer(Timer::IdleHold).unwrap());
+    }
+    s.handle(Input::ConnectionFailed, t0);
+    assert!(s.timer(Timer::IdleHold).unwrap() > t0 + 10 * SECOND);
+    drain(&mut s);
+    assert!(s.accept(t0 + SECOND));
+    assert_eq!((s.state(), s.timer(Timer::IdleHold)), (Active, None));
+    // Stopped by hand: stays stopped.
+    let mut s = session_in(Established, config(), t0);
+    s.shutdown("bye", t0);
+    assert!(!s.accept(t0 + SECOND));
+    assert_eq!(s.state(), Idle);
+}

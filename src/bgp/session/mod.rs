@@ -3,9 +3,12 @@
 //! `now`, and takes [`Output`]s (bytes to send, "connect", "close", events) and the next
 //! deadline ([`Session::poll_timeout`]). It frames messages out of the byte stream itself.
 //!
-//! The session only ever connects out (MetalLB's native speaker never listens), so there is no
-//! connection collision to resolve, and the optional session attributes of §8.1.1 are off except
-//! AutomaticStart (with MetalLB's reconnect backoff). Deviations from the letter of §8, each on
+//! The session connects out, and takes a connection the peer opened ([`Session::accept`]) while
+//! it has none of its own up: an existing TCP connection always wins, so the collision of §6.8
+//! (two connections both sending OPEN) never arises on our side, and the peer, which sees ours
+//! refused, never has two in OpenConfirm either. The optional session attributes of §8.1.1 are
+//! off except AutomaticStart (with MetalLB's reconnect backoff), and passive TCP establishment
+//! in that a peer's connection ends the backoff. Deviations from the letter of §8, each on
 //! purpose: a malformed message is answered with the NOTIFICATION §6 names for it in every state
 //! (§8 says FSM Error for some in Established); a NOTIFICATION received in OpenSent is not
 //! answered with another (as OpenConfirm and Established already do); a message of a type the
@@ -233,6 +236,24 @@ impl Session {
         self.connect_retry = Some(now + self.config.connect_retry);
         self.out.push_back(Output::Connect);
         self.state = State::Connect;
+    }
+
+    /// A connection the peer opened (event 17 for it): taken, moving to Active so that
+    /// [`Input::Connected`] sends our OPEN on it, unless this session already has a TCP
+    /// connection (OpenSent or later: refused, the owner closes it) or was stopped by hand. It
+    /// also ends an automatic restart's wait: the peer is there. The owner drops its own dial.
+    pub fn accept(&mut self, now: Instant) -> bool {
+        match self.state {
+            State::Idle if self.idle_hold.is_some() => {
+                self.idle_hold = None;
+                self.connect_retry_counter = 0;
+            }
+            State::Connect | State::Active => {}
+            _ => return false,
+        }
+        self.connect_retry = Some(now + self.config.connect_retry);
+        self.state = State::Active;
+        true
     }
 
     /// Events 16/17: in Connect or Active, send OPEN and wait for the peer's.

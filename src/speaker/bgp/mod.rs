@@ -6,6 +6,7 @@
 //! withdraws this node's routes at once instead of after the hold time.
 
 pub mod dial;
+pub mod listen;
 mod peer;
 
 use std::collections::BTreeMap;
@@ -205,6 +206,8 @@ impl Default for PeerStatus {
 
 struct Running {
     spec: PeerSpec,
+    /// Registered with the listener (unregistered when it stops).
+    listening: bool,
     routes: watch::Sender<Arc<Routes>>,
     stop: oneshot::Sender<String>,
     status: watch::Receiver<PeerStatus>,
@@ -215,6 +218,11 @@ struct Running {
 pub struct BgpAnnouncer {
     node: String,
     peers: BTreeMap<String, Running>,
+    /// The port to listen on for the peers' own connections (`None`: dial only).
+    listen_port: Option<u16>,
+    listener: Option<listen::Listener>,
+    /// The bind failed, and that was said.
+    listen_failed: bool,
 }
 
 impl BgpAnnouncer {
@@ -223,7 +231,38 @@ impl BgpAnnouncer {
         BgpAnnouncer {
             node: node.to_string(),
             peers: BTreeMap::new(),
+            listen_port: None,
+            listener: None,
+            listen_failed: false,
         }
+    }
+
+    /// Also takes the connections the peers open to `port` on this node (passive connects),
+    /// from the first peer on.
+    pub fn listening_on(mut self, port: u16) -> BgpAnnouncer {
+        self.listen_port = Some(port);
+        self
+    }
+
+    /// The listener, bound the first time a peer needs it; `None` if listening is off or the
+    /// port cannot be bound (said once).
+    fn listener(&mut self) -> Option<&listen::Listener> {
+        if self.listener.is_none()
+            && !self.listen_failed
+            && let Some(port) = self.listen_port
+        {
+            match listen::Listener::bind(port) {
+                Ok(l) => {
+                    info!(port, "listening for BGP connections from the peers");
+                    self.listener = Some(l);
+                }
+                Err(e) => {
+                    self.listen_failed = true;
+                    warn!(port, error = %e, "cannot listen for BGP connections (another BGP daemon on the node?); the sessions are dialed only");
+                }
+            }
+        }
+        self.listener.as_ref()
     }
 
     /// Makes the running sessions those of `peers`, each with the routes it should hold: starts
@@ -255,6 +294,11 @@ impl BgpAnnouncer {
             };
             if let Some(running) = self.peers.remove(&name) {
                 info!(peer = %name, "stopping BGP session: {message}");
+                if running.listening
+                    && let Some(listener) = &self.listener
+                {
+                    listener.unregister(running.spec.address, running.spec.password.is_some());
+                }
                 stopping.push((running, message));
             }
         }
@@ -279,19 +323,32 @@ impl BgpAnnouncer {
         errors
     }
 
-    fn start(&self, spec: PeerSpec, routes: Routes) -> Running {
+    fn start(&mut self, spec: PeerSpec, routes: Routes) -> Running {
         info!(peer = %spec.name, address = %spec.address, port = spec.port, "starting BGP session");
         let (routes_tx, routes_rx) = watch::channel(Arc::new(routes));
         let (stop_tx, stop_rx) = oneshot::channel();
         let (status_tx, status_rx) = watch::channel(PeerStatus::default());
+        let (incoming_tx, incoming_rx) = tokio::sync::mpsc::channel(1);
+        // Two peers at one address (other ports): the first one's connections.
+        let taken = self
+            .peers
+            .values()
+            .any(|r| r.listening && r.spec.address == spec.address);
+        let listening = !taken
+            && self.listener().is_some_and(|l| {
+                l.register(spec.address, spec.password.as_deref(), incoming_tx);
+                true
+            });
         let task = tokio::spawn(peer::run(
             spec.clone(),
             self.node.clone(),
             routes_rx,
             status_tx,
             stop_rx,
+            incoming_rx,
         ));
         Running {
+            listening,
             spec,
             routes: routes_tx,
             stop: stop_tx,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::dial::{self, DialError};
@@ -53,6 +53,7 @@ pub(super) async fn run(
     routes: watch::Receiver<Arc<Routes>>,
     status: watch::Sender<PeerStatus>,
     mut stop: oneshot::Receiver<String>,
+    mut incoming: mpsc::Receiver<TcpStream>,
 ) {
     let placeholder = spec
         .router_id
@@ -81,6 +82,7 @@ pub(super) async fn run(
         peer.publish();
         tokio::select! {
             dialed = finish(&mut peer.dialing) => peer.dialed(dialed),
+            Some(stream) = incoming.recv() => peer.accepted(stream),
             read = read(&mut peer.conn, &mut buf) => {
                 let now = Instant::now();
                 match read {
@@ -185,6 +187,37 @@ impl Peer {
             }
         };
         let (stream, local) = stream;
+        self.adopt(stream, local, now);
+    }
+
+    /// A connection the peer opened: taken while the session has none of its own up (the dial
+    /// under way is dropped), closed otherwise.
+    fn accepted(&mut self, stream: TcpStream) {
+        let now = Instant::now();
+        let local = match stream.local_addr() {
+            Ok(local) => local,
+            Err(e) => {
+                return debug!(peer = %self.spec.name, error = %e, "incoming BGP connection lost");
+            }
+        };
+        if !self.session.accept(now) {
+            return debug!(peer = %self.spec.name, state = ?self.session.state(), "incoming BGP connection refused: the session has one");
+        }
+        self.dialing = None;
+        if self.spec.ebgp_multihop {
+            let socket = socket2::SockRef::from(&stream);
+            let _ = match local {
+                SocketAddr::V4(_) => socket.set_ttl_v4(255),
+                SocketAddr::V6(_) => socket.set_unicast_hops_v6(255),
+            };
+        }
+        info!(peer = %self.spec.name, "BGP connection from the peer taken");
+        self.adopt(stream, local, now);
+    }
+
+    /// The session's connection from now on (dialed or accepted).
+    fn adopt(&mut self, stream: TcpStream, local: SocketAddr, now: Instant) {
+        let _ = stream.set_nodelay(true);
         if self.spec.router_id.is_none() {
             let id = dial::router_id(local.ip(), &self.node);
             if let Err(e) = self.session.set_router_id(id) {

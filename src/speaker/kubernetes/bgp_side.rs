@@ -131,9 +131,14 @@ pub struct BgpSide {
 }
 
 impl BgpSide {
-    pub fn new(node: &str, metrics: Arc<BgpMetrics>) -> BgpSide {
+    /// `listen_port`: where the peers' own connections are taken (0: dial only).
+    pub fn new(node: &str, metrics: Arc<BgpMetrics>, listen_port: u16) -> BgpSide {
+        let announcer = BgpAnnouncer::new(node);
         BgpSide {
-            announcer: BgpAnnouncer::new(node),
+            announcer: match listen_port {
+                0 => announcer,
+                port => announcer.listening_on(port),
+            },
             metrics,
             applied: Vec::new(),
             refused: BTreeMap::new(),

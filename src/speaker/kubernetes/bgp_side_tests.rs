@@ -103,7 +103,7 @@ fn standard_and_large_communities_go_to_their_attributes() {
 async fn without_peers_nothing_runs_and_no_series_is_exported() {
     let text = TextRegistry::default();
     let metrics = BgpMetrics::with_names(&text, crate::metrics::Naming::Metallb);
-    let mut side = BgpSide::new("node-a", metrics);
+    let mut side = BgpSide::new("node-a", metrics, 0);
     side.apply(None, None, &no_secret).await;
     side.refresh();
     assert!(side.services().is_empty());
@@ -124,7 +124,7 @@ async fn without_peers_nothing_runs_and_no_series_is_exported() {
 async fn a_peer_that_cannot_start_is_exported_as_down_for_the_alert() {
     let text = TextRegistry::default();
     let metrics = BgpMetrics::with_names(&text, crate::metrics::Naming::Metallb);
-    let mut side = BgpSide::new("node-a", metrics);
+    let mut side = BgpSide::new("node-a", metrics, 0);
     let mut p = peer();
     p.password_secret = Some("missing".into());
     let config = Config {

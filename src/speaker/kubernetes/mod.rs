@@ -84,6 +84,8 @@ pub struct KubeOptions {
     pub link_debounce: std::time::Duration,
     /// Metric names: ferrolb's or MetalLB's.
     pub naming: Naming,
+    /// `--bgp-listen-port`: where the BGP peers' own connections are taken (0: dial only).
+    pub bgp_listen_port: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -193,7 +195,11 @@ pub async fn run(
     .spawn(status_rx);
     // BGP: every eligible node announces to its peers (no election), and writes its
     // ServiceBGPStatus objects.
-    let mut bgp = BgpSide::new(&me, BgpMetrics::with_names(text, options.naming));
+    let mut bgp = BgpSide::new(
+        &me,
+        BgpMetrics::with_names(text, options.naming),
+        options.bgp_listen_port,
+    );
     let mut bgp_pending = true;
     let (bgp_status_tx, bgp_status_rx) = watch::channel(BgpInputs::default());
     let bgp_status_task = StatusWriter {

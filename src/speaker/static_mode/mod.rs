@@ -56,6 +56,8 @@ pub struct StaticOptions {
     pub link_debounce: std::time::Duration,
     /// Metric names: ferrolb's or MetalLB's.
     pub naming: Naming,
+    /// `--bgp-listen-port`: where the BGP peers' own connections are taken (0: dial only).
+    pub bgp_listen_port: u16,
 }
 
 #[derive(Debug, Error)]
@@ -190,6 +192,9 @@ async fn serve(
 
     let me = config.node.clone();
     let mut bgp = BgpAnnouncer::new(&me);
+    if options.bgp_listen_port != 0 {
+        bgp = bgp.listening_on(options.bgp_listen_port);
+    }
     set_bgp_peers(&mut bgp, &config).await;
     let started = spawn_announcer(options.announcer.clone(), l2_metrics);
     let (owned_tx, mut sockets_rx, announcer) = (started.owned, started.sockets, started.task);
@@ -528,6 +533,7 @@ mod tests {
             timing: SwimTiming::default(),
             link_debounce: crate::speaker::link_state::DEFAULT_DEBOUNCE,
             naming: Naming::default(),
+            bgp_listen_port: 0,
         };
         let (registry, text, health) = (Registry::new(), TextRegistry::default(), Health::new());
         let announced = |text: &TextRegistry| {
