@@ -45,6 +45,7 @@ const CORES: &[&str] = &[
     "advertise_tests.rs",
     "advertise_bgp.rs",
     "advertise_bgp_tests.rs",
+    "bfd/",
     "bgp/",
     "config/",
     "ipam/",
