@@ -89,6 +89,9 @@ impl TextFamilies for BgpMetrics {
     }
 }
 
+/// A BFD family, its type and its value from a sample.
+type BfdFamily = (names::Family, &'static str, fn(&BfdSample) -> u64);
+
 fn write_bfd(out: &mut String, naming: Naming, peers: &BTreeMap<String, PeerSample>) {
     let bfd: Vec<(String, BfdSample)> = peers
         .iter()
@@ -102,7 +105,7 @@ fn write_bfd(out: &mut String, naming: Naming, peers: &BTreeMap<String, PeerSamp
     if bfd.is_empty() {
         return;
     }
-    let families: [(names::Family, &str, fn(&BfdSample) -> u64); 5] = [
+    let families: [BfdFamily; 5] = [
         (names::BFD_CONTROL_PACKET_INPUT, "counter", |s| s.packets_in),
         (names::BFD_CONTROL_PACKET_OUTPUT, "counter", |s| {
             s.packets_out
