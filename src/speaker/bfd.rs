@@ -61,9 +61,15 @@ pub const PROFILE_RANGES: [(&str, u32, u32); 3] = [
     ("detect-multiplier", 2, 255),
 ];
 
-/// The session settings of the profile a config peer names, if it names one that exists.
-pub fn peer_config(profiles: &[crate::config::BfdProfile], name: Option<&str>) -> Option<Config> {
-    let p = profiles.iter().find(|p| Some(p.name.as_str()) == name)?;
+/// The BFD session settings of a config peer: those of the profile it names, if it names one
+/// that exists and is not an eBGP multi-hop peer (multi-hop BFD is not implemented; the config
+/// warns of it).
+pub fn peer_config(config: &crate::config::Config, peer: &crate::config::Peer) -> Option<Config> {
+    let name = peer
+        .bfd_profile
+        .as_deref()
+        .filter(|_| !peer.ebgp_multihop)?;
+    let p = config.bfd_profiles.iter().find(|p| p.name == name)?;
     Some(profile_config(
         p.receive_interval,
         p.transmit_interval,

@@ -72,3 +72,25 @@ fn a_sending_socket_binds_a_port_in_the_single_hop_range() {
         assert!(SOURCE_PORTS.contains(&v6.local_addr().unwrap().port()));
     });
 }
+
+#[test]
+fn a_config_peer_gets_its_profile_s_timers_with_metallb_s_defaults_and_multihop_none() {
+    let text = "bfd-profiles:\n- {name: fast, transmit-interval: 100, detect-multiplier: 5}\n\
+                peers:\n- {my-asn: 64500, peer-asn: 64501, peer-address: 192.0.2.1, bfd-profile: fast}\n\
+                - {my-asn: 64500, peer-asn: 64502, peer-address: 192.0.2.2}\n\
+                - {my-asn: 64500, peer-asn: 64503, peer-address: 203.0.113.1, \
+                ebgp-multihop: true, bfd-profile: fast}\n";
+    let config = crate::config::parse(text).unwrap();
+    let got: Vec<Option<Config>> = config
+        .peers
+        .iter()
+        .map(|p| peer_config(&config, p))
+        .collect();
+    let fast = Config {
+        desired_min_tx: Duration::from_millis(100),
+        required_min_rx: Duration::from_millis(300),
+        detect_mult: 5,
+        passive: false,
+    };
+    assert_eq!(got, [Some(fast), None, None]);
+}

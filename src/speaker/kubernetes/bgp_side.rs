@@ -181,9 +181,7 @@ impl BgpSide {
             };
             match peer_spec(peer, secret) {
                 Ok(mut spec) => {
-                    // Single hop only: a multi-hop peer runs without (the config says so).
-                    let profile = peer.bfd_profile.as_deref().filter(|_| !peer.ebgp_multihop);
-                    spec.bfd = config.and_then(|c| bfd::peer_config(&c.bfd_profiles, profile));
+                    spec.bfd = config.and_then(|c| bfd::peer_config(c, peer));
                     let table = table.iter().map(|(p, r)| (*p, attributes(r))).collect();
                     wanted.push((spec, table));
                 }
