@@ -15,6 +15,8 @@ pub mod advertise_bgp;
 #[forbid(unsafe_code)]
 pub mod announce_preview;
 #[forbid(unsafe_code)]
+pub mod bfd;
+#[forbid(unsafe_code)]
 pub mod bgp;
 #[forbid(unsafe_code)]
 pub mod config;

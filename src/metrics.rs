@@ -161,6 +161,33 @@ pub const BGP_PENDING_PREFIXES: Family = family(
     "Prefixes this node wants the peer to hold",
 );
 
+// Speaker, BFD: MetalLB's FRR mode's families (its frr-metrics sidecar), `peer` = the address.
+pub const BFD_SESSION_UP: Family = family(
+    "ferrolb_bfd_session_up",
+    "metallb_bfd_session_up",
+    "1 while the BFD session with the peer is Up, 0 otherwise",
+);
+pub const BFD_SESSION_UP_EVENTS: Family = family(
+    "ferrolb_bfd_session_up_events",
+    "metallb_bfd_session_up_events",
+    "Times the BFD session with the peer came Up",
+);
+pub const BFD_SESSION_DOWN_EVENTS: Family = family(
+    "ferrolb_bfd_session_down_events",
+    "metallb_bfd_session_down_events",
+    "Times the BFD session with the peer left Up",
+);
+pub const BFD_CONTROL_PACKET_INPUT: Family = family(
+    "ferrolb_bfd_control_packet_input",
+    "metallb_bfd_control_packet_input",
+    "BFD Control packets received from the peer (accepted: TTL 255, well formed, this session's)",
+);
+pub const BFD_CONTROL_PACKET_OUTPUT: Family = family(
+    "ferrolb_bfd_control_packet_output",
+    "metallb_bfd_control_packet_output",
+    "BFD Control packets sent to the peer",
+);
+
 // Speaker: ferrolb's own.
 pub const SPEAKER_TAKEOVERS: Family = ours(
     "ferrolb_speaker_takeovers_total",
@@ -232,6 +259,11 @@ pub const ALL: &[Family] = &[
     BGP_UPDATES,
     BGP_ANNOUNCED_PREFIXES,
     BGP_PENDING_PREFIXES,
+    BFD_SESSION_UP,
+    BFD_SESSION_UP_EVENTS,
+    BFD_SESSION_DOWN_EVENTS,
+    BFD_CONTROL_PACKET_INPUT,
+    BFD_CONTROL_PACKET_OUTPUT,
     SPEAKER_TAKEOVERS,
     SPEAKER_SERVICE_IPS,
     SPEAKER_CANDIDATE,

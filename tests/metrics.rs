@@ -15,7 +15,7 @@ use ferrolb::controller::metrics::ControllerMetrics;
 use ferrolb::gossip::{DropCounts, GossipCollector, GossipStats, MemberCounts};
 use ferrolb::ipam::PoolStats;
 use ferrolb::metrics::{ConfigMetrics, Naming};
-use ferrolb::speaker::bgp_metrics::{BgpMetrics, PeerSample};
+use ferrolb::speaker::bgp_metrics::{BfdSample, BgpMetrics, PeerSample};
 use ferrolb::speaker::metrics::{
     AnnouncedMetric, CandidateMetric, Layer2Metrics, ServiceIpsMetric, VerifyMetrics,
 };
@@ -152,6 +152,32 @@ const METALLB: &[(&str, &str, &[&str], &str)] = &[
         &["peer"],
         "speaker",
     ),
+    // MetalLB's FRR mode (its frr-metrics sidecar); without its `vrf` label (no VRFs here).
+    ("metallb_bfd_session_up", "gauge", &["peer"], "speaker"),
+    (
+        "metallb_bfd_session_up_events",
+        "counter",
+        &["peer"],
+        "speaker",
+    ),
+    (
+        "metallb_bfd_session_down_events",
+        "counter",
+        &["peer"],
+        "speaker",
+    ),
+    (
+        "metallb_bfd_control_packet_input",
+        "counter",
+        &["peer"],
+        "speaker",
+    ),
+    (
+        "metallb_bfd_control_packet_output",
+        "counter",
+        &["peer"],
+        "speaker",
+    ),
 ];
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> String {
@@ -245,6 +271,7 @@ async fn speaker_scrape(naming: Naming) -> String {
                 updates_sent: 2,
                 announced: 1,
                 pending: 1,
+                bfd: Some(BfdSample::default()),
             },
         )]
         .into(),

@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bgp_routers::{BGPD, Bird, Frr, Gobgp, Held, Rib, frr_conf};
+use bgp_routers::{
+    BGPD, Bird, Frr, Gobgp, Held, frr_conf, hops, logs, start_all, wait_rib, write_file,
+};
 use netns::{Lan, environment_ready_with, run, wait_for};
 
 /// How long sessions and routes get to appear (sessions start at once; the slowest part is a
@@ -26,74 +28,6 @@ fn ready(test: &str) -> bool {
         return false;
     }
     environment_ready_with(test, &["vtysh", "bird", "birdc", "gobgpd", "gobgp"])
-}
-
-/// Writes node `i`'s static file: gossip with every node, `addresses` (YAML list entries, or
-/// none) and the `bgp:` section's body.
-fn write_file(lan: &Lan, i: usize, addresses: &str, bgp: &str) {
-    let node = &lan.nodes[i];
-    let seeds: Vec<String> = lan
-        .nodes
-        .iter()
-        .map(|n| format!("{}:7946", n.ip4))
-        .collect();
-    let addresses = if addresses.trim().is_empty() {
-        " []\n".to_string()
-    } else {
-        format!("\n{addresses}")
-    };
-    let text = format!(
-        "node: {}\ngossip:\n  bind: {}:7946\n  seeds: [{}]\n  key-file: {}\naddresses:{addresses}\
-         bgp:\n{bgp}",
-        node.name,
-        node.ip4,
-        seeds.join(", "),
-        lan.key_file().display()
-    );
-    let tmp = node.config.with_extension("tmp");
-    std::fs::write(&tmp, text).expect("write static file");
-    std::fs::rename(&tmp, &node.config).expect("rename static file");
-}
-
-fn start_all(lan: &mut Lan, addresses: &str, bgp: &str) {
-    for i in 0..lan.nodes.len() {
-        write_file(lan, i, addresses, bgp);
-        lan.start(i);
-    }
-}
-
-fn logs(lan: &Lan) -> String {
-    (0..lan.nodes.len())
-        .map(|i| format!("--- {}\n{}", lan.nodes[i].name, lan.log(i)))
-        .collect()
-}
-
-fn hops(list: &[&str]) -> BTreeSet<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
-/// Waits until `rib()` holds every prefix of `want` with exactly those next hops; returns the
-/// RIB, or fails with `context()`.
-fn wait_rib(
-    what: &str,
-    rib: impl Fn() -> Rib,
-    want: &[(&str, BTreeSet<String>)],
-    timeout: Duration,
-    context: impl Fn() -> String,
-) -> Rib {
-    let got = wait_for(timeout, || {
-        let rib = rib();
-        want.iter()
-            .all(|(p, h)| rib.get(*p).is_some_and(|held| held.next_hops == *h))
-            .then_some(rib)
-    });
-    got.unwrap_or_else(|| {
-        panic!(
-            "{what}: expected {want:?}\nlast RIB: {:#?}\n{}",
-            rib(),
-            context()
-        )
-    })
 }
 
 fn all_three() -> BTreeSet<String> {

@@ -129,9 +129,13 @@ fn converted_bgp_objects_parse_back_to_the_same_peers_and_advertisements() {
     // What ferrolb does not implement is reported for the ConfigMap too.
     let told: Vec<String> = legacy.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(told.len(), 3, "{told:#?}");
-    assert!(told[0].starts_with("peer #1 (192.0.2.1), field bfd-profile: BFD is not implemented"));
+    // (Peer #1 is eBGP multi-hop: BFD is single hop only.)
+    assert!(told[0].starts_with("peer #1 (192.0.2.1), field bfd-profile: multi-hop BFD"));
     assert!(told[1].starts_with("peer #3 (192.0.2.3), field keepalive-time:"));
-    assert!(told[2].starts_with("bfd profile \"fast\" (#1): BFD is not implemented"));
+    assert!(
+        told[2].starts_with("bfd profile \"fast\" (#1), field echo-mode: the BFD echo function"),
+        "{told:#?}"
+    );
     let out = convert(&legacy, "metallb-system").unwrap();
     let back = parse_file(&out.yaml)
         .unwrap_or_else(|e| panic!("{e}\n{}", out.yaml))

@@ -1,6 +1,7 @@
 //! `peers` and `bfd-profiles`: validated with MetalLB's rules, so a MetalLB config that mixes BGP
-//! and layer 2 loads as it is; the speakers announce `bgp` pools to these peers (BFD profiles
-//! are checked but not applied: BFD is not implemented).
+//! and layer 2 loads as it is; the speakers announce `bgp` pools to these peers, with BFD to a
+//! peer that names a profile (single hop, asynchronous mode: the echo function and multi-hop
+//! BFD are reported as not applied).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -372,6 +373,47 @@ fn bfd_value(
         ));
     }
     Some(v)
+}
+
+/// A BFD profile's fields that are not applied (echo, multi-hop), as (MetalLB's field name,
+/// message); shared with the ConfigMap's check.
+pub(crate) fn bfd_unsupported(
+    echo_mode: bool,
+    echo_interval: Option<i64>,
+    minimum_ttl: Option<i64>,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if echo_mode {
+        out.push((
+            "echoMode",
+            "the BFD echo function is not implemented: the session runs in asynchronous mode \
+             (Control packets only)"
+                .to_string(),
+        ));
+    }
+    if echo_interval.is_some() {
+        out.push((
+            "echoInterval",
+            "the BFD echo function is not implemented: echoInterval is not applied".to_string(),
+        ));
+    }
+    if minimum_ttl.is_some() {
+        out.push((
+            "minimumTtl",
+            "multi-hop BFD (RFC 5883) is not implemented: minimumTtl is not applied (sessions are \
+             single hop and accept TTL 255 only)"
+                .to_string(),
+        ));
+    }
+    out
+}
+
+/// A BFD profile named by a multi-hop peer: not run.
+pub(crate) fn bfd_multihop(profile: &str) -> String {
+    format!(
+        "multi-hop BFD (RFC 5883) is not implemented: this eBGP multi-hop peer runs without BFD \
+         (profile {profile:?} is not applied; a dead peer is found by the BGP hold timer)"
+    )
 }
 
 /// Validates `bfd-profiles`; returns the valid profiles with unique names.

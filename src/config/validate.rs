@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::addresses::{ParsedAddress, parse_address, report_overlaps};
 use super::community::{named_communities, parse_community};
 use super::error::{Rule, Subject, ValidationError};
-use super::peers::{bfd_profiles, peers};
+use super::peers::{bfd_multihop, bfd_profiles, bfd_unsupported, peers};
 use super::raw::{RawAdvertisement, RawConfig, RawPool};
 use super::schema::{
     AddressPool, BfdProfile, BgpAd, BgpAdvertisement, Community, Config, ConfigWarning,
@@ -91,7 +91,7 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Vec<ValidationError>> {
 }
 
 /// What a legacy config asks that ferrolb does not implement, as the custom resources' warnings
-/// say it: a keepalive other than a third of the hold time, BFD.
+/// say it: a keepalive other than a third of the hold time, BFD's echo function and multi-hop.
 fn not_implemented(peers: &[Peer], bfd_profiles: &[BfdProfile]) -> Vec<ConfigWarning> {
     let mut out = Vec::new();
     let mut warn = |subject: Subject, field: &str, message: String| {
@@ -120,25 +120,29 @@ fn not_implemented(peers: &[Peer], bfd_profiles: &[BfdProfile]) -> Vec<ConfigWar
                 ),
             );
         }
-        if let Some(b) = &p.bfd_profile {
-            warn(
-                subject(),
-                "bfd-profile",
-                format!(
-                    "BFD is not implemented yet: the session runs without BFD ({b:?} is not applied)"
-                ),
-            );
+        if let Some(b) = p.bfd_profile.as_ref().filter(|_| p.ebgp_multihop) {
+            warn(subject(), "bfd-profile", bfd_multihop(b));
         }
     }
     for (i, b) in bfd_profiles.iter().enumerate() {
-        warn(
-            Subject::BfdProfile {
+        let unsupported = bfd_unsupported(
+            b.echo_mode,
+            b.echo_interval.map(i64::from),
+            b.minimum_ttl.map(i64::from),
+        );
+        for (field, message) in unsupported {
+            // The ConfigMap's kebab-case names.
+            let field = match field {
+                "echoMode" => "echo-mode",
+                "echoInterval" => "echo-interval",
+                _ => "minimum-ttl",
+            };
+            let subject = Subject::BfdProfile {
                 index: i + 1,
                 name: Some(b.name.clone()),
-            },
-            "",
-            "BFD is not implemented yet: this profile is checked but not applied".into(),
-        );
+            };
+            warn(subject, field, message);
+        }
     }
     out
 }

@@ -8,7 +8,8 @@
 //! `MaybeUninit` bytes). And the speaker's view of its links: a netlink socket that wakes it on
 //! link and address changes (its `sockaddr_nl` written by hand as the packet address is), and
 //! the interfaces' addresses (`getifaddrs`, which std does not wrap). And the BGP edge's TCP MD5
-//! signature option (`TCP_MD5SIG`, RFC 2385), which neither socket2 nor rustix offers.
+//! signature option (`TCP_MD5SIG`, RFC 2385), which neither socket2 nor rustix offers; and BFD's
+//! received TTL (`IP_RECVTTL` / `IPV6_RECVHOPLIMIT` and the control message that carries it).
 #![allow(unsafe_code)]
 
 use std::io;
@@ -159,16 +160,21 @@ pub(crate) fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
 /// and `IPV6_RECVERR` too on an IPv6 socket), to be read with [`recv_queued_error`]. Without it
 /// an unconnected UDP socket never hears of them.
 pub(crate) fn enable_recv_err(socket: &impl AsFd, ipv6: bool) -> io::Result<()> {
-    let fd = socket.as_fd().as_raw_fd();
     let mut options = vec![(libc::SOL_IP, libc::IP_RECVERR)];
     if ipv6 {
         options.push((libc::SOL_IPV6, libc::IPV6_RECVERR));
     }
-    for (level, name) in options {
+    set_int_options(socket, &options)
+}
+
+/// Turns on each of these `int` socket options (level, name).
+fn set_int_options(socket: &impl AsFd, options: &[(i32, i32)]) -> io::Result<()> {
+    let fd = socket.as_fd().as_raw_fd();
+    for &(level, name) in options {
         let on: libc::c_int = 1;
         // SAFETY: `fd` is an open socket, borrowed through `socket` for the whole call; the value
-        // points to a live `c_int` and the length passed is that of a `c_int`, which is what both
-        // options take. The kernel only reads the value.
+        // points to a live `c_int` and the length passed is that of a `c_int`, which is what every
+        // option passed here takes. The kernel only reads the value.
         let done = unsafe {
             libc::setsockopt(
                 fd,
@@ -231,28 +237,124 @@ pub(crate) fn recv_queued_error(socket: &impl AsFd) -> io::Result<Option<QueuedE
 const SO_EE_ORIGIN_ICMP: u8 = 2;
 const SO_EE_ORIGIN_ICMP6: u8 = 3;
 
-/// The `ee_errno` and `ee_origin` of the first `IP_RECVERR` / `IPV6_RECVERR` control message in
-/// `control` (a `recvmsg` control buffer: `cmsghdr`s, each padded to the size of a `size_t`).
-fn extended_error(control: &[u8]) -> Option<(i32, u8)> {
+/// Each control message in `control` (a `recvmsg` control buffer: `cmsghdr`s, each padded to
+/// the size of a `size_t`) as its level, type and data; stops at the first that does not fit.
+fn control_messages(control: &[u8]) -> Vec<(i32, i32, &[u8])> {
     let word = size_of::<usize>();
     let align = |n: usize| n.checked_add(word - 1).map(|n| n & !(word - 1));
-    let header = align(size_of::<libc::cmsghdr>())?;
+    let mut out = Vec::new();
+    let Some(header) = align(size_of::<libc::cmsghdr>()) else {
+        return out;
+    };
     let mut at = 0;
     while let Some(rest) = control.get(at..) {
-        let len = usize::from_ne_bytes(rest.get(..word)?.try_into().ok()?);
-        let level = i32::from_ne_bytes(rest.get(word..word + 4)?.try_into().ok()?);
-        let kind = i32::from_ne_bytes(rest.get(word + 4..word + 8)?.try_into().ok()?);
-        let data = rest.get(header..len)?;
-        let is_recverr = (level, kind) == (libc::SOL_IP, libc::IP_RECVERR)
-            || (level, kind) == (libc::SOL_IPV6, libc::IPV6_RECVERR);
-        // `struct sock_extended_err`: ee_errno (u32), ee_origin (u8), type, code, pad, info, data.
-        if is_recverr && data.len() >= size_of::<libc::sock_extended_err>() {
-            let errno = u32::from_ne_bytes(data.get(..4)?.try_into().ok()?);
-            return Some((i32::try_from(errno).ok()?, data[4]));
+        let field = |range: std::ops::Range<usize>| rest.get(range);
+        let (Some(len), Some(level), Some(kind)) = (
+            field(0..word),
+            field(word..word + 4),
+            field(word + 4..word + 8),
+        ) else {
+            break;
+        };
+        let len = usize::from_ne_bytes(len.try_into().unwrap_or([0; size_of::<usize>()]));
+        let level = i32::from_ne_bytes(level.try_into().unwrap_or_default());
+        let kind = i32::from_ne_bytes(kind.try_into().unwrap_or_default());
+        let Some(data) = rest.get(header..len) else {
+            break;
+        };
+        out.push((level, kind, data));
+        match align(len.max(header)).and_then(|n| at.checked_add(n)) {
+            Some(next) => at = next,
+            None => break,
         }
-        at = at.checked_add(align(len.max(header))?)?;
     }
-    None
+    out
+}
+
+/// The `ee_errno` and `ee_origin` of the first `IP_RECVERR` / `IPV6_RECVERR` control message in
+/// `control`.
+fn extended_error(control: &[u8]) -> Option<(i32, u8)> {
+    control_messages(control)
+        .into_iter()
+        .find_map(|(level, kind, data)| {
+            let is_recverr = (level, kind) == (libc::SOL_IP, libc::IP_RECVERR)
+                || (level, kind) == (libc::SOL_IPV6, libc::IPV6_RECVERR);
+            // `struct sock_extended_err`: ee_errno (u32), ee_origin (u8), type, code, pad, info,
+            // data.
+            if !is_recverr || data.len() < size_of::<libc::sock_extended_err>() {
+                return None;
+            }
+            let errno = u32::from_ne_bytes(data.get(..4)?.try_into().ok()?);
+            Some((i32::try_from(errno).ok()?, *data.get(4)?))
+        })
+}
+
+/// The TTL (`IP_TTL`) or hop limit (`IPV6_HOPLIMIT`) control message in `control`, an `int`.
+fn received_ttl(control: &[u8]) -> Option<u8> {
+    control_messages(control)
+        .into_iter()
+        .find_map(|(level, kind, data)| {
+            let is_ttl = (level, kind) == (libc::SOL_IP, libc::IP_TTL)
+                || (level, kind) == (libc::SOL_IPV6, libc::IPV6_HOPLIMIT);
+            let value = i32::from_ne_bytes(data.get(..4)?.try_into().ok()?);
+            is_ttl.then(|| u8::try_from(value).ok()).flatten()
+        })
+}
+
+/// Asks the kernel to hand each datagram's TTL (`IP_RECVTTL`), or on an IPv6 socket its hop
+/// limit (`IPV6_RECVHOPLIMIT`), to [`recv_with_ttl`]: BFD's single-hop check (RFC 5881 §5).
+/// socket2 offers neither.
+pub(crate) fn enable_recv_ttl(socket: &impl AsFd, ipv6: bool) -> io::Result<()> {
+    let option = if ipv6 {
+        (libc::SOL_IPV6, libc::IPV6_RECVHOPLIMIT)
+    } else {
+        (libc::SOL_IP, libc::IP_RECVTTL)
+    };
+    set_int_options(socket, &[option])
+}
+
+/// The largest datagram [`recv_with_ttl`] reads whole.
+const RECV_MAX: usize = 512;
+
+/// Reads one datagram (never blocks on a non-blocking socket) into `buf`: its length (cut to
+/// `buf` and to 512 bytes), its source (IPv4-mapped addresses unmapped) and the TTL or hop
+/// limit it arrived with, when [`enable_recv_ttl`] asked for it.
+pub(crate) fn recv_with_ttl(
+    socket: &impl AsFd,
+    buf: &mut [u8],
+) -> io::Result<(usize, SocketAddr, Option<u8>)> {
+    let socket = SockRef::from(socket);
+    let mut name = SockAddr::from(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)));
+    let mut data = [MaybeUninit::new(0u8); RECV_MAX];
+    let mut control = [MaybeUninit::new(0u8); 128];
+    let (len, control_len) = {
+        let mut payload = [MaybeUninitSlice::new(&mut data)];
+        let mut msg = MsgHdrMut::new()
+            .with_addr(&mut name)
+            .with_buffers(&mut payload)
+            .with_control(&mut control);
+        let len = socket.recvmsg(&mut msg, 0)?;
+        (len, msg.control_len())
+    };
+    // SAFETY: every byte of `data` and `control` was initialised (to zero) before the call, and
+    // the kernel writes only initialised bytes over some of them, so all are initialised.
+    let (data, control) = unsafe {
+        (
+            data.map(|byte| byte.assume_init()),
+            control.map(|byte| byte.assume_init()),
+        )
+    };
+    let len = len.min(RECV_MAX).min(buf.len());
+    buf[..len].copy_from_slice(&data[..len]);
+    let from = name.as_socket().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, "datagram from a non-IP address")
+    })?;
+    let ttl = received_ttl(control.get(..control_len).unwrap_or_default());
+    Ok((
+        len,
+        SocketAddr::new(from.ip().to_canonical(), from.port()),
+        ttl,
+    ))
 }
 
 /// The longest TCP MD5 key the kernel takes (`TCP_MD5SIG_MAXKEYLEN`, `<linux/tcp.h>`).
@@ -420,6 +522,45 @@ mod tests {
             recv_queued_error(&sender).unwrap_err().kind(),
             io::ErrorKind::WouldBlock
         );
+    }
+
+    #[test]
+    fn the_ttl_is_found_among_control_messages() {
+        let mut both = cmsg(libc::SOL_IP, libc::IP_RECVERR, &extended(1, 2));
+        both.extend(cmsg(libc::SOL_IP, libc::IP_TTL, &255i32.to_ne_bytes()));
+        assert_eq!(received_ttl(&both), Some(255));
+        let v6 = cmsg(libc::SOL_IPV6, libc::IPV6_HOPLIMIT, &64i32.to_ne_bytes());
+        assert_eq!(received_ttl(&v6), Some(64));
+        assert_eq!(received_ttl(&v6[..v6.len() - 8]), None);
+        assert_eq!(received_ttl(&[]), None);
+    }
+
+    /// Loopback datagrams arrive with the TTL and hop limit they were sent with.
+    #[test]
+    fn a_datagram_s_ttl_and_hop_limit_are_read() {
+        use socket2::{Domain, Protocol, Type};
+        for (domain, local) in [
+            (Domain::IPV4, SocketAddr::from(([127, 0, 0, 1], 0))),
+            (Domain::IPV6, SocketAddr::from((Ipv6Addr::LOCALHOST, 0))),
+        ] {
+            let rx = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+            rx.bind(&local.into()).unwrap();
+            let ipv6 = domain == Domain::IPV6;
+            enable_recv_ttl(&rx, ipv6).unwrap();
+            let tx = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+            if ipv6 {
+                tx.set_unicast_hops_v6(255).unwrap();
+            } else {
+                tx.set_ttl_v4(255).unwrap();
+            }
+            let to = rx.local_addr().unwrap();
+            tx.send_to(b"bfd?", &to).unwrap();
+            let mut buf = [0u8; 8];
+            let (len, from, ttl) = recv_with_ttl(&rx, &mut buf).unwrap();
+            assert_eq!(&buf[..len], b"bfd?");
+            assert_eq!(from.ip(), local.ip());
+            assert_eq!(ttl, Some(255), "{domain:?}");
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The BGP sessions' metrics, one series per peer labelled `peer="address:port"` as MetalLB's
 //! native speaker labels them (so its dashboards and its `MetalLBBGPSessionDown` alert keep
 //! working under `--metallb-metric-names`). Written at scrape time from the last samples the
-//! speaker loop handed over; a peer that left the config leaves no series behind.
+//! speaker loop handed over; a peer that left the config leaves no series behind. A peer with
+//! BFD also has the `bfd_*` families (MetalLB's FRR-mode names), labelled `peer="address"` as
+//! FRR's are.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,6 +21,18 @@ pub struct PeerSample {
     pub updates_sent: u64,
     pub announced: usize,
     pub pending: usize,
+    /// The BFD session's figures, for a peer with one.
+    pub bfd: Option<BfdSample>,
+}
+
+/// One BFD session's figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BfdSample {
+    pub up: bool,
+    pub up_events: u64,
+    pub down_events: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
 }
 
 /// The four per-peer families.
@@ -71,6 +85,43 @@ impl TextFamilies for BgpMetrics {
                 let _ = writeln!(out, "\"}} {value}");
             }
         }
+        write_bfd(out, self.naming, &peers);
+    }
+}
+
+/// A BFD family, its type and its value from a sample.
+type BfdFamily = (names::Family, &'static str, fn(&BfdSample) -> u64);
+
+fn write_bfd(out: &mut String, naming: Naming, peers: &BTreeMap<String, PeerSample>) {
+    let bfd: Vec<(String, BfdSample)> = peers
+        .iter()
+        .filter_map(|(peer, s)| {
+            let address = peer
+                .parse::<std::net::SocketAddr>()
+                .map_or_else(|_| peer.clone(), |a| a.ip().to_string());
+            Some((address, s.bfd?))
+        })
+        .collect();
+    if bfd.is_empty() {
+        return;
+    }
+    let families: [BfdFamily; 5] = [
+        (names::BFD_CONTROL_PACKET_INPUT, "counter", |s| s.packets_in),
+        (names::BFD_CONTROL_PACKET_OUTPUT, "counter", |s| {
+            s.packets_out
+        }),
+        (names::BFD_SESSION_DOWN_EVENTS, "counter", |s| s.down_events),
+        (names::BFD_SESSION_UP, "gauge", |s| u64::from(s.up)),
+        (names::BFD_SESSION_UP_EVENTS, "counter", |s| s.up_events),
+    ];
+    for (family, kind, value) in families {
+        let name = family.name(naming);
+        header(out, name, family, kind);
+        for (peer, s) in &bfd {
+            let _ = write!(out, "{name}{{peer=\"");
+            label_value(out, peer);
+            let _ = writeln!(out, "\"}} {}", value(s));
+        }
     }
 }
 
@@ -94,6 +145,7 @@ mod tests {
             updates_sent: 7,
             announced: 3,
             pending: 3,
+            bfd: None,
         };
         let out = scrape(
             Naming::Metallb,
@@ -117,6 +169,38 @@ mod tests {
             "{ours}"
         );
         assert!(!ours.contains("metallb_"));
+        assert!(!ours.contains("bfd"), "no BFD family without a BFD session");
+    }
+
+    #[test]
+    fn a_peer_with_bfd_has_the_bfd_families_labelled_by_address() {
+        let bfd = BfdSample {
+            up: true,
+            up_events: 2,
+            down_events: 1,
+            packets_in: 40,
+            packets_out: 41,
+        };
+        let with = PeerSample {
+            bfd: Some(bfd),
+            ..PeerSample::default()
+        };
+        let out = scrape(Naming::Metallb, &[("[2001:db8::1]:179", with)]);
+        for line in [
+            "metallb_bfd_session_up{peer=\"2001:db8::1\"} 1\n",
+            "metallb_bfd_session_up_events{peer=\"2001:db8::1\"} 2\n",
+            "metallb_bfd_session_down_events{peer=\"2001:db8::1\"} 1\n",
+            "metallb_bfd_control_packet_input{peer=\"2001:db8::1\"} 40\n",
+            "metallb_bfd_control_packet_output{peer=\"2001:db8::1\"} 41\n",
+            "# TYPE metallb_bfd_control_packet_input counter",
+        ] {
+            assert!(out.contains(line), "{line}: {out}");
+        }
+        let ours = scrape(Naming::Ferrolb, &[("192.0.2.1:179", with)]);
+        assert!(
+            ours.contains("ferrolb_bfd_session_up{peer=\"192.0.2.1\"} 1\n"),
+            "{ours}"
+        );
     }
 
     #[test]

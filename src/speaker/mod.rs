@@ -5,6 +5,7 @@
 
 pub mod announcer;
 pub mod answer_check;
+pub mod bfd;
 pub mod bgp;
 pub mod bgp_metrics;
 pub mod checker;

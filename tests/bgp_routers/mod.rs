@@ -8,9 +8,13 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::netns::{Lan, in_ns, stdout};
+use std::time::Duration;
+
+use crate::netns::{Lan, in_ns, stdout, wait_for};
 
 pub const BGPD: &str = "/usr/lib/frr/bgpd";
+pub const ZEBRA: &str = "/usr/lib/frr/zebra";
+pub const BFDD: &str = "/usr/lib/frr/bfdd";
 
 /// A route as a router holds it: every path's next hop, and the attributes of one path.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,6 +39,9 @@ pub struct Frr {
     pub ns: String,
     pub dir: PathBuf,
     conf: String,
+    /// bfdd's config, when FRR runs BFD: then zebra and bfdd run too (bgpd asks bfdd for its
+    /// sessions through zebra).
+    bfd: Option<String>,
 }
 
 impl Frr {
@@ -44,7 +51,57 @@ impl Frr {
             ns: ns.to_string(),
             dir: dir(lan, name),
             conf: conf.to_string(),
+            bfd: None,
         };
+        frr.spawn(lan);
+        frr
+    }
+
+    /// [`Frr::start`] with zebra and bfdd too, bfdd reading `bfd_conf` (e.g. a `bfd` block with
+    /// profiles), so `neighbor X bfd` lines in `conf` work.
+    pub fn start_with_bfd(lan: &mut Lan, ns: &str, name: &str, conf: &str, bfd_conf: &str) -> Frr {
+        let frr = Frr {
+            ns: ns.to_string(),
+            dir: dir(lan, name),
+            conf: conf.to_string(),
+            bfd: Some(bfd_conf.to_string()),
+        };
+        let api = frr.dir.join("zserv.api");
+        let api = api.to_str().unwrap();
+        let vty = frr.dir.to_str().unwrap();
+        let zebra_conf = frr.dir.join("zebra.conf");
+        std::fs::write(&zebra_conf, "").expect("write zebra.conf");
+        let bfdd_conf = frr.dir.join("bfdd.conf");
+        std::fs::write(&bfdd_conf, bfd_conf).expect("write bfdd.conf");
+        let ctl = frr.dir.join("bfdd.sock");
+        for (daemon, extra) in [
+            (ZEBRA, vec!["-f", zebra_conf.to_str().unwrap()]),
+            (
+                BFDD,
+                vec![
+                    "-f",
+                    bfdd_conf.to_str().unwrap(),
+                    "--bfdctl",
+                    ctl.to_str().unwrap(),
+                ],
+            ),
+        ] {
+            let short = daemon.rsplit('/').next().unwrap();
+            let pid = frr.dir.join(format!("{short}.pid"));
+            let log = format!(
+                "--log=file:{}",
+                frr.dir.join(format!("{short}.log")).display()
+            );
+            let mut args = vec![daemon, "-z", api, "--vty_socket", vty, "-i"];
+            args.push(pid.to_str().unwrap());
+            args.push(&log);
+            args.extend(extra);
+            lan.spawn_in(ns, &args, &frr.dir.join(format!("{short}.out")));
+            let up = crate::netns::wait_for(std::time::Duration::from_secs(10), || {
+                frr.dir.join(format!("{short}.vty")).exists().then_some(())
+            });
+            assert!(up.is_some(), "{short} did not start: {}", frr.log());
+        }
         frr.spawn(lan);
         frr
     }
@@ -54,9 +111,15 @@ impl Frr {
         std::fs::write(&conf, &self.conf).expect("write bgpd.conf");
         let (pid, log) = (self.dir.join("bgpd.pid"), self.dir.join("bgpd.log"));
         let log_arg = format!("--log=file:{}", self.dir.join("frr.log").display());
+        let api = self.dir.join("zserv.api");
+        // Without BFD no zebra (-Z); with it, bgpd talks to zebra's socket.
+        let zebra = match self.bfd {
+            Some(_) => format!("--socket={}", api.display()),
+            None => "-Z".to_string(),
+        };
         let args = [
             BGPD,
-            "-Z",
+            &zebra,
             "-S",
             "-n",
             "-P",
@@ -178,6 +241,23 @@ impl Frr {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("frr.log")).unwrap_or_default()
+    }
+
+    /// bfdd's view of its session with `peer` (`show bfd peers json`), or `Null`.
+    pub fn bfd_peer(&self, peer: &str) -> Value {
+        let peers = self.json("show bfd peers json");
+        peers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["peer"].as_str() == Some(peer))
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    /// bfdd's log.
+    pub fn bfd_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("bfdd.log")).unwrap_or_default()
     }
 }
 
@@ -438,4 +518,74 @@ impl Gobgp {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("gobgpd.log")).unwrap_or_default()
     }
+}
+
+// The static speakers' files and the RIB checks every BGP network test shares.
+
+/// Writes node `i`'s static file: gossip with every node, `addresses` (YAML list entries, or
+/// none) and the `bgp:` section's body.
+pub fn write_file(lan: &Lan, i: usize, addresses: &str, bgp: &str) {
+    let node = &lan.nodes[i];
+    let seeds: Vec<String> = lan
+        .nodes
+        .iter()
+        .map(|n| format!("{}:7946", n.ip4))
+        .collect();
+    let addresses = if addresses.trim().is_empty() {
+        " []\n".to_string()
+    } else {
+        format!("\n{addresses}")
+    };
+    let text = format!(
+        "node: {}\ngossip:\n  bind: {}:7946\n  seeds: [{}]\n  key-file: {}\naddresses:{addresses}\
+         bgp:\n{bgp}",
+        node.name,
+        node.ip4,
+        seeds.join(", "),
+        lan.key_file().display()
+    );
+    let tmp = node.config.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write static file");
+    std::fs::rename(&tmp, &node.config).expect("rename static file");
+}
+
+pub fn start_all(lan: &mut Lan, addresses: &str, bgp: &str) {
+    for i in 0..lan.nodes.len() {
+        write_file(lan, i, addresses, bgp);
+        lan.start(i);
+    }
+}
+
+pub fn logs(lan: &Lan) -> String {
+    (0..lan.nodes.len())
+        .map(|i| format!("--- {}\n{}", lan.nodes[i].name, lan.log(i)))
+        .collect()
+}
+
+pub fn hops(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Waits until `rib()` holds every prefix of `want` with exactly those next hops; returns the
+/// RIB, or fails with `context()`.
+pub fn wait_rib(
+    what: &str,
+    rib: impl Fn() -> Rib,
+    want: &[(&str, BTreeSet<String>)],
+    timeout: Duration,
+    context: impl Fn() -> String,
+) -> Rib {
+    let got = wait_for(timeout, || {
+        let rib = rib();
+        want.iter()
+            .all(|(p, h)| rib.get(*p).is_some_and(|held| held.next_hops == *h))
+            .then_some(rib)
+    });
+    got.unwrap_or_else(|| {
+        panic!(
+            "{what}: expected {want:?}\nlast RIB: {:#?}\n{}",
+            rib(),
+            context()
+        )
+    })
 }

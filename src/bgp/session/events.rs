@@ -29,6 +29,9 @@ pub enum Input<'a> {
     ConnectionFailed,
     /// Bytes read from the connection, in order; any cut between messages.
     Received(&'a [u8]),
+    /// The peer's BFD session went from Up to Down (not by the peer's AdminDown): close at once
+    /// with Cease / BFD Down (RFC 9384) and start again, as a failure (RFC 5882 §4.3).
+    BfdDown,
 }
 
 /// The timers of RFC 4271 §8.1.3 (IdleHold: AutomaticStart's delay, §8.1.1).
@@ -79,6 +82,8 @@ pub enum DownReason {
     NotificationReceived(NotificationRepr),
     #[error("bytes received with no connection")]
     UnexpectedBytes,
+    #[error("BFD session down")]
+    BfdDown,
 }
 
 /// An UPDATE the session cannot send.

@@ -75,6 +75,7 @@ fn drain(s: &mut Session) -> Vec<String> {
                     DownReason::NotificationSent(_) => "sent",
                     DownReason::NotificationReceived(_) => "recv",
                     DownReason::UnexpectedBytes => "bytes",
+                    DownReason::BfdDown => "bfd",
                 }
             ),
         })
@@ -128,6 +129,7 @@ enum Ev {
     Update,          // 27
     BadUpdate,       // 28
     RouteRefresh,    // RFC 2918
+    BfdDown,         // RFC 5882 §4.3
 }
 
 fn apply(s: &mut Session, ev: Ev, now: Instant) {
@@ -144,6 +146,7 @@ fn apply(s: &mut Session, ev: Ev, now: Instant) {
         Ev::KeepaliveTimer => return s.handle_timeout(timer(s, Timer::Keepalive)),
         Ev::Connected => return s.handle(Input::Connected, now),
         Ev::ConnectionFails => return s.handle(Input::ConnectionFailed, now),
+        Ev::BfdDown => return s.handle(Input::BfdDown, now),
         Ev::Open => received(Message::Open(peer_open(180))),
         Ev::BadHeader => {
             let mut b = received(Message::Keepalive);
@@ -246,6 +249,13 @@ const TABLE: &[Row] = &[
     (Established, Ev::Update, Established, &["update"], 0),
     (Established, Ev::BadUpdate, Idle, &["NOTIFICATION 3/6", "close", "down sent"], FAILED),
     (Established, Ev::RouteRefresh, Established, &["refresh"], 0),
+    // BFD down: Cease / BFD Down (RFC 9384) on a connection, nothing without one.
+    (Idle, Ev::BfdDown, Idle, &[], 0),
+    (Connect, Ev::BfdDown, Connect, &[], 0),
+    (Active, Ev::BfdDown, Active, &[], 0),
+    (OpenSent, Ev::BfdDown, Idle, &["NOTIFICATION 6/10", "close", "down bfd"], FAILED),
+    (OpenConfirm, Ev::BfdDown, Idle, &["NOTIFICATION 6/10", "close", "down bfd"], FAILED),
+    (Established, Ev::BfdDown, Idle, &["NOTIFICATION 6/10", "close", "down bfd"], FAILED),
 ];
 
 #[test]

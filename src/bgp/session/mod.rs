@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::bgp::wire::{
-    self, Context, Message, MessageType, NotificationRepr, UpdateRepr, WireError, code,
+    self, Context, Message, MessageType, NotificationRepr, UpdateRepr, WireError, cease, code,
 };
 
 pub use events::{DownReason, Input, Output, SendError, SessionEvent, State, Timer};
@@ -129,6 +129,13 @@ impl Session {
             Input::Connected => self.connected(now),
             Input::ConnectionFailed => self.connection_failed(now),
             Input::Received(bytes) => self.receive(bytes, now),
+            Input::BfdDown => {
+                // A connection being opened or not yet made is left to its own timers.
+                if self.is_connected() {
+                    let n = NotificationRepr::new(code::CEASE, cease::BFD_DOWN);
+                    self.fail(DownReason::BfdDown, Some(n), now);
+                }
+            }
         }
     }
 

@@ -26,6 +26,8 @@ pub mod cease {
     pub const OTHER_CONFIGURATION_CHANGE: u8 = 6;
     pub const CONNECTION_COLLISION: u8 = 7;
     pub const OUT_OF_RESOURCES: u8 = 8;
+    /// RFC 9384: the session is closed because BFD took its path down.
+    pub const BFD_DOWN: u8 = 10;
 }
 
 /// The longest shutdown communication (RFC 9003 §2: 255 octets of UTF-8).

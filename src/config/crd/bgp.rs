@@ -1,7 +1,7 @@
 //! BGP kinds to the config model: `BGPPeer` (v1beta2, and v1beta1 as the API serves it),
 //! `BFDProfile` and `Community` here, `BGPAdvertisement` in [`super::bgp_ads`], with MetalLB's
 //! defaults and parser rules. A broken rule refuses the config as an invalid pool does; a field
-//! ferrolb does not implement (VRF, unnumbered `interface`, `localASN`, BFD...) is a warning
+//! ferrolb does not implement (VRF, unnumbered `interface`, `localASN`, BFD echo and multi-hop...) is a warning
 //! saying what ferrolb does instead, never an error.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,7 +16,7 @@ use super::pools::{Sink, check_name};
 use super::raw::{RawBfdProfileSpec, RawBgpPeerSpec, RawCommunitySpec, RawObject};
 use crate::config::community::parse_community;
 use crate::config::error::{Rule, Subject, ValidationError};
-use crate::config::peers::{crd_timers, parse_go_duration};
+use crate::config::peers::{bfd_multihop, bfd_unsupported, crd_timers, parse_go_duration};
 use crate::config::schema::{
     AddressPool, BfdProfile, BgpAd, ConfigWarning, DynamicAsn, Peer, WarningKind,
 };
@@ -334,13 +334,9 @@ fn peer(
     let bfd_profile = s.bfd_profile.filter(|b| !b.is_empty());
     if let Some(b) = &bfd_profile {
         if bfd_names.contains(b.as_str()) {
-            warn(
-                "spec.bfdProfile",
-                format!(
-                    "BFD is not implemented yet: the session runs without BFD (profile {b:?} is \
-                     not applied; a dead peer is found by the BGP hold timer)"
-                ),
-            );
+            if ebgp_multihop {
+                warn("spec.bfdProfile", bfd_multihop(b));
+            }
         } else {
             sink.push(
                 "spec.bfdProfile",
@@ -455,7 +451,8 @@ fn community_objects(
     (aliases, texts)
 }
 
-/// BFDProfiles, checked against MetalLB's ranges; each is reported as not applied.
+/// BFDProfiles, checked against MetalLB's ranges; the fields ferrolb does not apply (the echo
+/// function, multi-hop's minimum TTL) are reported.
 fn bfd_objects(
     objects: Vec<(Subject, Value)>,
     errors: &mut Vec<ValidationError>,
@@ -498,13 +495,13 @@ fn bfd_objects(
             passive_mode: s.passive_mode.unwrap_or(false),
             minimum_ttl: ranged("minimumTtl", s.minimum_ttl, 1, 254),
         };
-        warnings.push(not_implemented(
-            &subject,
-            "",
-            "BFD is not implemented yet: this profile is checked but not applied; peers naming \
-             it run without BFD"
-                .into(),
-        ));
+        warnings.extend(
+            bfd_unsupported(s.echo_mode == Some(true), s.echo_interval, s.minimum_ttl)
+                .into_iter()
+                .map(|(field, message)| {
+                    not_implemented(&subject, &format!("spec.{field}"), message)
+                }),
+        );
         if let (true, Some(name)) = (errors.len() == before, name) {
             out.push(BfdProfile { name, ..profile });
         }

@@ -350,7 +350,7 @@ fn password_and_password_secret_are_exclusive() {
 }
 
 #[test]
-fn bfd_profiles_are_checked_and_reported_as_not_applied() {
+fn bfd_profiles_are_applied_and_only_echo_and_multihop_fields_reported() {
     let profile = object(
         "BFDProfile",
         "v1beta1",
@@ -367,10 +367,33 @@ fn bfd_profiles_are_checked_and_reported_as_not_applied() {
     assert_eq!(c.peers[0].bfd_profile.as_deref(), Some("fast"));
     assert_eq!(c.bfd_profiles[0].receive_interval, Some(100));
     assert!(c.bfd_profiles[0].echo_mode);
+    // The peer's BFD runs: only the echo function is reported, naming the object and field.
+    assert_eq!(
+        other_warnings(&c),
+        [("BFDProfile \"fast\"".into(), "spec.echoMode".into())]
+    );
+    let plain = object(
+        "BFDProfile",
+        "v1beta1",
+        "plain",
+        "{receiveInterval: 100, passiveMode: true}",
+    );
+    let c = ok(&(plain + &peer("r", &with_bfd.replace("fast", "plain"))));
+    assert!(other_warnings(&c).is_empty(), "{:?}", other_warnings(&c));
+    // Multi-hop: echoInterval and minimumTtl are not applied, nor is BFD for a multi-hop peer.
+    let multihop = object(
+        "BFDProfile",
+        "v1beta1",
+        "far",
+        "{echoInterval: 50, minimumTtl: 10}",
+    );
+    let far = "{myASN: 1, peerASN: 2, peerAddress: 192.0.2.1, ebgpMultiHop: true, bfdProfile: far}";
+    let c = ok(&(multihop + &peer("r", far)));
     assert_eq!(
         other_warnings(&c),
         [
-            ("BFDProfile \"fast\"".into(), String::new()),
+            ("BFDProfile \"far\"".into(), "spec.echoInterval".into()),
+            ("BFDProfile \"far\"".into(), "spec.minimumTtl".into()),
             ("BGPPeer \"r\"".into(), "spec.bfdProfile".into()),
         ]
     );

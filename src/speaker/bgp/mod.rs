@@ -3,7 +3,9 @@
 //! routes this node wants the peer to have through the session's [`AdjRibOut`](crate::bgp::rib)
 //! and reports its state; [`BgpAnnouncer`] starts, updates, restarts and stops those tasks as the
 //! configuration changes, and on shutdown tells every router with a Cease (RFC 8203) so it
-//! withdraws this node's routes at once instead of after the hold time.
+//! withdraws this node's routes at once instead of after the hold time. A peer with BFD runs a
+//! BFD session next to its BGP session (`crate::speaker::bfd`); the BFD session failing closes
+//! the BGP session at once (Cease / BFD Down), which then connects again as after any failure.
 
 pub mod dial;
 pub mod listen;
@@ -18,10 +20,12 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::bfd::{Config as BfdConfig, ConfigError as BfdConfigError};
 use crate::bgp::rib::Routes;
 use crate::bgp::session::{ConfigError, PeerAs, SessionConfig, State};
 use crate::bgp::wire::{GracefulRestart, GracefulRestartFamily};
 use crate::layer2::sys::TCP_MD5_MAX_KEY;
+use crate::speaker::bfd::{BfdSockets, BfdStatus};
 
 /// The shutdown communication sent to every router when the speaker stops.
 pub const SHUTDOWN_MESSAGE: &str = "ferrolb speaker shutting down";
@@ -63,6 +67,9 @@ pub struct PeerSpec {
     /// speaker does not announce again once it sends End-of-RIB. A Cease still withdraws at once
     /// (the N bit of RFC 8538 is not sent).
     pub graceful_restart: bool,
+    /// Run a BFD session (RFC 5881, single hop) to the peer with these timers; its failure
+    /// closes the BGP session at once.
+    pub bfd: Option<BfdConfig>,
 }
 
 impl PeerSpec {
@@ -81,6 +88,7 @@ impl PeerSpec {
             ebgp_multihop: false,
             password: None,
             graceful_restart: false,
+            bfd: None,
         }
     }
 
@@ -150,6 +158,12 @@ impl PeerSpec {
             peer: peer(),
             error,
         })?;
+        if let Some(bfd) = &self.bfd {
+            bfd.check().map_err(|error| SpecError::Bfd {
+                peer: peer(),
+                error,
+            })?;
+        }
         Ok(config)
     }
 }
@@ -173,6 +187,8 @@ pub enum SpecError {
     },
     #[error("BGP peer {peer:?}: connect time must be at least 1 s")]
     ConnectTime { peer: String },
+    #[error("BGP peer {peer:?}: {error}")]
+    Bfd { peer: String, error: BfdConfigError },
     #[error("BGP peer {peer:?} is listed twice")]
     Duplicate { peer: String },
 }
@@ -190,6 +206,8 @@ pub struct PeerStatus {
     pub last_down: Option<String>,
     /// Families of the desired routes this session cannot carry, said once per session.
     pub skipped: Vec<String>,
+    /// The BFD session's, for a peer with one.
+    pub bfd: Option<BfdStatus>,
 }
 
 impl Default for PeerStatus {
@@ -200,6 +218,7 @@ impl Default for PeerStatus {
             updates_sent: 0,
             last_down: None,
             skipped: Vec::new(),
+            bfd: None,
         }
     }
 }
@@ -223,6 +242,8 @@ pub struct BgpAnnouncer {
     listener: Option<listen::Listener>,
     /// The bind failed, and that was said.
     listen_failed: bool,
+    /// BFD's listening sockets, bound when a first peer with BFD starts.
+    bfd: Arc<BfdSockets>,
 }
 
 impl BgpAnnouncer {
@@ -234,6 +255,7 @@ impl BgpAnnouncer {
             listen_port: None,
             listener: None,
             listen_failed: false,
+            bfd: Arc::new(BfdSockets::default()),
         }
     }
 
@@ -342,6 +364,7 @@ impl BgpAnnouncer {
         let task = tokio::spawn(peer::run(
             spec.clone(),
             self.node.clone(),
+            self.bfd.clone(),
             routes_rx,
             status_tx,
             stop_rx,

@@ -1,6 +1,8 @@
 //! One peer's task: dials when the session asks, feeds it the bytes read and the expired timers,
 //! writes what it sends, and on Established sends the whole table, then each change of the
-//! desired routes, through the session's [`AdjRibOut`].
+//! desired routes, through the session's [`AdjRibOut`]. A peer with BFD also runs its BFD
+//! session's task ([`crate::speaker::bfd::run`]) and closes the BGP session at once when it
+//! reports a failure.
 
 use std::future::Future;
 use std::io;
@@ -15,12 +17,15 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+use tokio::task::JoinHandle;
+
 use super::dial::{self, DialError};
 use super::{PeerSpec, PeerStatus, SHUTDOWN_MESSAGE};
 use crate::bgp::rib::{self, AdjRibOut, PathContext, Routes};
 use crate::bgp::session::{Input, Negotiated, Output, Session, SessionEvent, State};
 use crate::bgp::wire::UpdateRepr;
 use crate::runtime::sleep_until;
+use crate::speaker::bfd::{self, BfdSockets, BfdStatus};
 
 /// A write the peer does not take within this long ends the connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,6 +55,7 @@ struct Peer {
 pub(super) async fn run(
     spec: PeerSpec,
     node: String,
+    bfd_sockets: Arc<BfdSockets>,
     routes: watch::Receiver<Arc<Routes>>,
     status: watch::Sender<PeerStatus>,
     mut stop: oneshot::Receiver<String>,
@@ -74,6 +80,10 @@ pub(super) async fn run(
         dialing: None,
         context: None,
     };
+    let mut bfd = peer
+        .spec
+        .bfd
+        .map(|config| Bfd::start(&peer.spec, config, bfd_sockets));
     peer.session.handle(Input::ManualStart, Instant::now());
     let mut buf = vec![0u8; 64 * 1024];
     let mut routes_open = true;
@@ -92,6 +102,7 @@ pub(super) async fn run(
                 }
             }
             () = sleep_until(peer.session.poll_timeout()) => peer.session.handle_timeout(Instant::now()),
+            () = bfd_changed(&mut bfd) => peer.bfd_changed(&mut bfd),
             changed = peer.routes.changed(), if routes_open => match changed {
                 Ok(()) => peer.send_changes(),
                 Err(_) => routes_open = false,
@@ -104,6 +115,66 @@ pub(super) async fn run(
     peer.dialing = None;
     peer.flush().await;
     peer.publish();
+    // After the Cease: the BFD session says AdminDown, which the router does not take for a
+    // failure (RFC 5882 §3.2).
+    if let Some(bfd) = bfd.take() {
+        bfd.stop().await;
+    }
+}
+
+/// A peer's BFD session task; aborted if dropped while running.
+struct Bfd {
+    status: watch::Receiver<BfdStatus>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+    /// The failures already acted on.
+    failures_seen: u64,
+}
+
+impl Bfd {
+    fn start(spec: &PeerSpec, config: crate::bfd::Config, sockets: Arc<BfdSockets>) -> Bfd {
+        let (status_tx, status) = watch::channel(BfdStatus::default());
+        let (stop, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(bfd::run(
+            spec.name.clone(),
+            config,
+            spec.address,
+            spec.source,
+            sockets,
+            status_tx,
+            stop_rx,
+        ));
+        Bfd {
+            status,
+            stop: Some(stop),
+            task,
+            failures_seen: 0,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(300), &mut self.task).await;
+    }
+}
+
+impl Drop for Bfd {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Resolves when the BFD session's status changed (never without one, or once its task ended).
+async fn bfd_changed(bfd: &mut Option<Bfd>) {
+    let ended = match bfd {
+        Some(b) => b.status.changed().await.is_err(),
+        None => true,
+    };
+    if ended {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// The dial under way, or never.
@@ -158,6 +229,22 @@ impl Peer {
                 Output::Event(event) => self.event(event),
             }
         }
+    }
+
+    /// The BFD session's news: a failure closes the BGP session at once (RFC 5882 §4.3).
+    fn bfd_changed(&mut self, bfd: &mut Option<Bfd>) {
+        let Some(b) = bfd.as_mut() else {
+            return;
+        };
+        let status = b.status.borrow_and_update().clone();
+        if status.failures > b.failures_seen {
+            b.failures_seen = status.failures;
+            if self.session.state() != State::Idle {
+                warn!(peer = %self.spec.name, "BFD session down: closing the BGP session");
+            }
+            self.session.handle(Input::BfdDown, Instant::now());
+        }
+        self.status.send_modify(|s| s.bfd = Some(status));
     }
 
     fn lost(&mut self, why: &str, now: Instant) {

@@ -18,8 +18,9 @@ use crate::bgp::rib::{RouteAttrs, Routes};
 use crate::bgp::session::{PeerAs, State};
 use crate::bgp::wire::{Community as WireCommunity, LargeCommunity};
 use crate::config::{Community, Config, DynamicAsn, Peer};
+use crate::speaker::bfd;
 use crate::speaker::bgp::{BgpAnnouncer, PeerSpec, PeerStatus};
-use crate::speaker::bgp_metrics::{BgpMetrics, PeerSample};
+use crate::speaker::bgp_metrics::{BfdSample, BgpMetrics, PeerSample};
 use crate::speaker::metrics::AnnouncedIps;
 
 use super::bgp_events::{
@@ -65,6 +66,7 @@ pub fn peer_spec(peer: &Peer, secret: &dyn Fn(&str) -> Option<String>) -> Result
         ebgp_multihop: peer.ebgp_multihop,
         password,
         graceful_restart: peer.graceful_restart,
+        bfd: None,
     })
 }
 
@@ -183,7 +185,8 @@ impl BgpSide {
                 continue;
             };
             match peer_spec(peer, secret) {
-                Ok(spec) => {
+                Ok(mut spec) => {
+                    spec.bfd = config.and_then(|c| bfd::peer_config(c, peer));
                     let table = table.iter().map(|(p, r)| (*p, attributes(r))).collect();
                     wanted.push((spec, table));
                 }
@@ -281,6 +284,13 @@ impl BgpSide {
                     updates_sent: status.updates_sent,
                     announced: status.announced_prefixes,
                     pending: table.len(),
+                    bfd: status.bfd.map(|b| BfdSample {
+                        up: b.up,
+                        up_events: b.up_events,
+                        down_events: b.down_events,
+                        packets_in: b.packets_in,
+                        packets_out: b.packets_out,
+                    }),
                 },
             );
         }

@@ -22,6 +22,11 @@
 //!     router-id: 192.0.2.11         # optional: else the session's local IPv4 address
 //!     graceful-restart: false       # optional: graceful restart (RFC 4724, forwarding kept)
 //!     nodes: [node-a, node-b]       # optional: the nodes that peer with it; absent = all
+//!     bfd:                          # optional: BFD with the peer (RFC 5881, single hop)
+//!       receive-interval: 300       # ms, 10-60000; unset = 300 (and the same below)
+//!       transmit-interval: 300
+//!       detect-multiplier: 3        # 2-255
+//!       passive-mode: false         # send nothing until the router does
 //!   defaults:                       # optional: announcement options of every address
 //!     communities: ["65000:1", "large:64512:1:2"]
 //!     local-pref: 100               # iBGP only; unset = 100
@@ -46,6 +51,7 @@ use thiserror::Error;
 use crate::bgp::rib::{RouteAttrs, Routes};
 use crate::bgp::session::PeerAs;
 use crate::bgp::wire::{Community, LargeCommunity};
+use crate::speaker::bfd;
 use crate::speaker::bgp::{PeerSpec, SpecError};
 
 /// One `addresses` entry as BGP reads it.
@@ -95,6 +101,23 @@ pub struct StaticPeer {
     pub graceful_restart: bool,
     #[serde(default)]
     pub nodes: Option<BTreeSet<String>>,
+    /// Run BFD with the peer (RFC 5881, single hop): a BFDProfile's supported fields.
+    #[serde(default)]
+    pub bfd: Option<StaticBfd>,
+}
+
+/// A static peer's `bfd:`: intervals in ms, MetalLB's defaults (300, 300, 3) when unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StaticBfd {
+    #[serde(default)]
+    pub receive_interval: Option<u32>,
+    #[serde(default)]
+    pub transmit_interval: Option<u32>,
+    #[serde(default)]
+    pub detect_multiplier: Option<u32>,
+    #[serde(default)]
+    pub passive_mode: bool,
 }
 
 /// How an address is announced; each field unset here falls back to `bgp.defaults`.
@@ -148,6 +171,14 @@ pub enum BgpConfigError {
         value: u8,
         max: u8,
     },
+    #[error("bgp.peers: peer {peer:?}: bfd `{field}` {value} is outside {min}-{max}")]
+    Bfd {
+        peer: String,
+        field: &'static str,
+        value: u32,
+        min: u32,
+        max: u32,
+    },
     #[error("{place}: `peers` names {peer:?}, which is not in bgp.peers")]
     UnknownPeer { place: String, peer: String },
 }
@@ -196,6 +227,21 @@ pub fn validate(
         }
         if peer.ebgp_multihop && peer.peer_asn == peer.my_asn {
             return Err(BgpConfigError::MultihopInternal(peer.name.clone()));
+        }
+        if let Some(b) = &peer.bfd {
+            let values = [b.receive_interval, b.transmit_interval, b.detect_multiplier];
+            for ((field, min, max), value) in bfd::PROFILE_RANGES.into_iter().zip(values) {
+                if let Some(value) = value.filter(|v| !(min..=max).contains(v)) {
+                    let peer = peer.name.clone();
+                    return Err(BgpConfigError::Bfd {
+                        peer,
+                        field,
+                        value,
+                        min,
+                        max,
+                    });
+                }
+            }
         }
         let spec = spec(peer);
         spec.session_config(spec.router_id.unwrap_or(Ipv4Addr::new(192, 0, 2, 1)))
@@ -257,6 +303,14 @@ fn spec(peer: &StaticPeer) -> PeerSpec {
         ebgp_multihop: peer.ebgp_multihop,
         password: peer.password.clone(),
         graceful_restart: peer.graceful_restart,
+        bfd: peer.bfd.map(|b| {
+            bfd::profile_config(
+                b.receive_interval,
+                b.transmit_interval,
+                b.detect_multiplier,
+                b.passive_mode,
+            )
+        }),
     }
 }
 

@@ -158,3 +158,39 @@ fn communities_parse_both_forms() {
         assert_eq!(parse_community(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn a_peer_s_bfd_gets_metallb_s_defaults_for_what_is_unset_and_its_ranges() {
+    let text = FILE.replace(
+        "    password: s3cret\n",
+        "    password: s3cret\n    bfd: {transmit-interval: 100, passive-mode: true}\n",
+    );
+    let config = parse(&text).unwrap();
+    let peers = peers_for(&config.node, config.bgp.as_ref(), &config.bgp_addresses());
+    let bfd = peers[0].0.bfd.expect("tor runs BFD");
+    assert_eq!(bfd.desired_min_tx, Duration::from_millis(100));
+    assert_eq!(bfd.required_min_rx, Duration::from_millis(300));
+    assert_eq!((bfd.detect_mult, bfd.passive), (3, true));
+    assert_eq!(peers[1].0.bfd, None, "spine has none");
+    let e = refused(
+        "    password: s3cret\n",
+        "    password: s3cret\n    bfd: {detect-multiplier: 1}\n",
+    );
+    assert!(
+        e.contains("\"tor\"") && e.contains("detect-multiplier") && e.contains("2-255"),
+        "{e}"
+    );
+    let e = refused(
+        "    password: s3cret\n",
+        "    password: s3cret\n    bfd: {receive-interval: 9}\n",
+    );
+    assert!(e.contains("`receive-interval` 9"), "{e}");
+    let text = FILE.replace(
+        "    password: s3cret\n",
+        "    password: s3cret\n    bfd: {echo-mode: true}\n",
+    );
+    assert!(
+        matches!(parse(&text), Err(StaticConfigError::Syntax(_))),
+        "echo is not offered"
+    );
+}
