@@ -296,11 +296,12 @@ impl BgpAd {
 /// L2Advertisement selects it, `Bgp` otherwise (announced over BGP when a BGPAdvertisement
 /// selects it, by no one when none does; [`Config::l2_advertisements`] and
 /// [`Config::bgp_advertisements`] are the full picture).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Protocol {
     /// ARP / NDP answered by one elected node.
+    #[default]
     Layer2,
-    /// Announced over BGP (allocation only in ferrolb; announcing is not implemented).
+    /// Announced over BGP by every eligible node to its peers.
     Bgp,
 }
 

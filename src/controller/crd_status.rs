@@ -52,28 +52,44 @@ pub fn configuration_state(
     now: &str,
 ) -> Value {
     let mut out = configuration_state_of(CONDITION_TYPE, error, now);
-    let condition = if overlaps.is_empty() {
-        json!({"type": OVERLAP_CONDITION, "status": "False", "reason": "NoOverlap",
-               "message": "no pool overlaps a ServiceCIDR, a node's address or a Pod CIDR",
-               "lastTransitionTime": now})
-    } else {
-        json!({"type": OVERLAP_CONDITION, "status": "True", "reason": "PoolOverlap",
-               "message": bounded(&overlaps.join("; ")), "lastTransitionTime": now})
-    };
-    let fields = if not_implemented.is_empty() {
-        json!({"type": NOT_IMPLEMENTED_CONDITION, "status": "False", "reason": "AllApplied",
-               "message": "every field of the configuration is applied",
-               "lastTransitionTime": now})
-    } else {
-        json!({"type": NOT_IMPLEMENTED_CONDITION, "status": "True", "reason": "NotImplemented",
-               "message": bounded(&not_implemented.join("; ")), "lastTransitionTime": now})
-    };
+    let overlap = warning_condition(
+        OVERLAP_CONDITION,
+        overlaps,
+        ("PoolOverlap", "NoOverlap"),
+        "no pool overlaps a ServiceCIDR, a node's address or a Pod CIDR",
+        now,
+    );
+    let fields = warning_condition(
+        NOT_IMPLEMENTED_CONDITION,
+        not_implemented,
+        ("NotImplemented", "AllApplied"),
+        "every field of the configuration is applied",
+        now,
+    );
     if let Some(conditions) = out["status"]["conditions"].as_array_mut() {
-        conditions.push(condition);
+        conditions.push(overlap);
         conditions.push(fields);
     }
     out
 }
+
+/// A warning condition of ours: "True" with `reasons.0` and the `items` (`; `-separated), or
+/// "False" with `reasons.1` and `clear` when there are none.
+fn warning_condition(
+    kind: &str,
+    items: &[String],
+    reasons: (&str, &str),
+    clear: &str,
+    now: &str,
+) -> Value {
+    let (status, reason, message) = match items {
+        [] => ("False", reasons.1, clear.to_owned()),
+        _ => ("True", reasons.0, bounded(&items.join("; "))),
+    };
+    json!({"type": kind, "status": status, "reason": reason, "message": message,
+           "lastTransitionTime": now})
+}
+
 fn params() -> PatchParams {
     PatchParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),

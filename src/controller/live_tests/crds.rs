@@ -109,6 +109,16 @@ async fn a_follower_records_no_event_for_a_refused_set() {
     assert!(!h.metrics.config.is_loaded());
 }
 
+/// `body` is a Warning event with `reason` about `kind`/`name` whose note says each of `says`.
+fn assert_warning(body: &Value, reason: &str, (kind, name): (&str, &str), says: &[&str]) {
+    assert_eq!(body["type"], "Warning");
+    assert_eq!(body["reason"], reason);
+    assert_eq!(body["regarding"]["kind"], kind);
+    assert_eq!(body["regarding"]["name"], name);
+    let note = body["note"].as_str().unwrap_or_default();
+    assert!(says.iter().all(|s| note.contains(s)), "{note}");
+}
+
 /// The advertisement `all` with a field a newer MetalLB added, at `generation`.
 fn ad_with_unknown_field(generation: i64) -> DynamicObject {
     let mut ad = object(
@@ -138,16 +148,14 @@ async fn an_unknown_field_is_recorded_on_its_object_once_per_version() {
                 &format!("/apis/events.k8s.io/v1/namespaces/{NS}/events"),
             )
             .await;
-        assert_eq!(body["type"], "Warning");
-        assert_eq!(body["reason"], UNKNOWN_FIELD_REASON);
-        assert_eq!(body["regarding"]["kind"], "L2Advertisement");
-        assert_eq!(body["regarding"]["name"], "all");
-        assert_eq!(body["regarding"]["uid"], "uid-all");
-        let note = body["note"].as_str().unwrap();
-        assert!(
-            note.contains("spec.nodeFailoverSelectors") && note.contains("ignored"),
-            "{note}"
+        let about = ("L2Advertisement", "all");
+        assert_warning(
+            &body,
+            UNKNOWN_FIELD_REASON,
+            about,
+            &["spec.nodeFailoverSelectors", "ignored"],
         );
+        assert_eq!(body["regarding"]["uid"], "uid-all");
         ok(send, &body);
         (objects, recorded) = task.await.unwrap();
         // The config is in force: the advertisement's known fields apply.
@@ -327,17 +335,12 @@ async fn a_bgpextras_configmap_is_reported_on_itself_and_in_the_configuration_st
             &format!("/apis/events.k8s.io/v1/namespaces/{NS}/events"),
         )
         .await;
-    assert_eq!(body["type"], "Warning");
-    assert_eq!(
-        body["reason"],
-        crate::controller::writes::NOT_IMPLEMENTED_REASON
-    );
-    assert_eq!(body["regarding"]["kind"], "ConfigMap");
-    assert_eq!(body["regarding"]["name"], "bgpextras");
-    let note = body["note"].as_str().unwrap();
-    assert!(
-        note.contains("extras") && note.contains("not applied"),
-        "{note}"
+    let reason = crate::controller::writes::NOT_IMPLEMENTED_REASON;
+    assert_warning(
+        &body,
+        reason,
+        ("ConfigMap", "bgpextras"),
+        &["extras", "not applied"],
     );
     ok(send, &body);
     let (objects, extras, mut recorded) = task.await.unwrap();

@@ -23,22 +23,8 @@ pub struct Assigned {
     pub protocol: Protocol,
 }
 
-/// How this node announces a Service (MetalLB's `protocol` in `nodeAssigned` and metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Protocol {
-    #[default]
-    Layer2,
-    Bgp,
-}
-
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Layer2 => "layer2",
-            Protocol::Bgp => "bgp",
-        }
-    }
-}
+/// How this node announces a Service (MetalLB's `protocol` in `nodeAssigned`).
+pub use crate::config::Protocol;
 
 /// Records `nodeAssigned` events for this node.
 #[derive(Clone)]
