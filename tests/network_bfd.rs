@@ -39,23 +39,28 @@ fn ready(test: &str) -> bool {
 const FRR_BFD: &str = "bfd\n profile fast\n  transmit-interval 100\n  receive-interval 100\n  \
                        detect-multiplier 3\n !\n!\n";
 
-/// FRR at 192.0.2.1 / 2001:db8::1 (AS 64512), peering over eBGP with BFD with `neighbor` (AS
-/// 64513) for `afi`.
-fn frr_with_bfd(lan: &mut Lan, neighbor: &str, afi: &str) -> Frr {
+/// FRR at 192.0.2.1 / 2001:db8::1 (AS 64512), peering with BFD with `neighbor` (in AS
+/// `neighbor_as`: 64513 for eBGP, 64512 for iBGP) for `afi`.
+fn frr_with_bfd(lan: &mut Lan, neighbor: &str, neighbor_as: u32, afi: &str) -> Frr {
     let rt = lan.add_host("rt", "v8", "192.0.2.1", "2001:db8::1").0;
     let conf = frr_conf(
         64512,
         "192.0.2.1",
-        &[(neighbor, 64513, "bfd\nbfd profile fast")],
+        &[(neighbor, neighbor_as, "bfd\nbfd profile fast")],
         afi,
     );
     Frr::start_with_bfd(lan, &rt, "frr", &conf, FRR_BFD)
 }
 
-/// The speaker's `bgp:` section: FRR as its one peer, with `bfd` as the peer's `bfd:`.
+/// The speaker's `bgp:` section: FRR as its one peer (eBGP from AS 64513), with `bfd` as the
+/// peer's `bfd:`.
 fn speaker_bgp(peer: &str, bfd: &str) -> String {
+    speaker_bgp_as(peer, 64513, bfd)
+}
+
+fn speaker_bgp_as(peer: &str, my_as: u32, bfd: &str) -> String {
     format!(
-        "  peers:\n  - {{name: rt, peer-address: '{peer}', peer-asn: 64512, my-asn: 64513, \
+        "  peers:\n  - {{name: rt, peer-address: '{peer}', peer-asn: 64512, my-asn: {my_as}, \
          hold-time: {HOLD}, connect-time: 2, bfd: {bfd}}}\n"
     )
 }
@@ -92,7 +97,7 @@ fn wait_bfd_up(lan: &Lan, frr: &Frr, peer: &str) {
 /// One speaker announcing 198.51.100.10 to FRR, BFD up and the route held.
 fn one_speaker(profile: &str) -> (Lan, Frr) {
     let mut lan = Lan::new(1, binary());
-    let frr = frr_with_bfd(&mut lan, "192.0.2.11", "ipv4");
+    let frr = frr_with_bfd(&mut lan, "192.0.2.11", 64513, "ipv4");
     let addresses = "- service: default/web\n  ips: [198.51.100.10]\n";
     start_all(&mut lan, addresses, &speaker_bgp("192.0.2.1", profile));
     let want = [("198.51.100.10/32", hops(&["192.0.2.11"]))];
@@ -220,7 +225,7 @@ fn a_passive_speaker_comes_up_over_ipv6_because_frr_is_active() {
         return;
     }
     let mut lan = Lan::new(1, binary());
-    let frr = frr_with_bfd(&mut lan, "2001:db8::11", "ipv6");
+    let frr = frr_with_bfd(&mut lan, "2001:db8::11", 64513, "ipv6");
     let addresses = "- service: default/web6\n  ips: ['2001:db8:100::10']\n";
     let passive = "{receive-interval: 100, transmit-interval: 100, passive-mode: true}";
     start_all(&mut lan, addresses, &speaker_bgp("2001:db8::1", passive));
@@ -232,4 +237,34 @@ fn a_passive_speaker_comes_up_over_ipv6_because_frr_is_active() {
     eprintln!("FRR's BFD peer: {peer}");
     assert_eq!(peer["multihop"], false, "{peer}");
     assert!(lan.log(0).contains("BFD session up"), "{}", lan.log(0));
+}
+
+/// iBGP with the router on the node's subnet: FRR runs single-hop BFD for it (multi-hop only for
+/// an iBGP neighbor on no shared network), and so does the speaker; the session comes up and a
+/// frozen speaker's route goes within the detection time.
+#[test]
+fn an_ibgp_peer_on_the_node_s_subnet_gets_single_hop_bfd_as_frr_runs_it() {
+    if !ready("an_ibgp_peer_gets_single_hop_bfd") {
+        return;
+    }
+    let mut lan = Lan::new(1, binary());
+    let frr = frr_with_bfd(&mut lan, "192.0.2.11", 64512, "ipv4");
+    let addresses = "- service: default/web\n  ips: [198.51.100.10]\n";
+    start_all(
+        &mut lan,
+        addresses,
+        &speaker_bgp_as("192.0.2.1", 64512, FAST),
+    );
+    let want = [("198.51.100.10/32", hops(&["192.0.2.11"]))];
+    let ctx = || context(&lan, &frr);
+    wait_rib("FRR, iBGP", || frr.rib("ipv4"), &want, SETTLE, ctx);
+    wait_bfd_up(&lan, &frr, "192.0.2.11");
+    let peer = frr.bfd_peer("192.0.2.11");
+    assert_eq!(peer["multihop"], false, "{peer}");
+    let pid = lan.nodes[0].child.as_ref().expect("runs").id().to_string();
+    run("kill", &["-STOP", &pid]);
+    let took = wait_route_gone(&lan, &frr, "after SIGSTOP, iBGP");
+    eprintln!("iBGP BFD: SIGSTOP to route gone from FRR's RIB: {took:?}");
+    assert!(took < WITHIN, "{took:?}: not BFD\n{}", context(&lan, &frr));
+    run("kill", &["-CONT", &pid]);
 }

@@ -380,7 +380,6 @@ fn bfd_value(
 pub(crate) fn bfd_unsupported(
     echo_mode: bool,
     echo_interval: Option<i64>,
-    minimum_ttl: Option<i64>,
 ) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     if echo_mode {
@@ -397,23 +396,7 @@ pub(crate) fn bfd_unsupported(
             "the BFD echo function is not implemented: echoInterval is not applied".to_string(),
         ));
     }
-    if minimum_ttl.is_some() {
-        out.push((
-            "minimumTtl",
-            "multi-hop BFD (RFC 5883) is not implemented: minimumTtl is not applied (sessions are \
-             single hop and accept TTL 255 only)"
-                .to_string(),
-        ));
-    }
     out
-}
-
-/// A BFD profile named by a multi-hop peer: not run.
-pub(crate) fn bfd_multihop(profile: &str) -> String {
-    format!(
-        "multi-hop BFD (RFC 5883) is not implemented: this eBGP multi-hop peer runs without BFD \
-         (profile {profile:?} is not applied; a dead peer is found by the BGP hold timer)"
-    )
 }
 
 /// Validates `bfd-profiles`; returns the valid profiles with unique names.

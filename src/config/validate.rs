@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::addresses::{ParsedAddress, parse_address, report_overlaps};
 use super::community::{named_communities, parse_community};
 use super::error::{Rule, Subject, ValidationError};
-use super::peers::{bfd_multihop, bfd_profiles, bfd_unsupported, peers};
+use super::peers::{bfd_profiles, bfd_unsupported, peers};
 use super::raw::{RawAdvertisement, RawConfig, RawPool};
 use super::schema::{
     AddressPool, BfdProfile, BgpAd, BgpAdvertisement, Community, Config, ConfigWarning,
@@ -120,22 +120,14 @@ fn not_implemented(peers: &[Peer], bfd_profiles: &[BfdProfile]) -> Vec<ConfigWar
                 ),
             );
         }
-        if let Some(b) = p.bfd_profile.as_ref().filter(|_| p.ebgp_multihop) {
-            warn(subject(), "bfd-profile", bfd_multihop(b));
-        }
     }
     for (i, b) in bfd_profiles.iter().enumerate() {
-        let unsupported = bfd_unsupported(
-            b.echo_mode,
-            b.echo_interval.map(i64::from),
-            b.minimum_ttl.map(i64::from),
-        );
+        let unsupported = bfd_unsupported(b.echo_mode, b.echo_interval.map(i64::from));
         for (field, message) in unsupported {
             // The ConfigMap's kebab-case names.
             let field = match field {
                 "echoMode" => "echo-mode",
-                "echoInterval" => "echo-interval",
-                _ => "minimum-ttl",
+                _ => "echo-interval",
             };
             let subject = Subject::BfdProfile {
                 index: i + 1,

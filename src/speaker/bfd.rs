@@ -1,10 +1,17 @@
-//! The BFD edge (RFC 5881, single hop), shared by both modes through the BGP peers: one
-//! listening socket per family on port 3784 ([`BfdSockets`], bound when a first session of that
-//! family starts) that keeps only packets received with TTL / hop limit 255 (§5: a packet from
-//! further away cannot be from a neighbour), parses them ([`crate::bfd::wire`]) and hands each
-//! to its session by Your Discriminator, or by source address while that is 0 (§3); and one
-//! task per session ([`run`]) that drives a [`crate::bfd::Session`], sends from a port of its
-//! own in 49152–65535 with TTL 255 to the peer's port 3784, and reports a [`BfdStatus`].
+//! The BFD edge, shared by both modes through the BGP peers: single hop (RFC 5881) and multi-hop
+//! (RFC 5883). One listening socket per family and kind ([`BfdSockets`], bound when a first
+//! session of them starts): single hop on port 3784, keeping only packets received with TTL /
+//! hop limit 255 (§5: a packet from further away cannot be from a neighbour); multi-hop on port
+//! 4784, keeping those received with at least the session's minimum TTL (254 by default, FRR's).
+//! It parses them ([`crate::bfd::wire`]) and hands each to its session by Your Discriminator, or
+//! by source address while that is 0 (§3); and one task per session ([`run`]) drives a
+//! [`crate::bfd::Session`], sends from a port of its own in 49152–65535 with TTL 255 to the
+//! peer's port, and reports a [`BfdStatus`].
+//!
+//! Which kind a peer gets follows FRR's rule, which MetalLB's FRR modes configure: multi-hop for
+//! an `ebgpMultiHop` peer, single hop otherwise ([`hops`]). (FRR also runs multi-hop BFD with an
+//! iBGP peer that shares no network with it; ferrolb runs single hop with every iBGP peer, the
+//! router on the nodes' own subnet.)
 
 use std::collections::HashMap;
 use std::io;
@@ -24,6 +31,45 @@ use crate::runtime::sleep_until;
 
 /// The destination port of single-hop Control packets (RFC 5881 §4).
 pub const CONTROL_PORT: u16 = 3784;
+/// The destination port of multi-hop Control packets (RFC 5883 §5).
+pub const MULTIHOP_PORT: u16 = 4784;
+/// The lowest TTL a multi-hop session accepts when its profile sets no `minimumTtl` (FRR's).
+pub const MULTIHOP_MIN_TTL: u8 = 254;
+
+/// Single hop, or multi-hop accepting packets received with at least `min_ttl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hops {
+    Single,
+    Multi { min_ttl: u8 },
+}
+
+impl Hops {
+    fn port(self) -> u16 {
+        match self {
+            Hops::Single => CONTROL_PORT,
+            Hops::Multi { .. } => MULTIHOP_PORT,
+        }
+    }
+
+    fn min_ttl(self) -> u8 {
+        match self {
+            Hops::Single => TTL,
+            Hops::Multi { min_ttl } => min_ttl,
+        }
+    }
+}
+
+/// The kind of BFD a BGP peer gets (FRR's rule for a peer on a shared network): multi-hop for
+/// an eBGP multi-hop peer, with `minimum_ttl` (MetalLB's `minimumTtl`, 254 when unset); single
+/// hop otherwise, iBGP included.
+pub fn hops(ebgp_multihop: bool, minimum_ttl: Option<u8>) -> Hops {
+    if ebgp_multihop {
+        let min_ttl = minimum_ttl.unwrap_or(MULTIHOP_MIN_TTL);
+        Hops::Multi { min_ttl }
+    } else {
+        Hops::Single
+    }
+}
 /// The source ports a session sends from (RFC 5881 §4).
 pub const SOURCE_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 /// The TTL / hop limit sent, and the only one accepted (RFC 5881 §5).
@@ -62,20 +108,20 @@ pub const PROFILE_RANGES: [(&str, u32, u32); 3] = [
 ];
 
 /// The BFD session settings of a config peer: those of the profile it names, if it names one
-/// that exists and is not an eBGP multi-hop peer (multi-hop BFD is not implemented; the config
-/// warns of it).
-pub fn peer_config(config: &crate::config::Config, peer: &crate::config::Peer) -> Option<Config> {
-    let name = peer
-        .bfd_profile
-        .as_deref()
-        .filter(|_| !peer.ebgp_multihop)?;
+/// that exists, with the profile's `minimumTtl` (for a multi-hop session).
+pub fn peer_config(
+    config: &crate::config::Config,
+    peer: &crate::config::Peer,
+) -> Option<(Config, Option<u8>)> {
+    let name = peer.bfd_profile.as_deref()?;
     let p = config.bfd_profiles.iter().find(|p| p.name == name)?;
-    Some(profile_config(
+    let session = profile_config(
         p.receive_interval,
         p.transmit_interval,
         p.detect_multiplier,
         p.passive_mode,
-    ))
+    );
+    Some((session, p.minimum_ttl.and_then(|t| u8::try_from(t).ok())))
 }
 
 /// What a session's task reports (for the BGP peer and the `bfd_*` metrics).
@@ -95,16 +141,19 @@ pub struct BfdStatus {
 
 type Inbox = mpsc::Sender<ControlRepr>;
 
+/// Each session's inbox and the lowest TTL it accepts, by discriminator; each by its peer and
+/// kind (multi-hop or not) for the first packets.
 #[derive(Default)]
 struct Demux {
-    by_discr: HashMap<u32, Inbox>,
-    by_peer: HashMap<IpAddr, u32>,
+    by_discr: HashMap<u32, (Inbox, u8)>,
+    by_peer: HashMap<(IpAddr, bool), u32>,
 }
 
 /// The listening sockets and the sessions they feed.
 pub struct BfdSockets {
     demux: Arc<Mutex<Demux>>,
-    listeners: Mutex<HashMap<bool, JoinHandle<()>>>,
+    /// By (IPv6, multi-hop).
+    listeners: Mutex<HashMap<(bool, bool), JoinHandle<()>>>,
 }
 
 impl Default for BfdSockets {
@@ -132,7 +181,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Registration {
     demux: Arc<Mutex<Demux>>,
     discr: u32,
-    peer: IpAddr,
+    peer: (IpAddr, bool),
 }
 
 impl Drop for Registration {
@@ -147,24 +196,26 @@ impl Drop for Registration {
 
 impl BfdSockets {
     /// A new discriminator for a session with `peer`, its inbox, and the listener of its family
-    /// (started now if it is not running).
-    fn register(&self, peer: IpAddr) -> (Registration, mpsc::Receiver<ControlRepr>) {
+    /// and kind (started now if it is not running).
+    fn register(&self, peer: IpAddr, hops: Hops) -> (Registration, mpsc::Receiver<ControlRepr>) {
         let (tx, rx) = mpsc::channel(64);
+        let multi = hops != Hops::Single;
+        let peer = (peer, multi);
         let discr = {
             let mut d = lock(&self.demux);
             let mut discr = rand::random::<u32>().max(1);
             while d.by_discr.contains_key(&discr) {
                 discr = rand::random::<u32>().max(1);
             }
-            d.by_discr.insert(discr, tx);
+            d.by_discr.insert(discr, (tx, hops.min_ttl()));
             d.by_peer.insert(peer, discr);
             discr
         };
-        let ipv6 = peer.is_ipv6();
+        let key = (peer.0.is_ipv6(), multi);
         let mut listeners = lock(&self.listeners);
-        if listeners.get(&ipv6).is_none_or(JoinHandle::is_finished) {
+        if listeners.get(&key).is_none_or(JoinHandle::is_finished) {
             let demux = self.demux.clone();
-            listeners.insert(ipv6, tokio::spawn(listen(ipv6, demux)));
+            listeners.insert(key, tokio::spawn(listen(key.0, hops.port(), demux)));
         }
         let registration = Registration {
             demux: self.demux.clone(),
@@ -175,7 +226,7 @@ impl BfdSockets {
     }
 }
 
-fn listening_socket(ipv6: bool) -> io::Result<Socket> {
+fn listening_socket(ipv6: bool, port: u16) -> io::Result<Socket> {
     let (domain, any) = if ipv6 {
         (Domain::IPV6, IpAddr::V6(Ipv6Addr::UNSPECIFIED))
     } else {
@@ -187,19 +238,20 @@ fn listening_socket(ipv6: bool) -> io::Result<Socket> {
     }
     socket.set_nonblocking(true)?;
     sys::enable_recv_ttl(&socket, ipv6)?;
-    socket.bind(&SocketAddr::new(any, CONTROL_PORT).into())?;
+    socket.bind(&SocketAddr::new(any, port).into())?;
     Ok(socket)
 }
 
-/// Reads the family's port 3784 for as long as the sockets live.
-async fn listen(ipv6: bool, demux: Arc<Mutex<Demux>>) {
+/// Reads the family's `port` (3784 or 4784) for as long as the sockets live.
+async fn listen(ipv6: bool, port: u16, demux: Arc<Mutex<Demux>>) {
     let family = if ipv6 { "IPv6" } else { "IPv4" };
-    let socket = match listening_socket(ipv6).and_then(sys::register) {
+    let multi = port == MULTIHOP_PORT;
+    let socket = match listening_socket(ipv6, port).and_then(sys::register) {
         Ok(s) => s,
         Err(e) => {
             return warn!(
-                "BFD: cannot listen on {family} port {CONTROL_PORT}: {e}; BFD sessions of this \
-                 family never come up (their BGP sessions run without BFD)"
+                "BFD: cannot listen on {family} port {port}: {e}; BFD sessions of this family \
+                 and kind never come up (their BGP sessions run without BFD)"
             );
         }
     };
@@ -219,10 +271,6 @@ async fn listen(ipv6: bool, demux: Arc<Mutex<Demux>>) {
                 continue;
             }
         };
-        if ttl != Some(TTL) {
-            debug!(%from, ?ttl, "BFD packet discarded: TTL is not 255 (RFC 5881 §5)");
-            continue;
-        }
         let packet = match ControlRepr::parse(buf.get(..len).unwrap_or_default()) {
             Ok(p) => p,
             Err(e) => {
@@ -233,13 +281,17 @@ async fn listen(ipv6: bool, demux: Arc<Mutex<Demux>>) {
         let inbox = {
             let d = lock(&demux);
             let discr = match packet.your_discriminator {
-                0 => d.by_peer.get(&from.ip()).copied(),
+                0 => d.by_peer.get(&(from.ip(), multi)).copied(),
                 discr => Some(discr),
             };
             discr.and_then(|discr| d.by_discr.get(&discr).cloned())
         };
         match inbox {
-            Some(inbox) => {
+            // Single hop: TTL 255 only (RFC 5881 §5); multi-hop: at least the session's minimum.
+            Some((_, min_ttl)) if ttl.is_none_or(|t| t < min_ttl) => {
+                debug!(%from, ?ttl, min_ttl, "BFD packet discarded: TTL too low");
+            }
+            Some((inbox, _)) => {
                 let _ = inbox.try_send(packet);
             }
             None => debug!(%from, "BFD packet discarded: no session for it"),
@@ -282,10 +334,12 @@ fn sending_socket(peer: IpAddr, source: Option<IpAddr>) -> io::Result<UdpSocket>
 
 /// The task of one BFD session with `peer` (`name` for the logs), sending from `source` when
 /// set, until `stop` fires (or its sender is dropped); then a few AdminDown packets.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     name: String,
     config: Config,
     peer: IpAddr,
+    hops: Hops,
     source: Option<IpAddr>,
     sockets: Arc<BfdSockets>,
     status: watch::Sender<BfdStatus>,
@@ -295,14 +349,15 @@ pub(crate) async fn run(
         Ok(s) => s,
         Err(e) => return warn!(peer = %name, "BFD session not started: {e}"),
     };
-    let (registration, mut inbox) = sockets.register(peer);
+    let (registration, mut inbox) = sockets.register(peer, hops);
     let jitter = Box::new(rand::random::<u16>);
     let mut session = match Session::new(config, registration.discr, jitter, Instant::now()) {
         Ok(s) => s,
         Err(e) => return warn!(peer = %name, "BFD session not started: {e}"),
     };
-    let dest = SocketAddr::new(peer, CONTROL_PORT);
-    info!(peer = %name, address = %peer, discriminator = registration.discr, "starting BFD session");
+    let dest = SocketAddr::new(peer, hops.port());
+    let multihop = hops != Hops::Single;
+    info!(peer = %name, address = %peer, discriminator = registration.discr, multihop, "starting BFD session");
     loop {
         transmit(&mut session, &socket, dest, &status).await;
         report(&name, &mut session, &status);

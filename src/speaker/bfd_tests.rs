@@ -21,6 +21,16 @@ async fn wait(rx: &mut watch::Receiver<BfdStatus>, what: &str, f: impl Fn(&BfdSt
 /// stops says AdminDown, which the other takes down without counting a failure.
 #[tokio::test]
 async fn two_sessions_come_up_over_loopback_and_admin_down_is_no_failure() {
+    over_loopback(Hops::Single).await;
+}
+
+/// The same through the multi-hop listener on port 4784 (RFC 5883).
+#[tokio::test]
+async fn two_multihop_sessions_come_up_over_loopback() {
+    over_loopback(Hops::Multi { min_ttl: 254 }).await;
+}
+
+async fn over_loopback(hops: Hops) {
     let sockets = Arc::new(BfdSockets::default());
     let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let start = |passive: bool| {
@@ -31,6 +41,7 @@ async fn two_sessions_come_up_over_loopback_and_admin_down_is_no_failure() {
             "lo".into(),
             config,
             local,
+            hops,
             None,
             sockets.clone(),
             status,
@@ -41,10 +52,10 @@ async fn two_sessions_come_up_over_loopback_and_admin_down_is_no_failure() {
     let (mut a, stop_a, task_a) = start(false);
     let (mut b, _stop_b, _task_b) = start(true);
     if lock(&sockets.listeners)
-        .get(&false)
+        .get(&(false, hops != Hops::Single))
         .is_some_and(JoinHandle::is_finished)
     {
-        eprintln!("SKIPPED: port {CONTROL_PORT} is taken on this host");
+        eprintln!("SKIPPED: port {} is taken on this host", hops.port());
         return;
     }
     wait(&mut a, "a up", |s| s.up).await;
@@ -74,14 +85,15 @@ fn a_sending_socket_binds_a_port_in_the_single_hop_range() {
 }
 
 #[test]
-fn a_config_peer_gets_its_profile_s_timers_with_metallb_s_defaults_and_multihop_none() {
+fn a_config_peer_gets_its_profile_s_timers_with_metallb_s_defaults() {
     let text = "bfd-profiles:\n- {name: fast, transmit-interval: 100, detect-multiplier: 5}\n\
+                - {name: far, minimum-ttl: 250}\n\
                 peers:\n- {my-asn: 64500, peer-asn: 64501, peer-address: 192.0.2.1, bfd-profile: fast}\n\
                 - {my-asn: 64500, peer-asn: 64502, peer-address: 192.0.2.2}\n\
                 - {my-asn: 64500, peer-asn: 64503, peer-address: 203.0.113.1, \
-                ebgp-multihop: true, bfd-profile: fast}\n";
+                ebgp-multihop: true, bfd-profile: far}\n";
     let config = crate::config::parse(text).unwrap();
-    let got: Vec<Option<Config>> = config
+    let got: Vec<Option<(Config, Option<u8>)>> = config
         .peers
         .iter()
         .map(|p| peer_config(&config, p))
@@ -92,5 +104,26 @@ fn a_config_peer_gets_its_profile_s_timers_with_metallb_s_defaults_and_multihop_
         detect_mult: 5,
         passive: false,
     };
-    assert_eq!(got, [Some(fast), None, None]);
+    assert_eq!(
+        got,
+        [
+            Some((fast, None)),
+            None,
+            Some((profile_config(None, None, None, false), Some(250)))
+        ]
+    );
+}
+
+/// FRR's rule for a peer on a shared network, which MetalLB's FRR modes configure: multi-hop BFD
+/// (port 4784) for eBGP multi-hop peers, with the profile's minimum TTL or 254; single hop
+/// (3784, TTL 255) otherwise, iBGP included.
+#[test]
+fn ebgp_multihop_peers_get_multihop_bfd_and_the_others_single_hop() {
+    assert_eq!(hops(false, None), Hops::Single);
+    assert_eq!(hops(false, Some(250)), Hops::Single);
+    assert_eq!(Hops::Single.port(), 3784);
+    assert_eq!(Hops::Single.min_ttl(), 255);
+    assert_eq!(hops(true, None), Hops::Multi { min_ttl: 254 });
+    assert_eq!(hops(true, None).port(), 4784);
+    assert_eq!(hops(true, Some(250)), Hops::Multi { min_ttl: 250 });
 }

@@ -16,7 +16,7 @@ use super::pools::{Sink, check_name};
 use super::raw::{RawBfdProfileSpec, RawBgpPeerSpec, RawCommunitySpec, RawObject};
 use crate::config::community::parse_community;
 use crate::config::error::{Rule, Subject, ValidationError};
-use crate::config::peers::{bfd_multihop, bfd_unsupported, crd_timers, parse_go_duration};
+use crate::config::peers::{bfd_unsupported, crd_timers, parse_go_duration};
 use crate::config::schema::{
     AddressPool, BfdProfile, BgpAd, ConfigWarning, DynamicAsn, Peer, WarningKind,
 };
@@ -332,18 +332,15 @@ fn peer(
     }
 
     let bfd_profile = s.bfd_profile.filter(|b| !b.is_empty());
-    if let Some(b) = &bfd_profile {
-        if bfd_names.contains(b.as_str()) {
-            if ebgp_multihop {
-                warn("spec.bfdProfile", bfd_multihop(b));
-            }
-        } else {
-            sink.push(
-                "spec.bfdProfile",
-                Rule::UnknownBfdProfile,
-                format!("references non existing bfd profile {b:?}"),
-            );
-        }
+    if let Some(b) = bfd_profile
+        .as_ref()
+        .filter(|b| !bfd_names.contains(b.as_str()))
+    {
+        sink.push(
+            "spec.bfdProfile",
+            Rule::UnknownBfdProfile,
+            format!("references non existing bfd profile {b:?}"),
+        );
     }
     let node_selectors = sink.selectors(s.node_selectors, "spec.nodeSelectors");
 
@@ -496,7 +493,7 @@ fn bfd_objects(
             minimum_ttl: ranged("minimumTtl", s.minimum_ttl, 1, 254),
         };
         warnings.extend(
-            bfd_unsupported(s.echo_mode == Some(true), s.echo_interval, s.minimum_ttl)
+            bfd_unsupported(s.echo_mode == Some(true), s.echo_interval)
                 .into_iter()
                 .map(|(field, message)| {
                     not_implemented(&subject, &format!("spec.{field}"), message)

@@ -350,7 +350,7 @@ fn password_and_password_secret_are_exclusive() {
 }
 
 #[test]
-fn bfd_profiles_are_applied_and_only_echo_and_multihop_fields_reported() {
+fn bfd_profiles_are_applied_and_only_the_echo_fields_reported() {
     let profile = object(
         "BFDProfile",
         "v1beta1",
@@ -380,7 +380,7 @@ fn bfd_profiles_are_applied_and_only_echo_and_multihop_fields_reported() {
     );
     let c = ok(&(plain + &peer("r", &with_bfd.replace("fast", "plain"))));
     assert!(other_warnings(&c).is_empty(), "{:?}", other_warnings(&c));
-    // Multi-hop: echoInterval and minimumTtl are not applied, nor is BFD for a multi-hop peer.
+    // Multi-hop: the session runs (RFC 5883) with minimumTtl; only echoInterval is not applied.
     let multihop = object(
         "BFDProfile",
         "v1beta1",
@@ -391,12 +391,9 @@ fn bfd_profiles_are_applied_and_only_echo_and_multihop_fields_reported() {
     let c = ok(&(multihop + &peer("r", far)));
     assert_eq!(
         other_warnings(&c),
-        [
-            ("BFDProfile \"far\"".into(), "spec.echoInterval".into()),
-            ("BFDProfile \"far\"".into(), "spec.minimumTtl".into()),
-            ("BGPPeer \"r\"".into(), "spec.bfdProfile".into()),
-        ]
+        [("BFDProfile \"far\"".into(), "spec.echoInterval".into())]
     );
+    assert_eq!(c.bfd_profiles[0].minimum_ttl, Some(10));
     // MetalLB's ranges.
     let bad = object(
         "BFDProfile",

@@ -70,6 +70,8 @@ pub struct PeerSpec {
     /// Run a BFD session (RFC 5881, single hop) to the peer with these timers; its failure
     /// closes the BGP session at once.
     pub bfd: Option<BfdConfig>,
+    /// A multi-hop BFD session's lowest accepted TTL (`minimumTtl`; 254 when `None`).
+    pub bfd_minimum_ttl: Option<u8>,
 }
 
 impl PeerSpec {
@@ -89,6 +91,7 @@ impl PeerSpec {
             password: None,
             graceful_restart: false,
             bfd: None,
+            bfd_minimum_ttl: None,
         }
     }
 

@@ -139,6 +139,7 @@ impl Bfd {
             spec.name.clone(),
             config,
             spec.address,
+            bfd::hops(spec.ebgp_multihop, spec.bfd_minimum_ttl),
             spec.source,
             sockets,
             status_tx,

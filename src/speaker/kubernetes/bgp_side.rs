@@ -67,6 +67,7 @@ pub fn peer_spec(peer: &Peer, secret: &dyn Fn(&str) -> Option<String>) -> Result
         password,
         graceful_restart: peer.graceful_restart,
         bfd: None,
+        bfd_minimum_ttl: None,
     })
 }
 
@@ -186,7 +187,8 @@ impl BgpSide {
             };
             match peer_spec(peer, secret) {
                 Ok(mut spec) => {
-                    spec.bfd = config.and_then(|c| bfd::peer_config(c, peer));
+                    let bfd = config.and_then(|c| bfd::peer_config(c, peer));
+                    (spec.bfd, spec.bfd_minimum_ttl) = (bfd.map(|b| b.0), bfd.and_then(|b| b.1));
                     let table = table.iter().map(|(p, r)| (*p, attributes(r))).collect();
                     wanted.push((spec, table));
                 }

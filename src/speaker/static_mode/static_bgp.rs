@@ -22,7 +22,7 @@
 //!     router-id: 192.0.2.11         # optional: else the session's local IPv4 address
 //!     graceful-restart: false       # optional: graceful restart (RFC 4724, forwarding kept)
 //!     nodes: [node-a, node-b]       # optional: the nodes that peer with it; absent = all
-//!     bfd:                          # optional: BFD with the peer (RFC 5881, single hop)
+//!     bfd:                          # optional: BFD with the peer (single hop; multi-hop with ebgp-multihop)
 //!       receive-interval: 300       # ms, 10-60000; unset = 300 (and the same below)
 //!       transmit-interval: 300
 //!       detect-multiplier: 3        # 2-255
@@ -101,7 +101,8 @@ pub struct StaticPeer {
     pub graceful_restart: bool,
     #[serde(default)]
     pub nodes: Option<BTreeSet<String>>,
-    /// Run BFD with the peer (RFC 5881, single hop): a BFDProfile's supported fields.
+    /// Run BFD with the peer (RFC 5881 single hop; RFC 5883 multi-hop for an `ebgp-multihop` peer):
+    /// a BFDProfile's supported fields.
     #[serde(default)]
     pub bfd: Option<StaticBfd>,
 }
@@ -311,6 +312,7 @@ fn spec(peer: &StaticPeer) -> PeerSpec {
                 b.passive_mode,
             )
         }),
+        bfd_minimum_ttl: None,
     }
 }
 
