@@ -413,15 +413,21 @@ fn ebgp_multihop_reaches_a_router_two_hops_away() {
     }
     // node-b's neighbor checks the TTL (GTSM, RFC 5082): only packets sent with TTL 255 arrive
     // with the 254 one forwarding hop leaves, so it comes up only if the speaker sets it.
+    // node-a's runs BFD, multi-hop (RFC 5883) as FRR does for an ebgp-multihop neighbor.
     let neighbors = [
-        ("192.0.2.11", 64513, "ebgp-multihop 2"),
+        (
+            "192.0.2.11",
+            64513,
+            "ebgp-multihop 2\nbfd\nbfd profile fast",
+        ),
         ("192.0.2.12", 64513, "ttl-security hops 2"),
     ];
     let conf = frr_conf(64512, "203.0.113.1", &neighbors, "ipv4");
-    let frr = Frr::start(&mut lan, &rt.0, "frr", &conf);
+    let bfd = "bfd\n profile fast\n  transmit-interval 100\n  receive-interval 100\n !\n!\n";
+    let frr = Frr::start_with_bfd(&mut lan, &rt.0, "frr", &conf, bfd);
     let addresses = "- service: default/web\n  ips: [198.51.100.10]\n";
     let bgp = "  peers:\n  - {name: rt, peer-address: 203.0.113.1, peer-asn: 64512, my-asn: 64513, \
-               ebgp-multihop: true}\n";
+               ebgp-multihop: true, bfd: {receive-interval: 100, transmit-interval: 100}}\n";
     start_all(&mut lan, addresses, bgp);
     let context = || format!("{}\nfrr:\n{}", logs(&lan), frr.log());
     let want = [("198.51.100.10/32", hops(&["192.0.2.11", "192.0.2.12"]))];
@@ -434,6 +440,12 @@ fn ebgp_multihop_reaches_a_router_two_hops_away() {
     );
     assert_eq!(frr.state("192.0.2.11"), "Established");
     assert_eq!(frr.state("192.0.2.12"), "Established");
+    let up = wait_for(SETTLE, || {
+        let p = frr.bfd_peer("192.0.2.11");
+        (p["status"] == "up").then_some(p)
+    });
+    let peer = up.unwrap_or_else(|| panic!("multi-hop BFD not up: {}", frr.bfd_peer("192.0.2.11")));
+    assert_eq!(peer["multihop"], true, "{peer}");
 }
 
 #[test]
