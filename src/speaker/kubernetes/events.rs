@@ -57,9 +57,6 @@ impl EventWriter {
         if assigned.is_empty() {
             return;
         }
-        // A fresh recorder each time: its cache would turn a repeat of the same event (the
-        // node regaining a Service later) into a PATCH of the old one, hiding the new change.
-        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         let assigned_event = |protocol: Protocol| Event {
             type_: EventType::Normal,
             reason: "nodeAssigned".into(),
@@ -87,6 +84,11 @@ impl EventWriter {
                     &warning
                 }
             };
+            // A fresh recorder for each event: its cache keys an event by its object, reason and
+            // action, not its note, and would turn a second one of a batch (the layer-2 and the
+            // BGP `nodeAssigned` of one Service, or the node regaining a Service) into a PATCH
+            // of the first, which the speaker may not do and which would hide the new change.
+            let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
             if let Err(e) = recorder.publish(event, &a.reference).await {
                 warn!(service = %a.service, error = %crate::telemetry::error_chain(&e), "cannot record nodeAssigned event");
             }
@@ -149,6 +151,37 @@ mod tests {
             warning: None,
             protocol: Protocol::Layer2,
         }
+    }
+
+    /// One Service announced by both protocols gets both `nodeAssigned` events in one batch, each
+    /// created (a POST): never a PATCH of the first, which the speaker's RBAC does not allow.
+    #[tokio::test]
+    async fn two_events_about_one_service_in_a_batch_are_both_created() {
+        let (mock, mut api) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let writer = EventWriter::new(Client::new(mock, "default"), "node-a".into());
+        let bgp = Assigned {
+            protocol: Protocol::Bgp,
+            ..assigned("web")
+        };
+        let server = tokio::spawn(async move {
+            let mut notes = Vec::new();
+            while let Some((req, send)) = api.next_request().await {
+                assert_eq!(req.method(), Method::POST, "{}", req.uri());
+                let body = req.into_body().collect_bytes().await.unwrap();
+                let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                notes.push(event["note"].as_str().unwrap_or("").to_owned());
+                send.send_response(Response::builder().body(Body::from(body)).unwrap());
+            }
+            notes
+        });
+        writer.record(&[assigned("web"), bgp]).await;
+        drop(writer);
+        let notes = server.await.unwrap();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].contains("\"layer2\"") && notes[1].contains("\"bgp\""),
+            "{notes:?}"
+        );
     }
 
     /// A takeover queues `nodeAssigned` events; they are posted once the change has settled,
