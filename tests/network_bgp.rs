@@ -10,7 +10,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bgp_routers::{
-    BGPD, Bird, Frr, Gobgp, Held, frr_conf, hops, logs, start_all, wait_rib, write_file,
+    BGPD, Bird, Frr, Gobgp, Held, frr_conf, hops, logs, start_all, two_hops_away, wait_rib,
+    write_file,
 };
 use netns::{Lan, environment_ready_with, run, wait_for};
 
@@ -336,81 +337,13 @@ fn an_md5_session_comes_up_and_a_wrong_password_does_not() {
     assert_eq!(frr.rib("ipv4")[p].next_hops, hops(&["192.0.2.11"]));
 }
 
-/// A namespace the test made off the bridge, deleted when dropped.
-struct OffBridge(String);
-
-impl Drop for OffBridge {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .status();
-    }
-}
-
 #[test]
 fn ebgp_multihop_reaches_a_router_two_hops_away() {
     if !ready("ebgp_multihop") {
         return;
     }
     let mut lan = Lan::new(2, binary());
-    // node-a, node-b ── bridge ── fw (192.0.2.254 | 203.0.113.254) ── rt (203.0.113.1)
-    let fw = router(&mut lan, "fw", "v7", "192.0.2.254", "2001:db8::254");
-    let rt = OffBridge(format!("{}-rt", lan.prefix));
-    run("ip", &["netns", "add", &rt.0]);
-    run("ip", &["-n", &rt.0, "link", "set", "lo", "up"]);
-    run(
-        "ip",
-        &[
-            "-n", &fw, "link", "add", "r0", "type", "veth", "peer", "name", "eth0", "netns", &rt.0,
-        ],
-    );
-    run(
-        "ip",
-        &["-n", &fw, "addr", "add", "203.0.113.254/24", "dev", "r0"],
-    );
-    run("ip", &["-n", &fw, "link", "set", "r0", "up"]);
-    run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &fw,
-            "sysctl",
-            "-qw",
-            "net.ipv4.ip_forward=1",
-        ],
-    );
-    run(
-        "ip",
-        &["-n", &rt.0, "addr", "add", "203.0.113.1/24", "dev", "eth0"],
-    );
-    run("ip", &["-n", &rt.0, "link", "set", "eth0", "up"]);
-    run(
-        "ip",
-        &[
-            "-n",
-            &rt.0,
-            "route",
-            "add",
-            "192.0.2.0/24",
-            "via",
-            "203.0.113.254",
-        ],
-    );
-    for node in &lan.nodes {
-        run(
-            "ip",
-            &[
-                "-n",
-                &node.ns,
-                "route",
-                "add",
-                "203.0.113.0/24",
-                "via",
-                "192.0.2.254",
-            ],
-        );
-    }
+    let rt = two_hops_away(&mut lan, "v7");
     // node-b's neighbor checks the TTL (GTSM, RFC 5082): only packets sent with TTL 255 arrive
     // with the 254 one forwarding hop leaves, so it comes up only if the speaker sets it.
     // node-a's runs BFD, multi-hop (RFC 5883) as FRR does for an ebgp-multihop neighbor.
