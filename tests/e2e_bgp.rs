@@ -85,7 +85,7 @@ spec:
 /// The cluster (MetalLB objects, crds source) with FRR started on its LAN before the speakers;
 /// `None` when the test is skipped.
 async fn bgp_cluster(test: &str) -> Option<(Cluster, Frr)> {
-    cluster_with_routers(test, &objects(), &[], &[0, 1, 2], |lan| {
+    cluster_with_routers(test, &objects(), &[], |lan| {
         let (rt, _) = lan.add_host("rt", "v8", ROUTER, "2001:db8::1");
         let neighbors: Vec<(&str, u32, &str)> =
             lan.nodes.iter().map(|n| (n.ip4.as_str(), AS, "")).collect();

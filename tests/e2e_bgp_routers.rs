@@ -21,14 +21,18 @@
 
 #[path = "e2e/bgp_lan.rs"]
 mod bgp_lan;
+// The benchmark's Services (the scale measurement's).
 mod bgp_routers;
 mod e2e;
 mod netns;
+#[allow(dead_code)]
+#[path = "scale/cluster.rs"]
+mod scale_cluster;
 #[path = "e2e/speaker_lan.rs"]
 mod speaker_lan;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -37,12 +41,15 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::json;
 
 use bgp_lan::{
-    cluster_with_routers, hops, hops6, label_node, routed_service, set, tail, wait_for_route,
+    cluster_with_routers, cluster_with_routers_on, hops, hops6, label_node, routed_service, set,
+    tail, wait_for_route,
 };
 use bgp_routers::{Bird, Frr, Gobgp, Held, OffBridge, frr_conf, two_hops_away};
 use e2e::NAMESPACE;
+use e2e::api::{create_service, lb_service};
+use e2e::process::memory;
 use e2e::wait::{PATIENCE, wait_for};
-use speaker_lan::{Cluster, speaker_logs};
+use speaker_lan::{Cluster, set_endpoints, speaker_logs, start_kube_speaker_with};
 
 /// The nodes' AS (every BGPPeer's `myASN`).
 const AS: u32 = 64512;
@@ -123,7 +130,7 @@ async fn bird_gobgp_and_a_node_selected_frr_hold_each_service_with_its_nodes() {
     let test = "bird_gobgp_and_a_node_selected_frr_hold_each_service_with_its_nodes";
     let objects = routers_objects();
     let tools = ["bird", "birdc", "gobgpd", "gobgp"];
-    let started = cluster_with_routers(test, &objects, &tools, &[0, 1, 2], |lan| {
+    let started = cluster_with_routers(test, &objects, &tools, |lan| {
         let nodes: Vec<String> = lan.nodes.iter().map(|n| n.ip4.clone()).collect();
         let bird_ns = lan.add_host("bird", "v7", "192.0.2.2", "2001:db8::2").0;
         let gobgp_ns = lan.add_host("gobgp", "v6", "192.0.2.3", "2001:db8::3").0;
@@ -270,6 +277,7 @@ spec:
   peerASN: {FAR_AS}
   peerAddress: 203.0.113.1
   ebgpMultiHop: true
+  dualStackAddressFamily: true
 ---
 apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement
@@ -377,11 +385,12 @@ fn snapshot(cluster: &Cluster, routers: &FaultRouters, prefix: &str) -> String {
         .map(|hop| routers.frr.attributes("ipv4", prefix, hop))
         .collect();
     format!(
-        "frr ipv4 {:#?}\nfrr ipv6 {:#?}\nfar {:#?}\n{prefix} {paths:#?}\nfrr sessions {:?} {:?}\n\
-         far sessions {:?}",
+        "frr ipv4 {:#?}\nfrr ipv6 {:#?}\nfar {:#?}\nfar ipv6 {:#?}\n{prefix} {paths:#?}\n\
+         frr sessions {:?} {:?}\nfar sessions {:?}",
         routers.frr.rib("ipv4"),
         routers.frr.rib("ipv6"),
         routers.far.rib("ipv4"),
+        routers.far.rib("ipv6"),
         connections(&routers.frr, &v4),
         connections(&routers.frr, &v6),
         connections(&routers.far, &v4),
@@ -392,7 +401,7 @@ fn snapshot(cluster: &Cluster, routers: &FaultRouters, prefix: &str) -> String {
 async fn md5_from_a_secret_multihop_ipv6_and_a_refused_advertisement() {
     let test = "md5_from_a_secret_multihop_ipv6_and_a_refused_advertisement";
     let objects = faults_objects();
-    let started = cluster_with_routers(test, &objects, &[], &[0, 1, 2], |lan| {
+    let started = cluster_with_routers(test, &objects, &[], |lan| {
         let v4: Vec<String> = lan.nodes.iter().map(|n| n.ip4.clone()).collect();
         let v6: Vec<String> = lan.nodes.iter().map(|n| n.ip6.clone()).collect();
         let password = format!("password {KEY}");
@@ -415,7 +424,7 @@ async fn md5_from_a_secret_multihop_ipv6_and_a_refused_advertisement() {
             (v4[1].as_str(), AS, "ebgp-multihop 2"),
             (v4[2].as_str(), AS, "ttl-security hops 2"),
         ];
-        let far_conf = frr_conf(FAR_AS, "203.0.113.1", &far_neighbors, "ipv4");
+        let far_conf = frr_conf(FAR_AS, "203.0.113.1", &far_neighbors, "ipv4 ipv6");
         FaultRouters {
             frr,
             far: Frr::start(lan, &far_ns.0, "far", &far_conf),
@@ -426,6 +435,8 @@ async fn md5_from_a_secret_multihop_ipv6_and_a_refused_advertisement() {
     let Some((cluster, routers)) = started else {
         return;
     };
+    let t0 = Instant::now();
+    let phase = |what: &str| eprintln!("{:>6.1} s  {what}", t0.elapsed().as_secs_f64());
     let context = || tail("frr", &routers.frr.log(), 20) + &tail("far", &routers.far.log(), 20);
     let (frr4, frr6) = (|| routers.frr.rib("ipv4"), || routers.frr.rib("ipv6"));
     let far = || routers.far.rib("ipv4");
@@ -450,16 +461,33 @@ async fn md5_from_a_secret_multihop_ipv6_and_a_refused_advertisement() {
         context,
     )
     .await;
-    // Each prefix on its own family's sessions only.
+    // `dualStackAddressFamily`: the far peer's IPv4 sessions carry the IPv6 prefix too, each
+    // from its node's IPv6 address.
+    for node in &cluster.lan.nodes {
+        let what = format!("the far FRR to receive {web6} from {} over IPv4", node.name);
+        wait_for(&what, PATIENCE, || async {
+            (routers.far.received("ipv6", &node.ip4) == 1).then_some(())
+        })
+        .await;
+        let held = routers.far.attributes("ipv6", &web6, &node.ip6);
+        assert_eq!(held.next_hops, set(&[&node.ip6]), "{held:?}");
+    }
+    // Each prefix on its own family's sessions only, elsewhere.
     assert_eq!(frr4().len(), 1, "{:#?}", frr4());
     assert_eq!(frr6().len(), 1, "{:#?}", frr6());
     assert_eq!(far().len(), 1, "{:#?}", far());
+    for node in &cluster.lan.nodes {
+        assert_eq!(routers.frr.received("ipv6", &node.ip4), 0, "{}", node.name);
+        assert_eq!(routers.frr.received("ipv4", &node.ip6), 0, "{}", node.name);
+    }
 
+    phase("every route at every router");
     // The Secret's password goes wrong: the speakers restart the `frr` sessions with it, FRR
     // refuses them (their segments carry another MD5 signature), and the route goes.
     let logged: Vec<usize> = (0..3).map(|i| cluster.lan.log(i).len()).collect();
     set_password(&cluster, "not-the-key").await;
     wait_for_route(&cluster, "FRR", frr4, &web, None, context).await;
+    phase("wrong key: FRR dropped the route");
     let session_up = "ferrolb_bgp_session_up{peer=\"192.0.2.1:179\"}";
     for (i, before) in logged.iter().enumerate() {
         wait_metric(&cluster, i, session_up, 0.0).await;
@@ -477,6 +505,7 @@ async fn md5_from_a_secret_multihop_ipv6_and_a_refused_advertisement() {
         .await;
         assert_ne!(routers.frr.state(&cluster.lan.nodes[i].ip4), "Established");
     }
+    phase("wrong key: sessions down, metrics and logs say so");
     // The other sessions are not touched.
     assert_eq!(frr6()[&web6].next_hops.len(), 3, "{:#?}", frr6());
     assert_eq!(far()[&web].next_hops, all, "{:#?}", far());
@@ -486,6 +515,7 @@ async fn md5_from_a_secret_multihop_ipv6_and_a_refused_advertisement() {
     for i in 0..3 {
         wait_metric(&cluster, i, session_up, 1.0).await;
     }
+    phase("right key: sessions and route back");
     let held = routers
         .frr
         .attributes("ipv4", &web, &cluster.lan.nodes[0].ip4);
@@ -511,6 +541,7 @@ async fn md5_from_a_secret_multihop_ipv6_and_a_refused_advertisement() {
     }
     let state = wait_config_state(&cluster, "controller", "Invalid").await;
     eprintln!("refused: {}", state["errorSummary"]);
+    phase("refused: ConfigurationStates Invalid");
     // Given time to act on it, nothing changed at any router.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let during = snapshot(&cluster, &routers, &web);
@@ -529,6 +560,7 @@ async fn md5_from_a_secret_multihop_ipv6_and_a_refused_advertisement() {
         "{held:?}"
     );
 
+    phase("a new Service announced under the last good config");
     // Fixed (the same local preference): the new config applies, its community joins on every
     // route, and the sessions carry the change without a reset.
     let v4: Vec<String> = all.iter().cloned().collect();
@@ -549,10 +581,240 @@ async fn md5_from_a_secret_multihop_ipv6_and_a_refused_advertisement() {
             .await;
         }
     }
+    phase("fixed: the new config applied");
     assert_eq!(connections(&routers.frr, &v4), sessions);
     // The IPv6 pool is not the new advertisement's: unchanged.
     let held6 = routers
         .frr
         .attributes("ipv6", &web6, &cluster.lan.nodes[0].ip6);
     assert_eq!(held6.communities, set(&["65000:7"]), "{held6:?}");
+}
+
+/// The benchmark's Services: IPv4 ones the controller places (`routed`), and 10 000 IPv6 ones
+/// whose addresses the test writes (`bench`, [`scale_cluster::vip`]), announced once the
+/// `bench` advertisement exists. Both peers carry IPv6 on their IPv4 session.
+fn bench_objects() -> String {
+    format!(
+        "apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: routed, namespace: {NAMESPACE}}}
+spec:
+  addresses: [198.51.100.10-198.51.100.49]
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: bench, namespace: {NAMESPACE}}}
+spec:
+  addresses: ['2001:db8::a:0/112']
+  autoAssign: false
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: frr, namespace: {NAMESPACE}}}
+spec: {{myASN: {AS}, peerASN: {AS}, peerAddress: 192.0.2.1, dualStackAddressFamily: true}}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: gobgp, namespace: {NAMESPACE}}}
+spec: {{myASN: {AS}, peerASN: 64700, peerAddress: 192.0.2.3, dualStackAddressFamily: true}}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: routed, namespace: {NAMESPACE}}}
+spec:
+  ipAddressPools: [routed]
+"
+    )
+}
+
+/// The benchmark speaker's log filter: warnings, and the loop's own lines.
+const QUIET: &str = "warn,ferrolb::speaker::kubernetes=info,ferrolb::speaker::kubernetes::=warn";
+
+const BENCH_AD: &str = "apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: bench, namespace: ferrolb-system}
+spec:
+  ipAddressPools: [bench]
+";
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// min / median / max.
+fn spread(mut samples: Vec<Duration>) -> String {
+    samples.sort();
+    let median = samples[samples.len() / 2];
+    format!(
+        "min {} median {} max {} (n = {})",
+        ms(samples[0]),
+        ms(median),
+        ms(samples[samples.len() - 1]),
+        samples.len()
+    )
+}
+
+/// Polls until FRR (its IPv6 `pfxRcd` from node-a) and GoBGP both hold `count` prefixes;
+/// each one's time since `since`, and the speaker's peak RSS seen meanwhile (KiB).
+fn until_both_hold(
+    routers: &BenchRouters,
+    frr_neighbor: &str,
+    count: u64,
+    since: Instant,
+    pid: u32,
+) -> (Duration, Duration, u64) {
+    let (mut frr_done, mut gobgp_done, mut peak) = (None, None, 0);
+    while frr_done.is_none() || gobgp_done.is_none() {
+        assert!(
+            since.elapsed() < Duration::from_secs(600),
+            "not every prefix arrived: FRR {} GoBGP {}",
+            routers.frr.received("ipv6", frr_neighbor),
+            routers.gobgp.destinations()
+        );
+        peak = peak.max(memory(pid).map_or(0, |m| m.peak));
+        if frr_done.is_none() && routers.frr.received("ipv6", frr_neighbor) == count {
+            frr_done = Some(since.elapsed());
+        }
+        if gobgp_done.is_none() && routers.gobgp.destinations() == count {
+            gobgp_done = Some(since.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (frr_done.unwrap(), gobgp_done.unwrap(), peak)
+}
+
+struct BenchRouters {
+    frr: Frr,
+    gobgp: Gobgp,
+}
+
+/// BENCHMARKS.md, "BGP" (Kubernetes mode): one speaker (node-a) in the cluster with the real
+/// controller and API server, peering with FRR (iBGP) and GoBGP (eBGP), both sessions
+/// dual-stack. (a) 20 Services created one by one: the time from the create call to the
+/// controller's address in the Service's status, and to the prefix in FRR's RIB. (b) 10 000
+/// IPv6 Services (status written by the test, one ready endpoint each; the controller stopped):
+/// the time from applying the BGPAdvertisement that selects their pool to both RIBs holding all
+/// of them, then from a restart of the speaker (SIGTERM, start) to both holding them again, and
+/// the speaker's RSS. `FERROLB_E2E_BIN` names the binary of the speaker and controller:
+/// `cargo nextest run --test e2e_bgp_routers --run-ignored only -E 'test(bgp_bench)' --no-capture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by hand (BENCHMARKS.md)"]
+async fn bgp_bench_kubernetes_services_to_frr_and_gobgp() {
+    const COUNT: usize = 10_000;
+    let test = "bgp_bench_kubernetes_services_to_frr_and_gobgp";
+    let objects = bench_objects();
+    // Per-Service info lines for 10 000 Services would measure the logger (as e2e_scale).
+    let env = [("RUST_LOG", QUIET)];
+    let tools = ["gobgpd", "gobgp"];
+    let started = cluster_with_routers_on(test, &objects, &tools, &[0], &env, |lan| {
+        let a = lan.nodes[0].ip4.clone();
+        let rt = lan.add_host("rt", "v8", "192.0.2.1", "2001:db8::1").0;
+        let gobgp_ns = lan.add_host("gobgp", "v6", "192.0.2.3", "2001:db8::3").0;
+        let conf = frr_conf(AS, "192.0.2.1", &[(a.as_str(), AS, "")], "ipv4 ipv6");
+        BenchRouters {
+            frr: Frr::start(lan, &rt, "frr", &conf),
+            gobgp: Gobgp::start(lan, &gobgp_ns, "192.0.2.3", 64700, &[(&a, AS)], "ipv6"),
+        }
+    })
+    .await;
+    let Some((mut cluster, routers)) = started else {
+        return;
+    };
+    let a = cluster.lan.nodes[0].ip4.clone();
+    let node_a = cluster.lan.nodes[0].name.clone();
+    eprintln!("BENCH binary {}", e2e::ferrolb::binary().display());
+
+    // (a) One by one: create -> EXTERNAL-IP -> FRR's RIB.
+    let api = bgp_lan::services(&cluster);
+    let (mut to_ip, mut to_rib) = (Vec::new(), Vec::new());
+    for n in 0..20 {
+        let name = format!("one-{n}");
+        set_endpoints(&cluster.client, &name, &[(&node_a, true)]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let created = Instant::now();
+        create_service(&api, &lb_service(&name, json!({}))).await;
+        let ip = loop {
+            let service = api.get(&name).await.expect("get the Service");
+            let ingress = service.status.and_then(|s| s.load_balancer?.ingress);
+            if let Some(ip) = ingress.and_then(|i| i.first()?.ip.clone()) {
+                break ip;
+            }
+            assert!(created.elapsed() < PATIENCE, "{name} got no address");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        to_ip.push(created.elapsed());
+        let command = format!("show bgp ipv4 unicast {ip}/32 json");
+        while !routers.frr.vtysh(&command).contains("\"paths\"") {
+            assert!(created.elapsed() < PATIENCE, "{ip} never reached FRR");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        to_rib.push(created.elapsed());
+    }
+    eprintln!(
+        "BENCH k8s bgp: Service created -> EXTERNAL-IP: {}",
+        spread(to_ip)
+    );
+    eprintln!(
+        "BENCH k8s bgp: Service created -> FRR RIB: {}",
+        spread(to_rib)
+    );
+
+    // (b) 10 000 Services, not announced until their advertisement exists.
+    cluster.controller.terminate();
+    let nodes: Vec<String> = cluster.lan.nodes.iter().map(|n| n.name.clone()).collect();
+    let took = scale_cluster::create_services(&cluster.client, &nodes, 0..COUNT).await;
+    eprintln!("BENCH k8s bgp: {COUNT} Services with status and EndpointSlice created in {took:?}");
+    // The speaker has them all in its cache: its pass after the last one is quick.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let pid = cluster.lan.nodes[0].child.as_ref().expect("speaker").id();
+    let before = memory(pid).expect("the speaker's memory");
+    assert_eq!(routers.gobgp.destinations(), 0, "nothing announced yet");
+    let applied = Instant::now();
+    apply_yaml(&cluster, "bench-ad", BENCH_AD);
+    let count = COUNT as u64;
+    let (frr_done, gobgp_done, peak) = until_both_hold(&routers, &a, count, applied, pid);
+    let after = memory(pid).expect("the speaker's memory");
+    eprintln!(
+        "BENCH k8s bgp: advertisement applied -> FRR holds all {COUNT}: {}; GoBGP: {}; speaker \
+         peak RSS meanwhile {:.1} MiB; before: {before}; after: {after}",
+        ms(frr_done),
+        ms(gobgp_done),
+        peak as f64 / 1024.0
+    );
+    // The speaker restarts (SIGTERM: Cease, the routers drop its routes; then start).
+    cluster.lan.signal(0, "TERM");
+    let gone = wait_for(
+        "both routers to drop the speaker's routes",
+        PATIENCE,
+        || async {
+            (routers.frr.received("ipv6", &a) == 0 && routers.gobgp.destinations() == 0)
+                .then_some(())
+        },
+    );
+    gone.await;
+    let kubeconfig = cluster
+        .plane
+        .lan_kubeconfig()
+        .expect("kubeconfig")
+        .to_path_buf();
+    let restarted = Instant::now();
+    start_kube_speaker_with(
+        &mut cluster.lan,
+        0,
+        &kubeconfig,
+        &env,
+        &["--config-source=crds"],
+    );
+    let pid = cluster.lan.nodes[0].child.as_ref().expect("speaker").id();
+    let (frr_done, gobgp_done, peak) = until_both_hold(&routers, &a, count, restarted, pid);
+    eprintln!(
+        "BENCH k8s bgp: speaker start -> FRR holds all {COUNT}: {}; GoBGP: {}; speaker peak RSS \
+         {:.1} MiB",
+        ms(frr_done),
+        ms(gobgp_done),
+        peak as f64 / 1024.0
+    );
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let settled = memory(pid).expect("the speaker's memory");
+    eprintln!("BENCH k8s bgp: speaker 20 s later (ServiceBGPStatus written): {settled}");
 }

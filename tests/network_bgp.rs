@@ -462,26 +462,8 @@ fn bgp_bench_ten_thousand_prefixes_to_two_routers() {
     let bgp = "  peers:\n  - {name: frr, peer-address: 192.0.2.1, peer-asn: 64512, my-asn: 64513}\n  \
                - {name: gobgp, peer-address: 192.0.2.3, peer-asn: 64700, my-asn: 64513}\n";
     write_file(&lan, 0, &addresses, bgp);
-    let frr_count = || {
-        let v: serde_json::Value =
-            serde_json::from_str(&frr.vtysh("show bgp ipv6 unicast summary json"))
-                .unwrap_or_default();
-        v["peers"]["192.0.2.11"]["pfxRcd"].as_u64().unwrap_or(0)
-    };
-    let gobgp_count = || {
-        let out = netns::stdout(&netns::in_ns(
-            &gobgp_ns,
-            &[
-                "gobgp", "-p", "50051", "global", "rib", "summary", "-a", "ipv6",
-            ],
-        ));
-        // "Table ipv6-unicast\nDestination: 10000, Path: 10000"
-        out.split("Destination: ")
-            .nth(1)
-            .and_then(|r| r.split(',').next())
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let frr_count = || frr.received("ipv6", "192.0.2.11");
+    let gobgp_count = || gobgp.destinations();
     let started = Instant::now();
     lan.start(0);
     let pid = lan.nodes[0].child.as_ref().expect("speaker").id();

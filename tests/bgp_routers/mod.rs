@@ -175,6 +175,12 @@ impl Frr {
         v[neighbor]["bgpState"].as_str().unwrap_or("?").to_string()
     }
 
+    /// How many `afi` prefixes FRR holds from `neighbor` (`pfxRcd`).
+    pub fn received(&self, afi: &str, neighbor: &str) -> u64 {
+        let summary = self.json(&format!("show bgp {afi} unicast summary json"));
+        summary["peers"][neighbor]["pfxRcd"].as_u64().unwrap_or(0)
+    }
+
     pub fn neighbor(&self, neighbor: &str) -> Value {
         self.json(&format!("show bgp neighbors {neighbor} json"))[neighbor].clone()
     }
@@ -530,6 +536,22 @@ impl Gobgp {
             dir,
             afi: afi.to_string(),
         }
+    }
+
+    /// How many prefixes GoBGP's global RIB holds (`gobgp global rib summary`).
+    pub fn destinations(&self) -> u64 {
+        let out = stdout(&in_ns(
+            &self.ns,
+            &[
+                "gobgp", "-p", "50051", "global", "rib", "summary", "-a", &self.afi,
+            ],
+        ));
+        // "Table ipv6-unicast\nDestination: 10000, Path: 10000"
+        out.split("Destination: ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
     }
 
     /// `gobgp global rib -j`: each prefix with every path's next hop and the first path's

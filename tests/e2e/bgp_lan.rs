@@ -35,13 +35,24 @@ pub fn routers_present(test: &str, tools: &[&str]) -> bool {
 }
 
 /// The cluster with MetalLB's `objects` (the crds source) and what `start` starts on its LAN
-/// before the control plane and the speakers (the routers), on the nodes of `speakers`; `None`
-/// when the test is skipped.
+/// before the control plane and the speakers (the routers); `None` when the test is skipped.
 pub async fn cluster_with_routers<R>(
     test: &str,
     objects: &str,
     tools: &[&str],
+    start: impl FnOnce(&mut Lan) -> R,
+) -> Option<(Cluster, R)> {
+    cluster_with_routers_on(test, objects, tools, &[0, 1, 2], &[], start).await
+}
+
+/// [`cluster_with_routers`] with speakers on the nodes of `speakers` only, each with
+/// `speaker_env` added to its environment.
+pub async fn cluster_with_routers_on<R>(
+    test: &str,
+    objects: &str,
+    tools: &[&str],
     speakers: &[usize],
+    speaker_env: &[(&str, &str)],
     start: impl FnOnce(&mut Lan) -> R,
 ) -> Option<(Cluster, R)> {
     assets_dir(test)?;
@@ -59,6 +70,7 @@ pub async fn cluster_with_routers<R>(
         objects,
         speakers,
         on_lan: Some(&mut on_lan),
+        speaker_env,
         ..Setup::default()
     };
     let cluster = setup_with(test, setup).await?;
