@@ -10,21 +10,26 @@
 //!   `nodeSelectors` gets sessions, and next hops, from the labelled nodes only, and they follow
 //!   the labels.
 //! - `md5_from_a_secret_multihop_ipv6_and_a_refused_advertisement`: one BGPPeer's MD5 key comes
-//!   from a `kubernetes.io/basic-auth` Secret (wrong key: its sessions go down, the metrics and
-//!   logs say so; right again: back), another peer is an FRR two hops away (`ebgpMultiHop`), a
-//!   third is an IPv6 session carrying an IPv6 pool; then a BGPAdvertisement that refuses the
-//!   config leaves every session and route as it was (the ConfigurationStates say Invalid), and
-//!   its fix applies.
+//!   from a `kubernetes.io/basic-auth` Secret (wrong key: its sessions go down within the
+//!   connect deadline, `ferrolb_bgp_session_up` and the log say so; right again: back), another
+//!   peer is an FRR two hops away (`ebgpMultiHop`; one of its neighbors checks the TTL) whose
+//!   IPv4 sessions also carry the IPv6 pool (`dualStackAddressFamily`), a third is an IPv6
+//!   session carrying the IPv6 pool; then a BGPAdvertisement that refuses the config (a second
+//!   `localPref` for the pool) leaves every session and route as it was while the
+//!   ConfigurationStates say Invalid and `ferrolb_config_stale` is 1, a new Service is still
+//!   announced under the last good config, and the fixed object applies without a session
+//!   reset.
 //!
 //! The benchmark (`#[ignore]`d) times Services to FRR's RIB and 10 000 Services to FRR and
-//! GoBGP (BENCHMARKS.md, "BGP"). Skipped like `tests/e2e_bgp.rs` without `KUBEBUILDER_ASSETS`.
+//! GoBGP (BENCHMARKS.md, "BGP"). Skipped like `tests/e2e_bgp.rs` without `KUBEBUILDER_ASSETS`;
+//! with it set, missing root, tools or FRR fail the test when `CI` is set.
 
 #[path = "e2e/bgp_lan.rs"]
 mod bgp_lan;
-// The benchmark's Services (the scale measurement's).
 mod bgp_routers;
 mod e2e;
 mod netns;
+/// The benchmark's 10 000 Services, made as the scale measurement makes its own.
 #[allow(dead_code)]
 #[path = "scale/cluster.rs"]
 mod scale_cluster;
@@ -700,7 +705,9 @@ struct BenchRouters {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run by hand (BENCHMARKS.md)"]
 async fn bgp_bench_kubernetes_services_to_frr_and_gobgp() {
-    const COUNT: usize = 10_000;
+    // `FERROLB_BGP_BENCH_SERVICES` for a smaller run (a check of the benchmark itself).
+    let services = std::env::var("FERROLB_BGP_BENCH_SERVICES").ok();
+    let count: usize = services.and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let test = "bgp_bench_kubernetes_services_to_frr_and_gobgp";
     let objects = bench_objects();
     // Per-Service info lines for 10 000 Services would measure the logger (as e2e_scale).
@@ -762,8 +769,8 @@ async fn bgp_bench_kubernetes_services_to_frr_and_gobgp() {
     // (b) 10 000 Services, not announced until their advertisement exists.
     cluster.controller.terminate();
     let nodes: Vec<String> = cluster.lan.nodes.iter().map(|n| n.name.clone()).collect();
-    let took = scale_cluster::create_services(&cluster.client, &nodes, 0..COUNT).await;
-    eprintln!("BENCH k8s bgp: {COUNT} Services with status and EndpointSlice created in {took:?}");
+    let took = scale_cluster::create_services(&cluster.client, &nodes, 0..count).await;
+    eprintln!("BENCH k8s bgp: {count} Services with status and EndpointSlice created in {took:?}");
     // The speaker has them all in its cache: its pass after the last one is quick.
     tokio::time::sleep(Duration::from_secs(10)).await;
     let pid = cluster.lan.nodes[0].child.as_ref().expect("speaker").id();
@@ -771,11 +778,11 @@ async fn bgp_bench_kubernetes_services_to_frr_and_gobgp() {
     assert_eq!(routers.gobgp.destinations(), 0, "nothing announced yet");
     let applied = Instant::now();
     apply_yaml(&cluster, "bench-ad", BENCH_AD);
-    let count = COUNT as u64;
-    let (frr_done, gobgp_done, peak) = until_both_hold(&routers, &a, count, applied, pid);
+    let total = count as u64;
+    let (frr_done, gobgp_done, peak) = until_both_hold(&routers, &a, total, applied, pid);
     let after = memory(pid).expect("the speaker's memory");
     eprintln!(
-        "BENCH k8s bgp: advertisement applied -> FRR holds all {COUNT}: {}; GoBGP: {}; speaker \
+        "BENCH k8s bgp: advertisement applied -> FRR holds all {count}: {}; GoBGP: {}; speaker \
          peak RSS meanwhile {:.1} MiB; before: {before}; after: {after}",
         ms(frr_done),
         ms(gobgp_done),
@@ -806,9 +813,9 @@ async fn bgp_bench_kubernetes_services_to_frr_and_gobgp() {
         &["--config-source=crds"],
     );
     let pid = cluster.lan.nodes[0].child.as_ref().expect("speaker").id();
-    let (frr_done, gobgp_done, peak) = until_both_hold(&routers, &a, count, restarted, pid);
+    let (frr_done, gobgp_done, peak) = until_both_hold(&routers, &a, total, restarted, pid);
     eprintln!(
-        "BENCH k8s bgp: speaker start -> FRR holds all {COUNT}: {}; GoBGP: {}; speaker peak RSS \
+        "BENCH k8s bgp: speaker start -> FRR holds all {count}: {}; GoBGP: {}; speaker peak RSS \
          {:.1} MiB",
         ms(frr_done),
         ms(gobgp_done),
