@@ -804,6 +804,7 @@ async fn bgp_bench_kubernetes_services_to_frr_and_gobgp() {
         .lan_kubeconfig()
         .expect("kubeconfig")
         .to_path_buf();
+    let logged = cluster.lan.log(0).len();
     let restarted = Instant::now();
     start_kube_speaker_with(
         &mut cluster.lan,
@@ -821,7 +822,30 @@ async fn bgp_bench_kubernetes_services_to_frr_and_gobgp() {
         ms(gobgp_done),
         peak as f64 / 1024.0
     );
+    // What kept a session from coming up at once after the restart (GoBGP holds a neighbor
+    // that sent a Cease Idle for a while, refusing it).
+    let log = cluster.lan.log(0);
+    for line in log[logged..]
+        .lines()
+        .filter(|l| l.contains("not established"))
+    {
+        eprintln!("BENCH speaker: {line}");
+    }
+    eprintln!("{}", tail("gobgpd", &routers.gobgp.log(), 15));
     tokio::time::sleep(Duration::from_secs(20)).await;
     let settled = memory(pid).expect("the speaker's memory");
-    eprintln!("BENCH k8s bgp: speaker 20 s later (ServiceBGPStatus written): {settled}");
+    let statuses = bgp_status_count(&cluster).await;
+    eprintln!("BENCH k8s bgp: speaker 20 s later ({statuses} ServiceBGPStatus objects): {settled}");
+}
+
+/// How many ServiceBGPStatus objects the speakers keep.
+async fn bgp_status_count(cluster: &Cluster) -> usize {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("metallb.io", "v1beta1", "ServiceBGPStatus"),
+        "servicebgpstatuses",
+    );
+    let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &resource);
+    api.list_metadata(&Default::default())
+        .await
+        .map_or(0, |l| l.items.len())
 }
