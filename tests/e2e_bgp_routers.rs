@@ -836,7 +836,7 @@ async fn bgp_bench_kubernetes_services_to_frr_and_gobgp() {
     // written by their own task, as fast as the API server takes them.
     let want = count + 20;
     let mut statuses = 0;
-    while statuses < want && restarted.elapsed() < Duration::from_secs(300) {
+    while statuses < want && restarted.elapsed() < Duration::from_secs(420) {
         tokio::time::sleep(Duration::from_secs(2)).await;
         statuses = bgp_status_count(&cluster).await;
     }
