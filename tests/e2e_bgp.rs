@@ -20,6 +20,8 @@
 //! Skipped when `KUBEBUILDER_ASSETS` is unset; with it set, missing root, tools or FRR fail the
 //! test when `CI` is set and skip it otherwise.
 
+#[path = "e2e/bgp_lan.rs"]
+mod bgp_lan;
 mod bgp_routers;
 mod e2e;
 mod netns;
@@ -27,22 +29,19 @@ mod netns;
 mod speaker_lan;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Service;
 use kube::api::{DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client};
 use serde_json::json;
 
-use bgp_routers::{BGPD, Frr, Held, Rib, frr_conf};
-use e2e::api::{create_service, delete_service, events_about, lb_service, wait_for_ips};
-use e2e::control_plane::assets_dir;
+use bgp_lan::{cluster_with_routers, hops, routed_service, services, set, tail, wait_for_route};
+use bgp_routers::{Frr, Held, Rib, frr_conf};
+use e2e::api::{delete_service, events_about};
 use e2e::wait::{PATIENCE, wait_for};
 use e2e::{APPS, NAMESPACE};
-use netns::{Lan, environment_ready_with};
-use speaker_lan::{Cluster, Setup, plan_table, set_endpoints, setup_with, speaker_logs};
+use speaker_lan::{Cluster, plan_table, set_endpoints, speaker_logs};
 
 const ROUTER: &str = "192.0.2.1";
 const AS: u32 = 64512;
@@ -83,49 +82,17 @@ spec:
     )
 }
 
-fn frr_present(test: &str) -> bool {
-    if !Path::new(BGPD).is_file() && std::env::var_os("CI").is_none() {
-        eprintln!("SKIPPED: {test} needs FRR ({BGPD}; run scripts/install-test-tools.sh)");
-        return false;
-    }
-    environment_ready_with(test, &["vtysh", "kubectl"])
-}
-
 /// The cluster (MetalLB objects, crds source) with FRR started on its LAN before the speakers;
 /// `None` when the test is skipped.
 async fn bgp_cluster(test: &str) -> Option<(Cluster, Frr)> {
-    assets_dir(test)?;
-    if !frr_present(test) {
-        return None;
-    }
-    let objects = objects();
-    let mut frr = None;
-    let mut start_router = |lan: &mut Lan| {
+    cluster_with_routers(test, &objects(), &[], |lan| {
         let (rt, _) = lan.add_host("rt", "v8", ROUTER, "2001:db8::1");
         let neighbors: Vec<(&str, u32, &str)> =
             lan.nodes.iter().map(|n| (n.ip4.as_str(), AS, "")).collect();
         let conf = frr_conf(AS, ROUTER, &neighbors, "ipv4");
-        frr = Some(Frr::start(lan, &rt, "frr", &conf));
-    };
-    let setup = Setup {
-        objects: &objects,
-        on_lan: Some(&mut start_router),
-        ..Setup::default()
-    };
-    let cluster = setup_with(test, setup).await?;
-    Some((cluster, frr.expect("the router started with the LAN")))
-}
-
-fn services(cluster: &Cluster) -> Api<Service> {
-    Api::namespaced(cluster.client.clone(), APPS)
-}
-
-/// Node `i`'s address: the next hop its speaker sends.
-fn hops(cluster: &Cluster, nodes: &[usize]) -> BTreeSet<String> {
-    nodes
-        .iter()
-        .map(|&i| cluster.lan.nodes[i].ip4.clone())
-        .collect()
+        Frr::start(lan, &rt, "frr", &conf)
+    })
+    .await
 }
 
 /// FRR's RIB with each next hop named by its node.
@@ -150,13 +117,10 @@ fn rib_by_node(cluster: &Cluster, rib: &Rib) -> BTreeMap<String, BTreeSet<String
 }
 
 fn context(cluster: &Cluster, frr: &Frr) -> String {
-    let log = frr.log();
-    let tail: Vec<&str> = log.lines().rev().take(30).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
     format!(
-        "{}--- frr (last lines)\n{}",
+        "{}{}",
         speaker_logs(&cluster.lan),
-        tail.join("\n")
+        tail("frr", &frr.log(), 30)
     )
 }
 
@@ -168,37 +132,11 @@ async fn wait_for_hops(
     prefix: &str,
     want: Option<BTreeSet<String>>,
 ) -> Rib {
-    let what = format!("FRR to hold {prefix} with next hops {want:?}");
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let rib = frr.rib("ipv4");
-        if rib.get(prefix).map(|h| h.next_hops.clone()) == want {
-            return rib;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gave up after {PATIENCE:?} waiting for {what}; last RIB {rib:#?}\n{}",
-            context(cluster, frr)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// A `type: LoadBalancer` Service of the `routed` pool with its EndpointSlice: one endpoint per
-/// `(node, ready)`. Returns its address.
-async fn routed_service(
-    cluster: &Cluster,
-    name: &str,
-    extra: serde_json::Value,
-    endpoints: &[(usize, bool)],
-) -> String {
-    let endpoints: Vec<(&str, bool)> = endpoints
-        .iter()
-        .map(|&(i, ready)| (cluster.lan.nodes[i].name.as_str(), ready))
-        .collect();
-    set_endpoints(&cluster.client, name, &endpoints).await;
-    create_service(&services(cluster), &lb_service(name, extra)).await;
-    wait_for_ips(&services(cluster), name).await.remove(0)
+    let rib = || frr.rib("ipv4");
+    wait_for_route(cluster, "FRR", rib, prefix, want, || {
+        tail("frr", &frr.log(), 30)
+    })
+    .await
 }
 
 fn bgp_status_api(client: &Client) -> Api<DynamicObject> {
@@ -290,10 +228,6 @@ async fn wait_for_events(
         },
     )
     .await;
-}
-
-fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| (*s).to_owned()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

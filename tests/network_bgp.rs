@@ -10,7 +10,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bgp_routers::{
-    BGPD, Bird, Frr, Gobgp, Held, frr_conf, hops, logs, start_all, wait_rib, write_file,
+    BGPD, Bird, Frr, Gobgp, Held, frr_conf, hops, logs, start_all, two_hops_away, wait_rib,
+    write_file,
 };
 use netns::{Lan, environment_ready_with, run, wait_for};
 
@@ -336,81 +337,13 @@ fn an_md5_session_comes_up_and_a_wrong_password_does_not() {
     assert_eq!(frr.rib("ipv4")[p].next_hops, hops(&["192.0.2.11"]));
 }
 
-/// A namespace the test made off the bridge, deleted when dropped.
-struct OffBridge(String);
-
-impl Drop for OffBridge {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .status();
-    }
-}
-
 #[test]
 fn ebgp_multihop_reaches_a_router_two_hops_away() {
     if !ready("ebgp_multihop") {
         return;
     }
     let mut lan = Lan::new(2, binary());
-    // node-a, node-b ── bridge ── fw (192.0.2.254 | 203.0.113.254) ── rt (203.0.113.1)
-    let fw = router(&mut lan, "fw", "v7", "192.0.2.254", "2001:db8::254");
-    let rt = OffBridge(format!("{}-rt", lan.prefix));
-    run("ip", &["netns", "add", &rt.0]);
-    run("ip", &["-n", &rt.0, "link", "set", "lo", "up"]);
-    run(
-        "ip",
-        &[
-            "-n", &fw, "link", "add", "r0", "type", "veth", "peer", "name", "eth0", "netns", &rt.0,
-        ],
-    );
-    run(
-        "ip",
-        &["-n", &fw, "addr", "add", "203.0.113.254/24", "dev", "r0"],
-    );
-    run("ip", &["-n", &fw, "link", "set", "r0", "up"]);
-    run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &fw,
-            "sysctl",
-            "-qw",
-            "net.ipv4.ip_forward=1",
-        ],
-    );
-    run(
-        "ip",
-        &["-n", &rt.0, "addr", "add", "203.0.113.1/24", "dev", "eth0"],
-    );
-    run("ip", &["-n", &rt.0, "link", "set", "eth0", "up"]);
-    run(
-        "ip",
-        &[
-            "-n",
-            &rt.0,
-            "route",
-            "add",
-            "192.0.2.0/24",
-            "via",
-            "203.0.113.254",
-        ],
-    );
-    for node in &lan.nodes {
-        run(
-            "ip",
-            &[
-                "-n",
-                &node.ns,
-                "route",
-                "add",
-                "203.0.113.0/24",
-                "via",
-                "192.0.2.254",
-            ],
-        );
-    }
+    let rt = two_hops_away(&mut lan, "v7");
     // node-b's neighbor checks the TTL (GTSM, RFC 5082): only packets sent with TTL 255 arrive
     // with the 254 one forwarding hop leaves, so it comes up only if the speaker sets it.
     // node-a's runs BFD, multi-hop (RFC 5883) as FRR does for an ebgp-multihop neighbor.
@@ -529,26 +462,8 @@ fn bgp_bench_ten_thousand_prefixes_to_two_routers() {
     let bgp = "  peers:\n  - {name: frr, peer-address: 192.0.2.1, peer-asn: 64512, my-asn: 64513}\n  \
                - {name: gobgp, peer-address: 192.0.2.3, peer-asn: 64700, my-asn: 64513}\n";
     write_file(&lan, 0, &addresses, bgp);
-    let frr_count = || {
-        let v: serde_json::Value =
-            serde_json::from_str(&frr.vtysh("show bgp ipv6 unicast summary json"))
-                .unwrap_or_default();
-        v["peers"]["192.0.2.11"]["pfxRcd"].as_u64().unwrap_or(0)
-    };
-    let gobgp_count = || {
-        let out = netns::stdout(&netns::in_ns(
-            &gobgp_ns,
-            &[
-                "gobgp", "-p", "50051", "global", "rib", "summary", "-a", "ipv6",
-            ],
-        ));
-        // "Table ipv6-unicast\nDestination: 10000, Path: 10000"
-        out.split("Destination: ")
-            .nth(1)
-            .and_then(|r| r.split(',').next())
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let frr_count = || frr.received("ipv6", "192.0.2.11");
+    let gobgp_count = || gobgp.destinations();
     let started = Instant::now();
     lan.start(0);
     let pid = lan.nodes[0].child.as_ref().expect("speaker").id();

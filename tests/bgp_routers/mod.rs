@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use std::time::Duration;
 
-use crate::netns::{Lan, in_ns, stdout, wait_for};
+use crate::netns::{Lan, in_ns, run, stdout, wait_for};
 
 pub const BGPD: &str = "/usr/lib/frr/bgpd";
 pub const ZEBRA: &str = "/usr/lib/frr/zebra";
@@ -175,6 +175,12 @@ impl Frr {
         v[neighbor]["bgpState"].as_str().unwrap_or("?").to_string()
     }
 
+    /// How many `afi` prefixes FRR holds from `neighbor` (`pfxRcd`).
+    pub fn received(&self, afi: &str, neighbor: &str) -> u64 {
+        let summary = self.json(&format!("show bgp {afi} unicast summary json"));
+        summary["peers"][neighbor]["pfxRcd"].as_u64().unwrap_or(0)
+    }
+
     pub fn neighbor(&self, neighbor: &str) -> Value {
         self.json(&format!("show bgp neighbors {neighbor} json"))[neighbor].clone()
     }
@@ -291,6 +297,85 @@ pub fn frr_conf(
         conf.push_str("  maximum-paths 16\n  maximum-paths ibgp 16\n exit-address-family\n");
     }
     conf
+}
+
+/// A namespace a test made off the bridge, deleted when dropped.
+pub struct OffBridge(pub String);
+
+impl Drop for OffBridge {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+/// A router namespace two hops from the nodes, for eBGP multihop:
+/// nodes ── bridge ── fw (192.0.2.254 | 203.0.113.254, forwarding; bridge port `fw_port`) ──
+/// `<prefix>-far` (203.0.113.1). Every node routes 203.0.113.0/24 through fw; the router
+/// routes 192.0.2.0/24 back.
+/// Returns rt's namespace (keep it as long as the LAN).
+pub fn two_hops_away(lan: &mut Lan, fw_port: &str) -> OffBridge {
+    let fw = lan
+        .add_host("fw", fw_port, "192.0.2.254", "2001:db8::254")
+        .0;
+    let rt = OffBridge(format!("{}-far", lan.prefix));
+    run("ip", &["netns", "add", &rt.0]);
+    run("ip", &["-n", &rt.0, "link", "set", "lo", "up"]);
+    run(
+        "ip",
+        &[
+            "-n", &fw, "link", "add", "r0", "type", "veth", "peer", "name", "eth0", "netns", &rt.0,
+        ],
+    );
+    run(
+        "ip",
+        &["-n", &fw, "addr", "add", "203.0.113.254/24", "dev", "r0"],
+    );
+    run("ip", &["-n", &fw, "link", "set", "r0", "up"]);
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &fw,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ],
+    );
+    run(
+        "ip",
+        &["-n", &rt.0, "addr", "add", "203.0.113.1/24", "dev", "eth0"],
+    );
+    run("ip", &["-n", &rt.0, "link", "set", "eth0", "up"]);
+    run(
+        "ip",
+        &[
+            "-n",
+            &rt.0,
+            "route",
+            "add",
+            "192.0.2.0/24",
+            "via",
+            "203.0.113.254",
+        ],
+    );
+    for node in &lan.nodes {
+        run(
+            "ip",
+            &[
+                "-n",
+                &node.ns,
+                "route",
+                "add",
+                "203.0.113.0/24",
+                "via",
+                "192.0.2.254",
+            ],
+        );
+    }
+    rt
 }
 
 pub struct Bird {
@@ -451,6 +536,22 @@ impl Gobgp {
             dir,
             afi: afi.to_string(),
         }
+    }
+
+    /// How many prefixes GoBGP's global RIB holds (`gobgp global rib summary`).
+    pub fn destinations(&self) -> u64 {
+        let out = stdout(&in_ns(
+            &self.ns,
+            &[
+                "gobgp", "-p", "50051", "global", "rib", "summary", "-a", &self.afi,
+            ],
+        ));
+        // "Table ipv6-unicast\nDestination: 10000, Path: 10000"
+        out.split("Destination: ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
     }
 
     /// `gobgp global rib -j`: each prefix with every path's next hop and the first path's

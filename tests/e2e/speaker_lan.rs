@@ -102,6 +102,8 @@ pub struct Setup<'a> {
     pub names: Option<&'a [&'a str]>,
     /// Flags added to every speaker's command line (e.g. `--gossip=false`).
     pub speaker_args: &'a [&'a str],
+    /// Environment added to every speaker's (e.g. a quieter `RUST_LOG`).
+    pub speaker_env: &'a [(&'a str, &'a str)],
     /// The chart's CRD files (e.g. `ipaddresspools.yaml`) not applied: a cluster that never
     /// served those kinds.
     pub without_crds: &'a [&'a str],
@@ -121,6 +123,7 @@ impl Default for Setup<'_> {
             speakers: &[0, 1, 2],
             names: None,
             speaker_args: &[],
+            speaker_env: &[],
             without_crds: &[],
             objects: "",
             on_lan: None,
@@ -141,7 +144,8 @@ pub async fn setup_with(test: &str, setup: Setup<'_>) -> Option<Cluster> {
     if !environment_ready_with(test, &["socat"]) {
         return None;
     }
-    let mut lan = Lan::new(3, Path::new(env!("CARGO_BIN_EXE_ferrolb")));
+    // The speakers run the binary under test (`FERROLB_E2E_BIN` for a measurement's).
+    let mut lan = Lan::new(3, &crate::e2e::ferrolb::binary());
     for (node, name) in lan.nodes.iter_mut().zip(setup.names.unwrap_or_default()) {
         node.name = (*name).to_owned();
     }
@@ -203,7 +207,7 @@ pub async fn setup_with(test: &str, setup: Setup<'_>) -> Option<Cluster> {
 
     let kubeconfig = plane.lan_kubeconfig().expect("namespaced control plane");
     for &i in setup.speakers {
-        start_kube_speaker_with(&mut lan, i, kubeconfig, &[], &speaker_args);
+        start_kube_speaker_with(&mut lan, i, kubeconfig, setup.speaker_env, &speaker_args);
     }
     let cluster = Cluster {
         controller,

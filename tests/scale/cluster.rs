@@ -136,17 +136,23 @@ impl ScaleCluster {
     /// traffic policy is Cluster, so any ready endpoint makes it announceable). Returns how long
     /// that took.
     pub async fn create_services(&self, range: Range<usize>) -> Duration {
-        let start = Instant::now();
         let nodes: Vec<String> = self.lan.nodes.iter().map(|n| n.name.clone()).collect();
-        stream::iter(range)
-            .for_each_concurrent(CONCURRENCY, |i| {
-                let client = self.client.clone();
-                let node = nodes[i % nodes.len()].clone();
-                async move { create_one(&client, i, &node).await }
-            })
-            .await;
-        start.elapsed()
+        create_services(&self.client, &nodes, range).await
     }
+}
+
+/// [`ScaleCluster::create_services`] on any cluster: Services `range` with their [`vip`] in
+/// their status and one ready endpoint each, on `nodes` in turn. Returns how long that took.
+pub async fn create_services(client: &Client, nodes: &[String], range: Range<usize>) -> Duration {
+    let start = Instant::now();
+    stream::iter(range)
+        .for_each_concurrent(CONCURRENCY, |i| {
+            let client = client.clone();
+            let node = nodes[i % nodes.len()].clone();
+            async move { create_one(&client, i, &node).await }
+        })
+        .await;
+    start.elapsed()
 }
 
 async fn create_one(client: &Client, i: usize, node: &str) {

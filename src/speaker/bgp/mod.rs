@@ -39,6 +39,10 @@ pub const STOP_BOUND: Duration = Duration::from_secs(1);
 /// How long a router keeps a restarting speaker's routes (FRR's default, which MetalLB keeps).
 pub const GR_RESTART_TIME: u16 = 120;
 
+/// How much longer than the connect deadline ConnectRetryTime is, so a dial that gets no
+/// answer ends at its own deadline (a failure, reported) first.
+const CONNECT_RETRY_MARGIN: Duration = Duration::from_secs(1);
+
 /// One BGP peer as configured. Two specs that differ in anything are two sessions: a changed
 /// spec restarts its session, and only that one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,9 +141,13 @@ impl PeerSpec {
         config.open_hold = self.connect_deadline();
         // ConnectRetryTime, which RFC 4271 sets to 120 s: a peer that accepts the connection and
         // closes it before its OPEN (a router still starting, or one that does not know us yet)
-        // is dialed again after it, from Active. The deadline (10 s) instead: MetalLB's speaker
-        // dials again within seconds after any failure.
-        config.connect_retry = self.connect_deadline();
+        // is dialed again after it, from Active. The deadline (10 s) and a margin instead:
+        // MetalLB's speaker dials again within seconds after any failure. Not the deadline
+        // itself: ConnectRetry also runs in Connect, where it abandons the dial under way for a
+        // new one, so expiring with the dial's own deadline it dropped a dial to a silent peer
+        // (SYNs dropped: a firewall, an MD5 key the router does not share) before the dial
+        // could time out and say so, again and again: no failure, no log, no backoff.
+        config.connect_retry = self.connect_deadline() + CONNECT_RETRY_MARGIN;
         // Route refresh (RFC 2918), as FRR offers it: a router that asks gets the whole table.
         config.route_refresh = true;
         config.graceful_restart = self.graceful_restart.then(|| GracefulRestart {

@@ -294,6 +294,51 @@ async fn a_peer_that_closes_before_its_open_is_dialed_again() {
     announcer.shutdown().await;
 }
 
+/// A router that never answers the SYN (a firewall, an MD5 key it does not share): each dial
+/// ends at the connect deadline as a failure the status reports, before ConnectRetry could
+/// abandon it for a new dial without a word.
+#[tokio::test]
+async fn a_silent_peer_s_dial_times_out_and_is_reported() {
+    // A listener whose accept queue is full (backlog 0, one connection queued) drops further
+    // SYNs without an answer.
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    listener.bind(&any.into()).expect("bind");
+    listener.listen(0).expect("listen");
+    let address = listener.local_addr().unwrap().as_socket().unwrap();
+    let _queued = std::net::TcpStream::connect(address).expect("the one queued connection");
+    let mut spec = PeerSpec::new("r1", IpAddr::V4(Ipv4Addr::LOCALHOST), OURS, ROUTER);
+    spec.port = address.port();
+    spec.connect_time = Some(Duration::from_secs(1));
+    assert!(
+        spec.session_config(Ipv4Addr::LOCALHOST)
+            .unwrap()
+            .connect_retry
+            > spec.connect_deadline(),
+        "ConnectRetry must not end a dial before its own deadline"
+    );
+    let mut announcer = BgpAnnouncer::new("node-a");
+    let started = Instant::now();
+    announcer.set(vec![(spec, Routes::new())]).await;
+    let mut status = announcer.statuses().remove("r1").expect("r1 runs");
+    let reported = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(why) = status.borrow_and_update().last_down.clone() {
+                return why;
+            }
+            status.changed().await.expect("the peer task runs");
+        }
+    })
+    .await
+    .expect("the failed dial is reported");
+    let took = started.elapsed();
+    // The first dial's deadline (1 s), not a later one's.
+    assert!(took < Duration::from_millis(1900), "{took:?}: {reported}");
+    assert_ne!(status.borrow().state, State::Established);
+    announcer.shutdown().await;
+}
+
 #[test]
 fn bad_specs_name_the_peer_and_the_field() {
     let spec = PeerSpec::new("edge", IpAddr::V4(Ipv4Addr::LOCALHOST), OURS, ROUTER);
@@ -323,7 +368,11 @@ fn bad_specs_name_the_peer_and_the_field() {
     assert!(e.to_string().contains("hold time 2"), "{e}");
     let config = spec.session_config(id).unwrap();
     assert_eq!(config.open_hold, dial::DEFAULT_CONNECT_TIME);
-    assert_eq!(config.connect_retry, dial::DEFAULT_CONNECT_TIME);
+    // A dial's own deadline ends it first (see a_silent_peer_s_dial_times_out_and_is_reported).
+    assert_eq!(
+        config.connect_retry,
+        dial::DEFAULT_CONNECT_TIME + CONNECT_RETRY_MARGIN
+    );
     assert_eq!(config.hold_time, 90);
     assert!(config.graceful_restart.is_none() && config.route_refresh);
     let gr = PeerSpec {
