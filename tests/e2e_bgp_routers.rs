@@ -13,7 +13,8 @@
 //!   from a `kubernetes.io/basic-auth` Secret (wrong key: its sessions go down within the
 //!   connect deadline, `ferrolb_bgp_session_up` and the log say so; right again: back), another
 //!   peer is an FRR two hops away (`ebgpMultiHop`; one of its neighbors checks the TTL) whose
-//!   IPv4 sessions also carry the IPv6 pool (`dualStackAddressFamily`), a third is an IPv6
+//!   IPv4 sessions also carry the IPv6 pool (`dualStackAddressFamily`) and whose `bfdProfile`
+//!   runs multi-hop BFD with it from every node, a third is an IPv6
 //!   session carrying the IPv6 pool; then a BGPAdvertisement that refuses the config (a second
 //!   `localPref` for the pool) leaves every session and route as it was while the
 //!   ConfigurationStates say Invalid and `ferrolb_config_stale` is 1, a new Service is still
@@ -241,7 +242,7 @@ const KEY: &str = "s3cret-md5";
 
 /// The second cluster's objects: an IPv4 and an IPv6 pool; FRR on the LAN as two peers, one
 /// over IPv4 with its MD5 key in a basic-auth Secret and one over IPv6; an FRR two hops away
-/// (eBGP multihop); one advertisement of both pools.
+/// (eBGP multihop, with a BFDProfile: multi-hop BFD); one advertisement of both pools.
 fn faults_objects() -> String {
     format!(
         "{pool}---
@@ -283,6 +284,12 @@ spec:
   peerAddress: 203.0.113.1
   ebgpMultiHop: true
   dualStackAddressFamily: true
+  bfdProfile: fast
+---
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {{name: fast, namespace: {NAMESPACE}}}
+spec: {{receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3}}
 ---
 apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement
@@ -424,15 +431,22 @@ async fn md5_from_a_secret_multihop_ipv6_and_a_refused_advertisement() {
         );
         // node-c's neighbor checks the TTL (GTSM): it comes up only if the speaker sends 255.
         let far_ns = two_hops_away(lan, "v7");
+        let bfd = "bfd\nbfd profile fast";
+        let (multihop, gtsm) = (
+            format!("ebgp-multihop 2\n{bfd}"),
+            format!("ttl-security hops 2\n{bfd}"),
+        );
         let far_neighbors = [
-            (v4[0].as_str(), AS, "ebgp-multihop 2"),
-            (v4[1].as_str(), AS, "ebgp-multihop 2"),
-            (v4[2].as_str(), AS, "ttl-security hops 2"),
+            (v4[0].as_str(), AS, multihop.as_str()),
+            (v4[1].as_str(), AS, multihop.as_str()),
+            (v4[2].as_str(), AS, gtsm.as_str()),
         ];
         let far_conf = frr_conf(FAR_AS, "203.0.113.1", &far_neighbors, "ipv4 ipv6");
+        let far_bfd =
+            "bfd\n profile fast\n  transmit-interval 100\n  receive-interval 100\n !\n!\n";
         FaultRouters {
             frr,
-            far: Frr::start(lan, &far_ns.0, "far", &far_conf),
+            far: Frr::start_with_bfd(lan, &far_ns.0, "far", &far_conf, far_bfd),
             _far_ns: far_ns,
         }
     })
@@ -486,7 +500,24 @@ async fn md5_from_a_secret_multihop_ipv6_and_a_refused_advertisement() {
         assert_eq!(routers.frr.received("ipv4", &node.ip6), 0, "{}", node.name);
     }
 
-    phase("every route at every router");
+    // The BGPPeer's BFDProfile runs from every node: multi-hop BFD (RFC 5883) with the far FRR.
+    for node in &cluster.lan.nodes {
+        let what = format!("multi-hop BFD from {} up at the far FRR", node.name);
+        let peer = wait_for(&what, PATIENCE, || async {
+            let p = routers.far.bfd_peer(&node.ip4);
+            (p["status"] == "up").then_some(p)
+        })
+        .await;
+        assert_eq!(peer["multihop"], true, "{peer}");
+    }
+    wait_metric(
+        &cluster,
+        0,
+        "ferrolb_bfd_session_up{peer=\"203.0.113.1\"}",
+        1.0,
+    )
+    .await;
+    phase("every route at every router, BFD up");
     // The Secret's password goes wrong: the speakers restart the `frr` sessions with it, FRR
     // refuses them (their segments carry another MD5 signature), and the route goes.
     let logged: Vec<usize> = (0..3).map(|i| cluster.lan.log(i).len()).collect();
