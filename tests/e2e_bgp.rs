@@ -36,7 +36,9 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client};
 use serde_json::json;
 
-use bgp_lan::{cluster_with_routers, hops, routed_service, services, set, tail, wait_for_route};
+use bgp_lan::{
+    cluster_with_routers, hops, routed_pool, routed_service, services, set, tail, wait_for_route,
+};
 use bgp_routers::{Frr, Held, Rib, frr_conf};
 use e2e::api::{delete_service, events_about};
 use e2e::wait::{PATIENCE, wait_for};
@@ -53,12 +55,7 @@ const PEER: &str = "frr";
 /// large), and the alias.
 fn objects() -> String {
     format!(
-        "apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {{name: routed, namespace: {NAMESPACE}}}
-spec:
-  addresses: [198.51.100.10-198.51.100.19]
----
+        "{pool}---
 apiVersion: metallb.io/v1beta2
 kind: BGPPeer
 metadata: {{name: {PEER}, namespace: {NAMESPACE}}}
@@ -78,7 +75,8 @@ spec:
   ipAddressPools: [routed]
   localPref: 150
   communities: ['65000:7', web-tier, 'large:64512:1:2']
-"
+",
+        pool = routed_pool()
     )
 }
 

@@ -47,8 +47,8 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::json;
 
 use bgp_lan::{
-    cluster_with_routers, cluster_with_routers_on, hops, hops6, label_node, routed_service, set,
-    tail, wait_for_route,
+    cluster_with_routers, cluster_with_routers_on, hops, hops6, label_node, routed_pool,
+    routed_service, set, tail, wait_for_route,
 };
 use bgp_routers::{Bird, Frr, Gobgp, Held, OffBridge, frr_conf, two_hops_away};
 use e2e::NAMESPACE;
@@ -63,17 +63,6 @@ const BIRD_AS: u32 = 64600;
 const FAR_AS: u32 = 64520;
 /// The label the `edge` BGPPeer's `nodeSelectors` match.
 const EDGE_LABEL: &str = "bgp.example.com/edge";
-
-fn ipv4_pool() -> String {
-    format!(
-        "apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {{name: routed, namespace: {NAMESPACE}}}
-spec:
-  addresses: [198.51.100.10-198.51.100.19]
-"
-    )
-}
 
 /// The first cluster's objects: BIRD (eBGP) and GoBGP (iBGP) peers of every node, FRR (iBGP)
 /// of the nodes labelled [`EDGE_LABEL`], one advertisement for all.
@@ -115,7 +104,7 @@ spec:
   localPref: 250
   communities: ['65000:7', 'large:64512:1:2']
 ",
-        pool = ipv4_pool()
+        pool = routed_pool()
     )
 }
 
@@ -299,7 +288,7 @@ spec:
   localPref: 150
   communities: ['65000:7']
 ",
-        pool = ipv4_pool()
+        pool = routed_pool()
     )
 }
 

@@ -15,10 +15,10 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::bgp_routers::{BGPD, Rib};
-use crate::e2e::APPS;
 use crate::e2e::api::{create_service, lb_service, wait_for_ips};
 use crate::e2e::control_plane::assets_dir;
 use crate::e2e::wait::PATIENCE;
+use crate::e2e::{APPS, NAMESPACE};
 use crate::netns::{Lan, environment_ready_with};
 use crate::speaker_lan::{Cluster, Setup, set_endpoints, setup_with, speaker_logs};
 
@@ -75,6 +75,18 @@ pub async fn cluster_with_routers_on<R>(
     };
     let cluster = setup_with(test, setup).await?;
     Some((cluster, routers.expect("the routers started with the LAN")))
+}
+
+/// The IPAddressPool `routed` (198.51.100.10-19) every BGP suite hands its Services from.
+pub fn routed_pool() -> String {
+    format!(
+        "apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: routed, namespace: {NAMESPACE}}}
+spec:
+  addresses: [198.51.100.10-198.51.100.19]
+"
+    )
 }
 
 pub fn services(cluster: &Cluster) -> Api<Service> {
