@@ -1,6 +1,6 @@
-//! The two async helpers every long-running part shares: the shutdown signal, and sleeping until
-//! the next deadline a pure core asked for (cores hand out `std::time::Instant`s; none at all
-//! means "nothing to do until other input arrives").
+//! The helpers every long-running part shares: the shutdown signal, sleeping until the next
+//! deadline a pure core asked for (cores hand out `std::time::Instant`s; none at all means
+//! "nothing to do until other input arrives"), and locking a mutex shared between tasks.
 
 use std::future::Future;
 use std::time::Instant;
@@ -31,6 +31,11 @@ pub fn termination() -> std::io::Result<impl Future<Output = ()> + Send + 'stati
             _ = int.recv() => tracing::info!("SIGINT: shutting down"),
         }
     })
+}
+
+/// Locks `m`; a task that panicked while holding it left plain data, still usable.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 
 use crate::bfd::{Config, ControlRepr, Diag, Event, Session, State};
 use crate::layer2::sys;
-use crate::runtime::sleep_until;
+use crate::runtime::{lock, sleep_until};
 
 /// The destination port of single-hop Control packets (RFC 5881 §4).
 pub const CONTROL_PORT: u16 = 3784;
@@ -139,6 +139,25 @@ pub struct BfdStatus {
     pub last_down: Option<String>,
 }
 
+impl BfdStatus {
+    /// The same session state and events, whatever the packet counters say.
+    pub fn same_state(&self, other: &BfdStatus) -> bool {
+        (
+            self.up,
+            self.up_events,
+            self.down_events,
+            self.failures,
+            &self.last_down,
+        ) == (
+            other.up,
+            other.up_events,
+            other.down_events,
+            other.failures,
+            &other.last_down,
+        )
+    }
+}
+
 type Inbox = mpsc::Sender<ControlRepr>;
 
 /// Each session's inbox and the lowest TTL it accepts, by discriminator; each by its peer and
@@ -171,10 +190,6 @@ impl Drop for BfdSockets {
             task.abort();
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A session's place in the demultiplexer, given back when dropped.

@@ -127,3 +127,29 @@ fn ebgp_multihop_peers_get_multihop_bfd_and_the_others_single_hop() {
     assert_eq!(hops(true, None).port(), 4784);
     assert_eq!(hops(true, Some(250)), Hops::Multi { min_ttl: 250 });
 }
+
+/// The BGP peer tells its watchers of a BFD state change at once and of counters alone seldom:
+/// the counters do not make a state change.
+#[test]
+fn packet_counters_are_no_change_of_state() {
+    let up = BfdStatus {
+        up: true,
+        up_events: 1,
+        packets_in: 10,
+        packets_out: 12,
+        ..BfdStatus::default()
+    };
+    let more = BfdStatus {
+        packets_in: 11,
+        packets_out: 15,
+        ..up.clone()
+    };
+    assert!(up.same_state(&more));
+    let down = BfdStatus {
+        up: false,
+        down_events: 1,
+        failures: 1,
+        ..more.clone()
+    };
+    assert!(!more.same_state(&down));
+}

@@ -13,18 +13,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use prometheus::{IntGauge, Registry};
 
 use crate::metrics::{self as names, Family, Naming};
 use crate::telemetry::{TextFamilies, TextRegistry};
 
-/// A lock that a panicking holder cannot wedge: the data are plain counters and sets, valid
-/// after any partial update, and metrics must never take the speaker down.
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+// Locks through `runtime::lock`, which a panicking holder cannot wedge: the data are plain
+// counters and sets, valid after any partial update, and metrics must never take the speaker
+// down.
+pub(super) use crate::runtime::lock;
 
 /// `# HELP` and `# TYPE` lines. Help texts here contain no backslash or newline, the only
 /// characters the format escapes in them.

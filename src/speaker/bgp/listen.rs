@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::layer2::sys;
+use crate::runtime::lock;
 
 /// Where a peer's incoming connections go.
 pub type Incoming = mpsc::Sender<TcpStream>;
@@ -97,10 +98,6 @@ impl Drop for Listener {
             task.abort();
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn listen(address: SocketAddr) -> io::Result<TcpListener> {

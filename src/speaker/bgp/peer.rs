@@ -27,6 +27,9 @@ use crate::bgp::wire::UpdateRepr;
 use crate::runtime::sleep_until;
 use crate::speaker::bfd::{self, BfdSockets, BfdStatus};
 
+/// How often a BFD session's packet counters alone wake the peer's status watchers.
+const COUNTERS_EVERY: Duration = Duration::from_secs(10);
+
 /// A write the peer does not take within this long ends the connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -129,6 +132,8 @@ struct Bfd {
     task: JoinHandle<()>,
     /// The failures already acted on.
     failures_seen: u64,
+    /// When the packet counters last reached the peer's status watchers.
+    counters_told: Instant,
 }
 
 impl Bfd {
@@ -150,6 +155,7 @@ impl Bfd {
             stop: Some(stop),
             task,
             failures_seen: 0,
+            counters_told: Instant::now(),
         }
     }
 
@@ -245,7 +251,19 @@ impl Peer {
             }
             self.session.handle(Input::BfdDown, Instant::now());
         }
-        self.status.send_modify(|s| s.bfd = Some(status));
+        // Every packet changes the counters: the watchers (the Kubernetes loop, which works
+        // out a pass on each wake) hear of a change of state at once and of the counters alone
+        // at most every COUNTERS_EVERY, not ten times a second.
+        let now = Instant::now();
+        let counters_due = now.duration_since(b.counters_told) >= COUNTERS_EVERY;
+        self.status.send_if_modified(|s| {
+            let news = s.bfd.as_ref().is_none_or(|old| !status.same_state(old)) || counters_due;
+            s.bfd = Some(status);
+            news
+        });
+        if counters_due {
+            b.counters_told = now;
+        }
     }
 
     fn lost(&mut self, why: &str, now: Instant) {

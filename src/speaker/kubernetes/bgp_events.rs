@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
 
-use super::events::{Assigned, Protocol};
+use super::events::{Assigned, Protocol, node_reference};
 use super::reconcile::Stores;
 use crate::advertise_bgp::{NodeRoutes, Withheld};
 
@@ -127,12 +127,7 @@ pub fn to_events(
     }
     for (peer, reason, note) in peers {
         out.push(Assigned {
-            reference: peer_reference(stores, &peer).unwrap_or_else(|| ObjectReference {
-                api_version: Some("v1".to_owned()),
-                kind: Some("Node".to_owned()),
-                name: Some(me.to_owned()),
-                ..ObjectReference::default()
-            }),
+            reference: peer_reference(stores, &peer).unwrap_or_else(|| node_reference(me)),
             service: String::new(),
             warning: Some((reason, note)),
             protocol: Protocol::Bgp,

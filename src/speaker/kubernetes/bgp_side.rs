@@ -218,7 +218,7 @@ impl BgpSide {
         self.services = Arc::new(routes.services);
         if wanted == self.applied {
             if refused_changed {
-                self.refresh();
+                self.read_statuses();
             }
             return;
         }
@@ -227,7 +227,7 @@ impl BgpSide {
         }
         self.applied = wanted;
         self.receivers = self.announcer.statuses();
-        self.refresh();
+        self.read_statuses();
     }
 
     /// Each Service this node announces over BGP, with the peers it goes to.
@@ -235,9 +235,22 @@ impl BgpSide {
         &self.services
     }
 
-    /// Reads every session's status into the metrics, and logs why a session that is not
-    /// established failed, once per reason.
+    /// After a wake-up of the speaker's loop: reads the sessions' statuses if one changed (the
+    /// loop wakes for many other reasons, and most wake-ups change no session).
     pub fn refresh(&mut self) {
+        // A session whose task ended counts as changed: its last word may not be read yet.
+        if self
+            .receivers
+            .values()
+            .any(|rx| rx.has_changed().unwrap_or(true))
+        {
+            self.read_statuses();
+        }
+    }
+
+    /// Reads every session's status into the metrics and the peer events, and logs why a
+    /// session that is not established failed, once per reason.
+    fn read_statuses(&mut self) {
         let statuses: BTreeMap<String, PeerStatus> = self
             .receivers
             .iter_mut()

@@ -68,12 +68,7 @@ fn own_warning(
     });
     let reference = match pod {
         Some(pod) => pod.object_ref(&()),
-        None => k8s_openapi::api::core::v1::ObjectReference {
-            api_version: Some("v1".to_owned()),
-            kind: Some("Node".to_owned()),
-            name: Some(reconciler.me().to_owned()),
-            ..Default::default()
-        },
+        None => events::node_reference(reconciler.me()),
     };
     events::Assigned {
         service: String::new(),

@@ -26,6 +26,16 @@ pub struct Assigned {
 /// How this node announces a Service (MetalLB's `protocol` in `nodeAssigned`).
 pub use crate::config::Protocol;
 
+/// The Node `name`, for events about a speaker without a Pod (or a peer without an object).
+pub fn node_reference(name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".to_owned()),
+        kind: Some("Node".to_owned()),
+        name: Some(name.to_owned()),
+        ..ObjectReference::default()
+    }
+}
+
 /// Records `nodeAssigned` events for this node.
 #[derive(Clone)]
 pub struct EventWriter {
